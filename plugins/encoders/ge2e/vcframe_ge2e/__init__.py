@@ -1,0 +1,1 @@
+"""GE2E speaker encoder for vcframe (RTVC-compatible)."""

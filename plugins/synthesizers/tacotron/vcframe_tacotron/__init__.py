@@ -1,0 +1,1 @@
+"""Tacotron (CBHG) synthesizer for vcframe (RTVC-compatible)."""

@@ -1,0 +1,1 @@
+"""Griffin-Lim vocoder plugin for vcframe."""

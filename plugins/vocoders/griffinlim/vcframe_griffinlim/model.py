@@ -1,0 +1,74 @@
+"""Griffin-Lim vocoder: mel -> linear magnitude (pseudo-inverse of the mel basis) -> phase recovery."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from vcframe.audio import deemphasis, mel_basis, mel_values_to_amplitude
+from vcframe.interfaces import BaseVocoder
+from vcframe.types import Mel, Waveform
+from vcframe_griffinlim.spec import SPEC, GriffinLimConfig
+
+
+class GriffinLimVocoder(BaseVocoder):
+    """Inverts a mel spectrogram without a model, as RTVC's ``inv_mel_spectrogram`` does.
+
+    Args:
+        config: GriffinLimConfig (mel spec, iterations, magnitude power, momentum).
+        device: accepted for the interface; the computation runs on the CPU with librosa.
+
+    Shapes: Mel (B, n_mels, T) -> Waveform (B, T * hop_length), items cut to ``lengths * hop_length``.
+    The random initial phase is drawn from ``numpy.random.default_rng(seed)`` (seed 0 when None), so the
+    output is a deterministic function of the mel and the seed.
+    """
+
+    spec = SPEC
+
+    def __init__(self, config: GriffinLimConfig | None = None, *, device: torch.device | str = "cpu") -> None:
+        super().__init__(config, device=device)
+        self.config: GriffinLimConfig
+        basis = mel_basis(self.config.mel).astype(np.float64)
+        self._inverse_basis = np.linalg.pinv(basis)
+
+    def _vocode(self, mel: Mel, seed: int | None) -> Waveform:
+        spec = self.config.mel
+        items = []
+        for index in range(mel.batch_size):
+            values = mel.item(index).astype(np.float64)
+            items.append(self._invert(values, np.random.default_rng(0 if seed is None else seed)))
+        waveform = Waveform.from_numpy(items, spec.sample_rate)
+        return Waveform(waveform.samples.to(self.device), spec.sample_rate, waveform.lengths.to(self.device))
+
+    def _invert(self, mel_values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        import librosa
+
+        spec = self.config.mel
+        amplitude = mel_values_to_amplitude(mel_values, spec)
+        if spec.magnitude_power != 1:
+            amplitude = amplitude ** (1.0 / spec.magnitude_power)
+        linear = np.maximum(1e-10, self._inverse_basis @ amplitude)
+        frames = linear.shape[1]
+        # with centred frames, T frames describe (T - 1) hops of audio; the last hop is padded with zeros
+        # so that every vocoder returns exactly T * hop_length samples
+        recovered_length = (frames - 1) * spec.hop_length if spec.center else frames * spec.hop_length
+        signal = librosa.griffinlim(
+            linear**self.config.power,
+            n_iter=self.config.n_iter,
+            hop_length=spec.hop_length,
+            win_length=spec.win_length,
+            n_fft=spec.n_fft,
+            center=spec.center,
+            pad_mode=spec.pad_mode,
+            momentum=self.config.momentum,
+            init="random",
+            random_state=rng,
+            length=recovered_length,
+        )
+        signal = np.pad(signal, (0, frames * spec.hop_length - len(signal)))
+        if spec.preemphasis:
+            signal = deemphasis(signal, spec.preemphasis)
+        peak = float(np.max(np.abs(signal))) if signal.size else 0.0
+        if self.config.peak_normalize is not None and peak > 0:
+            signal = signal * (self.config.peak_normalize / peak)
+        return np.clip(signal, -1.0, 1.0).astype(np.float32)

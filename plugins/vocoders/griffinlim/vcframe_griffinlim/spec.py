@@ -1,0 +1,42 @@
+"""Spec of the Griffin-Lim vocoder. Imports pydantic and vcframe.specs only (no torch, no librosa)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from vcframe.specs import API_VERSION, RTVC_SYNTHESIZER_MEL, AudioSpec, ComponentSpec, MelSpec
+
+
+class GriffinLimConfig(BaseModel):
+    """Options of the Griffin-Lim vocoder."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mel: MelSpec = Field(RTVC_SYNTHESIZER_MEL, description="Mel spec the vocoder reads (default: RTVC's).")
+    n_iter: int = Field(60, ge=1, le=1000, description="Griffin-Lim iterations (RTVC: 60).")
+    power: float = Field(1.5, gt=0, le=5, description="Exponent applied to magnitudes before phase recovery (RTVC: 1.5).")
+    momentum: float = Field(0.99, ge=0, lt=1, description="Fast Griffin-Lim momentum (0 = classic algorithm).")
+    peak_normalize: float | None = Field(
+        0.97, gt=0, le=1, description="Scale each output to this peak; None keeps the raw level."
+    )
+
+
+def resolve_io(config: GriffinLimConfig) -> tuple[MelSpec, AudioSpec]:
+    """The vocoder reads whatever mel its config names and writes audio at that mel's rate."""
+    return config.mel, AudioSpec(sample_rate=config.mel.sample_rate)
+
+
+SPEC = ComponentSpec(
+    name="griffinlim",
+    kind="vocoder",
+    api_version=API_VERSION,
+    summary="Griffin-Lim phase recovery from the mel (no training, any mel spec): the baseline vocoder",
+    factory="vcframe_griffinlim.model:GriffinLimVocoder",
+    config_model=GriffinLimConfig,
+    input=RTVC_SYNTHESIZER_MEL,
+    output=AudioSpec(sample_rate=RTVC_SYNTHESIZER_MEL.sample_rate),
+    io_resolver="vcframe_griffinlim.spec:resolve_io",
+    capabilities=frozenset({"batched", "seeded"}),
+    test_config={"n_iter": 4},
+    license="MIT",
+)

@@ -1,0 +1,1 @@
+"""WaveRNN vocoder for vcframe (RTVC-compatible, fast folded generation)."""

@@ -1,0 +1,1 @@
+"""Curated data shipped with vcframe-core (installed as the package ``vcframe.registry``)."""

@@ -1,0 +1,121 @@
+"""Atomic file writes and small serialisation helpers (private; re-exported where public)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from vcframe.errors import InputError, OutputError
+
+if TYPE_CHECKING:
+    from vcframe.types import SpeakerEmbedding
+
+
+def check_output_path(path: str | os.PathLike[str]) -> Path:
+    """The output path, or an OutputError if its directory does not exist or is not writable."""
+    target = Path(path)
+    directory = target.parent if str(target.parent) else Path(".")
+    if not directory.is_dir():
+        raise OutputError(f"output directory {str(directory)!r} does not exist", hint="create it first")
+    if not os.access(directory, os.W_OK):
+        raise OutputError(f"cannot write to {str(directory)!r}", hint="choose a writable directory")
+    if target.is_dir():
+        raise OutputError(f"output path {str(target)!r} is a directory", hint="give a file name")
+    return target
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
+    """Write to a temporary file beside ``path`` and rename it into place only if the block succeeds.
+
+    Readers never see a half-written file, and a failure leaves nothing behind.
+    """
+    target = check_output_path(path)
+    handle, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        with os.fdopen(handle, mode) as stream:
+            yield stream
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temp_name, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp_name)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
+    """A temporary path beside ``path`` for libraries that write by file name; renamed on success."""
+    target = check_output_path(path)
+    handle, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=suffix or target.suffix)
+    os.close(handle)
+    try:
+        yield Path(temp_name)
+        os.replace(temp_name, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp_name)
+        raise
+
+
+def save_embedding(embedding: SpeakerEmbedding, path: str | os.PathLike[str]) -> None:
+    """``path`` (.npy, (B, D) float32) and ``path + '.json'`` (the EmbeddingSpec and metadata)."""
+    import numpy as np
+
+    with atomic_write(path) as stream:
+        np.save(stream, embedding.vector.detach().cpu().numpy().astype(np.float32))
+    sidecar = {"spec": embedding.spec.model_dump(), "metadata": _jsonable(dict(embedding.metadata))}
+    with atomic_write(f"{path}.json", "w") as stream:
+        json.dump(sidecar, stream, indent=2)
+
+
+def load_embedding(path: str | os.PathLike[str]) -> SpeakerEmbedding:
+    import numpy as np
+    import torch
+
+    from vcframe.specs import EmbeddingSpec
+    from vcframe.types import SpeakerEmbedding
+
+    source = Path(path)
+    sidecar = Path(f"{path}.json")
+    if not source.is_file():
+        raise InputError(f"embedding file {str(source)!r} not found", hint="create one with 'vcframe embed'")
+    if not sidecar.is_file():
+        raise InputError(
+            f"embedding {str(source)!r} has no spec sidecar {sidecar.name!r}",
+            hint="embeddings written by 'vcframe embed' have one; re-create it",
+        )
+    try:
+        vector = np.load(source, allow_pickle=False)
+        described = json.loads(sidecar.read_text())
+        spec = EmbeddingSpec.model_validate(described["spec"])
+    except Exception as error:  # noqa: BLE001 - any parse failure is the same user error
+        raise InputError(f"cannot read embedding {str(source)!r}: {error}", hint="re-create it with 'vcframe embed'")
+    if vector.ndim == 1:
+        vector = vector[None]
+    if vector.ndim != 2 or vector.shape[1] != spec.dim or not np.all(np.isfinite(vector)):
+        raise InputError(f"embedding {str(source)!r} has shape {vector.shape}, expected (B, {spec.dim}) finite values")
+    return SpeakerEmbedding(torch.from_numpy(vector.astype(np.float32)), spec, described.get("metadata", {}))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if hasattr(value, "model_dump"):
+        return value.model_dump()
+    return str(value)
+
+
+def to_jsonable(value: Any) -> Any:
+    """Metadata made safe for JSON (pydantic models dumped, unknown objects as strings)."""
+    return _jsonable(value)

@@ -1,0 +1,247 @@
+"""Checkpoints: safe loading, checksums, the curated registry, and atomic saving.
+
+No code runs at load: ``.pt`` files go through ``torch.load(weights_only=True)`` (which refuses pickled
+objects) and ``.safetensors`` files hold tensors and string metadata only.
+
+A checkpoint reference in a component's config is one of:
+
+* ``default``: the registry entry marked ``default = true`` for that component;
+* ``registry:<id>``: an entry of ``registry/checkpoints.toml`` (verified against its sha256 at load);
+* a filesystem path;
+* anything a ``vcframe_resolve_checkpoint`` hook understands.
+
+Registry sources: ``package:<distribution-or-module>/<relative path>`` (a file inside an installed Python
+package, located with importlib without importing it), or a path relative to the registry folder.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.resources
+import importlib.util
+import json
+import os
+import pickle
+import tomllib
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from vcframe._io import atomic_path
+from vcframe.errors import CheckpointError
+
+
+class CheckpointEntry(BaseModel):
+    """One row of ``registry/checkpoints.toml``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(description="Registry id, used as 'registry:<id>'.")
+    component: str = Field(description="'<kind>/<name>' of the component the weights are for.")
+    source: str = Field(description="'package:<module>/<path>' or a path relative to the registry folder.")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Checksum verified at load.")
+    format: str = Field(description="'torch' (weights_only pickle) or 'safetensors'.")
+    license: str = Field(description="Licence of the weights.")
+    training_data: str = Field(description="What the weights were trained on.")
+    steps: int | None = Field(None, description="Training steps.")
+    default: bool = Field(False, description="The component's default checkpoint.")
+    preset: str | None = Field(None, description="Model size preset the weights need.")
+    notes: str = Field("", description="Anything a user should know.")
+
+
+@functools.lru_cache(maxsize=1)
+def registry_entries() -> tuple[CheckpointEntry, ...]:
+    """All entries of the shipped ``checkpoints.toml``."""
+    text = importlib.resources.files("vcframe.registry").joinpath("checkpoints.toml").read_text()
+    rows = tomllib.loads(text).get("checkpoint", [])
+    return tuple(CheckpointEntry.model_validate(row) for row in rows)
+
+
+def find_entry(component: str, reference: str) -> CheckpointEntry | None:
+    """The registry entry for ``reference`` (``default`` or ``registry:<id>``) of ``component``."""
+    entries = registry_entries()
+    if reference == "default":
+        matches = [e for e in entries if e.component == component and e.default]
+        return matches[0] if matches else None
+    if reference.startswith("registry:"):
+        wanted = reference.removeprefix("registry:")
+        for entry in entries:
+            if entry.id == wanted:
+                if entry.component != component:
+                    raise CheckpointError(
+                        f"checkpoint registry:{wanted} is for {entry.component}, not {component}",
+                        hint="pick an id listed for this component in 'vcframe plugins show'",
+                    )
+                return entry
+        known = ", ".join(e.id for e in entries if e.component == component) or "none"
+        raise CheckpointError(f"no checkpoint registry:{wanted}", hint=f"known for {component}: {known}")
+    return None
+
+
+def locate_source(source: str) -> Path:
+    """File path of a registry ``source`` (see module docstring), without importing the package."""
+    if source.startswith("package:"):
+        module, _, relative = source.removeprefix("package:").partition("/")
+        try:
+            found = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            found = None
+        if found is None or not found.submodule_search_locations:
+            raise CheckpointError(
+                f"the package {module!r} that holds these weights is not installed",
+                hint=f"pip install {module}",
+            )
+        for location in found.submodule_search_locations:
+            candidate = Path(location) / relative
+            if candidate.is_file():
+                return candidate
+        raise CheckpointError(f"{relative!r} is missing from the installed package {module!r}", hint=f"reinstall {module}")
+    registry_folder = Path(str(importlib.resources.files("vcframe.registry")))
+    return (registry_folder / source).resolve()
+
+
+def sha256_of(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class ResolvedCheckpoint:
+    """A checkpoint file ready to load, with the registry entry it came from (if any)."""
+
+    path: Path
+    entry: CheckpointEntry | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve(component_kind: str, component_name: str, reference: str, *, verify: bool = True) -> ResolvedCheckpoint:
+    """Turn a checkpoint reference into a verified local file.
+
+    Hooks (``vcframe_resolve_checkpoint``) are asked first for references that are neither ``default``,
+    ``registry:`` ids nor existing paths.
+    """
+    component = f"{component_kind}/{component_name}"
+    entry = find_entry(component, reference)
+    if entry is not None:
+        path = locate_source(entry.source)
+        if not path.is_file():
+            raise CheckpointError(f"checkpoint file {str(path)!r} of registry:{entry.id} is missing", hint="reinstall the plugin")
+        if verify:
+            actual = sha256_of(path)
+            if actual != entry.sha256:
+                raise CheckpointError(
+                    f"checkpoint {str(path)!r} has sha256 {actual[:16]}..., registry:{entry.id} expects "
+                    f"{entry.sha256[:16]}...",
+                    hint="the file is corrupt or was replaced; reinstall the plugin",
+                )
+        return ResolvedCheckpoint(path, entry)
+    if reference == "default":
+        raise CheckpointError(f"{component} has no default checkpoint", hint="give one with -o checkpoint=PATH")
+    candidate = Path(reference).expanduser()
+    if not candidate.exists():
+        from vcframe.discovery import plugin_manager
+
+        spec_like = _SpecStub(component_kind, component_name)
+        hooked = plugin_manager().hook.vcframe_resolve_checkpoint(component=spec_like, reference=reference)
+        if hooked is not None:
+            candidate = Path(hooked)
+    if not candidate.is_file():
+        raise CheckpointError(f"checkpoint {reference!r} not found", hint="give an existing file or a registry id")
+    return ResolvedCheckpoint(candidate)
+
+
+@dataclass(frozen=True)
+class _SpecStub:
+    kind: str
+    name: str
+
+
+def load_state(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(state dict, metadata) from a ``.safetensors`` or a torch ``.pt`` checkpoint, safely.
+
+    For ``.pt`` files the top-level dict's ``model_state`` is the state dict (RTVC layout); a bare state
+    dict is accepted too. Other top-level entries (``step``, ``optimizer_state``...) come back in metadata
+    under ``"checkpoint"``. For safetensors, string metadata values that hold JSON are decoded.
+    """
+    import torch
+
+    source = Path(path)
+    name = str(source)
+    if not source.is_file():
+        raise CheckpointError(f"checkpoint {name!r} not found", hint="check the path")
+    if source.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {name!r} is empty", hint="the download or copy was interrupted")
+    with open(source, "rb") as stream:
+        head = stream.read(16)
+    if _looks_like_safetensors(head, source.stat().st_size):
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(name, framework="pt") as handle:
+                raw_metadata = handle.metadata() or {}
+                state = {key: handle.get_tensor(key) for key in handle.keys()}
+        except (SafetensorError, OSError, ValueError) as error:
+            raise CheckpointError(f"checkpoint {name!r} is a corrupt safetensors file ({error})", hint="re-create it")
+        return state, {key: _maybe_json(value) for key, value in raw_metadata.items()}
+    try:
+        loaded = torch.load(name, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        text = str(error).split("\n")[0]
+        if "Weights only load failed" in str(error) or "weights_only" in str(error):
+            raise CheckpointError(
+                f"checkpoint {name!r} contains Python objects that would run code when loaded; refusing it",
+                hint="re-save it as a plain state dict or a safetensors file",
+            ) from error
+        raise CheckpointError(f"checkpoint {name!r} is corrupt ({text})", hint="re-create or re-download it") from error
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
+        text = str(error).split("\n")[0]
+        raise CheckpointError(f"checkpoint {name!r} is corrupt or not a checkpoint ({text})", hint="check the file") from error
+    if not isinstance(loaded, dict):
+        raise CheckpointError(f"checkpoint {name!r} holds a {type(loaded).__name__}, not a dict of tensors")
+    if "model_state" in loaded:
+        state = loaded["model_state"]
+        others = {key: value for key, value in loaded.items() if key != "model_state"}
+    else:
+        state, others = loaded, {}
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"checkpoint {name!r} has no state dict of tensors", hint="is it a model checkpoint?")
+    return dict(state), {"checkpoint": others}
+
+
+def _looks_like_safetensors(head: bytes, size: int) -> bool:
+    if len(head) < 9:
+        return False
+    header_length = int.from_bytes(head[:8], "little")
+    return 0 < header_length <= size - 8 and head[8:9] == b"{"
+
+
+def _maybe_json(value: str) -> Any:
+    try:
+        return json.loads(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def save_safetensors(state: dict[str, Any], path: str | os.PathLike[str], metadata: dict[str, Any] | None = None) -> None:
+    """Write tensors and metadata (values JSON-encoded unless strings) atomically."""
+    from safetensors.torch import save_file
+
+    encoded = {key: value if isinstance(value, str) else json.dumps(value) for key, value in (metadata or {}).items()}
+    tensors = {key: tensor.detach().cpu().contiguous() for key, tensor in state.items()}
+    with atomic_path(path, suffix=".safetensors") as temp:
+        save_file(tensors, str(temp), metadata=encoded)
+
+
+def save_torch(payload: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """``torch.save`` atomically (training checkpoints with optimizer and RNG state)."""
+    import torch
+
+    with atomic_path(path, suffix=".pt") as temp:
+        torch.save(payload, str(temp))

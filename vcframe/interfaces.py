@@ -1,0 +1,180 @@
+"""The three component contracts, as protocols, plus small optional base classes.
+
+A component is built by its spec's factory as ``Factory(config, device=torch.device)``: ``config`` is an
+instance of the spec's config model, and the factory loads whatever weights the config names. All calls are
+batched (batch-first, with lengths); single items are batches of one.
+
+Units and shapes:
+
+* ``SpeakerEncoder.embed(Waveform (B, T) at spec.input.sample_rate) -> SpeakerEmbedding (B, D)``
+* ``SpeakerEncoder.embed_speaker(Waveform (B, T)) -> SpeakerEmbedding (1, D)``: B clips of one speaker.
+* ``Synthesizer.synthesize(texts (B strings), SpeakerEmbedding (B, D) or (1, D), seed) -> Mel (B, n_mels, T)``
+* ``Vocoder.vocode(Mel (B, n_mels, T), seed) -> Waveform (B, T * hop_length)`` at the mel's sample rate.
+* ``StreamingVocoder.vocode_stream(Mel (1, n_mels, T), seed) -> Iterator[Waveform (1, chunk)]`` whose
+  concatenation equals ``vocode`` within the component's declared tolerance.
+
+Empty or too-short input raises :class:`vcframe.errors.InputError` (a ``ValueError``). Inputs are never
+modified in place. Outputs live on the component's device.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Sequence
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import torch
+from pydantic import BaseModel
+
+from vcframe.errors import InputError
+from vcframe.specs import AudioSpec, ComponentSpec, EmbeddingSpec, MelSpec
+from vcframe.types import Mel, SpeakerEmbedding, Waveform
+
+
+@runtime_checkable
+class Component(Protocol):
+    spec: ComponentSpec
+    config: BaseModel
+    device: torch.device
+
+    def to(self, device: torch.device) -> Component: ...
+
+
+@runtime_checkable
+class SpeakerEncoder(Component, Protocol):
+    def embed(self, waveform: Waveform) -> SpeakerEmbedding: ...
+
+    def embed_speaker(self, waveform: Waveform) -> SpeakerEmbedding: ...
+
+
+@runtime_checkable
+class Synthesizer(Component, Protocol):
+    def synthesize(
+        self, texts: Sequence[str], embedding: SpeakerEmbedding, *, seed: int | None = None
+    ) -> Mel: ...
+
+
+@runtime_checkable
+class Vocoder(Component, Protocol):
+    def vocode(self, mel: Mel, *, seed: int | None = None) -> Waveform: ...
+
+
+@runtime_checkable
+class StreamingVocoder(Vocoder, Protocol):
+    def vocode_stream(self, mel: Mel, *, seed: int | None = None) -> Iterator[Waveform]: ...
+
+
+class BaseComponent(abc.ABC):
+    """Keeps ``spec``, ``config`` and ``device``; subclasses set the class attribute ``spec``."""
+
+    spec: ClassVar[ComponentSpec]
+
+    def __init__(self, config: BaseModel | None = None, *, device: torch.device | str = "cpu") -> None:
+        self.config = config if config is not None else self.spec.make_config()
+        if not isinstance(self.config, self.spec.config_model):
+            raise TypeError(
+                f"{type(self).__name__} needs a {self.spec.config_model.__name__} config, "
+                f"got {type(self.config).__name__}"
+            )
+        self.device = torch.device(device)
+
+    def to(self, device: torch.device | str) -> BaseComponent:
+        """Move the component's modules to ``device``. Override ``_modules_to`` when holding torch modules."""
+        self.device = torch.device(device)
+        self._modules_to(self.device)
+        return self
+
+    def _modules_to(self, device: torch.device) -> None:
+        for value in vars(self).values():
+            if isinstance(value, torch.nn.Module):
+                value.to(device)
+
+    @property
+    def input_spec(self) -> Any:
+        return self.spec.resolve_io(self.config)[0]
+
+    @property
+    def output_spec(self) -> Any:
+        return self.spec.resolve_io(self.config)[1]
+
+
+class BaseSpeakerEncoder(BaseComponent):
+    """Validates input, then calls :meth:`_embed`. ``embed_speaker`` averages the item embeddings."""
+
+    def embed(self, waveform: Waveform) -> SpeakerEmbedding:
+        audio_spec: AudioSpec = self.input_spec
+        if waveform.sample_rate != audio_spec.sample_rate:
+            raise InputError(
+                f"{self.spec.name} reads audio at {audio_spec.sample_rate} Hz, got {waveform.sample_rate} Hz",
+                hint="resample first (vcframe.audio.resample); the pipeline does it for you",
+            )
+        if waveform.batch_size == 0:
+            raise InputError("no audio to embed (empty batch)")
+        shortest = min(waveform.durations)
+        if shortest <= 0 or shortest < audio_spec.min_duration_s:
+            raise InputError(
+                f"{self.spec.name} needs at least {audio_spec.min_duration_s:.2f} s of audio per clip, "
+                f"got {shortest:.2f} s",
+                hint="use a longer reference clip",
+            )
+        return self._embed(waveform.to(self.device))
+
+    def embed_speaker(self, waveform: Waveform) -> SpeakerEmbedding:
+        return self.embed(waveform).mean()
+
+    @abc.abstractmethod
+    def _embed(self, waveform: Waveform) -> SpeakerEmbedding:
+        """(B, T) audio at the input rate, on this device, every item long enough -> (B, D)."""
+
+
+class BaseSynthesizer(BaseComponent):
+    """Validates texts and the embedding, then calls :meth:`_synthesize`."""
+
+    def synthesize(self, texts: Sequence[str], embedding: SpeakerEmbedding, *, seed: int | None = None) -> Mel:
+        if isinstance(texts, str):
+            raise TypeError("synthesize takes a sequence of texts, not one string")
+        if not texts:
+            raise InputError("no text to synthesize (empty list)")
+        for index, text in enumerate(texts):
+            if not text or not text.strip():
+                raise InputError(f"text {index} is empty", hint="give some words to say")
+        expected: EmbeddingSpec = self.input_spec
+        if embedding.spec != expected:
+            fields = ", ".join(f"{name}: {mine!r} vs {theirs!r}" for name, mine, theirs in expected.diff(embedding.spec))
+            raise InputError(f"{self.spec.name} expects embeddings in {expected.space}; got ({fields})")
+        if embedding.batch_size == 1 and len(texts) > 1:
+            embedding = embedding.repeat(len(texts))
+        if embedding.batch_size != len(texts):
+            raise InputError(f"{len(texts)} texts but {embedding.batch_size} embeddings; give one or one per text")
+        return self._synthesize(list(texts), embedding.to(self.device), seed)
+
+    @abc.abstractmethod
+    def _synthesize(self, texts: list[str], embedding: SpeakerEmbedding, seed: int | None) -> Mel:
+        """B non-empty texts and (B, D) embeddings on this device -> Mel (B, n_mels, T) with lengths."""
+
+
+class BaseVocoder(BaseComponent):
+    """Validates the mel's spec, then calls :meth:`_vocode`.
+
+    ``vocode_stream`` defaults to one chunk (the whole utterance); streaming vocoders override it and declare
+    the ``streaming`` capability.
+    """
+
+    def _check_mel(self, mel: Mel) -> Mel:
+        expected: MelSpec = self.input_spec
+        if mel.spec != expected:
+            fields = ", ".join(f"{name}: {theirs!r} (mel) vs {mine!r} (vocoder)" for name, mine, theirs in expected.diff(mel.spec))
+            raise InputError(f"{self.spec.name} cannot read this mel: {fields}")
+        if mel.batch_size == 0 or int(mel.lengths.min()) == 0:
+            raise InputError("no mel frames to vocode")
+        return mel.to(self.device)
+
+    def vocode(self, mel: Mel, *, seed: int | None = None) -> Waveform:
+        return self._vocode(self._check_mel(mel), seed)
+
+    def vocode_stream(self, mel: Mel, *, seed: int | None = None) -> Iterator[Waveform]:
+        yield self.vocode(mel, seed=seed)
+
+    @abc.abstractmethod
+    def _vocode(self, mel: Mel, seed: int | None) -> Waveform:
+        """Mel (B, n_mels, T) on this device, spec checked -> Waveform (B, T * hop_length) with lengths."""

@@ -1,0 +1,56 @@
+"""Reproducible randomness without leaking global state.
+
+Components that draw random numbers (prenet dropout, sampling) accept ``seed``. ``seeded(seed)`` forks
+torch's global RNG, seeds it, and restores the previous state on exit, so a seeded call is reproducible and
+leaves the caller's random stream untouched. RTVC draws from the *global* generator, so bit-exact RTVC
+behaviour needs the global stream, which is why this forks it rather than passing a Generator around.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+
+@contextlib.contextmanager
+def seeded(seed: int | None, *, devices: list[torch.device] | None = None) -> Iterator[None]:
+    """Run the block with torch (CPU and given CUDA devices), numpy and random seeded to ``seed``.
+
+    With ``seed=None`` nothing is changed: the block draws from the current streams.
+    """
+    if seed is None:
+        yield
+        return
+    if not 0 <= seed < 2**63:
+        raise ValueError(f"seed must be in [0, 2**63), got {seed}")
+    cuda_devices = [d for d in (devices or []) if d.type == "cuda"]
+    numpy_state = np.random.get_state()
+    python_state = random.getstate()
+    with torch.random.fork_rng(devices=[d.index or 0 for d in cuda_devices], enabled=True):
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)
+        random.seed(seed)
+        try:
+            yield
+        finally:
+            np.random.set_state(numpy_state)
+            random.setstate(python_state)
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``auto`` picks CUDA when available, else CPU; other values are passed to ``torch.device``."""
+    from vcframe.errors import ConfigError
+
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ConfigError(f"unknown device {device!r}", hint="use auto, cpu, cuda or cuda:N") from error
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but CUDA is not available", hint="use --device cpu")
+    return resolved
