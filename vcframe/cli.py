@@ -1,0 +1,522 @@
+"""The ``vcframe`` command line (typer + rich; rich is used here only).
+
+Every command reports user errors as one line ``error: ...`` on stderr and exits with code 2; ``--debug``
+shows the traceback. Output files are written atomically, so a failed run leaves none behind.
+Nothing here imports torch until a command needs a model (``vcframe plugins list`` never does).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from vcframe import __version__
+from vcframe.config import Settings, load_settings
+from vcframe.discovery import GROUPS, Registry, default_registry, hook_errors, plugin_manager
+from vcframe.errors import InputError, OutputError, PluginError, VcframeError
+from vcframe.specs import KINDS, ComponentSpec
+
+app = typer.Typer(
+    name="vcframe",
+    help="Voice cloning from swappable plugins: speaker encoder -> synthesizer -> vocoder.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+plugins_app = typer.Typer(help="List, inspect and validate installed plugins.", no_args_is_help=True)
+config_app = typer.Typer(help="Show the merged configuration.", no_args_is_help=True)
+app.add_typer(plugins_app, name="plugins")
+app.add_typer(config_app, name="config")
+
+stdout = Console()
+stderr = Console(stderr=True)
+
+
+class _State:
+    debug = False
+    config_file: str | None = None
+    disabled: list[str] = []
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handle_errors(function: F) -> F:
+    """Turn VcframeErrors into one line + exit 2, and unexpected errors into one line + exit 1."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except VcframeError as error:
+            if _State.debug:
+                traceback.print_exc()
+            stderr.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            stderr.print("interrupted")
+            raise typer.Exit(130) from None
+        except Exception as error:  # noqa: BLE001 - the last line of defence
+            if _State.debug:
+                traceback.print_exc()
+            first_line = str(error).split("\n")[0]
+            stderr.print(
+                f"[bold red]error:[/] unexpected {type(error).__name__}: {first_line} "
+                "(run with --debug for the traceback, and please report it)",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        stdout.print(f"vcframe-core {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_callback(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+    config: Annotated[str | None, typer.Option("--config", help="Settings file (default: ./vcframe.toml).")] = None,
+    disable: Annotated[list[str] | None, typer.Option("--disable", help="Do not load this plugin (repeatable).")] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
+    _State.debug = debug
+    _State.config_file = config
+    _State.disabled = list(disable or [])
+
+
+def _settings(overrides: list[str] | None = None, **explicit: Any) -> Settings:
+    settings = load_settings(overrides or [], config_file=_State.config_file, explicit=explicit)
+    if _State.disabled:
+        settings.disable_plugins = [*settings.disable_plugins, *_State.disabled]
+    return settings
+
+
+def _registry(settings: Settings | None = None) -> Registry:
+    disabled = list(settings.disable_plugins) if settings else list(_State.disabled)
+    return default_registry(disabled)
+
+
+# -- run / embed / check ------------------------------------------------------------------------------
+
+ReferenceOption = Annotated[
+    list[str] | None, typer.Option("--reference", "-r", help="Reference clip of the voice (repeatable).")
+]
+OverrideOption = Annotated[
+    list[str] | None, typer.Option("-o", "--option", help="Setting KEY=VALUE, e.g. vocoder.griffinlim.n_iter=100.")
+]
+EncoderOption = Annotated[str | None, typer.Option("--encoder", help="Speaker encoder plugin.")]
+SynthesizerOption = Annotated[str | None, typer.Option("--synthesizer", help="Synthesizer plugin.")]
+VocoderOption = Annotated[str | None, typer.Option("--vocoder", help="Vocoder plugin.")]
+DeviceOption = Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
+
+
+def _read_text(text: str | None, text_file: Path | None) -> str:
+    if (text is None) == (text_file is None):
+        raise InputError("give exactly one of --text and --text-file")
+    if text_file is not None:
+        if not text_file.is_file():
+            raise InputError(f"text file {str(text_file)!r} not found", hint="check the path")
+        try:
+            return text_file.read_text(encoding="utf-8")
+        except UnicodeDecodeError as error:
+            raise InputError(f"text file {str(text_file)!r} is not UTF-8 text", hint="save it as UTF-8") from error
+    return text or ""
+
+
+class _ProgressReporter:
+    """Maps pipeline progress callbacks onto a transient rich progress bar on stderr."""
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(), console=stderr, transient=True,
+        )
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> _ProgressReporter:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(*exc)  # type: ignore[arg-type]
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage not in self.tasks:
+            self.tasks[stage] = self.progress.add_task(stage, total=total)
+        self.progress.update(self.tasks[stage], completed=done, total=total)
+
+
+@app.command()
+@handle_errors
+def run(
+    text: Annotated[str | None, typer.Option("--text", "-t", help="Text to speak.")] = None,
+    text_file: Annotated[Path | None, typer.Option("--text-file", help="UTF-8 file with the text to speak.")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Output audio file (.wav, .flac, .ogg).")] = Path("output.wav"),
+    reference: ReferenceOption = None,
+    embedding: Annotated[Path | None, typer.Option("--embedding", help="Saved embedding (.npy) instead of clips.")] = None,
+    encoder: EncoderOption = None,
+    synthesizer: SynthesizerOption = None,
+    vocoder: VocoderOption = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed for reproducible output.")] = None,
+    device: DeviceOption = None,
+    option: OverrideOption = None,
+    allow_mismatch: Annotated[bool, typer.Option("--allow-mismatch", help="Run incompatible components anyway.")] = False,
+    adapt: Annotated[bool, typer.Option("--adapt", help="Convert mismatched mels with an adapter hook.")] = False,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Save the mel and attention alignment as a PNG.")] = None,
+    metadata: Annotated[bool, typer.Option("--metadata", help="Write OUT.json with the run's metadata.")] = False,
+) -> None:
+    """Clone a voice: speak TEXT in the voice of the reference clip(s)."""
+    from vcframe._io import check_output_path
+
+    spoken = _read_text(text, text_file)
+    check_output_path(out)
+    if plot is not None:
+        check_output_path(plot)
+    if not reference and embedding is None:
+        raise InputError("no voice given", hint="pass --reference FILE (repeatable) or --embedding FILE")
+    settings = _settings(option, encoder=encoder, synthesizer=synthesizer, vocoder=vocoder, device=device,
+                         seed=seed, allow_mismatch=allow_mismatch or None, adapt=adapt or None)
+    from vcframe.audio import save_audio
+    from vcframe.pipeline import Pipeline
+    from vcframe.types import SpeakerEmbedding
+
+    pipeline = Pipeline(settings=settings, registry=_registry(settings))
+    pipeline.sentences(spoken)  # refuse bad text before loading any model
+    saved = SpeakerEmbedding.load(str(embedding)) if embedding is not None else None
+    with _ProgressReporter() as progress:
+        waveform = pipeline.clone(spoken, reference or None, embedding=saved, progress=progress)
+    save_audio(waveform, out)
+    if metadata:
+        from vcframe._io import atomic_write, to_jsonable
+
+        with atomic_write(f"{out}.json", "w") as stream:
+            json.dump(to_jsonable(dict(waveform.metadata)), stream, indent=2)
+    if plot is not None:
+        _save_plot(pipeline, spoken, plot)
+    seconds = waveform.durations[0]
+    bridged = f" (bridged: {'; '.join(pipeline.bridged)})" if pipeline.bridged else ""
+    stderr.print(f"wrote {out} ({seconds:.2f} s at {waveform.sample_rate} Hz){bridged}", highlight=False)
+
+
+def _save_plot(pipeline: Any, text: str, path: Path) -> None:
+    from vcframe._plots import save_synthesis_plot
+
+    if not pipeline.last_mels:
+        raise InputError("nothing was synthesized to plot")
+    save_synthesis_plot(pipeline.last_mels[0], path, title=pipeline.sentences(text)[0])
+
+
+@app.command()
+@handle_errors
+def embed(
+    reference: ReferenceOption = None,
+    out: Annotated[Path, typer.Option("--out", help="Output .npy (a .npy.json sidecar holds the spec).")] = Path("embedding.npy"),
+    encoder: EncoderOption = None,
+    device: DeviceOption = None,
+    option: OverrideOption = None,
+) -> None:
+    """Compute one speaker embedding from reference clips (for reuse with run --embedding)."""
+    from vcframe._io import check_output_path
+
+    check_output_path(out)
+    if not reference:
+        raise InputError("no reference audio given", hint="pass --reference FILE (repeatable)")
+    settings = _settings(option, encoder=encoder, device=device)
+    from vcframe.pipeline import Pipeline
+
+    registry = _registry(settings)
+    # an embedding needs only the encoder: check against the configured synthesizer/vocoder is not required
+    pipeline = Pipeline(settings=settings, registry=registry, allow_mismatch=True)
+    with _ProgressReporter() as progress:
+        speaker = pipeline.embed(reference, progress)
+    speaker.save(str(out))
+    stderr.print(f"wrote {out} ({speaker.spec.space}, dim {speaker.spec.dim})", highlight=False)
+
+
+@app.command()
+@handle_errors
+def check(
+    encoder: EncoderOption = None,
+    synthesizer: SynthesizerOption = None,
+    vocoder: VocoderOption = None,
+    option: OverrideOption = None,
+) -> None:
+    """Check from specs (no weights loaded) whether three components fit together."""
+    from vcframe.compat import check as check_specs
+    from vcframe.discovery import make_config
+
+    settings = _settings(option, encoder=encoder, synthesizer=synthesizer, vocoder=vocoder)
+    registry = _registry(settings)
+    chosen = {kind: registry.get(kind, getattr(settings, kind)) for kind in KINDS}
+    configs = {kind: make_config(spec, settings.component_options(kind, spec.name)) for kind, spec in chosen.items()}
+    report = check_specs(*((chosen[kind], configs[kind]) for kind in KINDS))
+    table = Table(title=f"{report.encoder} -> {report.synthesizer} -> {report.vocoder}")
+    for column in ("link", "field", "producer gives", "consumer expects"):
+        table.add_column(column)
+    for link, mismatches in report.links().items():
+        if not mismatches:
+            table.add_row(link, "all fields", "[green]match[/]", "")
+        for mismatch in mismatches:
+            table.add_row(link, mismatch.field, repr(mismatch.producer_value), repr(mismatch.consumer_value))
+    stdout.print(table)
+    if not report.ok:
+        from vcframe.errors import IncompatibleComponentsError
+
+        raise IncompatibleComponentsError(
+            f"incompatible components: {report.summary()}", hint="run with other components, or --allow-mismatch"
+        )
+    stdout.print("[green]compatible[/]")
+
+
+# -- plugins ----------------------------------------------------------------------------------------
+
+
+def _catalog() -> list[dict[str, Any]]:
+    from vcframe.catalog import catalog_entries
+
+    return [entry.model_dump() for entry in catalog_entries()]
+
+
+@plugins_app.command("list")
+@handle_errors
+def plugins_list(
+    format: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    requirements: Annotated[bool, typer.Option("--requirements", help="Show each plugin's requirements.")] = False,
+    available: Annotated[bool, typer.Option("--available", help="Also list catalog plugins not installed.")] = False,
+) -> None:
+    """List installed plugins (reads entry points and specs only; imports no model code)."""
+    if format not in ("table", "json"):
+        raise InputError(f"unknown format {format!r}", hint="use table or json")
+    registry = _registry()
+    rows = []
+    for row in registry:
+        rows.append({
+            "kind": row.kind,
+            "name": row.name,
+            "distribution": row.distribution,
+            "version": row.version,
+            "status": row.status,
+            "summary": row.spec.summary if row.spec else None,
+            "api_version": row.spec.api_version if row.spec else None,
+            "error": row.error,
+            "hint": row.hint,
+            "warning": row.warning,
+            **({"requirements": row.requirements} if requirements else {}),
+        })
+    duplicates = {f"{kind}:{name}": [r.qualified_name for r in rows_] for (kind, name), rows_ in registry.duplicates().items()}
+    broken_hooks = [vars(error) for error in hook_errors()]
+    extra: list[dict[str, Any]] = []
+    if available:
+        installed = {(row.kind, row.name) for row in registry}
+        extra = [entry for entry in _catalog() if (entry["kind"], entry["name"]) not in installed]
+    if format == "json":
+        payload = {"plugins": rows, "duplicates": duplicates, "hook_errors": broken_hooks}
+        if available:
+            payload["available"] = extra
+        typer.echo(json.dumps(payload, indent=2))
+        return
+    table = Table(title="vcframe plugins")
+    for column in ("kind", "name", "distribution", "version", "status", "summary / error"):
+        table.add_column(column)
+    if requirements:
+        table.add_column("requirements")
+    for item in rows:
+        status = {"ok": "[green]ok[/]", "error": "[red]error[/]", "disabled": "[dim]disabled[/]",
+                  "warning": "[yellow]warning[/]"}[item["status"]]
+        detail = item["summary"] or ""
+        if item["error"]:
+            detail = f"[red]{item['error']}[/] [dim]({item['hint']})[/]"
+        elif item["warning"]:
+            detail += f" [yellow]({item['warning']})[/]"
+        cells = [item["kind"], item["name"], item["distribution"] or "", item["version"] or "", status, detail]
+        if requirements:
+            cells.append(", ".join(item.get("requirements", [])))
+        table.add_row(*cells)
+    stdout.print(table)
+    for key, names in duplicates.items():
+        stdout.print(f"[yellow]duplicate[/] {key} provided by {', '.join(names)}: select one as DISTRIBUTION:NAME")
+    for error in broken_hooks:
+        stdout.print(f"[red]hook plugin {error['name']} failed to load:[/] {error['error']}")
+    if available:
+        table = Table(title="available (not installed)")
+        for column in ("kind", "name", "distribution", "status", "summary", "install"):
+            table.add_column(column)
+        for entry in extra:
+            table.add_row(entry["kind"], entry["name"], entry["distribution"], entry["status"], entry["summary"],
+                          f"pip install {entry['distribution']}")
+        stdout.print(table)
+
+
+def _find_spec(registry: Registry, name: str, kind: str | None) -> tuple[str, ComponentSpec]:
+    kinds = [kind] if kind else list(KINDS)
+    found: list[tuple[str, ComponentSpec]] = []
+    errors: list[VcframeError] = []
+    for candidate in kinds:
+        try:
+            found.append((candidate, registry.get(candidate, name)))
+        except PluginError as error:
+            errors.append(error)
+    if not found:
+        broken = [e for e in errors if "unknown" not in e.message]
+        raise broken[0] if broken else PluginError(f"no plugin named {name!r}", hint="see 'vcframe plugins list'")
+    if len(found) > 1:
+        raise PluginError(f"{name!r} names a {' and a '.join(k for k, _ in found)}", hint="add --kind")
+    return found[0]
+
+
+def _schema_rows(spec: ComponentSpec) -> list[tuple[str, str, str, str]]:
+    schema = spec.config_model.model_json_schema()
+    rows = []
+    for field_name, field_info in spec.config_model.model_fields.items():
+        prop = schema.get("properties", {}).get(field_name, {})
+        kind = prop.get("type") or " | ".join(str(p.get("type", p.get("$ref", "?")).split("/")[-1]) for p in prop.get("anyOf", [])) or str(prop.get("$ref", "object")).split("/")[-1]
+        default = field_info.get_default(call_default_factory=True)
+        rendered = json.dumps(default.model_dump() if hasattr(default, "model_dump") else default, default=str)
+        rows.append((field_name, kind, rendered if len(rendered) < 60 else rendered[:57] + "...", field_info.description or ""))
+    return rows
+
+
+@plugins_app.command("show")
+@handle_errors
+def plugins_show(
+    name: Annotated[str, typer.Argument(help="Plugin name (or DISTRIBUTION:NAME).")],
+    kind: Annotated[str | None, typer.Option("--kind", help="encoder, synthesizer or vocoder.")] = None,
+    format: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+) -> None:
+    """Show a plugin's spec and its config schema."""
+    found_kind, spec = _find_spec(_registry(), name, kind)
+    if format == "json":
+        payload = spec.model_dump(mode="json", exclude={"config_model"})
+        payload["config_schema"] = spec.config_model.model_json_schema()
+        typer.echo(json.dumps(payload, indent=2, default=str))
+        return
+    stdout.print(f"[bold]{spec.name}[/] ({found_kind}, API {spec.api_version}): {spec.summary}")
+    stdout.print(f"input:  {spec.input!r}", highlight=False)
+    stdout.print(f"output: {spec.output!r}", highlight=False)
+    stdout.print(f"capabilities: {', '.join(sorted(spec.capabilities)) or 'none'}; trainer: {spec.trainer or 'none'}")
+    table = Table(title="options (-o " + f"{found_kind}.{spec.name}.OPTION=VALUE)")
+    for column in ("option", "type", "default", "description"):
+        table.add_column(column)
+    for row in _schema_rows(spec):
+        table.add_row(*row)
+    stdout.print(table)
+    from vcframe.checkpoints import registry_entries
+
+    entries = [e for e in registry_entries() if e.component == f"{found_kind}/{spec.name}"]
+    if entries:
+        table = Table(title="registered checkpoints")
+        for column in ("id", "default", "steps", "training data", "licence"):
+            table.add_column(column)
+        for entry in entries:
+            table.add_row(f"registry:{entry.id}", "yes" if entry.default else "", str(entry.steps or ""), entry.training_data, entry.license)
+        stdout.print(table)
+
+
+@plugins_app.command("validate")
+@handle_errors
+def plugins_validate(
+    name: Annotated[str, typer.Argument(help="Plugin name (or DISTRIBUTION:NAME).")],
+    kind: Annotated[str | None, typer.Option("--kind", help="encoder, synthesizer or vocoder.")] = None,
+) -> None:
+    """Validate a plugin: its spec, config model, and a tiny random-weight instance (no download)."""
+    from vcframe.discovery import build_component
+
+    found_kind, spec = _find_spec(_registry(), name, kind)
+    checks: list[tuple[str, bool, str]] = []
+    try:
+        config = spec.make_config(spec.test_config)
+        checks.append(("config builds from test_config", True, ""))
+        spec.config_model.model_json_schema()
+        checks.append(("config exports a JSON schema", True, ""))
+        component = build_component(spec, config.model_dump(), device="cpu")
+        checks.append(("tiny instance builds", True, type(component).__name__))
+    except Exception as error:  # noqa: BLE001 - reported as a failed check
+        checks.append(("build", False, str(error).split("\n")[0]))
+    table = Table(title=f"{found_kind} {spec.name}")
+    for column in ("check", "result", "detail"):
+        table.add_column(column)
+    for check_name, passed, detail in checks:
+        table.add_row(check_name, "[green]pass[/]" if passed else "[red]FAIL[/]", detail)
+    stdout.print(table)
+    if not all(passed for _, passed, _ in checks):
+        raise PluginError(f"{found_kind} {spec.name!r} failed validation", hint="see the table above")
+
+
+# -- config -----------------------------------------------------------------------------------------
+
+
+@config_app.command("show")
+@handle_errors
+def config_show(
+    option: OverrideOption = None,
+    format: Annotated[str, typer.Option("--format", help="toml or json.")] = "toml",
+) -> None:
+    """Print the merged settings (defaults < vcframe.toml < environment < -o)."""
+    settings = _settings(option)
+    dumped = settings.model_dump(mode="json", exclude_none=True)
+    if format == "json":
+        typer.echo(json.dumps(dumped, indent=2))
+        return
+    import tomli_w
+
+    typer.echo(tomli_w.dumps(dumped))
+
+
+# -- train ------------------------------------------------------------------------------------------
+
+
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+    add_help_option=False,
+)
+@handle_errors
+def train(
+    context: typer.Context,
+    kind: Annotated[str, typer.Argument(help="encoder, synthesizer or vocoder.")],
+    plugin: Annotated[str | None, typer.Option("--plugin", help="Which plugin's trainer (default: the setting).")] = None,
+) -> None:
+    """Train a component: the remaining arguments go to the plugin's trainer (try: vcframe train KIND --help)."""
+    if kind not in GROUPS:
+        raise InputError(f"unknown component kind {kind!r}", hint=f"use one of {', '.join(KINDS)}")
+    settings = _settings()
+    spec = _registry(settings).get(kind, plugin or getattr(settings, kind))
+    if spec.trainer is None:
+        raise PluginError(f"{kind} {spec.name!r} has no trainer", hint="pick a trainable plugin with --plugin")
+    from vcframe.specs import import_string
+
+    trainer = import_string(spec.trainer)
+    trainer(args=list(context.args), prog_name=f"vcframe train {kind}", standalone_mode=True)
+
+
+def _load_cli_hooks() -> None:
+    try:
+        plugin_manager().hook.vcframe_cli_commands(app=app)
+    except Exception as error:  # noqa: BLE001 - a broken hook must not break the CLI
+        print(f"warning: a plugin failed to add CLI commands: {error}", file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    _load_cli_hooks()
+    app(args=argv, prog_name="vcframe")
+
+
+__all__ = ["app", "main", "OutputError"]

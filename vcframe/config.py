@@ -1,0 +1,185 @@
+"""Settings: defaults < ``vcframe.toml`` < environment < ``-o key=value``.
+
+Keys (dotted on the command line, ``__``-separated in the environment)::
+
+    encoder = "ge2e"                      VCFRAME_ENCODER=ge2e               -o encoder=ge2e
+    device = "cpu"                        VCFRAME_DEVICE=cpu                 -o device=cpu
+    [components.vocoder.griffinlim]       VCFRAME_VOCODER__GRIFFINLIM__N_ITER=100
+    n_iter = 100                                                             -o vocoder.griffinlim.n_iter=100
+
+``<kind>.<name>.<option>`` is shorthand for ``components.<kind>.<name>.<option>``; the options are
+validated against the component's own config model when it is built. Unknown top-level keys are refused.
+Values on the command line and in the environment are parsed as TOML values when they parse (``3``,
+``true``, ``[1, 2]``, ``"text"``), else taken as strings.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import os
+import tomllib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from vcframe.errors import ConfigError
+from vcframe.specs import KINDS
+
+ENV_PREFIX = "VCFRAME_"
+CONFIG_FILE = "vcframe.toml"
+#: Environment variables that are not settings.
+_NOT_SETTINGS = {"CONFIG", "DISABLE_PLUGINS", "SHARED", "LIBRISPEECH", "DATA_DIR", "CACHE_DIR", "DEBUG"}
+
+
+@functools.lru_cache(maxsize=1)
+def default_bundle() -> dict[str, str]:
+    """The default component triple named in ``registry/bundles.toml`` (``[bundle.default]``)."""
+    text = importlib.resources.files("vcframe.registry").joinpath("bundles.toml").read_text()
+    bundles = tomllib.loads(text).get("bundle", {})
+    chosen = bundles.get("default", {})
+    return {kind: str(chosen.get(kind, fallback)) for kind, fallback in _FALLBACK_BUNDLE.items()}
+
+
+_FALLBACK_BUNDLE = {"encoder": "ge2e", "synthesizer": "tacotron", "vocoder": "griffinlim"}
+
+
+class Settings(BaseModel):
+    """Every setting of a vcframe run."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    encoder: str = Field(default_factory=lambda: default_bundle()["encoder"], description="Speaker encoder.")
+    synthesizer: str = Field(default_factory=lambda: default_bundle()["synthesizer"], description="Synthesizer.")
+    vocoder: str = Field(default_factory=lambda: default_bundle()["vocoder"], description="Vocoder.")
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
+    seed: int | None = Field(None, ge=0, description="Seed for every random draw; None = not reproducible.")
+    disable_plugins: list[str] = Field(default_factory=list, description="Plugins not to load.")
+    allow_mismatch: bool = Field(False, description="Run incompatible components anyway (recorded in metadata).")
+    adapt: bool = Field(False, description="Bridge mel mismatches with a mel-adapter hook.")
+    max_text_chars: int = Field(10_000, gt=0, description="Longest text accepted by one run.")
+    max_sentence_chars: int = Field(200, ge=10, description="Longer sentences are split at commas and spaces.")
+    sentence_pause_s: float = Field(0.15, ge=0, le=5, description="Silence between sentences (RTVC's toolbox: 0.15).")
+    synthesis_batch_size: int = Field(8, gt=0, description="Sentences synthesized together.")
+    reference_processors: list[str] | None = Field(None, description="Names of reference processors to apply.")
+    output_processors: list[str] | None = Field(None, description="Names of output processors to apply.")
+    components: dict[str, dict[str, dict[str, Any]]] = Field(
+        default_factory=dict, description="Per-component options: components.<kind>.<name>.<option>."
+    )
+
+    def component_options(self, kind: str, name: str) -> dict[str, Any]:
+        short = name.rpartition(":")[2]
+        return dict(self.components.get(kind, {}).get(short, {}))
+
+
+def parse_value(text: str) -> Any:
+    """A TOML value if ``text`` is one, else the string itself."""
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def _assign(tree: dict[str, Any], dotted: str, value: Any, source: str) -> None:
+    parts = [part for part in dotted.strip().split(".") if part]
+    if not parts:
+        raise ConfigError(f"empty setting name in {source}")
+    if parts[0] in KINDS and len(parts) > 1:
+        parts = ["components", *parts]
+    if parts[0] == "components" and len(parts) < 4:
+        raise ConfigError(
+            f"{'.'.join(parts)!r} in {source} is incomplete", hint="use <kind>.<name>.<option>=VALUE"
+        )
+    node = tree
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{dotted!r} in {source} conflicts with the value of {part!r}")
+        node = child
+    node[parts[-1]] = value
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    try:
+        loaded = tomllib.loads(path.read_text())
+    except FileNotFoundError as error:
+        raise ConfigError(f"config file {str(path)!r} not found") from error
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"config file {str(path)!r} is not valid TOML ({error})") from error
+    tree: dict[str, Any] = {}
+    for key, value in loaded.items():
+        if key in KINDS and isinstance(value, dict):
+            for name, options in value.items():
+                tree = _merge(tree, {"components": {key: {name: options}}})
+        else:
+            tree = _merge(tree, {key: value})
+    return tree
+
+
+def environment_layer(environ: Mapping[str, str]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        name = key.removeprefix(ENV_PREFIX)
+        if name in _NOT_SETTINGS or not name:
+            continue
+        dotted = name.lower().replace("__", ".")
+        _assign(tree, dotted, parse_value(value), f"environment variable {key}")
+    return tree
+
+
+def override_layer(overrides: Sequence[str]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for item in overrides:
+        key, separator, value = item.partition("=")
+        if not separator or not key.strip():
+            raise ConfigError(f"-o {item!r} is not KEY=VALUE", hint="e.g. -o vocoder.griffinlim.n_iter=100")
+        _assign(tree, key, parse_value(value.strip()), f"-o {item}")
+    return tree
+
+
+def find_config_file(explicit: str | os.PathLike[str] | None, environ: Mapping[str, str]) -> Path | None:
+    if explicit:
+        return Path(explicit)
+    if environ.get("VCFRAME_CONFIG"):
+        return Path(environ["VCFRAME_CONFIG"])
+    local = Path.cwd() / CONFIG_FILE
+    return local if local.is_file() else None
+
+
+def load_settings(
+    overrides: Sequence[str] = (),
+    *,
+    config_file: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    explicit: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Merge the layers; ``explicit`` (CLI flags such as --vocoder) sits on top of ``overrides``."""
+    env = os.environ if environ is None else environ
+    tree: dict[str, Any] = {}
+    path = find_config_file(config_file, env)
+    if path is not None:
+        tree = _merge(tree, read_config_file(path))
+    tree = _merge(tree, environment_layer(env))
+    tree = _merge(tree, override_layer(overrides))
+    tree = _merge(tree, {key: value for key, value in (explicit or {}).items() if value is not None})
+    try:
+        return Settings.model_validate(tree)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in issue['loc'])}: {issue['msg']}" for issue in error.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}", hint=f"valid keys: {', '.join(Settings.model_fields)}") from error

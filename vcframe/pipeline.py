@@ -1,0 +1,340 @@
+"""The cloning pipeline: reference audio + text -> waveform.
+
+``Pipeline(...)`` resolves the three components by name, checks their compatibility from specs, and only
+then builds them (which loads weights), each on first use: ``embed`` never loads the synthesizer.
+
+    >>> pipeline = Pipeline(encoder="ge2e", synthesizer="tacotron", vocoder="griffinlim", device="cpu")
+    >>> waveform = pipeline.clone("Hello there.", reference="voice.wav", seed=1)
+    >>> vcframe.audio.save_audio(waveform, "hello.wav")
+
+Long text is split into sentences, synthesized in batches and joined with short pauses. ``stream`` yields
+audio sentence by sentence, and fold by fold inside a sentence when the vocoder streams.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vcframe import __version__
+from vcframe.audio import load_audio, resample_waveform
+from vcframe.compat import CompatReport, check
+from vcframe.config import Settings, load_settings
+from vcframe.discovery import Registry, build_component, default_registry, make_config, plugin_manager
+from vcframe.errors import AudioInputError, IncompatibleComponentsError, InputError
+from vcframe.seeding import resolve_device
+from vcframe.specs import AudioSpec, ComponentSpec
+from vcframe.text import split_sentences
+from vcframe.types import Mel, SpeakerEmbedding, Waveform
+
+Reference = str | os.PathLike[str] | Waveform
+#: ``progress(stage, done, total)`` callbacks; stages: "load", "embed", "synthesize", "vocode".
+Progress = Callable[[str, int, int], None]
+
+
+def _no_progress(stage: str, done: int, total: int) -> None:
+    return None
+
+
+class Pipeline:
+    """Encoder + synthesizer + vocoder, checked for compatibility before any weights load.
+
+    Args:
+        encoder, synthesizer, vocoder: component names (``name`` or ``distribution:name``); None takes the
+            setting (default bundle, ``vcframe.toml``, environment).
+        device: ``auto`` (CUDA if available), ``cpu``, ``cuda``, ``cuda:N``.
+        settings: a :class:`~vcframe.config.Settings`; default: :func:`~vcframe.config.load_settings`.
+        options: per-component options ``{kind: {option: value}}`` merged over the settings' ones.
+        allow_mismatch: run incompatible components anyway; the output's metadata records the mismatch.
+        adapt: bridge a mel mismatch with the first ``vcframe_mel_adapter`` hook that supports it.
+        registry: where components are looked up; default: installed entry points.
+    """
+
+    def __init__(
+        self,
+        encoder: str | None = None,
+        synthesizer: str | None = None,
+        vocoder: str | None = None,
+        *,
+        device: str | torch.device | None = None,
+        settings: Settings | None = None,
+        options: dict[str, dict[str, Any]] | None = None,
+        allow_mismatch: bool | None = None,
+        adapt: bool | None = None,
+        registry: Registry | None = None,
+    ) -> None:
+        self.settings = settings if settings is not None else load_settings()
+        self.registry = registry if registry is not None else default_registry(self.settings.disable_plugins)
+        self.device = resolve_device(device if device is not None else self.settings.device)
+        names = {
+            "encoder": encoder or self.settings.encoder,
+            "synthesizer": synthesizer or self.settings.synthesizer,
+            "vocoder": vocoder or self.settings.vocoder,
+        }
+        self.specs: dict[str, ComponentSpec] = {kind: self.registry.get(kind, name) for kind, name in names.items()}
+        self.configs: dict[str, Any] = {}
+        for kind, spec in self.specs.items():
+            component_options = self.settings.component_options(kind, spec.name)
+            component_options.update((options or {}).get(kind, {}))
+            self.configs[kind] = make_config(spec, component_options)
+        self.report: CompatReport = check(
+            (self.specs["encoder"], self.configs["encoder"]),
+            (self.specs["synthesizer"], self.configs["synthesizer"]),
+            (self.specs["vocoder"], self.configs["vocoder"]),
+        )
+        self.allow_mismatch = self.settings.allow_mismatch if allow_mismatch is None else allow_mismatch
+        self.adapt = self.settings.adapt if adapt is None else adapt
+        self._mel_adapter: Callable[[Mel], Mel] | None = None
+        self.bridged: list[str] = []
+        self._resolve_mismatches()
+        self._components: dict[str, Any] = {}
+        #: mels of the last run, one per sentence (with alignments when the synthesizer gives them)
+        self.last_mels: list[Mel] = []
+
+    # -- construction ---------------------------------------------------------------------------------
+
+    def _resolve_mismatches(self) -> None:
+        if self.report.ok:
+            return
+        remaining = list(self.report.mismatches)
+        if self.adapt and self.report.mel_mismatches():
+            mel_out = self.specs["synthesizer"].resolve_io(self.configs["synthesizer"])[1]
+            mel_in = self.specs["vocoder"].resolve_io(self.configs["vocoder"])[0]
+            adapter = plugin_manager().hook.vcframe_mel_adapter(source=mel_out, target=mel_in)
+            if adapter is not None:
+                self._mel_adapter = adapter
+                self.bridged.append(f"mel adapter {getattr(adapter, '__name__', type(adapter).__name__)}")
+                remaining = [m for m in remaining if m.link != "synthesizer -> vocoder"]
+        if not remaining:
+            return
+        if self.allow_mismatch:
+            self.bridged += [f"{m.link}: {m.describe()}" for m in remaining]
+            return
+        hint = "pick components that fit (vcframe check), or pass --allow-mismatch"
+        if self.report.mel_mismatches() and not self.adapt:
+            hint += " or --adapt to convert the mel"
+        raise IncompatibleComponentsError(f"incompatible components: {self.report.summary()}", hint=hint)
+
+    def component(self, kind: str) -> Any:
+        """The built component of ``kind`` (built, and its weights loaded, on first use)."""
+        if kind not in self._components:
+            self._components[kind] = build_component(self.specs[kind], self.configs[kind].model_dump(), device=self.device)
+        return self._components[kind]
+
+    @property
+    def encoder(self) -> Any:
+        return self.component("encoder")
+
+    @property
+    def synthesizer(self) -> Any:
+        return self.component("synthesizer")
+
+    @property
+    def vocoder(self) -> Any:
+        return self.component("vocoder")
+
+    def describe(self) -> dict[str, Any]:
+        """Components, versions and options of this pipeline (recorded in output metadata)."""
+        components = {}
+        for kind, spec in self.specs.items():
+            row = self.registry.row(kind, spec.name)
+            components[kind] = {
+                "name": spec.name,
+                "distribution": row.distribution,
+                "version": row.version,
+                "options": self.configs[kind].model_dump(mode="json"),
+            }
+        return {"vcframe": __version__, "device": str(self.device), "components": components, "bridged": self.bridged}
+
+    # -- references and embeddings -------------------------------------------------------------------
+
+    def load_reference(self, reference: Reference) -> Waveform:
+        """One reference clip at the encoder's sample rate, checked for length, with reference processors."""
+        audio_spec: AudioSpec = self.specs["encoder"].resolve_io(self.configs["encoder"])[0]
+        if isinstance(reference, Waveform):
+            if reference.batch_size != 1:
+                raise InputError(f"a reference is one clip; got a batch of {reference.batch_size}")
+            waveform, name = resample_waveform(reference, audio_spec.sample_rate), "reference waveform"
+        else:
+            name = str(reference)
+            waveform = load_audio(reference, sample_rate=audio_spec.sample_rate)
+        duration = waveform.durations[0]
+        if duration < audio_spec.min_duration_s:
+            raise AudioInputError(
+                f"reference {name!r} is {duration:.2f} s long; {self.specs['encoder'].name} needs at least "
+                f"{audio_spec.min_duration_s:.2f} s",
+                hint="use a longer clip (5-10 s of speech works best)",
+            )
+        return self._apply_processors(waveform, "reference")
+
+    def embed(self, references: Sequence[Reference], progress: Progress = _no_progress) -> SpeakerEmbedding:
+        """One speaker embedding (1, D) from one or more clips of the same speaker."""
+        if isinstance(references, (str, os.PathLike, Waveform)):
+            references = [references]
+        if not references:
+            raise InputError("no reference audio given", hint="pass --reference FILE (or --voice NAME / --embedding FILE)")
+        clips = [self.load_reference(reference) for reference in references]
+        progress("embed", 0, 1)
+        batch = Waveform.from_numpy([clip.item(0) for clip in clips], clips[0].sample_rate)
+        with torch.inference_mode():
+            embedding = self.encoder.embed_speaker(batch)
+        progress("embed", 1, 1)
+        return embedding
+
+    # -- synthesis ------------------------------------------------------------------------------------
+
+    def sentences(self, text: str) -> list[str]:
+        """``text`` checked and split as ``clone`` will speak it."""
+        if not isinstance(text, str) or not text.strip():
+            raise InputError("the text is empty", hint="give some words to say")
+        if len(text) > self.settings.max_text_chars:
+            raise InputError(
+                f"the text has {len(text):,} characters; one run takes at most {self.settings.max_text_chars:,}",
+                hint="split it into several runs or raise -o max_text_chars=N",
+            )
+        pieces = split_sentences(text, self.settings.max_sentence_chars)
+        if not pieces:
+            raise InputError("the text has no words to say", hint="give some words to say")
+        return pieces
+
+    def _embedding_for(self, reference: Reference | Sequence[Reference] | None, embedding: SpeakerEmbedding | None,
+                       progress: Progress) -> SpeakerEmbedding:
+        if embedding is not None:
+            if embedding.batch_size != 1:
+                embedding = embedding.mean()
+            return embedding
+        if reference is None:
+            raise InputError("no voice given", hint="pass a reference clip or an embedding")
+        references = [reference] if isinstance(reference, (str, os.PathLike, Waveform)) else list(reference)
+        return self.embed(references, progress)
+
+    def synthesize(self, texts: Sequence[str], embedding: SpeakerEmbedding, *, seed: int | None = None) -> list[Mel]:
+        """Mels (one batch-of-one per text) for already split texts, in batches of ``synthesis_batch_size``."""
+        size = self.settings.synthesis_batch_size
+        mels: list[Mel] = []
+        for start in range(0, len(texts), size):
+            batch_seed = None if seed is None else seed + start
+            with torch.inference_mode():
+                mel = self.synthesizer.synthesize(list(texts[start : start + size]), embedding, seed=batch_seed)
+            if self._mel_adapter is not None:
+                mel = self._mel_adapter(mel)
+            mels.extend(mel.select(index) for index in range(mel.batch_size))
+        return mels
+
+    def _run(self, text: str, reference: Any, embedding: SpeakerEmbedding | None, seed: int | None,
+             progress: Progress, streaming: bool) -> Iterator[Waveform]:
+        seed = self.settings.seed if seed is None else seed
+        pieces = self.sentences(text)
+        run: dict[str, Any] = {**self.describe(), "text": text, "sentences": len(pieces), "seed": seed}
+        hooks = plugin_manager().hook
+        hooks.vcframe_run_start(run=run)
+        produced: list[Waveform] = []
+        self.last_mels = []
+        try:
+            speaker = self._embedding_for(reference, embedding, progress)
+            started = time.perf_counter()
+            index = 0
+            for sentence_index in range(len(pieces)):
+                if sentence_index % self.settings.synthesis_batch_size == 0:
+                    start = sentence_index
+                    progress("synthesize", start, len(pieces))
+                    batch = self.synthesize(pieces[start : start + self.settings.synthesis_batch_size], speaker,
+                                            seed=None if seed is None else seed + start)
+                mel = batch[sentence_index - start]
+                self.last_mels.append(mel)
+                vocoder_seed = None if seed is None else seed + sentence_index
+                progress("vocode", sentence_index, len(pieces))
+                chunks = (
+                    self.vocoder.vocode_stream(mel, seed=vocoder_seed)
+                    if streaming and hasattr(self.vocoder, "vocode_stream")
+                    else iter([self.vocoder.vocode(mel, seed=vocoder_seed)])
+                )
+                if sentence_index and self.settings.sentence_pause_s > 0:
+                    pause = _silence(self.settings.sentence_pause_s, self._output_rate())
+                    produced.append(pause)
+                    yield pause
+                with torch.inference_mode():
+                    for chunk in chunks:
+                        chunk = chunk.to("cpu")
+                        hooks.vcframe_run_chunk(run=run, index=index, chunk=chunk)
+                        index += 1
+                        produced.append(chunk)
+                        yield chunk
+            progress("vocode", len(pieces), len(pieces))
+            run["seconds"] = time.perf_counter() - started
+        except BaseException as error:
+            hooks.vcframe_run_end(run=run, waveform=None, error=error)
+            raise
+        run["embedding"] = speaker.vector[0].detach().cpu().tolist()
+        final = Waveform.concatenate(produced) if produced else None
+        self._last_run = run
+        hooks.vcframe_run_end(run=run, waveform=final, error=None)
+
+    def _output_rate(self) -> int:
+        return int(self.specs["vocoder"].resolve_io(self.configs["vocoder"])[1].sample_rate)
+
+    def clone(
+        self,
+        text: str,
+        reference: Reference | Sequence[Reference] | None = None,
+        *,
+        embedding: SpeakerEmbedding | None = None,
+        seed: int | None = None,
+        progress: Progress = _no_progress,
+    ) -> Waveform:
+        """Speak ``text`` in the voice of ``reference`` (one or more clips) or of ``embedding``.
+
+        Returns a single-item Waveform at the vocoder's rate; its metadata records the components, their
+        options, the seed and any bridged mismatch.
+        """
+        parts = list(self._run(text, reference, embedding, seed, progress, streaming=False))
+        waveform = Waveform.concatenate(parts)
+        waveform = self._apply_processors(waveform, "output")
+        run = getattr(self, "_last_run", {})
+        return waveform.with_metadata(
+            **{key: run[key] for key in ("vcframe", "device", "components", "bridged", "sentences", "seed") if key in run}
+        )
+
+    def stream(
+        self,
+        text: str,
+        reference: Reference | Sequence[Reference] | None = None,
+        *,
+        embedding: SpeakerEmbedding | None = None,
+        seed: int | None = None,
+        progress: Progress = _no_progress,
+    ) -> Iterator[Waveform]:
+        """Yield audio chunks as they are ready: fold by fold with a streaming vocoder, else by sentence.
+
+        Output processors are not applied to streamed chunks (they may need the whole signal).
+        """
+        yield from self._run(text, reference, embedding, seed, progress, streaming=True)
+
+    # -- processors -----------------------------------------------------------------------------------
+
+    def _apply_processors(self, waveform: Waveform, which: str) -> Waveform:
+        hooks = plugin_manager().hook
+        collected = hooks.vcframe_reference_processors() if which == "reference" else hooks.vcframe_output_processors()
+        processors = sorted((p for group in collected for p in group), key=lambda p: (p.order, p.name))
+        allowed = self.settings.reference_processors if which == "reference" else self.settings.output_processors
+        if allowed is not None:
+            processors = [p for p in processors if p.name in allowed]
+        applied = []
+        for processor in processors:
+            waveform = processor(waveform)
+            applied.append(processor.name)
+        return waveform.with_metadata(**{f"{which}_processors": applied}) if applied else waveform
+
+
+def _silence(seconds: float, sample_rate: int) -> Waveform:
+    return Waveform(torch.zeros(1, round(seconds * sample_rate)), sample_rate)
+
+
+def load_voice_embedding(path: str | Path) -> SpeakerEmbedding:
+    """A saved embedding (``vcframe embed --out``)."""
+    return SpeakerEmbedding.load(str(path))

@@ -1,0 +1,111 @@
+"""The dummy components: deterministic, fast, and honest implementations of the three contracts."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from vcframe.audio import mel_basis
+from vcframe.interfaces import BaseSpeakerEncoder, BaseSynthesizer, BaseVocoder
+from vcframe.seeding import seeded
+from vcframe.testing.dummy_specs import (
+    CONSTANT_SYNTHESIZER,
+    SINE_VOCODER,
+    TEST_EMBEDDING,
+    TEST_MEL,
+    TONE_ENCODER,
+    ConstantSynthesizerConfig,
+    SineVocoderConfig,
+)
+from vcframe.types import Mel, SpeakerEmbedding, Waveform
+
+_BAND_EDGES = np.geomspace(60, 7900, TEST_EMBEDDING.dim + 1)
+
+
+class ToneEncoder(BaseSpeakerEncoder):
+    """Embedding = L2-normalised, mean-removed log energies of 8 log-spaced bands. (B, T) -> (B, 8)."""
+
+    spec = TONE_ENCODER
+
+    def _embed(self, waveform: Waveform) -> SpeakerEmbedding:
+        vectors = []
+        for item in waveform.items():
+            spectrum = np.abs(np.fft.rfft(item.astype(np.float64))) ** 2
+            frequencies = np.fft.rfftfreq(len(item), 1 / waveform.sample_rate)
+            energies = np.array(
+                [spectrum[(frequencies >= lo) & (frequencies < hi)].sum() for lo, hi in zip(_BAND_EDGES[:-1], _BAND_EDGES[1:])]
+            )
+            logs = np.log(energies + 1e-9)
+            logs -= logs.mean()
+            vectors.append(logs / max(np.linalg.norm(logs), 1e-9))
+        vector = torch.tensor(np.array(vectors), dtype=torch.float32, device=self.device)
+        return SpeakerEmbedding(vector, TEST_EMBEDDING)
+
+
+class ConstantSynthesizer(BaseSynthesizer):
+    """Mel of ``frames_per_char * len(text)`` frames; band pattern from the embedding; seeded noise.
+
+    Alignment: a diagonal (B, frames, characters).
+    """
+
+    spec = CONSTANT_SYNTHESIZER
+
+    def _synthesize(self, texts: list[str], embedding: SpeakerEmbedding, seed: int | None) -> Mel:
+        config: ConstantSynthesizerConfig = self.config  # type: ignore[assignment]
+        lengths = [config.frames_per_char * len(text) for text in texts]
+        longest = max(lengths)
+        bands = torch.linspace(0, 1, TEST_MEL.n_mels, device=self.device)
+        frames = torch.full((len(texts), TEST_MEL.n_mels, longest), TEST_MEL.silence_value, device=self.device)
+        alignment = torch.zeros(len(texts), longest, max(len(t) for t in texts), device=self.device)
+        with seeded(seed):
+            noise = torch.rand(len(texts), TEST_MEL.n_mels, longest) if config.noise else None
+        for row, (text, length) in enumerate(zip(texts, lengths)):
+            weights = embedding.vector[row]
+            peak = int(torch.argmax(weights)) / max(1, weights.numel() - 1)
+            pattern = 3.0 - 6.0 * (bands - peak).abs()
+            frames[row, :, :length] = pattern[:, None]
+            if noise is not None:
+                frames[row, :, :length] += config.noise * noise[row, :, :length].to(self.device)
+            steps = torch.arange(length, device=self.device)
+            alignment[row, steps, (steps // config.frames_per_char).clamp(max=len(text) - 1)] = 1.0
+        return Mel(frames.clamp(-4, 4), TEST_MEL, torch.tensor(lengths, device=self.device), alignment)
+
+
+class SineVocoder(BaseVocoder):
+    """Each frame becomes hop_length samples of a sine at the centre frequency of its loudest band, with a
+    continuous phase; loudness follows the frame's mean value. (B, n_mels, T) -> (B, T * hop_length)."""
+
+    spec = SINE_VOCODER
+
+    def __init__(self, config: SineVocoderConfig | None = None, *, device: torch.device | str = "cpu") -> None:
+        super().__init__(config, device=device)
+        basis = mel_basis(TEST_MEL)
+        bin_frequencies = np.linspace(0, TEST_MEL.sample_rate / 2, basis.shape[1])
+        self._centres = (basis * bin_frequencies).sum(axis=1) / np.maximum(basis.sum(axis=1), 1e-9)
+
+    def _render(self, mel_item: np.ndarray, phase: float) -> tuple[np.ndarray, float]:
+        config: SineVocoderConfig = self.config  # type: ignore[assignment]
+        hop = TEST_MEL.hop_length
+        frequencies = self._centres[np.argmax(mel_item, axis=0)]
+        loudness = np.clip((mel_item.mean(axis=0) + 4) / 8, 0, 1)
+        increments = np.repeat(2 * np.pi * frequencies / TEST_MEL.sample_rate, hop)
+        phases = phase + np.cumsum(increments)
+        samples = config.amplitude * np.repeat(loudness, hop) * np.sin(phases)
+        return samples.astype(np.float32), float(phases[-1]) if len(phases) else phase
+
+    def _vocode(self, mel: Mel, seed: int | None) -> Waveform:
+        items = [self._render(mel.item(index), 0.0)[0] for index in range(mel.batch_size)]
+        waveform = Waveform.from_numpy(items, TEST_MEL.sample_rate)
+        return waveform.to(self.device)
+
+    def vocode_stream(self, mel: Mel, *, seed: int | None = None) -> Iterator[Waveform]:
+        mel = self._check_mel(mel)
+        if mel.batch_size != 1:
+            raise ValueError(f"vocode_stream takes one mel, got a batch of {mel.batch_size}")
+        config: SineVocoderConfig = self.config  # type: ignore[assignment]
+        values, phase = mel.item(0), 0.0
+        for start in range(0, values.shape[1], config.chunk_frames):
+            samples, phase = self._render(values[:, start : start + config.chunk_frames], phase)
+            yield Waveform.from_numpy(samples, TEST_MEL.sample_rate).to(self.device)
