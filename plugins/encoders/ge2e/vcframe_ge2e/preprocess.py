@@ -1,0 +1,160 @@
+"""The encoder's audio front-end: volume normalisation, silence trimming, mel frames, partial slices.
+
+Everything follows RTVC's ``encoder/audio.py`` and ``encoder/inference.py`` (SPEC.md 2.1) and is checked
+against the RTVC fixtures. Functions take and return 1-D float32 numpy arrays at 16 kHz.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from vcframe.audio import mel_spectrogram
+from vcframe.specs import RTVC_ENCODER_MEL
+
+SAMPLE_RATE = RTVC_ENCODER_MEL.sample_rate
+HOP_LENGTH = RTVC_ENCODER_MEL.hop_length
+VAD_WINDOW = 480  # 30 ms at 16 kHz
+VAD_MOVING_AVERAGE_WIDTH = 8
+VAD_MAX_SILENCE_WINDOWS = 6
+INT16_MAX = 2**15 - 1
+#: Energy fallback: a 30 ms window is voiced if its level is within this many dB of the loudest window ...
+ENERGY_RANGE_DB = 40.0
+#: ... and above this absolute level (dBFS).
+ENERGY_FLOOR_DBFS = -60.0
+
+_fallback_warned = False
+
+
+def normalize_volume(wav: np.ndarray, target_dbfs: float = -30.0, *, increase_only: bool = True) -> np.ndarray:
+    """Scale ``wav`` so its mean power is ``target_dbfs``; by default only ever louder (RTVC)."""
+    power = np.mean(wav**2)
+    if power <= 0:
+        return wav
+    dbfs_change = target_dbfs - 10 * np.log10(power)
+    if dbfs_change < 0 and increase_only:
+        return wav
+    return wav * (10 ** (dbfs_change / 20))
+
+
+def webrtcvad_available() -> bool:
+    return importlib.util.find_spec("webrtcvad") is not None
+
+
+def _smooth_and_dilate(voice_flags: np.ndarray) -> np.ndarray:
+    """RTVC's moving average (width 8), rounding, and binary dilation by 7 windows."""
+    from scipy.ndimage import binary_dilation
+
+    width = VAD_MOVING_AVERAGE_WIDTH
+    padded = np.concatenate((np.zeros((width - 1) // 2), voice_flags, np.zeros(width // 2)))
+    cumulative = np.cumsum(padded, dtype=float)
+    cumulative[width:] = cumulative[width:] - cumulative[:-width]
+    mask = np.round(cumulative[width - 1 :] / width).astype(bool)
+    return binary_dilation(mask, np.ones(VAD_MAX_SILENCE_WINDOWS + 1))
+
+
+def webrtc_voice_flags(wav: np.ndarray, mode: int = 3) -> np.ndarray:
+    """One webrtcvad decision per 30 ms window of ``wav`` (a multiple of 480 samples long)."""
+    import webrtcvad
+
+    # RTVC casts round(wav * 32767) to int16 without clipping, which wraps around for samples beyond +-1
+    # (volume normalisation can push a peak there); we clip instead
+    pcm = np.clip(np.round(wav * INT16_MAX), -INT16_MAX - 1, INT16_MAX).astype("<i2").tobytes()
+    vad = webrtcvad.Vad(mode)
+    window_bytes = VAD_WINDOW * 2
+    return np.array(
+        [vad.is_speech(pcm[start : start + window_bytes], sample_rate=SAMPLE_RATE) for start in range(0, len(pcm), window_bytes)],
+        dtype=bool,
+    )
+
+
+def energy_voice_flags(wav: np.ndarray) -> np.ndarray:
+    """A voiced/unvoiced decision per 30 ms window from its level alone (the fallback without webrtcvad)."""
+    windows = wav.reshape(-1, VAD_WINDOW).astype(np.float64)
+    level = 10 * np.log10(np.mean(windows**2, axis=1) + 1e-12)
+    return (level > level.max() - ENERGY_RANGE_DB) & (level > ENERGY_FLOOR_DBFS)
+
+
+def trim_long_silences(wav: np.ndarray, method: str = "auto") -> np.ndarray:
+    """Remove silences longer than about 0.2 s, as RTVC's ``trim_long_silences`` does.
+
+    ``method``: ``webrtc`` (RTVC: webrtcvad mode 3), ``energy``, ``auto`` (webrtc when installed, else energy,
+    with a one-time warning) or ``off``. The result is cut to a multiple of 30 ms, like RTVC's. If nothing is
+    judged voiced, the clip is returned untrimmed (RTVC would return an empty array).
+    """
+    global _fallback_warned
+    if method == "off":
+        return wav
+    if method == "auto":
+        if webrtcvad_available():
+            method = "webrtc"
+        else:
+            method = "energy"
+            if not _fallback_warned:
+                _fallback_warned = True
+                warnings.warn(
+                    "webrtcvad is not installed: the GE2E encoder trims silence by frame energy instead "
+                    "(pip install 'vcframe-ge2e[vad]' for RTVC's voice-activity trimming)",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+    if method not in ("webrtc", "energy"):
+        raise ValueError(f"unknown silence trimming method {method!r}; use webrtc, energy, auto or off")
+    usable = wav[: len(wav) - len(wav) % VAD_WINDOW]
+    if usable.size == 0:
+        return wav
+    flags = webrtc_voice_flags(usable) if method == "webrtc" else energy_voice_flags(usable)
+    mask = _smooth_and_dilate(flags.astype(np.float64))
+    trimmed = usable[np.repeat(mask, VAD_WINDOW)]
+    return trimmed if trimmed.size else wav
+
+
+def preprocess_wav(
+    wav: np.ndarray, *, normalize: bool = True, target_dbfs: float = -30.0, vad: str = "auto"
+) -> np.ndarray:
+    """RTVC's ``preprocess_wav`` on 16 kHz audio: volume normalisation, then silence trimming."""
+    processed = np.asarray(wav, dtype=np.float32)
+    if normalize:
+        processed = normalize_volume(processed, target_dbfs, increase_only=True)
+    return trim_long_silences(processed, vad)
+
+
+def wav_to_mel(wav: np.ndarray) -> np.ndarray:
+    """(frames, 40) float32 power mel, RTVC's ``wav_to_mel_spectrogram``."""
+    return mel_spectrogram(wav, RTVC_ENCODER_MEL).T.copy()
+
+
+@dataclass(frozen=True)
+class PartialSlices:
+    """Where the partials of one clip lie: rows of [start, stop) in samples and in mel frames."""
+
+    wav: np.ndarray  # (P, 2) int64
+    mel: np.ndarray  # (P, 2) int64
+
+    @property
+    def padded_length(self) -> int:
+        """Samples the clip is zero-padded to before the mel is computed."""
+        return int(self.wav[-1, 1])
+
+
+def compute_partial_slices(
+    n_samples: int, partial_frames: int = 160, min_pad_coverage: float = 0.75, overlap: float = 0.5
+) -> PartialSlices:
+    """RTVC's ``compute_partial_slices``: 1.6 s windows every 0.8 s; a mostly-padding last one is dropped."""
+    if not 0 <= overlap < 1:
+        raise ValueError(f"overlap must be in [0, 1), got {overlap}")
+    if not 0 < min_pad_coverage <= 1:
+        raise ValueError(f"min_pad_coverage must be in (0, 1], got {min_pad_coverage}")
+    n_frames = int(np.ceil((n_samples + 1) / HOP_LENGTH))
+    frame_step = max(int(np.round(partial_frames * (1 - overlap))), 1)
+    steps = max(1, n_frames - partial_frames + frame_step + 1)
+    starts = np.arange(0, steps, frame_step, dtype=np.int64)
+    mel = np.stack([starts, starts + partial_frames], axis=1)
+    wav = mel * HOP_LENGTH
+    coverage = (n_samples - wav[-1, 0]) / (wav[-1, 1] - wav[-1, 0])
+    if coverage < min_pad_coverage and len(mel) > 1:
+        mel, wav = mel[:-1], wav[:-1]
+    return PartialSlices(wav=wav, mel=mel)
