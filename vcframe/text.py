@@ -58,3 +58,156 @@ def _limit(sentence: str, max_chars: int) -> list[str]:
     if current:
         out.append(current)
     return out
+
+
+# -- English normalisation (RTVC's / keithito's tacotron cleaners, reproduced exactly) ------------------------
+#
+# ``english_cleaners`` = unidecode -> lowercase -> number expansion -> 18 abbreviations -> whitespace collapse,
+# as in RTVC's ``synthesizer/utils/cleaners.py`` and ``numbers.py``. Quirk kept on purpose: unidecode runs
+# first and turns "£" into "PS", so the pound rule of ``normalize_numbers`` never fires inside
+# ``english_cleaners`` ("£5" -> "ps5" -> "psfive"), exactly as in RTVC.
+
+_COMMA_NUMBER = re.compile(r"([0-9][0-9\,]+[0-9])")
+_DECIMAL_NUMBER = re.compile(r"([0-9]+\.[0-9]+)")
+_POUNDS = re.compile(r"£([0-9\,]*[0-9]+)")
+_DOLLARS = re.compile(r"\$([0-9\.\,]*[0-9]+)")
+_ORDINAL = re.compile(r"[0-9]+(st|nd|rd|th)")
+_NUMBER = re.compile(r"[0-9]+")
+_WHITESPACE = re.compile(r"\s+")
+
+#: RTVC's 18 abbreviations, matched case-insensitively at a word start and followed by a full stop.
+ABBREVIATIONS: tuple[tuple[str, str], ...] = (
+    ("mrs", "misess"),
+    ("mr", "mister"),
+    ("dr", "doctor"),
+    ("st", "saint"),
+    ("co", "company"),
+    ("jr", "junior"),
+    ("maj", "major"),
+    ("gen", "general"),
+    ("drs", "doctors"),
+    ("rev", "reverend"),
+    ("lt", "lieutenant"),
+    ("hon", "honorable"),
+    ("sgt", "sergeant"),
+    ("capt", "captain"),
+    ("esq", "esquire"),
+    ("ltd", "limited"),
+    ("col", "colonel"),
+    ("ft", "fort"),
+)
+_ABBREVIATION_PATTERNS = [(re.compile(rf"\b{short}\.", re.IGNORECASE), long) for short, long in ABBREVIATIONS]
+
+
+def _inflect_engine():  # type: ignore[no-untyped-def]
+    global _INFLECT
+    if _INFLECT is None:
+        import inflect
+
+        _INFLECT = inflect.engine()
+    return _INFLECT
+
+
+_INFLECT = None
+
+
+def _remove_commas(match: re.Match[str]) -> str:
+    return match.group(1).replace(",", "")
+
+
+def _expand_decimal_point(match: re.Match[str]) -> str:
+    return match.group(1).replace(".", " point ")
+
+
+def _expand_dollars(match: re.Match[str]) -> str:
+    amount = match.group(1)
+    parts = amount.split(".")
+    if len(parts) > 2:
+        return amount + " dollars"  # unexpected format, as RTVC
+    dollars = int(parts[0]) if parts[0] else 0
+    cents = int(parts[1]) if len(parts) > 1 and parts[1] else 0
+    dollar_unit = "dollar" if dollars == 1 else "dollars"
+    cent_unit = "cent" if cents == 1 else "cents"
+    if dollars and cents:
+        return f"{dollars} {dollar_unit}, {cents} {cent_unit}"
+    if dollars:
+        return f"{dollars} {dollar_unit}"
+    if cents:
+        return f"{cents} {cent_unit}"
+    return "zero dollars"
+
+
+def _expand_ordinal(match: re.Match[str]) -> str:
+    return str(_inflect_engine().number_to_words(match.group(0)))
+
+
+def _expand_number(match: re.Match[str]) -> str:
+    engine = _inflect_engine()
+    number = int(match.group(0))
+    if 1000 < number < 3000:
+        if number == 2000:
+            return "two thousand"
+        if 2000 < number < 2010:
+            return "two thousand " + str(engine.number_to_words(number % 100))
+        if number % 100 == 0:
+            return str(engine.number_to_words(number // 100)) + " hundred"
+        return str(engine.number_to_words(number, andword="", zero="oh", group=2)).replace(", ", " ")
+    return str(engine.number_to_words(number, andword=""))
+
+
+def normalize_numbers(text: str) -> str:
+    """Spell out numbers as RTVC's ``numbers.py``: thousands commas dropped, "£n" -> "n pounds",
+    "$x.y" -> "x dollars, y cents", decimals with "point", ordinals, 1001-2999 read as years
+    (2001-2009 as "two thousand n"), everything else through inflect without "and"."""
+    text = _COMMA_NUMBER.sub(_remove_commas, text)
+    text = _POUNDS.sub(r"\1 pounds", text)
+    text = _DOLLARS.sub(_expand_dollars, text)
+    text = _DECIMAL_NUMBER.sub(_expand_decimal_point, text)
+    text = _ORDINAL.sub(_expand_ordinal, text)
+    return _NUMBER.sub(_expand_number, text)
+
+
+def expand_abbreviations(text: str) -> str:
+    """Replace RTVC's 18 abbreviations ("Dr." -> "doctor", "Mrs." -> "misess", ...)."""
+    for pattern, replacement in _ABBREVIATION_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def collapse_whitespace(text: str) -> str:
+    """Every run of whitespace becomes one space (leading and trailing spaces are kept, as RTVC)."""
+    return _WHITESPACE.sub(" ", text)
+
+
+def transliterate(text: str) -> str:
+    """Unicode -> closest ASCII (unidecode): "café" -> "cafe", "—" -> "--"."""
+    from unidecode import unidecode
+
+    return str(unidecode(text))
+
+
+def basic_cleaners(text: str) -> str:
+    """Lowercase and collapse whitespace (no transliteration): for non-English text in ASCII."""
+    return collapse_whitespace(text.lower())
+
+
+def transliteration_cleaners(text: str) -> str:
+    """Transliterate to ASCII, lowercase, collapse whitespace: for non-English text."""
+    return collapse_whitespace(transliterate(text).lower())
+
+
+def english_cleaners(text: str) -> str:
+    """RTVC's ``english_cleaners``: transliterate, lowercase, spell out numbers, expand abbreviations,
+    collapse whitespace. ``"Dr. Smith paid $3.50"`` -> ``"doctor smith paid three dollars, fifty cents"``."""
+    text = transliterate(text).lower()
+    text = normalize_numbers(text)
+    text = expand_abbreviations(text)
+    return collapse_whitespace(text)
+
+
+#: Cleaners by the names RTVC's hparams use (``tts_cleaner_names``).
+CLEANERS = {
+    "english_cleaners": english_cleaners,
+    "basic_cleaners": basic_cleaners,
+    "transliteration_cleaners": transliteration_cleaners,
+}
