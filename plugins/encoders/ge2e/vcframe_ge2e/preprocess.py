@@ -41,7 +41,14 @@ def normalize_volume(wav: np.ndarray, target_dbfs: float = -30.0, *, increase_on
 
 
 def webrtcvad_available() -> bool:
-    return importlib.util.find_spec("webrtcvad") is not None
+    """True if ``webrtcvad`` imports (the old ``webrtcvad`` 2.0.10 wheel fails without setuptools' pkg_resources)."""
+    if importlib.util.find_spec("webrtcvad") is None:
+        return False
+    try:
+        import webrtcvad  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def _smooth_and_dilate(voice_flags: np.ndarray) -> np.ndarray:
@@ -88,6 +95,8 @@ def trim_long_silences(wav: np.ndarray, method: str = "auto") -> np.ndarray:
     global _fallback_warned
     if method == "off":
         return wav
+    if method == "webrtc" and not webrtcvad_available():
+        raise ImportError("vad='webrtc' needs webrtcvad: pip install 'vcframe-ge2e[vad]' (webrtcvad-wheels)")
     if method == "auto":
         if webrtcvad_available():
             method = "webrtc"
@@ -96,7 +105,7 @@ def trim_long_silences(wav: np.ndarray, method: str = "auto") -> np.ndarray:
             if not _fallback_warned:
                 _fallback_warned = True
                 warnings.warn(
-                    "webrtcvad is not installed: the GE2E encoder trims silence by frame energy instead "
+                    "webrtcvad is not installed or does not import: the GE2E encoder trims silence by frame energy instead "
                     "(pip install 'vcframe-ge2e[vad]' for RTVC's voice-activity trimming)",
                     RuntimeWarning,
                     stacklevel=2,
