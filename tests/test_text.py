@@ -53,13 +53,19 @@ def test_english_cleaners_ids_match_rtvc_fixture_ids() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("Dr. Smith paid $3.50 on May 2nd, 1999!", "doctor smith paid three dollars, fifty cents on may second, nineteen ninety-nine!"),
+        (
+            "Dr. Smith paid $3.50 on May 2nd, 1999!",
+            "doctor smith paid three dollars, fifty cents on may second, nineteen ninety-nine!",
+        ),
         ("$1", "one dollar"),
         ("$0.01", "one cent"),
         ("$0", "zero dollars"),
         ("$1.2.3", "one point two.three dollars"),
         ("12,345", "twelve thousand, three hundred forty-five"),
-        ("1066 2000 2005 1900 2010 3000", "ten sixty-six two thousand two thousand five nineteen hundred twenty ten three thousand"),
+        (
+            "1066 2000 2005 1900 2010 3000",
+            "ten sixty-six two thousand two thousand five nineteen hundred twenty ten three thousand",
+        ),
         ("1001", "ten oh one"),
         ("3.14", "three point fourteen"),
         ("21st 103rd", "twenty-first one hundred and third"),  # ordinals keep "and", as RTVC

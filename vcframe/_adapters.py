@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-
 from vcframe.audio import amplitude_to_mel_values, mel_basis, mel_values_to_amplitude
 from vcframe.specs import MelSpec
 from vcframe.types import Mel
@@ -25,9 +24,11 @@ class MelRemapper:
         inverse = np.linalg.pinv(source_basis)  # (bins_source, n_mels_source)
         bins_source, bins_target = source_basis.shape[1], target_basis.shape[1]
         # map linear bins of the source FFT size onto those of the target FFT size by frequency
-        frequency_map = np.interp(
-            np.linspace(0, 1, bins_target), np.linspace(0, 1, bins_source), np.arange(bins_source)
-        ).round().astype(int)
+        frequency_map = (
+            np.interp(np.linspace(0, 1, bins_target), np.linspace(0, 1, bins_source), np.arange(bins_source))
+            .round()
+            .astype(int)
+        )
         self._matrix = target_basis @ inverse[frequency_map]
         self.__name__ = f"mel-remap({source.n_mels}->{target.n_mels})"
 
@@ -49,5 +50,3 @@ class MelRemapper:
             mel.alignment,
             {**mel.metadata, "adapted_from": self.source.model_dump()},
         )
-
-

@@ -96,7 +96,9 @@ def load_embedding(path: str | os.PathLike[str]) -> SpeakerEmbedding:
         described = json.loads(sidecar.read_text())
         spec = EmbeddingSpec.model_validate(described["spec"])
     except Exception as error:  # noqa: BLE001 - any parse failure is the same user error
-        raise InputError(f"cannot read embedding {str(source)!r}: {error}", hint="re-create it with 'vcframe embed'")
+        raise InputError(
+            f"cannot read embedding {str(source)!r}: {error}", hint="re-create it with 'vcframe embed'"
+        ) from error
     if vector.ndim == 1:
         vector = vector[None]
     if vector.ndim != 2 or vector.shape[1] != spec.dim or not np.all(np.isfinite(vector)):

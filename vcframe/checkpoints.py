@@ -99,7 +99,9 @@ def locate_source(source: str) -> Path:
             candidate = Path(location) / relative
             if candidate.is_file():
                 return candidate
-        raise CheckpointError(f"{relative!r} is missing from the installed package {module!r}", hint=f"reinstall {module}")
+        raise CheckpointError(
+            f"{relative!r} is missing from the installed package {module!r}", hint=f"reinstall {module}"
+        )
     registry_folder = Path(str(importlib.resources.files("vcframe.registry")))
     return (registry_folder / source).resolve()
 
@@ -132,7 +134,9 @@ def resolve(component_kind: str, component_name: str, reference: str, *, verify:
     if entry is not None:
         path = locate_source(entry.source)
         if not path.is_file():
-            raise CheckpointError(f"checkpoint file {str(path)!r} of registry:{entry.id} is missing", hint="reinstall the plugin")
+            raise CheckpointError(
+                f"checkpoint file {str(path)!r} of registry:{entry.id} is missing", hint="reinstall the plugin"
+            )
         if verify:
             actual = sha256_of(path)
             if actual != entry.sha256:
@@ -188,7 +192,9 @@ def load_state(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, 
                 raw_metadata = handle.metadata() or {}
                 state = {key: handle.get_tensor(key) for key in handle.keys()}
         except (SafetensorError, OSError, ValueError) as error:
-            raise CheckpointError(f"checkpoint {name!r} is a corrupt safetensors file ({error})", hint="re-create it")
+            raise CheckpointError(
+                f"checkpoint {name!r} is a corrupt safetensors file ({error})", hint="re-create it"
+            ) from error
         return state, {key: _maybe_json(value) for key, value in raw_metadata.items()}
     try:
         loaded = torch.load(name, map_location="cpu", weights_only=True)
@@ -202,7 +208,9 @@ def load_state(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, 
         raise CheckpointError(f"checkpoint {name!r} is corrupt ({text})", hint="re-create or re-download it") from error
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
         text = str(error).split("\n")[0]
-        raise CheckpointError(f"checkpoint {name!r} is corrupt or not a checkpoint ({text})", hint="check the file") from error
+        raise CheckpointError(
+            f"checkpoint {name!r} is corrupt or not a checkpoint ({text})", hint="check the file"
+        ) from error
     if not isinstance(loaded, dict):
         raise CheckpointError(f"checkpoint {name!r} holds a {type(loaded).__name__}, not a dict of tensors")
     if "model_state" in loaded:
@@ -229,7 +237,9 @@ def _maybe_json(value: str) -> Any:
         return value
 
 
-def save_safetensors(state: dict[str, Any], path: str | os.PathLike[str], metadata: dict[str, Any] | None = None) -> None:
+def save_safetensors(
+    state: dict[str, Any], path: str | os.PathLike[str], metadata: dict[str, Any] | None = None
+) -> None:
     """Write tensors and metadata (values JSON-encoded unless strings) atomically."""
     from safetensors.torch import save_file
 

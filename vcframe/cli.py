@@ -92,8 +92,12 @@ def _version(value: bool) -> None:
 def main_callback(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
     config: Annotated[str | None, typer.Option("--config", help="Settings file (default: ./vcframe.toml).")] = None,
-    disable: Annotated[list[str] | None, typer.Option("--disable", help="Do not load this plugin (repeatable).")] = None,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+    disable: Annotated[
+        list[str] | None, typer.Option("--disable", help="Do not load this plugin (repeatable).")
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
 ) -> None:
     _State.debug = debug
     _State.config_file = config
@@ -146,8 +150,12 @@ class _ProgressReporter:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-            TimeElapsedColumn(), console=stderr, transient=True,
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=stderr,
+            transient=True,
         )
         self.tasks: dict[str, Any] = {}
 
@@ -171,14 +179,18 @@ def run(
     text_file: Annotated[Path | None, typer.Option("--text-file", help="UTF-8 file with the text to speak.")] = None,
     out: Annotated[Path, typer.Option("--out", help="Output audio file (.wav, .flac, .ogg).")] = Path("output.wav"),
     reference: ReferenceOption = None,
-    embedding: Annotated[Path | None, typer.Option("--embedding", help="Saved embedding (.npy) instead of clips.")] = None,
+    embedding: Annotated[
+        Path | None, typer.Option("--embedding", help="Saved embedding (.npy) instead of clips.")
+    ] = None,
     encoder: EncoderOption = None,
     synthesizer: SynthesizerOption = None,
     vocoder: VocoderOption = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed for reproducible output.")] = None,
     device: DeviceOption = None,
     option: OverrideOption = None,
-    allow_mismatch: Annotated[bool, typer.Option("--allow-mismatch", help="Run incompatible components anyway.")] = False,
+    allow_mismatch: Annotated[
+        bool, typer.Option("--allow-mismatch", help="Run incompatible components anyway.")
+    ] = False,
     adapt: Annotated[bool, typer.Option("--adapt", help="Convert mismatched mels with an adapter hook.")] = False,
     plot: Annotated[Path | None, typer.Option("--plot", help="Save the mel and attention alignment as a PNG.")] = None,
     metadata: Annotated[bool, typer.Option("--metadata", help="Write OUT.json with the run's metadata.")] = False,
@@ -192,8 +204,16 @@ def run(
         check_output_path(plot)
     if not reference and embedding is None:
         raise InputError("no voice given", hint="pass --reference FILE (repeatable) or --embedding FILE")
-    settings = _settings(option, encoder=encoder, synthesizer=synthesizer, vocoder=vocoder, device=device,
-                         seed=seed, allow_mismatch=allow_mismatch or None, adapt=adapt or None)
+    settings = _settings(
+        option,
+        encoder=encoder,
+        synthesizer=synthesizer,
+        vocoder=vocoder,
+        device=device,
+        seed=seed,
+        allow_mismatch=allow_mismatch or None,
+        adapt=adapt or None,
+    )
     from vcframe.audio import save_audio
     from vcframe.pipeline import Pipeline
     from vcframe.types import SpeakerEmbedding
@@ -228,7 +248,9 @@ def _save_plot(pipeline: Any, text: str, path: Path) -> None:
 @handle_errors
 def embed(
     reference: ReferenceOption = None,
-    out: Annotated[Path, typer.Option("--out", help="Output .npy (a .npy.json sidecar holds the spec).")] = Path("embedding.npy"),
+    out: Annotated[Path, typer.Option("--out", help="Output .npy (a .npy.json sidecar holds the spec).")] = Path(
+        "embedding.npy"
+    ),
     encoder: EncoderOption = None,
     device: DeviceOption = None,
     option: OverrideOption = None,
@@ -242,9 +264,7 @@ def embed(
     settings = _settings(option, encoder=encoder, device=device)
     from vcframe.pipeline import Pipeline
 
-    registry = _registry(settings)
-    # an embedding needs only the encoder: check against the configured synthesizer/vocoder is not required
-    pipeline = Pipeline(settings=settings, registry=registry, allow_mismatch=True)
+    pipeline = Pipeline(settings=settings, registry=_registry(settings), embedding_only=True)
     with _ProgressReporter() as progress:
         speaker = pipeline.embed(reference, progress)
     speaker.save(str(out))
@@ -308,20 +328,24 @@ def plugins_list(
     registry = _registry()
     rows = []
     for row in registry:
-        rows.append({
-            "kind": row.kind,
-            "name": row.name,
-            "distribution": row.distribution,
-            "version": row.version,
-            "status": row.status,
-            "summary": row.spec.summary if row.spec else None,
-            "api_version": row.spec.api_version if row.spec else None,
-            "error": row.error,
-            "hint": row.hint,
-            "warning": row.warning,
-            **({"requirements": row.requirements} if requirements else {}),
-        })
-    duplicates = {f"{kind}:{name}": [r.qualified_name for r in rows_] for (kind, name), rows_ in registry.duplicates().items()}
+        rows.append(
+            {
+                "kind": row.kind,
+                "name": row.name,
+                "distribution": row.distribution,
+                "version": row.version,
+                "status": row.status,
+                "summary": row.spec.summary if row.spec else None,
+                "api_version": row.spec.api_version if row.spec else None,
+                "error": row.error,
+                "hint": row.hint,
+                "warning": row.warning,
+                **({"requirements": row.requirements} if requirements else {}),
+            }
+        )
+    duplicates = {
+        f"{kind}:{name}": [r.qualified_name for r in rows_] for (kind, name), rows_ in registry.duplicates().items()
+    }
     broken_hooks = [vars(error) for error in hook_errors()]
     extra: list[dict[str, Any]] = []
     if available:
@@ -339,8 +363,12 @@ def plugins_list(
     if requirements:
         table.add_column("requirements")
     for item in rows:
-        status = {"ok": "[green]ok[/]", "error": "[red]error[/]", "disabled": "[dim]disabled[/]",
-                  "warning": "[yellow]warning[/]"}[item["status"]]
+        status = {
+            "ok": "[green]ok[/]",
+            "error": "[red]error[/]",
+            "disabled": "[dim]disabled[/]",
+            "warning": "[yellow]warning[/]",
+        }[item["status"]]
         detail = item["summary"] or ""
         if item["error"]:
             detail = f"[red]{item['error']}[/] [dim]({item['hint']})[/]"
@@ -360,8 +388,14 @@ def plugins_list(
         for column in ("kind", "name", "distribution", "status", "summary", "install"):
             table.add_column(column)
         for entry in extra:
-            table.add_row(entry["kind"], entry["name"], entry["distribution"], entry["status"], entry["summary"],
-                          f"pip install {entry['distribution']}")
+            table.add_row(
+                entry["kind"],
+                entry["name"],
+                entry["distribution"],
+                entry["status"],
+                entry["summary"],
+                f"pip install {entry['distribution']}",
+            )
         stdout.print(table)
 
 
@@ -387,10 +421,16 @@ def _schema_rows(spec: ComponentSpec) -> list[tuple[str, str, str, str]]:
     rows = []
     for field_name, field_info in spec.config_model.model_fields.items():
         prop = schema.get("properties", {}).get(field_name, {})
-        kind = prop.get("type") or " | ".join(str(p.get("type", p.get("$ref", "?")).split("/")[-1]) for p in prop.get("anyOf", [])) or str(prop.get("$ref", "object")).split("/")[-1]
+        kind = (
+            prop.get("type")
+            or " | ".join(str(p.get("type", p.get("$ref", "?")).split("/")[-1]) for p in prop.get("anyOf", []))
+            or str(prop.get("$ref", "object")).split("/")[-1]
+        )
         default = field_info.get_default(call_default_factory=True)
         rendered = json.dumps(default.model_dump() if hasattr(default, "model_dump") else default, default=str)
-        rows.append((field_name, kind, rendered if len(rendered) < 60 else rendered[:57] + "...", field_info.description or ""))
+        rows.append(
+            (field_name, kind, rendered if len(rendered) < 60 else rendered[:57] + "...", field_info.description or "")
+        )
     return rows
 
 
@@ -426,7 +466,13 @@ def plugins_show(
         for column in ("id", "default", "steps", "training data", "licence"):
             table.add_column(column)
         for entry in entries:
-            table.add_row(f"registry:{entry.id}", "yes" if entry.default else "", str(entry.steps or ""), entry.training_data, entry.license)
+            table.add_row(
+                f"registry:{entry.id}",
+                "yes" if entry.default else "",
+                str(entry.steps or ""),
+                entry.training_data,
+                entry.license,
+            )
         stdout.print(table)
 
 
@@ -491,7 +537,9 @@ def config_show(
 def train(
     context: typer.Context,
     kind: Annotated[str, typer.Argument(help="encoder, synthesizer or vocoder.")],
-    plugin: Annotated[str | None, typer.Option("--plugin", help="Which plugin's trainer (default: the setting).")] = None,
+    plugin: Annotated[
+        str | None, typer.Option("--plugin", help="Which plugin's trainer (default: the setting).")
+    ] = None,
 ) -> None:
     """Train a component: the remaining arguments go to the plugin's trainer (try: vcframe train KIND --help)."""
     if kind not in GROUPS:

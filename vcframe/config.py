@@ -89,9 +89,7 @@ def _assign(tree: dict[str, Any], dotted: str, value: Any, source: str) -> None:
     if parts[0] in KINDS and len(parts) > 1:
         parts = ["components", *parts]
     if parts[0] == "components" and len(parts) < 4:
-        raise ConfigError(
-            f"{'.'.join(parts)!r} in {source} is incomplete", hint="use <kind>.<name>.<option>=VALUE"
-        )
+        raise ConfigError(f"{'.'.join(parts)!r} in {source} is incomplete", hint="use <kind>.<name>.<option>=VALUE")
     node = tree
     for part in parts[:-1]:
         child = node.setdefault(part, {})
@@ -179,7 +177,7 @@ def load_settings(
     try:
         return Settings.model_validate(tree)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in issue['loc'])}: {issue['msg']}" for issue in error.errors()
-        )
-        raise ConfigError(f"invalid settings: {problems}", hint=f"valid keys: {', '.join(Settings.model_fields)}") from error
+        problems = "; ".join(f"{'.'.join(str(p) for p in issue['loc'])}: {issue['msg']}" for issue in error.errors())
+        raise ConfigError(
+            f"invalid settings: {problems}", hint=f"valid keys: {', '.join(Settings.model_fields)}"
+        ) from error

@@ -168,7 +168,9 @@ class Registry:
             )
         if len(candidates) > 1:
             choices = ", ".join(row.qualified_name for row in candidates)
-            raise PluginError(f"several plugins provide {kind} {short!r}: {choices}", hint="pick one as DISTRIBUTION:NAME")
+            raise PluginError(
+                f"several plugins provide {kind} {short!r}: {choices}", hint="pick one as DISTRIBUTION:NAME"
+            )
         return candidates[0]
 
     def get(self, kind: str, name: str) -> ComponentSpec:
@@ -227,7 +229,9 @@ def make_config(spec: ComponentSpec, overrides: dict[str, Any] | None = None) ->
             f"{'.'.join(str(p) for p in issue['loc']) or '(config)'}: {issue['msg']}" for issue in error.errors()
         )
         valid = ", ".join(spec.config_model.model_fields)
-        raise ConfigError(f"invalid options for {spec.kind} {spec.name!r}: {problems}", hint=f"valid options: {valid}") from error
+        raise ConfigError(
+            f"invalid options for {spec.kind} {spec.name!r}: {problems}", hint=f"valid options: {valid}"
+        ) from error
 
 
 # -- hooks -------------------------------------------------------------------------------------------

@@ -49,9 +49,7 @@ class SpeakerEncoder(Component, Protocol):
 
 @runtime_checkable
 class Synthesizer(Component, Protocol):
-    def synthesize(
-        self, texts: Sequence[str], embedding: SpeakerEmbedding, *, seed: int | None = None
-    ) -> Mel: ...
+    def synthesize(self, texts: Sequence[str], embedding: SpeakerEmbedding, *, seed: int | None = None) -> Mel: ...
 
 
 @runtime_checkable
@@ -140,7 +138,9 @@ class BaseSynthesizer(BaseComponent):
                 raise InputError(f"text {index} is empty", hint="give some words to say")
         expected: EmbeddingSpec = self.input_spec
         if embedding.spec != expected:
-            fields = ", ".join(f"{name}: {mine!r} vs {theirs!r}" for name, mine, theirs in expected.diff(embedding.spec))
+            fields = ", ".join(
+                f"{name}: {mine!r} vs {theirs!r}" for name, mine, theirs in expected.diff(embedding.spec)
+            )
             raise InputError(f"{self.spec.name} expects embeddings in {expected.space}; got ({fields})")
         if embedding.batch_size == 1 and len(texts) > 1:
             embedding = embedding.repeat(len(texts))
@@ -163,7 +163,9 @@ class BaseVocoder(BaseComponent):
     def _check_mel(self, mel: Mel) -> Mel:
         expected: MelSpec = self.input_spec
         if mel.spec != expected:
-            fields = ", ".join(f"{name}: {theirs!r} (mel) vs {mine!r} (vocoder)" for name, mine, theirs in expected.diff(mel.spec))
+            fields = ", ".join(
+                f"{name}: {theirs!r} (mel) vs {mine!r} (vocoder)" for name, mine, theirs in expected.diff(mel.spec)
+            )
             raise InputError(f"{self.spec.name} cannot read this mel: {fields}")
         if mel.batch_size == 0 or int(mel.lengths.min()) == 0:
             raise InputError("no mel frames to vocode")

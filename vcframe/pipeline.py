@@ -53,6 +53,7 @@ class Pipeline:
         allow_mismatch: run incompatible components anyway; the output's metadata records the mismatch.
         adapt: bridge a mel mismatch with the first ``vcframe_mel_adapter`` hook that supports it.
         registry: where components are looked up; default: installed entry points.
+        embedding_only: resolve the encoder alone (for ``embed``); clone and stream are unavailable.
     """
 
     def __init__(
@@ -67,6 +68,7 @@ class Pipeline:
         allow_mismatch: bool | None = None,
         adapt: bool | None = None,
         registry: Registry | None = None,
+        embedding_only: bool = False,
     ) -> None:
         self.settings = settings if settings is not None else load_settings()
         self.registry = registry if registry is not None else default_registry(self.settings.disable_plugins)
@@ -76,16 +78,23 @@ class Pipeline:
             "synthesizer": synthesizer or self.settings.synthesizer,
             "vocoder": vocoder or self.settings.vocoder,
         }
+        if embedding_only:
+            names = {"encoder": names["encoder"]}
         self.specs: dict[str, ComponentSpec] = {kind: self.registry.get(kind, name) for kind, name in names.items()}
         self.configs: dict[str, Any] = {}
         for kind, spec in self.specs.items():
             component_options = self.settings.component_options(kind, spec.name)
             component_options.update((options or {}).get(kind, {}))
             self.configs[kind] = make_config(spec, component_options)
-        self.report: CompatReport = check(
-            (self.specs["encoder"], self.configs["encoder"]),
-            (self.specs["synthesizer"], self.configs["synthesizer"]),
-            (self.specs["vocoder"], self.configs["vocoder"]),
+        self.embedding_only = embedding_only
+        self.report: CompatReport | None = (
+            None
+            if embedding_only
+            else check(
+                (self.specs["encoder"], self.configs["encoder"]),
+                (self.specs["synthesizer"], self.configs["synthesizer"]),
+                (self.specs["vocoder"], self.configs["vocoder"]),
+            )
         )
         self.allow_mismatch = self.settings.allow_mismatch if allow_mismatch is None else allow_mismatch
         self.adapt = self.settings.adapt if adapt is None else adapt
@@ -99,7 +108,7 @@ class Pipeline:
     # -- construction ---------------------------------------------------------------------------------
 
     def _resolve_mismatches(self) -> None:
-        if self.report.ok:
+        if self.report is None or self.report.ok:
             return
         remaining = list(self.report.mismatches)
         if self.adapt and self.report.mel_mismatches():
@@ -122,8 +131,12 @@ class Pipeline:
 
     def component(self, kind: str) -> Any:
         """The built component of ``kind`` (built, and its weights loaded, on first use)."""
+        if kind not in self.specs:
+            raise InputError(f"this pipeline was built for embeddings only; it has no {kind}")
         if kind not in self._components:
-            self._components[kind] = build_component(self.specs[kind], self.configs[kind].model_dump(), device=self.device)
+            self._components[kind] = build_component(
+                self.specs[kind], self.configs[kind].model_dump(), device=self.device
+            )
         return self._components[kind]
 
     @property
@@ -177,7 +190,9 @@ class Pipeline:
         if isinstance(references, (str, os.PathLike, Waveform)):
             references = [references]
         if not references:
-            raise InputError("no reference audio given", hint="pass --reference FILE (or --voice NAME / --embedding FILE)")
+            raise InputError(
+                "no reference audio given", hint="pass --reference FILE (or --voice NAME / --embedding FILE)"
+            )
         clips = [self.load_reference(reference) for reference in references]
         progress("embed", 0, 1)
         batch = Waveform.from_numpy([clip.item(0) for clip in clips], clips[0].sample_rate)
@@ -202,8 +217,9 @@ class Pipeline:
             raise InputError("the text has no words to say", hint="give some words to say")
         return pieces
 
-    def _embedding_for(self, reference: Reference | Sequence[Reference] | None, embedding: SpeakerEmbedding | None,
-                       progress: Progress) -> SpeakerEmbedding:
+    def _embedding_for(
+        self, reference: Reference | Sequence[Reference] | None, embedding: SpeakerEmbedding | None, progress: Progress
+    ) -> SpeakerEmbedding:
         if embedding is not None:
             if embedding.batch_size != 1:
                 embedding = embedding.mean()
@@ -226,8 +242,15 @@ class Pipeline:
             mels.extend(mel.select(index) for index in range(mel.batch_size))
         return mels
 
-    def _run(self, text: str, reference: Any, embedding: SpeakerEmbedding | None, seed: int | None,
-             progress: Progress, streaming: bool) -> Iterator[Waveform]:
+    def _run(
+        self,
+        text: str,
+        reference: Any,
+        embedding: SpeakerEmbedding | None,
+        seed: int | None,
+        progress: Progress,
+        streaming: bool,
+    ) -> Iterator[Waveform]:
         seed = self.settings.seed if seed is None else seed
         pieces = self.sentences(text)
         run: dict[str, Any] = {**self.describe(), "text": text, "sentences": len(pieces), "seed": seed}
@@ -243,8 +266,11 @@ class Pipeline:
                 if sentence_index % self.settings.synthesis_batch_size == 0:
                     start = sentence_index
                     progress("synthesize", start, len(pieces))
-                    batch = self.synthesize(pieces[start : start + self.settings.synthesis_batch_size], speaker,
-                                            seed=None if seed is None else seed + start)
+                    batch = self.synthesize(
+                        pieces[start : start + self.settings.synthesis_batch_size],
+                        speaker,
+                        seed=None if seed is None else seed + start,
+                    )
                 mel = batch[sentence_index - start]
                 self.last_mels.append(mel)
                 vocoder_seed = None if seed is None else seed + sentence_index
@@ -297,7 +323,11 @@ class Pipeline:
         waveform = self._apply_processors(waveform, "output")
         run = getattr(self, "_last_run", {})
         return waveform.with_metadata(
-            **{key: run[key] for key in ("vcframe", "device", "components", "bridged", "sentences", "seed") if key in run}
+            **{
+                key: run[key]
+                for key in ("vcframe", "device", "components", "bridged", "sentences", "seed")
+                if key in run
+            }
         )
 
     def stream(

@@ -195,8 +195,7 @@ class ComponentSpec(BaseModel):
     factory: str = Field(description="'module:Class' called as Class(config, device=...) to build the component.")
     config_model: type[BaseModel] = Field(description="Pydantic model of the component's options.")
     input: EmbeddingSpec | MelSpec | AudioSpec = Field(
-        description="What the component consumes: audio (encoder), a speaker embedding (synthesizer), a mel "
-        "(vocoder)."
+        description="What the component consumes: audio (encoder), a speaker embedding (synthesizer), a mel (vocoder)."
     )
     output: EmbeddingSpec | MelSpec | AudioSpec = Field(description="What the component produces.")
     text: TextSpec | None = Field(None, description="Synthesizers only: the text they read.")

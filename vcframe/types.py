@@ -134,9 +134,7 @@ class Mel:
         if self.frames.dim() != 3:
             raise ValueError(f"Mel.frames must be (B, n_mels, T), got shape {tuple(self.frames.shape)}")
         if self.frames.shape[1] != self.spec.n_mels:
-            raise ValueError(
-                f"Mel.frames has {self.frames.shape[1]} bands but its spec says n_mels={self.spec.n_mels}"
-            )
+            raise ValueError(f"Mel.frames has {self.frames.shape[1]} bands but its spec says n_mels={self.spec.n_mels}")
         if self.frames.dtype != torch.float32:
             raise ValueError(f"Mel.frames must be float32, got {self.frames.dtype}")
         batch, _, total = self.frames.shape

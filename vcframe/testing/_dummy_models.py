@@ -35,7 +35,10 @@ class ToneEncoder(BaseSpeakerEncoder):
             spectrum = np.abs(np.fft.rfft(item.astype(np.float64))) ** 2
             frequencies = np.fft.rfftfreq(len(item), 1 / waveform.sample_rate)
             energies = np.array(
-                [spectrum[(frequencies >= lo) & (frequencies < hi)].sum() for lo, hi in zip(_BAND_EDGES[:-1], _BAND_EDGES[1:])]
+                [
+                    spectrum[(frequencies >= lo) & (frequencies < hi)].sum()
+                    for lo, hi in zip(_BAND_EDGES[:-1], _BAND_EDGES[1:], strict=True)
+                ]
             )
             logs = np.log(energies + 1e-9)
             logs -= logs.mean()
@@ -61,7 +64,7 @@ class ConstantSynthesizer(BaseSynthesizer):
         alignment = torch.zeros(len(texts), longest, max(len(t) for t in texts), device=self.device)
         with seeded(seed):
             noise = torch.rand(len(texts), TEST_MEL.n_mels, longest) if config.noise else None
-        for row, (text, length) in enumerate(zip(texts, lengths)):
+        for row, (text, length) in enumerate(zip(texts, lengths, strict=True)):
             weights = embedding.vector[row]
             peak = int(torch.argmax(weights)) / max(1, weights.numel() - 1)
             pattern = 3.0 - 6.0 * (bands - peak).abs()

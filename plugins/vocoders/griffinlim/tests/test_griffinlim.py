@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from vcframe_griffinlim.model import GriffinLimVocoder
+from vcframe_griffinlim.spec import SPEC
+
+from vcframe.audio import mel_spectrogram
+from vcframe.errors import InputError
+from vcframe.specs import RTVC_SYNTHESIZER_MEL
+from vcframe.types import Mel
+
+
+def _speechlike(seconds: float = 1.0, sample_rate: int = 16000) -> np.ndarray:
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    phase = 2 * np.pi * np.cumsum(140 * (1 + 0.1 * np.sin(2 * np.pi * 2 * t))) / sample_rate
+    return (0.3 * sum(np.sin(k * phase) / k for k in range(1, 20))).astype(np.float32)
+
+
+def test_spec_module_is_light() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, vcframe_griffinlim.spec; print('torch' in sys.modules, 'librosa' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.split() == [
+        "False",
+        "False",
+    ]
+
+
+def test_output_length_reproducibility_and_batch() -> None:
+    vocoder = GriffinLimVocoder(SPEC.make_config({"n_iter": 8}))
+    long, short = (
+        mel_spectrogram(_speechlike(1.0), RTVC_SYNTHESIZER_MEL),
+        mel_spectrogram(_speechlike(0.5), RTVC_SYNTHESIZER_MEL),
+    )
+    batch = Mel.from_numpy([long, short], RTVC_SYNTHESIZER_MEL)
+    waveform = vocoder.vocode(batch, seed=1)
+    assert waveform.lengths.tolist() == [long.shape[1] * 200, short.shape[1] * 200]
+    assert torch.equal(waveform.samples, vocoder.vocode(batch, seed=1).samples)
+    single = vocoder.vocode(Mel.from_numpy(short, RTVC_SYNTHESIZER_MEL), seed=1)
+    np.testing.assert_array_equal(single.item(0), waveform.item(1))
+    assert torch.isfinite(waveform.samples).all() and float(waveform.samples.abs().max()) <= 1.0
+
+
+def test_reconstruction_keeps_the_spectrum() -> None:
+    vocoder = GriffinLimVocoder(SPEC.make_config({"n_iter": 32, "peak_normalize": None, "power": 1.0}))
+    original = _speechlike(1.0)
+    mel = mel_spectrogram(original, RTVC_SYNTHESIZER_MEL)
+    rebuilt = vocoder.vocode(Mel.from_numpy(mel, RTVC_SYNTHESIZER_MEL), seed=0).item(0)
+    again = mel_spectrogram(rebuilt[: len(original)], RTVC_SYNTHESIZER_MEL)
+    assert float(np.mean(np.abs(again - mel))) < 0.35  # in units of the [-4, 4] range
+
+
+def test_refuses_other_mels_and_empty_input() -> None:
+    vocoder = GriffinLimVocoder(SPEC.make_config({"n_iter": 2}))
+    other = RTVC_SYNTHESIZER_MEL.model_copy(update={"hop_length": 256})
+    with pytest.raises(InputError, match="hop_length: 256 \\(mel\\) vs 200 \\(vocoder\\)"):
+        vocoder.vocode(Mel(torch.zeros(1, 80, 5), other))
+    with pytest.raises(InputError, match="no mel frames"):
+        vocoder.vocode(Mel(torch.zeros(1, 80, 0), RTVC_SYNTHESIZER_MEL))

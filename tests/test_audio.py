@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile
+from safetensors.numpy import load_file
+
+from vcframe.audio import (
+    amplitude_to_mel_values,
+    frames_for,
+    load_audio,
+    mel_spectrogram,
+    mel_values_to_amplitude,
+    resample,
+    save_audio,
+)
+from vcframe.errors import AudioInputError, OutputError
+from vcframe.specs import RTVC_ENCODER_MEL, RTVC_SYNTHESIZER_MEL
+from vcframe.types import Waveform
+
+
+@pytest.mark.parametrize("suffix", ["wav", "flac", "ogg", "mp3"])
+def test_reads_every_supported_format_and_resamples(tmp_path, suffix) -> None:
+    t = np.arange(22050) / 22050
+    samples = (0.4 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    path = tmp_path / f"tone.{suffix}"
+    soundfile.write(str(path), np.stack([samples, samples], axis=1), 22050)
+    waveform = load_audio(path, sample_rate=16000)
+    assert waveform.sample_rate == 16000
+    assert abs(waveform.lengths.item() - 16000) < 1200  # mp3 adds encoder delay
+    spectrum = np.abs(np.fft.rfft(waveform.item(0)))
+    peak_hz = np.argmax(spectrum) * 16000 / (2 * (len(spectrum) - 1))
+    assert abs(peak_hz - 440) < 5
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "not found"), (b"", "empty"), (b"RIFF\x00\x00junkjunkjunk", "cannot read"), ("dir", "directory")],
+)
+def test_bad_files_give_one_line_errors(tmp_path, content, message) -> None:
+    path = tmp_path / "voice.wav"
+    if content == "dir":
+        path.mkdir()
+    elif content is not None:
+        path.write_bytes(content)
+    with pytest.raises(AudioInputError, match=message) as raised:
+        load_audio(path)
+    assert "\n" not in str(raised.value)
+
+
+def test_silence_is_refused(tmp_path) -> None:
+    path = tmp_path / "silence.wav"
+    soundfile.write(str(path), np.zeros(16000, np.float32), 16000)
+    with pytest.raises(AudioInputError, match="silent"):
+        load_audio(path)
+
+
+def test_save_is_atomic_and_refuses_missing_directory(tmp_path) -> None:
+    waveform = Waveform.from_numpy(np.full(100, 0.1, np.float32), 16000)
+    with pytest.raises(OutputError, match="does not exist"):
+        save_audio(waveform, tmp_path / "missing" / "out.wav")
+    target = save_audio(waveform, tmp_path / "out.wav")
+    assert [p.name for p in tmp_path.iterdir()] == ["out.wav"]
+    assert soundfile.info(str(target)).frames == 100
+
+
+def test_resample_identity() -> None:
+    samples = np.ones(10, np.float32)
+    assert resample(samples, 16000, 16000) is samples
+
+
+def test_mel_matches_rtvc_features_bit_for_bit(rtvc_fixtures) -> None:
+    features = load_file(str(rtvc_fixtures / "features_ref.safetensors"))
+    synthesizer_mel = mel_spectrogram(features["wav_16k"], RTVC_SYNTHESIZER_MEL)
+    np.testing.assert_array_equal(synthesizer_mel, features["syn_mel_80"])
+    encoder_mel = mel_spectrogram(features["enc_preprocess_wav_novad"], RTVC_ENCODER_MEL)
+    np.testing.assert_array_equal(encoder_mel.T, features["enc_mel_40"])
+    assert synthesizer_mel.shape[1] == frames_for(len(features["wav_16k"]), RTVC_SYNTHESIZER_MEL)
+
+
+def test_amplitude_scale_inverts() -> None:
+    amplitude = np.geomspace(1e-4, 10, 50)[None, :]
+    values = amplitude_to_mel_values(amplitude, RTVC_SYNTHESIZER_MEL)
+    np.testing.assert_allclose(mel_values_to_amplitude(values, RTVC_SYNTHESIZER_MEL), amplitude, rtol=1e-9)

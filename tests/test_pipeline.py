@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vcframe.config import Settings
+from vcframe.errors import AudioInputError, IncompatibleComponentsError, InputError
+from vcframe.pipeline import Pipeline
+from vcframe.types import Waveform
+
+DUMMIES = dict(encoder="test-tone", synthesizer="test-constant", vocoder="test-sine")
+
+
+@pytest.fixture
+def pipeline(dummy_registry) -> Pipeline:
+    return Pipeline(**DUMMIES, settings=Settings(), device="cpu")
+
+
+def test_clone_returns_audio_with_metadata(pipeline, speech_like_wav) -> None:
+    waveform = pipeline.clone("Hello there.", speech_like_wav(), seed=3)
+    assert waveform.batch_size == 1 and waveform.sample_rate == 16000
+    assert waveform.lengths.item() == 4 * len("Hello there.") * 64
+    assert waveform.metadata["seed"] == 3
+    assert waveform.metadata["components"]["vocoder"]["name"] == "test-sine"
+    assert waveform.metadata["bridged"] == []
+
+
+def test_long_text_is_split_and_joined_with_pauses(pipeline, speech_like_wav) -> None:
+    sentences = ["First one here.", "Second sentence.", "Third!"]
+    waveform = pipeline.clone(" ".join(sentences), speech_like_wav(), seed=1)
+    speech = sum(4 * len(s) * 64 for s in sentences)
+    pauses = 2 * round(0.15 * 16000)
+    assert waveform.lengths.item() == speech + pauses
+    assert len(pipeline.last_mels) == 3
+
+
+def test_seed_makes_output_reproducible(pipeline, speech_like_wav) -> None:
+    reference = speech_like_wav()
+    first = pipeline.clone("Same text.", reference, seed=5).samples
+    assert torch.equal(first, pipeline.clone("Same text.", reference, seed=5).samples)
+    assert not torch.equal(first, pipeline.clone("Same text.", reference, seed=6).samples)
+
+
+def test_stream_concatenates_to_clone(pipeline, speech_like_wav) -> None:
+    reference = speech_like_wav()
+    text = "A streamed sentence. And another one."
+    chunks = list(pipeline.stream(text, reference, seed=2))
+    assert len(chunks) > 2
+    streamed = torch.cat([c.samples for c in chunks], dim=1)
+    torch.testing.assert_close(streamed, pipeline.clone(text, reference, seed=2).samples, atol=1e-6, rtol=0)
+
+
+def test_embed_many_references_and_reuse(pipeline, speech_like_wav, tmp_path) -> None:
+    low, high = speech_like_wav("low.wav", f0=100), speech_like_wav("high.wav", f0=300, sample_rate=44100)
+    both = pipeline.embed([low, high])
+    assert both.vector.shape == (1, 8)
+    assert float(both.vector.norm()) == pytest.approx(1.0, abs=1e-6)
+    both.save(str(tmp_path / "voice.npy"))
+    from vcframe.types import SpeakerEmbedding
+
+    reused = pipeline.clone("Hi.", embedding=SpeakerEmbedding.load(str(tmp_path / "voice.npy")), seed=1)
+    assert torch.equal(reused.samples, pipeline.clone("Hi.", [low, high], seed=1).samples)
+
+
+def test_reference_waveform_is_resampled(pipeline) -> None:
+    t = np.arange(44100) / 44100
+    reference = Waveform.from_numpy((0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32), 44100)
+    assert pipeline.load_reference(reference).sample_rate == 16000
+
+
+@pytest.mark.parametrize(("text", "message"), [("", "empty"), ("   \n ", "empty"), ("x" * 10_001, "10,001 characters")])
+def test_bad_text(pipeline, speech_like_wav, text, message) -> None:
+    with pytest.raises(InputError, match=message):
+        pipeline.clone(text, speech_like_wav())
+
+
+def test_too_short_reference(pipeline, speech_like_wav) -> None:
+    with pytest.raises(AudioInputError, match=r"is 0.05 s long; test-tone needs at least 0.10 s"):
+        pipeline.clone("Hi.", speech_like_wav(seconds=0.05))
+
+
+def test_incompatible_components_refused_before_loading(dummy_registry, monkeypatch) -> None:
+    from vcframe_griffinlim.spec import SPEC
+
+    dummy_registry.register(SPEC)
+    import vcframe.discovery
+
+    monkeypatch.setattr(vcframe.discovery, "build_component", lambda *a, **k: pytest.fail("weights loaded"))
+    with pytest.raises(IncompatibleComponentsError, match="hop_length: test-constant gives 64, griffinlim expects 200"):
+        Pipeline("test-tone", "test-constant", "griffinlim", settings=Settings(), device="cpu")
+
+
+def test_allow_mismatch_and_adapter_are_recorded(dummy_registry, speech_like_wav) -> None:
+    from vcframe_griffinlim.spec import SPEC
+
+    dummy_registry.register(SPEC)
+    options = {"vocoder": {"n_iter": 2}}
+    # hop lengths differ: the built-in adapter cannot change the frame rate, so the mismatch stands
+    with pytest.raises(IncompatibleComponentsError, match="hop_length"):
+        Pipeline(
+            "test-tone", "test-constant", "griffinlim", settings=Settings(), device="cpu", options=options, adapt=True
+        )
+    allowed = Pipeline(
+        "test-tone",
+        "test-constant",
+        "griffinlim",
+        settings=Settings(),
+        device="cpu",
+        options=options,
+        allow_mismatch=True,
+    )
+    assert any(item.startswith("synthesizer -> vocoder: hop_length") for item in allowed.bridged)
+    same_rate = Settings(
+        components={
+            "vocoder": {
+                "griffinlim": {"mel": {**SPEC.input.model_dump(), "hop_length": 64, "win_length": 256, "n_fft": 256}}
+            }
+        }
+    )
+    bridged = Pipeline(
+        "test-tone", "test-constant", "griffinlim", settings=same_rate, device="cpu", options=options, adapt=True
+    )
+    assert bridged.bridged and bridged.bridged[0].startswith("mel adapter")
+    waveform = bridged.clone("Hi there.", speech_like_wav(), seed=1)
+    assert waveform.metadata["bridged"] == bridged.bridged
+    assert waveform.lengths.item() == 4 * len("Hi there.") * 64
