@@ -116,7 +116,7 @@ def test_checkpoint_with_wrong_keys_and_pickled_code(tmp_path):
     with pytest.raises(CheckpointError, match="missing keys"):
         tiny(checkpoint=str(path))
     unsafe = tmp_path / "unsafe.pt"
-    torch.save({"model_state": {"x": torch.zeros(1)}, "obj": object.__new__(ValueError)}, unsafe)
+    torch.save({"model_state": {"x": torch.zeros(1)}, "obj": np.random.RandomState(0)}, unsafe)
     with pytest.raises(CheckpointError):
         tiny(checkpoint=str(unsafe))
 

@@ -155,7 +155,7 @@ def fit(
         torch.nn.utils.clip_grad_norm_(params, 3.0)
         optimizer.step()
         step += 1
-        record: dict[str, Any] = {"step": step, "loss": round(float(loss), 5), "train_eer": round(ge2e_eer(sim), 5)}
+        record: dict[str, Any] = {"step": step, "loss": round(float(loss.detach()), 5), "train_eer": round(ge2e_eer(sim), 5)}
         if eval_every and (step % eval_every == 0 or step == max_steps) and val_mels:
             network.eval()
             eer, enrol, test = evaluate_speakers(network, val_mels, device)
