@@ -1,0 +1,160 @@
+"""Unit tests of the Tacotron component with tiny random weights."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from vcframe.errors import CheckpointError, ConfigError, InputError
+from vcframe.specs import GE2E_RTVC_EMBEDDING, EmbeddingSpec
+from vcframe.types import SpeakerEmbedding
+from vcframe_tacotron.model import TacotronSynthesizer
+from vcframe_tacotron.spec import SPEC
+
+TEXTS = ["Hello world.", "A somewhat longer sentence, with 3 numbers!", "Hi"]
+
+
+def _tiny(**overrides: object) -> TacotronSynthesizer:
+    torch.manual_seed(0)
+    config = SPEC.make_config({**SPEC.test_config, **overrides})
+    synthesizer = TacotronSynthesizer(config)
+    # make the stop head fire after a while so lengths differ between items
+    with torch.no_grad():
+        synthesizer.network.decoder.stop_proj.bias.fill_(0.0)
+    return synthesizer
+
+
+def _embedding(batch: int) -> SpeakerEmbedding:
+    vector = torch.rand(batch, 256, generator=torch.Generator().manual_seed(1))
+    return SpeakerEmbedding(vector / vector.norm(dim=1, keepdim=True), GE2E_RTVC_EMBEDDING)
+
+
+def test_spec_module_imports_no_torch() -> None:
+    code = "import sys, vcframe_tacotron.spec, vcframe_tacotron.hooks; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_synthesize_shapes_lengths_alignment() -> None:
+    synthesizer = _tiny()
+    embedding = _embedding(3)
+    vector_before = embedding.vector.clone()
+    mel = synthesizer.synthesize(TEXTS, embedding)
+    assert mel.frames.shape[:2] == (3, 80) and mel.frames.dtype == torch.float32
+    assert mel.spec == SPEC.output
+    assert int(mel.lengths.max()) == mel.frames.shape[2] and int(mel.lengths.min()) >= 1
+    assert mel.alignment is not None and mel.alignment.shape[0] == 3
+    assert mel.alignment.shape[2] == max(len(ids) for ids in synthesizer.texts_to_ids(TEXTS))
+    assert mel.frames.device == synthesizer.device
+    assert torch.equal(embedding.vector, vector_before)
+    assert int(mel.lengths.max()) <= 40
+
+
+def test_clean_batched_equals_one_at_a_time() -> None:
+    synthesizer = _tiny(trim_threshold=None)
+    batched = synthesizer.synthesize(TEXTS, _embedding(3))
+    for index, text in enumerate(TEXTS):
+        single = synthesizer.synthesize([text], _embedding(3).select(index))
+        length = int(single.lengths[0])
+        assert int(batched.lengths[index]) == length
+        torch.testing.assert_close(batched.frames[index, :, :length], single.frames[0, :, :length], atol=1e-5, rtol=0)
+        steps, chars = single.alignment.shape[1:]
+        torch.testing.assert_close(batched.alignment[index, :steps, :chars], single.alignment[0], atol=1e-5, rtol=0)
+
+
+def test_small_batch_size_chunks_give_the_same_result() -> None:
+    whole = _tiny(trim_threshold=None).synthesize(TEXTS, _embedding(3))
+    chunked = _tiny(trim_threshold=None, batch_size=1).synthesize(TEXTS, _embedding(3))
+    assert whole.lengths.tolist() == chunked.lengths.tolist()
+    torch.testing.assert_close(whole.frames, chunked.frames, atol=1e-5, rtol=0)
+
+
+def test_seed_makes_dropout_synthesis_reproducible() -> None:
+    synthesizer = _tiny(inference_dropout=0.5, masking="rtvc")
+    first = synthesizer.synthesize(TEXTS[:2], _embedding(1), seed=7)
+    second = synthesizer.synthesize(TEXTS[:2], _embedding(1), seed=7)
+    other = synthesizer.synthesize(TEXTS[:2], _embedding(1), seed=8)
+    assert torch.equal(first.frames, second.frames)
+    assert not torch.equal(first.frames, other.frames)
+
+
+def test_trailing_silence_is_trimmed() -> None:
+    synthesizer = _tiny(trim_threshold=100.0)  # nothing is that loud: one frame is kept
+    assert synthesizer.synthesize(["Hello"], _embedding(1)).lengths.tolist() == [1]
+
+
+def test_bad_input_raises_input_error() -> None:
+    synthesizer = _tiny()
+    with pytest.raises(InputError):
+        synthesizer.synthesize([], _embedding(1))
+    with pytest.raises(InputError):
+        synthesizer.synthesize(["  "], _embedding(1))
+    with pytest.raises(InputError):
+        synthesizer.synthesize(["x" * 2001], _embedding(1))
+    other_space = SpeakerEmbedding(torch.ones(1, 256) / 16, EmbeddingSpec(space="other", dim=256))
+    with pytest.raises(InputError):
+        synthesizer.synthesize(["Hello"], other_space)
+
+
+def test_config_invariants_name_both_values() -> None:
+    with pytest.raises(ValueError, match="encoder_dims"):
+        SPEC.make_config({"preset": "tiny", "encoder_dims": 15})
+    with pytest.raises(ValueError, match=r"r \(21\)|less than or equal"):
+        SPEC.make_config({"preset": "tiny", "r": 21})
+    with pytest.raises(ValueError):
+        SPEC.make_config({"preset": "tiny", "unknown_field": 1})
+    with pytest.raises(ConfigError, match="num_chars"):
+        TacotronSynthesizer(SPEC.make_config({**SPEC.test_config, "num_chars": 70}))
+
+
+def test_export_round_trip_and_refusals(tmp_path: Path) -> None:
+    synthesizer = _tiny()
+    path = tmp_path / "tacotron.safetensors"
+    synthesizer.export(str(path), steps=0, training_data="none", license="MIT")
+    loaded = TacotronSynthesizer(SPEC.make_config({**SPEC.test_config, "checkpoint": str(path)}))
+    for key, value in synthesizer.network.state_dict().items():
+        assert torch.equal(loaded.network.state_dict()[key], value), key
+    assert loaded.checkpoint_metadata["frontend"] == "rtvc-english"
+
+    with pytest.raises(CheckpointError, match=r"encoder.embedding.weight has shape \(66, 16\).*\(66, 24\)"):
+        TacotronSynthesizer(SPEC.make_config({**SPEC.test_config, "checkpoint": str(path), "embed_dims": 24}))
+    with pytest.raises(CheckpointError, match="frontend"):
+        TacotronSynthesizer(SPEC.make_config({**SPEC.test_config, "checkpoint": str(path), "frontend": "rtvc-basic"}))
+    other = EmbeddingSpec(space="other/space", dim=256)
+    with pytest.raises(CheckpointError, match="space"):
+        TacotronSynthesizer(SPEC.make_config({**SPEC.test_config, "checkpoint": str(path), "embedding": other.model_dump()}))
+
+
+def test_corrupt_checkpoint_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "broken.pt"
+    path.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError):
+        TacotronSynthesizer(SPEC.make_config({**SPEC.test_config, "checkpoint": str(path)}))
+
+
+def test_text_frontend_hook() -> None:
+    from vcframe.hookspecs import TextFrontend
+    from vcframe_tacotron import hooks
+
+    frontend = hooks.vcframe_text_frontend(name="rtvc-english")
+    assert isinstance(frontend, TextFrontend)
+    assert len(frontend.symbols) == 66 and frontend.symbols[28] == "a" and frontend.symbols[65] == " "
+    assert frontend.normalize("Dr. Who") == "doctor who"
+    assert frontend.text_to_ids("a {HH AH0} b") == [28, 65, 65, 29, 1]  # ARPAbet dropped, as RTVC
+    assert hooks.vcframe_text_frontend(name="unknown") is None
+
+
+def test_text_frontend_matches_fixture_ids(rtvc_fixtures: Path) -> None:
+    import json
+
+    from safetensors import safe_open
+
+    from vcframe_tacotron.frontend import rtvc_english
+
+    with safe_open(str(rtvc_fixtures / "features_ref.safetensors"), framework="pt") as handle:
+        texts = json.loads(handle.metadata()["texts"])
+        for index, text in enumerate(texts):
+            assert rtvc_english().text_to_ids(text) == handle.get_tensor(f"texts_ids.{index}").tolist()

@@ -1,0 +1,204 @@
+"""The Tacotron synthesizer component: text + speaker embedding -> mel, batched, with the alignment."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from vcframe.checkpoints import load_state, resolve
+from vcframe.errors import CheckpointError, ConfigError, InputError
+from vcframe.interfaces import BaseSynthesizer
+from vcframe.seeding import seeded
+from vcframe.specs import EmbeddingSpec, MelSpec
+from vcframe.types import Mel, SpeakerEmbedding
+from vcframe_tacotron.frontend import get_frontend
+from vcframe_tacotron.spec import SPEC, TacotronConfig
+from vcframe_tacotron.tacotron import Tacotron
+
+#: What an RTVC ``synthesizer.pt`` (no metadata) was trained with.
+RTVC_FRONTEND = "rtvc-english"
+
+
+def build_network(config: TacotronConfig) -> Tacotron:
+    """A randomly initialised network of the config's sizes (r set from the config, default 2 or preset)."""
+    sizes = config.sizes()
+    network = Tacotron(
+        embed_dims=sizes["embed_dims"], num_chars=config.num_chars, encoder_dims=sizes["encoder_dims"],
+        decoder_dims=sizes["decoder_dims"], n_mels=config.mel.n_mels, postnet_dims=sizes["postnet_dims"],
+        encoder_K=sizes["encoder_K"], postnet_K=sizes["postnet_K"], lstm_dims=sizes["lstm_dims"],
+        num_highways=sizes["num_highways"], speaker_embedding_size=config.embedding.dim, max_r=config.max_r,
+    )
+    network.r = sizes["r"]
+    return network
+
+
+def checkpoint_metadata(config: TacotronConfig, symbols: list[str] | tuple[str, ...], **extra: Any) -> dict[str, Any]:
+    """Metadata written into safetensors exports and checked at load."""
+    return {
+        "format": "vcframe-tacotron-v1",
+        "config": {"preset": config.preset, "max_r": config.max_r, **config.sizes()},
+        "frontend": config.frontend,
+        "symbols": list(symbols),
+        "embedding_spec": config.embedding.model_dump(),
+        "mel_spec": config.mel.model_dump(mode="json"),
+        **extra,
+    }
+
+
+def check_state_against(network: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
+    """Refuse a state dict whose keys or shapes differ from the network's, naming the key and both shapes."""
+    expected = network.state_dict()
+    missing = [key for key in expected if key not in state]
+    unexpected = [key for key in state if key not in expected]
+    if missing or unexpected:
+        detail = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
+        raise CheckpointError(f"checkpoint {source!r} is not a Tacotron of this layout ({detail})",
+                              hint="is it a synthesizer checkpoint?")
+    for key, tensor in expected.items():
+        if tuple(state[key].shape) != tuple(tensor.shape):
+            raise CheckpointError(
+                f"checkpoint {source!r} does not fit the config: {key} has shape {tuple(state[key].shape)} in the "
+                f"checkpoint but {tuple(tensor.shape)} in the model",
+                hint="choose the preset (or sizes) the checkpoint was trained with",
+            )
+
+
+def check_metadata_against(config: TacotronConfig, symbols: tuple[str, ...], metadata: Mapping[str, Any], source: str) -> None:
+    """Refuse a checkpoint trained with another frontend, symbol table, embedding space or mel spec."""
+    if metadata.get("format") != "vcframe-tacotron-v1":
+        return  # an RTVC .pt: rtvc-english, GE2E, RTVC mel; the shape check covers the table size
+    if metadata.get("frontend") != config.frontend:
+        raise CheckpointError(
+            f"checkpoint {source!r} was trained with text frontend {metadata.get('frontend')!r}, the config "
+            f"uses {config.frontend!r}", hint=f"set frontend={metadata.get('frontend')}")
+    if list(metadata.get("symbols", [])) != list(symbols):
+        raise CheckpointError(
+            f"checkpoint {source!r} was trained with another symbol table ({len(metadata.get('symbols', []))} "
+            f"symbols) than frontend {config.frontend!r} ({len(symbols)} symbols)", hint="use the frontend it was trained with")
+    embedding = EmbeddingSpec.model_validate(metadata["embedding_spec"])
+    if embedding != config.embedding:
+        diff = ", ".join(f"{n}: {a!r} vs {b!r}" for n, a, b in embedding.diff(config.embedding))
+        raise CheckpointError(f"checkpoint {source!r} reads another speaker embedding ({diff}; checkpoint vs config)",
+                              hint="set embedding to the checkpoint's space and use a matching encoder")
+    mel = MelSpec.model_validate(metadata["mel_spec"])
+    if mel != config.mel:
+        diff = ", ".join(f"{n}: {a!r} vs {b!r}" for n, a, b in mel.diff(config.mel))
+        raise CheckpointError(f"checkpoint {source!r} writes another mel ({diff}; checkpoint vs config)",
+                              hint="set mel to the checkpoint's spec")
+
+
+class TacotronSynthesizer(BaseSynthesizer):
+    """RTVC's Tacotron synthesizer behind the vcframe Synthesizer interface.
+
+    Args:
+        config (TacotronConfig, default: ``SPEC.make_config()``): sizes (preset), checkpoint, inference behaviour.
+        device (torch.device or str, default "cpu").
+
+    ``synthesize(texts (B), SpeakerEmbedding (B, D) or (1, D), seed=None) -> Mel (B, n_mels, T)`` with
+    ``lengths`` (B,) after the stop rule and trailing-silence trim, and ``alignment`` (B, T_dec, L) where
+    ``T_dec`` is the number of decoder steps (each ``r`` frames) and ``L`` the longest id sequence.
+    Texts are synthesized ``config.batch_size`` at a time; with ``masking="clean"`` and no dropout a batch
+    gives the same result as one-at-a-time synthesis. ``seed`` pins the pre-net dropout masks.
+    """
+
+    spec = SPEC
+
+    def __init__(self, config: TacotronConfig | None = None, *, device: torch.device | str = "cpu") -> None:
+        super().__init__(config, device=device)
+        self.config: TacotronConfig
+        self.frontend = get_frontend(self.config.frontend)
+        if len(self.frontend.symbols) != self.config.num_chars:
+            raise ConfigError(
+                f"frontend {self.config.frontend!r} has {len(self.frontend.symbols)} symbols but num_chars is "
+                f"{self.config.num_chars}", hint=f"set num_chars={len(self.frontend.symbols)}")
+        self.network = build_network(self.config)
+        self.checkpoint_metadata: dict[str, Any] = {}
+        if self.config.checkpoint is not None:
+            resolved = resolve("synthesizer", SPEC.name, self.config.checkpoint)
+            state, metadata = load_state(resolved.path)
+            self.load_weights(state, metadata, str(resolved.path))
+        self.network.to(self.device).eval()
+
+    def load_weights(self, state: Mapping[str, torch.Tensor], metadata: Mapping[str, Any], source: str) -> None:
+        """Load an RTVC or vcframe state dict after checking metadata, keys and shapes."""
+        check_metadata_against(self.config, self.frontend.symbols, metadata, source)
+        check_state_against(self.network, state, source)
+        self.network.load_state_dict(dict(state), strict=True)
+        if self.config.r is not None:
+            self.network.r = self.config.r
+        elif not 1 <= self.network.r <= self.config.max_r:
+            raise CheckpointError(f"checkpoint {source!r} has decoder.r = {self.network.r}, outside [1, {self.config.max_r}]")
+        self.checkpoint_metadata = dict(metadata)
+
+    def texts_to_ids(self, texts: list[str]) -> list[list[int]]:
+        limit = SPEC.text.max_chars if SPEC.text else 2000
+        ids = []
+        for index, text in enumerate(texts):
+            if len(text) > limit:
+                raise InputError(f"text {index} has {len(text)} characters, more than {limit}",
+                                 hint="split it into sentences (vcframe.text.split_sentences)")
+            ids.append(self.frontend.text_to_ids(text))
+        return ids
+
+    def _synthesize(self, texts: list[str], embedding: SpeakerEmbedding, seed: int | None) -> Mel:
+        ids = self.texts_to_ids(texts)
+        vectors = embedding.vector.to(self.device, torch.float32)
+        frames: list[torch.Tensor] = []
+        alignments: list[torch.Tensor] = []
+        with seeded(seed, devices=[self.device]):
+            for start in range(0, len(ids), self.config.batch_size):
+                chunk = ids[start : start + self.config.batch_size]
+                mels, attention = self._generate_batch(chunk, vectors[start : start + len(chunk)])
+                frames.extend(mels)
+                alignments.extend(attention)
+        lengths = torch.tensor([mel.shape[1] for mel in frames], device=self.device)
+        total = int(lengths.max())
+        batch = torch.full((len(frames), self.config.mel.n_mels, total), self.config.mel.silence_value,
+                           dtype=torch.float32, device=self.device)
+        for row, mel in enumerate(frames):
+            batch[row, :, : mel.shape[1]] = mel
+        steps = max(a.shape[0] for a in alignments)
+        chars = max(a.shape[1] for a in alignments)
+        alignment = torch.stack([F.pad(a, (0, chars - a.shape[1], 0, steps - a.shape[0])) for a in alignments])
+        return Mel(batch, self.config.mel, lengths, alignment,
+                   {"synthesizer": SPEC.name, "masking": self.config.masking, "seed": seed})
+
+    def _generate_batch(self, ids: list[list[int]], vectors: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        text_lengths = torch.tensor([len(i) for i in ids], device=self.device)
+        chars = torch.zeros(len(ids), int(text_lengths.max()), dtype=torch.long, device=self.device)
+        for row, item in enumerate(ids):
+            chars[row, : len(item)] = torch.tensor(item, device=self.device)
+        config = self.config
+        _, mel_postnet, attention, lengths = self.network.generate(
+            chars, vectors, steps=config.max_frames, p=config.inference_dropout,
+            text_lengths=text_lengths if config.masking == "clean" else None,
+            stop_threshold=config.stop_threshold, min_frames=config.min_decoder_frames,
+            silence_value=config.mel.silence_value,
+        )
+        mels, alignments = [], []
+        r = self.network.r
+        for row in range(len(ids)):
+            length = int(lengths[row])
+            mel = mel_postnet[row, :, :length]
+            if config.trim_threshold is not None:
+                peaks = mel.max(dim=0).values
+                loud = torch.nonzero(peaks >= config.trim_threshold)
+                length = max(int(loud[-1]) + 1 if len(loud) else 1, 1)
+                mel = mel[:, :length]
+            mels.append(mel)
+            steps = -(-int(lengths[row]) // r)
+            # clean mode: pads get no attention, so the item's own characters are kept; RTVC mode keeps the pads
+            chars_kept = len(ids[row]) if config.masking == "clean" else attention.size(2)
+            alignments.append(attention[row, :steps, :chars_kept])
+        return mels, alignments
+
+    def export(self, path: str, **metadata: Any) -> None:
+        """Write the weights as safetensors with the config, specs, frontend and symbols in the metadata."""
+        from vcframe.checkpoints import save_safetensors
+
+        meta = checkpoint_metadata(self.config, self.frontend.symbols, **metadata)
+        save_safetensors(self.network.state_dict(), path, {k: v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()})
