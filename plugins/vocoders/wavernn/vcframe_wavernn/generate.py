@@ -1,0 +1,446 @@
+"""Sample-by-sample generation: RTVC's algorithm, engineered for speed, plus RTVC's loop as a reference.
+
+The fast path (:class:`Generator`) gives RTVC's waveform for the same seed (the random stream is drawn in
+RTVC's order, section 6 of the fixtures README) but restructures the arithmetic:
+
+* everything that does not depend on the previous sample is computed for a block of steps as whole-block
+  matrix products: the mel/aux part of the input layer ``I``, rnn1's input projection ``W_ih1 I(...)``, the
+  aux parts of rnn2's input and of fc1 and fc2. The previous sample enters ``I`` and ``W_ih1 I`` through one
+  rank-1 term each (``x * I.weight[:, 0]`` and ``x * W_ih1 I.weight[:, 0]``);
+* a step is left with the recurrent products (``W_hh1 h1``, ``W_ih2 x1``, ``W_hh2 h2``), fc1..fc3 on the
+  hidden part, the GRU gates and the sampler, run by the C++ kernel (:mod:`vcframe_wavernn.kernel`) or an
+  equivalent PyTorch loop with preallocated buffers;
+* the Exp(1) noise of RTVC's sampler is drawn for a whole block ahead (it does not depend on the samples),
+  per item with its own generator, in RTVC's order;
+* folds of every item in a batch run together, split over the CPU threads.
+
+Audio is produced block by block: after ``k`` steps every fold holds its first ``k`` samples, so the first
+``k`` samples of the cross-faded output are final. :meth:`Generator.run` yields them, which is what
+``vocode_stream`` streams; ``vocode`` concatenates the same chunks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.signal import lfilter
+
+from vcframe_wavernn.network import WaveRNN
+from vcframe_wavernn.signal import (
+    crossfade_windows,
+    decode_mu_law,
+    fold_with_overlap,
+    label_to_float,
+    rtvc_fade_out,
+    xfade_and_unfold,
+)
+
+
+def draw_rtvc_gru_cell_numbers(network: WaveRNN, generator: torch.Generator | None = None) -> None:
+    """Consume the random numbers RTVC's two throwaway ``GRUCell`` constructions draw (fixtures README §6)."""
+    rnn, aux = network.rnn_dims, network.aux_dims
+    sizes = [3 * rnn * rnn, 3 * rnn * rnn, 3 * rnn, 3 * rnn, 3 * rnn * (rnn + aux), 3 * rnn * rnn, 3 * rnn, 3 * rnn]
+    for size in sizes:
+        torch.empty(size).uniform_(generator=generator)
+
+
+@dataclass
+class ItemPlan:
+    """Where one item's folds sit in the joint batch and how its output is assembled."""
+
+    first_fold: int
+    num_folds: int
+    fold_length: int
+    stride: int  # target + overlap (fold_length when unbatched)
+    unfolded_length: int
+    output_length: int  # T * hop
+    wave_len: int  # RTVC's (T - 1) * hop: where the generated audio is cropped with rtvc_quirks
+
+
+class _Assembler:
+    """Turns the folds' samples into final audio as they grow: cross-fade, mu-law, de-emphasis, crop, fade."""
+
+    def __init__(self, plan: ItemPlan, overlap: int, batched: bool, n_classes: int, preemphasis: float,
+                 quirks: bool, hop_length: int) -> None:
+        self.plan = plan
+        self.overlap = overlap if batched else 0
+        self.n_classes = n_classes
+        self.preemphasis = preemphasis
+        self.quirks = quirks
+        self.hop_length = hop_length
+        self.fade_in, self.fade_out = crossfade_windows(self.overlap) if self.overlap else (None, None)
+        self.zi = np.zeros(1)
+        self.emitted = 0  # unfolded positions already passed through
+        self.output_done = 0
+        self.held: list[np.ndarray] = []  # samples held back for the final fade
+        crop = plan.wave_len if quirks else min(plan.output_length, plan.unfolded_length)
+        self.crop = crop
+        self.fade_start = crop - len(rtvc_fade_out(crop, hop_length)) if quirks else crop
+
+    def _unfold(self, folds: torch.Tensor, start: int, stop: int) -> np.ndarray:
+        """Cross-faded unfolded positions [start, stop) from ``folds`` ((num_folds, L) float32)."""
+        plan = self.plan
+        values = np.zeros(stop - start, dtype=np.float64)
+        first = max(0, (start - plan.fold_length) // plan.stride)
+        for index in range(first, plan.num_folds):
+            fold_start = index * plan.stride
+            if fold_start >= stop:
+                break
+            lo, hi = max(start, fold_start), min(stop, fold_start + plan.fold_length)
+            if lo >= hi:
+                continue
+            piece = folds[index, lo - fold_start : hi - fold_start].numpy().astype(np.float64)
+            if self.overlap:
+                local = np.arange(lo - fold_start, hi - fold_start)
+                head = local < self.overlap
+                piece[head] *= self.fade_in[local[head]]
+                tail = local >= plan.fold_length - self.overlap
+                piece[tail] *= self.fade_out[local[tail] - (plan.fold_length - self.overlap)]
+            values[lo - start : hi - start] += piece
+        return values
+
+    def advance(self, folds: torch.Tensor, done_steps: int) -> np.ndarray:
+        """New final output samples after every fold holds ``done_steps`` samples (float64)."""
+        plan = self.plan
+        finished = done_steps >= plan.fold_length
+        ready = plan.unfolded_length if finished else min(done_steps, plan.unfolded_length)
+        ready = min(ready, self.crop)
+        pieces: list[np.ndarray] = []
+        if ready > self.emitted:
+            values = self._unfold(folds, self.emitted, ready)
+            values = decode_mu_law(values, self.n_classes)
+            if self.preemphasis:
+                values, self.zi = lfilter([1], [1, -self.preemphasis], values, zi=self.zi)
+            start = self.emitted
+            self.emitted = ready
+            free = max(0, min(ready, self.fade_start) - start)
+            if free:
+                pieces.append(values[:free])
+            if free < len(values):
+                self.held.append(values[free:])
+        if finished:
+            if self.held:
+                tail = np.concatenate(self.held)
+                if self.quirks:
+                    tail = tail * rtvc_fade_out(self.crop, self.hop_length)[-len(tail):] if len(tail) else tail
+                pieces.append(tail)
+                self.held = []
+            produced = self.output_done + sum(len(p) for p in pieces)
+            if produced < plan.output_length:
+                pieces.append(np.zeros(plan.output_length - produced))
+        out = np.concatenate(pieces) if pieces else np.zeros(0)
+        self.output_done += len(out)
+        return out
+
+
+class Generator:
+    """Fast generation for one :class:`WaveRNN`. Build once per network; weights are read at construction.
+
+    Args:
+        network: the model (its weights are copied into transposed, contiguous matrices).
+        engine: 'cpp' (kernel, must be available), 'torch', or 'auto'.
+        threads: fold groups run in parallel (default: torch.get_num_threads()).
+        block_steps: steps precomputed at once and the streaming granularity.
+    """
+
+    def __init__(self, network: WaveRNN, *, engine: str = "auto", threads: int | None = None, block_steps: int = 400) -> None:
+        from vcframe_wavernn.kernel import load_kernel
+
+        self.network = network
+        self.block_steps = block_steps
+        self.threads = threads or torch.get_num_threads()
+        self.kernel = None
+        if engine in ("auto", "cpp"):
+            self.kernel = load_kernel()
+            if self.kernel is None and engine == "cpp":
+                raise RuntimeError("the C++ generation kernel could not be built here (no compiler?); use engine='torch'")
+        self.engine = "cpp" if self.kernel is not None else "torch"
+        self.refresh_weights()
+
+    def refresh_weights(self) -> None:
+        """Re-read the network's weights (call after loading or training)."""
+        net = self.network
+        rnn, fc = net.rnn_dims, net.fc_dims
+        with torch.no_grad():
+            i_weight = net.I.weight.detach().float()
+            self.w_sample = i_weight[:, 0].contiguous()
+            self.i_rest = i_weight[:, 1:].t().contiguous()
+            self.i_bias = net.I.bias.detach().float()
+            self.wih1_t = net.rnn1.weight_ih_l0.detach().t().contiguous()
+            self.bih1 = net.rnn1.bias_ih_l0.detach()
+            self.v_sample = (net.rnn1.weight_ih_l0.detach() @ self.w_sample).contiguous()
+            self.whh1_t = net.rnn1.weight_hh_l0.detach().t().contiguous()
+            self.bhh1 = net.rnn1.bias_hh_l0.detach().contiguous()
+            wih2 = net.rnn2.weight_ih_l0.detach()
+            self.wih2_t = wih2[:, :rnn].t().contiguous()
+            self.wih2_aux_t = wih2[:, rnn:].t().contiguous()
+            self.bih2 = net.rnn2.bias_ih_l0.detach()
+            self.whh2_t = net.rnn2.weight_hh_l0.detach().t().contiguous()
+            self.bhh2 = net.rnn2.bias_hh_l0.detach().contiguous()
+            fc1 = net.fc1.weight.detach()
+            self.fc1_t, self.fc1_aux_t, self.fc1_b = fc1[:, :rnn].t().contiguous(), fc1[:, rnn:].t().contiguous(), net.fc1.bias.detach()
+            fc2 = net.fc2.weight.detach()
+            self.fc2_t, self.fc2_aux_t, self.fc2_b = fc2[:, :fc].t().contiguous(), fc2[:, fc:].t().contiguous(), net.fc2.bias.detach()
+            self.fc3_t = net.fc3.weight.detach().t().contiguous()
+            self.b3 = net.fc3.bias.detach().contiguous()
+            self.table = label_to_float(torch.arange(net.n_classes), net.n_classes).contiguous()
+
+    # -- conditioning ----------------------------------------------------------------------------
+
+    def condition(self, mel: torch.Tensor, pad_value: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """(n_mels, T) model-scale mel -> upsampled (S, n_mels) and aux (S, 4 aux) with S = T * hop."""
+        pad = self.network.pad
+        padded = F.pad(mel.unsqueeze(0), (pad, pad), value=pad_value)
+        upsampled, aux = self.network.upsample(padded)
+        return upsampled[0], aux[0]
+
+    # -- main loop --------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def run(
+        self,
+        mels: list[torch.Tensor],
+        *,
+        batched: bool,
+        target: int,
+        overlap: int,
+        argmax: bool,
+        generators: list[torch.Generator | None],
+        preemphasis: float,
+        quirks: bool,
+        rtvc_rng: bool = True,
+    ) -> Iterator[list[np.ndarray]]:
+        """Yield, after each block of steps, the new final float64 output samples of every item.
+
+        ``mels`` are (n_mels, T_b) tensors already scaled to the model's range (RTVC: mel / 4). Each item's
+        output ends with exactly ``T_b * hop`` samples.
+        """
+        net = self.network
+        was_training = net.training
+        net.eval()
+        try:
+            yield from self._run(mels, batched, target, overlap, argmax, generators, preemphasis, quirks, rtvc_rng)
+        finally:
+            net.train(was_training)
+
+    def _run(self, mels, batched, target, overlap, argmax, generators, preemphasis, quirks, rtvc_rng):
+        net = self.network
+        hop = net.hop_length
+        pad_value = 0.0 if quirks else -1.0
+        conditioned = [self.condition(mel.float(), pad_value) for mel in mels]
+        plans: list[ItemPlan] = []
+        folded_m, folded_a = [], []
+        fold_length = 0
+        if not batched:
+            fold_length = max(m.shape[0] for m, _ in conditioned)
+        for (upsampled, aux), mel in zip(conditioned, mels):
+            frames = int(mel.shape[-1])
+            steps = upsampled.shape[0]
+            if batched:
+                fm = fold_with_overlap(upsampled.unsqueeze(0), target, overlap)
+                fa = fold_with_overlap(aux.unsqueeze(0), target, overlap)
+                stride, length = target + overlap, target + 2 * overlap
+                unfolded = fm.shape[0] * stride + overlap
+            else:
+                fm = F.pad(upsampled, (0, 0, 0, fold_length - steps)).unsqueeze(0)
+                fa = F.pad(aux, (0, 0, 0, fold_length - steps)).unsqueeze(0)
+                stride = length = fold_length
+                unfolded = steps
+            plans.append(ItemPlan(sum(p.num_folds for p in plans), fm.shape[0], length, stride, unfolded,
+                                  frames * hop, (frames - 1) * hop))
+            folded_m.append(fm)
+            folded_a.append(fa)
+        cond_m = torch.cat(folded_m)  # (F, L, n_mels)
+        cond_a = torch.cat(folded_a)  # (F, L, 4 aux)
+        total_folds, length, _ = cond_m.shape
+        assemblers = [_Assembler(p, overlap, batched, net.n_classes, preemphasis, quirks, hop) for p in plans]
+        if not argmax and rtvc_rng:
+            for generator in generators:
+                draw_rtvc_gru_cell_numbers(net, generator)
+        a1, a2, a3, a4 = net.split_aux(cond_a)
+        rnn = net.rnn_dims
+        x = torch.zeros(total_folds)
+        h1 = torch.zeros(total_folds, rnn)
+        h2 = torch.zeros(total_folds, rnn)
+        samples = torch.zeros(total_folds, length)
+        # precomputed products take (R + 6R + 2H) floats per fold and step: keep a block under ~64 MB
+        per_step = total_folds * (7 * rnn + 2 * net.fc_dims + net.n_classes)
+        block = max(1, min(self.block_steps, length, (16 << 20) // per_step))
+        noise = torch.empty(block, total_folds, net.n_classes)
+        for start in range(0, length, block):
+            stop = min(length, start + block)
+            steps = stop - start
+            pre = self._precompute(cond_m[:, start:stop], a1[:, start:stop], a2[:, start:stop],
+                                   a3[:, start:stop], a4[:, start:stop])
+            if not argmax:
+                for step in range(steps):
+                    for plan, generator in zip(plans, generators):
+                        rows = noise[step, plan.first_fold : plan.first_fold + plan.num_folds]
+                        rows.exponential_(1, generator=generator)
+            out = torch.empty(steps, total_folds)
+            self._steps(pre, noise, argmax, x, h1, h2, out, steps)
+            samples[:, start:stop] = out.t()
+            chunks = []
+            for plan, assembler in zip(plans, assemblers):
+                item_folds = samples[plan.first_fold : plan.first_fold + plan.num_folds]
+                chunks.append(assembler.advance(item_folds, stop))
+            yield chunks
+
+    def _precompute(self, m, a1, a2, a3, a4) -> tuple[torch.Tensor, ...]:
+        """Block-wide products, laid out (steps, folds, features) for the step loop."""
+        def steps_first(t: torch.Tensor) -> torch.Tensor:
+            return t.transpose(0, 1).contiguous()
+
+        m, a1, a2, a3, a4 = (steps_first(t) for t in (m, a1, a2, a3, a4))
+        pre_i = torch.addmm(self.i_bias, torch.cat([m, a1], dim=2).flatten(0, 1), self.i_rest)
+        pre_g1 = torch.addmm(self.bih1, pre_i, self.wih1_t)
+        pre_a2 = torch.addmm(self.bih2, a2.flatten(0, 1), self.wih2_aux_t)
+        pre_a3 = torch.addmm(self.fc1_b, a3.flatten(0, 1), self.fc1_aux_t)
+        pre_a4 = torch.addmm(self.fc2_b, a4.flatten(0, 1), self.fc2_aux_t)
+        return pre_i, pre_g1, pre_a2, pre_a3, pre_a4
+
+    def _steps(self, pre, noise, argmax, x, h1, h2, out, steps) -> None:
+        pre_i, pre_g1, pre_a2, pre_a3, pre_a4 = pre
+        if self.kernel is not None:
+            self.kernel.run_steps(pre_i, pre_g1, pre_a2, pre_a3, pre_a4, noise, argmax, self.w_sample,
+                                  self.v_sample, self.whh1_t, self.bhh1, self.wih2_t, self.whh2_t, self.bhh2,
+                                  self.fc1_t, self.fc2_t, self.fc3_t, self.b3, self.table, x, h1, h2, out,
+                                  steps, self.threads)
+            return
+        folds, rnn = h1.shape
+        fc = self.fc1_t.shape[1]
+        pre_i = pre_i.view(-1, folds, rnn)
+        pre_g1 = pre_g1.view(-1, folds, 3 * rnn)
+        pre_a2 = pre_a2.view(-1, folds, 3 * rnn)
+        pre_a3 = pre_a3.view(-1, folds, fc)
+        pre_a4 = pre_a4.view(-1, folds, fc)
+        gh = torch.empty(folds, 3 * rnn)
+        gi = torch.empty(folds, 3 * rnn)
+        for k in range(steps):
+            xs = x.unsqueeze(1)
+            torch.addmm(self.bhh1, h1, self.whh1_t, out=gh)
+            torch.addcmul(pre_g1[k], xs, self.v_sample, out=gi)
+            h1.copy_(_gru(gi, gh, h1))
+            x1 = torch.addcmul(pre_i[k], xs, self.w_sample) + h1
+            torch.addmm(pre_a2[k], x1, self.wih2_t, out=gi)
+            torch.addmm(self.bhh2, h2, self.whh2_t, out=gh)
+            h2.copy_(_gru(gi, gh, h2))
+            x2 = x1 + h2
+            y1 = torch.relu(torch.addmm(pre_a3[k], x2, self.fc1_t))
+            y2 = torch.relu(torch.addmm(pre_a4[k], y1, self.fc2_t))
+            logits = torch.addmm(self.b3, y2, self.fc3_t)
+            scores = torch.softmax(logits, dim=1)
+            if not argmax:
+                scores = scores / noise[k]
+            index = scores.argmax(dim=1)
+            x.copy_(self.table[index])
+            out[k] = x
+
+
+def _gru(gi: torch.Tensor, gh: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+    """PyTorch's GRUCell arithmetic from precomputed input (gi) and hidden (gh) projections with biases."""
+    i_r, i_z, i_n = gi.chunk(3, 1)
+    h_r, h_z, h_n = gh.chunk(3, 1)
+    reset = torch.sigmoid(h_r + i_r)
+    update = torch.sigmoid(h_z + i_z)
+    new = torch.tanh(i_n + h_n * reset)
+    return (hidden - new) * update + new
+
+
+# -- reference: RTVC's loop, transcribed ----------------------------------------------------------------
+
+
+@torch.no_grad()
+def reference_generate(
+    network: WaveRNN,
+    mel: torch.Tensor,
+    *,
+    batched: bool,
+    target: int,
+    overlap: int,
+    argmax: bool = False,
+    preemphasis: float = 0.97,
+) -> np.ndarray:
+    """RTVC's ``WaveRNN.generate(mel, batched, target, overlap, mu_law=True)`` step for step (the baseline).
+
+    ``mel`` is (1, n_mels, T) already divided by 4. Draws from torch's global generator exactly as RTVC
+    does (seed it with ``torch.manual_seed`` first). Returns float64 ``((T - 1) * hop,)``; mels under 21
+    frames crash, as in RTVC. Leaves the network in eval mode (RTVC leaves it in train mode).
+    """
+    net = network
+    net.eval()
+    rnn1 = _gru_cell(net.rnn1)
+    rnn2 = _gru_cell(net.rnn2)
+    wave_len = (mel.size(-1) - 1) * net.hop_length
+    padded = torch.zeros(1, mel.size(-1) + 2 * net.pad, mel.size(1))
+    padded[:, net.pad : net.pad + mel.size(-1), :] = mel.transpose(1, 2)
+    mels, aux = net.upsample(padded.transpose(1, 2))
+    if batched:
+        mels = fold_with_overlap(mels, target, overlap)
+        aux = fold_with_overlap(aux, target, overlap)
+    b_size, seq_len, _ = mels.size()
+    h1 = torch.zeros(b_size, net.rnn_dims)
+    h2 = torch.zeros(b_size, net.rnn_dims)
+    x = torch.zeros(b_size, 1)
+    d = net.aux_dims
+    aux_split = [aux[:, :, d * i : d * (i + 1)] for i in range(4)]
+    output = []
+    for i in range(seq_len):
+        m_t = mels[:, i, :]
+        a1_t, a2_t, a3_t, a4_t = (a[:, i, :] for a in aux_split)
+        x = torch.cat([x, m_t, a1_t], dim=1)
+        x = net.I(x)
+        h1 = rnn1(x, h1)
+        x = x + h1
+        inp = torch.cat([x, a2_t], dim=1)
+        h2 = rnn2(inp, h2)
+        x = x + h2
+        x = torch.cat([x, a3_t], dim=1)
+        x = F.relu(net.fc1(x))
+        x = torch.cat([x, a4_t], dim=1)
+        x = F.relu(net.fc2(x))
+        logits = net.fc3(x)
+        posterior = F.softmax(logits, dim=1)
+        if argmax:
+            index = posterior.argmax(-1)
+        else:
+            index = torch.distributions.Categorical(posterior).sample()
+        sample = 2 * index.float() / (net.n_classes - 1.0) - 1.0
+        output.append(sample)
+        x = sample.unsqueeze(-1)
+    stacked = torch.stack(output).transpose(0, 1).cpu().numpy().astype(np.float64)
+    result = xfade_and_unfold(stacked, target, overlap) if batched else stacked[0]
+    result = decode_mu_law(result, net.n_classes)
+    result = lfilter([1], [1, -preemphasis], result)
+    fade_out = np.linspace(1, 0, 20 * net.hop_length)
+    result = result[:wave_len]
+    result[-20 * net.hop_length :] *= fade_out
+    return result
+
+
+def _gru_cell(gru: torch.nn.GRU) -> torch.nn.GRUCell:
+    cell = torch.nn.GRUCell(gru.input_size, gru.hidden_size)
+    cell.weight_hh.data = gru.weight_hh_l0.data
+    cell.weight_ih.data = gru.weight_ih_l0.data
+    cell.bias_hh.data = gru.bias_hh_l0.data
+    cell.bias_ih.data = gru.bias_ih_l0.data
+    return cell
+
+
+def steps_for(frames: int, hop_length: int, batched: bool, target: int, overlap: int) -> tuple[int, int]:
+    """(folds, steps per fold) RTVC's generation runs for a mel of ``frames`` frames."""
+    total = frames * hop_length
+    if not batched:
+        return 1, total
+    folds = max(0, (total - overlap) // (target + overlap))
+    if folds * (target + overlap) + overlap != total:
+        folds += 1
+    return folds, target + 2 * overlap
+
+
+__all__ = ["Generator", "reference_generate", "draw_rtvc_gru_cell_numbers", "steps_for", "math"]

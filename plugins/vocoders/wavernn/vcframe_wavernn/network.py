@@ -1,0 +1,98 @@
+"""The WaveRNN network (RTVC's fatchord version, RAW mode): conditioning, input layer, two GRUs, three FC layers.
+
+Parameter names equal RTVC's (``upsample.*``, ``I``, ``rnn1``, ``rnn2``, ``fc1..3``, ``step``), so
+``network.load_state_dict(rtvc_checkpoint["model_state"])`` works with ``strict=True``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vcframe_wavernn.upsample import UpsampleNetwork
+
+
+class WaveRNN(nn.Module):
+    """Mel-conditioned autoregressive sample model over ``2**bits`` mu-law classes.
+
+    Args:
+        rnn_dims: GRU width (RTVC: 512).
+        fc_dims: width of fc1 and fc2 (RTVC: 512).
+        bits: mu-law bits; ``n_classes = 2**bits`` (RTVC: 9).
+        pad: mel context frames each side (RTVC: 2).
+        upsample_factors: product must equal ``hop_length`` (RTVC: (5, 5, 8)).
+        feat_dims: mel bands (80).
+        compute_dims: mel ResNet channels (RTVC: 128).
+        res_out_dims: aux channels, four slices of ``res_out_dims // 4`` (RTVC: 128).
+        res_blocks: mel ResNet blocks (RTVC: 10).
+        hop_length: samples per mel frame (200).
+
+    ``forward(samples (B, S), mel (B, feat_dims, S / hop + 2 pad)) -> logits (B, S, n_classes)``, teacher
+    forced: ``samples[:, i]`` is the previous sample in [-1, 1] when predicting class ``i``.
+    """
+
+    def __init__(
+        self,
+        rnn_dims: int = 512,
+        fc_dims: int = 512,
+        bits: int = 9,
+        pad: int = 2,
+        upsample_factors: tuple[int, ...] = (5, 5, 8),
+        feat_dims: int = 80,
+        compute_dims: int = 128,
+        res_out_dims: int = 128,
+        res_blocks: int = 10,
+        hop_length: int = 200,
+    ) -> None:
+        super().__init__()
+        total = 1
+        for factor in upsample_factors:
+            total *= factor
+        if total != hop_length:
+            raise ValueError(f"upsample factors {tuple(upsample_factors)} multiply to {total}, not hop_length {hop_length}")
+        if res_out_dims % 4:
+            raise ValueError(f"res_out_dims ({res_out_dims}) must be a multiple of 4")
+        self.pad = pad
+        self.n_classes = 2**bits
+        self.rnn_dims = rnn_dims
+        self.fc_dims = fc_dims
+        self.aux_dims = res_out_dims // 4
+        self.hop_length = hop_length
+        self.feat_dims = feat_dims
+        self.upsample = UpsampleNetwork(feat_dims, tuple(upsample_factors), compute_dims, res_blocks, res_out_dims, pad)
+        self.I = nn.Linear(feat_dims + self.aux_dims + 1, rnn_dims)
+        self.rnn1 = nn.GRU(rnn_dims, rnn_dims, batch_first=True)
+        self.rnn2 = nn.GRU(rnn_dims + self.aux_dims, rnn_dims, batch_first=True)
+        self.fc1 = nn.Linear(rnn_dims + self.aux_dims, fc_dims)
+        self.fc2 = nn.Linear(fc_dims + self.aux_dims, fc_dims)
+        self.fc3 = nn.Linear(fc_dims, self.n_classes)
+        self.step = nn.Parameter(torch.zeros(1, dtype=torch.long), requires_grad=False)
+
+    def split_aux(self, aux: torch.Tensor) -> list[torch.Tensor]:
+        """(B, S, 4 * aux_dims) -> four (B, S, aux_dims) slices feeding I, rnn2, fc1 and fc2."""
+        width = self.aux_dims
+        return [aux[..., width * i : width * (i + 1)] for i in range(4)]
+
+    def forward(self, samples: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
+        # RTVC increments the step counter on every forward; kept so step counts mean the same thing
+        with torch.no_grad():
+            self.step += 1
+        batch = samples.size(0)
+        h1 = samples.new_zeros(1, batch, self.rnn_dims)
+        h2 = samples.new_zeros(1, batch, self.rnn_dims)
+        upsampled, aux = self.upsample(mel)
+        a1, a2, a3, a4 = self.split_aux(aux)
+        hidden = self.I(torch.cat([samples.unsqueeze(-1), upsampled, a1], dim=2))
+        residual = hidden
+        hidden, _ = self.rnn1(hidden, h1)
+        hidden = hidden + residual
+        residual = hidden
+        hidden, _ = self.rnn2(torch.cat([hidden, a2], dim=2), h2)
+        hidden = hidden + residual
+        hidden = F.relu(self.fc1(torch.cat([hidden, a3], dim=2)))
+        hidden = F.relu(self.fc2(torch.cat([hidden, a4], dim=2)))
+        return self.fc3(hidden)
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)

@@ -1,0 +1,108 @@
+"""Spec and configuration of the WaveRNN vocoder. Imports pydantic and vcframe.specs only (no torch)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from vcframe.specs import API_VERSION, RTVC_SYNTHESIZER_MEL, AudioSpec, ComponentSpec
+
+#: Size presets. "rtvc" reproduces RTVC's vocoder.pt (4.5 M parameters), "small" is the CPU-trainable demo
+#: size (1.5 M, rnn/fc 256), "tiny" is for tests (random weights, fast on any machine).
+PRESETS: dict[str, dict[str, int]] = {
+    "rtvc": {"rnn_dims": 512, "fc_dims": 512, "compute_dims": 128, "res_out_dims": 128, "res_blocks": 10},
+    "small": {"rnn_dims": 256, "fc_dims": 256, "compute_dims": 128, "res_out_dims": 128, "res_blocks": 10},
+    "tiny": {"rnn_dims": 32, "fc_dims": 32, "compute_dims": 16, "res_out_dims": 16, "res_blocks": 1},
+}
+
+#: RTVC's upsampling factors; their product must equal the mel's hop length (200).
+UPSAMPLE_FACTORS = (5, 5, 8)
+
+
+class WaveRNNConfig(BaseModel):
+    """Options of the WaveRNN vocoder. Size fields left at None take the preset's value."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    preset: Literal["rtvc", "small", "tiny"] = Field(
+        "rtvc", description="Size preset: 'rtvc' (RTVC's sizes, loads vocoder.pt), 'small' (CPU demo), 'tiny' (tests)."
+    )
+    checkpoint: str | None = Field(
+        "default",
+        description="'default' (registry default), 'registry:<id>', a path to an RTVC vocoder.pt or our "
+        ".safetensors; None = random weights (tests only).",
+    )
+    rnn_dims: int | None = Field(None, ge=1, description="GRU width (RTVC: 512); overrides the preset.")
+    fc_dims: int | None = Field(None, ge=1, description="Width of fc1/fc2 (RTVC: 512); overrides the preset.")
+    compute_dims: int | None = Field(None, ge=1, description="Channels of the mel ResNet (RTVC: 128).")
+    res_out_dims: int | None = Field(
+        None, ge=4, description="Aux channels out of the mel ResNet, split in 4 slices (RTVC: 128; multiple of 4)."
+    )
+    res_blocks: int | None = Field(None, ge=0, description="Residual blocks in the mel ResNet (RTVC: 10).")
+    bits: int = Field(9, ge=2, le=16, description="Mu-law bits: 2**bits output classes (RTVC: 9 -> 512).")
+    pad: int = Field(2, ge=1, description="Mel frames of context padded on each side (RTVC: 2; conv_in kernel 2*pad+1).")
+    batched: bool = Field(
+        True, description="Fold the sequence into overlapping segments generated in parallel (RTVC's batched mode)."
+    )
+    target: int = Field(8000, ge=1, description="Samples per fold, without overlap (RTVC's infer_waveform: 8000).")
+    overlap: int = Field(800, ge=0, description="Samples cross-faded between folds (RTVC's infer_waveform: 800).")
+    sampler: Literal["sample", "argmax"] = Field(
+        "sample", description="Draw each class from the softmax (RTVC) or take the most likely one (deterministic)."
+    )
+    rtvc_quirks: bool = Field(
+        True,
+        description="RTVC-exact output: mel padded with zeros (mid-scale) instead of silence, audio cropped to "
+        "(T-1)*hop then zero-padded to T*hop, last 4000 samples faded out. False: silence padding, all T*hop "
+        "generated samples, no fade.",
+    )
+    rtvc_rng: bool = Field(
+        True,
+        description="Draw (and discard) the random numbers of RTVC's two throwaway GRUCells before sampling, so a "
+        "seed gives RTVC's exact waveform.",
+    )
+    engine: Literal["auto", "cpp", "torch", "reference"] = Field(
+        "auto",
+        description="Generation loop: 'cpp' (JIT-compiled C++ kernel), 'torch' (same algorithm in PyTorch), "
+        "'reference' (plain transcription of RTVC's loop, slow); 'auto' = cpp, else torch without a compiler.",
+    )
+    threads: int | None = Field(
+        None, ge=1, le=256, description="CPU threads for generation (None: torch.get_num_threads())."
+    )
+    block_steps: int = Field(
+        400, ge=1, le=100000, description="Steps whose input projections are precomputed at once (also the streaming chunk)."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> WaveRNNConfig:
+        dims = self.sizes()
+        if dims["res_out_dims"] % 4:
+            raise ValueError(f"res_out_dims ({dims['res_out_dims']}) must be a multiple of 4 (four aux slices)")
+        if self.overlap > self.target:
+            raise ValueError(f"overlap ({self.overlap}) must not exceed target ({self.target})")
+        return self
+
+    def sizes(self) -> dict[str, int]:
+        """The effective model sizes: the preset's, with explicit fields taking precedence."""
+        sizes = dict(PRESETS[self.preset])
+        for name in sizes:
+            value = getattr(self, name)
+            if value is not None:
+                sizes[name] = value
+        return sizes
+
+
+SPEC = ComponentSpec(
+    name="wavernn",
+    kind="vocoder",
+    api_version=API_VERSION,
+    summary="WaveRNN (RTVC's fatchord version, 9-bit mu-law): RTVC vocoder.pt compatible, fast folded generation",
+    factory="vcframe_wavernn.model:WaveRNNVocoder",
+    config_model=WaveRNNConfig,
+    input=RTVC_SYNTHESIZER_MEL,
+    output=AudioSpec(sample_rate=RTVC_SYNTHESIZER_MEL.sample_rate),
+    capabilities=frozenset({"batched", "streaming", "seeded", "trainable"}),
+    test_config={"preset": "tiny", "checkpoint": None, "target": 400, "overlap": 50, "block_steps": 100},
+    trainer="vcframe_wavernn.train:app",
+    license="MIT",
+)

@@ -1,0 +1,123 @@
+"""WaveRNN's conditioning network: mel ResNet (aux features) and the stretch + smoothing upsampler.
+
+Module and parameter names follow RTVC's ``vocoder/models/fatchord_version.py`` exactly, so that the state
+dict of an RTVC ``vocoder.pt`` loads with ``strict=True``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ResBlock(nn.Module):
+    """``x + BN2(Conv1x1(ReLU(BN1(Conv1x1(x)))))``; no bias, no ReLU after the sum.
+
+    Args:
+        dims: channels (RTVC: 128).
+
+    Shapes: (B, dims, T) -> (B, dims, T).
+    """
+
+    def __init__(self, dims: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv1d(dims, dims, kernel_size=1, bias=False)
+        self.conv2 = nn.Conv1d(dims, dims, kernel_size=1, bias=False)
+        self.batch_norm1 = nn.BatchNorm1d(dims)
+        self.batch_norm2 = nn.BatchNorm1d(dims)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        hidden = F.relu(self.batch_norm1(self.conv1(features)))
+        return self.batch_norm2(self.conv2(hidden)) + features
+
+
+class MelResNet(nn.Module):
+    """Aux feature extractor: Conv1d(k=2*pad+1, no padding) + BN + ReLU, residual blocks, Conv1x1 out.
+
+    Args:
+        res_blocks: number of :class:`ResBlock` (RTVC: 10).
+        in_dims: mel bands (80).
+        compute_dims: hidden channels (RTVC: 128).
+        res_out_dims: output channels (RTVC: 128).
+        pad: context frames each side; the input conv drops ``2 * pad`` frames.
+
+    Shapes: (B, in_dims, T) -> (B, res_out_dims, T - 2 * pad).
+    """
+
+    def __init__(self, res_blocks: int, in_dims: int, compute_dims: int, res_out_dims: int, pad: int) -> None:
+        super().__init__()
+        self.conv_in = nn.Conv1d(in_dims, compute_dims, kernel_size=pad * 2 + 1, bias=False)
+        self.batch_norm = nn.BatchNorm1d(compute_dims)
+        self.layers = nn.ModuleList([ResBlock(compute_dims) for _ in range(res_blocks)])
+        self.conv_out = nn.Conv1d(compute_dims, res_out_dims, kernel_size=1)
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        features = F.relu(self.batch_norm(self.conv_in(mel)))
+        for layer in self.layers:
+            features = layer(features)
+        return self.conv_out(features)
+
+
+class Stretch2d(nn.Module):
+    """Nearest-neighbour repetition along the last two axes (parameter-free).
+
+    Shapes: (B, C, H, W) -> (B, C, H * y_scale, W * x_scale).
+    """
+
+    def __init__(self, x_scale: int, y_scale: int) -> None:
+        super().__init__()
+        self.x_scale = x_scale
+        self.y_scale = y_scale
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        batch, channels, height, width = features.size()
+        features = features.unsqueeze(-1).unsqueeze(3)
+        features = features.repeat(1, 1, 1, self.y_scale, 1, self.x_scale)
+        return features.view(batch, channels, height * self.y_scale, width * self.x_scale)
+
+
+class UpsampleNetwork(nn.Module):
+    """Mel (B, n_mels, T + 2 pad) -> per-sample conditioning: mel path (B, S, n_mels), aux (B, S, res_out_dims).
+
+    ``S = T * prod(upsample_scales)``. The mel path repeats each step ``s`` times and smooths it with a
+    (1, 2s+1) Conv2d (initialised to the box 1/(2s+1), as RTVC does), for each scale; ``pad * hop`` samples are
+    then cropped at each end. The aux path runs :class:`MelResNet` and repeats each frame ``hop`` times.
+
+    Args:
+        feat_dims: mel bands (80).
+        upsample_scales: factors whose product is the hop length (RTVC: (5, 5, 8)).
+        compute_dims, res_blocks, res_out_dims, pad: see :class:`MelResNet`.
+    """
+
+    def __init__(
+        self,
+        feat_dims: int,
+        upsample_scales: tuple[int, ...],
+        compute_dims: int,
+        res_blocks: int,
+        res_out_dims: int,
+        pad: int,
+    ) -> None:
+        super().__init__()
+        total_scale = 1
+        for scale in upsample_scales:
+            total_scale *= scale
+        self.indent = pad * total_scale
+        self.resnet = MelResNet(res_blocks, feat_dims, compute_dims, res_out_dims, pad)
+        self.resnet_stretch = Stretch2d(total_scale, 1)
+        self.up_layers = nn.ModuleList()
+        for scale in upsample_scales:
+            kernel = (1, scale * 2 + 1)
+            conv = nn.Conv2d(1, 1, kernel_size=kernel, padding=(0, scale), bias=False)
+            conv.weight.data.fill_(1.0 / kernel[1])
+            self.up_layers.append(Stretch2d(scale, 1))
+            self.up_layers.append(conv)
+
+    def forward(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        aux = self.resnet_stretch(self.resnet(mel).unsqueeze(1)).squeeze(1)
+        upsampled = mel.unsqueeze(1)
+        for layer in self.up_layers:
+            upsampled = layer(upsampled)
+        upsampled = upsampled.squeeze(1)[:, :, self.indent : -self.indent]
+        return upsampled.transpose(1, 2), aux.transpose(1, 2)
