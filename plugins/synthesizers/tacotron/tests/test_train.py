@@ -1,0 +1,128 @@
+"""Preprocessing, exact resume, GTA export and safetensors export of the trainer (tiny preset)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+from typer.testing import CliRunner
+
+from vcframe_tacotron.preprocess import find_utterances
+from vcframe_tacotron.train import app, bucketed_batches, parse_schedule
+
+RUNNER = CliRunner()
+TEXTS = ["Hello there.", "One two three.", "A cat sat.", "Good morning to you."]
+
+
+def _tone(seconds: float, frequency: float) -> np.ndarray:
+    t = np.arange(int(16000 * seconds)) / 16000
+    return (0.3 * np.sin(2 * np.pi * frequency * t) * np.hanning(len(t))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("corpus")
+    for speaker, base in (("alice", 180.0), ("bob", 110.0)):
+        (root / speaker).mkdir()
+        for index, text in enumerate(TEXTS[:3] if speaker == "bob" else TEXTS):
+            soundfile.write(root / speaker / f"utt{index}.wav", _tone(0.4 + 0.1 * index, base + 20 * index), 16000)
+            (root / speaker / f"utt{index}.{'lab' if index % 2 else 'txt'}").write_text(text)
+    return root
+
+
+@pytest.fixture(scope="module")
+def prepared(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("prepared")
+    result = RUNNER.invoke(app, ["preprocess", str(corpus), "--out", str(out), "--encoder", "random-per-speaker"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_corpus_layouts(tmp_path: Path, corpus: Path) -> None:
+    assert len(find_utterances(corpus)) == 7
+    libri = tmp_path / "libri" / "train-clean-100" / "19" / "198"
+    libri.mkdir(parents=True)
+    soundfile.write(libri / "19-198-0000.flac", _tone(0.3, 150), 16000)
+    (libri / "19-198.trans.txt").write_text("19-198-0000 HELLO WORLD\n19-198-0001 MISSING AUDIO\n")
+    found = find_utterances(tmp_path / "libri")
+    assert [(u.id, u.speaker, u.text) for u in found] == [("19-198-0000", "19", "HELLO WORLD")]
+    lj = tmp_path / "lj"
+    (lj / "wavs").mkdir(parents=True)
+    soundfile.write(lj / "wavs" / "LJ001-0001.wav", _tone(0.3, 150), 16000)
+    (lj / "metadata.csv").write_text("LJ001-0001|Printing, in 1 sense|Printing, in one sense\n")
+    assert [(u.id, u.text) for u in find_utterances(lj)] == [("LJ001-0001", "Printing, in one sense")]
+
+
+def test_preprocess_manifest_and_resume(prepared: Path, corpus: Path) -> None:
+    rows = [json.loads(line) for line in (prepared / "manifest.jsonl").read_text().splitlines()]
+    assert len(rows) == 7
+    mel = np.load(prepared / rows[0]["mel"])
+    assert mel.shape == (80, rows[0]["frames"]) and mel.dtype == np.float32
+    assert np.load(prepared / rows[0]["embed"]).shape == (256,)
+    stamp = (prepared / rows[0]["mel"]).stat().st_mtime_ns
+    result = RUNNER.invoke(app, ["preprocess", str(corpus), "--out", str(prepared), "--encoder", "random-per-speaker"])
+    assert result.exit_code == 0, result.output
+    assert (prepared / rows[0]["mel"]).stat().st_mtime_ns == stamp  # kept, not recomputed
+
+
+def _fit(data: Path, run_dir: Path, *extra: str) -> None:
+    args = ["fit", "--data", str(data), "--run-dir", str(run_dir), "--preset", "tiny", "--schedule", "2,1e-3,2,2;3,5e-4,100,3",
+            "--checkpoint-every", "100", "--eval-every", "3", "--log-every", "1", "--guided-attention", "1.0", *extra]
+    result = RUNNER.invoke(app, args)
+    assert result.exit_code == 0, result.output
+
+
+def test_resume_is_exact(prepared: Path, tmp_path: Path) -> None:
+    _fit(prepared, tmp_path / "straight", "--max-steps", "5")
+    _fit(prepared, tmp_path / "resumed", "--max-steps", "2")
+    _fit(prepared, tmp_path / "resumed", "--max-steps", "5", "--resume")
+    straight = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)
+    resumed = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)
+    assert straight["step"] == resumed["step"] == 5
+    for key, value in straight["model_state"].items():
+        assert torch.equal(value, resumed["model_state"][key]), key
+    assert torch.equal(straight["rng"]["torch"], resumed["rng"]["torch"])
+    log = [json.loads(line) for line in (tmp_path / "straight" / "log.jsonl").read_text().splitlines()]
+    assert [row["r"] for row in log] == [2, 2, 3, 3, 3] and "guided_loss" in log[0]
+    assert (tmp_path / "straight" / "samples" / "mel_0000003.npy").is_file()
+
+
+def test_gta_and_export(prepared: Path, tmp_path: Path) -> None:
+    from vcframe_tacotron.model import TacotronSynthesizer
+    from vcframe_tacotron.spec import SPEC
+
+    run_dir = tmp_path / "run"
+    _fit(prepared, run_dir, "--max-steps", "1", "--masking", "clean")
+    result = RUNNER.invoke(app, ["gta", "--run-dir", str(run_dir), "--data", str(prepared), "--out", str(tmp_path / "gta")])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (tmp_path / "gta" / "manifest.jsonl").read_text().splitlines()]
+    assert len(rows) == 7
+    assert np.load(tmp_path / "gta" / rows[0]["gta"]).shape == (80, rows[0]["frames"])
+    exported = tmp_path / "tacotron.safetensors"
+    result = RUNNER.invoke(app, ["export", "--run-dir", str(run_dir), "--out", str(exported), "--training-data", "tones"])
+    assert result.exit_code == 0, result.output
+    config = SPEC.make_config({**SPEC.test_config, "checkpoint": str(exported),
+                               "embedding": {"space": "random/per-speaker", "dim": 256, "l2_normalized": True}})
+    synthesizer = TacotronSynthesizer(config)
+    assert synthesizer.checkpoint_metadata["steps"] == 1 and synthesizer.checkpoint_metadata["training_data"] == "tones"
+    assert synthesizer.network.r == 2
+
+
+def test_schedule_and_buckets() -> None:
+    assert parse_schedule("2,1e-3,10,4;3,1e-4,20,8") == [(2, 1e-3, 10, 4), (3, 1e-4, 20, 8)]
+    frames = [5, 50, 6, 51, 7, 52]
+    batches = bucketed_batches(frames, 3, seed=1, epoch=0)
+    assert sorted(i for b in batches for i in b) == list(range(6))
+    assert all(abs(frames[b[0]] - frames[b[-1]]) <= 2 for b in batches)
+    assert batches == bucketed_batches(frames, 3, seed=1, epoch=0)
+
+
+def test_module_entry_point_runs() -> None:
+    result = subprocess.run([sys.executable, "-m", "vcframe_tacotron.train", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "fit" in result.stdout

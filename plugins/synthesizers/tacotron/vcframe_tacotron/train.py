@@ -1,0 +1,402 @@
+"""Training of the Tacotron synthesizer: ``vcframe train synthesizer <command> ...`` or
+``python -m vcframe_tacotron.train <command> ...``.
+
+Commands: ``preprocess`` (corpus -> mels, embeddings, manifest), ``fit`` (teacher-forced training with
+exact ``--resume`` and ``--max-steps``), ``gta`` (teacher-forced mels for vocoder training), ``export``
+(safetensors with metadata).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import torch
+import typer
+
+from vcframe.checkpoints import save_torch
+from vcframe.errors import CheckpointError, ConfigError
+from vcframe.specs import EmbeddingSpec, MelSpec
+from vcframe_tacotron.frontend import get_frontend
+from vcframe_tacotron.loss import guided_attention_loss, tacotron_loss
+from vcframe_tacotron.preprocess import preprocess as run_preprocess
+from vcframe_tacotron.preprocess import read_manifest
+from vcframe_tacotron.spec import PRESETS, TacotronConfig
+
+app = typer.Typer(help="Train the Tacotron synthesizer.", no_args_is_help=True, add_completion=False)
+
+#: RTVC's tts_schedule (r, lr, until step, batch size), r = 2 throughout. The small preset uses r = 3.
+RTVC_SCHEDULE = "2,1e-3,20000,12;2,5e-4,40000,12;2,2e-4,80000,12;2,1e-4,160000,12;2,3e-5,320000,12;2,1e-5,640000,12"
+SMALL_SCHEDULE = "3,1e-3,20000,16;3,5e-4,40000,16;3,2e-4,80000,16;3,1e-4,160000,16"
+
+
+def parse_schedule(text: str) -> list[tuple[int, float, int, int]]:
+    """``"r,lr,until,batch;..."`` -> [(r, lr, until_step, batch_size)], until steps increasing."""
+    stages = []
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        try:
+            r, lr, until, batch = part.split(",")
+            stages.append((int(r), float(lr), int(float(until)), int(batch)))
+        except ValueError as error:
+            raise ConfigError(f"bad schedule stage {part!r}", hint="write r,lr,until_step,batch_size;...") from error
+    if not stages or any(b[2] <= a[2] for a, b in zip(stages, stages[1:])):
+        raise ConfigError(f"schedule {text!r} needs stages with increasing until-steps")
+    return stages
+
+
+def stage_at(schedule: list[tuple[int, float, int, int]], step: int) -> tuple[int, float, int, int]:
+    for stage in schedule:
+        if step < stage[2]:
+            return stage
+    return schedule[-1]
+
+
+def bucketed_batches(frames: list[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
+    """Length bucketing: sort by length (ties shuffled), cut into batches, shuffle the batches.
+    Deterministic in (seed, epoch), so a resumed run sees the same order."""
+    rng = np.random.RandomState((seed * 1000003 + epoch) % 2**32)
+    noise = rng.permutation(len(frames))
+    order = sorted(range(len(frames)), key=lambda i: (frames[i], noise[i]))
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+class Dataset:
+    """Manifest rows with their ids; loads mels and embeddings on demand."""
+
+    def __init__(self, folder: Path, frontend_name: str) -> None:
+        self.folder = folder
+        self.rows, self.info = read_manifest(folder)
+        self.frontend = get_frontend(frontend_name)
+        self.ids = [self.frontend.text_to_ids(row["text"]) for row in self.rows]
+        self.frames = [int(row["frames"]) for row in self.rows]
+
+    def collate(self, indices: list[int], r: int, silence: float) -> dict[str, torch.Tensor]:
+        """RTVC's collate: text padded with 0, mels with silence to ``max_len + 1`` rounded up to r."""
+        texts = [self.ids[i] for i in indices]
+        mels = [np.load(self.folder / self.rows[i]["mel"]) for i in indices]
+        embeds = np.stack([np.load(self.folder / self.rows[i]["embed"]) for i in indices]).astype(np.float32)
+        text_len = max(len(t) for t in texts)
+        mel_len = max(m.shape[1] for m in mels) + 1
+        mel_len = mel_len + (-mel_len) % r
+        chars = torch.zeros(len(indices), text_len, dtype=torch.long)
+        mel_batch = torch.full((len(indices), mels[0].shape[0], mel_len), silence, dtype=torch.float32)
+        stop = torch.ones(len(indices), mel_len)
+        for row, (text, mel) in enumerate(zip(texts, mels)):
+            chars[row, : len(text)] = torch.tensor(text)
+            mel_batch[row, :, : mel.shape[1]] = torch.from_numpy(mel)
+            stop[row, : mel.shape[1] - 1] = 0
+        return {
+            "chars": chars, "mels": mel_batch, "embeds": torch.from_numpy(embeds), "stop_target": stop,
+            "text_lengths": torch.tensor([len(t) for t in texts]), "mel_lengths": torch.tensor([m.shape[1] for m in mels]),
+        }
+
+
+def embedding_spec_of(info: dict[str, Any]) -> EmbeddingSpec:
+    if "embedding_spec" in info:
+        return EmbeddingSpec.model_validate(info["embedding_spec"])
+    return EmbeddingSpec(space=info.get("embedding_space") or "random/per-speaker", dim=info.get("embedding_dim") or 256)
+
+
+def rng_states() -> dict[str, Any]:
+    """torch / numpy / python RNG states as tensors and ints (loadable with weights_only=True)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, python_state, python_gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos), "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "python": {"version": version, "state": torch.tensor(python_state, dtype=torch.int64), "gauss": python_gauss},
+    }
+
+
+def restore_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    numpy_state = states["numpy"]
+    np.random.set_state(("MT19937", numpy_state["keys"].numpy().astype(np.uint32), numpy_state["pos"],
+                         numpy_state["has_gauss"], numpy_state["gauss"]))
+    python_state = states["python"]
+    random.setstate((python_state["version"], tuple(int(v) for v in python_state["state"].tolist()), python_state["gauss"]))
+
+
+def build_config(preset: str, overrides: dict[str, Any], embedding: EmbeddingSpec, mel: MelSpec, frontend: str) -> TacotronConfig:
+    return TacotronConfig.model_validate({
+        "preset": preset, "checkpoint": None, "embedding": embedding.model_dump(), "mel": mel.model_dump(mode="json"),
+        "frontend": frontend, "num_chars": len(get_frontend(frontend).symbols), **overrides,
+    })
+
+
+def _save_plots(run_dir: Path, step: int, attention: torch.Tensor, mel: torch.Tensor, target: torch.Tensor, spec: MelSpec) -> None:
+    """Attention plot, predicted/target mel plot and npy, Griffin-Lim wav (if vcframe-griffinlim is installed)."""
+    folder = run_dir / "samples"
+    folder.mkdir(exist_ok=True)
+    np.save(folder / f"mel_{step:07d}.npy", mel.numpy())
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        figure, axes = plt.subplots(1, 3, figsize=(15, 4))
+        axes[0].imshow(attention.numpy().T, aspect="auto", origin="lower", interpolation="none")
+        axes[0].set(title=f"attention, step {step}", xlabel="decoder step", ylabel="character")
+        axes[1].imshow(mel.numpy(), aspect="auto", origin="lower", vmin=-4, vmax=4)
+        axes[1].set(title="predicted mel (post-net)")
+        axes[2].imshow(target.numpy(), aspect="auto", origin="lower", vmin=-4, vmax=4)
+        axes[2].set(title="target mel")
+        figure.tight_layout()
+        figure.savefig(folder / f"step_{step:07d}.png")
+        plt.close(figure)
+    except ImportError:
+        pass
+    try:
+        from vcframe.audio import save_audio
+        from vcframe.types import Mel
+        from vcframe_griffinlim.model import GriffinLimVocoder
+        from vcframe_griffinlim.spec import GriffinLimConfig
+
+        vocoder = GriffinLimVocoder(GriffinLimConfig(mel=spec, n_iter=30))
+        save_audio(vocoder.vocode(Mel(mel[None].contiguous(), spec), seed=0), folder / f"step_{step:07d}.wav")
+    except ImportError:
+        pass
+
+
+@app.command()
+def preprocess(
+    corpus: Annotated[Path, typer.Argument(help="Corpus root (LibriSpeech, <speaker>/<utt>.wav+.txt, or LJSpeech).")],
+    out: Annotated[Path, typer.Option(help="Output folder (mels/, embeds/, manifest.jsonl, info.json).")],
+    corpus_format: Annotated[str, typer.Option("--format", help="auto, librispeech, generic or ljspeech.")] = "auto",
+    encoder: Annotated[str, typer.Option(help="Encoder plugin (entry point name) for the embeddings, or random-per-speaker.")] = "ge2e",
+    encoder_option: Annotated[list[str] | None, typer.Option("--encoder-option", "-e", help="Encoder config key=JSON value.")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Parallel processes.")] = 1,
+    max_frames: Annotated[int, typer.Option(help="Longer utterances are skipped (RTVC 900).")] = 900,
+) -> None:
+    """Compute mels and speaker embeddings for every utterance; resumable (done files are kept)."""
+    overrides = {}
+    for item in encoder_option or []:
+        key, _, value = item.partition("=")
+        try:
+            overrides[key] = json.loads(value)
+        except ValueError:
+            overrides[key] = value
+    manifest = run_preprocess(str(corpus), str(out), corpus_format=corpus_format, encoder=encoder,
+                              encoder_overrides=overrides, workers=workers, max_frames=max_frames)
+    rows, info = read_manifest(manifest.parent)
+    typer.echo(f"{len(rows)} utterances in {manifest} ({len(info.get('skipped', []))} skipped)")
+
+
+@app.command()
+def fit(
+    data: Annotated[Path, typer.Option(help="Preprocessed folder (from 'preprocess').")],
+    run_dir: Annotated[Path, typer.Option(help="Checkpoints, log.jsonl, plots and samples go here.")],
+    preset: Annotated[str, typer.Option(help=f"Model size: {', '.join(PRESETS)}.")] = "small",
+    option: Annotated[list[str] | None, typer.Option("--option", "-o", help="Model config key=JSON value (e.g. lstm_dims=256).")] = None,
+    schedule: Annotated[str | None, typer.Option(help="'r,lr,until_step,batch;...' (default: RTVC's, r=3 for small).")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps in total.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue exactly from run_dir/checkpoint.pt.")] = False,
+    init: Annotated[Path | None, typer.Option(help="Start from these weights (RTVC .pt or vcframe safetensors).")] = None,
+    guided_attention: Annotated[float, typer.Option(help="Weight of the guided attention loss (0 = off, RTVC).")] = 0.0,
+    guided_sigma: Annotated[float, typer.Option(help="Width of the guided attention diagonal.")] = 0.2,
+    guided_until: Annotated[int | None, typer.Option(help="Turn the guided attention loss off after this step.")] = None,
+    masking: Annotated[str, typer.Option(help="'rtvc' (multiplicative pad mask, as RTVC trained) or 'clean'.")] = "rtvc",
+    clip: Annotated[float, typer.Option(help="Gradient norm clip (RTVC 1.0).")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed of initialisation, data order, dropout.")] = 0,
+    checkpoint_every: Annotated[int, typer.Option(help="Save run_dir/checkpoint.pt every K steps (RTVC 1000).")] = 500,
+    backup_every: Annotated[int, typer.Option(help="Also keep checkpoint_<step>.pt every K steps (0 = never).")] = 0,
+    eval_every: Annotated[int, typer.Option(help="Attention plot, mel and Griffin-Lim sample every K steps (RTVC 500).")] = 500,
+    log_every: Annotated[int, typer.Option(help="Print and log losses every K steps.")] = 10,
+    threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 0,
+) -> None:
+    """Teacher-forced training with RTVC's loss, schedule, clipping; atomic checkpoints; exact --resume."""
+    if threads:
+        torch.set_num_threads(threads)
+    if masking not in ("rtvc", "clean"):
+        raise ConfigError(f"masking must be rtvc or clean, got {masking!r}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint_path = run_dir / "checkpoint.pt"
+    overrides: dict[str, Any] = {}
+    for item in option or []:
+        key, _, value = item.partition("=")
+        try:
+            overrides[key] = json.loads(value)
+        except ValueError:
+            overrides[key] = value
+    stages = parse_schedule(schedule or (SMALL_SCHEDULE if preset == "small" else RTVC_SCHEDULE))
+    saved: dict[str, Any] | None = None
+    if resume:
+        if not checkpoint_path.is_file():
+            raise CheckpointError(f"nothing to resume: {str(checkpoint_path)!r} does not exist", hint="drop --resume")
+        saved = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        preset, overrides = saved["train"]["preset"], saved["train"]["overrides"]
+        stages = [tuple(s) for s in saved["train"]["schedule"]]  # type: ignore[misc]
+        seed, masking = saved["train"]["seed"], saved["train"]["masking"]
+
+    dataset = Dataset(data, overrides.get("frontend", "rtvc-english"))
+    mel_spec = MelSpec.model_validate(dataset.info["mel_spec"]) if "mel_spec" in dataset.info else TacotronConfig().mel
+    config = build_config(preset, overrides, embedding_spec_of(dataset.info), mel_spec, dataset.frontend.name)
+    from vcframe_tacotron.model import build_network, check_state_against
+
+    torch.manual_seed(seed)
+    network = build_network(config)
+    if init is not None and saved is None:
+        from vcframe.checkpoints import load_state
+
+        state, _ = load_state(init)
+        check_state_against(network, state, str(init))
+        network.load_state_dict(state)
+    optimizer = torch.optim.Adam(network.parameters(), lr=stages[0][1])
+    step, epoch, batch_in_epoch, epoch_batch_size = 0, 0, 0, stage_at(stages, 0)[3]
+    if saved is not None:
+        network.load_state_dict(saved["model_state"])
+        optimizer.load_state_dict(saved["optimizer_state"])
+        step, epoch, batch_in_epoch = saved["step"], saved["epoch"], saved["batch_in_epoch"]
+        epoch_batch_size = saved["epoch_batch_size"]
+        restore_rng_states(saved["rng"])
+    else:
+        random.seed(seed)
+        np.random.seed(seed % 2**32)
+    train_info = {"preset": preset, "overrides": overrides, "schedule": [list(s) for s in stages], "seed": seed,
+                  "masking": masking, "data": str(data.resolve())}
+    with open(run_dir / "config.json", "w") as stream:
+        json.dump({"model": config.model_dump(mode="json"), "train": train_info, "sizes": config.sizes()}, stream, indent=1)
+
+    def save(path: Path) -> None:
+        save_torch({
+            "model_state": network.state_dict(), "optimizer_state": optimizer.state_dict(), "step": step,
+            "epoch": epoch, "batch_in_epoch": batch_in_epoch, "epoch_batch_size": epoch_batch_size,
+            "rng": rng_states(), "train": train_info, "config": config.model_dump(mode="json"),
+        }, path)
+
+    silence = config.mel.silence_value
+    limit = max_steps if max_steps is not None else stages[-1][2]
+    started = time.time()
+    network.train()
+    log = open(run_dir / "log.jsonl", "a")
+    try:
+        while step < limit:
+            batches = bucketed_batches(dataset.frames, epoch_batch_size, seed, epoch)
+            while batch_in_epoch < len(batches) and step < limit:
+                r, lr, _, _ = stage_at(stages, step)
+                network.r = r
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                batch = dataset.collate(batches[batch_in_epoch], r, silence)
+                clean = masking == "clean"
+                mel_decoder, mel_postnet, attention, stop = network(
+                    batch["chars"], batch["mels"], batch["embeds"], p=config.dropout,
+                    text_lengths=batch["text_lengths"] if clean else None,
+                    mel_lengths=batch["mel_lengths"] if clean else None,
+                )
+                losses = tacotron_loss(mel_decoder, mel_postnet, stop, batch["mels"], batch["stop_target"])
+                loss = losses["loss"]
+                if guided_attention > 0 and (guided_until is None or step < guided_until):
+                    decoder_steps = (batch["mel_lengths"] + r - 1) // r
+                    losses["guided_loss"] = guided_attention_loss(attention, batch["text_lengths"], decoder_steps, guided_sigma)
+                    loss = loss + guided_attention * losses["guided_loss"]
+                optimizer.zero_grad()
+                loss.backward()
+                grad_norm = torch.nn.utils.clip_grad_norm_(network.parameters(), clip)
+                if math.isnan(float(grad_norm)):
+                    typer.echo(f"step {step + 1}: gradient is NaN, batch skipped")
+                else:
+                    optimizer.step()
+                step += 1
+                batch_in_epoch += 1
+                if step % log_every == 0 or step == limit:
+                    record = {"step": step, "epoch": epoch, "r": r, "lr": lr, "seconds": round(time.time() - started, 2),
+                              **{k: round(float(v.detach()), 5) for k, v in losses.items()}, "grad_norm": round(float(grad_norm), 4)}
+                    log.write(json.dumps(record) + "\n")
+                    log.flush()
+                    typer.echo(" ".join(f"{k}={v}" for k, v in record.items()))
+                if eval_every and step % eval_every == 0:
+                    length = int(batch["mel_lengths"][0])
+                    steps_used = (length + r - 1) // r
+                    _save_plots(run_dir, step, attention[0, :steps_used, : int(batch["text_lengths"][0])].detach(),
+                                mel_postnet[0, :, :length].detach(), batch["mels"][0, :, :length], config.mel)
+                if step % checkpoint_every == 0:
+                    save(checkpoint_path)
+                if backup_every and step % backup_every == 0:
+                    save(run_dir / f"checkpoint_{step:07d}.pt")
+            if batch_in_epoch >= len(batches):
+                epoch, batch_in_epoch = epoch + 1, 0
+                epoch_batch_size = stage_at(stages, step)[3]
+    finally:
+        log.close()
+    save(checkpoint_path)
+    typer.echo(f"stopped at step {step}; checkpoint {checkpoint_path}")
+
+
+def _load_run(run_dir: Path) -> tuple[TacotronConfig, Any, dict[str, Any]]:
+    from vcframe_tacotron.model import build_network
+
+    path = run_dir / "checkpoint.pt"
+    if not path.is_file():
+        raise CheckpointError(f"no training checkpoint at {str(path)!r}", hint="run 'fit' first")
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    config = TacotronConfig.model_validate(saved["config"])
+    network = build_network(config)
+    network.load_state_dict(saved["model_state"])
+    return config, network, saved
+
+
+@app.command()
+def gta(
+    run_dir: Annotated[Path, typer.Option(help="Training run folder (uses its checkpoint.pt).")],
+    data: Annotated[Path, typer.Option(help="Preprocessed folder whose utterances get GTA mels.")],
+    out: Annotated[Path, typer.Option(help="Output folder: gta/<id>.npy and manifest.jsonl.")],
+    batch_size: Annotated[int, typer.Option(help="Utterances per forward pass.")] = 16,
+) -> None:
+    """Ground-truth-aligned mels: the teacher-forced post-net output (dropout 0) for every utterance."""
+    config, network, saved = _load_run(run_dir)
+    network.eval()
+    dataset = Dataset(data, config.frontend)
+    (out / "gta").mkdir(parents=True, exist_ok=True)
+    clean = saved["train"]["masking"] == "clean"
+    from vcframe._io import atomic_path, atomic_write
+
+    rows = []
+    with torch.no_grad():
+        for start in range(0, len(dataset.rows), batch_size):
+            indices = list(range(start, min(start + batch_size, len(dataset.rows))))
+            batch = dataset.collate(indices, network.r, config.mel.silence_value)
+            _, mel_postnet, _, _ = network(batch["chars"], batch["mels"], batch["embeds"], p=0.0,
+                                           text_lengths=batch["text_lengths"] if clean else None,
+                                           mel_lengths=batch["mel_lengths"] if clean else None)
+            for row, index in enumerate(indices):
+                item = dataset.rows[index]
+                length = int(batch["mel_lengths"][row])
+                with atomic_path(out / "gta" / f"{item['id']}.npy", suffix=".npy") as temp:
+                    np.save(temp, mel_postnet[row, :, :length].numpy().astype(np.float32))
+                rows.append({**item, "gta": f"gta/{item['id']}.npy", "mel": str((data / item["mel"]).resolve())})
+    with atomic_write(out / "manifest.jsonl", "w") as stream:
+        for row in rows:
+            stream.write(json.dumps(row) + "\n")
+    typer.echo(f"{len(rows)} GTA mels in {out / 'gta'}")
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Option(help="Training run folder (uses its checkpoint.pt).")],
+    out: Annotated[Path, typer.Option(help="Output .safetensors file.")],
+    training_data: Annotated[str, typer.Option(help="What the model was trained on (recorded in the metadata).")] = "",
+    license: Annotated[str, typer.Option(help="Licence of the weights.")] = "MIT",
+) -> None:
+    """Final weights as safetensors, with config, mel/embedding specs, frontend, steps, data and licence."""
+    from vcframe.checkpoints import save_safetensors
+    from vcframe_tacotron.model import checkpoint_metadata
+
+    config, network, saved = _load_run(run_dir)
+    frontend = get_frontend(config.frontend)
+    metadata = checkpoint_metadata(config, frontend.symbols, steps=saved["step"],
+                                   training_data=training_data or saved["train"]["data"], license=license,
+                                   r=network.r)
+    save_safetensors(network.state_dict(), out, {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()})
+    typer.echo(f"wrote {out} (step {saved['step']}, preset {config.preset}, r={network.r})")
+
+
+if __name__ == "__main__":
+    app()
