@@ -7,7 +7,6 @@ import warnings
 import numpy as np
 import pytest
 import torch
-
 from vcframe_ge2e import preprocess
 from vcframe_ge2e.loss import equal_error_rate, ge2e_loss, similarity_matrix
 

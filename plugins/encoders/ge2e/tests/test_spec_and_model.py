@@ -8,12 +8,12 @@ import sys
 import numpy as np
 import pytest
 import torch
+from vcframe_ge2e.model import GE2EEncoder
+from vcframe_ge2e.spec import SPEC, GE2EConfig, resolve_io
 
 from vcframe.errors import CheckpointError, InputError
 from vcframe.specs import GE2E_RTVC_EMBEDDING, AudioSpec
 from vcframe.types import Waveform
-from vcframe_ge2e.model import GE2EEncoder
-from vcframe_ge2e.spec import SPEC, GE2EConfig, resolve_io
 
 
 def speechlike(seconds: float, f0: float, seed: int) -> np.ndarray:

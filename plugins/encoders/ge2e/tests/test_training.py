@@ -11,12 +11,12 @@ import pytest
 import soundfile
 import torch
 from typer.testing import CliRunner
-
-from vcframe.checkpoints import load_state
 from vcframe_ge2e.data import MelCorpus, SpeakerBatchSampler, find_utterances, preprocess_corpus
 from vcframe_ge2e.model import GE2EEncoder
 from vcframe_ge2e.spec import GE2EConfig
 from vcframe_ge2e.train import app
+
+from vcframe.checkpoints import load_state
 
 runner = CliRunner()
 
@@ -68,9 +68,34 @@ def mel_corpus(tmp_path):
 
 
 def fit_args(data, run_dir, max_steps, *extra):
-    return ["fit", "--data", str(data), "--run-dir", str(run_dir), "--preset", "tiny", "--speakers-per-batch", "3",
-            "--utterances-per-speaker", "3", "--partial-frames", "24", "--lr", "1e-2", "--max-steps", str(max_steps),
-            "--eval-every", "2", "--save-every", "2", "--val-speakers", "2", "--threads", "1", *extra]
+    return [
+        "fit",
+        "--data",
+        str(data),
+        "--run-dir",
+        str(run_dir),
+        "--preset",
+        "tiny",
+        "--speakers-per-batch",
+        "3",
+        "--utterances-per-speaker",
+        "3",
+        "--partial-frames",
+        "24",
+        "--lr",
+        "1e-2",
+        "--max-steps",
+        str(max_steps),
+        "--eval-every",
+        "2",
+        "--save-every",
+        "2",
+        "--val-speakers",
+        "2",
+        "--threads",
+        "1",
+        *extra,
+    ]
 
 
 def test_sampler_is_reproducible_from_its_state(mel_corpus):
@@ -118,7 +143,9 @@ def test_export_loads_as_component(mel_corpus, tmp_path):
     run = tmp_path / "run"
     assert runner.invoke(app, fit_args(mel_corpus, run, 2)).exit_code == 0
     out = tmp_path / "ge2e_tiny.safetensors"
-    result = runner.invoke(app, ["export", str(run / "checkpoint.pt"), str(out), "--training-data", "random mels"])
+    result = runner.invoke(
+        app, ["export", str(run / "checkpoint.pt"), str(out), "--training-data", "random mels"]
+    )
     assert result.exit_code == 0, result.output
     state, metadata = load_state(out)
     assert metadata["steps"] == 2 and metadata["config"]["hidden_size"] == 16
@@ -129,7 +156,9 @@ def test_export_loads_as_component(mel_corpus, tmp_path):
     assert torch.equal(encoder.network.lstm.weight_hh_l0, saved["lstm.weight_hh_l0"])
 
 
-@pytest.mark.skipif(importlib.util.find_spec("resemblyzer") is None, reason="resemblyzer weights not installed")
+@pytest.mark.skipif(
+    importlib.util.find_spec("resemblyzer") is None, reason="resemblyzer weights not installed"
+)
 def test_fine_tune_from_pretrained_default_is_one_flag(mel_corpus, tmp_path):
     args = fit_args(mel_corpus, tmp_path / "ft", 1, "--init-from", "default")
     args[args.index("--preset") + 1] = "rtvc"
@@ -142,5 +171,7 @@ def test_fine_tune_from_pretrained_default_is_one_flag(mel_corpus, tmp_path):
 
 
 def test_module_entry_point_runs():
-    result = subprocess.run([sys.executable, "-m", "vcframe_ge2e.train", "fit", "--help"], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "vcframe_ge2e.train", "fit", "--help"], capture_output=True, text=True
+    )
     assert result.returncode == 0 and "--max-steps" in result.stdout

@@ -135,8 +135,12 @@ class MelCorpus:
     def __init__(self, root: str | os.PathLike[str], speakers: list[str] | None = None) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
-            raise FileNotFoundError(f"preprocessed data folder {str(self.root)!r} does not exist; run 'preprocess' first")
-        names = sorted(p.name for p in self.root.iterdir() if p.is_dir()) if speakers is None else list(speakers)
+            raise FileNotFoundError(
+                f"preprocessed data folder {str(self.root)!r} does not exist; run 'preprocess' first"
+            )
+        names = (
+            sorted(p.name for p in self.root.iterdir() if p.is_dir()) if speakers is None else list(speakers)
+        )
         self.files = {name: sorted((self.root / name).glob("*.npy")) for name in names}
         self.files = {name: files for name, files in self.files.items() if files}
         self.speakers = sorted(self.files)
@@ -166,7 +170,9 @@ class SpeakerBatchSampler:
     (cycled in a random order, so one long clip per speaker still gives M different crops).
     """
 
-    def __init__(self, corpus: MelCorpus, speakers_per_batch: int, utterances_per_speaker: int, frames: int, seed: int) -> None:
+    def __init__(
+        self, corpus: MelCorpus, speakers_per_batch: int, utterances_per_speaker: int, frames: int, seed: int
+    ) -> None:
         if speakers_per_batch > len(corpus.speakers):
             raise ValueError(
                 f"speakers_per_batch ({speakers_per_batch}) exceeds the training speakers ({len(corpus.speakers)})"

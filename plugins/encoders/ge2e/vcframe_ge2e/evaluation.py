@@ -20,7 +20,9 @@ def mel_partials(mel: np.ndarray, frames: int = 160, step: int = 80) -> np.ndarr
     return np.stack([np.asarray(mel[s : s + frames], dtype=np.float32) for s in starts])
 
 
-def embed_mels(network: torch.nn.Module, mels: list[np.ndarray], frames: int = 160, device: str | torch.device = "cpu") -> torch.Tensor:
+def embed_mels(
+    network: torch.nn.Module, mels: list[np.ndarray], frames: int = 160, device: str | torch.device = "cpu"
+) -> torch.Tensor:
     """One unit-norm embedding per mel: the normalised mean of its partial embeddings. (B, D)."""
     windows = [mel_partials(mel, frames, frames // 2) for mel in mels]
     counts = [len(w) for w in windows]
@@ -30,7 +32,9 @@ def embed_mels(network: torch.nn.Module, mels: list[np.ndarray], frames: int = 1
     return means / means.norm(dim=1, keepdim=True)
 
 
-def enrol_test_pairs(speaker_mels: list[list[np.ndarray]], min_frames: int = 160) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def enrol_test_pairs(
+    speaker_mels: list[list[np.ndarray]], min_frames: int = 160
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """(enrolment, test) mel per speaker: two different utterances, or the two halves of a single one."""
     enrol, test = [], []
     for mels in speaker_mels:
@@ -51,8 +55,12 @@ def verification_eer(enrol: torch.Tensor, test: torch.Tensor) -> float:
     return equal_error_rate(labels, scores)
 
 
-def evaluate_speakers(network: torch.nn.Module, speaker_mels: list[list[np.ndarray]], device: str | torch.device = "cpu",
-                      embed: Callable[..., torch.Tensor] = embed_mels) -> tuple[float, torch.Tensor, torch.Tensor]:
+def evaluate_speakers(
+    network: torch.nn.Module,
+    speaker_mels: list[list[np.ndarray]],
+    device: str | torch.device = "cpu",
+    embed: Callable[..., torch.Tensor] = embed_mels,
+) -> tuple[float, torch.Tensor, torch.Tensor]:
     """(EER, enrolment embeddings, test embeddings) of the held-out speakers."""
     enrol_mels, test_mels = enrol_test_pairs(speaker_mels)
     enrol = embed(network, enrol_mels, device=device)

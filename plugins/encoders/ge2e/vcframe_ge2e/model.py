@@ -54,7 +54,8 @@ def check_state(network: torch.nn.Module, state: dict[str, Any], name: str) -> N
     unexpected = [key for key in state if key not in expected]
     if missing or unexpected:
         raise CheckpointError(
-            f"checkpoint {name!r} is not a GE2E encoder state: missing keys {missing[:4]}, unexpected keys {unexpected[:4]}",
+            f"checkpoint {name!r} is not a GE2E encoder state: missing keys {missing[:4]}, "
+            f"unexpected keys {unexpected[:4]}",
             hint="give an RTVC encoder.pt, resemblyzer's pretrained.pt or a vcframe-ge2e export",
         )
     for key, tensor in expected.items():
@@ -62,7 +63,7 @@ def check_state(network: torch.nn.Module, state: dict[str, Any], name: str) -> N
             raise CheckpointError(
                 f"checkpoint {name!r} does not fit this encoder: {key} has shape {tuple(state[key].shape)} in the "
                 f"checkpoint but {tuple(tensor.shape)} in the model",
-                hint="set preset (rtvc, small, tiny) or hidden_size/num_layers/embedding_size to the checkpoint's sizes",
+                hint="set preset (rtvc, small, tiny) or hidden_size/num_layers/embedding_size to match it",
             )
 
 
@@ -101,7 +102,10 @@ class GE2EEncoder(BaseSpeakerEncoder):
     def preprocess(self, wav: np.ndarray) -> np.ndarray:
         """Volume normalisation and silence trimming as configured (1-D float32 at 16 kHz)."""
         return preprocess_wav(
-            wav, normalize=self.config.normalize_volume, target_dbfs=self.config.target_dbfs, vad=self.config.vad
+            wav,
+            normalize=self.config.normalize_volume,
+            target_dbfs=self.config.target_dbfs,
+            vad=self.config.vad,
         )
 
     def partial_slices(self, n_samples: int) -> PartialSlices:
@@ -122,7 +126,9 @@ class GE2EEncoder(BaseSpeakerEncoder):
             outputs.append(self.network(mels[start : start + step], chunk_lengths))
         return torch.cat(outputs)
 
-    def embed_utterances(self, wavs: list[np.ndarray], *, preprocess: bool = True) -> list[UtteranceEmbedding]:
+    def embed_utterances(
+        self, wavs: list[np.ndarray], *, preprocess: bool = True
+    ) -> list[UtteranceEmbedding]:
         """Embed clips (1-D float32 at 16 kHz) with partials, all partials in shared forward passes."""
         if not wavs:
             raise InputError("no audio to embed (empty list)")
@@ -148,7 +154,10 @@ class GE2EEncoder(BaseSpeakerEncoder):
 
     def embed_whole(self, wavs: list[np.ndarray], *, preprocess: bool = True) -> torch.Tensor:
         """Embed each clip's whole mel at once (RTVC's ``using_partials=False``), padded and packed: (B, D)."""
-        mels = [wav_to_mel(self.preprocess(wav) if preprocess else np.asarray(wav, dtype=np.float32)) for wav in wavs]
+        mels = [
+            wav_to_mel(self.preprocess(wav) if preprocess else np.asarray(wav, dtype=np.float32))
+            for wav in wavs
+        ]
         lengths = torch.tensor([len(mel) for mel in mels])
         padded = np.zeros((len(mels), int(lengths.max()), N_MELS), dtype=np.float32)
         for row, mel in enumerate(mels):

@@ -24,14 +24,22 @@ class SpeakerEncoderNet(nn.Module):
     embedding comes from the LSTM state after its own last frame (packed sequences), so padding is ignored.
     """
 
-    def __init__(self, n_mels: int = 40, hidden_size: int = 256, num_layers: int = 3, embedding_size: int = 256) -> None:
+    def __init__(
+        self, n_mels: int = 40, hidden_size: int = 256, num_layers: int = 3, embedding_size: int = 256
+    ) -> None:
         super().__init__()
-        for name, value in (("n_mels", n_mels), ("hidden_size", hidden_size), ("num_layers", num_layers),
-                            ("embedding_size", embedding_size)):
+        for name, value in (
+            ("n_mels", n_mels),
+            ("hidden_size", hidden_size),
+            ("num_layers", num_layers),
+            ("embedding_size", embedding_size),
+        ):
             if value <= 0:
                 raise ValueError(f"{name} must be positive, got {value}")
         self.n_mels = n_mels
-        self.lstm = nn.LSTM(input_size=n_mels, hidden_size=hidden_size, num_layers=num_layers, batch_first=True)
+        self.lstm = nn.LSTM(
+            input_size=n_mels, hidden_size=hidden_size, num_layers=num_layers, batch_first=True
+        )
         self.linear = nn.Linear(hidden_size, embedding_size)
         self.relu = nn.ReLU()
         # GE2E similarity scale and bias (Wan et al. 2018; RTVC initialises them to 10 and -5)

@@ -29,7 +29,9 @@ ENERGY_FLOOR_DBFS = -60.0
 _fallback_warned = False
 
 
-def normalize_volume(wav: np.ndarray, target_dbfs: float = -30.0, *, increase_only: bool = True) -> np.ndarray:
+def normalize_volume(
+    wav: np.ndarray, target_dbfs: float = -30.0, *, increase_only: bool = True
+) -> np.ndarray:
     """Scale ``wav`` so its mean power is ``target_dbfs``; by default only ever louder (RTVC)."""
     power = np.mean(wav**2)
     if power <= 0:
@@ -73,7 +75,10 @@ def webrtc_voice_flags(wav: np.ndarray, mode: int = 3) -> np.ndarray:
     vad = webrtcvad.Vad(mode)
     window_bytes = VAD_WINDOW * 2
     return np.array(
-        [vad.is_speech(pcm[start : start + window_bytes], sample_rate=SAMPLE_RATE) for start in range(0, len(pcm), window_bytes)],
+        [
+            vad.is_speech(pcm[start : start + window_bytes], sample_rate=SAMPLE_RATE)
+            for start in range(0, len(pcm), window_bytes)
+        ],
         dtype=bool,
     )
 
@@ -105,8 +110,8 @@ def trim_long_silences(wav: np.ndarray, method: str = "auto") -> np.ndarray:
             if not _fallback_warned:
                 _fallback_warned = True
                 warnings.warn(
-                    "webrtcvad is not installed or does not import: the GE2E encoder trims silence by frame energy instead "
-                    "(pip install 'vcframe-ge2e[vad]' for RTVC's voice-activity trimming)",
+                    "webrtcvad is not installed or does not import: the GE2E encoder trims silence by frame "
+                    "energy instead (pip install 'vcframe-ge2e[vad]' for RTVC's voice-activity trimming)",
                     RuntimeWarning,
                     stacklevel=2,
                 )

@@ -28,11 +28,14 @@ class GE2EConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     preset: Literal["rtvc", "small", "tiny"] = Field(
-        "rtvc", description="Network size: 'rtvc' (RTVC's 3x256 LSTM), 'small' (3x128, CPU-trainable), 'tiny' (tests)."
+        "rtvc",
+        description="Network size: 'rtvc' (RTVC's 3x256 LSTM), 'small' (3x128, CPU-trainable), 'tiny' (tests).",
     )
     hidden_size: int | None = Field(None, gt=0, description="LSTM width; overrides the preset.")
     num_layers: int | None = Field(None, gt=0, description="Stacked LSTM layers; overrides the preset.")
-    embedding_size: int | None = Field(None, gt=0, description="Output dimension; overrides the preset (RTVC: 256).")
+    embedding_size: int | None = Field(
+        None, gt=0, description="Output dimension; overrides the preset (RTVC: 256)."
+    )
     checkpoint: str | None = Field(
         "default",
         description="'default' (the pretrained resemblyzer weights), 'registry:<id>', a path to an RTVC encoder.pt "
@@ -43,15 +46,25 @@ class GE2EConfig(BaseModel):
         description="Name of the embedding space the weights produce; a synthesizer is trained for one space.",
     )
     partials: bool = Field(
-        True, description="Embed 1.6 s partials and average them (RTVC's inference); False embeds the whole clip at once."
+        True,
+        description="Embed 1.6 s partials and average them (RTVC's inference); False embeds the whole clip at once.",
     )
     partial_frames: int = Field(160, ge=2, description="Mel frames per partial (RTVC: 160 = 1.6 s).")
-    partial_overlap: float = Field(0.5, ge=0, lt=1, description="Overlap between consecutive partials (RTVC: 0.5).")
-    min_pad_coverage: float = Field(
-        0.75, gt=0, le=1, description="A last partial that is less than this fraction of real audio is dropped (RTVC: 0.75)."
+    partial_overlap: float = Field(
+        0.5, ge=0, lt=1, description="Overlap between consecutive partials (RTVC: 0.5)."
     )
-    normalize_volume: bool = Field(True, description="Raise quiet clips to target_dbfs before embedding (RTVC: on).")
-    target_dbfs: float = Field(-30.0, le=0, description="Volume normalisation target in dBFS, increase only (RTVC: -30).")
+    min_pad_coverage: float = Field(
+        0.75,
+        gt=0,
+        le=1,
+        description="A last partial that is less than this fraction of real audio is dropped (RTVC: 0.75).",
+    )
+    normalize_volume: bool = Field(
+        True, description="Raise quiet clips to target_dbfs before embedding (RTVC: on)."
+    )
+    target_dbfs: float = Field(
+        -30.0, le=0, description="Volume normalisation target in dBFS, increase only (RTVC: -30)."
+    )
     vad: Literal["auto", "webrtc", "energy", "off"] = Field(
         "auto",
         description="Silence trimming: 'webrtc' (RTVC's webrtcvad trim; needs the [vad] extra), 'energy' (frame-energy "

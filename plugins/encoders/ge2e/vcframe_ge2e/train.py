@@ -43,7 +43,9 @@ def preprocess(
 ) -> None:
     """Volume-normalise, trim and turn every utterance into a (frames, 40) mel file; skips files already done."""
     counts = preprocess_corpus([str(r) for r in roots], out, layout=layout, workers=workers, vad=vad)
-    typer.echo(f"preprocessed {counts['done']}, already done {counts['existing']}, skipped {counts['skipped']} -> {out}")
+    typer.echo(
+        f"preprocessed {counts['done']}, already done {counts['existing']}, skipped {counts['skipped']} -> {out}"
+    )
 
 
 # -- state capture -------------------------------------------------------------------------------------
@@ -86,12 +88,17 @@ def fit(
     lr: Annotated[float, typer.Option(help="Adam learning rate (RTVC: 1e-4).")] = 1e-4,
     max_steps: Annotated[int, typer.Option(help="Stop after this many steps in total.")] = 10000,
     save_every: Annotated[int, typer.Option(help="Checkpoint every N steps.")] = 500,
-    eval_every: Annotated[int, typer.Option(help="Held-out EER and projection plot every N steps (0: never).")] = 100,
+    eval_every: Annotated[
+        int, typer.Option(help="Held-out EER and projection plot every N steps (0: never).")
+    ] = 100,
     val_speakers: Annotated[int, typer.Option(help="Speakers held out for evaluation.")] = 20,
     seed: Annotated[int, typer.Option(help="Seed of the model init, the sampler and the speaker split.")] = 0,
     resume: Annotated[bool, typer.Option(help="Continue from RUN_DIR/checkpoint.pt exactly.")] = False,
     init_from: Annotated[
-        str | None, typer.Option(help="Fine-tune: start from these weights ('default' = pretrained resemblyzer; needs preset rtvc).")
+        str | None,
+        typer.Option(
+            help="Fine-tune: start from these weights ('default' = pretrained resemblyzer; needs preset rtvc)."
+        ),
     ] = None,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N.")] = "cpu",
     threads: Annotated[int, typer.Option(help="torch CPU threads (0: torch's default).")] = 0,
@@ -105,13 +112,24 @@ def fit(
     checkpoint_path = run_dir / CHECKPOINT_NAME
     corpus = MelCorpus(data)
     train_corpus, val_corpus = corpus.split(val_speakers, seed=seed)
-    settings = {"preset": preset, "hidden_size": hidden_size, "num_layers": num_layers, "partial_frames": partial_frames,
-                "speakers_per_batch": speakers_per_batch, "utterances_per_speaker": utterances_per_speaker, "lr": lr,
-                "seed": seed, "val_speakers": val_speakers, "data": str(data)}
+    settings = {
+        "preset": preset,
+        "hidden_size": hidden_size,
+        "num_layers": num_layers,
+        "partial_frames": partial_frames,
+        "speakers_per_batch": speakers_per_batch,
+        "utterances_per_speaker": utterances_per_speaker,
+        "lr": lr,
+        "seed": seed,
+        "val_speakers": val_speakers,
+        "data": str(data),
+    }
     config = make_config(preset, hidden_size, num_layers)
     torch.manual_seed(seed)
     network = build_network(config)
-    sampler = SpeakerBatchSampler(train_corpus, speakers_per_batch, utterances_per_speaker, partial_frames, seed)
+    sampler = SpeakerBatchSampler(
+        train_corpus, speakers_per_batch, utterances_per_speaker, partial_frames, seed
+    )
     history: list[dict[str, Any]] = []
     step = 0
     if resume:
@@ -119,13 +137,17 @@ def fit(
             raise typer.BadParameter(f"--resume: no {checkpoint_path}")
         saved = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
         if saved["settings"] != settings:
-            changed = {k: (saved["settings"].get(k), v) for k, v in settings.items() if saved["settings"].get(k) != v}
+            changed = {
+                k: (saved["settings"].get(k), v) for k, v in settings.items() if saved["settings"].get(k) != v
+            }
             raise typer.BadParameter(f"--resume with different settings (saved, given): {changed}")
         network.load_state_dict(saved["model_state"])
     elif init_from is not None:
         load_weights(network, init_from)
     elif checkpoint_path.exists():
-        raise typer.BadParameter(f"{checkpoint_path} exists: pass --resume to continue, or use another --run-dir")
+        raise typer.BadParameter(
+            f"{checkpoint_path} exists: pass --resume to continue, or use another --run-dir"
+        )
     network.to(device)
     optimizer = torch.optim.Adam(network.parameters(), lr=lr)
     if resume:
@@ -136,8 +158,15 @@ def fit(
     val_mels = [[np.asarray(val_corpus.mel(p)) for p in val_corpus.files[s]] for s in val_corpus.speakers]
 
     def save() -> None:
-        payload = {"step": step, "model_state": network.state_dict(), "optimizer_state": optimizer.state_dict(),
-                   "settings": settings, "config": config.model_dump(), "rng": rng_states(sampler), "history": history}
+        payload = {
+            "step": step,
+            "model_state": network.state_dict(),
+            "optimizer_state": optimizer.state_dict(),
+            "settings": settings,
+            "config": config.model_dump(),
+            "rng": rng_states(sampler),
+            "history": history,
+        }
         save_torch(payload, checkpoint_path)
 
     params = list(network.parameters())
@@ -155,15 +184,23 @@ def fit(
         torch.nn.utils.clip_grad_norm_(params, 3.0)
         optimizer.step()
         step += 1
-        record: dict[str, Any] = {"step": step, "loss": round(float(loss.detach()), 5), "train_eer": round(ge2e_eer(sim), 5)}
+        record: dict[str, Any] = {
+            "step": step,
+            "loss": round(float(loss.detach()), 5),
+            "train_eer": round(ge2e_eer(sim), 5),
+        }
         if eval_every and (step % eval_every == 0 or step == max_steps) and val_mels:
             network.eval()
             eer, enrol, test = evaluate_speakers(network, val_mels, device)
             network.train()
             record["val_eer"] = round(eer, 5)
             speakers = np.arange(len(val_mels))
-            projection_plot(torch.cat([enrol, test]), np.r_[speakers, speakers], str(run_dir / f"projection_{step:06d}.png"),
-                            f"held-out speakers, step {step} (EER {eer:.1%})")
+            projection_plot(
+                torch.cat([enrol, test]),
+                np.r_[speakers, speakers],
+                str(run_dir / f"projection_{step:06d}.png"),
+                f"held-out speakers, step {step} (EER {eer:.1%})",
+            )
         history.append(record)
         if eval_every and "val_eer" in record or step % 10 == 0:
             elapsed = time.perf_counter() - started
@@ -177,12 +214,13 @@ def fit(
 def export(
     checkpoint: Annotated[Path, typer.Argument(help="A training checkpoint.pt.")],
     out: Annotated[Path, typer.Argument(help="Output .safetensors file.")],
-    training_data: Annotated[str, typer.Option(help="What the weights were trained on (recorded in the metadata).")],
+    training_data: Annotated[
+        str, typer.Option(help="What the weights were trained on (recorded in the metadata).")
+    ],
     license: Annotated[str, typer.Option(help="Licence of the weights.")] = "CC-BY-4.0",
 ) -> None:
     """Final weights as safetensors with JSON metadata: config, mel and embedding specs, steps, data, licence."""
     from vcframe.specs import RTVC_ENCODER_MEL
-
     from vcframe_ge2e.spec import resolve_io
 
     state, metadata = load_state(checkpoint)
@@ -190,16 +228,25 @@ def export(
     config = GE2EConfig.model_validate({**saved.get("config", {}), "checkpoint": None})
     _, embedding_spec = resolve_io(config)
     hidden, layers, embedding = config.sizes
-    save_safetensors(state, out, {
-        "format": "vcframe-ge2e-v1",
-        "config": {"preset": config.preset, "hidden_size": hidden, "num_layers": layers, "embedding_size": embedding},
-        "mel_spec": RTVC_ENCODER_MEL.model_dump(),
-        "embedding_spec": embedding_spec.model_dump(),
-        "steps": int(saved.get("step", 0)),
-        "training_data": training_data,
-        "training_settings": saved.get("settings", {}),
-        "license": license,
-    })
+    save_safetensors(
+        state,
+        out,
+        {
+            "format": "vcframe-ge2e-v1",
+            "config": {
+                "preset": config.preset,
+                "hidden_size": hidden,
+                "num_layers": layers,
+                "embedding_size": embedding,
+            },
+            "mel_spec": RTVC_ENCODER_MEL.model_dump(),
+            "embedding_spec": embedding_spec.model_dump(),
+            "steps": int(saved.get("step", 0)),
+            "training_data": training_data,
+            "training_settings": saved.get("settings", {}),
+            "license": license,
+        },
+    )
     typer.echo(f"exported step {saved.get('step', 0)} -> {out}")
 
 
