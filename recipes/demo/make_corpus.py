@@ -1,0 +1,596 @@
+#!/usr/bin/env python
+"""Make the synthetic multi-speaker demo corpus from Debian's speech synthesizers.
+
+    python recipes/demo/make_corpus.py --out /work/corpus/demo [--sentences-per-speaker 300] [--jobs 2]
+
+Each speaker is one configuration of engine x voice x pitch/rate (see ``SPEAKERS`` and ``--list-speakers``).
+The recipe is
+
+* deterministic: the same arguments give a byte-identical corpus (sentence choice from ``--seed``; the engines,
+  sox with ``-R`` and the float post-processing are deterministic; the number of jobs does not matter);
+* resumable: finished utterances (``.wav`` + ``.txt``, or a ``.rejected`` marker for clips outside the duration
+  limits) are skipped, every file is written to a temporary name and moved into place with ``os.replace``;
+* parallel: ``--jobs`` threads, each driving one synthesizer subprocess at a time.
+
+Output, the generic ``<speaker>/<utterance>.wav + .txt`` layout that ``vcframe train`` reads::
+
+    <out>/<speaker>/<utt_id>.wav   16 kHz mono 16-bit PCM, peak-normalised, ~0.1 s of silence at each end
+    <out>/<speaker>/<utt_id>.txt   the sentence, one line
+    <out>/speakers.json            speaker id -> engine, voice, pitch/rate settings, licence, split
+    <out>/manifest.csv             one row per training utterance
+    <out>/eval.json                held-out speakers and sentences for benchmarks/quality.py
+    <out>/corpus.json              the generation parameters (checked on resume)
+    <eval-out>/<speaker>/...       held-out speakers reading held-out sentences (default <out>_eval)
+
+Only the timing table printed at the end (CPU seconds per minute of speech per engine) varies between runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+RECIPE_VERSION = 1
+SAMPLE_RATE = 16000
+PEAK = 0.9  # peak after normalisation (RTVC's synthesizer preprocessing rescales to 0.9 too)
+MARGIN_S = 0.1  # silence kept (or padded) before and after the speech
+TRIM_FRAME = 160  # 10 ms frames for the silence detector
+TRIM_THRESHOLD_DB = -40.0  # frames this far below the loudest frame count as silence
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def shared_dir() -> Path:
+    """The shared data folder: $VCFRAME_SHARED, else ../shared next to the repository."""
+    env = os.environ.get("VCFRAME_SHARED")
+    return Path(env) if env else (REPO_ROOT / ".." / "shared").resolve()
+
+
+DEFAULT_TEXTS = shared_dir() / "data" / "texts" / "ljspeech_sentences.txt"
+
+# -- licences -------------------------------------------------------------------------------------------------
+
+LICENCES = {
+    "flite": "CMU Flite licence (BSD-style, free for any use incl. commercial); CMU ARCTIC voice data BSD-style",
+    "festival-diphone": "CSTR/Edinburgh festvox diphone licence (BSD-style, free for any use incl. commercial)",
+    "festival-hts": "CMU ARCTIC slt + HTS (EST-2003 / BSD-3-Clause, free for any use incl. commercial)",
+    "espeak-ng": "espeak-ng GPL-3.0-or-later (the program); its synthesized audio carries no licence restriction",
+}
+SOX_NOTE = "processed with sox (GPL-2.0/LGPL-2.1 program; output unrestricted)"
+
+
+@dataclass(frozen=True)
+class Speaker:
+    """One synthetic speaker: an engine voice, optional engine pitch/rate settings and a sox pitch/tempo step.
+
+    ``split`` is the default role: "train" speakers make the training corpus, "eval" speakers are held out
+    (never trained on) and serve as unseen reference voices in benchmarks and as the predefined sample voices.
+    """
+
+    id: str
+    engine: str  # flite | festival | espeak-ng
+    voice: str
+    description: str
+    licence_key: str
+    split: str = "train"
+    engine_pitch: float | None = None  # flite: int_f0_target_mean Hz; espeak-ng: -p 0..99
+    engine_rate: float | None = None  # flite/festival: duration stretch; espeak-ng: words per minute
+    sox_pitch_cents: int = 0
+    sox_tempo: float = 1.0
+    extra: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def licence(self) -> str:
+        return LICENCES[self.licence_key] + (f"; {SOX_NOTE}" if self.sox_pitch_cents or self.sox_tempo != 1 else "")
+
+    def describe(self) -> dict[str, object]:
+        info = asdict(self)
+        info.pop("licence_key")
+        info["extra"] = list(self.extra)
+        info["licence"] = self.licence
+        info["engine_command"] = " ".join(engine_command(self, Path("TEXT.txt"), Path("OUT.wav")))
+        info["sox_effects"] = " ".join(sox_effects(self))
+        return info
+
+
+# Ordered by preference: --num-speakers N takes the first N train speakers. Every pair is distinct to the GE2E
+# encoder (centroid cosine < 0.80, measured with recipes/demo/measure_speakers.py; see README.md).
+SPEAKERS: tuple[Speaker, ...] = (
+    Speaker("flite-rms", "flite", "rms", "flite CMU ARCTIC rms, US male", "flite"),
+    Speaker("festival-slt-hts", "festival", "cmu_us_slt_arctic_hts", "festival HTS slt, US female", "festival-hts"),
+    Speaker("flite-awb", "flite", "awb", "flite CMU ARCTIC awb, Scottish male", "flite"),
+    Speaker("flite-kal16", "flite", "kal16", "flite kal diphone (16 kHz), US male", "flite"),
+    Speaker("festival-ked", "festival", "ked_diphone", "festival ked diphone, US male", "festival-diphone"),
+    Speaker("flite-rms-up400", "flite", "rms", "flite rms raised 400 cents: high, light voice", "flite",
+            sox_pitch_cents=400),
+    Speaker("flite-slt-down300", "flite", "slt", "flite slt lowered 300 cents: low female voice", "flite",
+            sox_pitch_cents=-300),
+    Speaker("festival-ked-up500", "festival", "ked_diphone", "festival ked raised 500 cents: high voice",
+            "festival-diphone", sox_pitch_cents=500),
+    Speaker("flite-kal16-down400", "flite", "kal16", "flite kal16 lowered 400 cents: deep male voice", "flite",
+            sox_pitch_cents=-400),
+    Speaker("espeak-steph", "espeak-ng", "en-us+steph", "espeak-ng US English, variant steph (female)", "espeak-ng"),
+    Speaker("espeak-travis", "espeak-ng", "en-us+travis", "espeak-ng US English, variant travis (male)", "espeak-ng"),
+    Speaker("espeak-quincy", "espeak-ng", "en-us+quincy", "espeak-ng US English, variant quincy (male)", "espeak-ng"),
+    Speaker("espeak-edward", "espeak-ng", "en-us+edward", "espeak-ng US English, variant edward (male)", "espeak-ng"),
+    Speaker("espeak-belinda", "espeak-ng", "en-us+belinda", "espeak-ng US English, variant belinda (female)",
+            "espeak-ng"),
+    Speaker("espeak-andy", "espeak-ng", "en-us+Andy", "espeak-ng US English, variant Andy (male)", "espeak-ng"),
+    # held out: unseen identities for the quality benchmark and the predefined sample voices
+    Speaker("festival-slt-hts-up500", "festival", "cmu_us_slt_arctic_hts", "festival HTS slt raised 500 cents: "
+            "high, young-sounding voice", "festival-hts", split="eval", sox_pitch_cents=500),
+    Speaker("flite-rms-down300", "flite", "rms", "flite rms lowered 300 cents: deep male voice", "flite",
+            split="eval", sox_pitch_cents=-300),
+    Speaker("espeak-grandma", "espeak-ng", "en-us+grandma", "espeak-ng US English, variant grandma (older female)",
+            "espeak-ng", split="eval"),
+    Speaker("espeak-scotland-m3", "espeak-ng", "en-gb-scotland+m3", "espeak-ng Scottish English, variant m3 (male)",
+            "espeak-ng", split="eval"),
+    Speaker("espeak-f1", "espeak-ng", "en-us+f1", "espeak-ng US English, variant f1 (female)", "espeak-ng",
+            split="eval"),
+)
+SPEAKERS_BY_ID = {speaker.id: speaker for speaker in SPEAKERS}
+
+
+# -- synthesis ------------------------------------------------------------------------------------------------
+
+def engine_command(speaker: Speaker, text_path: Path, wav_path: Path) -> list[str]:
+    """The engine command line that reads ``text_path`` and writes ``wav_path`` (any rate, mono)."""
+    if speaker.engine == "flite":
+        command = ["flite", "-voice", speaker.voice]
+        if speaker.engine_pitch is not None:
+            command += ["--setf", f"int_f0_target_mean={speaker.engine_pitch:g}"]
+        if speaker.engine_rate is not None:
+            command += ["--setf", f"duration_stretch={speaker.engine_rate:g}"]
+        return command + [*speaker.extra, "-f", str(text_path), "-o", str(wav_path)]
+    if speaker.engine == "festival":
+        command = ["text2wave", "-eval", f"(voice_{speaker.voice})"]
+        if speaker.engine_rate is not None:
+            command += ["-eval", f"(Parameter.set 'Duration_Stretch {speaker.engine_rate:g})"]
+        if speaker.engine_pitch is not None:
+            command += ["-eval", f"(set! int_lr_params '((target_f0_mean {speaker.engine_pitch:g}) (target_f0_std 20) "
+                        "(model_f0_mean 170) (model_f0_std 34)))"]
+        return command + [*speaker.extra, str(text_path), "-o", str(wav_path)]
+    if speaker.engine == "espeak-ng":
+        command = ["espeak-ng", "-v", speaker.voice]
+        if speaker.engine_pitch is not None:
+            command += ["-p", f"{speaker.engine_pitch:g}"]
+        if speaker.engine_rate is not None:
+            command += ["-s", f"{speaker.engine_rate:g}"]
+        return command + [*speaker.extra, "-f", str(text_path), "-w", str(wav_path)]
+    raise ValueError(f"unknown engine {speaker.engine!r} (expected flite, festival or espeak-ng)")
+
+
+def sox_effects(speaker: Speaker) -> list[str]:
+    effects: list[str] = []
+    if speaker.sox_pitch_cents:
+        effects += ["pitch", str(speaker.sox_pitch_cents)]
+    if speaker.sox_tempo != 1.0:
+        effects += ["tempo", "-s", f"{speaker.sox_tempo:g}"]
+    return effects + ["rate", "-v", str(SAMPLE_RATE)]
+
+
+ENGINE_BINARIES = {"flite": "flite", "festival": "text2wave", "espeak-ng": "espeak-ng"}
+
+
+def missing_tools(speakers: Iterable[Speaker]) -> list[str]:
+    needed = {ENGINE_BINARIES[speaker.engine] for speaker in speakers} | {"sox"}
+    return sorted(tool for tool in needed if shutil.which(tool) is None)
+
+
+@dataclass
+class CpuClock:
+    """CPU seconds spent, split into the synthesizer engine, sox and our own Python post-processing."""
+
+    engine: float = 0.0
+    sox: float = 0.0
+    python: float = 0.0
+
+
+def run_tool(command: list[str], workdir: Path) -> float:
+    """Run a command to completion; return the child's CPU seconds (user + system, from wait4)."""
+    with open(workdir / "stderr.log", "wb") as stderr:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr)
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        message = (workdir / "stderr.log").read_text(errors="replace").strip().splitlines()
+        raise RuntimeError(f"{command[0]} failed (exit {process.returncode}): {' | '.join(message[-3:])}")
+    return usage.ru_utime + usage.ru_stime
+
+
+def synthesize(speaker: Speaker, text: str, clock: CpuClock | None = None) -> np.ndarray:
+    """Speak ``text`` with ``speaker``: float32 samples at 16 kHz, mono, before trimming and normalisation."""
+    clock = clock if clock is not None else CpuClock()
+    with tempfile.TemporaryDirectory(prefix="vcframe-synth-") as scratch:
+        workdir = Path(scratch)
+        text_path = workdir / "text.txt"
+        text_path.write_text(text + "\n", encoding="utf-8")
+        raw_path, converted_path = workdir / "engine.wav", workdir / "converted.wav"
+        clock.engine += run_tool(engine_command(speaker, text_path, raw_path), workdir)
+        clock.sox += run_tool(
+            ["sox", "-R", "-V1", str(raw_path), "-e", "floating-point", "-b", "32", "-c", "1", str(converted_path),
+             *sox_effects(speaker)],
+            workdir,
+        )
+        started = time.thread_time()
+        samples, rate = soundfile.read(converted_path, dtype="float32", always_2d=False)
+        clock.python += time.thread_time() - started
+    if rate != SAMPLE_RATE:
+        raise RuntimeError(f"sox produced {rate} Hz audio, expected {SAMPLE_RATE} Hz")
+    return np.asarray(samples, dtype=np.float32)
+
+
+def trim_and_normalise(samples: np.ndarray, *, margin_s: float = MARGIN_S, peak: float = PEAK) -> np.ndarray:
+    """Cut leading/trailing silence down to ``margin_s`` (zero-padding if there was less), scale to ``peak``.
+
+    Silence = 10 ms frames whose RMS is more than 40 dB below the loudest frame. Returns float32; an all-silent
+    clip comes back empty.
+    """
+    samples = np.asarray(samples, dtype=np.float64)
+    num_frames = len(samples) // TRIM_FRAME
+    if num_frames == 0 or not np.any(samples):
+        return np.zeros(0, dtype=np.float32)
+    frames = samples[: num_frames * TRIM_FRAME].reshape(num_frames, TRIM_FRAME)
+    rms = np.sqrt(np.mean(frames**2, axis=1))
+    loud = np.flatnonzero(rms > rms.max() * 10 ** (TRIM_THRESHOLD_DB / 20))
+    margin = int(round(margin_s * SAMPLE_RATE))
+    start, stop = int(loud[0]) * TRIM_FRAME, min(len(samples), (int(loud[-1]) + 1) * TRIM_FRAME)
+    kept = samples[max(0, start - margin) : min(len(samples), stop + margin)]
+    kept = np.pad(kept, (max(0, margin - start), max(0, stop + margin - len(samples))))
+    return (kept * (peak / np.abs(kept).max())).astype(np.float32)
+
+
+def to_pcm16(samples: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(samples, -1.0, 1.0) * 32767.0).astype(np.int16)
+
+
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(payload)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def wav_bytes(samples: np.ndarray, *, audio_format: str = "WAV") -> bytes:
+    buffer = io.BytesIO()
+    subtype = "PCM_16"
+    soundfile.write(buffer, to_pcm16(samples), SAMPLE_RATE, format=audio_format, subtype=subtype)
+    return buffer.getvalue()
+
+
+# -- sentences and the utterance plan -------------------------------------------------------------------------
+
+def read_sentences(path: Path, min_chars: int, max_chars: int) -> list[tuple[int, str]]:
+    """(line number, sentence) for each usable line: stripped, with letters, within the character limits."""
+    sentences = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        sentence = " ".join(line.split())
+        if min_chars <= len(sentence) <= max_chars and any(char.isalpha() for char in sentence):
+            sentences.append((number, sentence))
+    return sentences
+
+
+@dataclass(frozen=True)
+class Utterance:
+    speaker: Speaker
+    sentence_index: int  # line number in the text file (1-based)
+    text: str
+    root: Path  # the corpus folder this utterance belongs in
+
+    @property
+    def utt_id(self) -> str:
+        return f"{self.speaker.id}_{self.sentence_index:05d}"
+
+    @property
+    def wav_path(self) -> Path:
+        return self.root / self.speaker.id / f"{self.utt_id}.wav"
+
+    @property
+    def txt_path(self) -> Path:
+        return self.root / self.speaker.id / f"{self.utt_id}.txt"
+
+    @property
+    def rejected_path(self) -> Path:
+        return self.root / self.speaker.id / f"{self.utt_id}.rejected"
+
+    def done(self) -> bool:
+        return self.rejected_path.exists() or (self.wav_path.exists() and self.txt_path.exists())
+
+
+@dataclass(frozen=True)
+class Plan:
+    train_speakers: list[Speaker]
+    eval_speakers: list[Speaker]
+    eval_sentences: list[tuple[int, str]]
+    utterances: list[Utterance]
+
+
+def make_plan(args: argparse.Namespace) -> Plan:
+    """Deterministic from the arguments: which speaker reads which sentence.
+
+    The usable sentences are shuffled with ``--seed``; the first ``--eval-sentences`` are held out (no training
+    speaker reads them), the rest are dealt round-robin to the training speakers, so speakers read different
+    sentences while there are enough, and raising ``--sentences-per-speaker`` later only appends utterances.
+    Each held-out speaker reads the first ``--eval-utterances`` held-out sentences.
+    """
+    chosen = [SPEAKERS_BY_ID[name] for name in args.speakers] if args.speakers else list(SPEAKERS)
+    if args.eval_speakers is not None:
+        eval_speakers = [SPEAKERS_BY_ID[name] for name in args.eval_speakers]
+    else:
+        eval_speakers = [speaker for speaker in chosen if speaker.split == "eval"]
+    train_speakers = [speaker for speaker in chosen if speaker not in eval_speakers]
+    if args.num_speakers is not None:
+        if args.num_speakers > len(train_speakers):
+            raise SystemExit(f"--num-speakers {args.num_speakers} is more than the {len(train_speakers)} training "
+                             "speakers available")
+        train_speakers = train_speakers[: args.num_speakers]
+    if not train_speakers:
+        raise SystemExit("no training speakers selected")
+    sentences = read_sentences(Path(args.texts), args.min_chars, args.max_chars)
+    random.Random(args.seed).shuffle(sentences)
+    if len(sentences) <= args.eval_sentences:
+        raise SystemExit(f"only {len(sentences)} sentences fit {args.min_chars}..{args.max_chars} characters, not "
+                         f"enough for --eval-sentences {args.eval_sentences} plus training")
+    eval_sentences, train_pool = sentences[: args.eval_sentences], sentences[args.eval_sentences :]
+    out, eval_out = Path(args.out), Path(args.eval_out)
+    utterances = []
+    for rank, speaker in enumerate(train_speakers):
+        for turn in range(args.sentences_per_speaker):
+            index, text = train_pool[(rank + turn * len(train_speakers)) % len(train_pool)]
+            utterances.append(Utterance(speaker, index, text, out))
+    for speaker in eval_speakers:
+        for index, text in eval_sentences[: args.eval_utterances]:
+            utterances.append(Utterance(speaker, index, text, eval_out))
+    return Plan(train_speakers, eval_speakers, eval_sentences, utterances)
+
+
+# -- running the plan -----------------------------------------------------------------------------------------
+
+@dataclass
+class Result:
+    utterance: Utterance
+    seconds: float  # duration of the written clip (0 when rejected)
+    clock: CpuClock
+    rejected: bool
+
+
+def make_utterance(utterance: Utterance, min_seconds: float, max_seconds: float) -> Result:
+    clock = CpuClock()
+    samples = synthesize(utterance.speaker, utterance.text, clock)
+    started = time.thread_time()
+    clip = trim_and_normalise(samples)
+    seconds = len(clip) / SAMPLE_RATE
+    if not min_seconds <= seconds <= max_seconds:
+        atomic_write_text(utterance.rejected_path, f"{seconds:.3f} s outside {min_seconds}..{max_seconds} s\n")
+        clock.python += time.thread_time() - started
+        return Result(utterance, 0.0, clock, True)
+    atomic_write_text(utterance.txt_path, utterance.text + "\n")
+    atomic_write_bytes(utterance.wav_path, wav_bytes(clip))
+    clock.python += time.thread_time() - started
+    return Result(utterance, seconds, clock, False)
+
+
+def run_plan(
+    utterances: Sequence[Utterance],
+    *,
+    jobs: int,
+    min_seconds: float,
+    max_seconds: float,
+    progress: Callable[[str], None] = print,
+    progress_every: int = 200,
+) -> list[Result]:
+    todo = [utterance for utterance in utterances if not utterance.done()]
+    progress(f"{len(utterances)} utterances planned, {len(utterances) - len(todo)} already done, {len(todo)} to make")
+    results: list[Result] = []
+    lock = threading.Lock()
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(make_utterance, utterance, min_seconds, max_seconds) for utterance in todo]
+        try:
+            for future in as_completed(futures):
+                result = future.result()
+                with lock:
+                    results.append(result)
+                    if len(results) % progress_every == 0 or len(results) == len(todo):
+                        speech = sum(item.seconds for item in results) / 3600
+                        progress(f"{len(results)}/{len(todo)} made, {speech:.2f} h of new speech, "
+                                 f"{time.monotonic() - started:.0f} s elapsed")
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    return results
+
+
+def timing_table(results: Sequence[Result]) -> str:
+    """CPU seconds per minute of speech, per engine (engine, sox, post-processing)."""
+    rows = ["| engine | clips | minutes of speech | engine CPU s/min | sox CPU s/min | python CPU s/min | total s/min |",
+            "|---|---|---|---|---|---|---|"]
+    for engine in sorted({result.utterance.speaker.engine for result in results}):
+        own = [result for result in results if result.utterance.speaker.engine == engine and not result.rejected]
+        minutes = sum(result.seconds for result in own) / 60
+        if minutes == 0:
+            continue
+        engine_cpu = sum(result.clock.engine for result in own) / minutes
+        sox_cpu = sum(result.clock.sox for result in own) / minutes
+        python_cpu = sum(result.clock.python for result in own) / minutes
+        rows.append(f"| {engine} | {len(own)} | {minutes:.1f} | {engine_cpu:.2f} | {sox_cpu:.2f} | {python_cpu:.2f} "
+                    f"| {engine_cpu + sox_cpu + python_cpu:.2f} |")
+    return "\n".join(rows)
+
+
+def clip_seconds(path: Path) -> float:
+    info = soundfile.info(str(path))
+    return info.frames / info.samplerate
+
+
+def write_index(plan: Plan, args: argparse.Namespace) -> tuple[float, float]:
+    """speakers.json, manifest.csv (train and eval) and eval.json from the files on disk. Returns hours."""
+    out, eval_out = Path(args.out), Path(args.eval_out)
+    hours = {}
+    for root in (out, eval_out):
+        rows = []
+        for utterance in plan.utterances:
+            if utterance.root == root and utterance.wav_path.exists() and utterance.txt_path.exists():
+                rows.append([utterance.utt_id, utterance.speaker.id,
+                             utterance.wav_path.relative_to(root).as_posix(),
+                             f"{clip_seconds(utterance.wav_path):.3f}", utterance.sentence_index, utterance.text])
+        rows.sort()
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["utt_id", "speaker", "path", "duration_s", "sentence_index", "text"])
+        writer.writerows(rows)
+        if rows or root == out:
+            atomic_write_text(root / "manifest.csv", buffer.getvalue())
+        hours[root] = sum(float(row[3]) for row in rows) / 3600
+    speakers = {}
+    for speaker in plan.train_speakers + plan.eval_speakers:
+        info = speaker.describe()
+        info["split"] = "train" if speaker in plan.train_speakers else "eval"
+        speakers[speaker.id] = info
+    atomic_write_text(out / "speakers.json", json.dumps(speakers, indent=2) + "\n")
+    evaluation = {
+        "eval_dir": str(eval_out.resolve()),
+        "speakers": [speaker.id for speaker in plan.eval_speakers],
+        "sentences": [{"index": index, "text": text} for index, text in plan.eval_sentences],
+        "utterances": [
+            {"speaker": u.speaker.id, "utt_id": u.utt_id, "sentence_index": u.sentence_index, "text": u.text,
+             "path": u.wav_path.relative_to(eval_out).as_posix()}
+            for u in plan.utterances if u.root == eval_out and u.wav_path.exists()
+        ],
+        "texts": str(Path(args.texts).resolve()),
+    }
+    atomic_write_text(out / "eval.json", json.dumps(evaluation, indent=2) + "\n")
+    return hours[out], hours[eval_out]
+
+
+CONTENT_OPTIONS = ("texts", "seed", "speakers", "eval_speakers", "num_speakers", "eval_sentences", "eval_utterances",
+                   "min_chars", "max_chars", "min_seconds", "max_seconds")
+
+
+def check_parameters(args: argparse.Namespace) -> None:
+    """Refuse to resume into a corpus made with different content options (more sentences are fine)."""
+    wanted = {"recipe_version": RECIPE_VERSION, **{name: getattr(args, name) for name in CONTENT_OPTIONS}}
+    wanted["texts"] = str(Path(args.texts).resolve())
+    path = Path(args.out) / "corpus.json"
+    if path.exists():
+        existing = json.loads(path.read_text())
+        existing.pop("sentences_per_speaker", None)
+        differing = sorted(key for key in set(existing) | set(wanted) if existing.get(key) != wanted.get(key))
+        if differing:
+            details = ", ".join(f"{key}: {existing.get(key)!r} there, {wanted.get(key)!r} now" for key in differing)
+            raise SystemExit(f"{path} was made with other options ({details}); use the same options to resume or "
+                             "choose another --out")
+    wanted["sentences_per_speaker"] = args.sentences_per_speaker
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(wanted, indent=2) + "\n")
+
+
+def speaker_table() -> str:
+    rows = ["| speaker | split | engine | voice | engine pitch | engine rate | sox pitch (cents) | sox tempo | licence |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for speaker in SPEAKERS:
+        rows.append(
+            f"| {speaker.id} | {speaker.split} | {speaker.engine} | {speaker.voice} | "
+            f"{'' if speaker.engine_pitch is None else f'{speaker.engine_pitch:g}'} | "
+            f"{'' if speaker.engine_rate is None else f'{speaker.engine_rate:g}'} | "
+            f"{speaker.sox_pitch_cents or ''} | {'' if speaker.sox_tempo == 1 else f'{speaker.sox_tempo:g}'} | "
+            f"{speaker.licence_key} |"
+        )
+    return "\n".join(rows)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="make_corpus.py",
+        description="Make the deterministic, resumable synthetic multi-speaker demo corpus.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--out", help="corpus folder (<out>/<speaker>/<utt_id>.wav + .txt)")
+    parser.add_argument("--eval-out", help="folder for held-out speakers' clips (default: <out>_eval)")
+    parser.add_argument("--texts", default=str(DEFAULT_TEXTS), help="sentences, one per line")
+    parser.add_argument("--sentences-per-speaker", type=int, default=300, help="utterances per training speaker")
+    parser.add_argument("--num-speakers", type=int, help="use only the first N training speakers of the catalogue")
+    parser.add_argument("--speakers", type=lambda text: text.split(","), help="comma-separated catalogue ids to use "
+                        "(default: all); see --list-speakers")
+    parser.add_argument("--eval-speakers", type=lambda text: [name for name in text.split(",") if name],
+                        help="comma-separated ids held out for evaluation (default: the catalogue's 'eval' speakers; "
+                        "'' for none)")
+    parser.add_argument("--eval-sentences", type=int, default=100, help="sentences held out from training")
+    parser.add_argument("--eval-utterances", type=int, default=20, help="held-out sentences each eval speaker reads")
+    parser.add_argument("--min-chars", type=int, default=25, help="shortest sentence used, in characters")
+    parser.add_argument("--max-chars", type=int, default=110, help="longest sentence used, in characters")
+    parser.add_argument("--min-seconds", type=float, default=1.5, help="clips shorter than this are rejected")
+    parser.add_argument("--max-seconds", type=float, default=8.0, help="clips longer than this are rejected")
+    parser.add_argument("--seed", type=int, default=1234, help="seed of the sentence shuffle")
+    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1), help="parallel synthesizer processes")
+    parser.add_argument("--list-speakers", action="store_true", help="print the speaker catalogue and exit")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.list_speakers:
+        print(speaker_table())
+        return 0
+    if not args.out:
+        build_parser().error("--out is required")
+    for name in (args.speakers or []) + (args.eval_speakers or []):
+        if name not in SPEAKERS_BY_ID:
+            raise SystemExit(f"unknown speaker {name!r}; --list-speakers shows the catalogue")
+    if args.jobs < 1:
+        raise SystemExit(f"--jobs must be at least 1, got {args.jobs}")
+    if not 0 < args.min_seconds < args.max_seconds:
+        raise SystemExit(f"need 0 < --min-seconds < --max-seconds, got {args.min_seconds} and {args.max_seconds}")
+    args.out = str(Path(args.out).resolve())
+    args.eval_out = str(Path(args.eval_out).resolve()) if args.eval_out else args.out.rstrip("/") + "_eval"
+    if not Path(args.texts).is_file():
+        raise SystemExit(f"sentence file {args.texts} not found; pass --texts or set VCFRAME_SHARED")
+    plan = make_plan(args)
+    missing = missing_tools(plan.train_speakers + plan.eval_speakers)
+    if missing:
+        raise SystemExit(f"missing programs: {', '.join(missing)} (apt-get install flite festival festvox-kallpc16k "
+                         "festvox-kdlpc16k festvox-us-slt-hts espeak-ng sox)")
+    check_parameters(args)
+    print(f"{len(plan.train_speakers)} training speakers, {len(plan.eval_speakers)} held-out speakers, "
+          f"{len(plan.eval_sentences)} held-out sentences -> {args.out} (eval: {args.eval_out})", flush=True)
+    wall = time.monotonic()
+    results = run_plan(plan.utterances, jobs=args.jobs, min_seconds=args.min_seconds, max_seconds=args.max_seconds,
+                       progress=lambda line: print(line, flush=True))
+    train_hours, eval_hours = write_index(plan, args)
+    rejected = sum(result.rejected for result in results)
+    print(f"done in {time.monotonic() - wall:.0f} s: {len(results)} utterances made this run ({rejected} rejected "
+          f"for duration); corpus holds {train_hours:.2f} h of training speech, {eval_hours:.2f} h held-out")
+    if results:
+        print(timing_table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
