@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Make the synthetic multi-speaker demo corpus from Debian's speech synthesizers.
 
-    python recipes/demo/make_corpus.py --out /work/corpus/demo [--sentences-per-speaker 300] [--jobs 2]
+    python recipes/demo/make_corpus.py --out /work/corpus/demo [--sentences-per-speaker 280] [--jobs 2]
 
 Each speaker is one configuration of engine x voice x pitch/rate (see ``SPEAKERS`` and ``--list-speakers``).
 The recipe is
@@ -430,8 +430,10 @@ def run_plan(
 
 def timing_table(results: Sequence[Result]) -> str:
     """CPU seconds per minute of speech, per engine (engine, sox, post-processing)."""
-    rows = ["| engine | clips | minutes of speech | engine CPU s/min | sox CPU s/min | python CPU s/min | total s/min |",
-            "|---|---|---|---|---|---|---|"]
+    rows = [
+        "| engine | clips | minutes of speech | engine CPU s/min | sox CPU s/min | python CPU s/min | total s/min |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for engine in sorted({result.utterance.speaker.engine for result in results}):
         own = [result for result in results if result.utterance.speaker.engine == engine and not result.rejected]
         minutes = sum(result.seconds for result in own) / 60
@@ -476,7 +478,7 @@ def write_index(plan: Plan, args: argparse.Namespace) -> tuple[float, float]:
         speakers[speaker.id] = info
     atomic_write_text(out / "speakers.json", json.dumps(speakers, indent=2) + "\n")
     evaluation = {
-        "eval_dir": str(eval_out.resolve()),
+        "eval_dir": os.path.relpath(eval_out, out),  # relative to this file
         "speakers": [speaker.id for speaker in plan.eval_speakers],
         "sentences": [{"index": index, "text": text} for index, text in plan.eval_sentences],
         "utterances": [
@@ -513,8 +515,10 @@ def check_parameters(args: argparse.Namespace) -> None:
 
 
 def speaker_table() -> str:
-    rows = ["| speaker | split | engine | voice | engine pitch | engine rate | sox pitch (cents) | sox tempo | licence |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| speaker | split | engine | voice | engine pitch | engine rate | sox pitch (cents) | sox tempo | licence |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for speaker in SPEAKERS:
         rows.append(
             f"| {speaker.id} | {speaker.split} | {speaker.engine} | {speaker.voice} | "
@@ -535,7 +539,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", help="corpus folder (<out>/<speaker>/<utt_id>.wav + .txt)")
     parser.add_argument("--eval-out", help="folder for held-out speakers' clips (default: <out>_eval)")
     parser.add_argument("--texts", default=str(DEFAULT_TEXTS), help="sentences, one per line")
-    parser.add_argument("--sentences-per-speaker", type=int, default=300, help="utterances per training speaker")
+    parser.add_argument("--sentences-per-speaker", type=int, default=280, help="utterances per training speaker")
     parser.add_argument("--num-speakers", type=int, help="use only the first N training speakers of the catalogue")
     parser.add_argument("--speakers", type=lambda text: text.split(","), help="comma-separated catalogue ids to use "
                         "(default: all); see --list-speakers")

@@ -28,7 +28,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import torch
-
     from vcframe_ge2e.model import GE2EEncoder
     from vcframe_ge2e.spec import GE2EConfig
 
