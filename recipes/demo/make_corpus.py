@@ -55,6 +55,8 @@ TRIM_FRAME = 160  # 10 ms frames for the silence detector
 TRIM_THRESHOLD_DB = -40.0  # frames this far below the loudest frame count as silence
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+UMASK = os.umask(0o022)
+os.umask(UMASK)
 
 
 def shared_dir() -> Path:
@@ -267,6 +269,7 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(payload)
+        os.chmod(temporary, 0o666 & ~UMASK)  # mkstemp makes 0600 files; give the usual permissions
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -405,6 +408,9 @@ def run_plan(
     progress: Callable[[str], None] = print,
     progress_every: int = 200,
 ) -> list[Result]:
+    for folder in sorted({utterance.wav_path.parent for utterance in utterances}):
+        for stale in folder.glob(".*.part"):  # temporary files of a run that was killed mid-write
+            stale.unlink(missing_ok=True)
     todo = [utterance for utterance in utterances if not utterance.done()]
     progress(f"{len(utterances)} utterances planned, {len(utterances) - len(todo)} already done, {len(todo)} to make")
     results: list[Result] = []
