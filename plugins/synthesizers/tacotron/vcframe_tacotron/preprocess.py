@@ -164,7 +164,10 @@ def _process(utterance: Utterance) -> dict[str, Any] | None:
         frames = int(mel.shape[1])
         if frames > _WORKER["max_frames"]:
             return {"id": utterance.id, "skipped": f"{frames} frames > max_frames"}
-        embedding = _WORKER["embedder"](utterance)
+        try:
+            embedding = _WORKER["embedder"](utterance)
+        except InputError as error:  # e.g. a clip shorter than the encoder accepts
+            return {"id": utterance.id, "skipped": str(error)}
         for path, array in ((mel_path, mel), (embed_path, embedding)):
             with atomic_path(path, suffix=".npy") as temp:
                 np.save(temp, array)
