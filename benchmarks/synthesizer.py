@@ -14,11 +14,11 @@ import argparse
 import time
 
 import torch
+from vcframe_tacotron.model import TacotronSynthesizer
+from vcframe_tacotron.spec import SPEC
 
 from vcframe.specs import GE2E_RTVC_EMBEDDING
 from vcframe.types import SpeakerEmbedding
-from vcframe_tacotron.model import TacotronSynthesizer
-from vcframe_tacotron.spec import SPEC
 
 TEXT = "The quick brown fox jumps over the lazy dog, and then it runs back home again."
 
@@ -34,12 +34,20 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), device {args.device}, {args.frames} frames per item")
-    print(f"| preset | masking | batch | parameters | seconds | frames/s | real-time factor |")
-    print(f"|---|---|---|---|---|---|---|")
+    print("| preset | masking | batch | parameters | seconds | frames/s | real-time factor |")
+    print("|---|---|---|---|---|---|---|")
     for preset in args.presets.split(","):
         for masking, dropout in (("rtvc", 0.5), ("clean", 0.0)):
-            config = SPEC.make_config({"preset": preset, "checkpoint": None, "max_frames": args.frames,
-                                       "masking": masking, "inference_dropout": dropout, "trim_threshold": None})
+            config = SPEC.make_config(
+                {
+                    "preset": preset,
+                    "checkpoint": None,
+                    "max_frames": args.frames,
+                    "masking": masking,
+                    "inference_dropout": dropout,
+                    "trim_threshold": None,
+                }
+            )
             torch.manual_seed(0)
             synthesizer = TacotronSynthesizer(config, device=args.device)
             with torch.no_grad():
@@ -59,8 +67,10 @@ def main() -> None:
                 frames = int(mel.lengths.sum())
                 rate = frames / best
                 audio_seconds = frames * config.mel.hop_length / config.mel.sample_rate
-                print(f"| {preset} | {masking} | {batch} | {parameters / 1e6:.1f} M | {best:.2f} | {rate:.0f} | "
-                      f"{audio_seconds / best:.2f}x |")
+                print(
+                    f"| {preset} | {masking} | {batch} | {parameters / 1e6:.1f} M | {best:.2f} | {rate:.0f} | "
+                    f"{audio_seconds / best:.2f}x |"
+                )
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@
 
 from __future__ import annotations
 
+import functools
 import re
+from typing import Any
 
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 _CLAUSE_BREAK = re.compile(r"(?<=[,;:])\s+")
@@ -99,16 +101,11 @@ ABBREVIATIONS: tuple[tuple[str, str], ...] = (
 _ABBREVIATION_PATTERNS = [(re.compile(rf"\b{short}\.", re.IGNORECASE), long) for short, long in ABBREVIATIONS]
 
 
-def _inflect_engine():  # type: ignore[no-untyped-def]
-    global _INFLECT
-    if _INFLECT is None:
-        import inflect
+@functools.lru_cache(maxsize=1)
+def _inflect_engine() -> Any:
+    import inflect  # imported on first use: inflect is slow to import
 
-        _INFLECT = inflect.engine()
-    return _INFLECT
-
-
-_INFLECT = None
+    return inflect.engine()
 
 
 def _remove_commas(match: re.Match[str]) -> str:

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from vcframe_tacotron.model import TacotronSynthesizer
+from vcframe_tacotron.spec import SPEC
 
 from vcframe.errors import CheckpointError, ConfigError, InputError
 from vcframe.specs import GE2E_RTVC_EMBEDDING, EmbeddingSpec
 from vcframe.types import SpeakerEmbedding
-from vcframe_tacotron.model import TacotronSynthesizer
-from vcframe_tacotron.spec import SPEC
 
 TEXTS = ["Hello world.", "A somewhat longer sentence, with 3 numbers!", "Hi"]
 
@@ -34,7 +34,9 @@ def _embedding(batch: int) -> SpeakerEmbedding:
 
 
 def test_spec_module_imports_no_torch() -> None:
-    code = "import sys, vcframe_tacotron.spec, vcframe_tacotron.hooks; assert 'torch' not in sys.modules, 'torch imported'"
+    code = (
+        "import sys, vcframe_tacotron.spec, vcframe_tacotron.hooks; assert 'torch' not in sys.modules, 'torch imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -125,7 +127,9 @@ def test_export_round_trip_and_refusals(tmp_path: Path) -> None:
         TacotronSynthesizer(SPEC.make_config({**SPEC.test_config, "checkpoint": str(path), "frontend": "rtvc-basic"}))
     other = EmbeddingSpec(space="other/space", dim=256)
     with pytest.raises(CheckpointError, match="space"):
-        TacotronSynthesizer(SPEC.make_config({**SPEC.test_config, "checkpoint": str(path), "embedding": other.model_dump()}))
+        TacotronSynthesizer(
+            SPEC.make_config({**SPEC.test_config, "checkpoint": str(path), "embedding": other.model_dump()})
+        )
 
 
 def test_corrupt_checkpoint_is_refused(tmp_path: Path) -> None:
@@ -136,8 +140,9 @@ def test_corrupt_checkpoint_is_refused(tmp_path: Path) -> None:
 
 
 def test_text_frontend_hook() -> None:
-    from vcframe.hookspecs import TextFrontend
     from vcframe_tacotron import hooks
+
+    from vcframe.hookspecs import TextFrontend
 
     frontend = hooks.vcframe_text_frontend(name="rtvc-english")
     assert isinstance(frontend, TextFrontend)
@@ -151,7 +156,6 @@ def test_text_frontend_matches_fixture_ids(rtvc_fixtures: Path) -> None:
     import json
 
     from safetensors import safe_open
-
     from vcframe_tacotron.frontend import rtvc_english
 
     with safe_open(str(rtvc_fixtures / "features_ref.safetensors"), framework="pt") as handle:

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from vcframe_tacotron.loss import tacotron_loss
 from vcframe_tacotron.model import TacotronSynthesizer
 from vcframe_tacotron.spec import SPEC
@@ -53,17 +52,23 @@ def test_teacher_forced(synthesizer: TacotronSynthesizer, synthesizer_ref: dict[
 def test_train_pipeline_and_loss(synthesizer: TacotronSynthesizer, synthesizer_ref: dict[str, torch.Tensor]) -> None:
     ref = synthesizer_ref
     with torch.no_grad():
-        outputs = synthesizer.network(ref["train_pipeline.chars"], ref["train_pipeline.mels"], ref["train_pipeline.embeds"], p=0.0)
-    for name, value in zip(("mel_decoder", "mel_postnet"), outputs[:2]):
+        outputs = synthesizer.network(
+            ref["train_pipeline.chars"], ref["train_pipeline.mels"], ref["train_pipeline.embeds"], p=0.0
+        )
+    for name, value in zip(("mel_decoder", "mel_postnet"), outputs[:2], strict=True):
         _close(value, ref[f"train_pipeline.{name}"], MEL_ATOL)
     _close(outputs[2], ref["train_pipeline.attn"], ATTN_ATOL)
-    losses = tacotron_loss(outputs[0], outputs[1], outputs[3], ref["train_pipeline.mels"], ref["train_pipeline.stop_target"])
+    losses = tacotron_loss(
+        outputs[0], outputs[1], outputs[3], ref["train_pipeline.mels"], ref["train_pipeline.stop_target"]
+    )
     for name in ("m1_loss", "m2_loss", "stop_loss", "loss"):
         torch.testing.assert_close(losses[name], ref[f"train_pipeline.{name}"], rtol=1e-5, atol=0)
 
 
 @pytest.mark.parametrize(("case", "r", "p"), [("gen_p0", 2, 0.0), ("gen_p0_r1", 1, 0.0), ("gen_dropout", 2, 0.5)])
-def test_generate(synthesizer: TacotronSynthesizer, synthesizer_ref: dict[str, torch.Tensor], case: str, r: int, p: float) -> None:
+def test_generate(
+    synthesizer: TacotronSynthesizer, synthesizer_ref: dict[str, torch.Tensor], case: str, r: int, p: float
+) -> None:
     ref = synthesizer_ref
     network = synthesizer.network
     network.r = r
@@ -82,15 +87,23 @@ def test_generate(synthesizer: TacotronSynthesizer, synthesizer_ref: dict[str, t
     assert lengths.tolist() == [mel_postnet.shape[2]] * 2
 
 
-def test_seeded_synthesize_reproduces_rtvc_dropout_run(rtvc_synthesizer_pt: Path, synthesizer_ref: dict[str, torch.Tensor]) -> None:
+def test_seeded_synthesize_reproduces_rtvc_dropout_run(
+    rtvc_synthesizer_pt: Path, synthesizer_ref: dict[str, torch.Tensor]
+) -> None:
     """synthesize(seed=4321) with RTVC behaviour draws the dropout masks exactly as RTVC's generate."""
     from vcframe.specs import GE2E_RTVC_EMBEDDING
     from vcframe.types import SpeakerEmbedding
 
-    config = SPEC.make_config({
-        "preset": "rtvc", "checkpoint": str(rtvc_synthesizer_pt), "masking": "rtvc", "inference_dropout": 0.5,
-        "max_frames": 60, "trim_threshold": None,
-    })
+    config = SPEC.make_config(
+        {
+            "preset": "rtvc",
+            "checkpoint": str(rtvc_synthesizer_pt),
+            "masking": "rtvc",
+            "inference_dropout": 0.5,
+            "max_frames": 60,
+            "trim_threshold": None,
+        }
+    )
     synthesizer = TacotronSynthesizer(config)
     texts = ["Hello world, this is a test.", "Dr. Smith paid $3.50 on May 2nd, 1999!"]  # = the fixture's chars
     ids = synthesizer.texts_to_ids(texts)

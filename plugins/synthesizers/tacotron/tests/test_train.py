@@ -12,7 +12,6 @@ import pytest
 import soundfile
 import torch
 from typer.testing import CliRunner
-
 from vcframe_tacotron.preprocess import find_utterances
 from vcframe_tacotron.train import app, bucketed_batches, parse_schedule
 
@@ -72,8 +71,26 @@ def test_preprocess_manifest_and_resume(prepared: Path, corpus: Path) -> None:
 
 
 def _fit(data: Path, run_dir: Path, *extra: str) -> None:
-    args = ["fit", "--data", str(data), "--run-dir", str(run_dir), "--preset", "tiny", "--schedule", "2,1e-3,2,2;3,5e-4,100,3",
-            "--checkpoint-every", "100", "--eval-every", "3", "--log-every", "1", "--guided-attention", "1.0", *extra]
+    args = [
+        "fit",
+        "--data",
+        str(data),
+        "--run-dir",
+        str(run_dir),
+        "--preset",
+        "tiny",
+        "--schedule",
+        "2,1e-3,2,2;3,5e-4,100,3",
+        "--checkpoint-every",
+        "100",
+        "--eval-every",
+        "3",
+        "--log-every",
+        "1",
+        "--guided-attention",
+        "1.0",
+        *extra,
+    ]
     result = RUNNER.invoke(app, args)
     assert result.exit_code == 0, result.output
 
@@ -99,16 +116,25 @@ def test_gta_and_export(prepared: Path, tmp_path: Path) -> None:
 
     run_dir = tmp_path / "run"
     _fit(prepared, run_dir, "--max-steps", "1", "--masking", "clean")
-    result = RUNNER.invoke(app, ["gta", "--run-dir", str(run_dir), "--data", str(prepared), "--out", str(tmp_path / "gta")])
+    result = RUNNER.invoke(
+        app, ["gta", "--run-dir", str(run_dir), "--data", str(prepared), "--out", str(tmp_path / "gta")]
+    )
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in (tmp_path / "gta" / "manifest.jsonl").read_text().splitlines()]
     assert len(rows) == 7
     assert np.load(tmp_path / "gta" / rows[0]["gta"]).shape == (80, rows[0]["frames"])
     exported = tmp_path / "tacotron.safetensors"
-    result = RUNNER.invoke(app, ["export", "--run-dir", str(run_dir), "--out", str(exported), "--training-data", "tones"])
+    result = RUNNER.invoke(
+        app, ["export", "--run-dir", str(run_dir), "--out", str(exported), "--training-data", "tones"]
+    )
     assert result.exit_code == 0, result.output
-    config = SPEC.make_config({**SPEC.test_config, "checkpoint": str(exported),
-                               "embedding": {"space": "random/per-speaker", "dim": 256, "l2_normalized": True}})
+    config = SPEC.make_config(
+        {
+            **SPEC.test_config,
+            "checkpoint": str(exported),
+            "embedding": {"space": "random/per-speaker", "dim": 256, "l2_normalized": True},
+        }
+    )
     synthesizer = TacotronSynthesizer(config)
     assert synthesizer.checkpoint_metadata["steps"] == 1 and synthesizer.checkpoint_metadata["training_data"] == "tones"
     assert synthesizer.network.r == 2

@@ -7,7 +7,11 @@ import torch.nn.functional as F
 
 
 def tacotron_loss(
-    mel_decoder: torch.Tensor, mel_postnet: torch.Tensor, stop: torch.Tensor, mels: torch.Tensor, stop_target: torch.Tensor
+    mel_decoder: torch.Tensor,
+    mel_postnet: torch.Tensor,
+    stop: torch.Tensor,
+    mels: torch.Tensor,
+    stop_target: torch.Tensor,
 ) -> dict[str, torch.Tensor]:
     """RTVC's ``synthesizer/train.py`` loss, means over everything (padding included, as RTVC).
 
@@ -20,8 +24,13 @@ def tacotron_loss(
     return {"m1_loss": m1_loss, "m2_loss": m2_loss, "stop_loss": stop_loss, "loss": m1_loss + m2_loss + stop_loss}
 
 
-def guided_attention_weights(text_lengths: torch.Tensor, decoder_lengths: torch.Tensor, sigma: float = 0.2,
-                             steps: int | None = None, chars: int | None = None) -> torch.Tensor:
+def guided_attention_weights(
+    text_lengths: torch.Tensor,
+    decoder_lengths: torch.Tensor,
+    sigma: float = 0.2,
+    steps: int | None = None,
+    chars: int | None = None,
+) -> torch.Tensor:
     """Penalty ``1 - exp(-(l/L - t/T)^2 / (2 sigma^2))`` (Tachibana et al. 2017), 0 outside each item.
 
     Shapes: text_lengths (B,), decoder_lengths (B,) -> (B, steps, chars).
@@ -37,8 +46,9 @@ def guided_attention_weights(text_lengths: torch.Tensor, decoder_lengths: torch.
     return weights * valid
 
 
-def guided_attention_loss(attention: torch.Tensor, text_lengths: torch.Tensor, decoder_lengths: torch.Tensor,
-                          sigma: float = 0.2) -> torch.Tensor:
+def guided_attention_loss(
+    attention: torch.Tensor, text_lengths: torch.Tensor, decoder_lengths: torch.Tensor, sigma: float = 0.2
+) -> torch.Tensor:
     """Mean penalty of attention mass far from the diagonal. attention (B, steps, chars) -> scalar."""
     weights = guided_attention_weights(text_lengths, decoder_lengths, sigma, attention.size(1), attention.size(2))
     valid = (weights > 0) | (

@@ -27,10 +27,18 @@ def build_network(config: TacotronConfig) -> Tacotron:
     """A randomly initialised network of the config's sizes (r set from the config, default 2 or preset)."""
     sizes = config.sizes()
     network = Tacotron(
-        embed_dims=sizes["embed_dims"], num_chars=config.num_chars, encoder_dims=sizes["encoder_dims"],
-        decoder_dims=sizes["decoder_dims"], n_mels=config.mel.n_mels, postnet_dims=sizes["postnet_dims"],
-        encoder_K=sizes["encoder_K"], postnet_K=sizes["postnet_K"], lstm_dims=sizes["lstm_dims"],
-        num_highways=sizes["num_highways"], speaker_embedding_size=config.embedding.dim, max_r=config.max_r,
+        embed_dims=sizes["embed_dims"],
+        num_chars=config.num_chars,
+        encoder_dims=sizes["encoder_dims"],
+        decoder_dims=sizes["decoder_dims"],
+        n_mels=config.mel.n_mels,
+        postnet_dims=sizes["postnet_dims"],
+        encoder_K=sizes["encoder_K"],
+        postnet_K=sizes["postnet_K"],
+        lstm_dims=sizes["lstm_dims"],
+        num_highways=sizes["num_highways"],
+        speaker_embedding_size=config.embedding.dim,
+        max_r=config.max_r,
     )
     network.r = sizes["r"]
     return network
@@ -56,8 +64,9 @@ def check_state_against(network: torch.nn.Module, state: Mapping[str, torch.Tens
     unexpected = [key for key in state if key not in expected]
     if missing or unexpected:
         detail = f"missing {missing[:3]}" if missing else f"unexpected {unexpected[:3]}"
-        raise CheckpointError(f"checkpoint {source!r} is not a Tacotron of this layout ({detail})",
-                              hint="is it a synthesizer checkpoint?")
+        raise CheckpointError(
+            f"checkpoint {source!r} is not a Tacotron of this layout ({detail})", hint="is it a synthesizer checkpoint?"
+        )
     for key, tensor in expected.items():
         if tuple(state[key].shape) != tuple(tensor.shape):
             raise CheckpointError(
@@ -67,28 +76,38 @@ def check_state_against(network: torch.nn.Module, state: Mapping[str, torch.Tens
             )
 
 
-def check_metadata_against(config: TacotronConfig, symbols: tuple[str, ...], metadata: Mapping[str, Any], source: str) -> None:
+def check_metadata_against(
+    config: TacotronConfig, symbols: tuple[str, ...], metadata: Mapping[str, Any], source: str
+) -> None:
     """Refuse a checkpoint trained with another frontend, symbol table, embedding space or mel spec."""
     if metadata.get("format") != "vcframe-tacotron-v1":
         return  # an RTVC .pt: rtvc-english, GE2E, RTVC mel; the shape check covers the table size
     if metadata.get("frontend") != config.frontend:
         raise CheckpointError(
             f"checkpoint {source!r} was trained with text frontend {metadata.get('frontend')!r}, the config "
-            f"uses {config.frontend!r}", hint=f"set frontend={metadata.get('frontend')}")
+            f"uses {config.frontend!r}",
+            hint=f"set frontend={metadata.get('frontend')}",
+        )
     if list(metadata.get("symbols", [])) != list(symbols):
         raise CheckpointError(
             f"checkpoint {source!r} was trained with another symbol table ({len(metadata.get('symbols', []))} "
-            f"symbols) than frontend {config.frontend!r} ({len(symbols)} symbols)", hint="use the frontend it was trained with")
+            f"symbols) than frontend {config.frontend!r} ({len(symbols)} symbols)",
+            hint="use the frontend it was trained with",
+        )
     embedding = EmbeddingSpec.model_validate(metadata["embedding_spec"])
     if embedding != config.embedding:
         diff = ", ".join(f"{n}: {a!r} vs {b!r}" for n, a, b in embedding.diff(config.embedding))
-        raise CheckpointError(f"checkpoint {source!r} reads another speaker embedding ({diff}; checkpoint vs config)",
-                              hint="set embedding to the checkpoint's space and use a matching encoder")
+        raise CheckpointError(
+            f"checkpoint {source!r} reads another speaker embedding ({diff}; checkpoint vs config)",
+            hint="set embedding to the checkpoint's space and use a matching encoder",
+        )
     mel = MelSpec.model_validate(metadata["mel_spec"])
     if mel != config.mel:
         diff = ", ".join(f"{n}: {a!r} vs {b!r}" for n, a, b in mel.diff(config.mel))
-        raise CheckpointError(f"checkpoint {source!r} writes another mel ({diff}; checkpoint vs config)",
-                              hint="set mel to the checkpoint's spec")
+        raise CheckpointError(
+            f"checkpoint {source!r} writes another mel ({diff}; checkpoint vs config)",
+            hint="set mel to the checkpoint's spec",
+        )
 
 
 class TacotronSynthesizer(BaseSynthesizer):
@@ -114,7 +133,9 @@ class TacotronSynthesizer(BaseSynthesizer):
         if len(self.frontend.symbols) != self.config.num_chars:
             raise ConfigError(
                 f"frontend {self.config.frontend!r} has {len(self.frontend.symbols)} symbols but num_chars is "
-                f"{self.config.num_chars}", hint=f"set num_chars={len(self.frontend.symbols)}")
+                f"{self.config.num_chars}",
+                hint=f"set num_chars={len(self.frontend.symbols)}",
+            )
         self.network = build_network(self.config)
         self.checkpoint_metadata: dict[str, Any] = {}
         if self.config.checkpoint is not None:
@@ -131,7 +152,9 @@ class TacotronSynthesizer(BaseSynthesizer):
         if self.config.r is not None:
             self.network.r = self.config.r
         elif not 1 <= self.network.r <= self.config.max_r:
-            raise CheckpointError(f"checkpoint {source!r} has decoder.r = {self.network.r}, outside [1, {self.config.max_r}]")
+            raise CheckpointError(
+                f"checkpoint {source!r} has decoder.r = {self.network.r}, outside [1, {self.config.max_r}]"
+            )
         self.checkpoint_metadata = dict(metadata)
 
     def texts_to_ids(self, texts: list[str]) -> list[list[int]]:
@@ -139,8 +162,10 @@ class TacotronSynthesizer(BaseSynthesizer):
         ids = []
         for index, text in enumerate(texts):
             if len(text) > limit:
-                raise InputError(f"text {index} has {len(text)} characters, more than {limit}",
-                                 hint="split it into sentences (vcframe.text.split_sentences)")
+                raise InputError(
+                    f"text {index} has {len(text)} characters, more than {limit}",
+                    hint="split it into sentences (vcframe.text.split_sentences)",
+                )
             ids.append(self.frontend.text_to_ids(text))
         return ids
 
@@ -157,26 +182,41 @@ class TacotronSynthesizer(BaseSynthesizer):
                 alignments.extend(attention)
         lengths = torch.tensor([mel.shape[1] for mel in frames], device=self.device)
         total = int(lengths.max())
-        batch = torch.full((len(frames), self.config.mel.n_mels, total), self.config.mel.silence_value,
-                           dtype=torch.float32, device=self.device)
+        batch = torch.full(
+            (len(frames), self.config.mel.n_mels, total),
+            self.config.mel.silence_value,
+            dtype=torch.float32,
+            device=self.device,
+        )
         for row, mel in enumerate(frames):
             batch[row, :, : mel.shape[1]] = mel
         steps = max(a.shape[0] for a in alignments)
         chars = max(a.shape[1] for a in alignments)
         alignment = torch.stack([F.pad(a, (0, chars - a.shape[1], 0, steps - a.shape[0])) for a in alignments])
-        return Mel(batch, self.config.mel, lengths, alignment,
-                   {"synthesizer": SPEC.name, "masking": self.config.masking, "seed": seed})
+        return Mel(
+            batch,
+            self.config.mel,
+            lengths,
+            alignment,
+            {"synthesizer": SPEC.name, "masking": self.config.masking, "seed": seed},
+        )
 
-    def _generate_batch(self, ids: list[list[int]], vectors: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    def _generate_batch(
+        self, ids: list[list[int]], vectors: torch.Tensor
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         text_lengths = torch.tensor([len(i) for i in ids], device=self.device)
         chars = torch.zeros(len(ids), int(text_lengths.max()), dtype=torch.long, device=self.device)
         for row, item in enumerate(ids):
             chars[row, : len(item)] = torch.tensor(item, device=self.device)
         config = self.config
         _, mel_postnet, attention, lengths = self.network.generate(
-            chars, vectors, steps=config.max_frames, p=config.inference_dropout,
+            chars,
+            vectors,
+            steps=config.max_frames,
+            p=config.inference_dropout,
             text_lengths=text_lengths if config.masking == "clean" else None,
-            stop_threshold=config.stop_threshold, min_frames=config.min_decoder_frames,
+            stop_threshold=config.stop_threshold,
+            min_frames=config.min_decoder_frames,
             silence_value=config.mel.silence_value,
         )
         mels, alignments = [], []
@@ -201,4 +241,6 @@ class TacotronSynthesizer(BaseSynthesizer):
         from vcframe.checkpoints import save_safetensors
 
         meta = checkpoint_metadata(self.config, self.frontend.symbols, **metadata)
-        save_safetensors(self.network.state_dict(), path, {k: v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()})
+        save_safetensors(
+            self.network.state_dict(), path, {k: v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()}
+        )

@@ -51,7 +51,9 @@ def find_librispeech(root: Path) -> Iterator[Utterance]:
             if not line.strip():
                 continue
             name, _, text = line.strip().partition(" ")
-            audio = next((chapter_dir / f"{name}{s}" for s in AUDIO_SUFFIXES if (chapter_dir / f"{name}{s}").is_file()), None)
+            audio = next(
+                (chapter_dir / f"{name}{s}" for s in AUDIO_SUFFIXES if (chapter_dir / f"{name}{s}").is_file()), None
+            )
             if audio is not None:
                 yield Utterance(name, chapter_dir.parent.name, str(audio), text)
 
@@ -116,7 +118,9 @@ class SpeakerEmbedder:
         found = [ep for ep in entry_points(group="vcframe.encoders") if ep.name == name]
         if not found:
             known = ", ".join(ep.name for ep in entry_points(group="vcframe.encoders")) or "none"
-            raise ConfigError(f"no speaker encoder plugin named {name!r}", hint=f"installed: {known}, or random-per-speaker")
+            raise ConfigError(
+                f"no speaker encoder plugin named {name!r}", hint=f"installed: {known}, or random-per-speaker"
+            )
         spec = found[0].load()
         config = spec.make_config(overrides or {})
         self.encoder = import_string(spec.factory)(config, device=device)
@@ -139,12 +143,18 @@ class SpeakerEmbedder:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(encoder: str, overrides: dict[str, Any] | None, mel: dict[str, Any], out_dir: str, max_frames: int) -> None:
+def _init_worker(
+    encoder: str, overrides: dict[str, Any] | None, mel: dict[str, Any], out_dir: str, max_frames: int
+) -> None:
     import torch
 
     torch.set_num_threads(1)
-    _WORKER.update(embedder=SpeakerEmbedder(encoder, overrides), mel=MelSpec.model_validate(mel),
-                   out=Path(out_dir), max_frames=max_frames)
+    _WORKER.update(
+        embedder=SpeakerEmbedder(encoder, overrides),
+        mel=MelSpec.model_validate(mel),
+        out=Path(out_dir),
+        max_frames=max_frames,
+    )
 
 
 def _process(utterance: Utterance) -> dict[str, Any] | None:
@@ -171,12 +181,25 @@ def _process(utterance: Utterance) -> dict[str, Any] | None:
         for path, array in ((mel_path, mel), (embed_path, embedding)):
             with atomic_path(path, suffix=".npy") as temp:
                 np.save(temp, array)
-    return {**asdict(utterance), "mel": f"mels/{utterance.id}.npy", "embed": f"embeds/{utterance.id}.npy", "frames": frames}
+    return {
+        **asdict(utterance),
+        "mel": f"mels/{utterance.id}.npy",
+        "embed": f"embeds/{utterance.id}.npy",
+        "frames": frames,
+    }
 
 
-def preprocess(root: str, out_dir: str, *, corpus_format: str = "auto", encoder: str = "ge2e",
-               encoder_overrides: dict[str, Any] | None = None, mel: MelSpec = RTVC_SYNTHESIZER_MEL,
-               workers: int = 1, max_frames: int = 900) -> Path:
+def preprocess(
+    root: str,
+    out_dir: str,
+    *,
+    corpus_format: str = "auto",
+    encoder: str = "ge2e",
+    encoder_overrides: dict[str, Any] | None = None,
+    mel: MelSpec = RTVC_SYNTHESIZER_MEL,
+    workers: int = 1,
+    max_frames: int = 900,
+) -> Path:
     """Process the corpus into ``out_dir``; returns the manifest path. Resumable (existing files are kept)."""
     utterances = find_utterances(root, corpus_format)
     out = Path(out_dir)
@@ -193,10 +216,16 @@ def preprocess(root: str, out_dir: str, *, corpus_format: str = "auto", encoder:
             rows = pool.map(_process, utterances, chunksize=4)
     kept = [row for row in rows if row is not None and "skipped" not in row]
     embedder = _WORKER.get("embedder") if workers <= 1 else SpeakerEmbedder(encoder, encoder_overrides)
-    info = {"corpus": str(Path(root).resolve()), "format": corpus_format, "encoder": encoder,
-            "embedding_space": embedder.space if embedder else None, "embedding_dim": embedder.dim if embedder else None,
-            "mel_spec": mel.model_dump(mode="json"), "utterances": len(kept),
-            "skipped": [row for row in rows if row is not None and "skipped" in row]}
+    info = {
+        "corpus": str(Path(root).resolve()),
+        "format": corpus_format,
+        "encoder": encoder,
+        "embedding_space": embedder.space if embedder else None,
+        "embedding_dim": embedder.dim if embedder else None,
+        "mel_spec": mel.model_dump(mode="json"),
+        "utterances": len(kept),
+        "skipped": [row for row in rows if row is not None and "skipped" in row],
+    }
     if encoder != "random-per-speaker" and embedder is not None:
         info["embedding_spec"] = embedder.embedding_spec.model_dump()
     with atomic_write(out / "info.json", "w") as stream:

@@ -20,16 +20,37 @@ from vcframe.specs import (
 #: "small" = the CPU-trainable size of the design's budget table (~8.8 M); "tiny" = for tests.
 PRESETS: dict[str, dict[str, Any]] = {
     "rtvc": dict(
-        embed_dims=512, encoder_dims=256, decoder_dims=128, postnet_dims=512, encoder_K=5, postnet_K=5,
-        lstm_dims=1024, num_highways=4, r=2,
+        embed_dims=512,
+        encoder_dims=256,
+        decoder_dims=128,
+        postnet_dims=512,
+        encoder_K=5,
+        postnet_K=5,
+        lstm_dims=1024,
+        num_highways=4,
+        r=2,
     ),
     "small": dict(
-        embed_dims=256, encoder_dims=128, decoder_dims=128, postnet_dims=256, encoder_K=5, postnet_K=5,
-        lstm_dims=512, num_highways=4, r=3,
+        embed_dims=256,
+        encoder_dims=128,
+        decoder_dims=128,
+        postnet_dims=256,
+        encoder_K=5,
+        postnet_K=5,
+        lstm_dims=512,
+        num_highways=4,
+        r=3,
     ),
     "tiny": dict(
-        embed_dims=16, encoder_dims=16, decoder_dims=16, postnet_dims=16, encoder_K=3, postnet_K=3,
-        lstm_dims=32, num_highways=1, r=2,
+        embed_dims=16,
+        encoder_dims=16,
+        decoder_dims=16,
+        postnet_dims=16,
+        encoder_K=3,
+        postnet_K=3,
+        lstm_dims=32,
+        num_highways=1,
+        r=2,
     ),
 }
 SIZE_FIELDS = tuple(PRESETS["rtvc"])
@@ -41,7 +62,8 @@ class TacotronConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     preset: Literal["rtvc", "small", "tiny"] = Field(
-        "rtvc", description="Model sizes: 'rtvc' (RTVC's, loads its synthesizer.pt), 'small' (CPU-trainable), 'tiny' (tests)."
+        "rtvc",
+        description="Model sizes: 'rtvc' (RTVC's, loads its synthesizer.pt), 'small' (CPU-trainable), 'tiny' (tests).",
     )
     checkpoint: str | None = Field(
         "default",
@@ -49,22 +71,34 @@ class TacotronConfig(BaseModel):
         "export; None = random weights (tests only).",
     )
     embed_dims: int | None = Field(None, gt=0, description="Character embedding size (RTVC 512).")
-    encoder_dims: int | None = Field(None, gt=0, description="Encoder pre-net/CBHG width; even, the BiGRU halves it (RTVC 256).")
-    decoder_dims: int | None = Field(None, gt=0, description="Attention RNN and attention size; pre-net is twice it (RTVC 128).")
+    encoder_dims: int | None = Field(
+        None, gt=0, description="Encoder pre-net/CBHG width; even, the BiGRU halves it (RTVC 256)."
+    )
+    decoder_dims: int | None = Field(
+        None, gt=0, description="Attention RNN and attention size; pre-net is twice it (RTVC 128)."
+    )
     postnet_dims: int | None = Field(None, gt=0, description="Post-net CBHG width; even (RTVC 512).")
     encoder_K: int | None = Field(None, gt=0, description="Conv-bank kernels 1..K of the encoder CBHG (RTVC 5).")
     postnet_K: int | None = Field(None, gt=0, description="Conv-bank kernels 1..K of the post-net CBHG (RTVC 5).")
     lstm_dims: int | None = Field(None, gt=0, description="Width of the two residual decoder LSTMs (RTVC 1024).")
     num_highways: int | None = Field(None, gt=0, description="Highway layers in each CBHG (RTVC 4).")
     r: int | None = Field(
-        None, gt=0, le=20, description="Reduction factor: mel frames per decoder step (RTVC 2). None with an RTVC "
-        "checkpoint keeps the checkpoint's decoder.r."
+        None,
+        gt=0,
+        le=20,
+        description="Reduction factor: mel frames per decoder step (RTVC 2). None with an RTVC "
+        "checkpoint keeps the checkpoint's decoder.r.",
     )
-    max_r: int = Field(20, gt=0, description="Frames the mel projection is sized for (RTVC 20; keep it for RTVC weights).")
+    max_r: int = Field(
+        20, gt=0, description="Frames the mel projection is sized for (RTVC 20; keep it for RTVC weights)."
+    )
     dropout: float = Field(0.5, ge=0, lt=1, description="Pre-net dropout used in training (RTVC 0.5).")
     inference_dropout: float = Field(
-        0.5, ge=0, lt=1, description="Pre-net dropout at synthesis. RTVC keeps 0.5 on (its weights expect it; "
-        "output then depends on the seed); 0 = deterministic."
+        0.5,
+        ge=0,
+        lt=1,
+        description="Pre-net dropout at synthesis. RTVC keeps 0.5 on (its weights expect it; "
+        "output then depends on the seed); 0 = deterministic.",
     )
     masking: Literal["rtvc", "clean"] = Field(
         "clean",
@@ -73,7 +107,9 @@ class TacotronConfig(BaseModel):
         "energy 0 (RTVC's multiplicative mask) and the batch stops when all items stop.",
     )
     max_frames: int = Field(2000, gt=0, description="Cap on generated mel frames per item (RTVC 2000 = 25 s).")
-    stop_threshold: float = Field(0.5, gt=0, lt=1, description="A decoder step stops an item when sigmoid(stop) exceeds this.")
+    stop_threshold: float = Field(
+        0.5, gt=0, lt=1, description="A decoder step stops an item when sigmoid(stop) exceeds this."
+    )
     min_decoder_frames: int = Field(10, ge=0, description="No stop before this frame index (RTVC: t > 10).")
     trim_threshold: float | None = Field(
         -3.4, description="Trailing frames whose maximum is below this are trimmed (RTVC -3.4); None keeps them."

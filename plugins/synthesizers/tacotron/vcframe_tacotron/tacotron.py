@@ -186,7 +186,12 @@ class LSA(nn.Module):
         self.v = nn.Linear(attn_dim, 1, bias=False)
 
     def forward(
-        self, encoder_seq_proj: torch.Tensor, query: torch.Tensor, cumulative: torch.Tensor, mask: torch.Tensor, clean: bool
+        self,
+        encoder_seq_proj: torch.Tensor,
+        query: torch.Tensor,
+        cumulative: torch.Tensor,
+        mask: torch.Tensor,
+        clean: bool,
     ) -> torch.Tensor:
         processed_query = self.W(query).unsqueeze(1)
         processed_loc = self.L(self.conv(cumulative.unsqueeze(1)).transpose(1, 2))
@@ -205,7 +210,12 @@ class Decoder(nn.Module):
     """
 
     def __init__(
-        self, n_mels: int, encoder_dims: int, decoder_dims: int, lstm_dims: int, speaker_embedding_size: int,
+        self,
+        n_mels: int,
+        encoder_dims: int,
+        decoder_dims: int,
+        lstm_dims: int,
+        speaker_embedding_size: int,
         max_r: int = 20,
     ) -> None:
         super().__init__()
@@ -234,14 +244,23 @@ class Decoder(nn.Module):
         zeros = encoder_seq.new_zeros
         return {
             "attn_hidden": zeros(batch, self.attn_rnn.hidden_size),
-            "rnn1_hidden": zeros(batch, lstm_dims), "rnn1_cell": zeros(batch, lstm_dims),
-            "rnn2_hidden": zeros(batch, lstm_dims), "rnn2_cell": zeros(batch, lstm_dims),
-            "context": zeros(batch, memory_dims), "cumulative": zeros(batch, length),
+            "rnn1_hidden": zeros(batch, lstm_dims),
+            "rnn1_cell": zeros(batch, lstm_dims),
+            "rnn2_hidden": zeros(batch, lstm_dims),
+            "rnn2_cell": zeros(batch, lstm_dims),
+            "context": zeros(batch, memory_dims),
+            "cumulative": zeros(batch, length),
         }
 
     def forward(
-        self, encoder_seq: torch.Tensor, encoder_seq_proj: torch.Tensor, prenet_in: torch.Tensor,
-        state: dict[str, torch.Tensor], mask: torch.Tensor, p: float, clean: bool,
+        self,
+        encoder_seq: torch.Tensor,
+        encoder_seq_proj: torch.Tensor,
+        prenet_in: torch.Tensor,
+        state: dict[str, torch.Tensor],
+        mask: torch.Tensor,
+        p: float,
+        clean: bool,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """One step -> (mels (B, n_mels, r), attention (B, L), stop probability (B, 1), new state)."""
         batch = encoder_seq.size(0)
@@ -259,8 +278,12 @@ class Decoder(nn.Module):
         mels = self.mel_proj(x).view(batch, self.n_mels, self.max_r)[:, :, : int(self.r)]
         stop = torch.sigmoid(self.stop_proj(torch.cat((x, context), dim=1)))
         new_state = {
-            "attn_hidden": attn_hidden, "rnn1_hidden": rnn1_hidden, "rnn1_cell": rnn1_cell,
-            "rnn2_hidden": rnn2_hidden, "rnn2_cell": rnn2_cell, "context": context,
+            "attn_hidden": attn_hidden,
+            "rnn1_hidden": rnn1_hidden,
+            "rnn1_cell": rnn1_cell,
+            "rnn2_hidden": rnn2_hidden,
+            "rnn2_cell": rnn2_cell,
+            "context": context,
             "cumulative": state["cumulative"] + scores,
         }
         return mels, scores, stop, new_state
@@ -287,9 +310,20 @@ class Tacotron(nn.Module):
     """
 
     def __init__(
-        self, embed_dims: int = 512, num_chars: int = 66, encoder_dims: int = 256, decoder_dims: int = 128,
-        n_mels: int = 80, postnet_dims: int = 512, encoder_K: int = 5, postnet_K: int = 5, lstm_dims: int = 1024,
-        num_highways: int = 4, speaker_embedding_size: int = 256, max_r: int = 20, stop_threshold: float = -3.4,
+        self,
+        embed_dims: int = 512,
+        num_chars: int = 66,
+        encoder_dims: int = 256,
+        decoder_dims: int = 128,
+        n_mels: int = 80,
+        postnet_dims: int = 512,
+        encoder_K: int = 5,
+        postnet_K: int = 5,
+        lstm_dims: int = 1024,
+        num_highways: int = 4,
+        speaker_embedding_size: int = 256,
+        max_r: int = 20,
+        stop_threshold: float = -3.4,
     ) -> None:
         super().__init__()
         self.n_mels = n_mels
@@ -326,8 +360,14 @@ class Tacotron(nn.Module):
         return encoder_seq, self.encoder_proj(encoder_seq)
 
     def forward(
-        self, chars: torch.Tensor, mels: torch.Tensor, speaker_embedding: torch.Tensor, *, p: float = 0.5,
-        text_lengths: torch.Tensor | None = None, mel_lengths: torch.Tensor | None = None,
+        self,
+        chars: torch.Tensor,
+        mels: torch.Tensor,
+        speaker_embedding: torch.Tensor,
+        *,
+        p: float = 0.5,
+        text_lengths: torch.Tensor | None = None,
+        mel_lengths: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Teacher forcing. With ``text_lengths`` the clean masking is used (-inf pads, masked CBHGs).
 
@@ -356,8 +396,15 @@ class Tacotron(nn.Module):
 
     @torch.no_grad()
     def generate(
-        self, chars: torch.Tensor, speaker_embedding: torch.Tensor, *, steps: int = 2000, p: float = 0.5,
-        text_lengths: torch.Tensor | None = None, stop_threshold: float = 0.5, min_frames: int = 10,
+        self,
+        chars: torch.Tensor,
+        speaker_embedding: torch.Tensor,
+        *,
+        steps: int = 2000,
+        p: float = 0.5,
+        text_lengths: torch.Tensor | None = None,
+        stop_threshold: float = 0.5,
+        min_frames: int = 10,
         silence_value: float = -4.0,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Free-running synthesis (eval mode; the module's train/eval mode is restored afterwards).

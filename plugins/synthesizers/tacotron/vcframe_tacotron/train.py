@@ -21,7 +21,7 @@ import typer
 
 from vcframe.checkpoints import save_torch
 from vcframe.errors import CheckpointError, ConfigError
-from vcframe.specs import EmbeddingSpec, MelSpec
+from vcframe.specs import RTVC_SYNTHESIZER_MEL, EmbeddingSpec, MelSpec
 from vcframe_tacotron.frontend import get_frontend
 from vcframe_tacotron.loss import guided_attention_loss, tacotron_loss
 from vcframe_tacotron.preprocess import preprocess as run_preprocess
@@ -44,7 +44,7 @@ def parse_schedule(text: str) -> list[tuple[int, float, int, int]]:
             stages.append((int(r), float(lr), int(float(until)), int(batch)))
         except ValueError as error:
             raise ConfigError(f"bad schedule stage {part!r}", hint="write r,lr,until_step,batch_size;...") from error
-    if not stages or any(b[2] <= a[2] for a, b in zip(stages, stages[1:])):
+    if not stages or any(b[2] <= a[2] for a, b in zip(stages, stages[1:], strict=False)):
         raise ConfigError(f"schedule {text!r} needs stages with increasing until-steps")
     return stages
 
@@ -87,20 +87,26 @@ class Dataset:
         chars = torch.zeros(len(indices), text_len, dtype=torch.long)
         mel_batch = torch.full((len(indices), mels[0].shape[0], mel_len), silence, dtype=torch.float32)
         stop = torch.ones(len(indices), mel_len)
-        for row, (text, mel) in enumerate(zip(texts, mels)):
+        for row, (text, mel) in enumerate(zip(texts, mels, strict=True)):
             chars[row, : len(text)] = torch.tensor(text)
             mel_batch[row, :, : mel.shape[1]] = torch.from_numpy(mel)
             stop[row, : mel.shape[1] - 1] = 0
         return {
-            "chars": chars, "mels": mel_batch, "embeds": torch.from_numpy(embeds), "stop_target": stop,
-            "text_lengths": torch.tensor([len(t) for t in texts]), "mel_lengths": torch.tensor([m.shape[1] for m in mels]),
+            "chars": chars,
+            "mels": mel_batch,
+            "embeds": torch.from_numpy(embeds),
+            "stop_target": stop,
+            "text_lengths": torch.tensor([len(t) for t in texts]),
+            "mel_lengths": torch.tensor([m.shape[1] for m in mels]),
         }
 
 
 def embedding_spec_of(info: dict[str, Any]) -> EmbeddingSpec:
     if "embedding_spec" in info:
         return EmbeddingSpec.model_validate(info["embedding_spec"])
-    return EmbeddingSpec(space=info.get("embedding_space") or "random/per-speaker", dim=info.get("embedding_dim") or 256)
+    return EmbeddingSpec(
+        space=info.get("embedding_space") or "random/per-speaker", dim=info.get("embedding_dim") or 256
+    )
 
 
 def rng_states() -> dict[str, Any]:
@@ -109,7 +115,12 @@ def rng_states() -> dict[str, Any]:
     version, python_state, python_gauss = random.getstate()
     return {
         "torch": torch.get_rng_state(),
-        "numpy": {"keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos), "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "numpy": {
+            "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },
         "python": {"version": version, "state": torch.tensor(python_state, dtype=torch.int64), "gauss": python_gauss},
     }
 
@@ -117,20 +128,40 @@ def rng_states() -> dict[str, Any]:
 def restore_rng_states(states: dict[str, Any]) -> None:
     torch.set_rng_state(states["torch"])
     numpy_state = states["numpy"]
-    np.random.set_state(("MT19937", numpy_state["keys"].numpy().astype(np.uint32), numpy_state["pos"],
-                         numpy_state["has_gauss"], numpy_state["gauss"]))
+    np.random.set_state(
+        (
+            "MT19937",
+            numpy_state["keys"].numpy().astype(np.uint32),
+            numpy_state["pos"],
+            numpy_state["has_gauss"],
+            numpy_state["gauss"],
+        )
+    )
     python_state = states["python"]
-    random.setstate((python_state["version"], tuple(int(v) for v in python_state["state"].tolist()), python_state["gauss"]))
+    random.setstate(
+        (python_state["version"], tuple(int(v) for v in python_state["state"].tolist()), python_state["gauss"])
+    )
 
 
-def build_config(preset: str, overrides: dict[str, Any], embedding: EmbeddingSpec, mel: MelSpec, frontend: str) -> TacotronConfig:
-    return TacotronConfig.model_validate({
-        "preset": preset, "checkpoint": None, "embedding": embedding.model_dump(), "mel": mel.model_dump(mode="json"),
-        "frontend": frontend, "num_chars": len(get_frontend(frontend).symbols), **overrides,
-    })
+def build_config(
+    preset: str, overrides: dict[str, Any], embedding: EmbeddingSpec, mel: MelSpec, frontend: str
+) -> TacotronConfig:
+    return TacotronConfig.model_validate(
+        {
+            "preset": preset,
+            "checkpoint": None,
+            "embedding": embedding.model_dump(),
+            "mel": mel.model_dump(mode="json"),
+            "frontend": frontend,
+            "num_chars": len(get_frontend(frontend).symbols),
+            **overrides,
+        }
+    )
 
 
-def _save_plots(run_dir: Path, step: int, attention: torch.Tensor, mel: torch.Tensor, target: torch.Tensor, spec: MelSpec) -> None:
+def _save_plots(
+    run_dir: Path, step: int, attention: torch.Tensor, mel: torch.Tensor, target: torch.Tensor, spec: MelSpec
+) -> None:
     """Attention plot, predicted/target mel plot and npy, Griffin-Lim wav (if vcframe-griffinlim is installed)."""
     folder = run_dir / "samples"
     folder.mkdir(exist_ok=True)
@@ -154,10 +185,11 @@ def _save_plots(run_dir: Path, step: int, attention: torch.Tensor, mel: torch.Te
     except ImportError:
         pass
     try:
-        from vcframe.audio import save_audio
-        from vcframe.types import Mel
         from vcframe_griffinlim.model import GriffinLimVocoder
         from vcframe_griffinlim.spec import GriffinLimConfig
+
+        from vcframe.audio import save_audio
+        from vcframe.types import Mel
 
         vocoder = GriffinLimVocoder(GriffinLimConfig(mel=spec, n_iter=30))
         save_audio(vocoder.vocode(Mel(mel[None].contiguous(), spec), seed=0), folder / f"step_{step:07d}.wav")
@@ -170,8 +202,12 @@ def preprocess(
     corpus: Annotated[Path, typer.Argument(help="Corpus root (LibriSpeech, <speaker>/<utt>.wav+.txt, or LJSpeech).")],
     out: Annotated[Path, typer.Option(help="Output folder (mels/, embeds/, manifest.jsonl, info.json).")],
     corpus_format: Annotated[str, typer.Option("--format", help="auto, librispeech, generic or ljspeech.")] = "auto",
-    encoder: Annotated[str, typer.Option(help="Encoder plugin (entry point name) for the embeddings, or random-per-speaker.")] = "ge2e",
-    encoder_option: Annotated[list[str] | None, typer.Option("--encoder-option", "-e", help="Encoder config key=JSON value.")] = None,
+    encoder: Annotated[
+        str, typer.Option(help="Encoder plugin (entry point name) for the embeddings, or random-per-speaker.")
+    ] = "ge2e",
+    encoder_option: Annotated[
+        list[str] | None, typer.Option("--encoder-option", "-e", help="Encoder config key=JSON value.")
+    ] = None,
     workers: Annotated[int, typer.Option(min=1, help="Parallel processes.")] = 1,
     max_frames: Annotated[int, typer.Option(help="Longer utterances are skipped (RTVC 900).")] = 900,
 ) -> None:
@@ -183,8 +219,15 @@ def preprocess(
             overrides[key] = json.loads(value)
         except ValueError:
             overrides[key] = value
-    manifest = run_preprocess(str(corpus), str(out), corpus_format=corpus_format, encoder=encoder,
-                              encoder_overrides=overrides, workers=workers, max_frames=max_frames)
+    manifest = run_preprocess(
+        str(corpus),
+        str(out),
+        corpus_format=corpus_format,
+        encoder=encoder,
+        encoder_overrides=overrides,
+        workers=workers,
+        max_frames=max_frames,
+    )
     rows, info = read_manifest(manifest.parent)
     typer.echo(f"{len(rows)} utterances in {manifest} ({len(info.get('skipped', []))} skipped)")
 
@@ -194,20 +237,32 @@ def fit(
     data: Annotated[Path, typer.Option(help="Preprocessed folder (from 'preprocess').")],
     run_dir: Annotated[Path, typer.Option(help="Checkpoints, log.jsonl, plots and samples go here.")],
     preset: Annotated[str, typer.Option(help=f"Model size: {', '.join(PRESETS)}.")] = "small",
-    option: Annotated[list[str] | None, typer.Option("--option", "-o", help="Model config key=JSON value (e.g. lstm_dims=256).")] = None,
-    schedule: Annotated[str | None, typer.Option(help="'r,lr,until_step,batch;...' (default: RTVC's, r=3 for small).")] = None,
+    option: Annotated[
+        list[str] | None, typer.Option("--option", "-o", help="Model config key=JSON value (e.g. lstm_dims=256).")
+    ] = None,
+    schedule: Annotated[
+        str | None, typer.Option(help="'r,lr,until_step,batch;...' (default: RTVC's, r=3 for small).")
+    ] = None,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps in total.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue exactly from run_dir/checkpoint.pt.")] = False,
-    init: Annotated[Path | None, typer.Option(help="Start from these weights (RTVC .pt or vcframe safetensors).")] = None,
+    init: Annotated[
+        Path | None, typer.Option(help="Start from these weights (RTVC .pt or vcframe safetensors).")
+    ] = None,
     guided_attention: Annotated[float, typer.Option(help="Weight of the guided attention loss (0 = off, RTVC).")] = 0.0,
     guided_sigma: Annotated[float, typer.Option(help="Width of the guided attention diagonal.")] = 0.2,
-    guided_until: Annotated[int | None, typer.Option(help="Turn the guided attention loss off after this step.")] = None,
-    masking: Annotated[str, typer.Option(help="'rtvc' (multiplicative pad mask, as RTVC trained) or 'clean'.")] = "rtvc",
+    guided_until: Annotated[
+        int | None, typer.Option(help="Turn the guided attention loss off after this step.")
+    ] = None,
+    masking: Annotated[
+        str, typer.Option(help="'rtvc' (multiplicative pad mask, as RTVC trained) or 'clean'.")
+    ] = "rtvc",
     clip: Annotated[float, typer.Option(help="Gradient norm clip (RTVC 1.0).")] = 1.0,
     seed: Annotated[int, typer.Option(help="Seed of initialisation, data order, dropout.")] = 0,
     checkpoint_every: Annotated[int, typer.Option(help="Save run_dir/checkpoint.pt every K steps (RTVC 1000).")] = 500,
     backup_every: Annotated[int, typer.Option(help="Also keep checkpoint_<step>.pt every K steps (0 = never).")] = 0,
-    eval_every: Annotated[int, typer.Option(help="Attention plot, mel and Griffin-Lim sample every K steps (RTVC 500).")] = 500,
+    eval_every: Annotated[
+        int, typer.Option(help="Attention plot, mel and Griffin-Lim sample every K steps (RTVC 500).")
+    ] = 500,
     log_every: Annotated[int, typer.Option(help="Print and log losses every K steps.")] = 10,
     threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 0,
 ) -> None:
@@ -236,7 +291,7 @@ def fit(
         seed, masking = saved["train"]["seed"], saved["train"]["masking"]
 
     dataset = Dataset(data, overrides.get("frontend", "rtvc-english"))
-    mel_spec = MelSpec.model_validate(dataset.info["mel_spec"]) if "mel_spec" in dataset.info else TacotronConfig().mel
+    mel_spec = MelSpec.model_validate(dataset.info["mel_spec"]) if "mel_spec" in dataset.info else RTVC_SYNTHESIZER_MEL
     config = build_config(preset, overrides, embedding_spec_of(dataset.info), mel_spec, dataset.frontend.name)
     from vcframe_tacotron.model import build_network, check_state_against
 
@@ -259,17 +314,34 @@ def fit(
     else:
         random.seed(seed)
         np.random.seed(seed % 2**32)
-    train_info = {"preset": preset, "overrides": overrides, "schedule": [list(s) for s in stages], "seed": seed,
-                  "masking": masking, "data": str(data.resolve())}
+    train_info = {
+        "preset": preset,
+        "overrides": overrides,
+        "schedule": [list(s) for s in stages],
+        "seed": seed,
+        "masking": masking,
+        "data": str(data.resolve()),
+    }
     with open(run_dir / "config.json", "w") as stream:
-        json.dump({"model": config.model_dump(mode="json"), "train": train_info, "sizes": config.sizes()}, stream, indent=1)
+        json.dump(
+            {"model": config.model_dump(mode="json"), "train": train_info, "sizes": config.sizes()}, stream, indent=1
+        )
 
     def save(path: Path) -> None:
-        save_torch({
-            "model_state": network.state_dict(), "optimizer_state": optimizer.state_dict(), "step": step,
-            "epoch": epoch, "batch_in_epoch": batch_in_epoch, "epoch_batch_size": epoch_batch_size,
-            "rng": rng_states(), "train": train_info, "config": config.model_dump(mode="json"),
-        }, path)
+        save_torch(
+            {
+                "model_state": network.state_dict(),
+                "optimizer_state": optimizer.state_dict(),
+                "step": step,
+                "epoch": epoch,
+                "batch_in_epoch": batch_in_epoch,
+                "epoch_batch_size": epoch_batch_size,
+                "rng": rng_states(),
+                "train": train_info,
+                "config": config.model_dump(mode="json"),
+            },
+            path,
+        )
 
     silence = config.mel.silence_value
     limit = max_steps if max_steps is not None else stages[-1][2]
@@ -287,7 +359,10 @@ def fit(
                 batch = dataset.collate(batches[batch_in_epoch], r, silence)
                 clean = masking == "clean"
                 mel_decoder, mel_postnet, attention, stop = network(
-                    batch["chars"], batch["mels"], batch["embeds"], p=config.dropout,
+                    batch["chars"],
+                    batch["mels"],
+                    batch["embeds"],
+                    p=config.dropout,
                     text_lengths=batch["text_lengths"] if clean else None,
                     mel_lengths=batch["mel_lengths"] if clean else None,
                 )
@@ -295,7 +370,9 @@ def fit(
                 loss = losses["loss"]
                 if guided_attention > 0 and (guided_until is None or step < guided_until):
                     decoder_steps = (batch["mel_lengths"] + r - 1) // r
-                    losses["guided_loss"] = guided_attention_loss(attention, batch["text_lengths"], decoder_steps, guided_sigma)
+                    losses["guided_loss"] = guided_attention_loss(
+                        attention, batch["text_lengths"], decoder_steps, guided_sigma
+                    )
                     loss = loss + guided_attention * losses["guided_loss"]
                 optimizer.zero_grad()
                 loss.backward()
@@ -307,16 +384,29 @@ def fit(
                 step += 1
                 batch_in_epoch += 1
                 if step % log_every == 0 or step == limit:
-                    record = {"step": step, "epoch": epoch, "r": r, "lr": lr, "seconds": round(time.time() - started, 2),
-                              **{k: round(float(v.detach()), 5) for k, v in losses.items()}, "grad_norm": round(float(grad_norm), 4)}
+                    record = {
+                        "step": step,
+                        "epoch": epoch,
+                        "r": r,
+                        "lr": lr,
+                        "seconds": round(time.time() - started, 2),
+                        **{k: round(float(v.detach()), 5) for k, v in losses.items()},
+                        "grad_norm": round(float(grad_norm), 4),
+                    }
                     log.write(json.dumps(record) + "\n")
                     log.flush()
                     typer.echo(" ".join(f"{k}={v}" for k, v in record.items()))
                 if eval_every and step % eval_every == 0:
                     length = int(batch["mel_lengths"][0])
                     steps_used = (length + r - 1) // r
-                    _save_plots(run_dir, step, attention[0, :steps_used, : int(batch["text_lengths"][0])].detach(),
-                                mel_postnet[0, :, :length].detach(), batch["mels"][0, :, :length], config.mel)
+                    _save_plots(
+                        run_dir,
+                        step,
+                        attention[0, :steps_used, : int(batch["text_lengths"][0])].detach(),
+                        mel_postnet[0, :, :length].detach(),
+                        batch["mels"][0, :, :length],
+                        config.mel,
+                    )
                 if step % checkpoint_every == 0:
                     save(checkpoint_path)
                 if backup_every and step % backup_every == 0:
@@ -363,9 +453,14 @@ def gta(
         for start in range(0, len(dataset.rows), batch_size):
             indices = list(range(start, min(start + batch_size, len(dataset.rows))))
             batch = dataset.collate(indices, network.r, config.mel.silence_value)
-            _, mel_postnet, _, _ = network(batch["chars"], batch["mels"], batch["embeds"], p=0.0,
-                                           text_lengths=batch["text_lengths"] if clean else None,
-                                           mel_lengths=batch["mel_lengths"] if clean else None)
+            _, mel_postnet, _, _ = network(
+                batch["chars"],
+                batch["mels"],
+                batch["embeds"],
+                p=0.0,
+                text_lengths=batch["text_lengths"] if clean else None,
+                mel_lengths=batch["mel_lengths"] if clean else None,
+            )
             for row, index in enumerate(indices):
                 item = dataset.rows[index]
                 length = int(batch["mel_lengths"][row])
@@ -373,8 +468,8 @@ def gta(
                     np.save(temp, mel_postnet[row, :, :length].numpy().astype(np.float32))
                 rows.append({**item, "gta": f"gta/{item['id']}.npy", "mel": str((data / item["mel"]).resolve())})
     with atomic_write(out / "manifest.jsonl", "w") as stream:
-        for row in rows:
-            stream.write(json.dumps(row) + "\n")
+        for entry in rows:
+            stream.write(json.dumps(entry) + "\n")
     typer.echo(f"{len(rows)} GTA mels in {out / 'gta'}")
 
 
@@ -391,10 +486,17 @@ def export(
 
     config, network, saved = _load_run(run_dir)
     frontend = get_frontend(config.frontend)
-    metadata = checkpoint_metadata(config, frontend.symbols, steps=saved["step"],
-                                   training_data=training_data or saved["train"]["data"], license=license,
-                                   r=network.r)
-    save_safetensors(network.state_dict(), out, {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()})
+    metadata = checkpoint_metadata(
+        config,
+        frontend.symbols,
+        steps=saved["step"],
+        training_data=training_data or saved["train"]["data"],
+        license=license,
+        r=network.r,
+    )
+    save_safetensors(
+        network.state_dict(), out, {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
+    )
     typer.echo(f"wrote {out} (step {saved['step']}, preset {config.preset}, r={network.r})")
 
 
