@@ -1,0 +1,3 @@
+from vcframe_wavernn.train import main
+
+main()

@@ -1,0 +1,103 @@
+"""Training data: (mel, mu-law labels) items and RTVC's random-segment collate.
+
+An item is built as RTVC's ``VocoderDataset`` builds it: mel / 4; the wav pre-emphasised, clipped to
+[-1, 1], zero-padded to ``(len // hop + 1) * hop``, cut to ``frames * hop`` and mu-law encoded. A batch takes,
+per item, a window of ``seq_len / hop + 2 pad`` mel frames at a random offset and the ``seq_len + 1`` labels
+that window predicts (``x`` = the first ``seq_len`` as floats, ``y`` = the last ``seq_len``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vcframe.audio import load_audio, mel_spectrogram, preemphasis
+from vcframe.errors import InputError
+from vcframe.specs import MelSpec
+from vcframe_wavernn.signal import encode_mu_law
+
+
+@dataclass
+class VocoderItem:
+    name: str
+    mel: np.ndarray  # (n_mels, T) float32, model scale (mel / max_abs_value)
+    labels: np.ndarray  # (T * hop,) int64
+
+
+def make_item(name: str, wav: np.ndarray, mel: np.ndarray, spec: MelSpec, bits: int) -> VocoderItem:
+    """One training item from a 16 kHz wav and its (n_mels, T) mel in the spec's range (RTVC's recipe)."""
+    hop = spec.hop_length
+    model_mel = (mel / spec.max_abs_value).astype(np.float32)
+    signal = preemphasis(wav, spec.preemphasis) if spec.preemphasis else np.asarray(wav, dtype=np.float64)
+    signal = np.clip(signal, -1, 1)
+    signal = np.pad(signal, (0, (len(signal) // hop + 1) * hop - len(signal)), mode="constant")
+    frames = model_mel.shape[1]
+    if len(signal) < frames * hop:
+        raise InputError(f"{name}: the mel has {frames} frames but the audio covers only {len(signal) // hop}")
+    signal = signal[: frames * hop]
+    return VocoderItem(name, model_mel, encode_mu_law(signal, mu=2**bits))
+
+
+def collate(items: list[VocoderItem], offsets: list[int], seq_len: int, hop: int, pad: int, bits: int
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """RTVC's ``collate_vocoder`` with the mel offsets given: -> x (B, seq_len), y (B, seq_len), mels (B, n_mels, win)."""
+    mel_win = seq_len // hop + 2 * pad
+    mels = np.stack([item.mel[:, off : off + mel_win] for item, off in zip(items, offsets)]).astype(np.float32)
+    starts = [(off + pad) * hop for off in offsets]
+    labels = np.stack([item.labels[s : s + seq_len + 1] for item, s in zip(items, starts)]).astype(np.int64)
+    label_tensor = torch.tensor(labels).long()
+    x = 2 * label_tensor[:, :seq_len].float() / (2**bits - 1.0) - 1.0
+    return x, label_tensor[:, 1:], torch.tensor(mels)
+
+
+def max_offset(item: VocoderItem, seq_len: int, hop: int, pad: int) -> int:
+    """RTVC's exclusive upper bound of the random mel offset (``frames - 2 - (mel_win + 2 pad)``)."""
+    mel_win = seq_len // hop + 2 * pad
+    return item.mel.shape[1] - 2 - (mel_win + 2 * pad)
+
+
+def discover(data: str | os.PathLike[str]) -> list[tuple[Path, Path | None]]:
+    """(wav, mel or None) pairs from a directory (``x.wav`` with an optional ``x.npy`` GTA/ground-truth mel)
+    or a manifest file with lines ``wav_path|mel_path`` (mel optional; relative to the manifest)."""
+    source = Path(data)
+    pairs: list[tuple[Path, Path | None]] = []
+    if source.is_dir():
+        for wav in sorted(source.rglob("*.wav")):
+            mel = wav.with_suffix(".npy")
+            pairs.append((wav, mel if mel.is_file() else None))
+    elif source.is_file():
+        for line in source.read_text().splitlines():
+            if not line.strip() or line.startswith("#"):
+                continue
+            fields = [f.strip() for f in line.split("|")]
+            wav = (source.parent / fields[0]).resolve()
+            mel = (source.parent / fields[1]).resolve() if len(fields) > 1 and fields[1] else None
+            pairs.append((wav, mel))
+    else:
+        raise InputError(f"training data {str(source)!r} not found", hint="give a folder of .wav (+ .npy mels) or a manifest")
+    if not pairs:
+        raise InputError(f"no .wav files under {str(source)!r}", hint="give a folder of .wav (+ .npy mels) or a manifest")
+    return pairs
+
+
+def load_items(data: str | os.PathLike[str], spec: MelSpec, bits: int) -> tuple[list[VocoderItem], str]:
+    """Items for every pair (ground-truth mel computed when none is given) and a one-line description."""
+    items = []
+    gta = 0
+    for wav_path, mel_path in discover(data):
+        wav = load_audio(wav_path, sample_rate=spec.sample_rate).item(0)
+        if mel_path is not None:
+            mel = np.load(mel_path).astype(np.float32)
+            if mel.shape[0] != spec.n_mels and mel.shape[1] == spec.n_mels:
+                mel = mel.T  # RTVC's synthesizer export stores (T, 80)
+            gta += 1
+        else:
+            mel = mel_spectrogram(wav, spec)
+        items.append(make_item(wav_path.stem, wav, mel, spec, bits))
+    seconds = sum(item.labels.size for item in items) / spec.sample_rate
+    description = f"{len(items)} utterances, {seconds:.1f} s, from {data} ({gta} given mels, {len(items) - gta} ground truth)"
+    return items, description

@@ -1,0 +1,195 @@
+"""Training of the WaveRNN vocoder: ``vcframe train vocoder fit ...`` or ``python -m vcframe_wavernn.train fit ...``.
+
+RTVC's recipe: random 1000-sample segments (9-frame mel windows), cross-entropy on the mu-law classes, Adam,
+no clipping or schedule. Checkpoints (``run_dir/checkpoint.pt``) are written atomically and hold the model,
+the optimizer, the step and every random state (torch, numpy, python, and the data sampler), so ``--resume``
+continues exactly where the run stopped. ``export`` writes the weights as safetensors with their metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import typer
+
+from vcframe.checkpoints import save_safetensors, save_torch
+from vcframe.errors import CheckpointError
+from vcframe_wavernn.data import VocoderItem, collate, load_items, max_offset
+from vcframe_wavernn.spec import SPEC, WaveRNNConfig
+
+app = typer.Typer(add_completion=False, help="Train the WaveRNN vocoder (RTVC recipe) and export its weights.")
+
+
+def _rng_states(sampler: np.random.Generator) -> dict[str, Any]:
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "numpy": [kind, torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(position), int(has_gauss), float(cached)],
+        "python": _to_lists(random.getstate()),
+        "sampler": json.dumps(sampler.bit_generator.state),
+    }
+
+
+def _to_lists(value: Any) -> Any:
+    return [_to_lists(v) for v in value] if isinstance(value, tuple | list) else value
+
+
+def _to_tuples(value: Any) -> Any:
+    return tuple(_to_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def _restore_rng(states: dict[str, Any], sampler: np.random.Generator) -> None:
+    torch.set_rng_state(states["torch"])
+    kind, keys, position, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
+    random.setstate(_to_tuples(states["python"]))
+    sampler.bit_generator.state = json.loads(states["sampler"])
+
+
+def _sample_batch(items: list[VocoderItem], sampler: np.random.Generator, batch_size: int, seq_len: int,
+                  hop: int, pad: int, bits: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    indices = sampler.integers(0, len(items), batch_size)
+    chosen = [items[i] for i in indices]
+    offsets = [int(sampler.integers(0, max_offset(item, seq_len, hop, pad))) for item in chosen]
+    return collate(chosen, offsets, seq_len, hop, pad, bits)
+
+
+def _write_sample(network, item: VocoderItem, path: Path, seconds: float, seed: int) -> None:
+    from vcframe.audio import save_audio
+    from vcframe.specs import RTVC_SYNTHESIZER_MEL
+    from vcframe.types import Waveform
+    from vcframe_wavernn.generate import Generator
+
+    frames = max(1, min(item.mel.shape[1], int(seconds * RTVC_SYNTHESIZER_MEL.sample_rate) // network.hop_length))
+    generator = Generator(network, engine="auto", block_steps=2000)
+    chunks = []
+    for pieces in generator.run([torch.from_numpy(item.mel[:, :frames])], batched=True, target=2000, overlap=200,
+                                argmax=False, generators=[torch.Generator().manual_seed(seed)],
+                                preemphasis=RTVC_SYNTHESIZER_MEL.preemphasis, quirks=False, rtvc_rng=False):
+        chunks.append(pieces[0])
+    wave = np.clip(np.concatenate(chunks), -1, 1).astype(np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_audio(Waveform.from_numpy(wave, RTVC_SYNTHESIZER_MEL.sample_rate), path)
+
+
+@app.command()
+def fit(
+    data: Annotated[Path, typer.Option(help="Folder of .wav (with optional .npy (80, T) GTA mels) or a manifest 'wav|mel'.")],
+    run_dir: Annotated[Path, typer.Option(help="Where checkpoint.pt, log.csv and samples/ go.")],
+    preset: Annotated[str, typer.Option(help="Model size: rtvc, small or tiny.")] = "small",
+    config_json: Annotated[str, typer.Option(help="Extra WaveRNNConfig fields as JSON (sizes).")] = "{}",
+    batch_size: Annotated[int, typer.Option(min=1, help="Segments per step (RTVC: 100).")] = 32,
+    seq_len: Annotated[int, typer.Option(min=200, help="Samples per segment, a multiple of the hop (RTVC: 1000).")] = 1000,
+    lr: Annotated[float, typer.Option(help="Adam learning rate (RTVC: 1e-4).")] = 1e-4,
+    max_steps: Annotated[int, typer.Option(min=1, help="Stop after this many steps in total.")] = 10000,
+    save_every: Annotated[int, typer.Option(min=1, help="Checkpoint every N steps (and at the end).")] = 500,
+    sample_every: Annotated[int, typer.Option(min=0, help="Write a sample wav every K steps (0: never).")] = 1000,
+    sample_seconds: Annotated[float, typer.Option(help="Length of the sample wavs.")] = 1.0,
+    seed: Annotated[int, typer.Option(help="Seed of the initial weights and the data sampler.")] = 0,
+    resume: Annotated[bool, typer.Option(help="Continue from run_dir/checkpoint.pt exactly.")] = False,
+    threads: Annotated[int, typer.Option(min=1, help="torch threads.")] = 2,
+) -> None:
+    """Train on ground-truth or GTA mels with RTVC's random segments and cross-entropy on mu-law classes."""
+    from vcframe.specs import RTVC_SYNTHESIZER_MEL
+    from vcframe_wavernn.model import build_network
+
+    torch.set_num_threads(threads)
+    spec = RTVC_SYNTHESIZER_MEL
+    config = WaveRNNConfig.model_validate({**json.loads(config_json), "preset": preset, "checkpoint": None})
+    hop = spec.hop_length
+    if seq_len % hop:
+        raise typer.BadParameter(f"seq_len ({seq_len}) must be a multiple of the hop length ({hop})")
+    items, description = load_items(data, spec, config.bits)
+    usable = [item for item in items if max_offset(item, seq_len, hop, config.pad) > 0]
+    if not usable:
+        raise typer.BadParameter(f"every utterance is shorter than a {seq_len}-sample segment plus context")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint_path = run_dir / "checkpoint.pt"
+    torch.manual_seed(seed)
+    network = build_network(config)
+    optimizer = torch.optim.Adam(network.parameters(), lr=lr)
+    sampler = np.random.default_rng(seed)
+    step = 0
+    if resume:
+        if not checkpoint_path.is_file():
+            raise CheckpointError(f"nothing to resume: {str(checkpoint_path)!r} does not exist", hint="drop --resume")
+        saved = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        network.load_state_dict(saved["model_state"])
+        optimizer.load_state_dict(saved["optimizer_state"])
+        step = int(saved["step"])
+        _restore_rng(saved["rng"], sampler)
+        print(f"resumed at step {step}")
+
+    def save() -> None:
+        save_torch({
+            "model_state": network.state_dict(),
+            "optimizer_state": optimizer.state_dict(),
+            "step": step,
+            "config": config.model_dump_json(),
+            "training_data": description,
+            "rng": _rng_states(sampler),
+        }, checkpoint_path)
+
+    log = (run_dir / "log.csv").open("a")
+    if log.tell() == 0:
+        log.write("step,loss,seconds\n")
+    network.train()
+    started = time.time()
+    while step < max_steps:
+        x, y, mels = _sample_batch(usable, sampler, batch_size, seq_len, hop, config.pad, config.bits)
+        logits = network(x, mels)
+        loss = F.cross_entropy(logits.transpose(1, 2).unsqueeze(-1), y.unsqueeze(-1))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        step += 1
+        log.write(f"{step},{loss.item():.6f},{time.time() - started:.2f}\n")
+        log.flush()
+        print(f"step {step} loss {loss.item():.4f}", flush=True)
+        if step % save_every == 0 or step == max_steps:
+            save()
+        if sample_every and step % sample_every == 0:
+            state = torch.get_rng_state()
+            _write_sample(network, usable[0], run_dir / "samples" / f"step_{step:07d}.wav", sample_seconds, seed)
+            torch.set_rng_state(state)
+            network.train()
+    log.close()
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Option(help="The training run (reads run_dir/checkpoint.pt).")],
+    out: Annotated[Path, typer.Option(help="Output .safetensors file.")],
+    license: Annotated[str, typer.Option(help="Licence of the weights.")] = "CC-BY-4.0",
+) -> None:
+    """Write the trained weights as safetensors with config, mel spec, steps, training data and licence."""
+    from vcframe.specs import RTVC_SYNTHESIZER_MEL
+
+    saved = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
+    config = WaveRNNConfig.model_validate_json(saved["config"])
+    metadata = {
+        "component": f"vocoder/{SPEC.name}",
+        "config": {"preset": config.preset, **config.sizes(), "bits": config.bits, "pad": config.pad},
+        "mel_spec": RTVC_SYNTHESIZER_MEL.model_dump(),
+        "steps": int(saved["step"]),
+        "training_data": saved["training_data"],
+        "license": license,
+    }
+    save_safetensors(saved["model_state"], out, metadata)
+    print(f"wrote {out} ({metadata['steps']} steps)")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
