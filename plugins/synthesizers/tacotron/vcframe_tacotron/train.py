@@ -114,6 +114,7 @@ def rng_states() -> dict[str, Any]:
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
     version, python_state, python_gauss = random.getstate()
     return {
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "torch": torch.get_rng_state(),
         "numpy": {
             "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
@@ -127,6 +128,8 @@ def rng_states() -> dict[str, Any]:
 
 def restore_rng_states(states: dict[str, Any]) -> None:
     torch.set_rng_state(states["torch"])
+    if states.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
     numpy_state = states["numpy"]
     np.random.set_state(
         (
@@ -265,6 +268,7 @@ def fit(
     ] = 500,
     log_every: Annotated[int, typer.Option(help="Print and log losses every K steps.")] = 10,
     threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 0,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")] = "cpu",
 ) -> None:
     """Teacher-forced training with RTVC's loss, schedule, clipping; atomic checkpoints; exact --resume."""
     if threads:
@@ -303,6 +307,10 @@ def fit(
         state, _ = load_state(init)
         check_state_against(network, state, str(init))
         network.load_state_dict(state)
+    from vcframe.seeding import resolve_device
+
+    target = resolve_device(device)
+    network.to(target)
     optimizer = torch.optim.Adam(network.parameters(), lr=stages[0][1])
     step, epoch, batch_in_epoch, epoch_batch_size = 0, 0, 0, stage_at(stages, 0)[3]
     if saved is not None:
@@ -356,7 +364,7 @@ def fit(
                 network.r = r
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                batch = dataset.collate(batches[batch_in_epoch], r, silence)
+                batch = {k: v.to(target) for k, v in dataset.collate(batches[batch_in_epoch], r, silence).items()}
                 clean = masking == "clean"
                 mel_decoder, mel_postnet, attention, stop = network(
                     batch["chars"],
@@ -402,9 +410,9 @@ def fit(
                     _save_plots(
                         run_dir,
                         step,
-                        attention[0, :steps_used, : int(batch["text_lengths"][0])].detach(),
-                        mel_postnet[0, :, :length].detach(),
-                        batch["mels"][0, :, :length],
+                        attention[0, :steps_used, : int(batch["text_lengths"][0])].detach().cpu(),
+                        mel_postnet[0, :, :length].detach().cpu(),
+                        batch["mels"][0, :, :length].cpu(),
                         config.mel,
                     )
                 if step % checkpoint_every == 0:
