@@ -152,3 +152,13 @@ def test_schedule_and_buckets() -> None:
 def test_module_entry_point_runs() -> None:
     result = subprocess.run([sys.executable, "-m", "vcframe_tacotron.train", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "fit" in result.stdout
+
+
+def test_guided_attention_loss_prefers_the_diagonal() -> None:
+    from vcframe_tacotron.loss import guided_attention_loss
+
+    text_lengths, decoder_lengths = torch.tensor([10]), torch.tensor([10])
+    diagonal = torch.eye(10)[None]
+    flat = torch.full((1, 10, 10), 0.1)
+    assert float(guided_attention_loss(diagonal, text_lengths, decoder_lengths)) < 0.01
+    assert 0.3 < float(guided_attention_loss(flat, text_lengths, decoder_lengths)) < 1

@@ -49,10 +49,8 @@ def guided_attention_weights(
 def guided_attention_loss(
     attention: torch.Tensor, text_lengths: torch.Tensor, decoder_lengths: torch.Tensor, sigma: float = 0.2
 ) -> torch.Tensor:
-    """Mean penalty of attention mass far from the diagonal. attention (B, steps, chars) -> scalar."""
+    """Attention mass far from the diagonal: ``sum_l A[t, l] W[t, l]`` averaged over the valid decoder steps,
+    so it lies in [0, 1) whatever the text length. attention (B, steps, chars) -> scalar."""
     weights = guided_attention_weights(text_lengths, decoder_lengths, sigma, attention.size(1), attention.size(2))
-    valid = (weights > 0) | (
-        (torch.arange(attention.size(1), device=attention.device)[None, :, None] < decoder_lengths[:, None, None])
-        & (torch.arange(attention.size(2), device=attention.device)[None, None, :] < text_lengths[:, None, None])
-    )
-    return (attention * weights).sum() / valid.sum().clamp_min(1)
+    steps = decoder_lengths.clamp(max=attention.size(1)).sum().clamp_min(1)
+    return (attention * weights).sum() / steps
