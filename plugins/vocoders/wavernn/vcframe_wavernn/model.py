@@ -67,6 +67,8 @@ class WaveRNNVocoder(BaseVocoder):
     Shapes: ``vocode(Mel (B, 80, T)) -> Waveform (B, T * 200)`` with ``lengths = mel.lengths * 200``. The mel
     is divided by 4 (RTVC's ``infer_waveform(normalize=True)``). RTVC itself returns ``(T - 1) * 200``
     samples; with ``rtvc_quirks`` the last 200 samples are zeros, so every vocoder returns ``T * hop``.
+    De-emphasis can push samples past full scale (RTVC's demo rescales afterwards); the Waveform is clipped
+    to [-1, 1]. :meth:`generate_float64` returns RTVC's unclipped float64 output.
     ``vocode_stream`` yields (1, n) chunks whose concatenation equals ``vocode`` exactly (same seed).
     """
 
@@ -153,7 +155,7 @@ class WaveRNNVocoder(BaseVocoder):
         for chunks in self._chunks(mel, seed):
             for index, chunk in enumerate(chunks):
                 pieces[index].append(chunk)
-        items = [np.concatenate(p).astype(np.float32) for p in pieces]
+        items = [np.clip(np.concatenate(p), -1.0, 1.0).astype(np.float32) for p in pieces]
         waveform = Waveform.from_numpy(items, mel.spec.sample_rate)
         return Waveform(waveform.samples.to(self.device), waveform.sample_rate, waveform.lengths.to(self.device))
 
@@ -169,7 +171,7 @@ class WaveRNNVocoder(BaseVocoder):
             raise InputError(f"vocode_stream takes one mel at a time, got a batch of {mel.batch_size}")
         for chunks in self._chunks(mel, seed):
             if len(chunks[0]):
-                samples = torch.from_numpy(chunks[0].astype(np.float32)).unsqueeze(0).to(self.device)
+                samples = torch.from_numpy(np.clip(chunks[0], -1.0, 1.0).astype(np.float32)).unsqueeze(0).to(self.device)
                 yield Waveform(samples, mel.spec.sample_rate)
 
     def generate_float64(self, mel: Mel, seed: int | None = None) -> list[np.ndarray]:

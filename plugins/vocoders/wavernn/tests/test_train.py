@@ -1,0 +1,62 @@
+"""Training: data discovery, exact resume, export."""
+
+from __future__ import annotations
+
+import numpy as np
+import soundfile
+import torch
+from typer.testing import CliRunner
+
+from vcframe.checkpoints import load_state
+from vcframe_wavernn.train import app
+
+
+def speechlike(seconds: float, f0: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * 16000)) / 16000
+    voiced = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 6))
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 3 * t) ** 2
+    return (0.1 * voiced * envelope + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def make_corpus(folder):
+    folder.mkdir()
+    for index, f0 in enumerate((110.0, 180.0)):
+        soundfile.write(folder / f"utt{index}.wav", speechlike(0.5, f0, index), 16000)
+    return folder
+
+
+def run(args):
+    result = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_resume_is_exact_and_export(tmp_path):
+    data = make_corpus(tmp_path / "data")
+    common = ["--data", str(data), "--preset", "tiny", "--batch-size", "2", "--seq-len", "400", "--save-every", "1",
+              "--sample-every", "0", "--threads", "1"]
+    run(["fit", "--run-dir", str(tmp_path / "straight"), "--max-steps", "4", *common])
+    run(["fit", "--run-dir", str(tmp_path / "resumed"), "--max-steps", "2", *common])
+    output = run(["fit", "--run-dir", str(tmp_path / "resumed"), "--max-steps", "4", "--resume", *common])
+    assert "resumed at step 2" in output
+    straight = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)
+    resumed = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)
+    assert straight["step"] == resumed["step"] == 4
+    for key, value in straight["model_state"].items():
+        assert torch.equal(value, resumed["model_state"][key]), key
+    losses = lambda run_dir: (run_dir / "log.csv").read_text().splitlines()[1:]  # noqa: E731
+    assert [l.split(",")[1] for l in losses(tmp_path / "straight")] == [l.split(",")[1] for l in losses(tmp_path / "resumed")]
+    out = tmp_path / "tiny.safetensors"
+    run(["export", "--run-dir", str(tmp_path / "straight"), "--out", str(out)])
+    state, metadata = load_state(out)
+    assert metadata["steps"] == 4 and metadata["config"]["preset"] == "tiny" and metadata["mel_spec"]["hop_length"] == 200
+    assert "2 utterances" in metadata["training_data"]
+
+
+def test_sample_audio_written(tmp_path):
+    data = make_corpus(tmp_path / "data")
+    run(["fit", "--data", str(data), "--run-dir", str(tmp_path / "run"), "--preset", "tiny", "--batch-size", "2",
+         "--seq-len", "400", "--max-steps", "2", "--sample-every", "2", "--sample-seconds", "0.1", "--threads", "1"])
+    samples = list((tmp_path / "run" / "samples").glob("*.wav"))
+    assert len(samples) == 1 and soundfile.info(samples[0]).frames == 1600
