@@ -77,18 +77,21 @@ def find_ljspeech(root: Path) -> Iterator[Utterance]:
             yield Utterance(row[0], "ljspeech", str(root / "wavs" / f"{row[0]}.wav"), text)
 
 
+def detect_format(folder: Path) -> str:
+    """ljspeech (metadata.csv), librispeech (*.trans.txt anywhere) or generic."""
+    if (folder / "metadata.csv").is_file():
+        return "ljspeech"
+    if next(folder.rglob("*.trans.txt"), None) is not None:
+        return "librispeech"
+    return "generic"
+
+
 def find_utterances(root: str | os.PathLike[str], corpus_format: str = "auto") -> list[Utterance]:
     """Every (audio, transcript) pair of the corpus at ``root``."""
     folder = Path(root)
     if not folder.is_dir():
         raise InputError(f"corpus folder {str(folder)!r} not found", hint="give the corpus root folder")
-    if corpus_format == "auto":
-        if (folder / "metadata.csv").is_file():
-            corpus_format = "ljspeech"
-        elif next(folder.rglob("*.trans.txt"), None) is not None:
-            corpus_format = "librispeech"
-        else:
-            corpus_format = "generic"
+    corpus_format = detect_format(folder) if corpus_format == "auto" else corpus_format
     finders = {"librispeech": find_librispeech, "generic": find_generic, "ljspeech": find_ljspeech}
     if corpus_format not in finders:
         raise ConfigError(f"unknown corpus format {corpus_format!r}", hint=f"use one of auto, {', '.join(finders)}")
@@ -201,6 +204,8 @@ def preprocess(
     max_frames: int = 900,
 ) -> Path:
     """Process the corpus into ``out_dir``; returns the manifest path. Resumable (existing files are kept)."""
+    if corpus_format == "auto" and Path(root).is_dir():
+        corpus_format = detect_format(Path(root))
     utterances = find_utterances(root, corpus_format)
     out = Path(out_dir)
     (out / "mels").mkdir(parents=True, exist_ok=True)
