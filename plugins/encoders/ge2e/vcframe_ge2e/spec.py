@@ -11,7 +11,7 @@ from vcframe.specs import API_VERSION, GE2E_RTVC_EMBEDDING, AudioSpec, Component
 #: Network sizes of each preset: (hidden_size, num_layers, embedding_size).
 PRESETS: dict[str, tuple[int, int, int]] = {
     "rtvc": (256, 3, 256),  # RTVC / resemblyzer: 1,423,618 parameters
-    "small": (128, 3, 256),  # trainable on a CPU in minutes to hours: 430 k parameters
+    "small": (128, 3, 256),  # trainable on a CPU in minutes to hours: 384 k parameters
     "tiny": (16, 1, 256),  # unit tests only
 }
 
