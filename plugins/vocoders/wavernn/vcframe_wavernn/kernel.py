@@ -28,33 +28,72 @@ CPP_SOURCE = r"""
 #include <cstdint>
 #include <cstring>
 
-// exp with Cephes' polynomial (about 1 ulp); written so that GCC vectorises the loops that call it.
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define VC_HAVE_AVX2 1
+#endif
+
+// exp with Cephes' polynomial (about 1 ulp), the same arithmetic in the scalar and the AVX2 version.
 static inline float vc_exp(float x) {
-  x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-  float n = std::floor(x * 1.44269504088896341f + 0.5f);
-  float r = x - n * 0.693359375f + n * 2.12194440e-4f;
+  x = std::fmin(std::fmax(x, -87.0f), 88.0f);
+  float n = std::floor(std::fma(x, 1.44269504088896341f, 0.5f));
+  float r = std::fma(n, 2.12194440e-4f, std::fma(n, -0.693359375f, x));
   float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  float y = p * r * r + r + 1.0f;
+  p = std::fma(p, r, 1.3981999507e-3f);
+  p = std::fma(p, r, 8.3334519073e-3f);
+  p = std::fma(p, r, 4.1665795894e-2f);
+  p = std::fma(p, r, 1.6666665459e-1f);
+  p = std::fma(p, r, 5.0000001201e-1f);
+  float y = std::fma(p, r * r, r) + 1.0f;
   int32_t bits = ((int32_t)n + 127) << 23;
   float scale;
   std::memcpy(&scale, &bits, sizeof(float));
   return y * scale;
 }
-static inline float vc_sigmoid(float x) { return 1.0f / (1.0f + vc_exp(-x)); }
-static inline float vc_tanh(float x) { return 2.0f / (1.0f + vc_exp(-2.0f * x)) - 1.0f; }
 
+#ifdef VC_HAVE_AVX2
+static inline __m256 vc_exp8(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
+  __m256 n = _mm256_floor_ps(_mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
+  __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(2.12194440e-4f), _mm256_fmadd_ps(n, _mm256_set1_ps(-0.693359375f), x));
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
+  __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(y, _mm256_castsi256_ps(bits));
+}
+#endif
+
+// In place over an array: mode 0 = exp, 1 = sigmoid, 2 = tanh.
+static inline void vc_apply(float* v, int64_t count, int mode) {
+  int64_t i = 0;
+#ifdef VC_HAVE_AVX2
+  const __m256 one = _mm256_set1_ps(1.0f), two = _mm256_set1_ps(2.0f);
+  for (; i + 8 <= count; i += 8) {
+    __m256 x = _mm256_loadu_ps(v + i);
+    __m256 y;
+    if (mode == 0) y = vc_exp8(x);
+    else if (mode == 1) y = _mm256_div_ps(one, _mm256_add_ps(one, vc_exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+    else y = _mm256_sub_ps(_mm256_div_ps(two, _mm256_add_ps(one, vc_exp8(_mm256_mul_ps(x, _mm256_set1_ps(-2.0f))))), one);
+    _mm256_storeu_ps(v + i, y);
+  }
+#endif
+  for (; i < count; ++i) {
+    float x = v[i];
+    if (mode == 0) v[i] = vc_exp(x);
+    else if (mode == 1) v[i] = 1.0f / (1.0f + vc_exp(-x));
+    else v[i] = 2.0f / (1.0f + vc_exp(-2.0f * x)) - 1.0f;
+  }
+}
 
 // C (M, N) = A (M, K) @ B (K, N), all row-major and contiguous. Register-blocked for small M (the folds of a
 // thread): 4 rows x 16 columns of accumulators, B streamed once per 4 rows with its 16-column strip in L1.
 // MKL is slow at these shapes (and oversubscribes inside our threads); this loop vectorises with -O3 -mavx2.
-#if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#define VC_HAVE_AVX2 1
+#ifdef VC_HAVE_AVX2
 template <int MB>
 static inline void gemm_tile(const float* __restrict A, int64_t K, const float* __restrict B, int64_t N,
                              float* __restrict C, int64_t n0) {
@@ -152,15 +191,18 @@ void run_steps(torch::Tensor pre_i, torch::Tensor pre_g1, torch::Tensor pre_a2, 
         for (int64_t f = 0; f < nf; ++f) {
           const float xs = px[f];
           const float* gi = g1 + f * 3 * R;
-          const float* gh = pgh1 + f * 3 * R;
+          float* gh = pgh1 + f * 3 * R;  // becomes r | z | n in place
           float* h = ph1 + f * R;
           float* xo = px1 + f * R;
           const float* pif = pi + f * R;
+          for (int64_t j = 0; j < 2 * R; ++j) gh[j] = (gh[j] + pbh1[j]) + (xs * v1[j] + gi[j]);
+          vc_apply(gh, 2 * R, 1);
+          for (int64_t j = 0; j < R; ++j)
+            gh[2 * R + j] = (xs * v1[2 * R + j] + gi[2 * R + j]) + (gh[2 * R + j] + pbh1[2 * R + j]) * gh[j];
+          vc_apply(gh + 2 * R, R, 2);
           for (int64_t j = 0; j < R; ++j) {
-            float r = vc_sigmoid((gh[j] + pbh1[j]) + (xs * v1[j] + gi[j]));
-            float z = vc_sigmoid((gh[R + j] + pbh1[R + j]) + (xs * v1[R + j] + gi[R + j]));
-            float n = vc_tanh((xs * v1[2 * R + j] + gi[2 * R + j]) + (gh[2 * R + j] + pbh1[2 * R + j]) * r);
-            float hn = (h[j] - n) * z + n;
+            const float n = gh[2 * R + j];
+            const float hn = (h[j] - n) * gh[R + j] + n;
             h[j] = hn;
             xo[j] = (xs * w0[j] + pif[j]) + hn;
           }
@@ -170,15 +212,18 @@ void run_steps(torch::Tensor pre_i, torch::Tensor pre_g1, torch::Tensor pre_a2, 
         for (int64_t f = 0; f < nf; ++f) {
           const float* gi = pgi2 + f * 3 * R;
           const float* ga = a2 + f * 3 * R;
-          const float* gh = pgh2 + f * 3 * R;
+          float* gh = pgh2 + f * 3 * R;
           float* h = ph2 + f * R;
           const float* xi = px1 + f * R;
           float* xo = px2 + f * R;
+          for (int64_t j = 0; j < 2 * R; ++j) gh[j] = (gh[j] + pbh2[j]) + (gi[j] + ga[j]);
+          vc_apply(gh, 2 * R, 1);
+          for (int64_t j = 0; j < R; ++j)
+            gh[2 * R + j] = (gi[2 * R + j] + ga[2 * R + j]) + (gh[2 * R + j] + pbh2[2 * R + j]) * gh[j];
+          vc_apply(gh + 2 * R, R, 2);
           for (int64_t j = 0; j < R; ++j) {
-            float r = vc_sigmoid((gh[j] + pbh2[j]) + (gi[j] + ga[j]));
-            float z = vc_sigmoid((gh[R + j] + pbh2[R + j]) + (gi[R + j] + ga[R + j]));
-            float n = vc_tanh((gi[2 * R + j] + ga[2 * R + j]) + (gh[2 * R + j] + pbh2[2 * R + j]) * r);
-            float hn = (h[j] - n) * z + n;
+            const float n = gh[2 * R + j];
+            const float hn = (h[j] - n) * gh[R + j] + n;
             h[j] = hn;
             xo[j] = xi[j] + hn;
           }
@@ -193,7 +238,8 @@ void run_steps(torch::Tensor pre_i, torch::Tensor pre_g1, torch::Tensor pre_a2, 
           float* l = plog + f * C;
           float top = -INFINITY;
           for (int64_t c = 0; c < C; ++c) { l[c] += pb3[c]; top = l[c] > top ? l[c] : top; }
-          for (int64_t c = 0; c < C; ++c) psc[c] = vc_exp(l[c] - top);
+          for (int64_t c = 0; c < C; ++c) psc[c] = l[c] - top;
+          vc_apply(psc, C, 0);
           if (!argmax) {
             const float* e = noise.data_ptr<float>() + (k * F + f0 + f) * C;
             for (int64_t c = 0; c < C; ++c) psc[c] = psc[c] / e[c];
