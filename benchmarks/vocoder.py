@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from vcframe.specs import RTVC_SYNTHESIZER_MEL
-from vcframe.types import Mel
 from vcframe_wavernn.generate import reference_generate, steps_for
 from vcframe_wavernn.model import WaveRNNVocoder
 from vcframe_wavernn.spec import WaveRNNConfig
+
+from vcframe.specs import RTVC_SYNTHESIZER_MEL
+from vcframe.types import Mel
 
 
 def benchmark_mel(seconds: float) -> Mel:
@@ -42,7 +42,14 @@ def benchmark_mel(seconds: float) -> Mel:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=2.0, help="audio length of the benchmark mel")
+    parser.add_argument("--seconds", type=float, default=1.0, help="audio length of the benchmark mel")
+    parser.add_argument(
+        "--baseline-threads",
+        type=int,
+        default=1,
+        help="torch threads for RTVC's loop (1: its per-step ops do not gain from more, and 2 threads on a busy "
+        "machine were 11x slower in our measurement)",
+    )
     parser.add_argument("--threads", type=int, default=2, help="threads for the multi-threaded rows")
     parser.add_argument("--skip-baseline", action="store_true", help="leave out RTVC's loop (slow)")
     parser.add_argument("--skip-unbatched-baseline", action="store_true", help="leave out RTVC's unbatched loop")
@@ -53,7 +60,9 @@ def main() -> None:
     rows: list[tuple[str, str, float]] = []
 
     def record(name: str, config: dict, run) -> float:
-        folds, steps = steps_for(frames, 200, config.get("batched", True), config.get("target", 8000), config.get("overlap", 800))
+        folds, steps = steps_for(
+            frames, 200, config.get("batched", True), config.get("target", 8000), config.get("overlap", 800)
+        )
         started = time.perf_counter()
         run()
         elapsed = time.perf_counter() - started
@@ -70,15 +79,21 @@ def main() -> None:
         record(name, config, lambda: vocoder.vocode(mel, seed=0))
 
     if not args.skip_baseline:
-        torch.set_num_threads(args.threads)
+        torch.set_num_threads(args.baseline_threads)
         torch.manual_seed(0)
         network = WaveRNNVocoder(WaveRNNConfig(checkpoint=None)).network
         model_mel = mel.frames / 4
-        record(f"baseline: RTVC loop, folded 8000/800, {args.threads} threads", {},
-               lambda: reference_generate(network, model_mel, batched=True, target=8000, overlap=800))
+        record(
+            f"baseline: RTVC loop, folded 8000/800, {args.baseline_threads} thread(s)",
+            {},
+            lambda: reference_generate(network, model_mel, batched=True, target=8000, overlap=800),
+        )
         if not args.skip_unbatched_baseline:
-            record(f"baseline: RTVC loop, unbatched, {args.threads} threads", {"batched": False},
-                   lambda: reference_generate(network, model_mel, batched=False, target=8000, overlap=800))
+            record(
+                f"baseline: RTVC loop, unbatched, {args.baseline_threads} thread(s)",
+                {"batched": False},
+                lambda: reference_generate(network, model_mel, batched=False, target=8000, overlap=800),
+            )
     ours("rtvc preset, unbatched, cpp, 1 thread", 1, batched=False)
     ours(f"rtvc preset, unbatched, cpp, {args.threads} threads", args.threads, batched=False)
     ours("rtvc preset, folded 8000/800, cpp, 1 thread", 1)
@@ -87,16 +102,27 @@ def main() -> None:
     ours(f"rtvc preset, folded 2000/200, cpp, {args.threads} threads", args.threads, target=2000, overlap=200)
     ours(f"rtvc preset, folded 8000/800, torch loop, {args.threads} threads", args.threads, engine="torch")
     ours(f"small preset, folded 8000/800, cpp, {args.threads} threads", args.threads, preset="small")
-    ours(f"small preset, folded 2000/200, cpp, {args.threads} threads", args.threads, preset="small", target=2000, overlap=200)
+    ours(
+        f"small preset, folded 2000/200, cpp, {args.threads} threads",
+        args.threads,
+        preset="small",
+        target=2000,
+        overlap=200,
+    )
 
     baseline = rows[0][2] if not args.skip_baseline else None
-    print(f"\nmel: {frames} frames = {audio_s:.2f} s of audio; torch {torch.__version__}; "
-          f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs\n")
+    print(
+        f"\nmel: {frames} frames = {audio_s:.2f} s of audio; torch {torch.__version__}; "
+        f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs\n"
+    )
     print("| generator | folds x steps | time (s) | samples/s | RTF | speed-up vs baseline |")
     print("|---|---|---|---|---|---|")
     for name, shape, elapsed in rows:
         speedup = f"{baseline / elapsed:.1f}x" if baseline else "-"
-        print(f"| {name} | {shape} | {elapsed:.2f} | {frames * 200 / elapsed:,.0f} | {elapsed / audio_s:.2f} | {speedup} |")
+        print(
+            f"| {name} | {shape} | {elapsed:.2f} | {frames * 200 / elapsed:,.0f} | {elapsed / audio_s:.2f} "
+            f"| {speedup} |"
+        )
 
 
 if __name__ == "__main__":

@@ -8,14 +8,14 @@ import sys
 import numpy as np
 import pytest
 import torch
+from vcframe_wavernn.model import WaveRNNVocoder, build_network
+from vcframe_wavernn.signal import fold_with_overlap, xfade_and_unfold
+from vcframe_wavernn.spec import SPEC, WaveRNNConfig
 
 from vcframe.checkpoints import save_safetensors
 from vcframe.errors import CheckpointError, InputError
 from vcframe.specs import RTVC_SYNTHESIZER_MEL
 from vcframe.types import Mel
-from vcframe_wavernn.model import WaveRNNVocoder, build_network
-from vcframe_wavernn.signal import fold_with_overlap, xfade_and_unfold
-from vcframe_wavernn.spec import SPEC, WaveRNNConfig
 
 HOP = RTVC_SYNTHESIZER_MEL.hop_length
 
@@ -50,7 +50,10 @@ def test_config_presets_and_checks():
 
 def test_rtvc_preset_parameter_count():
     network = build_network(WaveRNNConfig(checkpoint=None))
-    counts = {name: sum(p.numel() for p in getattr(network, name).parameters()) for name in ("I", "rnn1", "rnn2", "fc1", "fc3")}
+    counts = {
+        name: sum(p.numel() for p in getattr(network, name).parameters())
+        for name in ("I", "rnn1", "rnn2", "fc1", "fc3")
+    }
     assert counts == {"I": 58368, "rnn1": 1575936, "rnn2": 1625088, "fc1": 279040, "fc3": 262656}
     assert sum(p.numel() for p in network.upsample.parameters()) == 400807
 

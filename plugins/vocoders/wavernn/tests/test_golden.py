@@ -7,13 +7,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
-
-from vcframe.specs import RTVC_SYNTHESIZER_MEL
-from vcframe.types import Mel
 from vcframe_wavernn.data import collate, make_item
 from vcframe_wavernn.model import WaveRNNVocoder
 from vcframe_wavernn.signal import decode_mu_law, encode_mu_law, fold_with_overlap, xfade_and_unfold
 from vcframe_wavernn.spec import WaveRNNConfig
+
+from vcframe.specs import RTVC_SYNTHESIZER_MEL
+from vcframe.types import Mel
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,9 @@ def test_mu_law_and_dataset_item_and_collate(ref, features):
     np.random.seed(3)
     offsets = [np.random.randint(0, 186) for _ in range(2)]
     x, y, mels = collate([item, item], offsets, 1000, 200, 2, 9)
-    assert torch.equal(x, ref["collate_x"]) and torch.equal(y, ref["collate_y"]) and torch.equal(mels, ref["collate_mels"])
+    assert (
+        torch.equal(x, ref["collate_x"]) and torch.equal(y, ref["collate_y"]) and torch.equal(mels, ref["collate_mels"])
+    )
 
 
 @pytest.mark.parametrize("engine", ["cpp", "torch"])

@@ -6,9 +6,9 @@ import numpy as np
 import soundfile
 import torch
 from typer.testing import CliRunner
+from vcframe_wavernn.train import app
 
 from vcframe.checkpoints import load_state
-from vcframe_wavernn.train import app
 
 
 def speechlike(seconds: float, f0: float, seed: int) -> np.ndarray:
@@ -34,8 +34,22 @@ def run(args):
 
 def test_resume_is_exact_and_export(tmp_path):
     data = make_corpus(tmp_path / "data")
-    common = ["--data", str(data), "--preset", "tiny", "--batch-size", "2", "--seq-len", "400", "--save-every", "1",
-              "--sample-every", "0", "--threads", "1"]
+    common = [
+        "--data",
+        str(data),
+        "--preset",
+        "tiny",
+        "--batch-size",
+        "2",
+        "--seq-len",
+        "400",
+        "--save-every",
+        "1",
+        "--sample-every",
+        "0",
+        "--threads",
+        "1",
+    ]
     run(["fit", "--run-dir", str(tmp_path / "straight"), "--max-steps", "4", *common])
     run(["fit", "--run-dir", str(tmp_path / "resumed"), "--max-steps", "2", *common])
     output = run(["fit", "--run-dir", str(tmp_path / "resumed"), "--max-steps", "4", "--resume", *common])
@@ -46,17 +60,42 @@ def test_resume_is_exact_and_export(tmp_path):
     for key, value in straight["model_state"].items():
         assert torch.equal(value, resumed["model_state"][key]), key
     losses = lambda run_dir: (run_dir / "log.csv").read_text().splitlines()[1:]  # noqa: E731
-    assert [l.split(",")[1] for l in losses(tmp_path / "straight")] == [l.split(",")[1] for l in losses(tmp_path / "resumed")]
+    assert [row.split(",")[1] for row in losses(tmp_path / "straight")] == [
+        row.split(",")[1] for row in losses(tmp_path / "resumed")
+    ]
     out = tmp_path / "tiny.safetensors"
     run(["export", "--run-dir", str(tmp_path / "straight"), "--out", str(out)])
     state, metadata = load_state(out)
-    assert metadata["steps"] == 4 and metadata["config"]["preset"] == "tiny" and metadata["mel_spec"]["hop_length"] == 200
+    assert (
+        metadata["steps"] == 4 and metadata["config"]["preset"] == "tiny" and metadata["mel_spec"]["hop_length"] == 200
+    )
     assert "2 utterances" in metadata["training_data"]
 
 
 def test_sample_audio_written(tmp_path):
     data = make_corpus(tmp_path / "data")
-    run(["fit", "--data", str(data), "--run-dir", str(tmp_path / "run"), "--preset", "tiny", "--batch-size", "2",
-         "--seq-len", "400", "--max-steps", "2", "--sample-every", "2", "--sample-seconds", "0.1", "--threads", "1"])
+    run(
+        [
+            "fit",
+            "--data",
+            str(data),
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--preset",
+            "tiny",
+            "--batch-size",
+            "2",
+            "--seq-len",
+            "400",
+            "--max-steps",
+            "2",
+            "--sample-every",
+            "2",
+            "--sample-seconds",
+            "0.1",
+            "--threads",
+            "1",
+        ]
+    )
     samples = list((tmp_path / "run" / "samples").glob("*.wav"))
     assert len(samples) == 1 and soundfile.info(samples[0]).frames == 1600

@@ -42,13 +42,19 @@ def make_item(name: str, wav: np.ndarray, mel: np.ndarray, spec: MelSpec, bits: 
     return VocoderItem(name, model_mel, encode_mu_law(signal, mu=2**bits))
 
 
-def collate(items: list[VocoderItem], offsets: list[int], seq_len: int, hop: int, pad: int, bits: int
-            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """RTVC's ``collate_vocoder`` with the mel offsets given: -> x (B, seq_len), y (B, seq_len), mels (B, n_mels, win)."""
+def collate(
+    items: list[VocoderItem], offsets: list[int], seq_len: int, hop: int, pad: int, bits: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """RTVC's ``collate_vocoder`` with the mel offsets given.
+
+    Returns x (B, seq_len) floats in [-1, 1], y (B, seq_len) labels and mels (B, n_mels, seq_len / hop + 2 pad).
+    """
     mel_win = seq_len // hop + 2 * pad
-    mels = np.stack([item.mel[:, off : off + mel_win] for item, off in zip(items, offsets)]).astype(np.float32)
+    windows = [item.mel[:, off : off + mel_win] for item, off in zip(items, offsets, strict=True)]
+    mels = np.stack(windows).astype(np.float32)
     starts = [(off + pad) * hop for off in offsets]
-    labels = np.stack([item.labels[s : s + seq_len + 1] for item, s in zip(items, starts)]).astype(np.int64)
+    segments = [item.labels[s : s + seq_len + 1] for item, s in zip(items, starts, strict=True)]
+    labels = np.stack(segments).astype(np.int64)
     label_tensor = torch.tensor(labels).long()
     x = 2 * label_tensor[:, :seq_len].float() / (2**bits - 1.0) - 1.0
     return x, label_tensor[:, 1:], torch.tensor(mels)
@@ -78,9 +84,13 @@ def discover(data: str | os.PathLike[str]) -> list[tuple[Path, Path | None]]:
             mel = (source.parent / fields[1]).resolve() if len(fields) > 1 and fields[1] else None
             pairs.append((wav, mel))
     else:
-        raise InputError(f"training data {str(source)!r} not found", hint="give a folder of .wav (+ .npy mels) or a manifest")
+        raise InputError(
+            f"training data {str(source)!r} not found", hint="give a folder of .wav (+ .npy mels) or a manifest"
+        )
     if not pairs:
-        raise InputError(f"no .wav files under {str(source)!r}", hint="give a folder of .wav (+ .npy mels) or a manifest")
+        raise InputError(
+            f"no .wav files under {str(source)!r}", hint="give a folder of .wav (+ .npy mels) or a manifest"
+        )
     return pairs
 
 
@@ -99,5 +109,7 @@ def load_items(data: str | os.PathLike[str], spec: MelSpec, bits: int) -> tuple[
             mel = mel_spectrogram(wav, spec)
         items.append(make_item(wav_path.stem, wav, mel, spec, bits))
     seconds = sum(item.labels.size for item in items) / spec.sample_rate
-    description = f"{len(items)} utterances, {seconds:.1f} s, from {data} ({gta} given mels, {len(items) - gta} ground truth)"
+    description = (
+        f"{len(items)} utterances, {seconds:.1f} s, from {data} ({gta} given mels, {len(items) - gta} ground truth)"
+    )
     return items, description

@@ -65,8 +65,16 @@ class ItemPlan:
 class _Assembler:
     """Turns the folds' samples into final audio as they grow: cross-fade, mu-law, de-emphasis, crop, fade."""
 
-    def __init__(self, plan: ItemPlan, overlap: int, batched: bool, n_classes: int, preemphasis: float,
-                 quirks: bool, hop_length: int) -> None:
+    def __init__(
+        self,
+        plan: ItemPlan,
+        overlap: int,
+        batched: bool,
+        n_classes: int,
+        preemphasis: float,
+        quirks: bool,
+        hop_length: int,
+    ) -> None:
         self.plan = plan
         self.overlap = overlap if batched else 0
         self.n_classes = n_classes
@@ -127,7 +135,7 @@ class _Assembler:
             if self.held:
                 tail = np.concatenate(self.held)
                 if self.quirks:
-                    tail = tail * rtvc_fade_out(self.crop, self.hop_length)[-len(tail):] if len(tail) else tail
+                    tail = tail * rtvc_fade_out(self.crop, self.hop_length)[-len(tail) :] if len(tail) else tail
                 pieces.append(tail)
                 self.held = []
             produced = self.output_done + sum(len(p) for p in pieces)
@@ -148,7 +156,9 @@ class Generator:
         block_steps: steps precomputed at once and the streaming granularity.
     """
 
-    def __init__(self, network: WaveRNN, *, engine: str = "auto", threads: int | None = None, block_steps: int = 400) -> None:
+    def __init__(
+        self, network: WaveRNN, *, engine: str = "auto", threads: int | None = None, block_steps: int = 400
+    ) -> None:
         from vcframe_wavernn.kernel import load_kernel
 
         self.network = network
@@ -158,7 +168,9 @@ class Generator:
         if engine in ("auto", "cpp"):
             self.kernel = load_kernel()
             if self.kernel is None and engine == "cpp":
-                raise RuntimeError("the C++ generation kernel could not be built here (no compiler?); use engine='torch'")
+                raise RuntimeError(
+                    "the C++ generation kernel could not be built here (no compiler?); use engine='torch'"
+                )
         self.engine = "cpp" if self.kernel is not None else "torch"
         self.refresh_weights()
 
@@ -183,9 +195,17 @@ class Generator:
             self.whh2_t = net.rnn2.weight_hh_l0.detach().t().contiguous()
             self.bhh2 = net.rnn2.bias_hh_l0.detach().contiguous()
             fc1 = net.fc1.weight.detach()
-            self.fc1_t, self.fc1_aux_t, self.fc1_b = fc1[:, :rnn].t().contiguous(), fc1[:, rnn:].t().contiguous(), net.fc1.bias.detach()
+            self.fc1_t, self.fc1_aux_t, self.fc1_b = (
+                fc1[:, :rnn].t().contiguous(),
+                fc1[:, rnn:].t().contiguous(),
+                net.fc1.bias.detach(),
+            )
             fc2 = net.fc2.weight.detach()
-            self.fc2_t, self.fc2_aux_t, self.fc2_b = fc2[:, :fc].t().contiguous(), fc2[:, fc:].t().contiguous(), net.fc2.bias.detach()
+            self.fc2_t, self.fc2_aux_t, self.fc2_b = (
+                fc2[:, :fc].t().contiguous(),
+                fc2[:, fc:].t().contiguous(),
+                net.fc2.bias.detach(),
+            )
             self.fc3_t = net.fc3.weight.detach().t().contiguous()
             self.b3 = net.fc3.bias.detach().contiguous()
             self.table = label_to_float(torch.arange(net.n_classes), net.n_classes).contiguous()
@@ -238,7 +258,7 @@ class Generator:
         fold_length = 0
         if not batched:
             fold_length = max(m.shape[0] for m, _ in conditioned)
-        for (upsampled, aux), mel in zip(conditioned, mels):
+        for (upsampled, aux), mel in zip(conditioned, mels, strict=True):
             frames = int(mel.shape[-1])
             steps = upsampled.shape[0]
             if batched:
@@ -251,8 +271,17 @@ class Generator:
                 fa = F.pad(aux, (0, 0, 0, fold_length - steps)).unsqueeze(0)
                 stride = length = fold_length
                 unfolded = steps
-            plans.append(ItemPlan(sum(p.num_folds for p in plans), fm.shape[0], length, stride, unfolded,
-                                  frames * hop, (frames - 1) * hop))
+            plans.append(
+                ItemPlan(
+                    sum(p.num_folds for p in plans),
+                    fm.shape[0],
+                    length,
+                    stride,
+                    unfolded,
+                    frames * hop,
+                    (frames - 1) * hop,
+                )
+            )
             folded_m.append(fm)
             folded_a.append(fa)
         cond_m = torch.cat(folded_m)  # (F, L, n_mels)
@@ -275,24 +304,26 @@ class Generator:
         for start in range(0, length, block):
             stop = min(length, start + block)
             steps = stop - start
-            pre = self._precompute(cond_m[:, start:stop], a1[:, start:stop], a2[:, start:stop],
-                                   a3[:, start:stop], a4[:, start:stop])
+            pre = self._precompute(
+                cond_m[:, start:stop], a1[:, start:stop], a2[:, start:stop], a3[:, start:stop], a4[:, start:stop]
+            )
             if not argmax:
                 for step in range(steps):
-                    for plan, generator in zip(plans, generators):
+                    for plan, generator in zip(plans, generators, strict=True):
                         rows = noise[step, plan.first_fold : plan.first_fold + plan.num_folds]
                         rows.exponential_(1, generator=generator)
             out = torch.empty(steps, total_folds)
             self._steps(pre, noise, argmax, x, h1, h2, out, steps)
             samples[:, start:stop] = out.t()
             chunks = []
-            for plan, assembler in zip(plans, assemblers):
+            for plan, assembler in zip(plans, assemblers, strict=True):
                 item_folds = samples[plan.first_fold : plan.first_fold + plan.num_folds]
                 chunks.append(assembler.advance(item_folds, stop))
             yield chunks
 
     def _precompute(self, m, a1, a2, a3, a4) -> tuple[torch.Tensor, ...]:
         """Block-wide products, laid out (steps, folds, features) for the step loop."""
+
         def steps_first(t: torch.Tensor) -> torch.Tensor:
             return t.transpose(0, 1).contiguous()
 
@@ -307,10 +338,33 @@ class Generator:
     def _steps(self, pre, noise, argmax, x, h1, h2, out, steps) -> None:
         pre_i, pre_g1, pre_a2, pre_a3, pre_a4 = pre
         if self.kernel is not None:
-            self.kernel.run_steps(pre_i, pre_g1, pre_a2, pre_a3, pre_a4, noise, argmax, self.w_sample,
-                                  self.v_sample, self.whh1_t, self.bhh1, self.wih2_t, self.whh2_t, self.bhh2,
-                                  self.fc1_t, self.fc2_t, self.fc3_t, self.b3, self.table, x, h1, h2, out,
-                                  steps, self.threads)
+            self.kernel.run_steps(
+                pre_i,
+                pre_g1,
+                pre_a2,
+                pre_a3,
+                pre_a4,
+                noise,
+                argmax,
+                self.w_sample,
+                self.v_sample,
+                self.whh1_t,
+                self.bhh1,
+                self.wih2_t,
+                self.whh2_t,
+                self.bhh2,
+                self.fc1_t,
+                self.fc2_t,
+                self.fc3_t,
+                self.b3,
+                self.table,
+                x,
+                h1,
+                h2,
+                out,
+                steps,
+                self.threads,
+            )
             return
         folds, rnn = h1.shape
         fc = self.fc1_t.shape[1]

@@ -78,7 +78,10 @@ static inline void vc_apply(float* v, int64_t count, int mode) {
     __m256 y;
     if (mode == 0) y = vc_exp8(x);
     else if (mode == 1) y = _mm256_div_ps(one, _mm256_add_ps(one, vc_exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
-    else y = _mm256_sub_ps(_mm256_div_ps(two, _mm256_add_ps(one, vc_exp8(_mm256_mul_ps(x, _mm256_set1_ps(-2.0f))))), one);
+    else {
+      const __m256 e = vc_exp8(_mm256_mul_ps(x, _mm256_set1_ps(-2.0f)));
+      y = _mm256_sub_ps(_mm256_div_ps(two, _mm256_add_ps(one, e)), one);
+    }
     _mm256_storeu_ps(v + i, y);
   }
 #endif

@@ -95,7 +95,9 @@ class WaveRNNVocoder(BaseVocoder):
             engine = "torch" if self.device.type != "cpu" and config.engine == "auto" else config.engine
             if engine == "reference":
                 engine = "torch"
-            self._generator = Generator(self.network, engine=engine, threads=config.threads, block_steps=config.block_steps)
+            self._generator = Generator(
+                self.network, engine=engine, threads=config.threads, block_steps=config.block_steps
+            )
         return self._generator
 
     def _modules_to(self, device: torch.device) -> None:
@@ -144,9 +146,14 @@ class WaveRNNVocoder(BaseVocoder):
         outputs = []
         for mel in mels:
             with seeded(seed):
-                wave = reference_generate(self.network, mel.unsqueeze(0).cpu(), batched=config.batched,
-                                          target=config.target, overlap=config.overlap,
-                                          argmax=config.sampler == "argmax")
+                wave = reference_generate(
+                    self.network,
+                    mel.unsqueeze(0).cpu(),
+                    batched=config.batched,
+                    target=config.target,
+                    overlap=config.overlap,
+                    argmax=config.sampler == "argmax",
+                )
             outputs.append(np.concatenate([wave, np.zeros(mel.shape[-1] * self.network.hop_length - len(wave))]))
         return outputs
 
@@ -171,7 +178,9 @@ class WaveRNNVocoder(BaseVocoder):
             raise InputError(f"vocode_stream takes one mel at a time, got a batch of {mel.batch_size}")
         for chunks in self._chunks(mel, seed):
             if len(chunks[0]):
-                samples = torch.from_numpy(np.clip(chunks[0], -1.0, 1.0).astype(np.float32)).unsqueeze(0).to(self.device)
+                samples = (
+                    torch.from_numpy(np.clip(chunks[0], -1.0, 1.0).astype(np.float32)).unsqueeze(0).to(self.device)
+                )
                 yield Waveform(samples, mel.spec.sample_rate)
 
     def generate_float64(self, mel: Mel, seed: int | None = None) -> list[np.ndarray]:

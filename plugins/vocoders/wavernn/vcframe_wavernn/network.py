@@ -50,7 +50,9 @@ class WaveRNN(nn.Module):
         for factor in upsample_factors:
             total *= factor
         if total != hop_length:
-            raise ValueError(f"upsample factors {tuple(upsample_factors)} multiply to {total}, not hop_length {hop_length}")
+            raise ValueError(
+                f"upsample factors {tuple(upsample_factors)} multiply to {total}, not hop_length {hop_length}"
+            )
         if res_out_dims % 4:
             raise ValueError(f"res_out_dims ({res_out_dims}) must be a multiple of 4")
         self.pad = pad

@@ -41,7 +41,9 @@ class WaveRNNConfig(BaseModel):
     )
     res_blocks: int | None = Field(None, ge=0, description="Residual blocks in the mel ResNet (RTVC: 10).")
     bits: int = Field(9, ge=2, le=16, description="Mu-law bits: 2**bits output classes (RTVC: 9 -> 512).")
-    pad: int = Field(2, ge=1, description="Mel frames of context padded on each side (RTVC: 2; conv_in kernel 2*pad+1).")
+    pad: int = Field(
+        2, ge=1, description="Mel frames of context padded on each side (RTVC: 2; conv_in kernel 2*pad+1)."
+    )
     batched: bool = Field(
         True, description="Fold the sequence into overlapping segments generated in parallel (RTVC's batched mode)."
     )
@@ -70,7 +72,10 @@ class WaveRNNConfig(BaseModel):
         None, ge=1, le=256, description="CPU threads for generation (None: torch.get_num_threads())."
     )
     block_steps: int = Field(
-        400, ge=1, le=100000, description="Steps whose input projections are precomputed at once (also the streaming chunk)."
+        400,
+        ge=1,
+        le=100000,
+        description="Steps whose input projections are precomputed at once (also the streaming chunk).",
     )
 
     @model_validator(mode="after")

@@ -32,7 +32,13 @@ def _rng_states(sampler: np.random.Generator) -> dict[str, Any]:
     kind, keys, position, has_gauss, cached = np.random.get_state()
     return {
         "torch": torch.get_rng_state(),
-        "numpy": [kind, torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(position), int(has_gauss), float(cached)],
+        "numpy": [
+            kind,
+            torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            int(position),
+            int(has_gauss),
+            float(cached),
+        ],
         "python": _to_lists(random.getstate()),
         "sampler": json.dumps(sampler.bit_generator.state),
     }
@@ -54,8 +60,9 @@ def _restore_rng(states: dict[str, Any], sampler: np.random.Generator) -> None:
     sampler.bit_generator.state = json.loads(states["sampler"])
 
 
-def _sample_batch(items: list[VocoderItem], sampler: np.random.Generator, batch_size: int, seq_len: int,
-                  hop: int, pad: int, bits: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _sample_batch(
+    items: list[VocoderItem], sampler: np.random.Generator, batch_size: int, seq_len: int, hop: int, pad: int, bits: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     indices = sampler.integers(0, len(items), batch_size)
     chosen = [items[i] for i in indices]
     offsets = [int(sampler.integers(0, max_offset(item, seq_len, hop, pad))) for item in chosen]
@@ -71,9 +78,17 @@ def _write_sample(network, item: VocoderItem, path: Path, seconds: float, seed: 
     frames = max(1, min(item.mel.shape[1], int(seconds * RTVC_SYNTHESIZER_MEL.sample_rate) // network.hop_length))
     generator = Generator(network, engine="auto", block_steps=2000)
     chunks = []
-    for pieces in generator.run([torch.from_numpy(item.mel[:, :frames])], batched=True, target=2000, overlap=200,
-                                argmax=False, generators=[torch.Generator().manual_seed(seed)],
-                                preemphasis=RTVC_SYNTHESIZER_MEL.preemphasis, quirks=False, rtvc_rng=False):
+    for pieces in generator.run(
+        [torch.from_numpy(item.mel[:, :frames])],
+        batched=True,
+        target=2000,
+        overlap=200,
+        argmax=False,
+        generators=[torch.Generator().manual_seed(seed)],
+        preemphasis=RTVC_SYNTHESIZER_MEL.preemphasis,
+        quirks=False,
+        rtvc_rng=False,
+    ):
         chunks.append(pieces[0])
     wave = np.clip(np.concatenate(chunks), -1, 1).astype(np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,12 +97,16 @@ def _write_sample(network, item: VocoderItem, path: Path, seconds: float, seed: 
 
 @app.command()
 def fit(
-    data: Annotated[Path, typer.Option(help="Folder of .wav (with optional .npy (80, T) GTA mels) or a manifest 'wav|mel'.")],
+    data: Annotated[
+        Path, typer.Option(help="Folder of .wav (with optional .npy (80, T) GTA mels) or a manifest 'wav|mel'.")
+    ],
     run_dir: Annotated[Path, typer.Option(help="Where checkpoint.pt, log.csv and samples/ go.")],
     preset: Annotated[str, typer.Option(help="Model size: rtvc, small or tiny.")] = "small",
     config_json: Annotated[str, typer.Option(help="Extra WaveRNNConfig fields as JSON (sizes).")] = "{}",
     batch_size: Annotated[int, typer.Option(min=1, help="Segments per step (RTVC: 100).")] = 32,
-    seq_len: Annotated[int, typer.Option(min=200, help="Samples per segment, a multiple of the hop (RTVC: 1000).")] = 1000,
+    seq_len: Annotated[
+        int, typer.Option(min=200, help="Samples per segment, a multiple of the hop (RTVC: 1000).")
+    ] = 1000,
     lr: Annotated[float, typer.Option(help="Adam learning rate (RTVC: 1e-4).")] = 1e-4,
     max_steps: Annotated[int, typer.Option(min=1, help="Stop after this many steps in total.")] = 10000,
     save_every: Annotated[int, typer.Option(min=1, help="Checkpoint every N steps (and at the end).")] = 500,
@@ -129,14 +148,17 @@ def fit(
         print(f"resumed at step {step}")
 
     def save() -> None:
-        save_torch({
-            "model_state": network.state_dict(),
-            "optimizer_state": optimizer.state_dict(),
-            "step": step,
-            "config": config.model_dump_json(),
-            "training_data": description,
-            "rng": _rng_states(sampler),
-        }, checkpoint_path)
+        save_torch(
+            {
+                "model_state": network.state_dict(),
+                "optimizer_state": optimizer.state_dict(),
+                "step": step,
+                "config": config.model_dump_json(),
+                "training_data": description,
+                "rng": _rng_states(sampler),
+            },
+            checkpoint_path,
+        )
 
     log = (run_dir / "log.csv").open("a")
     if log.tell() == 0:
