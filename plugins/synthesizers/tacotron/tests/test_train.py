@@ -162,3 +162,6 @@ def test_guided_attention_loss_prefers_the_diagonal() -> None:
     flat = torch.full((1, 10, 10), 0.1)
     assert float(guided_attention_loss(diagonal, text_lengths, decoder_lengths)) < 0.01
     assert 0.3 < float(guided_attention_loss(flat, text_lengths, decoder_lengths)) < 1
+    on_padding = torch.zeros(1, 10, 12)
+    on_padding[:, :, 11] = 1.0  # all the mass on a padded character
+    assert float(guided_attention_loss(on_padding, text_lengths, decoder_lengths)) == 1.0

@@ -31,7 +31,8 @@ def guided_attention_weights(
     steps: int | None = None,
     chars: int | None = None,
 ) -> torch.Tensor:
-    """Penalty ``1 - exp(-(l/L - t/T)^2 / (2 sigma^2))`` (Tachibana et al. 2017), 0 outside each item.
+    """Penalty ``1 - exp(-(l/L - t/T)^2 / (2 sigma^2))`` (Tachibana et al. 2017) on the item's characters,
+    1 on padded characters, 0 on padded decoder steps.
 
     Shapes: text_lengths (B,), decoder_lengths (B,) -> (B, steps, chars).
     """
@@ -42,8 +43,9 @@ def guided_attention_weights(
     big_t = decoder_lengths.float()[:, None, None].clamp_min(1)
     big_n = text_lengths.float()[:, None, None].clamp_min(1)
     weights = 1.0 - torch.exp(-((n / big_n - t / big_t) ** 2) / (2 * sigma**2))
-    valid = (t < big_t) & (n < big_n)
-    return weights * valid
+    # padded characters cost 1: with RTVC's multiplicative mask they can take attention mass
+    weights = torch.where(n < big_n, weights, torch.ones_like(weights))
+    return weights * (t < big_t)
 
 
 def guided_attention_loss(

@@ -176,7 +176,9 @@ def _save_plots(
         import matplotlib.pyplot as plt
 
         figure, axes = plt.subplots(1, 3, figsize=(15, 4))
-        axes[0].imshow(attention.numpy().T, aspect="auto", origin="lower", interpolation="none")
+        # the first step attends to one character with weight ~1; scale the colours by the other steps
+        peak = float(attention[1:].max()) if attention.size(0) > 1 else 1.0
+        axes[0].imshow(attention.numpy().T, aspect="auto", origin="lower", interpolation="none", vmin=0, vmax=peak)
         axes[0].set(title=f"attention, step {step}", xlabel="decoder step", ylabel="character")
         axes[1].imshow(mel.numpy(), aspect="auto", origin="lower", vmin=-4, vmax=4)
         axes[1].set(title="predicted mel (post-net)")
