@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+import time
 from pathlib import Path
 from types import ModuleType
 
@@ -259,6 +260,9 @@ void run_steps(torch::Tensor pre_i, torch::Tensor pre_g1, torch::Tensor pre_a2, 
 }
 """
 
+#: A build lock older than this is taken to be left over from a killed build.
+STALE_LOCK_S = 600
+
 _LOCK = threading.Lock()
 _LOADED: dict[str, ModuleType | None] = {}
 
@@ -293,6 +297,10 @@ def load_kernel(verbose: bool = False) -> ModuleType | None:
 
             build_dir = _cache_dir() / key
             build_dir.mkdir(parents=True, exist_ok=True)
+            lock = build_dir / "lock"
+            # a build killed half-way leaves torch's lock file behind, and load_inline would wait for it forever
+            if lock.exists() and time.time() - lock.stat().st_mtime > STALE_LOCK_S:
+                lock.unlink(missing_ok=True)
             module = load_inline(
                 name=f"vcframe_wavernn_kernel_{key}",
                 cpp_sources=[CPP_SOURCE],
