@@ -8,7 +8,7 @@ One call runs ``n_steps`` steps for all folds. Everything that does not depend o
 precomputed by the caller as whole-block matrix products; a step is then five small GEMMs (the recurrent
 products, rnn2's input and the fc layers, through ATen/MKL into preallocated buffers) and fused loops for
 the GRU gates, the residuals, the ReLUs and the sampler. Folds are split in contiguous groups over the
-threads (``at::parallel_for``); groups never synchronise, so two cores give close to twice the speed.
+threads (plain ``std::thread``); groups never synchronise, so two cores give close to twice the speed.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ import torch
 
 CPP_SOURCE = r"""
 #include <torch/extension.h>
-#include <ATen/Parallel.h>
+#include <thread>
+#include <vector>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -98,45 +99,57 @@ static inline void vc_apply(float* v, int64_t count, int mode) {
 // thread): 4 rows x 16 columns of accumulators, B streamed once per 4 rows with its 16-column strip in L1.
 // MKL is slow at these shapes (and oversubscribes inside our threads); this loop vectorises with -O3 -mavx2.
 #ifdef VC_HAVE_AVX2
-template <int MB>
+// MB rows x (8 NV) columns of C. MB * NV independent accumulator chains hide the FMA latency: with few rows
+// (few folds per thread) the tile gets wider instead.
+template <int MB, int NV>
 static inline void gemm_tile(const float* __restrict A, int64_t K, const float* __restrict B, int64_t N,
                              float* __restrict C, int64_t n0) {
-  __m256 acc0[MB], acc1[MB];
-  for (int r = 0; r < MB; ++r) { acc0[r] = _mm256_setzero_ps(); acc1[r] = _mm256_setzero_ps(); }
+  __m256 acc[MB][NV];
+  for (int r = 0; r < MB; ++r)
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_setzero_ps();
   for (int64_t k = 0; k < K; ++k) {
     const float* b = B + k * N + n0;
-    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+    __m256 bv[NV];
+    for (int v = 0; v < NV; ++v) bv[v] = _mm256_loadu_ps(b + 8 * v);
     for (int r = 0; r < MB; ++r) {
       const __m256 av = _mm256_broadcast_ss(A + r * K + k);
-      acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
-      acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_fmadd_ps(av, bv[v], acc[r][v]);
     }
   }
-  for (int r = 0; r < MB; ++r) {
-    _mm256_storeu_ps(C + r * N + n0, acc0[r]);
-    _mm256_storeu_ps(C + r * N + n0 + 8, acc1[r]);
-  }
+  for (int r = 0; r < MB; ++r)
+    for (int v = 0; v < NV; ++v) _mm256_storeu_ps(C + r * N + n0 + 8 * v, acc[r][v]);
 }
+
 #endif
 
 static void small_gemm(const torch::Tensor& a, const torch::Tensor& b, torch::Tensor& c) {
-  const int64_t M = a.size(0), K = a.size(1), N = b.size(1);
-  #ifndef VC_HAVE_AVX2
+#ifndef VC_HAVE_AVX2
   at::mm_out(c, a, b);
-  return;
 #else
+  const int64_t M = a.size(0), K = a.size(1), N = b.size(1);
   if (N % 16 != 0) { at::mm_out(c, a, b); return; }
   const float* A = a.data_ptr<float>();
   const float* B = b.data_ptr<float>();
   float* C = c.data_ptr<float>();
-  for (int64_t n0 = 0; n0 < N; n0 += 16) {
+  // Column panels outermost: a panel of B (K x 64 floats, 128 kB for K = 512) stays in L2 while every row
+  // block uses it, so B is read from L3 once per product whatever the number of folds.
+  const int64_t panel = N % 64 == 0 ? 64 : 16;
+  for (int64_t n0 = 0; n0 < N; n0 += panel) {
     int64_t m0 = 0;
-    for (; m0 + 4 <= M; m0 += 4) gemm_tile<4>(A + m0 * K, K, B, N, C + m0 * N, n0);
-    switch (M - m0) {
-      case 3: gemm_tile<3>(A + m0 * K, K, B, N, C + m0 * N, n0); break;
-      case 2: gemm_tile<2>(A + m0 * K, K, B, N, C + m0 * N, n0); break;
-      case 1: gemm_tile<1>(A + m0 * K, K, B, N, C + m0 * N, n0); break;
-      default: break;
+    for (; m0 + 4 <= M; m0 += 4)
+      for (int64_t n1 = n0; n1 < n0 + panel; n1 += 16) gemm_tile<4, 2>(A + m0 * K, K, B, N, C + m0 * N, n1);
+    const int64_t rest = M - m0;
+    if (rest == 0) continue;
+    const float* Ar = A + m0 * K;
+    float* Cr = C + m0 * N;
+    if (panel == 64) {
+      if (rest == 1) gemm_tile<1, 8>(Ar, K, B, N, Cr, n0);
+      else if (rest == 2) { gemm_tile<2, 4>(Ar, K, B, N, Cr, n0); gemm_tile<2, 4>(Ar, K, B, N, Cr, n0 + 32); }
+      else { gemm_tile<3, 4>(Ar, K, B, N, Cr, n0); gemm_tile<3, 4>(Ar, K, B, N, Cr, n0 + 32); }
+    } else {
+      if (rest == 1) gemm_tile<1, 2>(Ar, K, B, N, Cr, n0);
+      else if (rest == 2) gemm_tile<2, 2>(Ar, K, B, N, Cr, n0);
+      else gemm_tile<3, 2>(Ar, K, B, N, Cr, n0);
     }
   }
 #endif
@@ -156,10 +169,10 @@ void run_steps(torch::Tensor pre_i, torch::Tensor pre_g1, torch::Tensor pre_a2, 
                torch::Tensor out, int64_t n_steps, int64_t groups) {
   const int64_t F = h1.size(0), R = h1.size(1), H = fc1_t.size(1), C = fc3_t.size(1);
   groups = std::max<int64_t>(1, std::min<int64_t>(groups, F));
-  at::parallel_for(0, groups, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t g = begin; g < end; ++g) {
+  auto run_group = [&](int64_t g) {
+    {
       const int64_t f0 = F * g / groups, f1 = F * (g + 1) / groups, nf = f1 - f0;
-      if (nf <= 0) continue;
+      if (nf <= 0) return;
       auto opts = h1.options();
       torch::Tensor h1v = h1.narrow(0, f0, nf), h2v = h2.narrow(0, f0, nf);
       torch::Tensor gh1 = torch::empty({nf, 3 * R}, opts), gi2 = torch::empty({nf, 3 * R}, opts);
@@ -256,7 +269,13 @@ void run_steps(torch::Tensor pre_i, torch::Tensor pre_g1, torch::Tensor pre_a2, 
         }
       }
     }
-  });
+  };
+  // plain threads, no OpenMP: the groups never synchronise, and in an extension built without -fopenmp
+  // at::parallel_for runs serially
+  std::vector<std::thread> workers;
+  for (int64_t g = 1; g < groups; ++g) workers.emplace_back(run_group, g);
+  run_group(0);
+  for (auto& worker : workers) worker.join();
 }
 """
 
