@@ -88,9 +88,11 @@ def test_mu_law_and_dataset_item_and_collate(ref, features):
     )
 
 
-@pytest.mark.parametrize("engine", ["cpp", "torch"])
+@pytest.mark.parametrize("engine", ["cpp", "cpp-2-threads", "torch"])
 @pytest.mark.parametrize("name", ["short_unbatched_argmax", "short_batched_t2000_o400_sampled"])
 def test_generation_bit_exact(ref, fixtures_dir, name, engine):
+    threads = 2 if engine == "cpp-2-threads" else None
+    engine = engine.removesuffix("-2-threads")
     if engine == "cpp":
         from vcframe_wavernn.kernel import load_kernel
 
@@ -104,6 +106,7 @@ def test_generation_bit_exact(ref, fixtures_dir, name, engine):
         overlap=int(ref[prefix + "overlap"]),
         sampler="argmax" if bool(ref[prefix + "argmax"]) else "sample",
         engine=engine,
+        threads=threads,
     )
     seed = int(ref[prefix + "seed"])
     mel = Mel(ref[prefix + "mel_in"] * 4, RTVC_SYNTHESIZER_MEL)  # the vocoder divides by 4 itself
