@@ -122,9 +122,15 @@ def test_argmax_is_deterministic_and_engines_agree_on_shape():
     assert torch.equal(vocoder.vocode(mel).samples, vocoder.vocode(mel, seed=9).samples)
 
 
-def test_reference_engine_matches_fast_engine_on_tiny_model():
+@pytest.mark.parametrize("engine", ["torch", "cpp"])
+def test_reference_engine_matches_fast_engine_on_tiny_model(engine):
+    if engine == "cpp":
+        from vcframe_wavernn.kernel import load_kernel
+
+        if load_kernel() is None:
+            pytest.skip("no C++ compiler: the kernel cannot be built here")
     mel = random_mel(25)
-    fast = tiny(target=1000, overlap=200).generate_float64(mel, seed=11)[0]
+    fast = tiny(target=1000, overlap=200, engine=engine, threads=2).generate_float64(mel, seed=11)[0]
     reference = tiny(target=1000, overlap=200, engine="reference").generate_float64(mel, seed=11)[0]
     assert np.array_equal(fast, reference)
 

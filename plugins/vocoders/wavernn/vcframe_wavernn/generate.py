@@ -208,6 +208,12 @@ class Generator:
             )
             self.fc3_t = net.fc3.weight.detach().t().contiguous()
             self.b3 = net.fc3.bias.detach().contiguous()
+            from vcframe_wavernn.kernel import pack_panels
+
+            self._packed = {
+                name: pack_panels(getattr(self, name))
+                for name in ("whh1_t", "wih2_t", "whh2_t", "fc1_t", "fc2_t", "fc3_t")
+            }
             self.table = label_to_float(torch.arange(net.n_classes), net.n_classes).contiguous()
 
     # -- conditioning ----------------------------------------------------------------------------
@@ -348,14 +354,14 @@ class Generator:
                 argmax,
                 self.w_sample,
                 self.v_sample,
-                self.whh1_t,
+                self._packed["whh1_t"],
                 self.bhh1,
-                self.wih2_t,
-                self.whh2_t,
+                self._packed["wih2_t"],
+                self._packed["whh2_t"],
                 self.bhh2,
-                self.fc1_t,
-                self.fc2_t,
-                self.fc3_t,
+                self._packed["fc1_t"],
+                self._packed["fc2_t"],
+                self._packed["fc3_t"],
                 self.b3,
                 self.table,
                 x,

@@ -102,13 +102,13 @@ static inline void vc_apply(float* v, int64_t count, int mode) {
 // MB rows x (8 NV) columns of C. MB * NV independent accumulator chains hide the FMA latency: with few rows
 // (few folds per thread) the tile gets wider instead.
 template <int MB, int NV>
-static inline void gemm_tile(const float* __restrict A, int64_t K, const float* __restrict B, int64_t N,
-                             float* __restrict C, int64_t n0) {
+static inline void gemm_tile(const float* __restrict A, int64_t K, const float* __restrict B, int64_t ldb,
+                             float* __restrict C, int64_t N, int64_t n0) {
   __m256 acc[MB][NV];
   for (int r = 0; r < MB; ++r)
     for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_setzero_ps();
   for (int64_t k = 0; k < K; ++k) {
-    const float* b = B + k * N + n0;
+    const float* b = B + k * ldb;
     __m256 bv[NV];
     for (int v = 0; v < NV; ++v) bv[v] = _mm256_loadu_ps(b + 8 * v);
     for (int r = 0; r < MB; ++r) {
@@ -122,37 +122,46 @@ static inline void gemm_tile(const float* __restrict A, int64_t K, const float* 
 
 #endif
 
+// b is either a (K, N) matrix (then ATen's mm is used) or, packed by the caller, (N / P, K, P) panels of P
+// columns (P = 64 or 16): each panel is contiguous, so the tiles stream it with the hardware prefetcher
+// (rows of a plain (K, N) matrix lie N floats apart, a page or more, where prefetchers stop).
 static void small_gemm(const torch::Tensor& a, const torch::Tensor& b, torch::Tensor& c) {
-#ifndef VC_HAVE_AVX2
-  at::mm_out(c, a, b);
-#else
-  const int64_t M = a.size(0), K = a.size(1), N = b.size(1);
-  if (N % 16 != 0) { at::mm_out(c, a, b); return; }
-  const float* A = a.data_ptr<float>();
-  const float* B = b.data_ptr<float>();
-  float* C = c.data_ptr<float>();
-  // Column panels outermost: a panel of B (K x 64 floats, 128 kB for K = 512) stays in L2 while every row
-  // block uses it, so B is read from L3 once per product whatever the number of folds.
-  const int64_t panel = N % 64 == 0 ? 64 : 16;
-  for (int64_t n0 = 0; n0 < N; n0 += panel) {
-    int64_t m0 = 0;
-    for (; m0 + 4 <= M; m0 += 4)
-      for (int64_t n1 = n0; n1 < n0 + panel; n1 += 16) gemm_tile<4, 2>(A + m0 * K, K, B, N, C + m0 * N, n1);
-    const int64_t rest = M - m0;
-    if (rest == 0) continue;
-    const float* Ar = A + m0 * K;
-    float* Cr = C + m0 * N;
-    if (panel == 64) {
-      if (rest == 1) gemm_tile<1, 8>(Ar, K, B, N, Cr, n0);
-      else if (rest == 2) { gemm_tile<2, 4>(Ar, K, B, N, Cr, n0); gemm_tile<2, 4>(Ar, K, B, N, Cr, n0 + 32); }
-      else { gemm_tile<3, 4>(Ar, K, B, N, Cr, n0); gemm_tile<3, 4>(Ar, K, B, N, Cr, n0 + 32); }
-    } else {
-      if (rest == 1) gemm_tile<1, 2>(Ar, K, B, N, Cr, n0);
-      else if (rest == 2) gemm_tile<2, 2>(Ar, K, B, N, Cr, n0);
-      else gemm_tile<3, 2>(Ar, K, B, N, Cr, n0);
+#ifdef VC_HAVE_AVX2
+  if (b.dim() == 3) {
+    const int64_t M = a.size(0), K = a.size(1), P = b.size(2), N = b.size(0) * P;
+    const float* A = a.data_ptr<float>();
+    const float* Bp = b.data_ptr<float>();
+    float* C = c.data_ptr<float>();
+    for (int64_t p = 0; p < N / P; ++p) {
+      const float* B = Bp + p * K * P;
+      const int64_t n0 = p * P;
+      int64_t m0 = 0;
+      for (; m0 + 4 <= M; m0 += 4)
+        for (int64_t off = 0; off < P; off += 16)
+          gemm_tile<4, 2>(A + m0 * K, K, B + off, P, C + m0 * N, N, n0 + off);
+      const int64_t rest = M - m0;
+      if (rest == 0) continue;
+      const float* Ar = A + m0 * K;
+      float* Cr = C + m0 * N;
+      if (P == 64) {
+        if (rest == 1) gemm_tile<1, 8>(Ar, K, B, P, Cr, N, n0);
+        else if (rest == 2) {
+          gemm_tile<2, 4>(Ar, K, B, P, Cr, N, n0);
+          gemm_tile<2, 4>(Ar, K, B + 32, P, Cr, N, n0 + 32);
+        } else {
+          gemm_tile<3, 4>(Ar, K, B, P, Cr, N, n0);
+          gemm_tile<3, 4>(Ar, K, B + 32, P, Cr, N, n0 + 32);
+        }
+      } else {
+        if (rest == 1) gemm_tile<1, 2>(Ar, K, B, P, Cr, N, n0);
+        else if (rest == 2) gemm_tile<2, 2>(Ar, K, B, P, Cr, N, n0);
+        else gemm_tile<3, 2>(Ar, K, B, P, Cr, N, n0);
+      }
     }
+    return;
   }
 #endif
+  at::mm_out(c, a, b.dim() == 3 ? b.permute({1, 0, 2}).reshape({a.size(1), -1}) : b);
 }
 
 // Runs n_steps generation steps. Shapes (F folds, R rnn dims, H fc dims, C classes, K >= n_steps):
@@ -167,7 +176,8 @@ void run_steps(torch::Tensor pre_i, torch::Tensor pre_g1, torch::Tensor pre_a2, 
                torch::Tensor fc1_t, torch::Tensor fc2_t, torch::Tensor fc3_t, torch::Tensor b3,
                torch::Tensor table, torch::Tensor x, torch::Tensor h1, torch::Tensor h2,
                torch::Tensor out, int64_t n_steps, int64_t groups) {
-  const int64_t F = h1.size(0), R = h1.size(1), H = fc1_t.size(1), C = fc3_t.size(1);
+  auto columns = [](const torch::Tensor& t) { return t.dim() == 3 ? t.size(0) * t.size(2) : t.size(1); };
+  const int64_t F = h1.size(0), R = h1.size(1), H = columns(fc1_t), C = columns(fc3_t);
   groups = std::max<int64_t>(1, std::min<int64_t>(groups, F));
   auto run_group = [&](int64_t g) {
     {
@@ -289,6 +299,16 @@ _LOADED: dict[str, ModuleType | None] = {}
 def _cache_dir() -> Path:
     root = os.environ.get("VCFRAME_CACHE") or os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(root) / "vcframe" / "wavernn_kernel"
+
+
+def pack_panels(matrix_t: torch.Tensor) -> torch.Tensor:
+    """(K, N) -> (N / P, K, P) contiguous column panels for the kernel's GEMM (P = 64 or 16); unchanged if
+    N is not a multiple of 16 (the kernel then uses ATen's mm)."""
+    rows, columns = matrix_t.shape
+    panel = 64 if columns % 64 == 0 else 16 if columns % 16 == 0 else 0
+    if not panel:
+        return matrix_t.contiguous()
+    return matrix_t.reshape(rows, columns // panel, panel).permute(1, 0, 2).contiguous()
 
 
 def _cpu_flags() -> list[str]:
