@@ -21,7 +21,6 @@ Audio is produced block by block: after ``k`` steps every fold holds its first `
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -503,4 +502,4 @@ def steps_for(frames: int, hop_length: int, batched: bool, target: int, overlap:
     return folds, target + 2 * overlap
 
 
-__all__ = ["Generator", "reference_generate", "draw_rtvc_gru_cell_numbers", "steps_for", "math"]
+__all__ = ["Generator", "reference_generate", "draw_rtvc_gru_cell_numbers", "steps_for"]
