@@ -128,6 +128,25 @@ EncoderOption = Annotated[str | None, typer.Option("--encoder", help="Speaker en
 SynthesizerOption = Annotated[str | None, typer.Option("--synthesizer", help="Synthesizer plugin.")]
 VocoderOption = Annotated[str | None, typer.Option("--vocoder", help="Vocoder plugin.")]
 DeviceOption = Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
+VoiceOption = Annotated[
+    str | None, typer.Option("--voice", "-v", help="A named voice (see 'vcframe voices list') instead of --reference.")
+]
+DatasetRootOption = Annotated[
+    str | None,
+    typer.Option(
+        "--dataset-root", help="LibriSpeech folder for --reference librispeech:<id> (or $VCFRAME_LIBRISPEECH)."
+    ),
+]
+
+
+def _check_one_voice(reference: list[str] | None, voice: str | None, embedding: Path | None = None) -> None:
+    sources = (("--reference", reference), ("--voice", voice), ("--embedding", embedding))
+    given = [name for name, value in sources if value]
+    if not given:
+        hint = "pass --reference FILE (repeatable), --voice NAME (see 'vcframe voices list')"
+        raise InputError("no voice given", hint=hint + (" or --embedding FILE" if embedding is None else ""))
+    if len(given) > 1:
+        raise InputError(f"give one voice source, not {' and '.join(given)}", hint="keep one of them")
 
 
 def _read_text(text: str | None, text_file: Path | None) -> str:
@@ -179,9 +198,11 @@ def run(
     text_file: Annotated[Path | None, typer.Option("--text-file", help="UTF-8 file with the text to speak.")] = None,
     out: Annotated[Path, typer.Option("--out", help="Output audio file (.wav, .flac, .ogg).")] = Path("output.wav"),
     reference: ReferenceOption = None,
+    voice: VoiceOption = None,
     embedding: Annotated[
         Path | None, typer.Option("--embedding", help="Saved embedding (.npy) instead of clips.")
     ] = None,
+    dataset_root: DatasetRootOption = None,
     encoder: EncoderOption = None,
     synthesizer: SynthesizerOption = None,
     vocoder: VocoderOption = None,
@@ -202,10 +223,10 @@ def run(
     check_output_path(out)
     if plot is not None:
         check_output_path(plot)
-    if not reference and embedding is None:
-        raise InputError("no voice given", hint="pass --reference FILE (repeatable) or --embedding FILE")
+    _check_one_voice(reference, voice, embedding)
     settings = _settings(
         option,
+        dataset_root=dataset_root,
         encoder=encoder,
         synthesizer=synthesizer,
         vocoder=vocoder,
@@ -222,7 +243,7 @@ def run(
     pipeline.sentences(spoken)  # refuse bad text before loading any model
     saved = SpeakerEmbedding.load(str(embedding)) if embedding is not None else None
     with _ProgressReporter() as progress:
-        waveform = pipeline.clone(spoken, reference or None, embedding=saved, progress=progress)
+        waveform = pipeline.clone(spoken, reference or None, embedding=saved, voice=voice, progress=progress)
     save_audio(waveform, out)
     if metadata:
         from vcframe._io import atomic_write, to_jsonable
@@ -248,6 +269,8 @@ def _save_plot(pipeline: Any, text: str, path: Path) -> None:
 @handle_errors
 def embed(
     reference: ReferenceOption = None,
+    voice: VoiceOption = None,
+    dataset_root: DatasetRootOption = None,
     out: Annotated[Path, typer.Option("--out", help="Output .npy (a .npy.json sidecar holds the spec).")] = Path(
         "embedding.npy"
     ),
@@ -259,14 +282,13 @@ def embed(
     from vcframe._io import check_output_path
 
     check_output_path(out)
-    if not reference:
-        raise InputError("no reference audio given", hint="pass --reference FILE (repeatable)")
-    settings = _settings(option, encoder=encoder, device=device)
+    _check_one_voice(reference, voice)
+    settings = _settings(option, encoder=encoder, device=device, dataset_root=dataset_root)
     from vcframe.pipeline import Pipeline
 
     pipeline = Pipeline(settings=settings, registry=_registry(settings), embedding_only=True)
     with _ProgressReporter() as progress:
-        speaker = pipeline.embed(reference, progress)
+        speaker = pipeline.voice_embedding(voice) if voice else pipeline.embed(reference or [], progress)
     speaker.save(str(out))
     stderr.print(f"wrote {out} ({speaker.spec.space}, dim {speaker.spec.dim})", highlight=False)
 
@@ -566,5 +588,7 @@ def main(argv: list[str] | None = None) -> None:
     _load_cli_hooks()
     app(args=argv, prog_name="vcframe")
 
+
+from vcframe import _cli_voices as _cli_voices  # noqa: E402,F401  (registers 'vcframe voices')
 
 __all__ = ["app", "main", "OutputError"]

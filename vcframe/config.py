@@ -63,6 +63,9 @@ class Settings(BaseModel):
     max_sentence_chars: int = Field(200, ge=10, description="Longer sentences are split at commas and spaces.")
     sentence_pause_s: float = Field(0.15, ge=0, le=5, description="Silence between sentences (RTVC's toolbox: 0.15).")
     synthesis_batch_size: int = Field(8, gt=0, description="Sentences synthesized together.")
+    dataset_root: str | None = Field(
+        None, description="LibriSpeech folder for librispeech:<id> references (else $VCFRAME_LIBRISPEECH)."
+    )
     reference_processors: list[str] | None = Field(None, description="Names of reference processors to apply.")
     output_processors: list[str] | None = Field(None, description="Names of output processors to apply.")
     components: dict[str, dict[str, dict[str, Any]]] = Field(

@@ -31,6 +31,7 @@ from vcframe.seeding import resolve_device
 from vcframe.specs import AudioSpec, ComponentSpec
 from vcframe.text import split_sentences
 from vcframe.types import Mel, SpeakerEmbedding, Waveform
+from vcframe.voices import Voice, VoiceStore, resolve_reference, voice_embedding
 
 Reference = str | os.PathLike[str] | Waveform
 #: ``progress(stage, done, total)`` callbacks; stages: "load", "embed", "synthesize", "vocode".
@@ -175,7 +176,8 @@ class Pipeline:
             waveform, name = resample_waveform(reference, audio_spec.sample_rate), "reference waveform"
         else:
             name = str(reference)
-            waveform = load_audio(reference, sample_rate=audio_spec.sample_rate)
+            path = resolve_reference(reference, dataset_root=self.settings.dataset_root)
+            waveform = load_audio(path, sample_rate=audio_spec.sample_rate)
         duration = waveform.durations[0]
         if duration < audio_spec.min_duration_s:
             raise AudioInputError(
@@ -184,6 +186,15 @@ class Pipeline:
                 hint="use a longer clip (5-10 s of speech works best)",
             )
         return self._apply_processors(waveform, "reference")
+
+    def embedding_spec(self) -> Any:
+        """The :class:`~vcframe.specs.EmbeddingSpec` the encoder produces with its configuration."""
+        return self.specs["encoder"].resolve_io(self.configs["encoder"])[1]
+
+    def voice_embedding(self, voice: str | Voice, store: VoiceStore | None = None) -> SpeakerEmbedding:
+        """The embedding of a named voice (sample or registered) in this pipeline's encoder space."""
+        store = store if store is not None else VoiceStore()
+        return voice_embedding(store.get(voice), self)
 
     def embed(self, references: Sequence[Reference], progress: Progress = _no_progress) -> SpeakerEmbedding:
         """One speaker embedding (1, D) from one or more clips of the same speaker."""
@@ -310,6 +321,7 @@ class Pipeline:
         reference: Reference | Sequence[Reference] | None = None,
         *,
         embedding: SpeakerEmbedding | None = None,
+        voice: str | Voice | None = None,
         seed: int | None = None,
         progress: Progress = _no_progress,
     ) -> Waveform:
@@ -318,6 +330,8 @@ class Pipeline:
         Returns a single-item Waveform at the vocoder's rate; its metadata records the components, their
         options, the seed and any bridged mismatch.
         """
+        self.sentences(text)  # refuse bad text before embedding the voice
+        embedding = self._voice_or(embedding, voice, reference)
         parts = list(self._run(text, reference, embedding, seed, progress, streaming=False))
         waveform = Waveform.concatenate(parts)
         waveform = self._apply_processors(waveform, "output")
@@ -336,6 +350,7 @@ class Pipeline:
         reference: Reference | Sequence[Reference] | None = None,
         *,
         embedding: SpeakerEmbedding | None = None,
+        voice: str | Voice | None = None,
         seed: int | None = None,
         progress: Progress = _no_progress,
     ) -> Iterator[Waveform]:
@@ -343,7 +358,18 @@ class Pipeline:
 
         Output processors are not applied to streamed chunks (they may need the whole signal).
         """
+        self.sentences(text)  # refuse bad text before embedding the voice
+        embedding = self._voice_or(embedding, voice, reference)
         yield from self._run(text, reference, embedding, seed, progress, streaming=True)
+
+    def _voice_or(
+        self, embedding: SpeakerEmbedding | None, voice: str | Voice | None, reference: Any
+    ) -> SpeakerEmbedding | None:
+        if voice is None:
+            return embedding
+        if embedding is not None or reference:
+            raise InputError("give one of a reference, an embedding or a voice", hint="pass only --voice NAME")
+        return self.voice_embedding(voice)
 
     # -- processors -----------------------------------------------------------------------------------
 

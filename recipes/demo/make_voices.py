@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Make the predefined sample voices: short clips of synthetic speakers held out from the training corpus.
 
-    python recipes/demo/make_voices.py --out recipes/demo/voices
+    python recipes/demo/make_voices.py --out registry/voices
 
 Writes ``<out>/<name>.flac`` (16 kHz mono 16-bit FLAC, 5-8 s, peak-normalised, ~0.1 s silence at each end) and
 ``<out>/voices.json`` (name, description, file, sha256, duration, text, engine settings, licence). The clips come
