@@ -217,7 +217,7 @@ def test_bad_options_are_one_line_errors(texts: Path, tmp_path: Path) -> None:
 
 # -- predefined voices ---------------------------------------------------------------------------------------
 
-SHIPPED = DEMO / "voices"
+SHIPPED = DEMO.parent.parent / "registry" / "voices"
 
 
 def test_shipped_voices_match_their_index() -> None:
