@@ -42,15 +42,29 @@ def normalize_volume(
     return wav * (10 ** (dbfs_change / 20))
 
 
+class _WebrtcVad:
+    """WebRTC's voice activity detector through the ``_webrtcvad`` C extension of the ``webrtcvad`` wheel.
+
+    The wheel's Python wrapper (``webrtcvad.py`` 2.0.10, the version resemblyzer pins) imports
+    ``pkg_resources`` only to read its own version, and fails where setuptools no longer provides it; the
+    C extension itself is fine, so it is driven directly (``create``, ``init``, ``set_mode``, ``process``).
+    """
+
+    def __init__(self, mode: int) -> None:
+        import _webrtcvad  # type: ignore[import-not-found]
+
+        self._extension = _webrtcvad
+        self._handle = _webrtcvad.create()
+        _webrtcvad.init(self._handle)
+        _webrtcvad.set_mode(self._handle, mode)
+
+    def is_speech(self, pcm: bytes, sample_rate: int) -> bool:
+        return bool(self._extension.process(self._handle, sample_rate, pcm, len(pcm) // 2))
+
+
 def webrtcvad_available() -> bool:
-    """True if ``webrtcvad`` imports (the old ``webrtcvad`` 2.0.10 wheel fails without setuptools' pkg_resources)."""
-    if importlib.util.find_spec("webrtcvad") is None:
-        return False
-    try:
-        import webrtcvad  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    """True if WebRTC's VAD extension (``_webrtcvad``, from the ``webrtcvad`` wheel) imports."""
+    return importlib.util.find_spec("_webrtcvad") is not None
 
 
 def _smooth_and_dilate(voice_flags: np.ndarray) -> np.ndarray:
@@ -67,12 +81,10 @@ def _smooth_and_dilate(voice_flags: np.ndarray) -> np.ndarray:
 
 def webrtc_voice_flags(wav: np.ndarray, mode: int = 3) -> np.ndarray:
     """One webrtcvad decision per 30 ms window of ``wav`` (a multiple of 480 samples long)."""
-    import webrtcvad
-
     # RTVC casts round(wav * 32767) to int16 without clipping, which wraps around for samples beyond +-1
     # (volume normalisation can push a peak there); we clip instead
     pcm = np.clip(np.round(wav * INT16_MAX), -INT16_MAX - 1, INT16_MAX).astype("<i2").tobytes()
-    vad = webrtcvad.Vad(mode)
+    vad = _WebrtcVad(mode)
     window_bytes = VAD_WINDOW * 2
     return np.array(
         [
