@@ -1,0 +1,116 @@
+"""``vcframe serve``: the web page and the REST API (FastAPI + uvicorn, the ``serve`` extra)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from vcframe.cli import (
+    DeviceOption,
+    EncoderOption,
+    OverrideOption,
+    SynthesizerOption,
+    VocoderOption,
+    _registry,
+    _settings,
+    app,
+    handle_errors,
+    stderr,
+)
+from vcframe.errors import VcframeError
+
+
+@app.command()
+@handle_errors
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to bind (default: loopback only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8000,
+    encoder: EncoderOption = None,
+    synthesizer: SynthesizerOption = None,
+    vocoder: VocoderOption = None,
+    device: DeviceOption = None,
+    option: OverrideOption = None,
+    allow_mismatch: Annotated[
+        bool, typer.Option("--allow-mismatch", help="Run incompatible components anyway.")
+    ] = False,
+    adapt: Annotated[bool, typer.Option("--adapt", help="Convert mismatched mels with an adapter hook.")] = False,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option("--allowed-host", help="Another Host header name to answer to (repeatable; '*' for any)."),
+    ] = None,
+    cors_origin: Annotated[
+        list[str] | None,
+        typer.Option("--cors-origin", help="Origin allowed to call the API from its pages (repeatable)."),
+    ] = None,
+    max_upload_mb: Annotated[float, typer.Option("--max-upload-mb", help="Largest upload, in MB.")] = 10.0,
+    max_upload_seconds: Annotated[
+        float, typer.Option("--max-upload-seconds", help="Longest uploaded clip, in seconds.")
+    ] = 60.0,
+    max_speech_chars: Annotated[
+        int, typer.Option("--max-speech-chars", help="Longest text of POST /v1/speech (longer: /v1/jobs).")
+    ] = 600,
+    queue_size: Annotated[int, typer.Option("--queue-size", help="Requests that may wait for the models.")] = 8,
+    job_ttl: Annotated[float, typer.Option("--job-ttl", help="Seconds a finished job's result is kept.")] = 3600.0,
+    preload: Annotated[
+        bool, typer.Option("--preload/--no-preload", help="Load the default models at start-up.")
+    ] = True,
+) -> None:
+    """Serve the page and the REST API (http://127.0.0.1:8000 by default; OpenAPI at /openapi.json)."""
+    from pydantic import ValidationError
+
+    from vcframe.errors import ConfigError
+    from vcframe.serve.settings import ServeSettings, is_loopback
+
+    settings = _settings(
+        option,
+        encoder=encoder,
+        synthesizer=synthesizer,
+        vocoder=vocoder,
+        device=device,
+        allow_mismatch=allow_mismatch or None,
+        adapt=adapt or None,
+    )
+    try:
+        serve_settings = ServeSettings(
+            host=host,
+            port=port,
+            allowed_hosts=tuple(allowed_host or ()),
+            cors_origins=tuple(cors_origin or ()),
+            max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+            max_upload_seconds=max_upload_seconds,
+            max_speech_chars=max_speech_chars,
+            queue_size=queue_size,
+            job_ttl_s=job_ttl,
+            preload=preload,
+        )
+    except ValidationError as error:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
+        raise ConfigError(f"invalid serve options: {problems}", hint="see 'vcframe serve --help'") from error
+    try:
+        import uvicorn
+
+        from vcframe.serve.app import create_app
+    except ImportError as error:
+        raise VcframeError(
+            f"vcframe serve needs FastAPI and uvicorn ({error.name or error} is missing)",
+            hint="pip install 'vcframe-core[serve]'",
+        ) from error
+    registry = _registry(settings)
+    from vcframe.pipeline import Pipeline
+
+    Pipeline(settings=settings, registry=registry)  # unknown or incompatible components fail here, not per request
+    application = create_app(settings, registry, serve_settings)
+    if not is_loopback(host):
+        stderr.print(
+            f"[yellow]warning:[/] binding {host}: the API has no authentication; anyone who can reach this "
+            "address can clone voices and add or delete stored voices",
+            highlight=False,
+        )
+    shown = f"[{host}]" if ":" in host else host
+    stderr.print(
+        f"vcframe serve: http://{shown}:{port}/ ({settings.encoder} -> {settings.synthesizer} -> "
+        f"{settings.vocoder}); Ctrl+C stops",
+        highlight=False,
+    )
+    uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)

@@ -1,0 +1,212 @@
+"""The server's models: pipelines by component triple, sharing built components, used on the worker thread.
+
+Building a :class:`~vcframe.pipeline.Pipeline` is cheap (specs and a compatibility check); its components
+load their weights on first use. :class:`Engine` keeps one pipeline per (encoder, synthesizer, vocoder)
+triple, and one built component per (kind, component, options, device), so a model loads once per process
+however many triples use it. Only the inference worker calls into the components.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import soundfile
+
+from vcframe.config import Settings
+from vcframe.discovery import Registry
+from vcframe.errors import AudioInputError, InputError
+from vcframe.pipeline import Pipeline
+from vcframe.specs import KINDS
+
+if TYPE_CHECKING:
+    from vcframe.serve.uploads import AudioUpload
+    from vcframe.types import Mel, SpeakerEmbedding, Waveform
+    from vcframe.voices import Voice
+
+Progress = Callable[[str, int, int], None]
+
+
+def _no_progress(stage: str, done: int, total: int) -> None:
+    return None
+
+
+class _ServedPipeline(Pipeline):
+    """A pipeline whose components come from the engine's shared cache."""
+
+    def __init__(self, *args: Any, shared: dict[tuple[str, ...], Any], **kwargs: Any) -> None:
+        self._shared = shared
+        super().__init__(*args, **kwargs)
+
+    def component(self, kind: str) -> Any:
+        if kind not in self.specs:
+            return super().component(kind)  # raises the pipeline's own error
+        spec = self.specs[kind]
+        options = json.dumps(self.configs[kind].model_dump(mode="json"), sort_keys=True, default=str)
+        key = (kind, spec.name, spec.factory, options, str(self.device))
+        built = self._shared.get(key)
+        if built is None:
+            built = super().component(kind)
+            self._shared[key] = built
+        return built
+
+
+class Engine:
+    """Pipelines for the triples requests ask for (at most ``max_pipelines`` kept, least recently used out)."""
+
+    def __init__(self, settings: Settings, registry: Registry, *, max_pipelines: int = 8) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.max_pipelines = max_pipelines
+        self._pipelines: OrderedDict[tuple[str, str, str], Pipeline] = OrderedDict()
+        self._encoders: dict[str, Pipeline] = {}
+        self._shared: dict[tuple[str, ...], Any] = {}
+        self._lock = threading.Lock()
+
+    def defaults(self) -> dict[str, str]:
+        """The components used when a request names none."""
+        return {kind: str(getattr(self.settings, kind)) for kind in KINDS}
+
+    def names(self, encoder: str | None, synthesizer: str | None, vocoder: str | None) -> tuple[str, str, str]:
+        """The triple a request asks for, defaults filled in."""
+        defaults = self.defaults()
+        return (encoder or defaults["encoder"], synthesizer or defaults["synthesizer"], vocoder or defaults["vocoder"])
+
+    def pipeline(
+        self, encoder: str | None = None, synthesizer: str | None = None, vocoder: str | None = None
+    ) -> Pipeline:
+        """The pipeline of a triple: PluginError (unknown) or IncompatibleComponentsError at once, no weights."""
+        key = self.names(encoder, synthesizer, vocoder)
+        with self._lock:
+            found = self._pipelines.get(key)
+            if found is not None:
+                self._pipelines.move_to_end(key)
+                return found
+            built = _ServedPipeline(*key, settings=self.settings, registry=self.registry, shared=self._shared)
+            self._pipelines[key] = built
+            while len(self._pipelines) > self.max_pipelines:
+                self._pipelines.popitem(last=False)
+            return built
+
+    def encoder_pipeline(self, encoder: str | None = None) -> Pipeline:
+        """An embedding-only pipeline of ``encoder`` (sharing its built model with the full pipelines)."""
+        name = encoder or self.defaults()["encoder"]
+        with self._lock:
+            found = self._encoders.get(name)
+            if found is None:
+                found = _ServedPipeline(
+                    encoder=name,
+                    settings=self.settings,
+                    registry=self.registry,
+                    embedding_only=True,
+                    shared=self._shared,
+                )
+                self._encoders[name] = found
+            return found
+
+    def preload(self) -> None:
+        """Build the default triple's components (loads their weights). Runs on the worker thread."""
+        pipeline = self.pipeline()
+        for kind in KINDS:
+            pipeline.component(kind)
+
+
+@dataclass
+class SpeechResult:
+    """A finished synthesis."""
+
+    waveform: Waveform
+    seed: int
+    components: dict[str, str]
+    similarity: float | None
+    mels: list[Mel] = field(default_factory=list)
+
+    @property
+    def duration_s(self) -> float:
+        return self.waveform.durations[0]
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready facts about the result (no audio)."""
+        return {
+            "seed": self.seed,
+            "components": self.components,
+            "similarity": None if self.similarity is None else round(self.similarity, 4),
+            "duration_s": round(self.duration_s, 3),
+            "sample_rate": self.waveform.sample_rate,
+            "sentences": len(self.mels),
+        }
+
+
+def wav_bytes(waveform: Waveform) -> bytes:
+    """Item 0 of ``waveform`` as a 16-bit PCM WAV file (clipped to [-1, 1], as vcframe.audio.save_audio writes)."""
+    buffer = io.BytesIO()
+    samples = np.clip(waveform.item(0), -1.0, 1.0)
+    soundfile.write(buffer, samples, waveform.sample_rate, format="WAV", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def joined_mel(mels: list[Mel]) -> np.ndarray | None:
+    """The sentences' mels side by side, (n_mels, frames), or None when there are none."""
+    if not mels:
+        return None
+    return np.concatenate([mel.item(0) for mel in mels], axis=1)
+
+
+def cosine_similarity(first: SpeakerEmbedding, second: SpeakerEmbedding) -> float:
+    """Cosine similarity of two single embeddings of the same space."""
+    a = first.vector[0].detach().cpu().double()
+    b = second.vector[0].detach().cpu().double()
+    return float((a @ b) / (a.norm() * b.norm()).clamp_min(1e-12))
+
+
+def output_similarity(pipeline: Pipeline, speaker: SpeakerEmbedding, waveform: Waveform) -> float | None:
+    """How close the output's embedding lies to the reference voice's (None if the output is too short)."""
+    try:
+        produced = pipeline.embed([waveform])
+    except AudioInputError:
+        return None
+    if produced.spec != speaker.spec:
+        return None
+    return cosine_similarity(speaker, produced)
+
+
+def reference_embedding(
+    pipeline: Pipeline, *, voice: Voice | None, upload: AudioUpload | None, progress: Progress = _no_progress
+) -> SpeakerEmbedding:
+    """The speaker embedding of a stored voice or of an uploaded clip, in ``pipeline``'s encoder space."""
+    if (voice is None) == (upload is None):
+        raise InputError("give exactly one of a voice and a reference upload", hint="send 'voice' or 'reference'")
+    if voice is not None:
+        from vcframe.voices import voice_embedding
+
+        progress("embed", 0, 1)
+        embedding = voice_embedding(voice, pipeline)
+        progress("embed", 1, 1)
+        return embedding
+    assert upload is not None
+    return pipeline.embed([upload.waveform()], progress)
+
+
+def speak(
+    pipeline: Pipeline,
+    text: str,
+    *,
+    voice: Voice | None,
+    upload: AudioUpload | None,
+    seed: int,
+    progress: Progress = _no_progress,
+) -> SpeechResult:
+    """Clone: text in the voice, with the output's similarity to the reference. Runs on the worker thread."""
+    pipeline.sentences(text)  # refuse bad text before embedding anything
+    speaker = reference_embedding(pipeline, voice=voice, upload=upload, progress=progress)
+    waveform = pipeline.clone(text, embedding=speaker, seed=seed, progress=progress)
+    mels = list(pipeline.last_mels)
+    similarity = output_similarity(pipeline, speaker, waveform)
+    components = {kind: spec.name for kind, spec in pipeline.specs.items()}
+    return SpeechResult(waveform, seed, components, similarity, mels)
