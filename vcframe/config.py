@@ -31,7 +31,16 @@ from vcframe.specs import KINDS
 ENV_PREFIX = "VCFRAME_"
 CONFIG_FILE = "vcframe.toml"
 #: Environment variables that are not settings.
-_NOT_SETTINGS = {"CONFIG", "DISABLE_PLUGINS", "SHARED", "LIBRISPEECH", "DATA_DIR", "CACHE_DIR", "DEBUG"}
+_NOT_SETTINGS = {
+    "CONFIG",
+    "DISABLE_PLUGINS",
+    "SHARED",
+    "LIBRISPEECH",
+    "DATA_DIR",
+    "CACHE_DIR",
+    "DEBUG",
+    "KILL_RANK_AT_STEP",  # vcframe.distributed testing aid
+}
 
 
 @functools.lru_cache(maxsize=1)
