@@ -1,0 +1,96 @@
+"""Metrics for comparing voice-cloning systems, and the ``vcframe.metrics`` plugin group.
+
+Reusable functions (import them directly; heavy dependencies load on first use):
+
+* :func:`speaker_similarity`, :class:`SpeakerJudge`, :func:`cosine_similarity` (``vcframe.metrics.speaker``)
+* :func:`word_error_rate`, :func:`word_errors`, :func:`normalize_transcript`, :class:`Recognizer`
+  (``vcframe.metrics.asr``; the recogniser needs ``pip install 'vcframe-core[asr]'``)
+* :func:`mel_cepstral_distortion`, :func:`mel_cepstrum` (``vcframe.metrics.mcd``)
+* :class:`StageMeter` (``vcframe.metrics.resources``): seconds and peak memory of each pipeline stage
+* :func:`mean_confidence_interval` (``vcframe.metrics.stats``)
+
+Metric plugins: an entry point in the group ``vcframe.metrics`` pointing at a :class:`MetricSpec`
+(pydantic only, no torch), whose ``factory`` builds an object with ``compute(MetricInputs) -> MetricResult``.
+Discovery follows the component rules (:mod:`vcframe.metrics.registry`). See docs/compare.md.
+
+Importing this package is cheap: only the spec classes load eagerly.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from vcframe.metrics.spec import NEEDS, MetricColumn, MetricInputs, MetricResult, MetricSpec, NoOptions
+
+_LAZY = {
+    "MetricContext": "vcframe.metrics.context",
+    "MetricRegistry": "vcframe.metrics.registry",
+    "MetricRow": "vcframe.metrics.registry",
+    "default_metric_registry": "vcframe.metrics.registry",
+    "use_metric_registry": "vcframe.metrics.registry",
+    "build_metric": "vcframe.metrics.registry",
+    "SpeakerJudge": "vcframe.metrics.speaker",
+    "cosine_similarity": "vcframe.metrics.speaker",
+    "speaker_similarity": "vcframe.metrics.speaker",
+    "Recognizer": "vcframe.metrics.asr",
+    "WordErrors": "vcframe.metrics.asr",
+    "normalize_transcript": "vcframe.metrics.asr",
+    "word_errors": "vcframe.metrics.asr",
+    "word_error_rate": "vcframe.metrics.asr",
+    "mel_cepstral_distortion": "vcframe.metrics.mcd",
+    "mel_cepstrum": "vcframe.metrics.mcd",
+    "StageMeter": "vcframe.metrics.resources",
+    "MeanInterval": "vcframe.metrics.stats",
+    "mean_confidence_interval": "vcframe.metrics.stats",
+}
+
+if TYPE_CHECKING:
+    from vcframe.metrics.asr import Recognizer, WordErrors, normalize_transcript, word_error_rate, word_errors
+    from vcframe.metrics.context import MetricContext
+    from vcframe.metrics.mcd import mel_cepstral_distortion, mel_cepstrum
+    from vcframe.metrics.registry import (
+        MetricRegistry,
+        MetricRow,
+        build_metric,
+        default_metric_registry,
+        use_metric_registry,
+    )
+    from vcframe.metrics.resources import StageMeter
+    from vcframe.metrics.speaker import SpeakerJudge, cosine_similarity, speaker_similarity
+    from vcframe.metrics.stats import MeanInterval, mean_confidence_interval
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'vcframe.metrics' has no attribute {name!r}")
+
+
+__all__ = [
+    "MeanInterval",
+    "MetricColumn",
+    "MetricContext",
+    "MetricInputs",
+    "MetricRegistry",
+    "MetricResult",
+    "MetricRow",
+    "MetricSpec",
+    "NEEDS",
+    "NoOptions",
+    "Recognizer",
+    "SpeakerJudge",
+    "StageMeter",
+    "WordErrors",
+    "build_metric",
+    "cosine_similarity",
+    "default_metric_registry",
+    "mean_confidence_interval",
+    "mel_cepstral_distortion",
+    "mel_cepstrum",
+    "normalize_transcript",
+    "speaker_similarity",
+    "use_metric_registry",
+    "word_error_rate",
+    "word_errors",
+]

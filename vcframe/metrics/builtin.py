@@ -1,0 +1,98 @@
+"""Specs of the metrics vcframe-core ships (registered in its own pyproject under ``vcframe.metrics``).
+
+This module imports pydantic and vcframe's spec modules only: listing metrics never loads torch,
+pocketsphinx or librosa.
+"""
+
+from __future__ import annotations
+
+from vcframe.metrics.spec import MetricColumn, MetricSpec
+from vcframe.specs import API_VERSION
+
+_STAGES = ("embed", "synthesize", "vocode")
+
+SPEAKER_SIMILARITY = MetricSpec(
+    name="speaker_similarity",
+    api_version=API_VERSION,
+    summary="Cosine of the judge encoder's embeddings of the reference and the output (default judge: GE2E)",
+    description="judge-encoder cosine between the voice's reference clip(s) and the output; 1 = same direction",
+    needs=frozenset({"reference", "generated"}),
+    higher_is_better=True,
+    unit="",
+    factory="vcframe.metrics.speaker:SpeakerSimilarityMetric",
+    license="MIT",
+)
+
+WORD_ERROR_RATE = MetricSpec(
+    name="wer",
+    api_version=API_VERSION,
+    summary="Word error rate of the pocketsphinx transcript of the output against the text (extra: asr)",
+    description="word error rate of the offline pocketsphinx transcript after text normalisation (0 = perfect)",
+    needs=frozenset({"generated", "text"}),
+    higher_is_better=False,
+    unit="",
+    factory="vcframe.metrics.asr:WordErrorRateMetric",
+    extra_columns=(
+        MetricColumn(name="transcript", higher_is_better=None, numeric=False, description="what the recogniser heard"),
+    ),
+    license="MIT",
+)
+
+MEL_CEPSTRAL_DISTORTION = MetricSpec(
+    name="mcd",
+    api_version=API_VERSION,
+    summary="Mel-cepstral distortion against a ground-truth recording, DTW-aligned (items with one only)",
+    description="mel-cepstral distortion (c1-c24, DTW-aligned) against the ground-truth recording",
+    needs=frozenset({"generated", "ground_truth"}),
+    higher_is_better=False,
+    unit="dB",
+    factory="vcframe.metrics.mcd:MelCepstralDistortionMetric",
+    license="MIT",
+)
+
+REAL_TIME_FACTOR = MetricSpec(
+    name="rtf",
+    api_version=API_VERSION,
+    summary="Real-time factor: seconds of computation per second of output, in total and per stage",
+    description="wall-clock seconds per second of output, all stages (below 1 = faster than real time)",
+    needs=frozenset({"measurements"}),
+    higher_is_better=False,
+    unit="x",
+    factory="vcframe.metrics.resources:RealTimeFactorMetric",
+    extra_columns=tuple(
+        MetricColumn(name=f"rtf_{stage}", unit="x", higher_is_better=False, description=f"real-time factor of {stage}")
+        for stage in _STAGES
+    ),
+    license="MIT",
+)
+
+PEAK_MEMORY = MetricSpec(
+    name="peak_memory",
+    api_version=API_VERSION,
+    summary="Peak extra resident memory of each stage (Linux VmHWM reset per stage), in MiB",
+    description="largest extra resident memory any stage needed on top of what was loaded before it",
+    needs=frozenset({"measurements"}),
+    higher_is_better=False,
+    unit="MiB",
+    factory="vcframe.metrics.resources:PeakMemoryMetric",
+    extra_columns=(
+        *(
+            MetricColumn(
+                name=f"peak_memory_{stage}",
+                unit="MiB",
+                higher_is_better=False,
+                description=f"extra resident memory at the peak of {stage}",
+            )
+            for stage in _STAGES
+        ),
+        MetricColumn(
+            name="peak_rss",
+            unit="MiB",
+            higher_is_better=None,
+            description="peak resident size of the worker process (includes every model it holds)",
+        ),
+    ),
+    license="MIT",
+)
+
+BUILTIN_METRICS = (SPEAKER_SIMILARITY, WORD_ERROR_RATE, MEL_CEPSTRAL_DISTORTION, REAL_TIME_FACTOR, PEAK_MEMORY)
