@@ -210,6 +210,17 @@ class ComponentSpec(BaseModel):
         description="Config overrides that build a tiny random-weight instance with no file or download "
         "(used by the conformance kit and tests).",
     )
+    length_padding_samples: int = Field(
+        0,
+        ge=0,
+        description="Vocoders: how many samples an item's output may differ from frames x hop_length (0: exact).",
+    )
+    streaming_tolerance: float = Field(
+        1e-4,
+        ge=0,
+        description="Vocoders with 'streaming': largest absolute difference allowed between the concatenated "
+        "chunks of vocode_stream and the output of vocode (the conformance kit checks it).",
+    )
     trainer: str | None = Field(None, description="'module:app' of a typer app run by 'vcframe train KIND'.")
     license: str = Field("unknown", description="SPDX licence of the component's code.")
     homepage: str | None = Field(None, description="Project URL.")
