@@ -244,9 +244,18 @@ class HookLoadError:
     error: str
 
 
+@dataclass(frozen=True)
+class HookSources:
+    """What the hook manager loads besides vcframe's own hooks (see :func:`use_hook_sources`)."""
+
+    entry_points: bool = True
+    extra: tuple[object, ...] = ()
+
+
 class _PluginManagerState:
     manager: pluggy.PluginManager | None = None
     errors: list[HookLoadError] = []
+    sources = HookSources()
 
 
 def _new_plugin_manager(disabled: set[str]) -> tuple[pluggy.PluginManager, list[HookLoadError]]:
@@ -255,8 +264,11 @@ def _new_plugin_manager(disabled: set[str]) -> tuple[pluggy.PluginManager, list[
     manager = pluggy.PluginManager(hookspecs.PROJECT)
     manager.add_hookspecs(hookspecs)
     manager.register(_builtin_hooks, name="vcframe.builtin")
+    for extra in _PluginManagerState.sources.extra:
+        manager.register(extra)
     errors: list[HookLoadError] = []
-    for entry in sorted(metadata.entry_points(group=HOOK_GROUP), key=lambda e: e.name):
+    entries = metadata.entry_points(group=HOOK_GROUP) if _PluginManagerState.sources.entry_points else ()
+    for entry in sorted(entries, key=lambda e: e.name):
         distribution = entry.dist.name if entry.dist is not None else None
         if _is_disabled(entry.name, distribution, disabled) or manager.has_plugin(entry.name):
             continue
@@ -284,6 +296,15 @@ def reset_plugin_manager() -> None:
     """Forget the hook manager (the next call re-reads entry points and the environment)."""
     _PluginManagerState.manager = None
     _PluginManagerState.errors = []
+
+
+def use_hook_sources(sources: HookSources) -> HookSources:
+    """Choose what the hook manager loads: the installed ``vcframe.hooks`` entry points or not, and extra
+    plugin objects (registered first, so entry points come later and take precedence). Tests use it to
+    isolate hooks; returns the previous choice, and the manager is rebuilt on next use."""
+    previous, _PluginManagerState.sources = _PluginManagerState.sources, sources
+    reset_plugin_manager()
+    return previous
 
 
 @functools.lru_cache(maxsize=1)
