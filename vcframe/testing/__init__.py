@@ -1,11 +1,21 @@
-"""Tools for testing vcframe and vcframe plugins: dummy components, registries, a CLI runner.
+"""Tools for testing vcframe and vcframe plugins: the conformance kit, dummy components, fixtures.
 
-The dummy components (a tone encoder, a constant synthesizer, a sine vocoder) are tiny, deterministic,
-dependency-free implementations of the three contracts, so pipelines and the CLI can be tested without any
-model. Their specs live in :mod:`vcframe.testing.dummy_specs` (no torch import).
+* The conformance kit (:mod:`vcframe.testing.checks`): :func:`check_component` and the pytest decorator
+  :func:`parametrize_with_checks` run one named check per property of the component contract.
+* The dummy components (a tone encoder, a constant synthesizer, a sine vocoder) are tiny, deterministic,
+  dependency-free implementations of the three contracts, so pipelines and the CLI can be tested without any
+  model. Their specs live in :mod:`vcframe.testing.dummy_specs` (no torch import).
+* The pytest plugin (:mod:`vcframe.testing.pytest_plugin`, loaded automatically) gives the fixtures
+  ``vcframe_registry``, ``dummy_registry``, ``vcframe_cli`` and ``speech_like_wav``.
+* :func:`load_rtvc_state` reads the compact RTVC weights of the golden-test fixtures.
+
+Importing this package is light (no torch); the kit loads on first use of its names.
 """
 
 from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 from vcframe.testing.dummy_specs import (
     CONSTANT_SYNTHESIZER,
@@ -15,5 +25,58 @@ from vcframe.testing.dummy_specs import (
     TEST_MEL,
     TONE_ENCODER,
 )
+from vcframe.testing.signals import speech_like
 
-__all__ = ["CONSTANT_SYNTHESIZER", "DUMMY_SPECS", "SINE_VOCODER", "TEST_EMBEDDING", "TEST_MEL", "TONE_ENCODER"]
+_LAZY = {
+    "CHECKS": "vcframe.testing.checks",
+    "CHECK_NAMES": "vcframe.testing.checks",
+    "CheckFailed": "vcframe.testing.checks",
+    "CheckResult": "vcframe.testing.checks",
+    "ConformanceError": "vcframe.testing.checks",
+    "ConformanceReport": "vcframe.testing.checks",
+    "check_component": "vcframe.testing.checks",
+    "iter_checks": "vcframe.testing.checks",
+    "parametrize_with_checks": "vcframe.testing.checks",
+    "load_rtvc_state": "vcframe.testing.rtvc",
+}
+
+if TYPE_CHECKING:
+    from vcframe.testing.checks import (
+        CHECK_NAMES,
+        CHECKS,
+        CheckFailed,
+        CheckResult,
+        ConformanceError,
+        ConformanceReport,
+        check_component,
+        iter_checks,
+        parametrize_with_checks,
+    )
+    from vcframe.testing.rtvc import load_rtvc_state
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'vcframe.testing' has no attribute {name!r}")
+
+
+__all__ = [
+    "CHECKS",
+    "CHECK_NAMES",
+    "CONSTANT_SYNTHESIZER",
+    "DUMMY_SPECS",
+    "SINE_VOCODER",
+    "TEST_EMBEDDING",
+    "TEST_MEL",
+    "TONE_ENCODER",
+    "CheckFailed",
+    "CheckResult",
+    "ConformanceError",
+    "ConformanceReport",
+    "check_component",
+    "iter_checks",
+    "load_rtvc_state",
+    "parametrize_with_checks",
+    "speech_like",
+]

@@ -1,4 +1,8 @@
-"""The dummy components: deterministic, fast, and honest implementations of the three contracts."""
+"""The dummy components: deterministic, fast, and honest implementations of the three contracts.
+
+Each reads its input and output specs from its config (the test specs by default), so the same classes serve
+as partners for components of any spec.
+"""
 
 from __future__ import annotations
 
@@ -10,26 +14,40 @@ import torch
 from vcframe.audio import mel_basis
 from vcframe.interfaces import BaseSpeakerEncoder, BaseSynthesizer, BaseVocoder
 from vcframe.seeding import seeded
+from vcframe.specs import MelSpec
 from vcframe.testing.dummy_specs import (
     CONSTANT_SYNTHESIZER,
     SINE_VOCODER,
-    TEST_EMBEDDING,
-    TEST_MEL,
     TONE_ENCODER,
     ConstantSynthesizerConfig,
     SineVocoderConfig,
 )
 from vcframe.types import Mel, SpeakerEmbedding, Waveform
 
-_BAND_EDGES = np.geomspace(60, 7900, TEST_EMBEDDING.dim + 1)
+
+def value_range(spec: MelSpec) -> tuple[float, float]:
+    """(silence, loudest) mel values of ``spec``: [-4, 4] for the test mel."""
+    if spec.amplitude_scale == "linear":
+        return 0.0, 1.0
+    if spec.normalization == "symmetric":
+        return -spec.max_abs_value, spec.max_abs_value
+    if spec.normalization == "asymmetric":
+        return 0.0, spec.max_abs_value
+    return spec.silence_value, -spec.ref_level_db
 
 
 class ToneEncoder(BaseSpeakerEncoder):
-    """Embedding = L2-normalised, mean-removed log energies of 8 log-spaced bands. (B, T) -> (B, 8)."""
+    """Embedding = L2-normalised, mean-removed log energies of D log-spaced bands (60 Hz to 7.9 kHz).
+
+    (B, T) -> (B, D) with D the configured embedding's dim (8 by default).
+    """
 
     spec = TONE_ENCODER
 
     def _embed(self, waveform: Waveform) -> SpeakerEmbedding:
+        embedding_spec = self.output_spec
+        top = min(7900.0, waveform.sample_rate / 2 - 1)
+        band_edges = np.geomspace(60, top, embedding_spec.dim + 1)
         vectors = []
         for item in waveform.items():
             spectrum = np.abs(np.fft.rfft(item.astype(np.float64))) ** 2
@@ -37,19 +55,20 @@ class ToneEncoder(BaseSpeakerEncoder):
             energies = np.array(
                 [
                     spectrum[(frequencies >= lo) & (frequencies < hi)].sum()
-                    for lo, hi in zip(_BAND_EDGES[:-1], _BAND_EDGES[1:], strict=True)
+                    for lo, hi in zip(band_edges[:-1], band_edges[1:], strict=True)
                 ]
             )
             logs = np.log(energies + 1e-9)
             logs -= logs.mean()
             vectors.append(logs / max(np.linalg.norm(logs), 1e-9))
         vector = torch.tensor(np.array(vectors), dtype=torch.float32, device=self.device)
-        return SpeakerEmbedding(vector, TEST_EMBEDDING)
+        return SpeakerEmbedding(vector, embedding_spec)
 
 
 class ConstantSynthesizer(BaseSynthesizer):
     """Mel of ``frames_per_char * len(text)`` frames; band pattern from the embedding; seeded noise.
 
+    Each item's noise comes from its own generator seeded with ``seed``, so a batch equals one-by-one calls.
     Alignment: a diagonal (B, frames, characters).
     """
 
@@ -57,23 +76,28 @@ class ConstantSynthesizer(BaseSynthesizer):
 
     def _synthesize(self, texts: list[str], embedding: SpeakerEmbedding, seed: int | None) -> Mel:
         config: ConstantSynthesizerConfig = self.config  # type: ignore[assignment]
+        mel_spec: MelSpec = self.output_spec
+        low, high = value_range(mel_spec)
+        scale = (high - low) / 8  # the pattern is designed for the test mel's [-4, 4]
         lengths = [config.frames_per_char * len(text) for text in texts]
         longest = max(lengths)
-        bands = torch.linspace(0, 1, TEST_MEL.n_mels, device=self.device)
-        frames = torch.full((len(texts), TEST_MEL.n_mels, longest), TEST_MEL.silence_value, device=self.device)
+        bands = torch.linspace(0, 1, mel_spec.n_mels, device=self.device)
+        frames = torch.full((len(texts), mel_spec.n_mels, longest), mel_spec.silence_value, device=self.device)
         alignment = torch.zeros(len(texts), longest, max(len(t) for t in texts), device=self.device)
         with seeded(seed):
-            noise = torch.rand(len(texts), TEST_MEL.n_mels, longest) if config.noise else None
+            item_seeds = [int(torch.randint(0, 2**62, (1,))) if seed is None else seed for _ in texts]
         for row, (text, length) in enumerate(zip(texts, lengths, strict=True)):
             weights = embedding.vector[row]
             peak = int(torch.argmax(weights)) / max(1, weights.numel() - 1)
             pattern = 3.0 - 6.0 * (bands - peak).abs()
-            frames[row, :, :length] = pattern[:, None]
-            if noise is not None:
-                frames[row, :, :length] += config.noise * noise[row, :, :length].to(self.device)
+            frames[row, :, :length] = (low + scale * (pattern + 4.0))[:, None]
+            if config.noise:
+                generator = torch.Generator().manual_seed(item_seeds[row])
+                noise = torch.rand(mel_spec.n_mels, length, generator=generator)
+                frames[row, :, :length] += config.noise * scale * noise.to(self.device)
             steps = torch.arange(length, device=self.device)
             alignment[row, steps, (steps // config.frames_per_char).clamp(max=len(text) - 1)] = 1.0
-        return Mel(frames.clamp(-4, 4), TEST_MEL, torch.tensor(lengths, device=self.device), alignment)
+        return Mel(frames.clamp(low, high), mel_spec, torch.tensor(lengths, device=self.device), alignment)
 
 
 class SineVocoder(BaseVocoder):
@@ -84,23 +108,26 @@ class SineVocoder(BaseVocoder):
 
     def __init__(self, config: SineVocoderConfig | None = None, *, device: torch.device | str = "cpu") -> None:
         super().__init__(config, device=device)
-        basis = mel_basis(TEST_MEL)
-        bin_frequencies = np.linspace(0, TEST_MEL.sample_rate / 2, basis.shape[1])
+        mel_spec: MelSpec = self.input_spec
+        basis = mel_basis(mel_spec)
+        bin_frequencies = np.linspace(0, mel_spec.sample_rate / 2, basis.shape[1])
         self._centres = (basis * bin_frequencies).sum(axis=1) / np.maximum(basis.sum(axis=1), 1e-9)
 
     def _render(self, mel_item: np.ndarray, phase: float) -> tuple[np.ndarray, float]:
         config: SineVocoderConfig = self.config  # type: ignore[assignment]
-        hop = TEST_MEL.hop_length
+        mel_spec: MelSpec = self.input_spec
+        low, high = value_range(mel_spec)
+        hop = mel_spec.hop_length
         frequencies = self._centres[np.argmax(mel_item, axis=0)]
-        loudness = np.clip((mel_item.mean(axis=0) + 4) / 8, 0, 1)
-        increments = np.repeat(2 * np.pi * frequencies / TEST_MEL.sample_rate, hop)
+        loudness = np.clip((mel_item.mean(axis=0) - low) / (high - low), 0, 1)
+        increments = np.repeat(2 * np.pi * frequencies / mel_spec.sample_rate, hop)
         phases = phase + np.cumsum(increments)
         samples = config.amplitude * np.repeat(loudness, hop) * np.sin(phases)
         return samples.astype(np.float32), float(phases[-1]) if len(phases) else phase
 
     def _vocode(self, mel: Mel, seed: int | None) -> Waveform:
         items = [self._render(mel.item(index), 0.0)[0] for index in range(mel.batch_size)]
-        waveform = Waveform.from_numpy(items, TEST_MEL.sample_rate)
+        waveform = Waveform.from_numpy(items, mel.spec.sample_rate)
         return waveform.to(self.device)
 
     def vocode_stream(self, mel: Mel, *, seed: int | None = None) -> Iterator[Waveform]:
@@ -111,4 +138,4 @@ class SineVocoder(BaseVocoder):
         values, phase = mel.item(0), 0.0
         for start in range(0, values.shape[1], config.chunk_frames):
             samples, phase = self._render(values[:, start : start + config.chunk_frames], phase)
-            yield Waveform.from_numpy(samples, TEST_MEL.sample_rate).to(self.device)
+            yield Waveform.from_numpy(samples, mel.spec.sample_rate).to(self.device)

@@ -1,4 +1,9 @@
-"""Specs of the dummy test components (pydantic only, no torch)."""
+"""Specs of the dummy test components (pydantic only, no torch).
+
+Each dummy reads and writes the test specs below by default; their configs can name other specs
+(``embedding``, ``mel``), which is how :func:`vcframe.testing.variants.partners_for` builds partners that fit
+a third-party component for end-to-end tests.
+"""
 
 from __future__ import annotations
 
@@ -28,6 +33,9 @@ class ToneEncoderConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     min_duration_s: float = Field(0.1, ge=0, description="Shortest clip accepted, in seconds.")
+    embedding: EmbeddingSpec = Field(
+        TEST_EMBEDDING, description="Embedding space written; its dim is the number of frequency bands."
+    )
 
 
 class ConstantSynthesizerConfig(BaseModel):
@@ -37,6 +45,8 @@ class ConstantSynthesizerConfig(BaseModel):
 
     frames_per_char: int = Field(4, ge=1, le=50, description="Mel frames generated per input character.")
     noise: float = Field(0.1, ge=0, le=1, description="Amplitude of the seeded noise added to every frame.")
+    embedding: EmbeddingSpec = Field(TEST_EMBEDDING, description="Embedding space read.")
+    mel: MelSpec = Field(TEST_MEL, description="Mel spec written.")
 
 
 class SineVocoderConfig(BaseModel):
@@ -46,6 +56,22 @@ class SineVocoderConfig(BaseModel):
 
     amplitude: float = Field(0.3, gt=0, le=1, description="Peak amplitude of the output.")
     chunk_frames: int = Field(16, ge=1, description="Mel frames per streamed chunk.")
+    mel: MelSpec = Field(TEST_MEL, description="Mel spec read; the output sample rate is its sample rate.")
+
+
+def tone_encoder_io(config: ToneEncoderConfig) -> tuple[AudioSpec, EmbeddingSpec]:
+    """16 kHz audio of at least ``min_duration_s`` in, the configured embedding out."""
+    return AudioSpec(sample_rate=TEST_SAMPLE_RATE, min_duration_s=config.min_duration_s), config.embedding
+
+
+def constant_synthesizer_io(config: ConstantSynthesizerConfig) -> tuple[EmbeddingSpec, MelSpec]:
+    """The configured embedding in, the configured mel out."""
+    return config.embedding, config.mel
+
+
+def sine_vocoder_io(config: SineVocoderConfig) -> tuple[MelSpec, AudioSpec]:
+    """The configured mel in, audio at its sample rate out."""
+    return config.mel, AudioSpec(sample_rate=config.mel.sample_rate)
 
 
 TONE_ENCODER = ComponentSpec(
@@ -57,6 +83,7 @@ TONE_ENCODER = ComponentSpec(
     config_model=ToneEncoderConfig,
     input=AudioSpec(sample_rate=TEST_SAMPLE_RATE, min_duration_s=0.1),
     output=TEST_EMBEDDING,
+    io_resolver="vcframe.testing.dummy_specs:tone_encoder_io",
     capabilities=frozenset({"batched", "speaker_embedding"}),
     license="MIT",
 )
@@ -71,6 +98,7 @@ CONSTANT_SYNTHESIZER = ComponentSpec(
     input=TEST_EMBEDDING,
     output=TEST_MEL,
     text=TextSpec(frontend="characters", max_chars=500),
+    io_resolver="vcframe.testing.dummy_specs:constant_synthesizer_io",
     capabilities=frozenset({"batched", "seeded", "alignment"}),
     license="MIT",
 )
@@ -84,6 +112,7 @@ SINE_VOCODER = ComponentSpec(
     config_model=SineVocoderConfig,
     input=TEST_MEL,
     output=AudioSpec(sample_rate=TEST_SAMPLE_RATE),
+    io_resolver="vcframe.testing.dummy_specs:sine_vocoder_io",
     capabilities=frozenset({"batched", "streaming"}),
     license="MIT",
 )

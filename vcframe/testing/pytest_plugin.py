@@ -1,14 +1,22 @@
-"""pytest plugin (entry point ``pytest11``) with fixtures for testing vcframe plugins.
+"""pytest plugin (entry point ``pytest11``, loaded automatically with vcframe-core) for testing vcframe plugins.
 
-* ``vcframe_registry``: an isolated component registry. Installed plugins are *not* loaded into it;
-  register test components with ``vcframe_registry.register(SPEC)``. While the fixture is active, the
-  pipeline and the CLI use this registry. Call ``vcframe_registry.add_installed()`` to add the installed
-  entry points too.
-* ``vcframe_cli``: runs ``vcframe ...`` in-process and returns a result with ``exit_code``, ``stdout``,
-  ``stderr``; ``vcframe_cli("run", "--encoder", "mine", ...)``.
-* ``dummy_registry``: an isolated registry holding vcframe's dummy components (test-tone, test-constant,
+Fixtures:
+
+* ``vcframe_registry``: an isolated registry. Installed plugins are *not* loaded into it: neither components
+  (entry points ``vcframe.encoders`` ...) nor hook plugins (``vcframe.hooks``); vcframe's own hooks stay.
+  While the fixture is active the pipeline and the CLI use it, and everything registered goes away after the
+  test. ``register(SPEC)`` adds a component (``test_config=True``: its default config becomes the spec's
+  ``test_config``, a tiny random-weight instance); ``register_with_partners(SPEC)`` also adds dummy partners
+  that fit it and returns the CLI arguments selecting all three; ``register_hooks(obj)`` adds a hook plugin;
+  ``add_installed()`` brings the installed components and hook plugins back.
+* ``dummy_registry``: the isolated registry holding vcframe's dummy components (test-tone, test-constant,
   test-sine).
+* ``vcframe_cli``: runs ``vcframe ...`` in-process in a temporary working directory with no ``VCFRAME_*``
+  settings in the environment and returns ``exit_code``, ``stdout``, ``stderr`` and ``exception``:
+  ``vcframe_cli("run", "--vocoder", "mine", ...)``.
 * ``speech_like_wav``: a factory writing a short harmonic, speech-like WAV file.
+
+Importing this module imports no torch (pytest loads it in every session of an environment with vcframe).
 """
 
 from __future__ import annotations
@@ -20,19 +28,69 @@ from typing import Any
 
 import pytest
 
-from vcframe.discovery import Registry, reset_plugin_manager, use_registry
+from vcframe.discovery import (
+    HookSources,
+    PluginRow,
+    Registry,
+    reset_plugin_manager,
+    use_hook_sources,
+    use_registry,
+)
+from vcframe.specs import ComponentSpec
 
 
 class IsolatedRegistry(Registry):
-    """A registry for tests; ``add_installed`` merges the installed entry points."""
+    """A registry for tests: starts empty, with installed hook plugins switched off too."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._hook_sources = HookSources(entry_points=False)
+
+    def register(
+        self, spec: ComponentSpec, *, distribution: str = "<registered>", test_config: bool = False
+    ) -> PluginRow:
+        """Add a component; with ``test_config=True`` its default config is the spec's ``test_config``."""
+        if test_config:
+            from vcframe.testing.variants import with_defaults
+
+            spec = with_defaults(spec, spec.test_config)
+        return super().register(spec, distribution=distribution)
+
+    def register_with_partners(self, spec: ComponentSpec, *, test_config: bool = True) -> list[str]:
+        """Add ``spec`` and dummy components that fit it; return ``--encoder X --synthesizer Y --vocoder Z``.
+
+        The partners are vcframe's dummies re-specced to read and write ``spec``'s embedding and mel, so
+        ``vcframe_cli("run", *selection, "-r", clip, "-t", "Hello.", "--out", path)`` runs your component end
+        to end with no other model installed.
+        """
+        from vcframe.testing.variants import partners_for
+
+        self.register(spec, test_config=test_config)
+        selection: dict[str, str] = {spec.kind: spec.name}
+        for kind, partner in partners_for(spec).items():
+            self.unregister(kind, partner.name)
+            self.register(partner, distribution="vcframe-core")
+            selection[kind] = partner.name
+        return [part for kind in ("encoder", "synthesizer", "vocoder") for part in (f"--{kind}", selection[kind])]
+
+    def register_hooks(self, plugin: object) -> object:
+        """Add a hook plugin (an object or module with ``@vcframe.hookimpl`` functions) for this test."""
+        self._hook_sources = HookSources(self._hook_sources.entry_points, (*self._hook_sources.extra, plugin))
+        use_hook_sources(self._hook_sources)
+        return plugin
 
     def add_installed(self) -> IsolatedRegistry:
+        """Add the installed components and switch the installed hook plugins back on."""
         self.rows.extend(Registry.from_entry_points().rows)
+        self._hook_sources = HookSources(True, self._hook_sources.extra)
+        use_hook_sources(self._hook_sources)
         return self
 
 
 @dataclass
 class CliResult:
+    """What ``vcframe_cli(...)`` returns."""
+
     exit_code: int
     stdout: str
     stderr: str
@@ -41,16 +99,20 @@ class CliResult:
 
 @pytest.fixture
 def vcframe_registry() -> Iterator[IsolatedRegistry]:
+    """An isolated registry (no installed components or hook plugins) that the pipeline and CLI use."""
     registry = IsolatedRegistry()
-    previous = use_registry(registry)
+    previous_registry = use_registry(registry)
+    previous_hooks = use_hook_sources(registry._hook_sources)
     try:
         yield registry
     finally:
-        use_registry(previous)
+        use_registry(previous_registry)
+        use_hook_sources(previous_hooks)
 
 
 @pytest.fixture
 def dummy_registry(vcframe_registry: IsolatedRegistry) -> IsolatedRegistry:
+    """The isolated registry with vcframe's dummy components: test-tone, test-constant, test-sine."""
     from vcframe.testing.dummy_specs import DUMMY_SPECS
 
     for spec in DUMMY_SPECS:
@@ -89,6 +151,8 @@ def speech_like_wav(tmp_path: Path) -> Callable[..., Path]:
     import numpy as np
     import soundfile
 
+    from vcframe.testing.signals import speech_like
+
     def make(
         name: str = "voice.wav",
         seconds: float = 2.0,
@@ -97,12 +161,7 @@ def speech_like_wav(tmp_path: Path) -> Callable[..., Path]:
         channels: int = 1,
         subtype: str | None = None,
     ) -> Path:
-        t = np.arange(int(seconds * sample_rate)) / sample_rate
-        vibrato = f0 * (1 + 0.05 * np.sin(2 * np.pi * 3 * t))
-        phase = 2 * np.pi * np.cumsum(vibrato) / sample_rate
-        signal = sum(np.sin(k * phase) / k for k in range(1, 12))
-        envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * t) ** 2
-        samples = (0.3 * envelope * signal / np.max(np.abs(signal))).astype(np.float32)
+        samples = speech_like(seconds, sample_rate, f0)
         if channels > 1:
             samples = np.stack([samples] * channels, axis=1)
         path = tmp_path / name
