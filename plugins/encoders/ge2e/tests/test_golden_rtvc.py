@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
-from safetensors import safe_open
 from safetensors.torch import load_file
 from vcframe_ge2e.loss import ge2e_eer, ge2e_loss, similarity_matrix
 from vcframe_ge2e.model import GE2EEncoder, load_weights
@@ -21,21 +18,10 @@ from vcframe_ge2e.preprocess import (
 )
 from vcframe_ge2e.spec import GE2EConfig
 
+from vcframe.testing import load_rtvc_state
+
 EMBED_ATOL = 1e-6  # README section 7: encoder embeddings
 SIM_ATOL, LOSS_RTOL = 2e-5, 1e-5
-
-
-def load_compact(path):
-    with safe_open(str(path), framework="pt") as handle:
-        meta, names = handle.metadata(), set(handle.keys())
-        state = {}
-        for name in json.loads(meta["state_dict_keys"]):
-            if "q/" + name in names:
-                k = int(handle.get_tensor("k/" + name))
-                state[name] = handle.get_tensor("q/" + name).to(torch.float32) * 2.0**-k
-            else:
-                state[name] = handle.get_tensor("raw/" + name)
-    return state
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +46,7 @@ def test_rtvc_checkpoint_loads_strictly_and_matches_compact_form(fixtures_dir):
     network = SpeakerEncoderNet()
     resolved = load_weights(network, str(fixtures_dir / "encoder.pt"))
     assert resolved.metadata["checkpoint"]["step"] == 1
-    compact = load_compact(fixtures_dir / "encoder_weights.safetensors")
+    compact = load_rtvc_state(fixtures_dir / "encoder_weights.safetensors")
     assert list(compact) == list(network.state_dict())
     for key, value in network.state_dict().items():
         assert torch.equal(value, compact[key]), key

@@ -1,33 +1,18 @@
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import pytest
 import torch
 
+from vcframe.testing import load_rtvc_state
+
 torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[4]
 SHARED = Path(os.environ.get("VCFRAME_SHARED", REPO / ".." / "shared"))
 FIXTURES = SHARED / "rtvc" / "fixtures"
-
-
-def load_rtvc_state(path: Path) -> dict[str, torch.Tensor]:
-    """The fixtures' compact int8 weights -> RTVC's model_state (README section 3.2)."""
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as handle:
-        metadata, names = handle.metadata(), set(handle.keys())
-        state = {}
-        for name in json.loads(metadata["state_dict_keys"]):
-            if "q/" + name in names:
-                exponent = int(handle.get_tensor("k/" + name))
-                state[name] = handle.get_tensor("q/" + name).to(torch.float32) * 2.0**-exponent
-            else:
-                state[name] = handle.get_tensor("raw/" + name)
-    return state
 
 
 @pytest.fixture(scope="session")

@@ -13,6 +13,7 @@ from vcframe_wavernn.signal import decode_mu_law, encode_mu_law, fold_with_overl
 from vcframe_wavernn.spec import WaveRNNConfig
 
 from vcframe.specs import RTVC_SYNTHESIZER_MEL
+from vcframe.testing import load_rtvc_state
 from vcframe.types import Mel
 
 
@@ -32,16 +33,11 @@ def vocoder(fixtures_dir):
 
 
 def test_rtvc_checkpoint_loads_strict_and_matches_compact_weights(vocoder, fixtures_dir):
-    from safetensors import safe_open
-
-    with safe_open(str(fixtures_dir / "vocoder_weights.safetensors"), framework="pt") as handle:
-        names = set(handle.keys())
-        for name, value in vocoder.network.state_dict().items():
-            if "q/" + name in names:
-                expected = handle.get_tensor("q/" + name).float() * 2.0 ** -int(handle.get_tensor("k/" + name))
-            else:
-                expected = handle.get_tensor("raw/" + name)
-            assert torch.equal(value, expected.to(value.dtype)), name
+    compact = load_rtvc_state(fixtures_dir / "vocoder_weights.safetensors")
+    state = vocoder.network.state_dict()
+    assert list(compact) == list(state)
+    for name, value in state.items():
+        assert torch.equal(value, compact[name].to(value.dtype)), name
 
 
 def test_upsample_logits_and_loss(vocoder, ref):
