@@ -1,0 +1,56 @@
+"""``vcframe serve`` builds the app from the same component options and -o overrides as ``vcframe run``."""
+
+from __future__ import annotations
+
+import pytest
+
+DUMMIES = ["--encoder", "test-tone", "--synthesizer", "test-constant", "--vocoder", "test-sine"]
+
+
+@pytest.fixture
+def captured_run(monkeypatch):
+    import uvicorn
+
+    calls: list[dict] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append({"app": app, **kwargs}))
+    return calls
+
+
+def test_serve_starts_uvicorn_with_the_chosen_components(dummy_registry, vcframe_cli, captured_run) -> None:
+    from fastapi.testclient import TestClient
+
+    result = vcframe_cli(
+        "serve", *DUMMIES, "--port", 8123, "-o", "vocoder.test-sine.amplitude=0.5", "--queue-size", 3, "--no-preload"
+    )
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    assert "http://127.0.0.1:8123/" in result.stderr and "warning" not in result.stderr
+    (call,) = captured_run
+    assert call["host"] == "127.0.0.1" and call["port"] == 8123
+    with TestClient(call["app"], base_url="http://127.0.0.1:8123") as client:
+        assert client.get("/v1/info").json()["defaults"]["vocoder"] == "test-sine"
+        assert client.get("/healthz").json()["queue_size"] == 3
+        state = client.app.state.vcframe
+        assert state.engine.pipeline().configs["vocoder"].amplitude == 0.5
+
+
+def test_serve_warns_when_bound_beyond_loopback(dummy_registry, vcframe_cli, captured_run) -> None:
+    result = vcframe_cli("serve", *DUMMIES, "--host", "0.0.0.0", "--allowed-host", "box.lan", "--no-preload")
+    assert result.exit_code == 0, result.stderr
+    assert "no authentication" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("arguments", "needle"),
+    [
+        (["--vocoder", "nope"], "unknown vocoder 'nope'"),
+        (["--queue-size", "0"], "queue_size"),
+        (["--max-upload-mb", "-1"], "max_upload_bytes"),
+        (["-o", "vocoder.test-sine.amplitude=7"], "amplitude"),
+    ],
+)
+def test_bad_options_are_one_line_errors(dummy_registry, vcframe_cli, captured_run, arguments, needle) -> None:
+    result = vcframe_cli("serve", *DUMMIES, *arguments)
+    assert result.exit_code == 2, (result.stderr, result.exception)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], result.stderr
+    assert not captured_run
