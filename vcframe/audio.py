@@ -157,20 +157,20 @@ def linear_spectrogram(samples: np.ndarray, spec: MelSpec) -> np.ndarray:
         center=spec.center,
         pad_mode=spec.pad_mode,
     )
-    magnitude = np.abs(stft)
-    return magnitude if spec.magnitude_power == 1 else magnitude**spec.magnitude_power
+    magnitude: np.ndarray = np.abs(stft)
+    return magnitude if spec.magnitude_power == 1 else np.asarray(magnitude**spec.magnitude_power)
 
 
 def amplitude_to_mel_values(mel_amplitude: np.ndarray, spec: MelSpec) -> np.ndarray:
     """Apply the spec's amplitude scale and normalisation to mel amplitudes."""
     if spec.amplitude_scale == "linear":
         return mel_amplitude
-    decibels = 20.0 * np.log10(np.maximum(spec.amplitude_floor, mel_amplitude)) - spec.ref_level_db
+    decibels: np.ndarray = 20.0 * np.log10(np.maximum(spec.amplitude_floor, mel_amplitude)) - spec.ref_level_db
     if spec.normalization == "none":
         return decibels
-    scaled = (decibels - spec.min_level_db) / -spec.min_level_db
+    scaled: np.ndarray = (decibels - spec.min_level_db) / -spec.min_level_db
     if spec.normalization == "symmetric":
-        values = 2 * spec.max_abs_value * scaled - spec.max_abs_value
+        values: np.ndarray = 2 * spec.max_abs_value * scaled - spec.max_abs_value
         return np.clip(values, -spec.max_abs_value, spec.max_abs_value) if spec.clip else values
     values = spec.max_abs_value * scaled
     return np.clip(values, 0, spec.max_abs_value) if spec.clip else values
@@ -179,7 +179,7 @@ def amplitude_to_mel_values(mel_amplitude: np.ndarray, spec: MelSpec) -> np.ndar
 def mel_values_to_amplitude(mel: np.ndarray, spec: MelSpec) -> np.ndarray:
     """Inverse of :func:`amplitude_to_mel_values` (clipped values come back at the range edge)."""
     if spec.amplitude_scale == "linear":
-        return np.maximum(mel, 0.0)
+        return np.asarray(np.maximum(mel, 0.0))
     values = np.asarray(mel, dtype=np.float64)
     if spec.normalization == "symmetric":
         values = np.clip(values, -spec.max_abs_value, spec.max_abs_value) if spec.clip else values

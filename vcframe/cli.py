@@ -348,7 +348,7 @@ def plugins_list(
     if format not in ("table", "json"):
         raise InputError(f"unknown format {format!r}", hint="use table or json")
     registry = _registry()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for row in registry:
         rows.append(
             {

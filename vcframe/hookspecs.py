@@ -68,6 +68,7 @@ def vcframe_reference_processors() -> Sequence[AudioProcessor]:
     All results are collected and applied in ascending ``order`` (then by ``name``); the pipeline's
     ``reference_processors`` setting may restrict them to a list of names.
     """
+    return ()
 
 
 @hookspec
@@ -76,6 +77,7 @@ def vcframe_output_processors() -> Sequence[AudioProcessor]:
 
     Collected and ordered like the reference processors; restricted by the ``output_processors`` setting.
     """
+    return ()
 
 
 @hookspec(firstresult=True)

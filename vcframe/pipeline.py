@@ -208,7 +208,7 @@ class Pipeline:
         progress("embed", 0, 1)
         batch = Waveform.from_numpy([clip.item(0) for clip in clips], clips[0].sample_rate)
         with torch.inference_mode():
-            embedding = self.encoder.embed_speaker(batch)
+            embedding: SpeakerEmbedding = self.encoder.embed_speaker(batch)
         progress("embed", 1, 1)
         return embedding
 
