@@ -126,7 +126,7 @@ def _declared(description: str) -> dict[str, Any]:
 
 #: Every error status the API can answer, for ``responses=`` of the routes (OpenAPI).
 ERROR_RESPONSES: dict[int, dict[str, Any]] = {
-    400: _declared("The Host header is not one this server answers to."),
+    400: _declared("The Host header is not one this server answers to, or the request body is malformed."),
     403: _declared("A cross-origin write was refused, or the action is not allowed on this resource."),
     404: _declared("No such voice, job or plugin (or the job's result has expired)."),
     409: _declared("The components do not fit together, or the job is not in a state that allows this."),
