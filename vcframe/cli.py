@@ -17,6 +17,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from vcframe import __version__
@@ -62,7 +63,7 @@ def handle_errors(function: F) -> F:
         except VcframeError as error:
             if _State.debug:
                 traceback.print_exc()
-            stderr.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            stderr.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             stderr.print("interrupted")
@@ -72,7 +73,7 @@ def handle_errors(function: F) -> F:
                 traceback.print_exc()
             first_line = str(error).split("\n")[0]
             stderr.print(
-                f"[bold red]error:[/] unexpected {type(error).__name__}: {first_line} "
+                f"[bold red]error:[/] unexpected {type(error).__name__}: {escape(first_line)} "
                 "(run with --debug for the traceback, and please report it)",
                 highlight=False,
                 soft_wrap=True,
