@@ -20,6 +20,7 @@ it is then reported as an expected failure, and as an error once it passes (so t
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import random
@@ -276,10 +277,26 @@ def offline() -> Iterator[None]:
 
 
 def _module_defining(spec: ComponentSpec) -> str | None:
-    """The imported module holding ``spec`` as a top-level name (the deepest one, where it is defined)."""
+    """The module that holds ``spec``: the one an installed entry point names, else an imported module of
+    the factory's top-level package holding it as a top-level name (the deepest such module)."""
+    from importlib import metadata
+
+    from vcframe.discovery import GROUPS
+
+    for entry in metadata.entry_points(group=GROUPS[spec.kind]):
+        if entry.name != spec.name:
+            continue
+        module_name = entry.value.partition(":")[0]
+        try:
+            module = importlib.import_module(module_name)
+        except Exception:  # noqa: BLE001 - a broken entry point is not this spec's module
+            continue
+        if any(value is spec or value == spec for value in vars(module).values()):
+            return module_name
+    package = spec.factory.partition(":")[0].split(".")[0]
     found = []
     for name, module in list(sys.modules.items()):
-        if name == "__main__" or module is None:
+        if name.split(".")[0] != package or module is None:
             continue
         try:
             if any(value is spec for value in vars(module).values()):
@@ -316,7 +333,7 @@ def _compare(what: str, expected: list[np.ndarray], actual: list[np.ndarray], at
     for index, (left, right) in enumerate(zip(expected, actual, strict=True)):
         if left.shape != right.shape:
             raise CheckFailed(f"{what}: item {index} has shape {left.shape} vs {right.shape}")
-        if left.size and not np.allclose(left, right, rtol=0, atol=atol):
+        if left.size and not np.allclose(left, right, rtol=0, atol=atol, equal_nan=True):
             difference = float(np.max(np.abs(left - right)))
             raise CheckFailed(f"{what}: item {index} differs by up to {difference:.3g} (tolerance {atol:g})")
 
@@ -739,8 +756,8 @@ def check_streaming_matches_vocode(subject: Subject) -> None:
     tolerance = subject.spec.streaming_tolerance
     if joined.shape != whole.shape:
         raise CheckFailed(f"the chunks add up to {len(joined)} samples, vocode gives {len(whole)}")
-    difference = float(np.max(np.abs(joined - whole))) if whole.size else 0.0
-    if difference > tolerance:
+    difference = float(np.nanmax(np.abs(joined - whole))) if whole.size else 0.0
+    if not np.allclose(joined, whole, rtol=0, atol=tolerance, equal_nan=True):
         raise CheckFailed(
             f"the chunks differ from vocode's output by up to {difference:.3g} (declared streaming_tolerance "
             f"{tolerance:g})"

@@ -21,6 +21,7 @@ Importing this module imports no torch (pytest loads it in every session of an e
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,9 +98,9 @@ class CliResult:
     exception: BaseException | None
 
 
-@pytest.fixture
-def vcframe_registry() -> Iterator[IsolatedRegistry]:
-    """An isolated registry (no installed components or hook plugins) that the pipeline and CLI use."""
+@contextlib.contextmanager
+def isolated_registry() -> Iterator[IsolatedRegistry]:
+    """Use an :class:`IsolatedRegistry` inside the block (the ``vcframe_registry`` fixture, for any code)."""
     registry = IsolatedRegistry()
     previous_registry = use_registry(registry)
     previous_hooks = use_hook_sources(registry._hook_sources)
@@ -108,6 +109,13 @@ def vcframe_registry() -> Iterator[IsolatedRegistry]:
     finally:
         use_registry(previous_registry)
         use_hook_sources(previous_hooks)
+
+
+@pytest.fixture
+def vcframe_registry() -> Iterator[IsolatedRegistry]:
+    """An isolated registry (no installed components or hook plugins) that the pipeline and CLI use."""
+    with isolated_registry() as registry:
+        yield registry
 
 
 @pytest.fixture

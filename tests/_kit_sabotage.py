@@ -1,0 +1,151 @@
+"""Components that each break one property of the contract, to show that the kit's checks catch it.
+
+Each is a dummy component with one defect and a spec of its own (named after the defect), whose factory points
+back here.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+import torch
+from pydantic import ConfigDict, Field
+
+from vcframe.specs import ComponentSpec
+from vcframe.testing._dummy_models import ConstantSynthesizer, SineVocoder, ToneEncoder
+from vcframe.testing.dummy_specs import (
+    CONSTANT_SYNTHESIZER,
+    SINE_VOCODER,
+    TONE_ENCODER,
+    SineVocoderConfig,
+)
+from vcframe.types import Mel, SpeakerEmbedding, Waveform
+
+
+def variant(base: ComponentSpec, name: str, factory: str, **update: Any) -> ComponentSpec:
+    return base.model_copy(update={"name": name, "factory": f"tests._kit_sabotage:{factory}", **update})
+
+
+class WrongLengthVocoder(SineVocoder):
+    """Drops the last half hop of every item."""
+
+    spec = variant(SINE_VOCODER, "wrong-length", "WrongLengthVocoder")
+
+    def _vocode(self, mel: Mel, seed: int | None) -> Waveform:
+        cut = self.input_spec.hop_length // 2
+        items = [self._render(mel.item(index), 0.0)[0][:-cut] for index in range(mel.batch_size)]
+        return Waveform.from_numpy(items, mel.spec.sample_rate).to(self.device)
+
+
+class SeedIgnoringSynthesizer(ConstantSynthesizer):
+    """Shifts every mel by a random offset drawn from the global generator, whatever the seed."""
+
+    spec = variant(CONSTANT_SYNTHESIZER, "seed-ignoring", "SeedIgnoringSynthesizer")
+
+    def _synthesize(self, texts: list[str], embedding: SpeakerEmbedding, seed: int | None) -> Mel:
+        mel = super()._synthesize(texts, embedding, seed)
+        offset = 0.5 * float(torch.rand(()))
+        return Mel((mel.frames + offset).clamp(-4, 4), mel.spec, mel.lengths, mel.alignment)
+
+
+class MutatingVocoder(SineVocoder):
+    """Clamps the caller's mel in place."""
+
+    spec = variant(SINE_VOCODER, "mutating", "MutatingVocoder")
+
+    def _vocode(self, mel: Mel, seed: int | None) -> Waveform:
+        mel.frames.clamp_(max=0.0)
+        return super()._vocode(mel, seed)
+
+
+class LeakyBatchEncoder(ToneEncoder):
+    """Embeds the padded rows, so a short clip's embedding depends on the longest clip in its batch."""
+
+    spec = variant(TONE_ENCODER, "leaky-batch", "LeakyBatchEncoder")
+
+    def _embed(self, waveform: Waveform) -> SpeakerEmbedding:
+        padded = Waveform(waveform.samples, waveform.sample_rate)
+        return super()._embed(padded)
+
+
+class NanSynthesizer(ConstantSynthesizer):
+    """Puts a NaN into frame 5 of every mel long enough to have one."""
+
+    spec = variant(CONSTANT_SYNTHESIZER, "nan", "NanSynthesizer")
+
+    def _synthesize(self, texts: list[str], embedding: SpeakerEmbedding, seed: int | None) -> Mel:
+        mel = super()._synthesize(texts, embedding, seed)
+        frames = mel.frames.clone()
+        if frames.shape[2] > 5:
+            frames[:, 0, 5] = float("nan")
+        return Mel(frames, mel.spec, mel.lengths, mel.alignment)
+
+
+class UncheckedEncoder(ToneEncoder):
+    """Skips the base class's input checks: too-short clips get an embedding."""
+
+    spec = variant(TONE_ENCODER, "unchecked", "UncheckedEncoder")
+
+    def embed(self, waveform: Waveform) -> SpeakerEmbedding:
+        return self._embed(waveform.to(self.device))
+
+
+class UncheckedVocoder(SineVocoder):
+    """Skips the base class's input checks: empty mels give empty audio."""
+
+    spec = variant(SINE_VOCODER, "unchecked", "UncheckedVocoder")
+
+    def vocode(self, mel: Mel, *, seed: int | None = None) -> Waveform:
+        return self._vocode(mel.to(self.device), seed)
+
+
+class DriftingStreamVocoder(SineVocoder):
+    """Restarts the phase at every streamed chunk, so the stream differs from ``vocode``."""
+
+    spec = variant(SINE_VOCODER, "drifting-stream", "DriftingStreamVocoder")
+
+    def vocode_stream(self, mel: Mel, *, seed: int | None = None):  # type: ignore[no-untyped-def]
+        mel = self._check_mel(mel)
+        values = mel.item(0)
+        for start in range(0, values.shape[1], 16):
+            samples, _ = self._render(values[:, start : start + 16], 0.0)
+            yield Waveform.from_numpy(samples, mel.spec.sample_rate)
+
+
+class DownloadingVocoder(SineVocoder):
+    """Opens a network connection when built."""
+
+    spec = variant(SINE_VOCODER, "downloading", "DownloadingVocoder")
+
+    def __init__(self, config: SineVocoderConfig | None = None, *, device: torch.device | str = "cpu") -> None:
+        super().__init__(config, device=device)
+        socket.create_connection(("192.0.2.1", 80), timeout=0.01)  # TEST-NET-1: never routable
+
+
+class LooseConfig(SineVocoderConfig):
+    """Ignores unknown options instead of refusing them."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class UndocumentedConfig(SineVocoderConfig):
+    """An option without a description."""
+
+    gain: float = 1.0
+
+
+class RequiredOptionConfig(SineVocoderConfig):
+    """An option without a default."""
+
+    required_option: int = Field(description="Must be given.")
+
+
+def config_variant(config_model: type, test_config: dict[str, Any] | None = None) -> ComponentSpec:
+    """The sine vocoder's spec with another config model (same name, so the built instance matches it)."""
+    return SINE_VOCODER.model_copy(update={"config_model": config_model, "test_config": test_config or {}})
+
+
+LOOSE_CONFIG = config_variant(LooseConfig)
+UNDOCUMENTED_CONFIG = config_variant(UndocumentedConfig)
+REQUIRED_OPTION = config_variant(RequiredOptionConfig, {"required_option": 1})
