@@ -57,6 +57,7 @@ STATIC_FILES = {
     "app.js": "text/javascript; charset=utf-8",
     "recorder-worklet.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
 }
 #: Slack over the largest upload for the other form fields of a request body.
 FORM_OVERHEAD_BYTES = 256 * 1024
