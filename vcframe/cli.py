@@ -592,5 +592,6 @@ def main(argv: list[str] | None = None) -> None:
 
 from vcframe import _cli_voices as _cli_voices  # noqa: E402,F401  (registers 'vcframe voices')
 from vcframe import _cli_serve as _cli_serve  # noqa: E402,F401  (registers 'vcframe serve')
+from vcframe import _cli_compare as _cli_compare  # noqa: E402,F401  (registers 'vcframe compare', 'metrics')
 
 __all__ = ["app", "main", "OutputError"]

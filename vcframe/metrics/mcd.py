@@ -6,8 +6,10 @@ How it is computed (:func:`mel_cepstrum`, :func:`mel_cepstral_distortion`):
 
 1. Both signals are resampled to 16 kHz and trimmed of leading and trailing silence (40 dB below peak).
 2. Mel cepstra: 25 ms Hann windows every 10 ms (n_fft 512), 80-band Slaney mel power spectrum from 0 to
-   8 kHz, natural log of the mel *amplitude*, DCT-II (orthonormal); coefficients 1-24 are kept (c0, the
-   frame energy, is dropped so loudness differences do not count).
+   8 kHz floored 80 dB below the clip's peak, natural log of the mel *amplitude*, and its cosine-series
+   coefficients over the mel axis (DCT-II scaled by 2/N, so that ``log A = c0/2 + sum c_d cos(...)`` as in
+   the cepstrum the MCD formula assumes); coefficients 1-24 are kept (c0, the frame energy, is dropped so
+   loudness differences do not count).
 3. Dynamic time warping (librosa) aligns the two frame sequences, minimising the summed Euclidean distance.
 4. MCD = mean over the aligned frame pairs of ``(10 / ln 10) * sqrt(2 * sum_d (c_d - c'_d)^2)`` in dB.
 
@@ -34,6 +36,8 @@ N_MELS = 80
 FIRST_COEFFICIENT = 1
 LAST_COEFFICIENT = 24
 TRIM_TOP_DB = 40.0
+#: Mel power below this many dB under the clip's loudest bin is floored (digital silence stays finite).
+FLOOR_DB = 80.0
 #: dB per unit of cepstral Euclidean distance: 10 / ln(10) * sqrt(2).
 MCD_SCALE = 10.0 / math.log(10.0) * math.sqrt(2.0)
 
@@ -73,8 +77,10 @@ def mel_cepstrum(audio: Any, sample_rate: int | None = None, *, trim: bool = Tru
         fmax=MCD_SAMPLE_RATE / 2,
         power=2.0,
     )
-    log_amplitude = 0.5 * np.log(np.maximum(power, 1e-10))
-    cepstra = scipy.fft.dct(log_amplitude, type=2, axis=0, norm="ortho")
+    floor = max(float(power.max()), 1e-20) * 10 ** (-FLOOR_DB / 10)
+    log_amplitude = 0.5 * np.log(np.maximum(power, floor))
+    # cosine-series coefficients of the log amplitude over the mel axis: c_d = (2 / N) sum_k x_k cos(...)
+    cepstra = scipy.fft.dct(log_amplitude, type=2, axis=0, norm=None) / N_MELS
     return np.asarray(cepstra[FIRST_COEFFICIENT : LAST_COEFFICIENT + 1].T, dtype=np.float64)
 
 

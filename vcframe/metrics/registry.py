@@ -113,10 +113,11 @@ class MetricRegistry:
         return row
 
     def duplicates(self) -> dict[str, list[MetricRow]]:
-        """Names provided by more than one distribution."""
+        """Names provided by more than one enabled distribution (disabling all but one resolves it)."""
         seen: dict[str, list[MetricRow]] = {}
         for row in self.rows:
-            seen.setdefault(row.name, []).append(row)
+            if not row.disabled:
+                seen.setdefault(row.name, []).append(row)
         return {name: rows for name, rows in seen.items() if len(rows) > 1}
 
     def row(self, name: str) -> MetricRow:
@@ -131,6 +132,9 @@ class MetricRegistry:
                 f"unknown metric {name!r} (available: {available})",
                 hint="see 'vcframe metrics list'; install the plugin that provides it",
             )
+        enabled = [row for row in candidates if not row.disabled]
+        if len(candidates) > 1 and len(enabled) == 1:
+            return enabled[0]
         if len(candidates) > 1:
             choices = ", ".join(row.qualified_name for row in candidates)
             raise PluginError(
