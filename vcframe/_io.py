@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import tempfile
@@ -29,6 +30,15 @@ def check_output_path(path: str | os.PathLike[str]) -> Path:
     return target
 
 
+@functools.lru_cache(maxsize=1)
+def _default_mode() -> int:
+    """The permissions ``open()`` would give a new file (0o666 less the umask); mkstemp's 0o600 is private.
+    Read once (os.umask can only be read by setting it, which must not race with other threads later)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
     """Write to a temporary file beside ``path`` and rename it into place only if the block succeeds.
@@ -42,6 +52,7 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[
             yield stream
             stream.flush()
             os.fsync(stream.fileno())
+        os.chmod(temp_name, _default_mode())
         os.replace(temp_name, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -57,6 +68,7 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
     os.close(handle)
     try:
         yield Path(temp_name)
+        os.chmod(temp_name, _default_mode())
         os.replace(temp_name, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
