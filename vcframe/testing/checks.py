@@ -697,7 +697,8 @@ def check_too_short_input_handled(subject: Subject) -> None:
     """Input below the declared minimum raises a ValueError; the shortest legal input works.
 
     Encoders: a clip half the spec's ``min_duration_s`` must raise. Synthesizers: a one-letter text, and
-    vocoders: a one-frame mel, must give a valid output or a ValueError, never another exception.
+    vocoders: a one-frame mel, must give one non-empty finite item or a ValueError, never another exception
+    (the output's length is ``output_length``'s business).
     """
     input_spec, kind = subject.io[0], subject.spec.kind
     if kind == "encoder" and input_spec.min_duration_s > 0:
@@ -724,12 +725,8 @@ def check_too_short_input_handled(subject: Subject) -> None:
             f"{description} raised {type(error).__name__} ({first_line}); give an output or raise a ValueError"
         ) from error
     items = _items(output)
-    if len(items) != 1 or not np.isfinite(items[0]).all():
-        raise CheckFailed(f"{description} gave {len(items)} items or non-finite values")
-    if kind == "vocoder":
-        hop, padding = input_spec.hop_length, subject.spec.length_padding_samples
-        if abs(len(items[0]) - hop) > padding:
-            raise CheckFailed(f"{description} gave {len(items[0])} samples, expected {hop}")
+    if len(items) != 1 or not items[0].size or not np.isfinite(items[0]).all():
+        raise CheckFailed(f"{description} gave {len(items)} items, an empty item or non-finite values")
 
 
 def check_streaming_matches_vocode(subject: Subject) -> None:
