@@ -132,8 +132,8 @@ def create_app(
             yield
         finally:
             sweeper.cancel()
+            state.jobs.close()  # first: cancelled jobs end their event streams and write no result
             state.worker.stop()
-            state.jobs.close()
 
     app = FastAPI(
         title="vcframe",

@@ -229,10 +229,12 @@ class JobStore:
         return len(self._jobs)
 
     def close(self) -> None:
-        """Cancel every live job and remove the folder with every result."""
+        """Cancel every live job (its event stream ends) and remove the folder with every result."""
         with self._lock:
             for job_id in list(self._jobs):
-                self._jobs[job_id].cancel_requested.set()
+                job = self._jobs[job_id]
+                job.cancel_requested.set()
+                job.move_to("cancelled")  # ends its event streams
                 self._forget(job_id)
         if self._owns_directory and self._directory is not None:
             shutil.rmtree(self._directory, ignore_errors=True)
