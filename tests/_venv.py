@@ -47,19 +47,21 @@ class PluginVenv:
         environment.update({"PIP_NO_INPUT": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1", "COLUMNS": "200"})
         return environment
 
-    def install(self, *packages: Path, workdir: Path) -> list[Path]:
-        """Copy each package folder into ``workdir`` (builds write there, not into the repository), install
-        the copies, and return them."""
-        copies = []
-        for package in packages:
-            copy = workdir / package.name
-            shutil.copytree(package, copy, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-            copies.append(copy)
+    def install(self, *packages: Path, workdir: Path | None = None, editable: bool = False) -> list[Path]:
+        """Install package folders; with ``workdir``, copies made there (builds write into the folder they
+        build, so never point them at the repository). Returns the folders installed."""
+        folders = list(packages)
+        if workdir is not None:
+            folders = [workdir / package.name for package in packages]
+            for package, copy in zip(packages, folders, strict=True):
+                shutil.copytree(package, copy, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
         command = [sys.executable, "-m", "pip", "--python", str(self.python), "install", "--quiet"]
-        command += ["--no-deps", "--no-build-isolation", "--no-index", *map(str, copies)]
+        command += ["--no-deps", "--no-build-isolation", "--no-index"]
+        for folder in folders:
+            command += ["-e", str(folder)] if editable else [str(folder)]
         result = subprocess.run(command, capture_output=True, text=True, env=self.environment(), timeout=300)
         assert result.returncode == 0, result.stderr + result.stdout
-        return copies
+        return folders
 
     def run(self, *args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
         """Run this environment's python with ``args`` in ``cwd``."""
