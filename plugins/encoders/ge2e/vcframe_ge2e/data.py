@@ -15,7 +15,7 @@ files are skipped, so an interrupted run continues where it stopped; each file i
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,20 +191,40 @@ class SpeakerBatchSampler:
     def set_state(self, state: dict) -> None:
         self.rng.bit_generator.state = state
 
-    def next_batch(self) -> np.ndarray:
-        """(N * M, frames, 40) float32, speaker-major."""
-        crops = []
+    def next_plan(self) -> list[tuple[Path, int | None]]:
+        """The next batch as N * M crops ``(mel file, first frame)`` (None: shorter than ``frames``, zero-padded),
+        speaker-major. Draws exactly the random numbers ``next_batch`` always drew, in the same order."""
+        plan: list[tuple[Path, int | None]] = []
         chosen = self.rng.choice(len(self.corpus.speakers), self.speakers_per_batch, replace=False)
         for index in chosen:
             files = self.corpus.files[self.corpus.speakers[index]]
             picks = self.rng.permutation(np.resize(np.arange(len(files)), self.utterances_per_speaker))
             for pick in picks:
-                mel = self.corpus.mel(files[pick])
-                if len(mel) < self.frames:
-                    padded = np.zeros((self.frames, mel.shape[1]), np.float32)
-                    padded[: len(mel)] = mel
-                    crops.append(padded)
+                length = len(self.corpus.mel(files[pick]))
+                if length < self.frames:
+                    plan.append((files[pick], None))
                     continue
-                start = int(self.rng.integers(0, len(mel) - self.frames + 1))
+                plan.append((files[pick], int(self.rng.integers(0, length - self.frames + 1))))
+        return plan
+
+    def load(self, plan: list[tuple[Path, int | None]]) -> np.ndarray:
+        """(len(plan), frames, 40) float32 crops of a plan (or of one rank's share of it)."""
+        crops = []
+        for path, start in plan:
+            mel = self.corpus.mel(path)
+            if start is None:
+                padded = np.zeros((self.frames, mel.shape[1]), np.float32)
+                padded[: len(mel)] = mel
+                crops.append(padded)
+            else:
                 crops.append(np.asarray(mel[start : start + self.frames], dtype=np.float32))
         return np.stack(crops)
+
+    def __iter__(self) -> Iterator[list[tuple[Path, int | None]]]:
+        """Endless batch plans (a batch sampler for ``vcframe.distributed.ShardedBatchSampler``)."""
+        while True:
+            yield self.next_plan()
+
+    def next_batch(self) -> np.ndarray:
+        """(N * M, frames, 40) float32, speaker-major."""
+        return self.load(self.next_plan())

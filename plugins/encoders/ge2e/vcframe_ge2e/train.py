@@ -16,7 +16,7 @@ import json
 import random
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import torch
@@ -27,6 +27,9 @@ from vcframe_ge2e.data import LAYOUTS, MelCorpus, SpeakerBatchSampler, preproces
 from vcframe_ge2e.evaluation import evaluate_speakers, projection_plot
 from vcframe_ge2e.loss import ge2e_eer, ge2e_loss
 from vcframe_ge2e.spec import PRESETS, GE2EConfig
+
+if TYPE_CHECKING:
+    from vcframe.distributed import TrainingSession
 
 app = typer.Typer(help="Train the GE2E speaker encoder.", no_args_is_help=True, add_completion=False)
 
@@ -103,11 +106,51 @@ def fit(
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N.")] = "cpu",
     threads: Annotated[int, typer.Option(help="torch CPU threads (0: torch's default).")] = 0,
 ) -> None:
-    """GE2E training (RTVC's encoder/train.py without visdom, with held-out evaluation and exact resume)."""
+    """GE2E training (RTVC's encoder/train.py without visdom, with held-out evaluation and exact resume).
+
+    Runs as one process or under ``torchrun --nproc_per_node=N`` (DDP; the batch of N speakers x M utterances is
+    the global batch, shared by the ranks, with the GE2E loss computed over all of it).
+    """
+    from vcframe.distributed import training_session
+
+    arguments = dict(locals())
+    arguments.pop("training_session")
+    with training_session(device) as session:
+        _fit(session, **arguments)
+
+
+def _fit(
+    session: TrainingSession,
+    *,
+    data: Path,
+    run_dir: Path,
+    preset: str,
+    hidden_size: int | None,
+    num_layers: int | None,
+    speakers_per_batch: int,
+    utterances_per_speaker: int,
+    partial_frames: int,
+    lr: float,
+    max_steps: int,
+    save_every: int,
+    eval_every: int,
+    val_speakers: int,
+    seed: int,
+    resume: bool,
+    init_from: str | None,
+    device: str,
+    threads: int,
+) -> None:
+    from vcframe.distributed import ShardedBatchSampler
     from vcframe_ge2e.model import build_network, load_weights
 
     if threads:
         torch.set_num_threads(threads)
+    if (speakers_per_batch * utterances_per_speaker) % session.world_size:
+        raise typer.BadParameter(
+            f"{speakers_per_batch} x {utterances_per_speaker} utterances per batch cannot be split evenly over "
+            f"{session.world_size} processes; choose sizes whose product is a multiple of it"
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = run_dir / CHECKPOINT_NAME
     corpus = MelCorpus(data)
@@ -132,6 +175,7 @@ def fit(
     )
     history: list[dict[str, Any]] = []
     step = 0
+    resume = session.should_resume(resume, checkpoint_path)
     if resume:
         if not checkpoint_path.is_file():
             raise typer.BadParameter(f"--resume: no {checkpoint_path}")
@@ -148,33 +192,41 @@ def fit(
         raise typer.BadParameter(
             f"{checkpoint_path} exists: pass --resume to continue, or use another --run-dir"
         )
+    device = session.device
     network.to(device)
     optimizer = torch.optim.Adam(network.parameters(), lr=lr)
     if resume:
         optimizer.load_state_dict(saved["optimizer_state"])
-        restore_rng_states(saved["rng"], sampler)
+        restore_rng_states(session.rng_state_of(saved), sampler)
         step, history = int(saved["step"]), list(saved["history"])
-        typer.echo(f"resumed at step {step}")
+        session.echo(f"resumed at step {step}")
     val_mels = [[np.asarray(val_corpus.mel(p)) for p in val_corpus.files[s]] for s in val_corpus.speakers]
+    model = session.wrap(network)
 
     def save() -> None:
+        states = rng_states(sampler)
         payload = {
             "step": step,
             "model_state": network.state_dict(),
             "optimizer_state": optimizer.state_dict(),
             "settings": settings,
             "config": config.model_dump(),
-            "rng": rng_states(sampler),
+            "rng": states,
             "history": history,
+            **session.checkpoint_extras(states, network),
         }
-        save_torch(payload, checkpoint_path)
+        session.on_main(save_torch, payload, checkpoint_path)
 
     params = list(network.parameters())
     network.train()
     started = time.perf_counter()
+    batches = iter(ShardedBatchSampler(sampler, session))
     while step < max_steps:
-        batch = torch.from_numpy(sampler.next_batch()).to(device)
-        embeds = network(batch).view(speakers_per_batch, utterances_per_speaker, -1)
+        session.fault_point(step + 1)
+        shard = next(batches)
+        batch = torch.from_numpy(sampler.load(shard.items)).to(device)
+        # every rank embeds its share; the loss needs every speaker's embeddings (gathered with gradients)
+        embeds = session.gather_rows(model(batch)).view(speakers_per_batch, utterances_per_speaker, -1)
         loss, sim = ge2e_loss(embeds, network.similarity_weight, network.similarity_bias)
         optimizer.zero_grad()
         loss.backward()
@@ -189,7 +241,7 @@ def fit(
             "loss": round(float(loss.detach()), 5),
             "train_eer": round(ge2e_eer(sim), 5),
         }
-        if eval_every and (step % eval_every == 0 or step == max_steps) and val_mels:
+        if session.is_main and eval_every and (step % eval_every == 0 or step == max_steps) and val_mels:
             network.eval()
             eer, enrol, test = evaluate_speakers(network, val_mels, device)
             network.train()
@@ -204,10 +256,10 @@ def fit(
         history.append(record)
         if eval_every and "val_eer" in record or step % 10 == 0:
             elapsed = time.perf_counter() - started
-            typer.echo(json.dumps(record) + f"  ({elapsed:.0f} s)")
+            session.echo(json.dumps(record) + f"  ({elapsed:.0f} s)")
         if step % save_every == 0 or step == max_steps:
             save()
-    typer.echo(f"stopped at step {step} (--max-steps {max_steps}); checkpoint {checkpoint_path}")
+    session.echo(f"stopped at step {step} (--max-steps {max_steps}); checkpoint {checkpoint_path}")
 
 
 @app.command()

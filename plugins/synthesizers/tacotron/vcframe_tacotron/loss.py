@@ -49,10 +49,17 @@ def guided_attention_weights(
 
 
 def guided_attention_loss(
-    attention: torch.Tensor, text_lengths: torch.Tensor, decoder_lengths: torch.Tensor, sigma: float = 0.2
+    attention: torch.Tensor,
+    text_lengths: torch.Tensor,
+    decoder_lengths: torch.Tensor,
+    sigma: float = 0.2,
+    total_steps: int | None = None,
 ) -> torch.Tensor:
     """Attention mass far from the diagonal: ``sum_l A[t, l] W[t, l]`` averaged over the valid decoder steps,
-    so it lies in [0, 1) whatever the text length. attention (B, steps, chars) -> scalar."""
+    so it lies in [0, 1) whatever the text length. attention (B, steps, chars) -> scalar.
+
+    ``total_steps`` replaces the batch's count of valid decoder steps as the divisor: a rank of a distributed
+    run passes the global batch's count, so the ranks' results sum to the global batch's loss."""
     weights = guided_attention_weights(text_lengths, decoder_lengths, sigma, attention.size(1), attention.size(2))
-    steps = decoder_lengths.clamp(max=attention.size(1)).sum().clamp_min(1)
+    steps = decoder_lengths.clamp(max=attention.size(1)).sum().clamp_min(1) if total_steps is None else total_steps
     return (attention * weights).sum() / steps

@@ -17,10 +17,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from vcframe.distributed import bernoulli_mask, dropout
+
 
 def _dropout(x: torch.Tensor, p: float) -> torch.Tensor:
-    # RTVC: F.dropout(x, p, training=True) whatever the module mode; p = 0 draws no random numbers
-    return F.dropout(x, p, training=True) if p > 0 else x
+    # RTVC: F.dropout(x, p, training=True) whatever the module mode; p = 0 draws no random numbers. Under
+    # distributed training the mask is drawn for the global batch and sliced (vcframe.distributed).
+    return dropout(x, p)
 
 
 def length_mask(lengths: torch.Tensor, total: int) -> torch.Tensor:
@@ -235,7 +238,7 @@ class Decoder(nn.Module):
 
     @staticmethod
     def zoneout(previous: torch.Tensor, current: torch.Tensor, p: float = 0.1) -> torch.Tensor:
-        mask = torch.zeros(previous.size(), device=previous.device).bernoulli_(p)
+        mask = bernoulli_mask(previous.size(), p, device=previous.device)
         return previous * mask + current * (1 - mask)
 
     def initial_state(self, encoder_seq: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -12,14 +12,16 @@ import json
 import math
 import random
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import torch
 import typer
 
 from vcframe.checkpoints import save_torch
+from vcframe.distributed import ShardedBatchSampler
 from vcframe.errors import CheckpointError, ConfigError
 from vcframe.specs import RTVC_SYNTHESIZER_MEL, EmbeddingSpec, MelSpec
 from vcframe_tacotron.frontend import get_frontend
@@ -27,6 +29,9 @@ from vcframe_tacotron.loss import guided_attention_loss, tacotron_loss
 from vcframe_tacotron.preprocess import preprocess as run_preprocess
 from vcframe_tacotron.preprocess import read_manifest
 from vcframe_tacotron.spec import PRESETS, TacotronConfig
+
+if TYPE_CHECKING:
+    from vcframe.distributed import TrainingSession
 
 app = typer.Typer(help="Train the Tacotron synthesizer.", no_args_is_help=True, add_completion=False)
 
@@ -66,6 +71,23 @@ def bucketed_batches(frames: list[int], batch_size: int, seed: int, epoch: int) 
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
+class LengthBucketSampler:
+    """:func:`bucketed_batches` as a batch sampler: ``set_epoch`` picks the epoch, ``batch_size`` may change
+    between epochs (the schedule's), iteration yields the epoch's batches of manifest indices."""
+
+    def __init__(self, frames: list[int], batch_size: int, seed: int) -> None:
+        self.frames, self.batch_size, self.seed, self.epoch = frames, batch_size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.frames) / self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(bucketed_batches(self.frames, self.batch_size, self.seed, self.epoch))
+
+
 class Dataset:
     """Manifest rows with their ids; loads mels and embeddings on demand."""
 
@@ -76,13 +98,22 @@ class Dataset:
         self.ids = [self.frontend.text_to_ids(row["text"]) for row in self.rows]
         self.frames = [int(row["frames"]) for row in self.rows]
 
-    def collate(self, indices: list[int], r: int, silence: float) -> dict[str, torch.Tensor]:
-        """RTVC's collate: text padded with 0, mels with silence to ``max_len + 1`` rounded up to r."""
+    def collate(
+        self, indices: list[int], r: int, silence: float, pad_like: list[int] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """RTVC's collate: text padded with 0, mels with silence to ``max_len + 1`` rounded up to r.
+
+        ``pad_like``: pad as the batch of these indices would be (a rank's share of a global batch is padded
+        like the whole batch, so every item is computed as in a single-process run)."""
         texts = [self.ids[i] for i in indices]
         mels = [np.load(self.folder / self.rows[i]["mel"]) for i in indices]
         embeds = np.stack([np.load(self.folder / self.rows[i]["embed"]) for i in indices]).astype(np.float32)
-        text_len = max(len(t) for t in texts)
-        mel_len = max(m.shape[1] for m in mels) + 1
+        if pad_like is None:
+            text_len = max(len(t) for t in texts)
+            mel_len = max(m.shape[1] for m in mels) + 1
+        else:
+            text_len = max(len(self.ids[i]) for i in pad_like)
+            mel_len = max(self.frames[i] for i in pad_like) + 1
         mel_len = mel_len + (-mel_len) % r
         chars = torch.zeros(len(indices), text_len, dtype=torch.long)
         mel_batch = torch.full((len(indices), mels[0].shape[0], mel_len), silence, dtype=torch.float32)
@@ -272,7 +303,43 @@ def fit(
     threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")] = "cpu",
 ) -> None:
-    """Teacher-forced training with RTVC's loss, schedule, clipping; atomic checkpoints; exact --resume."""
+    """Teacher-forced training with RTVC's loss, schedule, clipping; atomic checkpoints; exact --resume.
+
+    Runs as one process or under ``torchrun --nproc_per_node=N`` (DDP; the schedule's batch size is the global
+    batch, shared by the ranks and padded as one batch; dropout and zoneout masks drawn for the global batch).
+    """
+    from vcframe.distributed import training_session
+
+    arguments = dict(locals())
+    arguments.pop("training_session")
+    with training_session(device) as session:
+        _fit(session, **arguments)
+
+
+def _fit(
+    session: TrainingSession,
+    *,
+    data: Path,
+    run_dir: Path,
+    preset: str,
+    option: list[str] | None,
+    schedule: str | None,
+    max_steps: int | None,
+    resume: bool,
+    init: Path | None,
+    guided_attention: float,
+    guided_sigma: float,
+    guided_until: int | None,
+    masking: str,
+    clip: float,
+    seed: int,
+    checkpoint_every: int,
+    backup_every: int,
+    eval_every: int,
+    log_every: int,
+    threads: int,
+    device: str,
+) -> None:
     if threads:
         torch.set_num_threads(threads)
     if masking not in ("rtvc", "clean"):
@@ -288,7 +355,7 @@ def fit(
             overrides[key] = value
     stages = parse_schedule(schedule or (SMALL_SCHEDULE if preset == "small" else RTVC_SCHEDULE))
     saved: dict[str, Any] | None = None
-    if resume:
+    if session.should_resume(resume, checkpoint_path):
         if not checkpoint_path.is_file():
             raise CheckpointError(f"nothing to resume: {str(checkpoint_path)!r} does not exist", hint="drop --resume")
         saved = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
@@ -309,9 +376,7 @@ def fit(
         state, _ = load_state(init)
         check_state_against(network, state, str(init))
         network.load_state_dict(state)
-    from vcframe.seeding import resolve_device
-
-    target = resolve_device(device)
+    target = session.device
     network.to(target)
     optimizer = torch.optim.Adam(network.parameters(), lr=stages[0][1])
     step, epoch, batch_in_epoch, epoch_batch_size = 0, 0, 0, stage_at(stages, 0)[3]
@@ -320,7 +385,7 @@ def fit(
         optimizer.load_state_dict(saved["optimizer_state"])
         step, epoch, batch_in_epoch = saved["step"], saved["epoch"], saved["batch_in_epoch"]
         epoch_batch_size = saved["epoch_batch_size"]
-        restore_rng_states(saved["rng"])
+        restore_rng_states(session.rng_state_of(saved))
     else:
         random.seed(seed)
         np.random.seed(seed % 2**32)
@@ -332,81 +397,108 @@ def fit(
         "masking": masking,
         "data": str(data.resolve()),
     }
-    with open(run_dir / "config.json", "w") as stream:
-        json.dump(
-            {"model": config.model_dump(mode="json"), "train": train_info, "sizes": config.sizes()}, stream, indent=1
-        )
+    if session.is_main:
+        with open(run_dir / "config.json", "w") as stream:
+            json.dump(
+                {"model": config.model_dump(mode="json"), "train": train_info, "sizes": config.sizes()},
+                stream,
+                indent=1,
+            )
+    model = session.wrap(network)
 
     def save(path: Path) -> None:
-        save_torch(
-            {
-                "model_state": network.state_dict(),
-                "optimizer_state": optimizer.state_dict(),
-                "step": step,
-                "epoch": epoch,
-                "batch_in_epoch": batch_in_epoch,
-                "epoch_batch_size": epoch_batch_size,
-                "rng": rng_states(),
-                "train": train_info,
-                "config": config.model_dump(mode="json"),
-            },
-            path,
-        )
+        states = rng_states()
+        payload = {
+            "model_state": network.state_dict(),
+            "optimizer_state": optimizer.state_dict(),
+            "step": step,
+            "epoch": epoch,
+            "batch_in_epoch": batch_in_epoch,
+            "epoch_batch_size": epoch_batch_size,
+            "rng": states,
+            "train": train_info,
+            "config": config.model_dump(mode="json"),
+            **session.checkpoint_extras(states, network),
+        }
+        session.on_main(save_torch, payload, path)
 
     silence = config.mel.silence_value
     limit = max_steps if max_steps is not None else stages[-1][2]
     started = time.time()
     network.train()
-    log = open(run_dir / "log.jsonl", "a")
+    log = open(run_dir / "log.jsonl", "a") if session.is_main else None
+    buckets = LengthBucketSampler(dataset.frames, epoch_batch_size, seed)
+    sharded = ShardedBatchSampler(buckets, session)
+    distributed = session.distributed
     try:
         while step < limit:
-            batches = bucketed_batches(dataset.frames, epoch_batch_size, seed, epoch)
-            while batch_in_epoch < len(batches) and step < limit:
+            buckets.batch_size = epoch_batch_size
+            sharded.set_epoch(epoch, skip=batch_in_epoch)
+            for shard in sharded:
+                if step >= limit:
+                    break
+                session.fault_point(step + 1)
                 r, lr, _, _ = stage_at(stages, step)
                 network.r = r
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-                batch = {k: v.to(target) for k, v in dataset.collate(batches[batch_in_epoch], r, silence).items()}
+                # a rank's share is padded like the whole global batch (so each item is computed as alone)
+                pad_like = shard.batch if distributed else None
+                collated = dataset.collate(shard.items, r, silence, pad_like=pad_like)
+                batch = {k: v.to(target) for k, v in collated.items()}
                 clean = masking == "clean"
-                mel_decoder, mel_postnet, attention, stop = network(
-                    batch["chars"],
-                    batch["mels"],
-                    batch["embeds"],
-                    p=config.dropout,
-                    text_lengths=batch["text_lengths"] if clean else None,
-                    mel_lengths=batch["mel_lengths"] if clean else None,
-                )
+                with session.batch_randomness(shard):
+                    mel_decoder, mel_postnet, attention, stop = model(
+                        batch["chars"],
+                        batch["mels"],
+                        batch["embeds"],
+                        p=config.dropout,
+                        text_lengths=batch["text_lengths"] if clean else None,
+                        mel_lengths=batch["mel_lengths"] if clean else None,
+                    )
                 losses = tacotron_loss(mel_decoder, mel_postnet, stop, batch["mels"], batch["stop_target"])
-                loss = losses["loss"]
+                # DDP averages over ranks: the weight turns that into the global batch's mean
+                loss = losses["loss"] * shard.weight if distributed else losses["loss"]
                 if guided_attention > 0 and (guided_until is None or step < guided_until):
                     decoder_steps = (batch["mel_lengths"] + r - 1) // r
+                    total_steps = None
+                    if distributed:  # divide by the global batch's decoder steps; the ranks' shares add up
+                        steps_per_item = [min((dataset.frames[i] + r - 1) // r, attention.size(1)) for i in shard.batch]
+                        total_steps = max(1, sum(steps_per_item))
                     losses["guided_loss"] = guided_attention_loss(
-                        attention, batch["text_lengths"], decoder_steps, guided_sigma
+                        attention, batch["text_lengths"], decoder_steps, guided_sigma, total_steps=total_steps
                     )
-                    loss = loss + guided_attention * losses["guided_loss"]
+                    share = losses["guided_loss"] * session.world_size if distributed else losses["guided_loss"]
+                    loss = loss + guided_attention * share
                 optimizer.zero_grad()
                 loss.backward()
                 grad_norm = torch.nn.utils.clip_grad_norm_(network.parameters(), clip)
                 if math.isnan(float(grad_norm)):
-                    typer.echo(f"step {step + 1}: gradient is NaN, batch skipped")
+                    session.echo(f"step {step + 1}: gradient is NaN, batch skipped")
                 else:
                     optimizer.step()
                 step += 1
-                batch_in_epoch += 1
+                batch_in_epoch = shard.index + 1
                 if step % log_every == 0 or step == limit:
+                    values = {k: v.detach() for k, v in losses.items() if k != "guided_loss"}
+                    means = session.weighted_mean(values, len(shard))
+                    if "guided_loss" in losses:  # each rank holds its share of the global value: sum them
+                        guided = losses["guided_loss"].detach() * session.world_size
+                        means["guided_loss"] = session.weighted_mean({"guided_loss": guided}, 1.0)["guided_loss"]
                     record = {
                         "step": step,
                         "epoch": epoch,
                         "r": r,
                         "lr": lr,
                         "seconds": round(time.time() - started, 2),
-                        **{k: round(float(v.detach()), 5) for k, v in losses.items()},
+                        **{k: round(means[k], 5) for k in losses},
                         "grad_norm": round(float(grad_norm), 4),
                     }
-                    log.write(json.dumps(record) + "\n")
-                    log.flush()
-                    typer.echo(" ".join(f"{k}={v}" for k, v in record.items()))
-                if eval_every and step % eval_every == 0:
+                    if log is not None:
+                        log.write(json.dumps(record) + "\n")
+                        log.flush()
+                    session.echo(" ".join(f"{k}={v}" for k, v in record.items()))
+                if eval_every and step % eval_every == 0 and session.is_main:
                     length = int(batch["mel_lengths"][0])
                     steps_used = (length + r - 1) // r
                     _save_plots(
@@ -421,13 +513,16 @@ def fit(
                     save(checkpoint_path)
                 if backup_every and step % backup_every == 0:
                     save(run_dir / f"checkpoint_{step:07d}.pt")
-            if batch_in_epoch >= len(batches):
+            else:  # the epoch's batches are all done (a distributed run may have skipped a short last one)
+                batch_in_epoch = len(buckets)
+            if batch_in_epoch >= len(buckets):
                 epoch, batch_in_epoch = epoch + 1, 0
                 epoch_batch_size = stage_at(stages, step)[3]
     finally:
-        log.close()
+        if log is not None:
+            log.close()
     save(checkpoint_path)
-    typer.echo(f"stopped at step {step}; checkpoint {checkpoint_path}")
+    session.echo(f"stopped at step {step}; checkpoint {checkpoint_path}")
 
 
 def _load_run(run_dir: Path) -> tuple[TacotronConfig, Any, dict[str, Any]]:

@@ -12,8 +12,9 @@ import json
 import random
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import torch
@@ -24,6 +25,9 @@ from vcframe.checkpoints import save_safetensors, save_torch
 from vcframe.errors import CheckpointError
 from vcframe_wavernn.data import VocoderItem, collate, load_items, max_offset
 from vcframe_wavernn.spec import SPEC, WaveRNNConfig
+
+if TYPE_CHECKING:
+    from vcframe.distributed import TrainingSession
 
 app = typer.Typer(add_completion=False, help="Train the WaveRNN vocoder (RTVC recipe) and export its weights.")
 
@@ -60,13 +64,23 @@ def _restore_rng(states: dict[str, Any], sampler: np.random.Generator) -> None:
     sampler.bit_generator.state = json.loads(states["sampler"])
 
 
-def _sample_batch(
-    items: list[VocoderItem], sampler: np.random.Generator, batch_size: int, seq_len: int, hop: int, pad: int, bits: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    indices = sampler.integers(0, len(items), batch_size)
-    chosen = [items[i] for i in indices]
-    offsets = [int(sampler.integers(0, max_offset(item, seq_len, hop, pad))) for item in chosen]
-    return collate(chosen, offsets, seq_len, hop, pad, bits)
+class SegmentSampler:
+    """RTVC's random segments as an endless batch sampler: each batch is ``batch_size`` (item index, mel offset)
+    pairs drawn from ``rng`` (items with replacement, then one offset per item), the draws RTVC's loader makes."""
+
+    def __init__(
+        self, items: list[VocoderItem], rng: np.random.Generator, batch_size: int, seq_len: int, hop: int, pad: int
+    ) -> None:
+        self.items, self.rng, self.batch_size = items, rng, batch_size
+        self.seq_len, self.hop, self.pad = seq_len, hop, pad
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        while True:
+            indices = self.rng.integers(0, len(self.items), self.batch_size)
+            offsets = [
+                int(self.rng.integers(0, max_offset(self.items[i], self.seq_len, self.hop, self.pad))) for i in indices
+            ]
+            yield [(int(i), offset) for i, offset in zip(indices, offsets, strict=True)]
 
 
 def _write_sample(network, item: VocoderItem, path: Path, seconds: float, seed: int) -> None:
@@ -116,7 +130,38 @@ def fit(
     resume: Annotated[bool, typer.Option(help="Continue from run_dir/checkpoint.pt exactly.")] = False,
     threads: Annotated[int, typer.Option(min=1, help="torch threads.")] = 2,
 ) -> None:
-    """Train on ground-truth or GTA mels with RTVC's random segments and cross-entropy on mu-law classes."""
+    """Train on ground-truth or GTA mels with RTVC's random segments and cross-entropy on mu-law classes.
+
+    Runs as one process or under ``torchrun --nproc_per_node=N`` (DDP; ``--batch-size`` is the global batch,
+    shared by the ranks).
+    """
+    from vcframe.distributed import training_session
+
+    arguments = dict(locals())
+    arguments.pop("training_session")
+    with training_session("cpu") as session:
+        _fit(session, **arguments)
+
+
+def _fit(
+    session: TrainingSession,
+    *,
+    data: Path,
+    run_dir: Path,
+    preset: str,
+    config_json: str,
+    batch_size: int,
+    seq_len: int,
+    lr: float,
+    max_steps: int,
+    save_every: int,
+    sample_every: int,
+    sample_seconds: float,
+    seed: int,
+    resume: bool,
+    threads: int,
+) -> None:
+    from vcframe.distributed import ShardedBatchSampler
     from vcframe.specs import RTVC_SYNTHESIZER_MEL
     from vcframe_wavernn.model import build_network
 
@@ -126,6 +171,8 @@ def fit(
     hop = spec.hop_length
     if seq_len % hop:
         raise typer.BadParameter(f"seq_len ({seq_len}) must be a multiple of the hop length ({hop})")
+    if batch_size < session.world_size:
+        raise typer.BadParameter(f"--batch-size {batch_size} is smaller than the {session.world_size} processes")
     items, description = load_items(data, spec, config.bits)
     usable = [item for item in items if max_offset(item, seq_len, hop, config.pad) > 0]
     if not usable:
@@ -137,53 +184,68 @@ def fit(
     optimizer = torch.optim.Adam(network.parameters(), lr=lr)
     sampler = np.random.default_rng(seed)
     step = 0
-    if resume:
+    if session.should_resume(resume, checkpoint_path):
         if not checkpoint_path.is_file():
             raise CheckpointError(f"nothing to resume: {str(checkpoint_path)!r} does not exist", hint="drop --resume")
         saved = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
         network.load_state_dict(saved["model_state"])
         optimizer.load_state_dict(saved["optimizer_state"])
         step = int(saved["step"])
-        _restore_rng(saved["rng"], sampler)
-        print(f"resumed at step {step}")
+        _restore_rng(session.rng_state_of(saved), sampler)
+        session.echo(f"resumed at step {step}")
+    model = session.wrap(network)
 
     def save() -> None:
-        save_torch(
-            {
-                "model_state": network.state_dict(),
-                "optimizer_state": optimizer.state_dict(),
-                "step": step,
-                "config": config.model_dump_json(),
-                "training_data": description,
-                "rng": _rng_states(sampler),
-            },
-            checkpoint_path,
-        )
+        states = _rng_states(sampler)
+        payload = {
+            "model_state": network.state_dict(),
+            "optimizer_state": optimizer.state_dict(),
+            "step": step,
+            "config": config.model_dump_json(),
+            "training_data": description,
+            "rng": states,
+            **session.checkpoint_extras(states, network),
+        }
+        session.on_main(save_torch, payload, checkpoint_path)
 
-    log = (run_dir / "log.csv").open("a")
-    if log.tell() == 0:
+    log = (run_dir / "log.csv").open("a") if session.is_main else None
+    if log is not None and log.tell() == 0:
         log.write("step,loss,seconds\n")
     network.train()
     started = time.time()
+    batches = iter(ShardedBatchSampler(SegmentSampler(usable, sampler, batch_size, seq_len, hop, config.pad), session))
     while step < max_steps:
-        x, y, mels = _sample_batch(usable, sampler, batch_size, seq_len, hop, config.pad, config.bits)
-        logits = network(x, mels)
+        session.fault_point(step + 1)
+        shard = next(batches)
+        x, y, mels = collate(
+            [usable[i] for i, _ in shard.items],
+            [offset for _, offset in shard.items],
+            seq_len,
+            hop,
+            config.pad,
+            config.bits,
+        )
+        logits = model(x, mels)
         loss = F.cross_entropy(logits.transpose(1, 2).unsqueeze(-1), y.unsqueeze(-1))
         optimizer.zero_grad()
-        loss.backward()
+        # DDP averages over ranks; the weight makes that the mean over the global batch for unequal shares
+        (loss * shard.weight if shard.weight != 1.0 else loss).backward()
         optimizer.step()
         step += 1
-        log.write(f"{step},{loss.item():.6f},{time.time() - started:.2f}\n")
-        log.flush()
-        print(f"step {step} loss {loss.item():.4f}", flush=True)
+        mean_loss = session.weighted_mean({"loss": loss.detach()}, len(shard))["loss"]
+        if log is not None:
+            log.write(f"{step},{mean_loss:.6f},{time.time() - started:.2f}\n")
+            log.flush()
+        session.echo(f"step {step} loss {mean_loss:.4f}")
         if step % save_every == 0 or step == max_steps:
             save()
-        if sample_every and step % sample_every == 0:
+        if sample_every and step % sample_every == 0 and session.is_main:
             state = torch.get_rng_state()
             _write_sample(network, usable[0], run_dir / "samples" / f"step_{step:07d}.wav", sample_seconds, seed)
             torch.set_rng_state(state)
             network.train()
-    log.close()
+    if log is not None:
+        log.close()
 
 
 @app.command()
