@@ -60,3 +60,13 @@ def test_refuses_other_mels_and_empty_input() -> None:
         vocoder.vocode(Mel(torch.zeros(1, 80, 5), other))
     with pytest.raises(InputError, match="no mel frames"):
         vocoder.vocode(Mel(torch.zeros(1, 80, 0), RTVC_SYNTHESIZER_MEL))
+
+
+def test_one_frame_is_one_hop_of_silence_without_warnings() -> None:
+    import warnings
+
+    vocoder = GriffinLimVocoder(SPEC.make_config({"n_iter": 2}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        waveform = vocoder.vocode(Mel(torch.zeros(1, 80, 1), RTVC_SYNTHESIZER_MEL), seed=0)
+    assert waveform.lengths.tolist() == [200] and not waveform.samples.any()

@@ -52,6 +52,8 @@ class GriffinLimVocoder(BaseVocoder):
         # with centred frames, T frames describe (T - 1) hops of audio; the last hop is padded with zeros
         # so that every vocoder returns exactly T * hop_length samples
         recovered_length = (frames - 1) * spec.hop_length if spec.center else frames * spec.hop_length
+        if recovered_length == 0:  # one centred frame describes no audio: silence, without asking librosa
+            return np.zeros(frames * spec.hop_length, dtype=np.float32)
         signal = librosa.griffinlim(
             linear**self.config.power,
             n_iter=self.config.n_iter,
