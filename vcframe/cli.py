@@ -504,29 +504,27 @@ def plugins_show(
 def plugins_validate(
     name: Annotated[str, typer.Argument(help="Plugin name (or DISTRIBUTION:NAME).")],
     kind: Annotated[str | None, typer.Option("--kind", help="encoder, synthesizer or vocoder.")] = None,
+    device: Annotated[str, typer.Option("--device", help="Device to build and run the instance on.")] = "cpu",
 ) -> None:
-    """Validate a plugin: its spec, config model, and a tiny random-weight instance (no download)."""
-    from vcframe.discovery import build_component
+    """Run the conformance kit on a plugin's tiny test instance (no download): one row per check."""
+    from rich.markup import escape
 
-    found_kind, spec = _find_spec(_registry(), name, kind)
-    checks: list[tuple[str, bool, str]] = []
-    try:
-        config = spec.make_config(spec.test_config)
-        checks.append(("config builds from test_config", True, ""))
-        spec.config_model.model_json_schema()
-        checks.append(("config exports a JSON schema", True, ""))
-        component = build_component(spec, config.model_dump(), device="cpu")
-        checks.append(("tiny instance builds", True, type(component).__name__))
-    except Exception as error:  # noqa: BLE001 - reported as a failed check
-        checks.append(("build", False, str(error).split("\n")[0]))
-    table = Table(title=f"{found_kind} {spec.name}")
-    for column in ("check", "result", "detail"):
+    from vcframe.testing.checks import check_component
+
+    registry = _registry()
+    found_kind, spec = _find_spec(registry, name, kind)
+    report = check_component(f"{found_kind}/{name}", registry=registry, device=device, raise_on_failure=False)
+    table = Table(title=f"conformance of {found_kind} {spec.name}")
+    for column in ("check", "result", "seconds", "detail"):
         table.add_column(column)
-    for check_name, passed, detail in checks:
-        table.add_row(check_name, "[green]pass[/]" if passed else "[red]FAIL[/]", detail)
+    styles = {"passed": "green", "failed": "red", "xpassed": "red", "xfailed": "yellow", "skipped": "dim"}
+    for result in report.results:
+        status = f"[{styles[result.status]}]{result.status}[/]"
+        table.add_row(result.check, status, f"{result.seconds:.2f}", escape(result.detail))
     stdout.print(table)
-    if not all(passed for _, passed, _ in checks):
-        raise PluginError(f"{found_kind} {spec.name!r} failed validation", hint="see the table above")
+    if not report.ok:
+        failed = ", ".join(result.check for result in report.failures)
+        raise PluginError(f"{found_kind} {spec.name!r} fails {failed}", hint="see the table above and docs/plugins.md")
 
 
 # -- config -----------------------------------------------------------------------------------------
