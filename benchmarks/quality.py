@@ -1,0 +1,261 @@
+"""Quality benchmark: intelligibility (WER) and speaker similarity of cloned speech, with yardsticks.
+
+Run by hand (minutes per system on 2 cores):
+
+    .venv/bin/python benchmarks/quality.py --vocoder griffinlim --vocoder wavernn --out /tmp/quality
+
+* Voices: the predefined sample voices (synthetic speakers held out of the demo training corpus) and real
+  clips from ../shared/data (one utterance of each LibriSpeech test-other speaker, one LJSpeech clip).
+* Sentences: the demo corpus recipe's held-out sentences (never in training), first ``--sentences`` of them.
+* For every system (the default bundle with each ``--vocoder``) and every (voice, sentence): ``Pipeline.clone``
+  with a fixed seed; word error rate of the pocketsphinx transcript (``vcframe.metrics``, text normalised);
+  speaker similarity = cosine between GE2E embeddings of the reference clip and the output; real-time factor
+  = synthesis seconds / output seconds (models already loaded).
+* Yardsticks: flite (voice slt) reading the same sentences (WER), the held-out voices' own engines reading
+  them (WER and similarity to the reference clip: what "the same speaker" scores), and the wall time of one
+  ``vcframe run`` command (model loading included).
+
+Prints markdown tables and writes ``results.json`` plus every generated clip under ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import soundfile
+import torch
+
+from vcframe.audio import save_audio
+from vcframe.metrics.asr import default_recognizer, word_error_rate
+from vcframe.metrics.speaker import SpeakerJudge
+from vcframe.pipeline import Pipeline
+from vcframe.voices import sample_voices
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_recipe() -> Any:
+    """recipes/demo/make_corpus.py as a module (held-out sentences, speaker catalogue, engines)."""
+    path = ROOT / "recipes" / "demo" / "make_corpus.py"
+    spec = importlib.util.spec_from_file_location("demo_make_corpus", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def held_out_sentences(recipe: Any, count: int) -> list[str]:
+    args = recipe.build_parser().parse_args(["--out", tempfile.gettempdir()])
+    plan = recipe.make_plan(args)
+    return [text for _, text in plan.eval_sentences[:count]]
+
+
+def real_voices(shared: Path) -> list[tuple[str, Path]]:
+    """(name, clip): the first clip of each LibriSpeech test-other speaker and the first LJSpeech-mini clip."""
+    voices = []
+    test_other = shared / "data" / "librispeech" / "LibriSpeech" / "test-other"
+    if test_other.is_dir():
+        for speaker in sorted(test_other.iterdir()):
+            clips = sorted(speaker.rglob("*.flac"))
+            if clips:
+                voices.append((f"librispeech-{speaker.name}", clips[0]))
+    ljspeech = sorted((shared / "data" / "ljspeech" / "LJSpeech-mini" / "wavs").glob("*.wav"))
+    if ljspeech:
+        voices.append(("ljspeech", ljspeech[0]))
+    return voices
+
+
+def seconds_of(path: Path) -> float:
+    info = soundfile.info(str(path))
+    return info.frames / info.samplerate
+
+
+def flite_yardstick(sentences: list[str], scratch: Path) -> list[float]:
+    recognizer = default_recognizer()
+    rates = []
+    for index, text in enumerate(sentences):
+        path = scratch / f"flite_{index}.wav"
+        subprocess.run(["flite", "-voice", "slt", "-t", text, "-o", str(path)], check=True, capture_output=True)
+        rates.append(word_error_rate(text, recognizer.transcribe(path)))
+    return rates
+
+
+def source_voice_yardstick(recipe: Any, sentences: list[str], judge: SpeakerJudge, scratch: Path) -> dict[str, Any]:
+    """The held-out voices' own engines reading the sentences: WER, and similarity to the sample clip."""
+    recognizer = default_recognizer()
+    rows: dict[str, Any] = {}
+    for voice in sample_voices():
+        speaker = recipe.SPEAKERS_BY_ID[voice.details["speaker"]]
+        rates, similarities = [], []
+        for index, text in enumerate(sentences):
+            samples = recipe.trim_and_normalise(recipe.synthesize(speaker, text))
+            path = scratch / f"source_{voice.name}_{index}.wav"
+            soundfile.write(str(path), samples, recipe.SAMPLE_RATE)
+            rates.append(word_error_rate(text, recognizer.transcribe(path)))
+            similarities.append(judge.similarity(voice.clip, path))
+        rows[voice.name] = {"wer": statistics.mean(rates), "similarity": statistics.mean(similarities)}
+    return rows
+
+
+def run_system(
+    vocoder: str,
+    voices: list[tuple[str, str, Path]],
+    sentences: list[str],
+    args: argparse.Namespace,
+    out: Path,
+    judge: SpeakerJudge,
+) -> list[dict[str, Any]]:
+    options: dict[str, dict[str, Any]] = {}
+    for item in args.option or []:
+        key, _, value = item.partition("=")
+        kind, _, name = key.partition(".")
+        options.setdefault(kind, {})[name] = json.loads(value) if value[:1] in '[{0123456789-tf"' else value
+    pipeline = Pipeline(
+        encoder=args.encoder, synthesizer=args.synthesizer, vocoder=vocoder, device="cpu", options=options
+    )
+    recognizer = default_recognizer()
+    rows = []
+    for group, name, clip in voices:
+        embedding = pipeline.embed([clip])
+        for index, text in enumerate(sentences):
+            started = time.perf_counter()
+            waveform = pipeline.clone(text, embedding=embedding, seed=args.seed + index)
+            elapsed = time.perf_counter() - started
+            path = out / vocoder / f"{name}_{index:02d}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save_audio(waveform, path)
+            hypothesis = recognizer.transcribe(path)
+            rows.append(
+                {
+                    "system": vocoder,
+                    "group": group,
+                    "voice": name,
+                    "sentence": index,
+                    "text": text,
+                    "transcript": hypothesis,
+                    "wer": word_error_rate(text, hypothesis),
+                    "similarity": judge.similarity(clip, path),
+                    "seconds": waveform.durations[0],
+                    "rtf": elapsed / max(waveform.durations[0], 1e-6),
+                }
+            )
+            print(
+                f"{vocoder} {name} {index}: wer {rows[-1]['wer']:.2f} sim {rows[-1]['similarity']:.3f} "
+                f"rtf {rows[-1]['rtf']:.2f}  heard: {hypothesis!r}",
+                flush=True,
+            )
+    return rows
+
+
+def cli_run_seconds(vocoder: str, text: str, args: argparse.Namespace, scratch: Path) -> tuple[float, float]:
+    """Wall time of one ``vcframe run`` (process start and model loading included) and its output length."""
+    out = scratch / f"cli_{vocoder}.wav"
+    command = [
+        str(Path(sys.executable).with_name("vcframe")),
+        "run",
+        "--voice",
+        "clara",
+        "--text",
+        text,
+        "--out",
+        str(out),
+        "--vocoder",
+        vocoder,
+        "--seed",
+        "0",
+        "--device",
+        "cpu",
+    ]
+    started = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True)
+    return time.perf_counter() - started, seconds_of(out)
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| system | voices | items | WER mean | WER median | similarity mean | RTF mean |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    keys = sorted({(row["system"], row["group"]) for row in rows})
+    for system, group in keys:
+        chosen = [row for row in rows if row["system"] == system and row["group"] == group]
+        wer = [r["wer"] for r in chosen]
+        similarity = statistics.mean(r["similarity"] for r in chosen)
+        rtf = statistics.mean(r["rtf"] for r in chosen)
+        lines.append(
+            f"| {system} | {group} | {len(chosen)} | {statistics.mean(wer):.3f} | {statistics.median(wer):.3f} "
+            f"| {similarity:.3f} | {rtf:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--vocoder", action="append", help="vocoder of a system (repeatable; default: the bundle's)")
+    parser.add_argument("--encoder", default=None)
+    parser.add_argument("--synthesizer", default=None)
+    parser.add_argument("-o", "--option", action="append", help="KIND.OPTION=VALUE for the systems' components")
+    parser.add_argument("--sentences", type=int, default=8, help="held-out sentences per voice")
+    parser.add_argument("--real", type=int, default=6, help="real clips from ../shared/data (0 = none)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--shared", type=Path, default=Path(os.environ.get("VCFRAME_SHARED", ROOT.parent / "shared")))
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--no-yardsticks", action="store_true")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    recipe = load_recipe()
+    sentences = held_out_sentences(recipe, args.sentences)
+    voices = [("synthetic held-out", voice.name, voice.clip) for voice in sample_voices()]
+    voices += [("real", name, clip) for name, clip in real_voices(args.shared)[: args.real]]
+    judge = SpeakerJudge("ge2e")
+    from vcframe.config import default_bundle
+
+    vocoders = args.vocoder or [default_bundle()["vocoder"]]
+    rows: list[dict[str, Any]] = []
+    for vocoder in vocoders:
+        rows += run_system(vocoder, voices, sentences, args, args.out, judge)
+    report: dict[str, Any] = {"sentences": sentences, "rows": rows}
+    print("\n" + table(rows))
+    with tempfile.TemporaryDirectory() as scratch_name:
+        scratch = Path(scratch_name)
+        report["cli"] = {}
+        for vocoder in vocoders:
+            wall, seconds = cli_run_seconds(vocoder, sentences[0], args, scratch)
+            report["cli"][vocoder] = {"wall_s": wall, "audio_s": seconds, "rtf": wall / seconds}
+            print(
+                f"vcframe run --vocoder {vocoder}: {wall:.1f} s wall for {seconds:.2f} s of audio "
+                f"(RTF {wall / seconds:.2f}, model loading included)"
+            )
+        if not args.no_yardsticks and shutil.which("flite"):
+            flite = flite_yardstick(sentences, scratch)
+            report["flite_slt_wer"] = statistics.mean(flite)
+            print(f"yardstick: flite slt reading the sentences: WER {report['flite_slt_wer']:.3f}")
+            source = source_voice_yardstick(recipe, sentences, judge, scratch)
+            report["source_voices"] = source
+            for name, values in source.items():
+                print(f"yardstick: {name}'s own engine: WER {values['wer']:.3f}, similarity {values['similarity']:.3f}")
+    report["commit"] = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+    ).stdout.strip()
+    report["table"] = table(rows)
+    (args.out / "results.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
+    print(f"wrote {args.out / 'results.json'} (commit {report['commit']})")
+
+
+if __name__ == "__main__":
+    main()
