@@ -208,3 +208,12 @@ def test_cli_end_to_end_with_partners(module, vcframe_registry, vcframe_cli, spe
     samples, rate = soundfile.read(str(out))
     assert rate == 16000 and len(samples) > 0
     assert (tmp_path / "out.wav.json").is_file()
+
+
+def test_plugins_validate_runs_the_kit(dummy_registry, vcframe_cli) -> None:
+    passing = vcframe_cli("plugins", "validate", "test-sine")
+    assert passing.exit_code == 0 and "streaming_matches_vocode" in passing.stdout and "failed" not in passing.stdout
+    dummy_registry.register(sabotage.MutatingVocoder.spec)
+    failing = vcframe_cli("plugins", "validate", "mutating")
+    assert failing.exit_code == 2, failing.stderr
+    assert "error: vocoder 'mutating' fails inputs_not_mutated" in failing.stderr
