@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -129,6 +130,9 @@ def test_results_csv_schema_refused_triple_and_report(grid_data, registry, metri
     assert page.count("data:audio/flac;base64,") == 8 and page.count("data:image/png;base64,") == len(files.plots)
     assert not re.search(r"""(src|href)=['"]?(https?:)?//""", page)  # self-contained: no network asset
     assert "refused: incompatible components" in page
+    umask = os.umask(0)
+    os.umask(umask)
+    assert files.report_html.stat().st_mode & 0o777 == 0o666 & ~umask  # shareable, like any new file
 
 
 def test_interrupted_run_resumes_where_it_stopped(grid_data, registry, metric_registry, tmp_path) -> None:

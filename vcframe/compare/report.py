@@ -20,6 +20,7 @@ import html
 import io
 import json
 import math
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -204,7 +205,7 @@ def plot_metric_distribution(
         axis.scatter(index + jitter.uniform(-0.12, 0.12, len(values)), values, s=14, alpha=0.6, color="tab:blue")
     axis.set_xticks(range(1, len(groups) + 1), [name for name, _ in groups], rotation=15)
     axis.set_ylabel(_label(column))
-    axis.set_title(column.description or column.name, fontsize=9)
+    axis.set_title(textwrap.fill(column.description or column.name, 60), fontsize=9)
     axis.grid(axis="y", alpha=0.3)
     return _save(figure, path)
 
@@ -263,7 +264,11 @@ def plot_embeddings(plan: ComparisonPlan, records: Sequence[dict[str, Any]], pat
             axis.scatter([], [], marker=markers[systems.index(system) % len(markers)], color="grey", label=system)
     axis.scatter([], [], marker="*", s=120, color="grey", edgecolor="black", label="reference")
     axis.legend(fontsize=8, loc="best")
-    axis.set_title(f"judge ({plan.grid.judge}) embeddings, PCA: references (stars) and outputs, colour = voice")
+    axis.set_title(
+        f"judge ({plan.grid.judge}) embeddings, PCA\n"
+        "references (stars) and outputs (one marker per system), colour = voice",
+        fontsize=10,
+    )
     axis.set_xlabel("PC 1")
     axis.set_ylabel("PC 2")
     axis.grid(alpha=0.3)
@@ -360,7 +365,8 @@ vertical-align:top}th{background:#f4f4f4;text-align:left}td.num{text-align:right
 .best{font-weight:bold;background:#e9f6ec}.refused{color:#a33}.failed{color:#a33}.muted{color:#777}
 .plots img{max-width:100%;border:1px solid #eee;margin:6px 0}.grid{display:flex;flex-wrap:wrap;gap:12px}
 .grid figure{margin:0;flex:1 1 480px}figcaption{font-size:.85em;color:#555}audio{width:220px;height:32px}
-.text{font-style:italic}.metrics{font-size:.8em;color:#444}.warn{background:#fff6e0;padding:6px 10px}
+.wide{overflow-x:auto}.text{font-style:italic}.metrics{font-size:.8em;color:#444}
+.warn{background:#fff6e0;padding:6px 10px}
 """
 
 
@@ -376,6 +382,25 @@ def _best(summary: list[dict[str, Any]], column: MetricColumn) -> set[str]:
         return set()
     target = max(means.values()) if column.higher_is_better else min(means.values())
     return {name for name, mean in means.items() if mean == target}
+
+
+def _summary_table(summary: list[dict[str, Any]], columns: list[MetricColumn]) -> str:
+    escape = html.escape
+    parts = ["<div class='wide'><table><tr><th>system</th>"]
+    for column in columns:
+        arrow = {True: " ↑", False: " ↓", None: ""}[column.higher_is_better]
+        unit = f" [{escape(column.unit)}]" if column.unit else ""
+        parts.append(f"<th title='{escape(column.description)}'>{escape(column.name)}{unit}{arrow}</th>")
+    parts.append("</tr>")
+    best = {column.name: _best(summary, column) for column in columns}
+    for entry in summary:
+        parts.append(f"<tr><td><b>{escape(entry['system'])}</b></td>")
+        for column in columns:
+            css = "num best" if entry["system"] in best[column.name] else "num"
+            parts.append(f"<td class='{css}'>{_mean_ci(entry['metrics'].get(column.name))}</td>")
+        parts.append("</tr>")
+    parts.append("</table></div>")
+    return "".join(parts)
 
 
 def render_html(
@@ -408,6 +433,12 @@ def render_html(
     parts.append("<th>options</th><th>status</th></tr>")
     for system, entry in zip(plan.systems, summary, strict=True):
         options = json.dumps(system.options) if system.options else ""
+        shown_options = (
+            f"<code>{escape(options)}</code>"
+            if len(options) <= 80
+            else f"<details><summary><code>{escape(options[:60])}…</code></summary>"
+            f"<code>{escape(options)}</code></details>"
+        )
         status = (
             f"<span class='refused'>refused: {escape(system.refused)}</span>"
             if system.refused
@@ -417,25 +448,18 @@ def render_html(
         parts.append(
             f"<tr><td><b>{escape(system.name)}</b></td>"
             + "".join(f"<td>{escape(system.components[kind])}</td>" for kind in ("encoder", "synthesizer", "vocoder"))
-            + f"<td><code>{escape(options)}</code></td><td>{status}</td></tr>"
+            + f"<td>{shown_options}</td><td>{status}</td></tr>"
         )
     parts.append("</table>")
     # summary
-    parts.append("<h2>Summary (mean ± 95% confidence interval)</h2><table><tr><th>system</th>")
-    shown = [column for column in numeric if column.name in main_names or column.name.startswith("rtf_")]
-    for column in shown:
-        arrow = {True: " ↑", False: " ↓", None: ""}[column.higher_is_better]
-        unit = f" [{escape(column.unit)}]" if column.unit else ""
-        parts.append(f"<th title='{escape(column.description)}'>{escape(column.name)}{unit}{arrow}</th>")
-    parts.append("</tr>")
-    best = {column.name: _best(summary, column) for column in shown}
-    for entry in summary:
-        parts.append(f"<tr><td><b>{escape(entry['system'])}</b></td>")
-        for column in shown:
-            css = "num best" if entry["system"] in best[column.name] else "num"
-            parts.append(f"<td class='{css}'>{_mean_ci(entry['metrics'].get(column.name))}</td>")
-        parts.append("</tr>")
-    parts.append("</table><p class='muted'>↑ higher is better, ↓ lower is better; best mean in green. ")
+    main = [column for column in numeric if column.name in main_names]
+    stages = [column for column in numeric if column.name not in main_names]
+    parts.append("<h2>Summary (mean ± 95% confidence interval)</h2>")
+    parts.append(_summary_table(summary, main))
+    if stages:
+        parts.append("<h3>Speed and memory by stage</h3>")
+        parts.append(_summary_table(summary, stages))
+    parts.append("<p class='muted'>↑ higher is better, ↓ lower is better; best mean in green. ")
     parts.append("Metrics: " + "; ".join(f"<b>{escape(s.name)}</b>: {escape(s.summary)}" for s in plan.metrics))
     parts.append("</p>")
     # plots
@@ -467,7 +491,7 @@ def render_html(
         c for c in plan.metric_columns if c.name in main_names and c.numeric and not c.name.startswith(("rtf", "peak"))
     ]
     by_key = {(r["system"], r["voice"], r["text_id"]): r for r in records}
-    parts.append("<h2>Items</h2><table><tr><th>voice</th><th>text</th><th>ground truth</th>")
+    parts.append("<h2>Items</h2><div class='wide'><table><tr><th>voice</th><th>text</th><th>ground truth</th>")
     parts += [f"<th>{escape(system.name)}</th>" for system in live]
     parts.append("</tr>")
     for voice in plan.voices:
@@ -488,7 +512,7 @@ def render_html(
                 heard = f"<br><span class='muted'>heard: “{escape(transcript)}”</span>" if transcript else ""
                 parts.append(f"<td>{_audio(out_dir / record['audio'])}<div class='metrics'>{values}{heard}</div></td>")
             parts.append("</tr>")
-    parts.append("</table>")
+    parts.append("</table></div>")
     parts.append(
         "<p class='muted'>Raw data: results.csv and results.json (one row per item), summary.csv; "
         "audio in audio/; plots in plots/.</p></body></html>"
