@@ -217,3 +217,10 @@ def test_plugins_validate_runs_the_kit(dummy_registry, vcframe_cli) -> None:
     failing = vcframe_cli("plugins", "validate", "mutating")
     assert failing.exit_code == 2, failing.stderr
     assert "error: vocoder 'mutating' fails inputs_not_mutated" in failing.stderr
+
+
+def test_the_authoring_guide_documents_every_check() -> None:
+    from pathlib import Path
+
+    guide = (Path(__file__).resolve().parents[1] / "docs" / "plugins.md").read_text()
+    assert [name for name in CHECK_NAMES if f"| `{name}` |" not in guide] == []
