@@ -588,6 +588,7 @@ def main(argv: list[str] | None = None) -> None:
     app(args=argv, prog_name="vcframe")
 
 
+from vcframe import _cli_batch as _cli_batch  # noqa: E402,F401  (registers 'vcframe batch')
 from vcframe import _cli_compare as _cli_compare  # noqa: E402,F401  (registers 'vcframe compare', 'metrics')
 from vcframe import _cli_plugin as _cli_plugin  # noqa: E402,F401  (registers 'vcframe plugins new', 'plugin new')
 from vcframe import _cli_serve as _cli_serve  # noqa: E402,F401  (registers 'vcframe serve')
