@@ -119,6 +119,20 @@ def test_cli_clones_skips_reruns_missing_and_reports_bad_rows(
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
+def test_rows_may_name_a_voice(dummy_registry, vcframe_cli, tmp_path: Path) -> None:
+    from vcframe.voices import VoiceStore
+
+    sample = VoiceStore().list()[0].name
+    manifest = tmp_path / "voices.jsonl"
+    rows = [{"text": "Hello there.", "voice": sample, "seed": 1}, {"text": "Hello.", "voice": "no-such-voice"}]
+    manifest.write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+    result = vcframe_cli("batch", manifest, "--out", tmp_path / "out", "--executor", "inline", *DUMMY)
+    assert result.exit_code == 2
+    first, second = _results(tmp_path / "out" / "results.jsonl")
+    assert first["status"] == "done" and (tmp_path / "out" / first["out"]).is_file()
+    assert second["status"] == "failed" and "no-such-voice" in second["error"]
+
+
 def test_shards_split_the_rows(dummy_registry, vcframe_cli, manifest: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     for index in range(3):
