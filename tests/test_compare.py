@@ -195,14 +195,21 @@ def test_process_pool_gives_the_same_audio_as_in_process(grid_data, registry, me
 
 def test_a_failing_item_is_a_row_not_a_crash(grid_data, registry, metric_registry, tmp_path) -> None:
     from vcframe.config import Settings
+    from vcframe.testing.dummy_specs import SINE_VOCODER
 
-    grid_data["systems"] = [{"name": "sine", **DUMMY, "vocoder": "test-sine"}]
+    broken = SINE_VOCODER.model_copy(update={"name": "broken-sine", "factory": "vcframe_no_such_module:Vocoder"})
+    registry.register(broken)
+    grid_data["systems"] = [
+        {"name": "sine", **DUMMY, "vocoder": "test-sine"},
+        {"name": "broken", **DUMMY, "vocoder": "broken-sine"},  # plans fine, fails to build its vocoder
+    ]
     grid_data["texts"] = ["Fine.", "This text is longer than the limit."]
     settings = Settings(max_text_chars=20)  # the pipeline refuses the second text when it runs
     plan = plan_comparison(parse_grid(grid_data), settings=settings, registry=registry, metric_registry=metric_registry)
     outcome = run_comparison(plan, tmp_path / "out", jobs=1)
     statuses = [record["status"] for record in outcome.records]
-    assert statuses == ["ok", "failed", "ok", "failed"] and outcome.failed == 2
+    assert statuses == ["ok", "failed", "ok", "failed"] + ["failed"] * 4 and outcome.failed == 6
+    assert all("failed to import its model code" in record["error"] for record in outcome.records[4:])
     assert "the text has 35 characters" in outcome.records[1]["error"] and "\n" not in outcome.records[1]["error"]
     assert not list((tmp_path / "out" / ".cache" / "items").glob("*.json"))[2:]  # failures are not cached
 

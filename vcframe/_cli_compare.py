@@ -238,9 +238,13 @@ def compare(
             raise typer.Exit(130) from None
     files = write_report(plan, outcome, out, plots=plots, title=title)
     stdout.print(_summary_table(plan, summarize(plan, outcome.records)))
+    failures: dict[tuple[str, str], list[str]] = {}
     for record in outcome.records:
         if record["status"] == "failed":
-            stderr.print(f"[red]failed:[/] {record['item']}: {record['error']}", highlight=False, soft_wrap=True)
+            failures.setdefault((record["system"], str(record["error"])), []).append(record["item"])
+    for (name, error), items in failures.items():
+        where = items[0] if len(items) == 1 else f"{name} ({len(items)} items)"
+        stderr.print(f"[red]failed:[/] {where}: {error}", highlight=False, soft_wrap=True)
     stderr.print(
         f"wrote {files.report_html} and {files.results_csv} ({len(outcome.records)} items: {outcome.generated} "
         f"generated, {outcome.reused} reused, {outcome.rescored} rescored, {outcome.refused} refused, "

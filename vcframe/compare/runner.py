@@ -409,9 +409,21 @@ class ItemWorker:
         )
         self._metrics: dict[str, Any] = {}
         self._warm: set[str] = set()
+        self._broken: dict[str, Exception] = {}
 
     def pipeline(self, name: str) -> Any:
-        """The system's pipeline with every component built (weights load here, outside the meters)."""
+        """The system's pipeline with every component built (weights load here, outside the meters).
+
+        A system that fails to build fails each of its items with the same error, without trying again."""
+        if name in self._broken:
+            raise self._broken[name]
+        try:
+            return self._build(name)
+        except Exception as error:
+            self._broken[name] = error
+            raise
+
+    def _build(self, name: str) -> Any:
         if name not in self.pipelines:
             from vcframe.pipeline import Pipeline
 
@@ -530,7 +542,11 @@ _WORKER: ItemWorker | None = None
 
 def _init_worker(config: WorkerConfig) -> None:
     global _WORKER
+    import signal
+
     from vcframe.discovery import use_registry
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent alone handles it
 
     if config.threads:
         import torch
@@ -691,6 +707,20 @@ def _execute(config: WorkerConfig, tasks: Sequence[_Task], workers: int) -> Any:
                     hint="run again to resume (finished items are cached), with fewer --jobs",
                 ) from error
     except BaseException:
-        executor.shutdown(wait=False, cancel_futures=True)
+        _stop(executor)
         raise
     executor.shutdown(wait=True)
+
+
+def _stop(executor: concurrent.futures.ProcessPoolExecutor) -> None:
+    """Cancel pending items and end the workers now (an interrupted run must not wait for running items)."""
+    terminate = getattr(executor, "terminate_workers", None)  # Python 3.14+
+    if terminate is not None:
+        terminate()
+        return
+    processes = list((getattr(executor, "_processes", None) or {}).values())
+    executor.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=5)
