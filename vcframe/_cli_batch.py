@@ -34,6 +34,10 @@ def batch(
     workers: Annotated[
         int | None, typer.Option("--workers", min=1, help="Worker processes (default: CPU cores).")
     ] = None,
+    threads: Annotated[
+        int | None,
+        typer.Option("--threads", min=1, help="torch threads per worker (default: cores/workers; dask: 1)."),
+    ] = None,
     scheduler: Annotated[
         str | None, typer.Option("--scheduler", help="Dask scheduler address tcp://host:port (implies dask).")
     ] = None,
@@ -74,7 +78,7 @@ def batch(
     registry = _registry(settings)
     from vcframe.discovery import _current_registry
 
-    runner = make_executor(executor, workers=workers, scheduler=scheduler)
+    runner = make_executor(executor, workers=workers, scheduler=scheduler, threads=threads)
     failures: list[str] = []
     try:
         with Progress(

@@ -35,6 +35,7 @@ import hashlib
 import json
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -218,6 +219,9 @@ class RowResult:
 
 #: Pipelines of this process, by (settings JSON, component choice): models load once per worker.
 _PIPELINES: dict[tuple[str, tuple[tuple[str, str], ...]], Pipeline] = {}
+#: One row at a time per process: seeded cloning forks the process-wide random streams (a Dask worker with
+#: several threads would otherwise interleave them).
+_CLONING = threading.Lock()
 
 
 def _pipeline_for(job: CloneJob) -> Pipeline:
@@ -251,9 +255,10 @@ def clone_job(job: CloneJob) -> RowResult:
     started = time.perf_counter()
     name = Path(job.output).name
     try:
-        pipeline = _pipeline_for(job)
-        references = list(job.references) or None
-        waveform = pipeline.clone(job.text, references, voice=job.voice, seed=job.seed)
+        with _CLONING:
+            pipeline = _pipeline_for(job)
+            references = list(job.references) or None
+            waveform = pipeline.clone(job.text, references, voice=job.voice, seed=job.seed)
         save_audio(waveform, job.output)
     except VcframeError as error:
         return RowResult(job.row, name, "failed", str(error), time.perf_counter() - started, worker_id())
@@ -267,6 +272,20 @@ def _init_worker(threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
+
+
+def _torch_threads_plugin(threads: int) -> Any:
+    """A Dask worker plugin: every worker (also one started to replace a dead one) runs torch with ``threads``
+    threads, so results do not depend on a worker's core count."""
+    from dask.distributed import WorkerPlugin
+
+    class TorchThreads(WorkerPlugin):
+        name = "vcframe-torch-threads"
+
+        def setup(self, worker: Any) -> None:
+            _init_worker(threads)
+
+    return TorchThreads()
 
 
 # -- executors -------------------------------------------------------------------------------------------
@@ -296,23 +315,25 @@ class InlineExecutor:
 
 
 class LocalExecutor:
-    """A pool of ``workers`` processes on this machine, each with ``cpu_count // workers`` torch threads.
+    """A pool of ``workers`` processes on this machine, each with ``threads`` torch threads (default
+    ``cpu_count // workers``).
 
     A worker that dies (killed, out of memory) breaks the pool: a new pool takes the unfinished jobs, each job at
     most ``attempts`` times."""
 
     name = "local"
 
-    def __init__(self, workers: int | None = None, attempts: int = 3) -> None:
+    def __init__(self, workers: int | None = None, attempts: int = 3, threads: int | None = None) -> None:
         self.workers = max(1, workers or os.cpu_count() or 1)
         self.attempts = attempts
+        self.threads = threads or max(1, (os.cpu_count() or 1) // self.workers)
 
     def run(self, jobs: Sequence[CloneJob]) -> Iterator[RowResult]:
         import multiprocessing
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
         from concurrent.futures.process import BrokenProcessPool
 
-        threads = max(1, (os.cpu_count() or 1) // self.workers)
+        threads = self.threads
         remaining = {job.row: job for job in jobs}
         tries = dict.fromkeys(remaining, 0)
         while remaining:
@@ -346,11 +367,12 @@ class LocalExecutor:
 
 class DaskExecutor:
     """``dask.distributed``: the cluster at ``scheduler`` (``tcp://host:port``), or a local cluster of ``workers``
-    single-threaded worker processes. The scheduler reruns the jobs of a worker that dies."""
+    single-threaded worker processes. Every worker runs torch with ``threads`` threads (default 1; a worker
+    plugin sets it) and clones one row at a time. The scheduler reruns the jobs of a worker that dies."""
 
     name = "dask"
 
-    def __init__(self, scheduler: str | None = None, workers: int | None = None) -> None:
+    def __init__(self, scheduler: str | None = None, workers: int | None = None, threads: int | None = None) -> None:
         try:
             from dask.distributed import Client, LocalCluster
         except ImportError as error:
@@ -371,6 +393,7 @@ class DaskExecutor:
                 n_workers=count, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=40
             )
             self.client = Client(self.cluster)  # type: ignore[no-untyped-call]
+        self.client.register_plugin(_torch_threads_plugin(threads or 1))
 
     def run(self, jobs: Sequence[CloneJob]) -> Iterator[RowResult]:
         from dask.distributed import as_completed
@@ -391,16 +414,19 @@ class DaskExecutor:
             self.cluster.close()
 
 
-def make_executor(kind: str = "local", *, workers: int | None = None, scheduler: str | None = None) -> Executor:
-    """``inline``, ``local`` (``workers`` processes; one means inline) or ``dask`` (``scheduler`` or local)."""
+def make_executor(
+    kind: str = "local", *, workers: int | None = None, scheduler: str | None = None, threads: int | None = None
+) -> Executor:
+    """``inline``, ``local`` (``workers`` processes; one means inline) or ``dask`` (``scheduler`` or local);
+    ``threads``: torch threads per worker."""
     if scheduler and kind not in ("dask", "local"):
         raise InputError("--scheduler needs the dask executor", hint="drop --executor or pass --executor dask")
     if scheduler or kind == "dask":
-        return DaskExecutor(scheduler, workers)
+        return DaskExecutor(scheduler, workers, threads)
     if kind == "inline" or (kind == "local" and workers == 1):
         return InlineExecutor()
     if kind == "local":
-        return LocalExecutor(workers)
+        return LocalExecutor(workers, threads=threads)
     raise InputError(f"unknown executor {kind!r}", hint="use local, dask or inline")
 
 
