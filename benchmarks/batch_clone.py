@@ -109,6 +109,10 @@ def main() -> None:
         times[f"vcframe batch, Dask local cluster of {args.workers}"] = time.perf_counter() - started
         assert report.counts["done"] == args.rows, report.counts
         outputs["dask"] = folder / "dask"
+    baseline = next(iter(times.values()))
+    print("| run | seconds | rows/min | speed-up |\n|---|---|---|---|")
+    for name, seconds in times.items():
+        print(f"| {name} | {seconds:.1f} | {60 * args.rows / seconds:.1f} | {baseline / seconds:.2f}x |")
     # the executors agree byte for byte (one torch thread per worker each); the loop runs torch on every core,
     # whose reductions round differently: report how far its samples are from the batch outputs
     batch_outputs = [{p.name: p.read_bytes() for p in output.glob("*.wav")} for output in outputs.values()]
@@ -117,10 +121,6 @@ def main() -> None:
         float(np.abs(soundfile.read(folder / "loop" / name)[0] - soundfile.read(folder / "local" / name)[0]).max())
         for name in batch_outputs[0]
     )
-    baseline = next(iter(times.values()))
-    print("| run | seconds | rows/min | speed-up |\n|---|---|---|---|")
-    for name, seconds in times.items():
-        print(f"| {name} | {seconds:.1f} | {60 * args.rows / seconds:.1f} | {baseline / seconds:.2f}x |")
     print(
         f"batch outputs byte-identical across executors; plain loop within {largest:.2g} of them (thread count); "
         f"load average {os.getloadavg()[0]:.1f} at the end"

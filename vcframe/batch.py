@@ -256,6 +256,7 @@ def clone_job(job: CloneJob) -> RowResult:
     name = Path(job.output).name
     try:
         with _CLONING:
+            _apply_torch_threads()
             pipeline = _pipeline_for(job)
             references = list(job.references) or None
             waveform = pipeline.clone(job.text, references, voice=job.voice, seed=job.seed)
@@ -268,10 +269,24 @@ def clone_job(job: CloneJob) -> RowResult:
     return RowResult(job.row, name, "done", None, round(time.perf_counter() - started, 4), worker_id())
 
 
-def _init_worker(threads: int) -> None:
-    import torch
+#: torch threads of this worker process (set by the executors; None: torch's default)
+_TORCH_THREADS: int | None = None
 
-    torch.set_num_threads(threads)
+
+def _init_worker(threads: int) -> None:
+    global _TORCH_THREADS
+    _TORCH_THREADS = threads
+    _apply_torch_threads()
+
+
+def _apply_torch_threads() -> None:
+    # torch's OpenMP thread count is per calling thread: apply it in the thread that runs the row (a Dask
+    # worker runs tasks in a thread pool)
+    if _TORCH_THREADS is not None:
+        import torch
+
+        if torch.get_num_threads() != _TORCH_THREADS:
+            torch.set_num_threads(_TORCH_THREADS)
 
 
 def _torch_threads_plugin(threads: int) -> Any:
