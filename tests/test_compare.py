@@ -40,6 +40,7 @@ def grid_data(speech_like_wav) -> dict[str, Any]:
         "seed": 3,
         "judge": "test-tone",
         "warmup": False,
+        "score_ground_truth": False,  # on by default; the schema test turns it on
         "systems": [
             {"name": "sine", **DUMMY, "vocoder": "test-sine"},
             {"name": "gl", **DUMMY, "vocoder": "griffinlim", "options": {"vocoder": GRIFFIN_LIM_ON_TEST_MEL}},
@@ -66,12 +67,13 @@ def _rows(path: Path) -> list[dict[str, str]]:
 
 
 def test_results_csv_schema_refused_triple_and_report(grid_data, registry, metric_registry, tmp_path) -> None:
+    grid_data["score_ground_truth"] = True
     plan = _plan(grid_data, registry, metric_registry)
     refused = plan.system("mismatch").refused
     assert refused is not None and "synthesizer -> vocoder" in refused and "n_mels: test-constant gives 20" in refused
     out = tmp_path / "out"
     outcome = run_comparison(plan, out, jobs=1)
-    assert (outcome.generated, outcome.reused, outcome.refused, outcome.failed) == (8, 0, 4, 0)
+    assert (outcome.generated, outcome.reused, outcome.refused, outcome.failed, outcome.recordings) == (8, 0, 4, 0, 1)
     files = write_report(plan, outcome, out)
     with open(files.results_csv, newline="") as stream:
         header = next(csv.reader(stream))
@@ -90,7 +92,14 @@ def test_results_csv_schema_refused_triple_and_report(grid_data, registry, metri
     ]
     assert header == [*BASE_COLUMNS, *metric_columns]
     rows = _rows(files.results_csv)
-    assert len(rows) == 12  # 3 systems x 2 voices x 2 texts, one row per item
+    assert len(rows) == 13  # 3 systems x 2 voices x 2 texts, one row per item, + the ground-truth recording
+    truth = rows.pop()
+    assert (truth["item"], truth["status"], truth["audio"]) == (
+        "ground-truth/low/truth",
+        "ok",
+        str(tmp_path / "low.wav"),
+    )
+    assert truth["rtf"] == truth["mcd"] == "" and float(truth["speaker_similarity"]) == pytest.approx(1.0, abs=1e-6)
     assert [row["item"] for row in rows[:4]] == ["sine/low/t1", "sine/low/truth", "sine/hi/t1", "sine/hi/truth"]
     for row in rows:
         if row["system"] == "mismatch":
@@ -111,7 +120,7 @@ def test_results_csv_schema_refused_triple_and_report(grid_data, registry, metri
     assert rows[0]["seed"] == str(item_seed(3, "low", "Hello there."))
 
     results = json.loads(files.results_json.read_text())
-    assert results["columns"] == header and len(results["rows"]) == 12
+    assert results["columns"] == header and len(results["rows"]) == 13
     assert results["rows"][0]["measurements"]["stages"]["vocode"]["seconds"] > 0
     assert len(results["rows"][0]["vectors"]["generated_embedding"]) == 8
     summary = {entry["system"]: entry for entry in results["summary"]}
@@ -404,8 +413,10 @@ def test_cli_compare_from_flags_prints_summary_and_writes_report(
     assert "refused: refused: incompatible components" in " ".join(result.stderr.split())
     assert "4 generated, 0 reused" in result.stderr and "2 refused" in result.stderr
     rows = _rows(tmp_path / "out" / "results.csv")
-    assert len(rows) == 6 and [row["status"] for row in rows] == ["ok"] * 4 + ["refused"] * 2
+    assert [row["status"] for row in rows] == ["ok"] * 4 + ["refused"] * 2 + ["ok"]
     assert [bool(row["mcd"]) for row in rows[:4]] == [False, True, False, True]
+    assert rows[-1]["system"] == "ground-truth" and rows[-1]["mcd"] == rows[-1]["rtf"] == ""
+    assert "1 ground-truth recordings scored" in " ".join(result.stderr.split())
     assert (tmp_path / "out" / "report.html").is_file() and not (tmp_path / "out" / "plots").exists()
     again = vcframe_cli(
         "compare",

@@ -90,6 +90,20 @@ def test_known_transcript_of_clean_speech_has_zero_wer(tmp_path: Path) -> None:
     assert result.values == {"wer": 0.0, "transcript": transcript}
 
 
+def test_transcripts_do_not_depend_on_the_previous_utterance() -> None:
+    pytest.importorskip("pocketsphinx", reason="the recogniser needs pip install 'vcframe-core[asr]'")
+    from vcframe.metrics.asr import Recognizer
+
+    voices = Path(__file__).resolve().parents[1] / "registry" / "voices"
+    clips = [voices / f"{name}.flac" for name in ("angus", "clara", "duncan")]  # pocketsphinx finds these hard
+    if not all(clip.is_file() for clip in clips):
+        pytest.skip("the shipped sample voices are missing")
+    alone = [Recognizer().transcribe(clip) for clip in clips]
+    shared = Recognizer()
+    assert [shared.transcribe(clip) for clip in clips] == alone
+    assert [shared.transcribe(clip) for clip in reversed(clips)] == alone[::-1]
+
+
 # -- speaker similarity -------------------------------------------------------------------------------
 
 

@@ -248,7 +248,8 @@ def compare(
     stderr.print(
         f"wrote {files.report_html} and {files.results_csv} ({len(outcome.records)} items: {outcome.generated} "
         f"generated, {outcome.reused} reused, {outcome.rescored} rescored, {outcome.refused} refused, "
-        f"{outcome.failed} failed)",
+        f"{outcome.failed} failed"
+        + (f", {outcome.recordings} ground-truth recordings scored)" if outcome.recordings else ")"),
         highlight=False,
     )
 

@@ -131,6 +131,10 @@ class Grid(BaseModel):
     warmup: bool = Field(
         default=True, description="Run each system once, untimed, in each worker before measuring (fairer RTF)."
     )
+    score_ground_truth: bool = Field(
+        default=True,
+        description="Add 'ground-truth' rows scoring the recordings themselves (calibrates WER and similarity).",
+    )
     sample_voice: str | None = Field(default=None, description="Voice of the item plotted per system (default: first).")
     sample_text: str | None = Field(default=None, description="Text id of the item plotted (default: first).")
     base_dir: Path = Field(

@@ -28,7 +28,7 @@ from typing import Any
 
 from vcframe import __version__
 from vcframe._io import atomic_path, atomic_write, to_jsonable
-from vcframe.compare.runner import ComparisonOutcome, ComparisonPlan
+from vcframe.compare.runner import GROUND_TRUTH, ComparisonOutcome, ComparisonPlan
 from vcframe.metrics.spec import MetricColumn
 from vcframe.metrics.stats import mean_confidence_interval
 
@@ -85,6 +85,7 @@ def summarize(plan: ComparisonPlan, records: Sequence[dict[str, Any]]) -> list[d
                 "failed": sum(record["status"] == "failed" for record in mine),
                 "refused": sum(record["status"] == "refused" for record in mine),
                 "refused_reason": system.refused,
+                "recordings": system.recordings,
                 "metrics": statistics,
             }
         )
@@ -376,12 +377,21 @@ def _best(summary: list[dict[str, Any]], column: MetricColumn) -> set[str]:
     means = {
         entry["system"]: entry["metrics"][column.name]["mean"]
         for entry in summary
-        if entry["metrics"].get(column.name, {}).get("mean") is not None
+        if entry["metrics"].get(column.name, {}).get("mean") is not None and not entry.get("recordings")
     }
     if len(means) < 2:
         return set()
     target = max(means.values()) if column.higher_is_better else min(means.values())
     return {name for name, mean in means.items() if mean == target}
+
+
+def _cell_metrics(record: dict[str, Any], columns: list[MetricColumn]) -> str:
+    """An item's scores (and what the recogniser heard) under its audio player."""
+    shown = [column for column in columns if record["metrics"].get(column.name) is not None]
+    values = " · ".join(f"{html.escape(c.name)} {_format(record['metrics'][c.name])}" for c in shown)
+    transcript = record["metrics"].get("transcript")
+    heard = f"<br><span class='muted'>heard: “{html.escape(transcript)}”</span>" if transcript else ""
+    return f"<div class='metrics'>{values}{heard}</div>"
 
 
 def _summary_table(summary: list[dict[str, Any]], columns: list[MetricColumn]) -> str:
@@ -439,6 +449,13 @@ def render_html(
             else f"<details><summary><code>{escape(options[:60])}…</code></summary>"
             f"<code>{escape(options)}</code></details>"
         )
+        if system.recordings:
+            parts.append(
+                f"<tr><td><b>{escape(system.name)}</b></td><td colspan='4' class='muted'>the ground-truth recordings, "
+                "scored as a reference by the metrics that do not compare with them</td>"
+                f"<td>{entry['ok']} ok</td></tr>"
+            )
+            continue
         status = (
             f"<span class='refused'>refused: {escape(system.refused)}</span>"
             if system.refused
@@ -486,7 +503,7 @@ def render_html(
         )
     parts.append("</table>")
     # items
-    live = [system for system in plan.systems if system.refused is None]
+    live = [system for system in plan.systems if system.refused is None and not system.recordings]
     cell_columns = [
         c for c in plan.metric_columns if c.name in main_names and c.numeric and not c.name.startswith(("rtf", "peak"))
     ]
@@ -499,18 +516,19 @@ def render_html(
             truth = text.ground_truth.get(voice.name)
             parts.append(
                 f"<tr><td>{escape(voice.name)}</td><td class='text'>{escape(text.id)}: {escape(text.text)}</td>"
-                f"<td>{_audio(truth) if truth else '<span class=muted>–</span>'}</td>"
             )
+            scored = by_key.get((GROUND_TRUTH, voice.name, text.id))
+            if scored is not None and scored["status"] == "ok":
+                parts.append(f"<td>{_audio(truth)}{_cell_metrics(scored, cell_columns)}</td>")
+            else:
+                parts.append(f"<td>{_audio(truth) if truth else '<span class=muted>–</span>'}</td>")
             for system in live:
                 record = by_key.get((system.name, voice.name, text.id))
                 if record is None or record["status"] != "ok":
                     error = escape(str(record.get("error"))) if record else ""
                     parts.append(f"<td class='failed'>failed: {error}</td>")
                     continue
-                values = " · ".join(f"{escape(c.name)} {_format(record['metrics'].get(c.name))}" for c in cell_columns)
-                transcript = record["metrics"].get("transcript")
-                heard = f"<br><span class='muted'>heard: “{escape(transcript)}”</span>" if transcript else ""
-                parts.append(f"<td>{_audio(out_dir / record['audio'])}<div class='metrics'>{values}{heard}</div></td>")
+                parts.append(f"<td>{_audio(out_dir / record['audio'])}{_cell_metrics(record, cell_columns)}</td>")
             parts.append("</tr>")
     parts.append("</table></div>")
     parts.append(

@@ -48,6 +48,8 @@ from vcframe.metrics.spec import MetricColumn, MetricInputs, MetricResult, Metri
 ItemProgress = Callable[[int, int, dict[str, Any]], None]
 
 CACHE_DIR = ".cache"
+#: Name of the reference rows that score the ground-truth recordings themselves.
+GROUND_TRUTH = "ground-truth"
 #: Columns of results.csv before the metric columns.
 BASE_COLUMNS: tuple[str, ...] = (
     "item",
@@ -79,6 +81,7 @@ class PlannedSystem:
     adapt: bool
     refused: str | None
     description: dict[str, Any]
+    recordings: bool = False  # the ground-truth recordings themselves, scored as a reference row
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,7 @@ class ComparisonOutcome:
     rescored: int = 0
     refused: int = 0
     failed: int = 0
+    recordings: int = 0  # ground-truth recordings scored
 
 
 # -- planning -----------------------------------------------------------------------------------------
@@ -202,8 +206,11 @@ def _file_identity(path: Path) -> list[Any]:
     return [str(path.resolve()), stat.st_size, stat.st_mtime_ns]
 
 
-def _item_key(system: PlannedSystem, settings: Settings, voice: ResolvedVoice, text: str, seed: int) -> str:
+def _item_key(
+    system: PlannedSystem, settings: Settings, voice: ResolvedVoice, text: str, seed: int, truth: Path | None
+) -> str:
     payload = {
+        "truth": _file_identity(truth) if system.recordings and truth is not None else None,
         "system": system.description,
         "options": system.options,
         "settings": settings.model_dump(mode="json", exclude={"components", "encoder", "synthesizer", "vocoder"}),
@@ -285,6 +292,8 @@ def plan_comparison(
     entries = grid.systems or [SystemEntry()]
     systems = [_plan_system(entry, grid, settings, registry, index)[1] for index, entry in enumerate(entries, 1)]
     labels = [system.name for system in systems]
+    if GROUND_TRUTH in labels:
+        raise InputError(f"the system name {GROUND_TRUTH!r} is reserved", hint="rename that system")
     repeated = sorted({label for label in labels if labels.count(label) > 1})
     if repeated:
         raise InputError(
@@ -304,12 +313,28 @@ def plan_comparison(
         raise InputError(
             f"the sample item {sample_voice}/{sample_text} is not in the grid", hint="name a voice and a text id of it"
         )
+    has_truth = any(text.ground_truth for text in texts)
+    if grid.score_ground_truth and has_truth:
+        systems.append(
+            PlannedSystem(
+                name=GROUND_TRUTH,
+                components={"encoder": "", "synthesizer": "", "vocoder": ""},
+                options={},
+                allow_mismatch=False,
+                adapt=False,
+                refused=None,
+                description={"recordings": "the grid's ground-truth recordings, scored as a reference"},
+                recordings=True,
+            )
+        )
     items: list[ComparisonItem] = []
     for system in systems:
         for voice in voices:
             for text in texts:
                 seed = item_seed(grid.seed, voice.name, text.text)
                 truth = text.ground_truth.get(voice.name)
+                if system.recordings and truth is None:
+                    continue
                 items.append(
                     ComparisonItem(
                         system=system.name,
@@ -319,7 +344,7 @@ def plan_comparison(
                         seed=seed,
                         references=tuple(str(path) for path in voice.files),
                         ground_truth=str(truth) if truth is not None else None,
-                        key=_item_key(system, settings, voice, text.text, seed),
+                        key=_item_key(system, settings, voice, text.text, seed, truth),
                         sample=(voice.name, text.id) == (sample_voice, sample_text),
                     )
                 )
@@ -455,6 +480,8 @@ class ItemWorker:
         record = task.cached or _base_record(item, self.config.systems[item.system])
         waveform = None
         mel = None
+        if self.config.systems[item.system].recordings:
+            return self._score_recording(item, record)
         if task.cached is None:
             try:
                 waveform, mel = self._generate(item, record)
@@ -472,6 +499,20 @@ class ItemWorker:
             except VcframeError:  # unreadable or silent saved audio: generate the item again
                 return self.run(_Task(item, None))
         self._score(item, record, waveform, mel)
+        return record
+
+    def _score_recording(self, item: ComparisonItem, record: dict[str, Any]) -> dict[str, Any]:
+        """A ground-truth row: the recording itself, scored by the metrics that do not compare with it."""
+        from vcframe.audio import load_audio
+
+        assert item.ground_truth is not None
+        try:
+            waveform = load_audio(item.ground_truth)
+        except VcframeError as error:
+            record.update(status="failed", error=str(error))
+            return record
+        record.update(status="ok", audio=item.ground_truth, duration_s=round(waveform.durations[0], 4))
+        self._score(item, record, waveform, None, skip_needs={"ground_truth", "measurements"})
         return record
 
     def _generate(self, item: ComparisonItem, record: dict[str, Any]) -> tuple[Any, Any]:
@@ -506,7 +547,9 @@ class ItemWorker:
                 save_synthesis_plot(mel, plot, title=f"{item.system}: {item.voice}/{item.text_id}")
         return waveform, mel
 
-    def _score(self, item: ComparisonItem, record: dict[str, Any], waveform: Any, mel: Any) -> None:
+    def _score(
+        self, item: ComparisonItem, record: dict[str, Any], waveform: Any, mel: Any, skip_needs: set[str] | None = None
+    ) -> None:
         inputs = MetricInputs(
             text=item.text,
             generated=waveform,
@@ -519,6 +562,11 @@ class ItemWorker:
         )
         for spec in self.config.metrics:
             if spec.name in record["metrics_done"]:
+                continue
+            if skip_needs and spec.needs & skip_needs:
+                for column in spec.columns:
+                    record["metrics"][column.name] = None
+                record["metrics_done"].append(spec.name)
                 continue
             try:
                 result = self.metric(spec).compute(inputs)
@@ -676,6 +724,8 @@ def run_comparison(
         item = items_by_id[record["item"]]
         if record.get("status") == "failed":
             outcome.failed += 1
+        elif plan.system(item.system).recordings:
+            outcome.recordings += 1
         elif item.id not in rescoring:
             outcome.generated += 1
         finish(item, record)

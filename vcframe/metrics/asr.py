@@ -96,6 +96,9 @@ def word_error_rate(reference: str, hypothesis: str, *, normalize: bool = True) 
 class Recognizer:
     """Offline speech recognition with pocketsphinx's bundled US English model (16 kHz).
 
+    Each ``transcribe`` call is independent of the previous ones (the feature front end is reset), so results
+    do not depend on the order in which a comparison's workers meet the items.
+
     Args:
         options: extra pocketsphinx ``Config`` options (``{"beam": 1e-60}``); the defaults are the package's.
     """
@@ -114,6 +117,9 @@ class Recognizer:
         with its ``sample_rate``. Returns lower-case words separated by spaces ('' when nothing is heard)."""
         samples = _samples_at_16k(audio, sample_rate)
         pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2")
+        # The feature front end (cepstral mean, noise estimates) adapts from one utterance to the next, so the
+        # same clip was heard differently after different predecessors; a reset makes every call independent.
+        self._decoder.reinit_feat()
         self._decoder.start_utt()
         self._decoder.process_raw(pcm.tobytes(), no_search=False, full_utt=True)
         self._decoder.end_utt()
