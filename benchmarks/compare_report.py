@@ -260,7 +260,8 @@ def vocoders(args: argparse.Namespace) -> Path:
     if missing and not args.force:
         raise SystemExit(
             f"no default weights for {', '.join(missing)} in registry/checkpoints.toml yet: the real report needs "
-            "them (or pass --force to run anyway and see the failures, or -o ...checkpoint=FILE via --vcframe-args)"
+            "them; to use other weights: --force -- -o synthesizer.tacotron.checkpoint=FILE "
+            "-o vocoder.wavernn.checkpoint=FILE (arguments after -- go to vcframe compare)"
         )
     truths = make_ground_truth(args.out / "truth")
     systems = [
@@ -271,9 +272,7 @@ def vocoders(args: argparse.Namespace) -> Path:
     grid_path.write_text(tomli_w.dumps(grid(systems, truths)))
     report_dir = args.out / "vocoders"
     command = [
-        sys.executable,
-        "-m",
-        "vcframe",
+        str(Path(sys.executable).with_name("vcframe")),  # the console script of this environment
         "compare",
         str(grid_path),
         "--out",

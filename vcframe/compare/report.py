@@ -426,13 +426,16 @@ def render_html(
     escape = html.escape
     numeric = [column for column in plan.metric_columns if column.numeric]
     main_names = {spec.name for spec in plan.metrics}
+    scored = sum(record["system"] == GROUND_TRUTH for record in records)
+    recordings = f" + {scored} ground-truth recordings" if scored else ""
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>{escape(title)}</title><style>{_STYLE}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
         f"<p class='muted'>vcframe {escape(__version__)} · "
         f"{escape(datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC'))} · "
-        f"{len(plan.systems)} systems × {len(plan.voices)} voices × {len(plan.texts)} texts = {len(records)} items · "
+        f"{sum(not s.recordings for s in plan.systems)} systems × {len(plan.voices)} voices × {len(plan.texts)} texts"
+        f"{recordings} = {len(records)} items · "
         f"seed {plan.grid.seed} · judge encoder <b>{escape(plan.grid.judge)}</b> · device {escape(plan.grid.device)}"
         "</p>",
     ]
