@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 import time
 
 import numpy as np
@@ -279,6 +280,8 @@ def test_job_lifecycle_with_events_download_and_mel(client) -> None:
     assert len(samples) / 16000 == pytest.approx(done["result"]["duration_s"], abs=1e-3)
     mel = client.get(done["links"]["mel"])
     assert mel.status_code == 200 and mel.headers["content-type"] == "image/png" and mel.content[:4] == b"\x89PNG"
+    width, height = struct.unpack(">II", mel.content[16:24])  # IHDR: one column per frame, 3 px per band
+    assert height == 20 * 3 and width == (len(samples) - 2 * round(0.15 * 16000)) // 64
     # a job gives the same audio as /v1/speech with the same seed
     direct = client.post("/v1/speech", data={"text": text, "voice": "clara", "seed": "5"})
     assert direct.content == audio.content
