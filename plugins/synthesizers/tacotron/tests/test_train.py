@@ -15,6 +15,8 @@ from typer.testing import CliRunner
 from vcframe_tacotron.preprocess import find_utterances
 from vcframe_tacotron.train import app, bucketed_batches, parse_schedule
 
+from vcframe.errors import CheckpointError
+
 RUNNER = CliRunner()
 TEXTS = ["Hello there.", "One two three.", "A cat sat.", "Good morning to you."]
 
@@ -138,6 +140,11 @@ def test_gta_and_export(prepared: Path, tmp_path: Path) -> None:
     synthesizer = TacotronSynthesizer(config)
     assert synthesizer.checkpoint_metadata["steps"] == 1 and synthesizer.checkpoint_metadata["training_data"] == "tones"
     assert synthesizer.network.r == 2
+    # preset 'auto' (the default) takes the sizes the export recorded; an explicit other preset is refused
+    auto = TacotronSynthesizer(config.model_copy(update={"preset": "auto"}))
+    assert auto.config.preset == "tiny" and auto.config.sizes() == synthesizer.config.sizes()
+    with pytest.raises(CheckpointError, match="is not a Tacotron of this layout"):
+        TacotronSynthesizer(config.model_copy(update={"preset": "small"}))
 
 
 def test_schedule_and_buckets() -> None:

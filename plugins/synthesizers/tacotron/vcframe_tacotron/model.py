@@ -16,7 +16,7 @@ from vcframe.seeding import seeded
 from vcframe.specs import EmbeddingSpec, MelSpec
 from vcframe.types import Mel, SpeakerEmbedding
 from vcframe_tacotron.frontend import get_frontend
-from vcframe_tacotron.spec import SPEC, TacotronConfig
+from vcframe_tacotron.spec import SPEC, TacotronConfig, with_recorded_sizes
 from vcframe_tacotron.tacotron import Tacotron
 
 #: What an RTVC ``synthesizer.pt`` (no metadata) was trained with.
@@ -136,12 +136,17 @@ class TacotronSynthesizer(BaseSynthesizer):
                 f"{self.config.num_chars}",
                 hint=f"set num_chars={len(self.frontend.symbols)}",
             )
-        self.network = build_network(self.config)
         self.checkpoint_metadata: dict[str, Any] = {}
+        loaded: tuple[Mapping[str, torch.Tensor], Mapping[str, Any], str] | None = None
         if self.config.checkpoint is not None:
             resolved = resolve("synthesizer", SPEC.name, self.config.checkpoint)
             state, metadata = load_state(resolved.path)
-            self.load_weights(state, metadata, str(resolved.path))
+            loaded = (state, metadata, str(resolved.path))
+            recorded = metadata.get("config") if isinstance(metadata.get("config"), dict) else {}
+            self.config = with_recorded_sizes(self.config, recorded)
+        self.network = build_network(self.config)
+        if loaded is not None:
+            self.load_weights(*loaded)
         self.network.to(self.device).eval()
 
     def load_weights(self, state: Mapping[str, torch.Tensor], metadata: Mapping[str, Any], source: str) -> None:

@@ -61,9 +61,10 @@ class TacotronConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    preset: Literal["rtvc", "small", "tiny"] = Field(
-        "rtvc",
-        description="Model sizes: 'rtvc' (RTVC's, loads its synthesizer.pt), 'small' (CPU-trainable), 'tiny' (tests).",
+    preset: Literal["auto", "rtvc", "small", "tiny"] = Field(
+        "auto",
+        description="Model sizes: 'auto' (the sizes a vcframe checkpoint records; RTVC's for an RTVC .pt or no "
+        "checkpoint), 'rtvc' (RTVC's, loads its synthesizer.pt), 'small' (CPU-trainable), 'tiny' (tests).",
     )
     checkpoint: str | None = Field(
         "default",
@@ -132,11 +133,22 @@ class TacotronConfig(BaseModel):
 
     def sizes(self) -> dict[str, int]:
         """The preset's sizes with the explicit fields applied."""
-        values = dict(PRESETS[self.preset])
+        values = dict(PRESETS["rtvc" if self.preset == "auto" else self.preset])
         for name in SIZE_FIELDS:
             if getattr(self, name) is not None:
                 values[name] = getattr(self, name)
         return values
+
+
+def with_recorded_sizes(config: TacotronConfig, recorded: dict[str, Any]) -> TacotronConfig:
+    """``config`` with preset 'auto' resolved to the sizes a checkpoint recorded (explicit size fields win)."""
+    if config.preset != "auto" or not recorded:
+        return config
+    update: dict[str, Any] = {name: recorded[name] for name in SIZE_FIELDS if getattr(config, name) is None}
+    update["preset"] = recorded.get("preset", "rtvc")
+    if "max_r" in recorded:
+        update["max_r"] = recorded["max_r"]
+    return TacotronConfig.model_validate({**config.model_dump(), **update})
 
 
 def resolve_io(config: TacotronConfig) -> tuple[EmbeddingSpec, MelSpec]:

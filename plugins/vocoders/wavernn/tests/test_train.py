@@ -70,6 +70,11 @@ def test_resume_is_exact_and_export(tmp_path):
         metadata["steps"] == 4 and metadata["config"]["preset"] == "tiny" and metadata["mel_spec"]["hop_length"] == 200
     )
     assert "2 utterances" in metadata["training_data"]
+    from vcframe_wavernn.model import WaveRNNVocoder
+    from vcframe_wavernn.spec import WaveRNNConfig
+
+    auto = WaveRNNVocoder(WaveRNNConfig(checkpoint=str(out)))  # preset 'auto': the recorded sizes
+    assert auto.config.preset == "tiny" and auto.config.sizes()["rnn_dims"] == 32
 
 
 def test_sample_audio_written(tmp_path):

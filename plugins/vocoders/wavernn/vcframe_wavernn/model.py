@@ -14,7 +14,7 @@ from vcframe.interfaces import BaseVocoder
 from vcframe.types import Mel, Waveform
 from vcframe_wavernn.generate import Generator
 from vcframe_wavernn.network import WaveRNN
-from vcframe_wavernn.spec import SPEC, UPSAMPLE_FACTORS, WaveRNNConfig
+from vcframe_wavernn.spec import SPEC, UPSAMPLE_FACTORS, WaveRNNConfig, with_recorded_sizes
 
 
 def build_network(config: WaveRNNConfig) -> WaveRNN:
@@ -77,13 +77,17 @@ class WaveRNNVocoder(BaseVocoder):
     def __init__(self, config: WaveRNNConfig | None = None, *, device: torch.device | str = "cpu") -> None:
         super().__init__(config, device=device)
         self.config: WaveRNNConfig
-        self.network = build_network(self.config)
         self.checkpoint_metadata: dict[str, Any] = {}
         if self.config.checkpoint is not None:
             resolved = resolve("vocoder", SPEC.name, self.config.checkpoint)
             state, metadata = load_state(resolved.path)
+            recorded = metadata.get("config") if isinstance(metadata.get("config"), dict) else {}
+            self.config = with_recorded_sizes(self.config, recorded)
+            self.network = build_network(self.config)
             load_weights(self.network, state, str(resolved.path))
             self.checkpoint_metadata = metadata
+        else:
+            self.network = build_network(self.config)
         self.network.eval()
         self.network.to(self.device)
         self._generator: Generator | None = None

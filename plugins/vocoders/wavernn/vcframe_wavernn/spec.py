@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -25,8 +25,10 @@ class WaveRNNConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    preset: Literal["rtvc", "small", "tiny"] = Field(
-        "rtvc", description="Size preset: 'rtvc' (RTVC's sizes, loads vocoder.pt), 'small' (CPU demo), 'tiny' (tests)."
+    preset: Literal["auto", "rtvc", "small", "tiny"] = Field(
+        "auto",
+        description="Size preset: 'auto' (the sizes a vcframe checkpoint records; RTVC's for an RTVC vocoder.pt or "
+        "no checkpoint), 'rtvc' (RTVC's sizes, loads vocoder.pt), 'small' (CPU demo), 'tiny' (tests).",
     )
     checkpoint: str | None = Field(
         "default",
@@ -89,12 +91,21 @@ class WaveRNNConfig(BaseModel):
 
     def sizes(self) -> dict[str, int]:
         """The effective model sizes: the preset's, with explicit fields taking precedence."""
-        sizes = dict(PRESETS[self.preset])
+        sizes = dict(PRESETS["rtvc" if self.preset == "auto" else self.preset])
         for name in sizes:
             value = getattr(self, name)
             if value is not None:
                 sizes[name] = value
         return sizes
+
+
+def with_recorded_sizes(config: WaveRNNConfig, recorded: dict[str, Any]) -> WaveRNNConfig:
+    """``config`` with preset 'auto' resolved to the sizes a checkpoint recorded (explicit size fields win)."""
+    if config.preset != "auto" or not recorded:
+        return config
+    update: dict[str, Any] = {name: recorded[name] for name in PRESETS["rtvc"] if getattr(config, name) is None}
+    update["preset"] = recorded.get("preset", "rtvc")
+    return WaveRNNConfig.model_validate({**config.model_dump(), **update})
 
 
 SPEC = ComponentSpec(
