@@ -13,10 +13,12 @@ threads (plain ``std::thread``); groups never synchronise, so two cores give clo
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -318,6 +320,32 @@ def _cpu_flags() -> list[str]:
     return []
 
 
+@contextlib.contextmanager
+def _build_guard(build_dir: Path) -> Iterator[None]:
+    """One process at a time builds or loads the kernel in ``build_dir``.
+
+    torch's own build lock (``build_dir/lock``) is a plain file: a build killed half-way leaves it behind and
+    every later ``load_inline`` waits for it forever. We hold an ``flock`` on ``build.flock`` around the build
+    instead; the kernel releases it when its holder dies, and while we hold it a leftover torch lock can only
+    be stale, so it is removed. Without ``fcntl`` (Windows) a torch lock older than ``STALE_LOCK_S`` is removed.
+    """
+    torch_lock = build_dir / "lock"
+    try:
+        import fcntl
+    except ImportError:
+        if torch_lock.exists() and time.time() - torch_lock.stat().st_mtime > STALE_LOCK_S:
+            torch_lock.unlink(missing_ok=True)
+        yield
+        return
+    with open(build_dir / "build.flock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            torch_lock.unlink(missing_ok=True)
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def load_kernel(verbose: bool = False) -> ModuleType | None:
     """The compiled kernel module, or None when it cannot be built here (no compiler, build error).
 
@@ -336,18 +364,15 @@ def load_kernel(verbose: bool = False) -> ModuleType | None:
 
             build_dir = _cache_dir() / key
             build_dir.mkdir(parents=True, exist_ok=True)
-            lock = build_dir / "lock"
-            # a build killed half-way leaves torch's lock file behind, and load_inline would wait for it forever
-            if lock.exists() and time.time() - lock.stat().st_mtime > STALE_LOCK_S:
-                lock.unlink(missing_ok=True)
-            module = load_inline(
-                name=f"vcframe_wavernn_kernel_{key}",
-                cpp_sources=[CPP_SOURCE],
-                functions=["run_steps"],
-                extra_cflags=flags,
-                build_directory=str(build_dir),
-                verbose=verbose,
-            )
+            with _build_guard(build_dir):
+                module = load_inline(
+                    name=f"vcframe_wavernn_kernel_{key}",
+                    cpp_sources=[CPP_SOURCE],
+                    functions=["run_steps"],
+                    extra_cflags=flags,
+                    build_directory=str(build_dir),
+                    verbose=verbose,
+                )
         except (OSError, RuntimeError, ImportError, ValueError) as error:  # no compiler, failed build
             if verbose:
                 print(f"wavernn: C++ kernel unavailable ({str(error).splitlines()[0] if str(error) else error})")
