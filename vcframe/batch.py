@@ -269,13 +269,21 @@ def clone_job(job: CloneJob) -> RowResult:
     return RowResult(job.row, name, "done", None, round(time.perf_counter() - started, 4), worker_id())
 
 
-#: torch threads of this worker process (set by the executors; None: torch's default)
+#: torch (and numpy BLAS) threads of this worker process (set by the executors; None: the libraries' defaults)
 _TORCH_THREADS: int | None = None
 
 
 def _init_worker(threads: int) -> None:
+    """Worker set-up: ``threads`` threads for torch and for numpy's BLAS (Dask's nanny starts workers with one
+    BLAS thread; the same limit everywhere keeps the executors' outputs byte-identical)."""
     global _TORCH_THREADS
     _TORCH_THREADS = threads
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=threads)  # process-wide, kept for the life of the worker
+    except ImportError:
+        pass
     _apply_torch_threads()
 
 
