@@ -92,16 +92,20 @@ def test_known_transcript_of_clean_speech_has_zero_wer(tmp_path: Path) -> None:
 
 def test_transcripts_do_not_depend_on_the_previous_utterance() -> None:
     pytest.importorskip("pocketsphinx", reason="the recogniser needs pip install 'vcframe-core[asr]'")
+    from vcframe.audio import load_audio
     from vcframe.metrics.asr import Recognizer
 
     voices = Path(__file__).resolve().parents[1] / "registry" / "voices"
-    clips = [voices / f"{name}.flac" for name in ("angus", "clara", "duncan")]  # pocketsphinx finds these hard
-    if not all(clip.is_file() for clip in clips):
+    if not (voices / "duncan.flac").is_file():
         pytest.skip("the shipped sample voices are missing")
-    alone = [Recognizer().transcribe(clip) for clip in clips]
+    # 2 s of voices pocketsphinx finds hard: without a front-end reset, duncan after angus or clara is heard
+    # differently than alone (measured with pocketsphinx 5.1.1)
+    clips = {name: load_audio(voices / f"{name}.flac").item(0)[:32000] for name in ("angus", "clara", "duncan")}
+    alone = Recognizer().transcribe(clips["duncan"], sample_rate=16000)
     shared = Recognizer()
-    assert [shared.transcribe(clip) for clip in clips] == alone
-    assert [shared.transcribe(clip) for clip in reversed(clips)] == alone[::-1]
+    for before in ("angus", "clara"):
+        shared.transcribe(clips[before], sample_rate=16000)
+        assert shared.transcribe(clips["duncan"], sample_rate=16000) == alone
 
 
 # -- speaker similarity -------------------------------------------------------------------------------

@@ -299,14 +299,15 @@ def plan_comparison(
         raise InputError(
             f"several systems are named {', '.join(map(repr, repeated))}", hint="give each system a distinct name"
         )
-    judge_spec = registry.get("encoder", grid.judge)
-    options = settings.component_options("encoder", judge_spec.name)
-    options.update(grid.judge_options)
-    make_config(judge_spec, options)
     voices = resolve_voices(grid, settings.dataset_root)
     texts = resolve_texts(grid, [voice.name for voice in voices])
     context = MetricContext(grid.judge, dict(grid.judge_options), "cpu", settings, registry)
     metrics, notes = _select_metrics(grid, metric_registry, context)
+    if any(spec.name == "speaker_similarity" for spec in metrics):  # the judge is checked only when it judges
+        judge_spec = registry.get("encoder", grid.judge)
+        options = settings.component_options("encoder", judge_spec.name)
+        options.update(grid.judge_options)
+        make_config(judge_spec, options)
     sample_voice = grid.sample_voice or voices[0].name
     sample_text = grid.sample_text or texts[0].id
     if sample_voice not in [voice.name for voice in voices] or sample_text not in [text.id for text in texts]:
