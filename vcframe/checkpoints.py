@@ -249,6 +249,19 @@ def save_safetensors(
         save_file(tensors, str(temp), metadata=encoded)
 
 
+def to_half_precision(source: str | os.PathLike[str], target: str | os.PathLike[str]) -> None:
+    """Copy a safetensors checkpoint with its float32 tensors stored as float16 (metadata kept).
+
+    Halves the file (shipped weights stay small); loading upcasts, since ``load_state_dict`` copies into the
+    model's float32 parameters. The metadata gains ``"stored_dtype": "float16"``.
+    """
+    import torch
+
+    state, metadata = load_state(source)
+    halved = {key: tensor.half() if tensor.dtype == torch.float32 else tensor for key, tensor in state.items()}
+    save_safetensors(halved, target, {**metadata, "stored_dtype": "float16"})
+
+
 def save_torch(payload: dict[str, Any], path: str | os.PathLike[str]) -> None:
     """``torch.save`` atomically (training checkpoints with optimizer and RNG state)."""
     import torch

@@ -1,0 +1,152 @@
+"""Checkpoints: safe loading (.pt / safetensors), corrupt and malicious files, the registry and sha256."""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+
+from vcframe import checkpoints
+from vcframe.checkpoints import (
+    CheckpointEntry,
+    load_state,
+    resolve,
+    save_safetensors,
+    save_torch,
+    sha256_of,
+    to_half_precision,
+)
+from vcframe.errors import CheckpointError
+
+
+def _state() -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    return {"layer.weight": torch.randn(4, 3, generator=generator), "layer.step": torch.tensor([7])}
+
+
+def test_safetensors_round_trip_with_metadata(tmp_path: Path) -> None:
+    path = tmp_path / "model.safetensors"
+    save_safetensors(_state(), path, {"config": {"preset": "tiny"}, "license": "MIT"})
+    state, metadata = load_state(path)
+    assert torch.equal(state["layer.weight"], _state()["layer.weight"])
+    assert metadata == {"config": {"preset": "tiny"}, "license": "MIT"}
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp file left
+
+
+def test_torch_checkpoint_with_model_state_and_bare_state_dict(tmp_path: Path) -> None:
+    save_torch({"model_state": _state(), "step": 12}, tmp_path / "run.pt")
+    state, metadata = load_state(tmp_path / "run.pt")
+    assert set(state) == {"layer.weight", "layer.step"} and metadata["checkpoint"]["step"] == 12
+    torch.save(_state(), tmp_path / "bare.pt")
+    assert set(load_state(tmp_path / "bare.pt")[0]) == {"layer.weight", "layer.step"}
+
+
+class _RunsCode:
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return (os.system, ("echo pwned > /dev/null",))
+
+
+def test_malicious_pickle_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "evil.pt"
+    torch.save({"model_state": _state(), "payload": _RunsCode()}, path)
+    with pytest.raises(CheckpointError, match="would run code when loaded"):
+        load_state(path)
+    plain = tmp_path / "plain_pickle.pt"
+    plain.write_bytes(pickle.dumps(_RunsCode()))
+    with pytest.raises(CheckpointError):
+        load_state(plain)
+
+
+@pytest.mark.parametrize(
+    ("payload", "needle"),
+    [
+        (b"", "is empty"),
+        (b"\x00\x01 not a checkpoint at all" * 10, "corrupt"),
+        ((64).to_bytes(8, "little") + b'{"a": truncated', "corrupt"),
+    ],
+)
+def test_corrupt_files_are_refused(tmp_path: Path, payload: bytes, needle: str) -> None:
+    path = tmp_path / "broken.bin"
+    path.write_bytes(payload)
+    with pytest.raises(CheckpointError, match=needle):
+        load_state(path)
+
+
+def test_not_a_state_dict(tmp_path: Path) -> None:
+    torch.save([1, 2, 3], tmp_path / "list.pt")
+    with pytest.raises(CheckpointError, match="not a dict of tensors"):
+        load_state(tmp_path / "list.pt")
+    torch.save({"model_state": {"a": 1}}, tmp_path / "numbers.pt")
+    with pytest.raises(CheckpointError, match="no state dict of tensors"):
+        load_state(tmp_path / "numbers.pt")
+
+
+def test_half_precision_copy(tmp_path: Path) -> None:
+    source, target = tmp_path / "full.safetensors", tmp_path / "half.safetensors"
+    save_safetensors(_state(), source, {"steps": 3})
+    to_half_precision(source, target)
+    state, metadata = load_state(target)
+    assert state["layer.weight"].dtype == torch.float16 and state["layer.step"].dtype == torch.int64
+    assert metadata == {"steps": 3, "stored_dtype": "float16"}
+    torch.testing.assert_close(state["layer.weight"].float(), _state()["layer.weight"], atol=1e-3, rtol=1e-3)
+    module = torch.nn.Linear(3, 4, bias=False)
+    module.load_state_dict({"weight": state["layer.weight"]})  # loading upcasts into float32 parameters
+    assert module.weight.dtype == torch.float32
+
+
+@pytest.fixture
+def fake_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    weights = tmp_path / "weights.safetensors"
+    save_safetensors(_state(), weights)
+    entries = (
+        CheckpointEntry(
+            id="demo-good",
+            component="vocoder/demo",
+            source=str(weights),
+            sha256=sha256_of(weights),
+            format="safetensors",
+            license="MIT",
+            training_data="none",
+            steps=1,
+            default=True,
+        ),
+        CheckpointEntry(
+            id="demo-tampered",
+            component="vocoder/demo",
+            source=str(weights),
+            sha256="0" * 64,
+            format="safetensors",
+            license="MIT",
+            training_data="none",
+            steps=1,
+        ),
+    )
+    monkeypatch.setattr(checkpoints, "registry_entries", lambda: entries)
+    return weights
+
+
+def test_registry_default_and_ids(fake_registry: Path) -> None:
+    assert resolve("vocoder", "demo", "default").path == fake_registry
+    assert resolve("vocoder", "demo", "registry:demo-good").entry.id == "demo-good"  # type: ignore[union-attr]
+    with pytest.raises(CheckpointError, match="sha256"):
+        resolve("vocoder", "demo", "registry:demo-tampered")
+    with pytest.raises(CheckpointError, match="no checkpoint registry:nope"):
+        resolve("vocoder", "demo", "registry:nope")
+    with pytest.raises(CheckpointError, match="is for vocoder/demo, not synthesizer/other"):
+        resolve("synthesizer", "other", "registry:demo-good")
+    with pytest.raises(CheckpointError, match="has no default checkpoint"):
+        resolve("synthesizer", "other", "default")
+    with pytest.raises(CheckpointError, match="not found"):
+        resolve("vocoder", "demo", "/no/such/file.pt")
+
+
+def test_shipped_registry_entries_are_complete() -> None:
+    entries = checkpoints.registry_entries()
+    assert entries, "registry/checkpoints.toml lists no checkpoint"
+    for entry in entries:
+        assert len(entry.sha256) == 64 and entry.license and entry.training_data and entry.steps is not None
+    defaults = [entry.component for entry in entries if entry.default]
+    assert len(defaults) == len(set(defaults)), "a component has two default checkpoints"
