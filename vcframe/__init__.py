@@ -6,10 +6,10 @@ interfaces, the pipeline) loads on first attribute access.
 
 from __future__ import annotations
 
-from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from vcframe._lazy import lazy_attributes
 from vcframe.errors import (
     AudioInputError,
     CheckpointError,
@@ -69,10 +69,7 @@ if TYPE_CHECKING:
     from vcframe.types import Mel, SpeakerEmbedding, Waveform
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'vcframe' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [

@@ -15,15 +15,18 @@ from __future__ import annotations
 import functools
 import os
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import pluggy
 
 from vcframe.errors import ConfigError, PluginError
 from vcframe.specs import KINDS, ComponentSpec, api_compatibility, import_string
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
 GROUPS: dict[str, str] = {
     "encoder": "vcframe.encoders",
@@ -34,16 +37,21 @@ HOOK_GROUP = "vcframe.hooks"
 DISABLE_ENV = "VCFRAME_DISABLE_PLUGINS"
 
 
+SpecT = TypeVar("SpecT")
+
+
 @dataclass
-class PluginRow:
-    """One discovered component: its spec, or the error that kept it from loading."""
+class EntryPointRow(Generic[SpecT]):
+    """One plugin found through an entry point: its spec, or the error that kept it from loading.
+
+    The shared part of :class:`PluginRow` (components) and :class:`~vcframe.metrics.registry.MetricRow` (metrics).
+    """
 
     name: str
-    kind: str
     entry_point: str
     distribution: str | None = None
     version: str | None = None
-    spec: ComponentSpec | None = None
+    spec: SpecT | None = None
     error: str | None = None
     hint: str | None = None
     warning: str | None = None
@@ -67,6 +75,17 @@ class PluginRow:
         return "warning" if self.warning else "ok"
 
 
+@dataclass
+class PluginRow(EntryPointRow[ComponentSpec]):
+    """One discovered component: its spec, or the error that kept it from loading."""
+
+    kind: str = field(kw_only=True)
+
+
+RowT = TypeVar("RowT", bound=EntryPointRow[Any])
+KeyT = TypeVar("KeyT")
+
+
 def disabled_from_environment() -> list[str]:
     return [name.strip() for name in os.environ.get(DISABLE_ENV, "").split(",") if name.strip()]
 
@@ -75,45 +94,128 @@ def _is_disabled(name: str, distribution: str | None, disabled: set[str]) -> boo
     return name in disabled or (distribution is not None and f"{distribution}:{name}" in disabled)
 
 
-def _load_row(entry: metadata.EntryPoint, kind: str, disabled: set[str]) -> PluginRow:
-    distribution = entry.dist.name if entry.dist is not None else None
-    version = entry.dist.version if entry.dist is not None else None
-    requirements = list(entry.dist.requires or []) if entry.dist is not None else []
-    row = PluginRow(entry.name, kind, entry.value, distribution, version, requirements=requirements)
-    if _is_disabled(entry.name, distribution, disabled):
+def load_entry_point_row(
+    entry: metadata.EntryPoint,
+    new_row: Callable[..., RowT],
+    disabled: set[str],
+    validate: Callable[[RowT, Any], RowT],
+) -> RowT:
+    """The row of one entry point: disabled (not loaded), an import error with a hint, or ``validate``'s verdict
+    on the loaded object. ``new_row(name, entry_point, distribution=, version=, requirements=)`` makes the row."""
+    dist = entry.dist
+    row = new_row(
+        entry.name,
+        entry.value,
+        distribution=dist.name if dist is not None else None,
+        version=dist.version if dist is not None else None,
+        requirements=list(dist.requires or []) if dist is not None else [],
+    )
+    if _is_disabled(row.name, row.distribution, disabled):
         row.disabled = True
         return row
     try:
         loaded = entry.load()
     except Exception as error:  # noqa: BLE001 - any import failure is one error row
         row.error = f"{type(error).__name__}: {error}".split("\n")[0]
-        row.hint = f"reinstall {distribution or 'the plugin'}, or disable it with --disable {entry.name}"
+        row.hint = f"reinstall {row.distribution or 'the plugin'}, or disable it with --disable {row.name}"
         return row
-    return validate_row(row, loaded)
+    return validate(row, loaded)
+
+
+def _refuse(row: RowT, error: str | None, hint: str) -> RowT:
+    row.error, row.hint = error, hint
+    return row
+
+
+def validate_spec_row(
+    row: RowT,
+    loaded: Any,
+    spec_type: type[Any],
+    *,
+    spec_noun: str = "spec",
+    spec_object: str = "SPEC",
+    check: Callable[[RowT, Any], tuple[str, str] | None] | None = None,
+) -> RowT:
+    """Fill ``row.spec`` with ``loaded`` if it is a ``spec_type`` that passes ``check`` (error, hint), is named
+    like the row and was written for a compatible plugin API; otherwise give the row an error and a hint."""
+    if not isinstance(loaded, spec_type):
+        return _refuse(
+            row,
+            f"entry point {row.entry_point!r} gives a {type(loaded).__name__}, not a vcframe {spec_type.__name__}",
+            f"point the entry point at the module's {spec_object} object",
+        )
+    problem = check(row, loaded) if check is not None else None
+    if problem is not None:
+        return _refuse(row, *problem)
+    if loaded.name != row.name:
+        return _refuse(
+            row,
+            f"entry point is named {row.name!r} but the {spec_noun} is named {loaded.name!r}",
+            "use the same name in both places",
+        )
+    accepted, message = api_compatibility(loaded.api_version)
+    if not accepted:
+        return _refuse(row, message, f"install a release of {row.distribution or row.name} built for this vcframe-core")
+    row.warning = message
+    row.spec = loaded
+    return row
+
+
+def _kind_problem(row: PluginRow, spec: ComponentSpec) -> tuple[str, str] | None:
+    if spec.kind == row.kind:
+        return None
+    return (
+        f"spec declares kind {spec.kind!r} but is registered as a {row.kind}",
+        f"register it in the {GROUPS.get(spec.kind, '?')} entry-point group",
+    )
 
 
 def validate_row(row: PluginRow, loaded: Any) -> PluginRow:
     """Fill ``row.spec`` from ``loaded`` if it is a valid, API-compatible spec of the row's kind."""
-    if not isinstance(loaded, ComponentSpec):
-        row.error = f"entry point {row.entry_point!r} gives a {type(loaded).__name__}, not a vcframe ComponentSpec"
-        row.hint = "point the entry point at the module's SPEC object"
-        return row
-    if loaded.kind != row.kind:
-        row.error = f"spec declares kind {loaded.kind!r} but is registered as a {row.kind}"
-        row.hint = f"register it in the {GROUPS.get(loaded.kind, '?')} entry-point group"
-        return row
-    if loaded.name != row.name:
-        row.error = f"entry point is named {row.name!r} but the spec is named {loaded.name!r}"
-        row.hint = "use the same name in both places"
-        return row
-    accepted, message = api_compatibility(loaded.api_version)
-    if not accepted:
-        row.error = message
-        row.hint = f"install a release of {row.distribution or row.name} built for this vcframe-core"
-        return row
-    row.warning = message
-    row.spec = loaded
-    return row
+    return validate_spec_row(row, loaded, ComponentSpec, check=_kind_problem)
+
+
+def find_row(rows: Sequence[RowT], name: str, *, what: str, listing: str, prefer_enabled: bool = False) -> RowT:
+    """The row among ``rows`` for ``name`` (or ``distribution:name``); PluginError if unknown or ambiguous.
+
+    ``what`` names the plugin type in messages, ``listing`` the command that lists them. With
+    ``prefer_enabled``, a name several distributions provide resolves to the only one not disabled.
+    """
+    distribution, _, short = name.rpartition(":")
+    candidates = [row for row in rows if row.name == short and (not distribution or row.distribution == distribution)]
+    if not candidates:
+        available = ", ".join(sorted({row.name for row in rows if row.ok})) or "none installed"
+        raise PluginError(
+            f"unknown {what} {name!r} (available: {available})",
+            hint=f"see '{listing}'; install the plugin that provides it",
+        )
+    enabled = [row for row in candidates if not row.disabled]
+    if prefer_enabled and len(candidates) > 1 and len(enabled) == 1:
+        return enabled[0]
+    if len(candidates) > 1:
+        choices = ", ".join(row.qualified_name for row in candidates)
+        raise PluginError(f"several plugins provide {what} {short!r}: {choices}", hint="pick one as DISTRIBUTION:NAME")
+    return candidates[0]
+
+
+def usable_spec(row: EntryPointRow[SpecT], label: str) -> SpecT:
+    """The spec of an enabled, valid row (warning about a newer minor API); PluginError naming ``label``
+    (``"encoder 'ge2e'"``) otherwise."""
+    if row.disabled:
+        raise PluginError(f"{label} is disabled", hint=f"remove it from --disable and {DISABLE_ENV}")
+    if row.spec is None:
+        raise PluginError(f"{label} is broken: {row.error}", hint=row.hint)
+    if row.warning:
+        warnings.warn(f"{row.qualified_name}: {row.warning}", stacklevel=3)
+    return row.spec
+
+
+def group_duplicates(rows: Iterable[RowT], key: Callable[[RowT], KeyT]) -> dict[KeyT, list[RowT]]:
+    """The rows whose ``key`` more than one row shares, by key."""
+    seen: dict[KeyT, list[RowT]] = {}
+    for row in rows:
+        seen.setdefault(key(row), []).append(row)
+    return {value: group for value, group in seen.items() if len(group) > 1}
 
 
 class Registry:
@@ -127,13 +229,14 @@ class Registry:
         blocked = set(disabled) | set(disabled_from_environment())
         rows: list[PluginRow] = []
         for kind in KINDS:
+            new_row = functools.partial(PluginRow, kind=kind)
             for entry in sorted(metadata.entry_points(group=GROUPS[kind]), key=lambda e: e.name):
-                rows.append(_load_row(entry, kind, blocked))
+                rows.append(load_entry_point_row(entry, new_row, blocked, validate_row))
         return cls(rows)
 
     def register(self, spec: ComponentSpec, *, distribution: str = "<registered>") -> PluginRow:
         """Add a component that no entry point declares (tests, notebooks). Returns its row."""
-        row = validate_row(PluginRow(spec.name, spec.kind, f"<registered {spec.factory}>", distribution), spec)
+        row = validate_row(PluginRow(spec.name, f"<registered {spec.factory}>", distribution, kind=spec.kind), spec)
         self.rows.append(row)
         return row
 
@@ -145,44 +248,17 @@ class Registry:
 
     def duplicates(self) -> dict[tuple[str, str], list[PluginRow]]:
         """Names provided by more than one distribution, per kind."""
-        seen: dict[tuple[str, str], list[PluginRow]] = {}
-        for row in self.rows:
-            seen.setdefault((row.kind, row.name), []).append(row)
-        return {key: rows for key, rows in seen.items() if len(rows) > 1}
+        return group_duplicates(self.rows, lambda row: (row.kind, row.name))
 
     def row(self, kind: str, name: str) -> PluginRow:
         """The row for ``name`` (or ``distribution:name``); PluginError if unknown or ambiguous."""
         if kind not in GROUPS:
             raise PluginError(f"unknown component kind {kind!r}", hint=f"use one of {', '.join(KINDS)}")
-        distribution, _, short = name.rpartition(":")
-        candidates = [
-            row
-            for row in self.of_kind(kind)
-            if row.name == short and (not distribution or row.distribution == distribution)
-        ]
-        if not candidates:
-            available = ", ".join(sorted({r.name for r in self.of_kind(kind) if r.ok})) or "none installed"
-            raise PluginError(
-                f"unknown {kind} {name!r} (available: {available})",
-                hint="see 'vcframe plugins list'; install the plugin that provides it",
-            )
-        if len(candidates) > 1:
-            choices = ", ".join(row.qualified_name for row in candidates)
-            raise PluginError(
-                f"several plugins provide {kind} {short!r}: {choices}", hint="pick one as DISTRIBUTION:NAME"
-            )
-        return candidates[0]
+        return find_row(self.of_kind(kind), name, what=kind, listing="vcframe plugins list")
 
     def get(self, kind: str, name: str) -> ComponentSpec:
         """The spec of an installed, enabled, valid component; PluginError otherwise."""
-        row = self.row(kind, name)
-        if row.disabled:
-            raise PluginError(f"{kind} {name!r} is disabled", hint=f"remove it from --disable and {DISABLE_ENV}")
-        if row.spec is None:
-            raise PluginError(f"{kind} {name!r} is broken: {row.error}", hint=row.hint)
-        if row.warning:
-            warnings.warn(f"{row.qualified_name}: {row.warning}", stacklevel=2)
-        return row.spec
+        return usable_spec(self.row(kind, name), f"{kind} {name!r}")
 
     def __iter__(self) -> Iterator[PluginRow]:
         return iter(self.rows)
@@ -208,30 +284,39 @@ def use_registry(registry: Registry | None) -> Registry | None:
 def build_component(spec: ComponentSpec, overrides: dict[str, Any] | None = None, *, device: Any = "cpu") -> Any:
     """Validate the config, import the factory, build the component (this is where weights load)."""
     config = make_config(spec, overrides)
-    try:
-        factory = import_string(spec.factory)
-    except Exception as error:  # noqa: BLE001 - any import failure of plugin code
-        raise PluginError(
-            f"{spec.kind} {spec.name!r} failed to import its model code {spec.factory!r}: {error}".split("\n")[0],
-            hint="reinstall the plugin, or pick another with --" + spec.kind,
-        ) from error
+    factory = import_factory(
+        spec.factory,
+        f"{spec.kind} {spec.name!r} failed to import its model code",
+        hint="reinstall the plugin, or pick another with --" + spec.kind,
+    )
     return factory(config, device=device)
 
 
 def make_config(spec: ComponentSpec, overrides: dict[str, Any] | None = None) -> Any:
     """The component's config from ``overrides``; ConfigError naming the bad fields and the valid ones."""
+    return validate_options(spec.config_model, overrides, f"{spec.kind} {spec.name!r}")
+
+
+def import_factory(factory: str, failure: str, *, hint: str) -> Any:
+    """Import a spec's ``factory``; PluginError ``"<failure> '<factory>': <error>"`` (one line) if that fails."""
+    try:
+        return import_string(factory)
+    except Exception as error:  # noqa: BLE001 - any import failure of plugin code
+        raise PluginError(f"{failure} {factory!r}: {error}".split("\n")[0], hint=hint) from error
+
+
+def validate_options(config_model: type[BaseModel], options: dict[str, Any] | None, label: str) -> Any:
+    """``config_model`` validated from ``options``; ConfigError naming ``label``, the bad fields and the valid ones."""
     from pydantic import ValidationError
 
     try:
-        return spec.make_config(overrides)
+        return config_model.model_validate(options or {})
     except ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in issue['loc']) or '(config)'}: {issue['msg']}" for issue in error.errors()
         )
-        valid = ", ".join(spec.config_model.model_fields)
-        raise ConfigError(
-            f"invalid options for {spec.kind} {spec.name!r}: {problems}", hint=f"valid options: {valid}"
-        ) from error
+        valid = ", ".join(config_model.model_fields) or "none"
+        raise ConfigError(f"invalid options for {label}: {problems}", hint=f"valid options: {valid}") from error
 
 
 # -- hooks -------------------------------------------------------------------------------------------

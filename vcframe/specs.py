@@ -12,9 +12,9 @@ from __future__ import annotations
 import importlib
 import math
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 #: The plugin API this core provides. A spec built for another major version is refused; a newer minor
 #: version is accepted with a warning (the plugin may use features this core lacks).
@@ -177,6 +177,38 @@ class TextSpec(_Frozen):
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 _IMPORT_STRING = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+_API_VERSION = re.compile(r"^\d+\.\d+$")
+
+
+def must_match(pattern: re.Pattern[str], what: str) -> AfterValidator:
+    """A field validator that refuses strings not matching ``pattern`` ("``what`` 'x' must match ...")."""
+
+    def check(value: str) -> str:
+        if not pattern.match(value):
+            raise ValueError(f"{what} {value!r} must match {pattern.pattern}")
+        return value
+
+    return AfterValidator(check)
+
+
+def _check_api_version(value: str) -> str:
+    if not _API_VERSION.match(value):
+        raise ValueError(f"api_version {value!r} must look like 'MAJOR.MINOR', e.g. {API_VERSION!r}")
+    return value
+
+
+def _check_import_string(value: str) -> str:
+    if not _IMPORT_STRING.match(value):
+        raise ValueError(f"{value!r} is not an import string of the form 'package.module:attribute'")
+    return value
+
+
+#: A plugin API version, ``'MAJOR.MINOR'`` (the type of every plugin spec's ``api_version`` field).
+ApiVersionString = Annotated[str, AfterValidator(_check_api_version)]
+#: An import string ``'package.module:attribute'``, resolved by :func:`import_string` when it is used.
+ImportString = Annotated[str, AfterValidator(_check_import_string)]
+#: A component name as used on the command line (lowercase, digits, '-', '_').
+ComponentName = Annotated[str, must_match(_NAME, "name")]
 
 
 class ComponentSpec(BaseModel):
@@ -188,18 +220,22 @@ class ComponentSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
-    name: str = Field(description="Short name used on the command line (lowercase, digits, '-', '_').")
+    name: ComponentName = Field(description="Short name used on the command line (lowercase, digits, '-', '_').")
     kind: ComponentKind = Field(description="encoder, synthesizer or vocoder.")
-    api_version: str = Field(description="vcframe plugin API version the component was written for, 'MAJOR.MINOR'.")
+    api_version: ApiVersionString = Field(
+        description="vcframe plugin API version the component was written for, 'MAJOR.MINOR'."
+    )
     summary: str = Field(description="One line shown by 'vcframe plugins list'.", min_length=1, max_length=200)
-    factory: str = Field(description="'module:Class' called as Class(config, device=...) to build the component.")
+    factory: ImportString = Field(
+        description="'module:Class' called as Class(config, device=...) to build the component."
+    )
     config_model: type[BaseModel] = Field(description="Pydantic model of the component's options.")
     input: EmbeddingSpec | MelSpec | AudioSpec = Field(
         description="What the component consumes: audio (encoder), a speaker embedding (synthesizer), a mel (vocoder)."
     )
     output: EmbeddingSpec | MelSpec | AudioSpec = Field(description="What the component produces.")
     text: TextSpec | None = Field(None, description="Synthesizers only: the text they read.")
-    io_resolver: str | None = Field(
+    io_resolver: ImportString | None = Field(
         None,
         description="Optional 'module:function' (no torch) mapping a config to (input, output) when they depend "
         "on configuration; default: the static input and output above.",
@@ -221,30 +257,9 @@ class ComponentSpec(BaseModel):
         description="Vocoders with 'streaming': largest absolute difference allowed between the concatenated "
         "chunks of vocode_stream and the output of vocode (the conformance kit checks it).",
     )
-    trainer: str | None = Field(None, description="'module:app' of a typer app run by 'vcframe train KIND'.")
+    trainer: ImportString | None = Field(None, description="'module:app' of a typer app run by 'vcframe train KIND'.")
     license: str = Field("unknown", description="SPDX licence of the component's code.")
     homepage: str | None = Field(None, description="Project URL.")
-
-    @field_validator("name")
-    @classmethod
-    def _check_name(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError(f"name {value!r} must match {_NAME.pattern}")
-        return value
-
-    @field_validator("api_version")
-    @classmethod
-    def _check_api_version(cls, value: str) -> str:
-        if not re.match(r"^\d+\.\d+$", value):
-            raise ValueError(f"api_version {value!r} must look like 'MAJOR.MINOR', e.g. {API_VERSION!r}")
-        return value
-
-    @field_validator("factory", "trainer", "io_resolver")
-    @classmethod
-    def _check_import_string(cls, value: str | None) -> str | None:
-        if value is not None and not _IMPORT_STRING.match(value):
-            raise ValueError(f"{value!r} is not an import string of the form 'package.module:attribute'")
-        return value
 
     @field_validator("capabilities")
     @classmethod

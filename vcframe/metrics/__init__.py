@@ -18,9 +18,9 @@ Importing this package is cheap: only the spec classes load eagerly.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from vcframe._lazy import lazy_attributes
 from vcframe.metrics.spec import NEEDS, MetricColumn, MetricInputs, MetricResult, MetricSpec, NoOptions
 
 _LAZY = {
@@ -61,10 +61,7 @@ if TYPE_CHECKING:
     from vcframe.metrics.stats import MeanInterval, mean_confidence_interval
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'vcframe.metrics' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from vcframe.errors import InputError, VcframeError
+from vcframe.metrics._audio import mono_samples
 from vcframe.metrics.spec import MetricInputs, MetricResult, NoOptions
 
 #: The rate pocketsphinx's bundled acoustic model was trained for; audio is resampled to it.
@@ -115,7 +116,7 @@ class Recognizer:
     def transcribe(self, audio: str | os.PathLike[str] | Any, sample_rate: int | None = None) -> str:
         """The words heard in ``audio``: a file, a :class:`~vcframe.types.Waveform` (item 0), or a 1-D array
         with its ``sample_rate``. Returns lower-case words separated by spaces ('' when nothing is heard)."""
-        samples = _samples_at_16k(audio, sample_rate)
+        samples = mono_samples(audio, sample_rate, RECOGNIZER_SAMPLE_RATE, array_name="transcribing an array")
         pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).astype("<i2")
         # The feature front end (cepstral mean, noise estimates) adapts from one utterance to the next, so the
         # same clip was heard differently after different predecessors; a reset makes every call independent.
@@ -125,19 +126,6 @@ class Recognizer:
         self._decoder.end_utt()
         hypothesis = self._decoder.hyp()
         return " ".join(_FILLER.sub(" ", hypothesis.hypstr).split()) if hypothesis is not None else ""
-
-
-def _samples_at_16k(audio: Any, sample_rate: int | None) -> np.ndarray:
-    from vcframe.audio import load_audio, resample
-    from vcframe.types import Waveform
-
-    if isinstance(audio, (str, os.PathLike)):
-        return load_audio(audio, sample_rate=RECOGNIZER_SAMPLE_RATE).item(0)
-    if isinstance(audio, Waveform):
-        return resample(audio.item(0), audio.sample_rate, RECOGNIZER_SAMPLE_RATE)
-    if sample_rate is None:
-        raise InputError("transcribing an array needs its sample_rate")
-    return resample(np.asarray(audio, dtype=np.float32).reshape(-1), sample_rate, RECOGNIZER_SAMPLE_RATE)
 
 
 @functools.lru_cache(maxsize=1)

@@ -20,12 +20,12 @@ mel-cepstrum, so its values are comparable between systems scored here, not with
 from __future__ import annotations
 
 import math
-import os
 from typing import Any
 
 import numpy as np
 
 from vcframe.errors import InputError
+from vcframe.metrics._audio import mono_samples
 from vcframe.metrics.spec import MetricInputs, MetricResult, NoOptions
 
 MCD_SAMPLE_RATE = 16000
@@ -42,25 +42,12 @@ FLOOR_DB = 80.0
 MCD_SCALE = 10.0 / math.log(10.0) * math.sqrt(2.0)
 
 
-def _samples(audio: Any, sample_rate: int | None) -> np.ndarray:
-    from vcframe.audio import load_audio, resample
-    from vcframe.types import Waveform
-
-    if isinstance(audio, (str, os.PathLike)):
-        return load_audio(audio, sample_rate=MCD_SAMPLE_RATE).item(0)
-    if isinstance(audio, Waveform):
-        return resample(audio.item(0), audio.sample_rate, MCD_SAMPLE_RATE)
-    if sample_rate is None:
-        raise InputError("an audio array needs its sample_rate")
-    return resample(np.asarray(audio, dtype=np.float32).reshape(-1), sample_rate, MCD_SAMPLE_RATE)
-
-
 def mel_cepstrum(audio: Any, sample_rate: int | None = None, *, trim: bool = True) -> np.ndarray:
     """Mel cepstra (frames, 24) of a file, Waveform or 1-D array (see the module docstring)."""
     import librosa
     import scipy.fft
 
-    samples = _samples(audio, sample_rate)
+    samples = mono_samples(audio, sample_rate, MCD_SAMPLE_RATE, array_name="an audio array")
     if trim:
         trimmed, _ = librosa.effects.trim(samples, top_db=TRIM_TOP_DB, frame_length=WIN_LENGTH, hop_length=HOP_LENGTH)
         samples = trimmed if trimmed.size >= WIN_LENGTH else samples

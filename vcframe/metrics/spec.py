@@ -11,11 +11,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from vcframe.specs import API_VERSION
+from vcframe.specs import API_VERSION, ApiVersionString, ImportString, must_match
 
 if TYPE_CHECKING:
     from vcframe.types import Mel, Waveform
@@ -39,6 +39,8 @@ Need = Literal["reference", "generated", "text", "ground_truth", "measurements"]
 NEEDS: tuple[str, ...] = ("reference", "generated", "text", "ground_truth", "measurements")
 
 _COLUMN = re.compile(r"^[a-z][a-z0-9_]*$")
+ColumnName = Annotated[str, must_match(_COLUMN, "column name")]
+MetricName = Annotated[str, must_match(_COLUMN, "metric name")]
 
 
 class NoOptions(BaseModel):
@@ -52,18 +54,11 @@ class MetricColumn(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str = Field(description="Column name in results.csv (lowercase, digits, '_').")
+    name: ColumnName = Field(description="Column name in results.csv (lowercase, digits, '_').")
     unit: str = Field(default="", description="Unit shown in tables, e.g. 'dB', 'MB', '' for a ratio.")
     higher_is_better: bool | None = Field(description="Direction of 'better'; None for neutral columns.")
     numeric: bool = Field(default=True, description="Numbers are summarised (mean, 95% CI); text columns are not.")
     description: str = Field(default="", description="One line for the report's legend.")
-
-    @field_validator("name")
-    @classmethod
-    def _check_name(cls, value: str) -> str:
-        if not _COLUMN.match(value):
-            raise ValueError(f"column name {value!r} must match {_COLUMN.pattern}")
-        return value
 
 
 class MetricSpec(BaseModel):
@@ -77,38 +72,19 @@ class MetricSpec(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
-    name: str = Field(description="Metric name, also its main column (lowercase, digits, '_').")
-    api_version: str = Field(description="vcframe plugin API version the metric was written for, 'MAJOR.MINOR'.")
+    name: MetricName = Field(description="Metric name, also its main column (lowercase, digits, '_').")
+    api_version: ApiVersionString = Field(
+        description="vcframe plugin API version the metric was written for, 'MAJOR.MINOR'."
+    )
     summary: str = Field(min_length=1, max_length=200, description="One line shown by 'vcframe metrics list'.")
     needs: frozenset[Need] = Field(description="What the metric reads from an item (see NEEDS).")
     higher_is_better: bool | None = Field(description="Direction of the main column.")
     unit: str = Field(default="", description="Unit of the main column.")
     description: str = Field(default="", description="What the main column measures, for the report's legend.")
-    factory: str = Field(description="'module:Class' called as Class(config, context).")
+    factory: ImportString = Field(description="'module:Class' called as Class(config, context).")
     config_model: type[BaseModel] = Field(default=NoOptions, description="Pydantic model of the metric's options.")
     extra_columns: tuple[MetricColumn, ...] = Field(default=(), description="Further columns the metric reports.")
     license: str = Field(default="unknown", description="SPDX licence of the metric's code.")
-
-    @field_validator("name")
-    @classmethod
-    def _check_name(cls, value: str) -> str:
-        if not _COLUMN.match(value):
-            raise ValueError(f"metric name {value!r} must match {_COLUMN.pattern}")
-        return value
-
-    @field_validator("api_version")
-    @classmethod
-    def _check_api_version(cls, value: str) -> str:
-        if not re.match(r"^\d+\.\d+$", value):
-            raise ValueError(f"api_version {value!r} must look like 'MAJOR.MINOR', e.g. {API_VERSION!r}")
-        return value
-
-    @field_validator("factory")
-    @classmethod
-    def _check_factory(cls, value: str) -> str:
-        if not re.match(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$", value):
-            raise ValueError(f"{value!r} is not an import string of the form 'package.module:attribute'")
-        return value
 
     @model_validator(mode="after")
     def _check_columns(self) -> MetricSpec:

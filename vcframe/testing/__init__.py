@@ -14,9 +14,9 @@ Importing this package is light (no torch); the kit loads on first use of its na
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from vcframe._lazy import lazy_attributes
 from vcframe.testing.dummy_specs import (
     CONSTANT_SYNTHESIZER,
     DUMMY_SPECS,
@@ -55,10 +55,7 @@ if TYPE_CHECKING:
     from vcframe.testing.rtvc import load_rtvc_state
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'vcframe.testing' has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [
