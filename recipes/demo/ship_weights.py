@@ -1,0 +1,108 @@
+#!/usr/bin/env python3
+"""Ship demo weights: export a training run, store it as float16 safetensors inside its plugin package, and
+write its entry (sha256, steps, training data, licence) into registry/checkpoints.toml as the default.
+
+    python recipes/demo/ship_weights.py synthesizer --run-dir /work/runs/taco
+    python recipes/demo/ship_weights.py vocoder --run-dir /work/runs/voc [--no-default]
+
+The entry replaces any earlier one with the same id. Loading verifies the sha256; `preset: auto` reads the
+sizes from the file's metadata.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+REGISTRY = ROOT / "registry" / "checkpoints.toml"
+TRAINING_DATA = (
+    "vcframe demo corpus (recipes/demo/make_corpus.py): 15 synthetic speakers made with flite, festival and "
+    "espeak-ng (+ sox pitch shifts) reading 4,187 public-domain LJSpeech sentences, 5.41 h"
+)
+TARGETS = {
+    "synthesizer": {
+        "id": "tacotron-demo",
+        "component": "synthesizer/tacotron",
+        "module": "vcframe_tacotron",
+        "file": "tacotron-demo.safetensors",
+        "export": [sys.executable, "-m", "vcframe_tacotron.train", "export"],
+        "training_data": TRAINING_DATA + "; speaker embeddings from GE2E (resemblyzer weights)",
+    },
+    "vocoder": {
+        "id": "wavernn-demo",
+        "component": "vocoder/wavernn",
+        "module": "vcframe_wavernn",
+        "file": "wavernn-demo.safetensors",
+        "export": [sys.executable, "-m", "vcframe_wavernn.train", "export"],
+        "training_data": TRAINING_DATA + "; ground-truth mels",
+    },
+}
+
+
+def entry_text(fields: dict[str, object]) -> str:
+    lines = ["[[checkpoint]]"]
+    for key, value in fields.items():
+        if isinstance(value, bool):
+            lines.append(f"{key} = {'true' if value else 'false'}")
+        elif isinstance(value, int):
+            lines.append(f"{key} = {value}")
+        else:
+            escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+            lines.append(f'{key} = "{escaped}"')
+    return "\n".join(lines) + "\n"
+
+
+def replace_entry(text: str, entry_id: str, new_entry: str) -> str:
+    blocks = re.split(r"(?m)^(?=\[\[checkpoint\]\])", text)
+    kept = [block for block in blocks if f'id = "{entry_id}"' not in block]
+    return "".join(kept).rstrip("\n") + "\n\n" + new_entry
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("kind", choices=sorted(TARGETS))
+    parser.add_argument("--run-dir", type=Path, required=True)
+    parser.add_argument("--notes", default="", help="anything a user should know (quality measured, steps)")
+    parser.add_argument("--no-default", action="store_true", help="register without making it the default")
+    args = parser.parse_args()
+    target = TARGETS[args.kind]
+
+    from vcframe.checkpoints import load_state, sha256_of, to_half_precision
+
+    package = ROOT / "plugins" / ("synthesizers/tacotron" if args.kind == "synthesizer" else "vocoders/wavernn")
+    destination = package / str(target["module"]) / "weights" / str(target["file"])
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as scratch:
+        exported = Path(scratch) / "full.safetensors"
+        command = [*target["export"], "--run-dir", str(args.run_dir), "--out", str(exported)]  # type: ignore[misc]
+        if args.kind == "synthesizer":
+            command += ["--training-data", str(target["training_data"])]
+        subprocess.run(command, check=True)
+        to_half_precision(exported, destination)
+    _, metadata = load_state(destination)
+    steps = int(metadata.get("steps", 0))
+    fields: dict[str, object] = {
+        "id": target["id"],
+        "component": target["component"],
+        "source": f"package:{target['module']}/weights/{target['file']}",
+        "sha256": sha256_of(destination),
+        "format": "safetensors",
+        "license": "MIT",
+        "training_data": target["training_data"],
+        "steps": steps,
+        "default": not args.no_default,
+        "preset": str(metadata.get("config", {}).get("preset", "small")),
+        "notes": args.notes or f"demo weights after {steps} steps, stored as float16",
+    }
+    REGISTRY.write_text(replace_entry(REGISTRY.read_text(), str(target["id"]), entry_text(fields)))
+    size = destination.stat().st_size / 1e6
+    print(f"shipped {destination.relative_to(ROOT)} ({size:.1f} MB, {steps} steps) as registry:{target['id']}")
+
+
+if __name__ == "__main__":
+    main()
