@@ -5,25 +5,29 @@ Run by hand from the repository root:
     .venv/bin/python benchmarks/batch_clone.py --rows 24 --workers 2
 
 The pipeline is GE2E (pretrained weights from resemblyzer) + Tacotron (``small`` preset, *random* weights
-drawn with seed 0 and saved as a checkpoint, so every worker loads the same ones: no trained default
-checkpoint ships yet, so the speech is noise, but the compute per row is the real one; ``max_frames`` bounds
-each row) + Griffin-Lim (32 iterations). Each row clones one sentence with its own
-seed from one of two reference clips. The three ways to run the same manifest:
+drawn with seed 0 and saved as a checkpoint, so every process loads the same ones: no trained default
+checkpoint ships yet, so the speech is noise, but the compute per row is the real one; every row runs to
+``--frames`` mel frames) + Griffin-Lim (32 iterations). Each row clones one sentence with its own seed from
+one of two 3-second reference clips. Every run starts cold, in its own process, from the same folder
+(manifest + ``vcframe.toml``), and is timed from start to exit, start-up and model loading included:
 
-* plain loop: one process, one pipeline, ``Pipeline.clone`` + ``save_audio`` row after row, once with torch
-  and BLAS on every core and once on one thread (the speed-up is over the faster of the two);
-* ``vcframe batch`` with the local executor: ``--workers`` processes, one torch thread each;
-* ``vcframe batch`` on a Dask local cluster of ``--workers`` single-threaded worker processes.
+* plain loop: ``python benchmarks/batch_clone.py --loop THREADS``: one process, one pipeline,
+  ``Pipeline.clone`` + ``save_audio`` row after row, with torch and BLAS on THREADS threads (every core, and
+  one); the speed-up is over the faster of the two;
+* ``vcframe batch manifest.csv --out local --workers N`` (local processes);
+* ``vcframe batch manifest.csv --out dask --executor dask --workers N`` (Dask local cluster).
 
-Every time includes loading the models (once in the loop, once per worker in the batch runs) and, for the
-batch runs, starting the worker processes. The outputs of the three runs are checked to be byte-identical.
+The outputs of the batch runs are checked to be byte-identical.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -39,6 +43,7 @@ SENTENCES = [
     "Rice is often served in round bowls.",
     "The juice of lemons makes fine punch.",
 ]
+VCFRAME = [sys.executable, "-m", "vcframe"]
 
 
 def make_clip(path: Path, f0: float) -> None:
@@ -51,8 +56,6 @@ def make_clip(path: Path, f0: float) -> None:
 
 def random_tacotron(path: Path) -> Path:
     """A ``small`` Tacotron with seed-0 random weights, exported like a trained one."""
-    import json
-
     import torch
     from vcframe_tacotron.frontend import get_frontend
     from vcframe_tacotron.model import build_network, checkpoint_metadata
@@ -66,28 +69,40 @@ def random_tacotron(path: Path) -> Path:
     metadata = checkpoint_metadata(
         config, get_frontend(config.frontend).symbols, steps=0, training_data="none (random)", license="MIT"
     )
-    save_safetensors(
-        network.state_dict(), path, {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
-    )
+    strings = {key: value if isinstance(value, str) else json.dumps(value) for key, value in metadata.items()}
+    save_safetensors(network.state_dict(), path, strings)
     return path
 
 
-CHECKPOINT: Path | None = None
+def prepare(folder: Path, rows: int, frames: int) -> None:
+    """Clips, the random checkpoint, manifest.csv and the vcframe.toml every run reads."""
+    make_clip(folder / "a.wav", 190.0)
+    make_clip(folder / "b.wav", 110.0)
+    checkpoint = random_tacotron(folder / "tacotron-random.safetensors")
+    (folder / "manifest.csv").write_text(
+        "text,reference,seed,out\n"
+        + "".join(f'"{SENTENCES[i % len(SENTENCES)]}",{"ab"[i % 2]}.wav,{i},row{i}.wav\n' for i in range(rows))
+    )
+    (folder / "vcframe.toml").write_text(
+        f"""encoder = "ge2e"
+synthesizer = "tacotron"
+vocoder = "griffinlim"
+device = "cpu"
+[components.synthesizer.tacotron]
+checkpoint = "{checkpoint}"
+preset = "small"
+max_frames = {frames}
+min_decoder_frames = {frames}
+[components.vocoder.griffinlim]
+n_iter = 32
+"""
+    )
 
 
-def settings(max_frames: int):  # noqa: ANN201 - vcframe.config.Settings
-    from vcframe.config import load_settings
+def loop(threads: int, out: str) -> None:
+    """The plain loop (run in a fresh process, in the benchmark folder)."""
+    import csv
 
-    chosen = {"encoder": "ge2e", "synthesizer": "tacotron", "vocoder": "griffinlim", "device": "cpu"}
-    loaded = load_settings([], environ={}, explicit=chosen)
-    loaded.components = {
-        "synthesizer": {"tacotron": {"checkpoint": str(CHECKPOINT), "preset": "small", "max_frames": max_frames}},
-        "vocoder": {"griffinlim": {"n_iter": 32}},
-    }
-    return loaded
-
-
-def plain_loop(manifest_rows: list[tuple[str, Path, int]], out: Path, max_frames: int, threads: int) -> float:
     import torch
     from threadpoolctl import threadpool_limits
 
@@ -96,79 +111,65 @@ def plain_loop(manifest_rows: list[tuple[str, Path, int]], out: Path, max_frames
 
     torch.set_num_threads(threads)
     threadpool_limits(limits=threads)
+    Path(out).mkdir()
+    pipeline = Pipeline()
+    with open("manifest.csv", newline="") as stream:
+        for row in csv.DictReader(stream):
+            waveform = pipeline.clone(row["text"], row["reference"], seed=int(row["seed"]))
+            save_audio(waveform, Path(out) / row["out"])
+
+
+def timed(command: list[str], folder: Path) -> float:
     started = time.perf_counter()
-    pipeline = Pipeline(settings=settings(max_frames))
-    for index, (text, clip, seed) in enumerate(manifest_rows, 1):
-        save_audio(pipeline.clone(text, str(clip), seed=seed), out / f"row{index}.wav")
-    return time.perf_counter() - started
+    completed = subprocess.run(command, cwd=folder, capture_output=True, text=True, check=False)
+    seconds = time.perf_counter() - started
+    if completed.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{completed.stdout}\n{completed.stderr}")
+    return seconds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=24)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--max-frames", type=int, default=200)
-    parser.add_argument("--skip-dask", action="store_true")
+    parser.add_argument("--frames", type=int, default=300, help="Mel frames per row (Tacotron runs to this).")
+    parser.add_argument(
+        "--skip-all-cores-loop", action="store_true", help="Time the plain loop on one thread only (it is the faster)."
+    )
+    parser.add_argument("--loop", type=int, metavar="THREADS", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    from vcframe.batch import DaskExecutor, LocalExecutor, run_batch
-
-    global CHECKPOINT
+    if args.loop is not None:
+        loop(args.loop, args.out)
+        return
     folder = Path(tempfile.mkdtemp(prefix="vcframe-batch-bench-"))
-    CHECKPOINT = random_tacotron(folder / "tacotron-random.safetensors")
-    clips = [folder / "a.wav", folder / "b.wav"]
-    make_clip(clips[0], 190.0)
-    make_clip(clips[1], 110.0)
-    rows = [(SENTENCES[i % len(SENTENCES)], clips[i % 2], i) for i in range(args.rows)]
-    manifest = folder / "manifest.csv"
-    manifest.write_text(
-        "text,reference,seed,out\n"
-        + "".join(f'"{text}",{clip.name},{seed},row{i}.wav\n' for i, (text, clip, seed) in enumerate(rows, 1))
-    )
-    print(f"{args.rows} rows, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} before starting")
+    prepare(folder, args.rows, args.frames)
     cores = os.cpu_count() or 1
-    times = {
-        f"plain loop, 1 process, {cores} threads": plain_loop(rows, _fresh(folder / "loop"), args.max_frames, cores),
-        "plain loop, 1 process, 1 thread": plain_loop(rows, _fresh(folder / "loop1"), args.max_frames, 1),
-    }
-    started = time.perf_counter()
-    local = run_batch(
-        manifest, _fresh(folder / "local"), settings=settings(args.max_frames), executor=LocalExecutor(args.workers)
-    )
-    times[f"vcframe batch, {args.workers} local processes"] = time.perf_counter() - started
-    assert local.counts["done"] == args.rows, local.counts
-    outputs = {"local": folder / "local"}
-    if not args.skip_dask:
-        started = time.perf_counter()
-        executor = DaskExecutor(workers=args.workers)
-        try:
-            report = run_batch(manifest, _fresh(folder / "dask"), settings=settings(args.max_frames), executor=executor)
-        finally:
-            executor.close()
-        times[f"vcframe batch, Dask local cluster of {args.workers}"] = time.perf_counter() - started
-        assert report.counts["done"] == args.rows, report.counts
-        outputs["dask"] = folder / "dask"
-    baseline = min(list(times.values())[:2])  # the faster plain loop
+    script = str(Path(__file__).resolve())
+    print(f"{args.rows} rows of {args.frames} frames, {cores} cores, load average {os.getloadavg()[0]:.1f}")
+    times: dict[str, float] = {}
+    if not args.skip_all_cores_loop:
+        command = [sys.executable, script, "--loop", str(cores), "--out", "loop"]
+        times[f"plain loop, 1 process, {cores} threads"] = timed(command, folder)
+    times["plain loop, 1 process, 1 thread"] = timed([sys.executable, script, "--loop", "1", "--out", "loop1"], folder)
+    loops = list(times.values())
+    command = [*VCFRAME, "batch", "manifest.csv", "--out", "local", "--workers", str(args.workers)]
+    times[f"vcframe batch, {args.workers} local processes"] = timed(command, folder)
+    command = [*VCFRAME, "batch", "manifest.csv", "--out", "dask", "--executor", "dask", "--workers", str(args.workers)]
+    times[f"vcframe batch, Dask local cluster of {args.workers}"] = timed(command, folder)
+    baseline = min(loops)
     print("| run | seconds | rows/min | speed-up over the faster loop |\n|---|---|---|---|")
     for name, seconds in times.items():
         print(f"| {name} | {seconds:.1f} | {60 * args.rows / seconds:.1f} | {baseline / seconds:.2f}x |")
-    # the executors agree byte for byte (one torch thread per worker each); the loop runs torch on every core,
-    # whose reductions round differently: report how far its samples are from the batch outputs
-    batch_outputs = [{p.name: p.read_bytes() for p in output.glob("*.wav")} for output in outputs.values()]
-    assert all(output == batch_outputs[0] for output in batch_outputs), "the executors' outputs differ"
-    largest = max(
-        float(np.abs(soundfile.read(folder / "loop" / name)[0] - soundfile.read(folder / "local" / name)[0]).max())
-        for name in batch_outputs[0]
-    )
+    local = {p.name: p.read_bytes() for p in (folder / "local").glob("*.wav")}
+    dask = {p.name: p.read_bytes() for p in (folder / "dask").glob("*.wav")}
+    assert len(local) == args.rows and local == dask, "the executors' outputs differ"
+    durations = [soundfile.info(folder / "local" / name).duration for name in local]
     print(
-        f"batch outputs byte-identical across executors; plain loop within {largest:.2g} of them (thread count); "
+        f"local and Dask outputs byte-identical ({sum(durations):.0f} s of audio); "
         f"load average {os.getloadavg()[0]:.1f} at the end"
     )
     shutil.rmtree(folder)
-
-
-def _fresh(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 if __name__ == "__main__":

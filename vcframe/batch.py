@@ -273,28 +273,35 @@ def clone_job(job: CloneJob) -> RowResult:
 _TORCH_THREADS: int | None = None
 
 
+def thread_environment(threads: int) -> dict[str, str]:
+    """Environment of a worker process: OpenMP, MKL and OpenBLAS on ``threads`` threads from its start (Dask's
+    nanny does the same with 1), so every executor computes with the same thread counts."""
+    return {name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+
+
 def _init_worker(threads: int) -> None:
-    """Worker set-up: ``threads`` threads for torch and for numpy's BLAS (Dask's nanny starts workers with one
-    BLAS thread; the same limit everywhere keeps the executors' outputs byte-identical)."""
+    """Worker set-up: ``threads`` threads for torch and for numpy's BLAS (the same everywhere keeps the
+    executors' outputs byte-identical)."""
     global _TORCH_THREADS
     _TORCH_THREADS = threads
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(limits=threads)  # process-wide, kept for the life of the worker
-    except ImportError:
-        pass
     _apply_torch_threads()
 
 
 def _apply_torch_threads() -> None:
     # torch's OpenMP thread count is per calling thread: apply it in the thread that runs the row (a Dask
-    # worker runs tasks in a thread pool)
-    if _TORCH_THREADS is not None:
-        import torch
+    # worker runs tasks in a thread pool); BLAS libraries loaded since the last row get the limit too
+    if _TORCH_THREADS is None:
+        return
+    import torch
 
-        if torch.get_num_threads() != _TORCH_THREADS:
-            torch.set_num_threads(_TORCH_THREADS)
+    if torch.get_num_threads() != _TORCH_THREADS:
+        torch.set_num_threads(_TORCH_THREADS)
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=_TORCH_THREADS)
+    except ImportError:
+        pass
 
 
 def _torch_threads_plugin(threads: int) -> Any:
@@ -352,13 +359,25 @@ class LocalExecutor:
         self.threads = threads or max(1, (os.cpu_count() or 1) // self.workers)
 
     def run(self, jobs: Sequence[CloneJob]) -> Iterator[RowResult]:
+        threads = self.threads
+        remaining = {job.row: job for job in jobs}
+        tries = dict.fromkeys(remaining, 0)
+        saved = {name: os.environ.get(name) for name in thread_environment(threads)}
+        os.environ.update(thread_environment(threads))  # inherited by the spawned workers
+        try:
+            yield from self._run(remaining, tries, threads)
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+    def _run(self, remaining: dict[int, CloneJob], tries: dict[int, int], threads: int) -> Iterator[RowResult]:
         import multiprocessing
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
         from concurrent.futures.process import BrokenProcessPool
 
-        threads = self.threads
-        remaining = {job.row: job for job in jobs}
-        tries = dict.fromkeys(remaining, 0)
         while remaining:
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(
@@ -413,7 +432,12 @@ class DaskExecutor:
         else:
             count = max(1, workers or os.cpu_count() or 1)
             self.cluster = LocalCluster(  # type: ignore[no-untyped-call]
-                n_workers=count, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=40
+                n_workers=count,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",
+                silence_logs=40,
+                env=thread_environment(threads or 1),
             )
             self.client = Client(self.cluster)  # type: ignore[no-untyped-call]
         self.client.register_plugin(_torch_threads_plugin(threads or 1))
