@@ -4,6 +4,9 @@
   with ``--max-restarts`` and a rank killed at a given step (``kill_rank_at_step``), and returns the result.
 * :func:`compare_states` gives the largest absolute difference between two state dicts (and checks keys and
   shapes), :func:`load_checkpoint` reads a training checkpoint safely.
+* :func:`fit_args` / :func:`cli_options` build a trainer's ``fit`` arguments, :func:`torchrun_ok` launches and
+  checks the exit code, :func:`check_equals_single_process` and :func:`check_killed_rank_resumes_exactly` are the
+  two checks every trainer's distributed test makes (plugins add their own on the checkpoints they return).
 
 Example (a plugin's test)::
 
@@ -101,3 +104,75 @@ def compare_states(expected: dict[str, Any], actual: dict[str, Any]) -> float:
         elif not torch.equal(value, other):
             raise AssertionError(f"{name}: {value} != {other}")
     return largest
+
+
+def cli_options(**options: Any) -> list[str]:
+    """``--name value`` pairs for a CLI call, in the order given: ``cli_options(max_steps=6, preset="tiny")`` is
+    ``["--max-steps", "6", "--preset", "tiny"]`` (underscores become dashes)."""
+    pairs: list[str] = []
+    for name, value in options.items():
+        pairs += [f"--{name.replace('_', '-')}", str(value)]
+    return pairs
+
+
+def fit_args(data: str | os.PathLike[str], run_dir: str | os.PathLike[str], **options: Any) -> list[str]:
+    """Arguments of a trainer's ``fit`` command: ``fit --data DATA --run-dir RUN_DIR`` and then ``options`` as
+    :func:`cli_options` writes them."""
+    return ["fit", "--data", str(data), "--run-dir", str(run_dir), *cli_options(**options)]
+
+
+def torchrun_ok(args: list[Any], **kwargs: Any) -> TorchrunResult:
+    """:func:`torchrun`, raising AssertionError (with every rank's output) unless it exits with 0."""
+    result = torchrun(args, **kwargs)
+    if result.returncode != 0:
+        raise AssertionError(f"torchrun exited with {result.returncode}:\n{result.output}")
+    return result
+
+
+def check_equals_single_process(
+    app: Any, args: list[str], single_dir: Path, distributed_dir: Path, *, tolerance: float, nproc: int = 2
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run the trainer's typer ``app`` with ``args`` (writing to ``single_dir``) in this process and compare its
+    checkpoint with the ``nproc``-process run's one in ``distributed_dir``: every rank's parameters must be identical
+    (``replica_sha256``) and differ from the single process's by at most ``tolerance``. Returns both checkpoints
+    (single, distributed) for the plugin's own checks."""
+    from typer.testing import CliRunner
+
+    result = CliRunner().invoke(app, args)
+    if result.exit_code != 0:
+        raise AssertionError(f"single-process run exited with {result.exit_code}:\n{result.output}")
+    single = load_checkpoint(Path(single_dir) / "checkpoint.pt")
+    distributed = load_checkpoint(Path(distributed_dir) / "checkpoint.pt")
+    digests = distributed["distributed"]["replica_sha256"]
+    if len(digests) != nproc or len(set(digests)) != 1:
+        raise AssertionError(f"ranks hold different parameters: {digests}")
+    difference = compare_states(single["model_state"], distributed["model_state"])
+    if difference > tolerance:
+        raise AssertionError(f"parameters differ from one process's by {difference:.3g} > {tolerance:.3g}")
+    return single, distributed
+
+
+def check_killed_rank_resumes_exactly(
+    args: list[Any],
+    run_dir: Path,
+    uninterrupted_dir: Path,
+    *,
+    steps: int,
+    kill_rank_at_step: tuple[int, int] = (1, 4),
+    nproc: int = 2,
+) -> tuple[TorchrunResult, dict[str, Any], dict[str, Any]]:
+    """Run ``torchrun`` with ``args`` (writing to ``run_dir``), one restart allowed and a rank killed at a step,
+    and check that it resumed (``restart 1: resuming``), reached ``steps`` and ended with exactly the parameters of
+    the uninterrupted run in ``uninterrupted_dir``. Returns the result and both checkpoints (killed,
+    uninterrupted)."""
+    result = torchrun_ok(args, nproc=nproc, max_restarts=1, kill_rank_at_step=kill_rank_at_step)
+    if "restart 1: resuming" not in result.output:
+        raise AssertionError(f"no restart after the killed rank:\n{result.output}")
+    killed = load_checkpoint(Path(run_dir) / "checkpoint.pt")
+    uninterrupted = load_checkpoint(Path(uninterrupted_dir) / "checkpoint.pt")
+    if killed["step"] != steps:
+        raise AssertionError(f"the resumed run stopped at step {killed['step']}, not {steps}")
+    difference = compare_states(uninterrupted["model_state"], killed["model_state"])
+    if difference != 0.0:
+        raise AssertionError(f"resumed parameters differ from the uninterrupted run's by {difference:.3g}")
+    return result, killed, uninterrupted

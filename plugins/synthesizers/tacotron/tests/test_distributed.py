@@ -14,7 +14,12 @@ from typer.testing import CliRunner
 from vcframe_tacotron.train import LengthBucketSampler, app
 
 from vcframe.distributed import BatchShard, ShardedBatchSampler, TrainingSession
-from vcframe.testing.distributed import compare_states, load_checkpoint, torchrun
+from vcframe.testing.distributed import (
+    check_equals_single_process,
+    check_killed_rank_resumes_exactly,
+    fit_args,
+    torchrun_ok,
+)
 
 #: largest absolute parameter difference allowed between the 2-process and the 1-process run after 6 steps
 #: (the ranks sum gradients and batch-norm statistics in another order; observed: 9.3e-6)
@@ -22,31 +27,20 @@ TOLERANCE = 1e-4
 TEXTS = ["Hello there.", "One two three.", "A cat sat.", "Good morning to you."]
 
 
-def fit_args(data: Path, run_dir: Path) -> list[str]:
-    return [
-        "fit",
-        "--data",
-        str(data),
-        "--run-dir",
-        str(run_dir),
-        "--preset",
-        "tiny",
+def tacotron_fit_args(data: Path, run_dir: Path) -> list[str]:
+    return fit_args(
+        data,
+        run_dir,
+        preset="tiny",
         # 7 utterances: batches of 4 + 3, then 5 + 2 (unequal shares of 1/2 and 2/3 items)
-        "--schedule",
-        "2,1e-3,2,4;3,5e-4,100,5",
-        "--max-steps",
-        "6",
-        "--checkpoint-every",
-        "2",
-        "--eval-every",
-        "3",
-        "--log-every",
-        "1",
-        "--guided-attention",
-        "1.0",
-        "--threads",
-        "1",
-    ]
+        schedule="2,1e-3,2,4;3,5e-4,100,5",
+        max_steps=6,
+        checkpoint_every=2,
+        eval_every=3,
+        log_every=1,
+        guided_attention="1.0",
+        threads=1,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -68,8 +62,7 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def two_process_run(prepared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = tmp_path_factory.mktemp("ddp") / "run"
-    result = torchrun(["train", "synthesizer", *fit_args(prepared, run_dir)], nproc=2)
-    assert result.returncode == 0, result.output
+    torchrun_ok(["train", "synthesizer", *tacotron_fit_args(prepared, run_dir)], nproc=2)
     return run_dir
 
 
@@ -78,13 +71,10 @@ def _log(run_dir: Path) -> list[dict[str, float]]:
 
 
 def test_two_processes_equal_one_process(prepared: Path, two_process_run: Path, tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, fit_args(prepared, tmp_path / "single"))
-    assert result.exit_code == 0, result.output
-    single = load_checkpoint(tmp_path / "single" / "checkpoint.pt")
-    distributed = load_checkpoint(two_process_run / "checkpoint.pt")
-    digests = distributed["distributed"]["replica_sha256"]
-    assert len(digests) == 2 and digests[0] == digests[1]  # identical parameters on both ranks
-    assert compare_states(single["model_state"], distributed["model_state"]) <= TOLERANCE
+    args = tacotron_fit_args(prepared, tmp_path / "single")
+    single, distributed = check_equals_single_process(
+        app, args, tmp_path / "single", two_process_run, tolerance=TOLERANCE
+    )
     # the same random stream was used (dropout and zoneout masks drawn for the global batch on every rank)
     assert torch.equal(single["rng"]["torch"], distributed["rng"]["torch"])
     assert (single["epoch"], single["batch_in_epoch"]) == (distributed["epoch"], distributed["batch_in_epoch"])
@@ -96,14 +86,8 @@ def test_two_processes_equal_one_process(prepared: Path, two_process_run: Path, 
 
 def test_killed_rank_resumes_exactly(prepared: Path, two_process_run: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "killed"
-    args = ["train", "synthesizer", *fit_args(prepared, run_dir)]
-    result = torchrun(args, nproc=2, max_restarts=1, kill_rank_at_step=(1, 4))
-    assert result.returncode == 0, result.output
-    assert "restart 1: resuming" in result.output
-    killed = load_checkpoint(run_dir / "checkpoint.pt")
-    uninterrupted = load_checkpoint(two_process_run / "checkpoint.pt")
-    assert killed["step"] == 6
-    assert compare_states(uninterrupted["model_state"], killed["model_state"]) == 0.0
+    args = ["train", "synthesizer", *tacotron_fit_args(prepared, run_dir)]
+    _, killed, uninterrupted = check_killed_rank_resumes_exactly(args, run_dir, two_process_run, steps=6)
     assert torch.equal(uninterrupted["rng"]["torch"], killed["rng"]["torch"])
 
 

@@ -8,40 +8,34 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
-from typer.testing import CliRunner
 from vcframe_wavernn.train import app
 
-from vcframe.testing.distributed import compare_states, load_checkpoint, torchrun
+from vcframe.testing.distributed import (
+    check_equals_single_process,
+    check_killed_rank_resumes_exactly,
+    compare_states,
+    fit_args,
+    torchrun_ok,
+)
 
 #: largest absolute parameter (and batch-norm statistic) difference allowed between the 2-process and the
 #: 1-process run after 6 steps (the ranks sum gradients in another order; observed: 2.2e-7)
 TOLERANCE = 1e-4
 
 
-def fit_args(data: Path, run_dir: Path) -> list[str]:
-    return [
-        "fit",
-        "--data",
-        str(data),
-        "--run-dir",
-        str(run_dir),
-        "--preset",
-        "tiny",
-        "--batch-size",
-        "5",  # shared 2 + 3: unequal shares
-        "--seq-len",
-        "400",
-        "--max-steps",
-        "6",
-        "--save-every",
-        "2",
-        "--sample-every",
-        "3",
-        "--sample-seconds",
-        "0.05",
-        "--threads",
-        "1",
-    ]
+def wavernn_fit_args(data: Path, run_dir: Path) -> list[str]:
+    return fit_args(
+        data,
+        run_dir,
+        preset="tiny",
+        batch_size=5,  # shared 2 + 3: unequal shares
+        seq_len=400,
+        max_steps=6,
+        save_every=2,
+        sample_every=3,
+        sample_seconds=0.05,
+        threads=1,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -59,19 +53,13 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def two_process_run(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = tmp_path_factory.mktemp("ddp") / "run"
-    result = torchrun(["train", "vocoder", "--plugin", "wavernn", *fit_args(corpus, run_dir)], nproc=2)
-    assert result.returncode == 0, result.output
+    torchrun_ok(["train", "vocoder", "--plugin", "wavernn", *wavernn_fit_args(corpus, run_dir)], nproc=2)
     return run_dir
 
 
 def test_two_processes_equal_one_process(corpus: Path, two_process_run: Path, tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, fit_args(corpus, tmp_path / "single"))
-    assert result.exit_code == 0, result.output
-    single = load_checkpoint(tmp_path / "single" / "checkpoint.pt")
-    distributed = load_checkpoint(two_process_run / "checkpoint.pt")
-    digests = distributed["distributed"]["replica_sha256"]
-    assert len(digests) == 2 and digests[0] == digests[1]  # identical parameters on both ranks
-    assert compare_states(single["model_state"], distributed["model_state"]) <= TOLERANCE
+    args = wavernn_fit_args(corpus, tmp_path / "single")
+    check_equals_single_process(app, args, tmp_path / "single", two_process_run, tolerance=TOLERANCE)
     single_log = (tmp_path / "single" / "log.csv").read_text().splitlines()[1:]
     distributed_log = (two_process_run / "log.csv").read_text().splitlines()[1:]
     assert [float(row.split(",")[1]) for row in single_log] == pytest.approx(
@@ -82,14 +70,9 @@ def test_two_processes_equal_one_process(corpus: Path, two_process_run: Path, tm
 
 def test_killed_rank_resumes_exactly(corpus: Path, two_process_run: Path, tmp_path: Path) -> None:
     run_dir = tmp_path / "killed"
-    args = ["train", "vocoder", "--plugin", "wavernn", *fit_args(corpus, run_dir)]
-    result = torchrun(args, nproc=2, max_restarts=1, kill_rank_at_step=(1, 4))
-    assert result.returncode == 0, result.output
-    assert "restart 1: resuming" in result.output and "resumed at step 2" in result.output
-    killed = load_checkpoint(run_dir / "checkpoint.pt")
-    uninterrupted = load_checkpoint(two_process_run / "checkpoint.pt")
-    assert killed["step"] == 6
-    assert compare_states(uninterrupted["model_state"], killed["model_state"]) == 0.0
+    args = ["train", "vocoder", "--plugin", "wavernn", *wavernn_fit_args(corpus, run_dir)]
+    result, killed, uninterrupted = check_killed_rank_resumes_exactly(args, run_dir, two_process_run, steps=6)
+    assert "resumed at step 2" in result.output
     for expected, actual in zip(
         uninterrupted["optimizer_state"]["state"].values(), killed["optimizer_state"]["state"].values(), strict=True
     ):
