@@ -7,6 +7,8 @@ from typing import Annotated
 import typer
 
 from vcframe.cli import (
+    AdaptOption,
+    AllowMismatchOption,
     DeviceOption,
     EncoderOption,
     OverrideOption,
@@ -31,10 +33,8 @@ def serve(
     vocoder: VocoderOption = None,
     device: DeviceOption = None,
     option: OverrideOption = None,
-    allow_mismatch: Annotated[
-        bool, typer.Option("--allow-mismatch", help="Run incompatible components anyway.")
-    ] = False,
-    adapt: Annotated[bool, typer.Option("--adapt", help="Convert mismatched mels with an adapter hook.")] = False,
+    allow_mismatch: AllowMismatchOption = False,
+    adapt: AdaptOption = False,
     allowed_host: Annotated[
         list[str] | None,
         typer.Option("--allowed-host", help="Another Host header name to answer to (repeatable; '*' for any)."),

@@ -138,6 +138,8 @@ DatasetRootOption = Annotated[
         "--dataset-root", help="LibriSpeech folder for --reference librispeech:<id> (or $VCFRAME_LIBRISPEECH)."
     ),
 ]
+AllowMismatchOption = Annotated[bool, typer.Option("--allow-mismatch", help="Run incompatible components anyway.")]
+AdaptOption = Annotated[bool, typer.Option("--adapt", help="Convert mismatched mels with an adapter hook.")]
 
 
 def _check_one_voice(reference: list[str] | None, voice: str | None, embedding: Path | None = None) -> None:
@@ -210,10 +212,8 @@ def run(
     seed: Annotated[int | None, typer.Option("--seed", help="Seed for reproducible output.")] = None,
     device: DeviceOption = None,
     option: OverrideOption = None,
-    allow_mismatch: Annotated[
-        bool, typer.Option("--allow-mismatch", help="Run incompatible components anyway.")
-    ] = False,
-    adapt: Annotated[bool, typer.Option("--adapt", help="Convert mismatched mels with an adapter hook.")] = False,
+    allow_mismatch: AllowMismatchOption = False,
+    adapt: AdaptOption = False,
     plot: Annotated[Path | None, typer.Option("--plot", help="Save the mel and attention alignment as a PNG.")] = None,
     metadata: Annotated[bool, typer.Option("--metadata", help="Write OUT.json with the run's metadata.")] = False,
 ) -> None:
