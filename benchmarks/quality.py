@@ -57,7 +57,8 @@ def load_recipe() -> Any:
 
 
 def held_out_sentences(recipe: Any, count: int) -> list[str]:
-    args = recipe.build_parser().parse_args(["--out", tempfile.gettempdir()])
+    scratch = tempfile.gettempdir()
+    args = recipe.build_parser().parse_args(["--out", scratch, "--eval-out", scratch])
     plan = recipe.make_plan(args)
     return [text for _, text in plan.eval_sentences[:count]]
 
