@@ -539,3 +539,10 @@ def training_session(device: str | torch.device | None = "cpu") -> Iterator[Trai
         raise
     finally:
         session.close()
+
+
+def run_fit(fit: Callable[..., T], device: str | torch.device | None, arguments: Mapping[str, Any]) -> T:
+    """``fit(session, **arguments)`` inside :func:`training_session` (``device``): the body of a trainer's ``fit``
+    command, which passes its own parameters (``dict(locals())`` taken first) as ``arguments``."""
+    with training_session(device) as session:
+        return fit(session, **arguments)

@@ -111,12 +111,10 @@ def fit(
     Runs as one process or under ``torchrun --nproc_per_node=N`` (DDP; the batch of N speakers x M utterances is
     the global batch, shared by the ranks, with the GE2E loss computed over all of it).
     """
-    from vcframe.distributed import training_session
-
     arguments = dict(locals())
-    arguments.pop("training_session")
-    with training_session(device) as session:
-        _fit(session, **arguments)
+    from vcframe.distributed import run_fit
+
+    run_fit(_fit, device, arguments)
 
 
 def _fit(

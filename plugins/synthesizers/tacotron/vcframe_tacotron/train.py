@@ -308,12 +308,10 @@ def fit(
     Runs as one process or under ``torchrun --nproc_per_node=N`` (DDP; the schedule's batch size is the global
     batch, shared by the ranks and padded as one batch; dropout and zoneout masks drawn for the global batch).
     """
-    from vcframe.distributed import training_session
-
     arguments = dict(locals())
-    arguments.pop("training_session")
-    with training_session(device) as session:
-        _fit(session, **arguments)
+    from vcframe.distributed import run_fit
+
+    run_fit(_fit, device, arguments)
 
 
 def _fit(

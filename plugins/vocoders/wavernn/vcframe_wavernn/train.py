@@ -135,12 +135,10 @@ def fit(
     Runs as one process or under ``torchrun --nproc_per_node=N`` (DDP; ``--batch-size`` is the global batch,
     shared by the ranks).
     """
-    from vcframe.distributed import training_session
-
     arguments = dict(locals())
-    arguments.pop("training_session")
-    with training_session("cpu") as session:
-        _fit(session, **arguments)
+    from vcframe.distributed import run_fit
+
+    run_fit(_fit, "cpu", arguments)
 
 
 def _fit(
