@@ -83,18 +83,14 @@ def voices_add(
 ) -> None:
     """Register a clip as a named voice (stores its embedding and a 16 kHz copy of the clip)."""
     from vcframe.pipeline import Pipeline
-    from vcframe.voices import VoiceStore, check_voice_name, resolve_reference
+    from vcframe.voices import VoiceStore, resolve_reference
 
-    check_voice_name(name)
-    if not consent:
-        raise InputError(
-            "registering a voice needs the speaker's consent",
-            hint="add --consent to confirm that the speaker agreed to have their voice cloned",
-        )
+    store = VoiceStore()
+    store.check_new(name, consent=consent, replace=replace)  # before loading the encoder
     settings = _settings(option, encoder=encoder, device=device, dataset_root=dataset_root)
     path = resolve_reference(clip, dataset_root=settings.dataset_root)
     pipeline = Pipeline(settings=settings, registry=_registry(settings), embedding_only=True)
-    voice = VoiceStore().add(name, path, pipeline=pipeline, consent=consent, description=description, replace=replace)
+    voice = store.add(name, path, pipeline=pipeline, consent=consent, description=description, replace=replace)
     stderr.print(f"added voice {voice.name!r} ({voice.duration_s:.1f} s, {voice.details['encoder']})", highlight=False)
 
 

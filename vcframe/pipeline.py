@@ -229,8 +229,16 @@ class Pipeline:
         return pieces
 
     def _embedding_for(
-        self, reference: Reference | Sequence[Reference] | None, embedding: SpeakerEmbedding | None, progress: Progress
+        self,
+        reference: Reference | Sequence[Reference] | None,
+        embedding: SpeakerEmbedding | None,
+        voice: str | Voice | None,
+        progress: Progress,
     ) -> SpeakerEmbedding:
+        if voice is not None:
+            if embedding is not None or reference:
+                raise InputError("give one of a reference, an embedding or a voice", hint="pass only --voice NAME")
+            return self.voice_embedding(voice)
         if embedding is not None:
             if embedding.batch_size != 1:
                 embedding = embedding.mean()
@@ -258,6 +266,7 @@ class Pipeline:
         text: str,
         reference: Any,
         embedding: SpeakerEmbedding | None,
+        voice: str | Voice | None,
         seed: int | None,
         progress: Progress,
         streaming: bool,
@@ -270,7 +279,7 @@ class Pipeline:
         produced: list[Waveform] = []
         self.last_mels = []
         try:
-            speaker = self._embedding_for(reference, embedding, progress)
+            speaker = self._embedding_for(reference, embedding, voice, progress)
             started = time.perf_counter()
             index = 0
             for sentence_index in range(len(pieces)):
@@ -330,9 +339,7 @@ class Pipeline:
         Returns a single-item Waveform at the vocoder's rate; its metadata records the components, their
         options, the seed and any bridged mismatch.
         """
-        self.sentences(text)  # refuse bad text before embedding the voice
-        embedding = self._voice_or(embedding, voice, reference)
-        parts = list(self._run(text, reference, embedding, seed, progress, streaming=False))
+        parts = list(self._run(text, reference, embedding, voice, seed, progress, streaming=False))
         waveform = Waveform.concatenate(parts)
         waveform = self._apply_processors(waveform, "output")
         run = getattr(self, "_last_run", {})
@@ -358,18 +365,7 @@ class Pipeline:
 
         Output processors are not applied to streamed chunks (they may need the whole signal).
         """
-        self.sentences(text)  # refuse bad text before embedding the voice
-        embedding = self._voice_or(embedding, voice, reference)
-        yield from self._run(text, reference, embedding, seed, progress, streaming=True)
-
-    def _voice_or(
-        self, embedding: SpeakerEmbedding | None, voice: str | Voice | None, reference: Any
-    ) -> SpeakerEmbedding | None:
-        if voice is None:
-            return embedding
-        if embedding is not None or reference:
-            raise InputError("give one of a reference, an embedding or a voice", hint="pass only --voice NAME")
-        return self.voice_embedding(voice)
+        yield from self._run(text, reference, embedding, voice, seed, progress, streaming=True)
 
     # -- processors -----------------------------------------------------------------------------------
 

@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -189,6 +188,24 @@ class VoiceStore:
 
     # -- writing -------------------------------------------------------------------------------------
 
+    def check_new(self, name: str, *, consent: bool, replace: bool = False) -> Path:
+        """The folder a new voice ``name`` would get, or :class:`InputError` if it cannot be added.
+
+        Cheap (no audio, no model): callers check before loading an encoder.
+        """
+        check_voice_name(name)
+        if not consent:
+            raise InputError(
+                "registering a voice needs the speaker's consent",
+                hint="confirm that the speaker agreed to have their voice cloned (--consent)",
+            )
+        if name in {voice.name for voice in sample_voices()}:
+            raise InputError(f"{name!r} is a sample voice", hint="choose another name")
+        target = self.root / name
+        if target.exists() and not replace:
+            raise InputError(f"voice {name!r} already exists", hint="choose another name or remove it first")
+        return target
+
     def add(
         self,
         name: str,
@@ -207,17 +224,7 @@ class VoiceStore:
         from vcframe.audio import save_audio
         from vcframe.types import Waveform as WaveformType
 
-        check_voice_name(name)
-        if not consent:
-            raise InputError(
-                "registering a voice needs the speaker's consent",
-                hint="confirm that the speaker agreed to have their voice cloned (--consent)",
-            )
-        if name in {voice.name for voice in sample_voices()}:
-            raise InputError(f"{name!r} is a sample voice", hint="choose another name")
-        target = self.root / name
-        if target.exists() and not replace:
-            raise InputError(f"voice {name!r} already exists", hint="choose another name or remove it first")
+        target = self.check_new(name, consent=consent, replace=replace)
         reference = pipeline.load_reference(clip if isinstance(clip, WaveformType) else Path(clip))
         embedding = pipeline.embed([reference])
         stored = _clip_for_storage(reference)
@@ -317,8 +324,3 @@ def resolve_reference(reference: str | os.PathLike[str], *, dataset_root: str | 
         f"LibriSpeech utterance {utterance} not found under {root_text!r}",
         hint="check the id and that the folder holds <split>/<speaker>/<chapter>/<id>.flac",
     )
-
-
-def as_reference_list(references: Sequence[str | os.PathLike[str]] | None, dataset_root: str | None) -> list[Path]:
-    """``resolve_reference`` over a list (None -> empty)."""
-    return [resolve_reference(reference, dataset_root=dataset_root) for reference in references or []]
