@@ -12,7 +12,8 @@ from __future__ import annotations
 import importlib
 import math
 import re
-from typing import Annotated, Any, Literal
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -307,6 +308,32 @@ class ComponentSpec(BaseModel):
         resolver = import_string(self.io_resolver)
         result = resolver(config)
         return result[0], result[1]
+
+
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
+
+
+def with_recorded_sizes(
+    config: ConfigT,
+    checkpoint_metadata: Mapping[str, Any],
+    size_fields: Iterable[str],
+    *,
+    always: Iterable[str] = (),
+    fallback_preset: str = "rtvc",
+) -> ConfigT:
+    """``config`` with ``preset="auto"`` resolved to the sizes a checkpoint recorded in its ``"config"`` metadata.
+
+    Size fields the user set explicitly win; fields in ``always`` are taken from the checkpoint regardless. A
+    config whose preset is not ``auto``, or a checkpoint without recorded sizes (an RTVC ``.pt``), is returned
+    unchanged (``auto`` then means ``fallback_preset``'s sizes, which the plugin's ``sizes()`` applies).
+    """
+    recorded = checkpoint_metadata.get("config")
+    if getattr(config, "preset", None) != "auto" or not isinstance(recorded, dict) or not recorded:
+        return config
+    update: dict[str, Any] = {name: recorded[name] for name in size_fields if getattr(config, name) is None}
+    update["preset"] = recorded.get("preset", fallback_preset)
+    update.update({name: recorded[name] for name in always if name in recorded})
+    return type(config).model_validate({**config.model_dump(), **update})
 
 
 def import_string(path: str) -> Any:

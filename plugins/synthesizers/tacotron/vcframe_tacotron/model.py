@@ -13,10 +13,10 @@ from vcframe.checkpoints import load_state, resolve
 from vcframe.errors import CheckpointError, ConfigError, InputError
 from vcframe.interfaces import BaseSynthesizer
 from vcframe.seeding import seeded
-from vcframe.specs import EmbeddingSpec, MelSpec
+from vcframe.specs import EmbeddingSpec, MelSpec, with_recorded_sizes
 from vcframe.types import Mel, SpeakerEmbedding
 from vcframe_tacotron.frontend import get_frontend
-from vcframe_tacotron.spec import SPEC, TacotronConfig, with_recorded_sizes
+from vcframe_tacotron.spec import SIZE_FIELDS, SPEC, TacotronConfig
 from vcframe_tacotron.tacotron import Tacotron
 
 #: What an RTVC ``synthesizer.pt`` (no metadata) was trained with.
@@ -142,8 +142,7 @@ class TacotronSynthesizer(BaseSynthesizer):
             resolved = resolve("synthesizer", SPEC.name, self.config.checkpoint)
             state, metadata = load_state(resolved.path)
             loaded = (state, metadata, str(resolved.path))
-            recorded = metadata.get("config") if isinstance(metadata.get("config"), dict) else {}
-            self.config = with_recorded_sizes(self.config, recorded)
+            self.config = with_recorded_sizes(self.config, metadata, SIZE_FIELDS, always=("max_r",))
         self.network = build_network(self.config)
         if loaded is not None:
             self.load_weights(*loaded)

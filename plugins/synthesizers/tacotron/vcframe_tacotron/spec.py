@@ -140,17 +140,6 @@ class TacotronConfig(BaseModel):
         return values
 
 
-def with_recorded_sizes(config: TacotronConfig, recorded: dict[str, Any]) -> TacotronConfig:
-    """``config`` with preset 'auto' resolved to the sizes a checkpoint recorded (explicit size fields win)."""
-    if config.preset != "auto" or not recorded:
-        return config
-    update: dict[str, Any] = {name: recorded[name] for name in SIZE_FIELDS if getattr(config, name) is None}
-    update["preset"] = recorded.get("preset", "rtvc")
-    if "max_r" in recorded:
-        update["max_r"] = recorded["max_r"]
-    return TacotronConfig.model_validate({**config.model_dump(), **update})
-
-
 def resolve_io(config: TacotronConfig) -> tuple[EmbeddingSpec, MelSpec]:
     """The synthesizer reads the embedding space its config names and writes its config's mel."""
     return config.embedding, config.mel

@@ -11,10 +11,11 @@ import torch
 from vcframe.checkpoints import load_state, resolve
 from vcframe.errors import CheckpointError
 from vcframe.interfaces import BaseVocoder
+from vcframe.specs import with_recorded_sizes
 from vcframe.types import Mel, Waveform
 from vcframe_wavernn.generate import Generator
 from vcframe_wavernn.network import WaveRNN
-from vcframe_wavernn.spec import SPEC, UPSAMPLE_FACTORS, WaveRNNConfig, with_recorded_sizes
+from vcframe_wavernn.spec import PRESETS, SPEC, UPSAMPLE_FACTORS, WaveRNNConfig
 
 
 def build_network(config: WaveRNNConfig) -> WaveRNN:
@@ -81,8 +82,7 @@ class WaveRNNVocoder(BaseVocoder):
         if self.config.checkpoint is not None:
             resolved = resolve("vocoder", SPEC.name, self.config.checkpoint)
             state, metadata = load_state(resolved.path)
-            recorded = metadata.get("config") if isinstance(metadata.get("config"), dict) else {}
-            self.config = with_recorded_sizes(self.config, recorded)
+            self.config = with_recorded_sizes(self.config, metadata, PRESETS["rtvc"])
             self.network = build_network(self.config)
             load_weights(self.network, state, str(resolved.path))
             self.checkpoint_metadata = metadata

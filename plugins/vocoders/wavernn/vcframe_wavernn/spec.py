@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -97,15 +97,6 @@ class WaveRNNConfig(BaseModel):
             if value is not None:
                 sizes[name] = value
         return sizes
-
-
-def with_recorded_sizes(config: WaveRNNConfig, recorded: dict[str, Any]) -> WaveRNNConfig:
-    """``config`` with preset 'auto' resolved to the sizes a checkpoint recorded (explicit size fields win)."""
-    if config.preset != "auto" or not recorded:
-        return config
-    update: dict[str, Any] = {name: recorded[name] for name in PRESETS["rtvc"] if getattr(config, name) is None}
-    update["preset"] = recorded.get("preset", "rtvc")
-    return WaveRNNConfig.model_validate({**config.model_dump(), **update})
 
 
 SPEC = ComponentSpec(
