@@ -37,6 +37,7 @@ import soundfile
 import torch
 
 from vcframe.audio import save_audio
+from vcframe.config import load_settings
 from vcframe.metrics.asr import default_recognizer, word_error_rate
 from vcframe.metrics.speaker import SpeakerJudge
 from vcframe.pipeline import Pipeline
@@ -118,13 +119,9 @@ def run_system(
     out: Path,
     judge: SpeakerJudge,
 ) -> list[dict[str, Any]]:
-    options: dict[str, dict[str, Any]] = {}
-    for item in args.option or []:
-        key, _, value = item.partition("=")
-        kind, _, name = key.partition(".")
-        options.setdefault(kind, {})[name] = json.loads(value) if value[:1] in '[{0123456789-tf"' else value
+    settings = load_settings(args.option or [])  # the CLI's -o KEY=VALUE rules
     pipeline = Pipeline(
-        encoder=args.encoder, synthesizer=args.synthesizer, vocoder=vocoder, device="cpu", options=options
+        encoder=args.encoder, synthesizer=args.synthesizer, vocoder=vocoder, device="cpu", settings=settings
     )
     recognizer = default_recognizer()
     rows = []
@@ -207,7 +204,7 @@ def main() -> None:
     parser.add_argument("--vocoder", action="append", help="vocoder of a system (repeatable; default: the bundle's)")
     parser.add_argument("--encoder", default=None)
     parser.add_argument("--synthesizer", default=None)
-    parser.add_argument("-o", "--option", action="append", help="KIND.OPTION=VALUE for the systems' components")
+    parser.add_argument("-o", "--option", action="append", help="KEY=VALUE as in vcframe run -o")
     parser.add_argument("--sentences", type=int, default=8, help="held-out sentences per voice")
     parser.add_argument("--real", type=int, default=6, help="real clips from ../shared/data (0 = none)")
     parser.add_argument("--seed", type=int, default=0)
