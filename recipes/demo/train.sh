@@ -4,7 +4,8 @@
 #   recipes/demo/train.sh prepare      # mels + GE2E embeddings of the corpus (parallel, resumable)
 #   recipes/demo/train.sh synthesizer  # small Tacotron, r=4, guided attention (background it with nohup)
 #   recipes/demo/train.sh gta          # teacher-forced (GTA) mels of every clip from the synthesizer run
-#   recipes/demo/train.sh vocoder      # small WaveRNN on the corpus (GTA mels beside the wavs once made)
+#   recipes/demo/train.sh vocoder      # small WaveRNN on the corpus' wavs and their ground-truth mels
+#   VOC_DATA=/work/runs/gta/pairs.txt recipes/demo/train.sh vocoder   # ... continued on the GTA mels
 #   recipes/demo/train.sh export       # safetensors exports of both runs into $RUNS/export/
 #
 # Paths: CORPUS (default /work/corpus/demo), RUNS (default /work/runs). THREADS (default 1) torch threads,

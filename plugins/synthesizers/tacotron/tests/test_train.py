@@ -125,6 +125,9 @@ def test_gta_and_export(prepared: Path, tmp_path: Path) -> None:
     rows = [json.loads(line) for line in (tmp_path / "gta" / "manifest.jsonl").read_text().splitlines()]
     assert len(rows) == 7
     assert np.load(tmp_path / "gta" / rows[0]["gta"]).shape == (80, rows[0]["frames"])
+    pairs = [line.split("|") for line in (tmp_path / "gta" / "pairs.txt").read_text().splitlines()]
+    assert [(Path(audio).name, mel) for audio, mel in pairs] == [(Path(row["audio"]).name, row["gta"]) for row in rows]
+    assert all(Path(audio).is_absolute() and Path(audio).is_file() for audio, _ in pairs)
     exported = tmp_path / "tacotron.safetensors"
     result = RUNNER.invoke(
         app, ["export", "--run-dir", str(run_dir), "--out", str(exported), "--training-data", "tones"]

@@ -540,10 +540,15 @@ def _load_run(run_dir: Path) -> tuple[TacotronConfig, Any, dict[str, Any]]:
 def gta(
     run_dir: Annotated[Path, typer.Option(help="Training run folder (uses its checkpoint.pt).")],
     data: Annotated[Path, typer.Option(help="Preprocessed folder whose utterances get GTA mels.")],
-    out: Annotated[Path, typer.Option(help="Output folder: gta/<id>.npy and manifest.jsonl.")],
+    out: Annotated[Path, typer.Option(help="Output folder: gta/<id>.npy, manifest.jsonl and pairs.txt.")],
     batch_size: Annotated[int, typer.Option(help="Utterances per forward pass.")] = 16,
 ) -> None:
-    """Ground-truth-aligned mels: the teacher-forced post-net output (dropout 0) for every utterance."""
+    """Ground-truth-aligned mels: the teacher-forced post-net output (dropout 0) for every utterance.
+
+    ``manifest.jsonl`` repeats each preprocessed row with its ``gta`` path; ``pairs.txt`` lists
+    ``audio|gta mel`` per line, the vocoder training manifest (e.g. ``python -m vcframe_wavernn.train fit
+    --data OUT/pairs.txt``).
+    """
     config, network, saved = _load_run(run_dir)
     network.eval()
     dataset = Dataset(data, config.frontend)
@@ -573,7 +578,10 @@ def gta(
     with atomic_write(out / "manifest.jsonl", "w") as stream:
         for entry in rows:
             stream.write(json.dumps(entry) + "\n")
-    typer.echo(f"{len(rows)} GTA mels in {out / 'gta'}")
+    with atomic_write(out / "pairs.txt", "w") as stream:
+        for entry in rows:
+            stream.write(f"{Path(entry['audio']).resolve()}|{entry['gta']}\n")
+    typer.echo(f"{len(rows)} GTA mels in {out / 'gta'}; vocoder manifest {out / 'pairs.txt'}")
 
 
 @app.command()

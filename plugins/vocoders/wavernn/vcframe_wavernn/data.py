@@ -28,6 +28,9 @@ class VocoderItem:
     labels: np.ndarray  # (T * hop,) int64
 
 
+RESCALE_PEAK = 0.9  # RTVC's rescaling_max, shared with the synthesizer's preprocessing
+
+
 def make_item(name: str, wav: np.ndarray, mel: np.ndarray, spec: MelSpec, bits: int) -> VocoderItem:
     """One training item from a 16 kHz wav and its (n_mels, T) mel in the spec's range (RTVC's recipe)."""
     hop = spec.hop_length
@@ -95,11 +98,15 @@ def discover(data: str | os.PathLike[str]) -> list[tuple[Path, Path | None]]:
 
 
 def load_items(data: str | os.PathLike[str], spec: MelSpec, bits: int) -> tuple[list[VocoderItem], str]:
-    """Items for every pair (ground-truth mel computed when none is given) and a one-line description."""
+    """Items for every pair (ground-truth mel computed when none is given) and a one-line description.
+
+    Each wav is peak-normalised to 0.9 first, as the synthesizer's preprocessing does before it computes the
+    mels a GTA run starts from (RTVC's ``rescaling_max``), so a given mel and its wav agree in level."""
     items = []
     gta = 0
     for wav_path, mel_path in discover(data):
         wav = load_audio(wav_path, sample_rate=spec.sample_rate).item(0)
+        wav = wav / max(float(np.abs(wav).max()), 1e-8) * RESCALE_PEAK
         if mel_path is not None:
             mel = np.load(mel_path).astype(np.float32)
             if mel.shape[0] != spec.n_mels and mel.shape[1] == spec.n_mels:
