@@ -51,6 +51,7 @@ import hashlib
 import os
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -304,6 +305,25 @@ def convert_batchnorm(module: nn.Module) -> nn.Module:
         if converted is not child:
             setattr(module, name, converted)
     return module
+
+
+class TrainingClock:
+    """Training wall time that adds up over resumed runs.
+
+    Args:
+        saved: the resumed checkpoint (its ``train_seconds`` is where this run's count starts), or None.
+
+    A trainer logs :meth:`seconds` and stores it as ``train_seconds`` in every checkpoint, so the time a run
+    stretched over several sessions took is read from its last log line.
+    """
+
+    def __init__(self, saved: Mapping[str, Any] | None = None) -> None:
+        self.before = float((saved or {}).get("train_seconds", 0.0))
+        self.started = time.perf_counter()
+
+    def seconds(self) -> float:
+        """Seconds of training so far: the checkpoint's plus this process's."""
+        return self.before + time.perf_counter() - self.started
 
 
 # -- the session ------------------------------------------------------------------------------------------

@@ -18,9 +18,7 @@ def shared_dir() -> Path:
 def fixtures_dir() -> Path:
     path = shared_dir() / "rtvc" / "fixtures"
     if not (path / "encoder_ref.safetensors").is_file():
-        pytest.skip(
-            f"RTVC fixtures not found at {path} (set VCFRAME_SHARED to the folder holding rtvc/fixtures)"
-        )
+        pytest.skip(f"RTVC fixtures not found at {path} (set VCFRAME_SHARED to the folder holding rtvc/fixtures)")
     return path
 
 

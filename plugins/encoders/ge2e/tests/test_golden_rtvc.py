@@ -61,9 +61,7 @@ def test_volume_normalisation_and_mel(features):
     np.testing.assert_array_equal(wav_to_mel(novad), features["enc_mel_40"].numpy())
 
 
-@pytest.mark.skipif(
-    not webrtcvad_available(), reason="webrtcvad is not installed (pip install 'vcframe-ge2e[vad]')"
-)
+@pytest.mark.skipif(not webrtcvad_available(), reason="webrtcvad is not installed (pip install 'vcframe-ge2e[vad]')")
 def test_webrtcvad_trim_matches(features):
     trimmed = preprocess_wav(features["wav_16k"].numpy(), vad="webrtc")
     np.testing.assert_array_equal(trimmed, features["enc_preprocess_wav_vad"].numpy())
@@ -119,9 +117,7 @@ def test_embed_utterance(encoder, refs):
     wav = refs["embed_utterance_input_wav"].numpy()
     (result,) = encoder.embed_utterances([wav], preprocess=False)
     np.testing.assert_array_equal(result.wav_slices, refs["embed_utterance_wav_slices"].numpy())
-    torch.testing.assert_close(
-        result.partial_embeddings, refs["embed_utterance_partials"], atol=EMBED_ATOL, rtol=0
-    )
+    torch.testing.assert_close(result.partial_embeddings, refs["embed_utterance_partials"], atol=EMBED_ATOL, rtol=0)
     torch.testing.assert_close(result.embedding, refs["embed_utterance"], atol=EMBED_ATOL, rtol=0)
     whole = encoder.embed_whole([wav], preprocess=False)
     torch.testing.assert_close(whole[0], refs["embed_utterance_no_partials"], atol=EMBED_ATOL, rtol=0)

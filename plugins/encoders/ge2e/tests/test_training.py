@@ -143,9 +143,7 @@ def test_export_loads_as_component(mel_corpus, tmp_path):
     run = tmp_path / "run"
     assert runner.invoke(app, fit_args(mel_corpus, run, 2)).exit_code == 0
     out = tmp_path / "ge2e_tiny.safetensors"
-    result = runner.invoke(
-        app, ["export", str(run / "checkpoint.pt"), str(out), "--training-data", "random mels"]
-    )
+    result = runner.invoke(app, ["export", str(run / "checkpoint.pt"), str(out), "--training-data", "random mels"])
     assert result.exit_code == 0, result.output
     state, metadata = load_state(out)
     assert metadata["steps"] == 2 and metadata["config"]["hidden_size"] == 16
@@ -156,9 +154,7 @@ def test_export_loads_as_component(mel_corpus, tmp_path):
     assert torch.equal(encoder.network.lstm.weight_hh_l0, saved["lstm.weight_hh_l0"])
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("resemblyzer") is None, reason="resemblyzer weights not installed"
-)
+@pytest.mark.skipif(importlib.util.find_spec("resemblyzer") is None, reason="resemblyzer weights not installed")
 def test_fine_tune_from_pretrained_default_is_one_flag(mel_corpus, tmp_path):
     args = fit_args(mel_corpus, tmp_path / "ft", 1, "--init-from", "default")
     args[args.index("--preset") + 1] = "rtvc"

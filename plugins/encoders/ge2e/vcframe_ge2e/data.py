@@ -138,9 +138,7 @@ class MelCorpus:
             raise FileNotFoundError(
                 f"preprocessed data folder {str(self.root)!r} does not exist; run 'preprocess' first"
             )
-        names = (
-            sorted(p.name for p in self.root.iterdir() if p.is_dir()) if speakers is None else list(speakers)
-        )
+        names = sorted(p.name for p in self.root.iterdir() if p.is_dir()) if speakers is None else list(speakers)
         self.files = {name: sorted((self.root / name).glob("*.npy")) for name in names}
         self.files = {name: files for name, files in self.files.items() if files}
         self.speakers = sorted(self.files)

@@ -34,9 +34,7 @@ def similarity_matrix(embeds: torch.Tensor, weight: torch.Tensor, bias: torch.Te
     return sim * weight + bias
 
 
-def ge2e_loss(
-    embeds: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
+def ge2e_loss(embeds: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss, similarity matrix) for embeds (N, M, D): mean cross-entropy of each row against its speaker."""
     speakers, utterances = embeds.shape[:2]
     sim = similarity_matrix(embeds, weight, bias)

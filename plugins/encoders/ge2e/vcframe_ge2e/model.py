@@ -126,9 +126,7 @@ class GE2EEncoder(BaseSpeakerEncoder):
             outputs.append(self.network(mels[start : start + step], chunk_lengths))
         return torch.cat(outputs)
 
-    def embed_utterances(
-        self, wavs: list[np.ndarray], *, preprocess: bool = True
-    ) -> list[UtteranceEmbedding]:
+    def embed_utterances(self, wavs: list[np.ndarray], *, preprocess: bool = True) -> list[UtteranceEmbedding]:
         """Embed clips (1-D float32 at 16 kHz) with partials, all partials in shared forward passes."""
         if not wavs:
             raise InputError("no audio to embed (empty list)")
@@ -154,10 +152,7 @@ class GE2EEncoder(BaseSpeakerEncoder):
 
     def embed_whole(self, wavs: list[np.ndarray], *, preprocess: bool = True) -> torch.Tensor:
         """Embed each clip's whole mel at once (RTVC's ``using_partials=False``), padded and packed: (B, D)."""
-        mels = [
-            wav_to_mel(self.preprocess(wav) if preprocess else np.asarray(wav, dtype=np.float32))
-            for wav in wavs
-        ]
+        mels = [wav_to_mel(self.preprocess(wav) if preprocess else np.asarray(wav, dtype=np.float32)) for wav in wavs]
         lengths = torch.tensor([len(mel) for mel in mels])
         padded = np.zeros((len(mels), int(lengths.max()), N_MELS), dtype=np.float32)
         for row, mel in enumerate(mels):

@@ -37,9 +37,7 @@ class SpeakerEncoderNet(nn.Module):
             if value <= 0:
                 raise ValueError(f"{name} must be positive, got {value}")
         self.n_mels = n_mels
-        self.lstm = nn.LSTM(
-            input_size=n_mels, hidden_size=hidden_size, num_layers=num_layers, batch_first=True
-        )
+        self.lstm = nn.LSTM(input_size=n_mels, hidden_size=hidden_size, num_layers=num_layers, batch_first=True)
         self.linear = nn.Linear(hidden_size, embedding_size)
         self.relu = nn.ReLU()
         # GE2E similarity scale and bias (Wan et al. 2018; RTVC initialises them to 10 and -5)

@@ -29,9 +29,7 @@ ENERGY_FLOOR_DBFS = -60.0
 _fallback_warned = False
 
 
-def normalize_volume(
-    wav: np.ndarray, target_dbfs: float = -30.0, *, increase_only: bool = True
-) -> np.ndarray:
+def normalize_volume(wav: np.ndarray, target_dbfs: float = -30.0, *, increase_only: bool = True) -> np.ndarray:
     """Scale ``wav`` so its mean power is ``target_dbfs``; by default only ever louder (RTVC)."""
     power = np.mean(wav**2)
     if power <= 0:

@@ -33,9 +33,7 @@ class GE2EConfig(BaseModel):
     )
     hidden_size: int | None = Field(None, gt=0, description="LSTM width; overrides the preset.")
     num_layers: int | None = Field(None, gt=0, description="Stacked LSTM layers; overrides the preset.")
-    embedding_size: int | None = Field(
-        None, gt=0, description="Output dimension; overrides the preset (RTVC: 256)."
-    )
+    embedding_size: int | None = Field(None, gt=0, description="Output dimension; overrides the preset (RTVC: 256).")
     checkpoint: str | None = Field(
         "default",
         description="'default' (the pretrained resemblyzer weights), 'registry:<id>', a path to an RTVC encoder.pt "
@@ -50,18 +48,14 @@ class GE2EConfig(BaseModel):
         description="Embed 1.6 s partials and average them (RTVC's inference); False embeds the whole clip at once.",
     )
     partial_frames: int = Field(160, ge=2, description="Mel frames per partial (RTVC: 160 = 1.6 s).")
-    partial_overlap: float = Field(
-        0.5, ge=0, lt=1, description="Overlap between consecutive partials (RTVC: 0.5)."
-    )
+    partial_overlap: float = Field(0.5, ge=0, lt=1, description="Overlap between consecutive partials (RTVC: 0.5).")
     min_pad_coverage: float = Field(
         0.75,
         gt=0,
         le=1,
         description="A last partial that is less than this fraction of real audio is dropped (RTVC: 0.75).",
     )
-    normalize_volume: bool = Field(
-        True, description="Raise quiet clips to target_dbfs before embedding (RTVC: on)."
-    )
+    normalize_volume: bool = Field(True, description="Raise quiet clips to target_dbfs before embedding (RTVC: on).")
     target_dbfs: float = Field(
         -30.0, le=0, description="Volume normalisation target in dBFS, increase only (RTVC: -30)."
     )

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -91,9 +90,7 @@ def fit(
     lr: Annotated[float, typer.Option(help="Adam learning rate (RTVC: 1e-4).")] = 1e-4,
     max_steps: Annotated[int, typer.Option(help="Stop after this many steps in total.")] = 10000,
     save_every: Annotated[int, typer.Option(help="Checkpoint every N steps.")] = 500,
-    eval_every: Annotated[
-        int, typer.Option(help="Held-out EER and projection plot every N steps (0: never).")
-    ] = 100,
+    eval_every: Annotated[int, typer.Option(help="Held-out EER and projection plot every N steps (0: never).")] = 100,
     val_speakers: Annotated[int, typer.Option(help="Speakers held out for evaluation.")] = 20,
     seed: Annotated[int, typer.Option(help="Seed of the model init, the sampler and the speaker split.")] = 0,
     resume: Annotated[bool, typer.Option(help="Continue from RUN_DIR/checkpoint.pt exactly.")] = False,
@@ -139,7 +136,7 @@ def _fit(
     device: str,
     threads: int,
 ) -> None:
-    from vcframe.distributed import ShardedBatchSampler
+    from vcframe.distributed import ShardedBatchSampler, TrainingClock
     from vcframe_ge2e.model import build_network, load_weights
 
     if threads:
@@ -168,28 +165,23 @@ def _fit(
     config = make_config(preset, hidden_size, num_layers)
     torch.manual_seed(seed)
     network = build_network(config)
-    sampler = SpeakerBatchSampler(
-        train_corpus, speakers_per_batch, utterances_per_speaker, partial_frames, seed
-    )
+    sampler = SpeakerBatchSampler(train_corpus, speakers_per_batch, utterances_per_speaker, partial_frames, seed)
     history: list[dict[str, Any]] = []
     step = 0
+    saved: dict[str, Any] | None = None
     resume = session.should_resume(resume, checkpoint_path)
     if resume:
         if not checkpoint_path.is_file():
             raise typer.BadParameter(f"--resume: no {checkpoint_path}")
         saved = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
         if saved["settings"] != settings:
-            changed = {
-                k: (saved["settings"].get(k), v) for k, v in settings.items() if saved["settings"].get(k) != v
-            }
+            changed = {k: (saved["settings"].get(k), v) for k, v in settings.items() if saved["settings"].get(k) != v}
             raise typer.BadParameter(f"--resume with different settings (saved, given): {changed}")
         network.load_state_dict(saved["model_state"])
     elif init_from is not None:
         load_weights(network, init_from)
     elif checkpoint_path.exists():
-        raise typer.BadParameter(
-            f"{checkpoint_path} exists: pass --resume to continue, or use another --run-dir"
-        )
+        raise typer.BadParameter(f"{checkpoint_path} exists: pass --resume to continue, or use another --run-dir")
     device = session.device
     network.to(device)
     optimizer = torch.optim.Adam(network.parameters(), lr=lr)
@@ -211,13 +203,14 @@ def _fit(
             "config": config.model_dump(),
             "rng": states,
             "history": history,
+            "train_seconds": clock.seconds(),
             **session.checkpoint_extras(states, network),
         }
         session.on_main(save_torch, payload, checkpoint_path)
 
     params = list(network.parameters())
     network.train()
-    started = time.perf_counter()
+    clock = TrainingClock(saved)
     batches = iter(ShardedBatchSampler(sampler, session))
     while step < max_steps:
         session.fault_point(step + 1)
@@ -253,8 +246,7 @@ def _fit(
             )
         history.append(record)
         if eval_every and "val_eer" in record or step % 10 == 0:
-            elapsed = time.perf_counter() - started
-            session.echo(json.dumps(record) + f"  ({elapsed:.0f} s)")
+            session.echo(json.dumps(record) + f"  ({clock.seconds():.0f} s)")
         if step % save_every == 0 or step == max_steps:
             save()
     session.echo(f"stopped at step {step} (--max-steps {max_steps}); checkpoint {checkpoint_path}")
@@ -264,9 +256,7 @@ def _fit(
 def export(
     checkpoint: Annotated[Path, typer.Argument(help="A training checkpoint.pt.")],
     out: Annotated[Path, typer.Argument(help="Output .safetensors file.")],
-    training_data: Annotated[
-        str, typer.Option(help="What the weights were trained on (recorded in the metadata).")
-    ],
+    training_data: Annotated[str, typer.Option(help="What the weights were trained on (recorded in the metadata).")],
     license: Annotated[str, typer.Option(help="Licence of the weights.")] = "CC-BY-4.0",
 ) -> None:
     """Final weights as safetensors with JSON metadata: config, mel and embedding specs, steps, data, licence."""

@@ -100,6 +100,7 @@ def _fit(data: Path, run_dir: Path, *extra: str) -> None:
 def test_resume_is_exact(prepared: Path, tmp_path: Path) -> None:
     _fit(prepared, tmp_path / "straight", "--max-steps", "5")
     _fit(prepared, tmp_path / "resumed", "--max-steps", "2")
+    first_seconds = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)["train_seconds"]
     _fit(prepared, tmp_path / "resumed", "--max-steps", "5", "--resume")
     straight = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)
     resumed = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)
@@ -107,6 +108,10 @@ def test_resume_is_exact(prepared: Path, tmp_path: Path) -> None:
     for key, value in straight["model_state"].items():
         assert torch.equal(value, resumed["model_state"][key]), key
     assert torch.equal(straight["rng"]["torch"], resumed["rng"]["torch"])
+    # the training time adds up over the resume: the log and the checkpoint continue from the first run's
+    assert 0 < first_seconds < resumed["train_seconds"]
+    resumed_log = [json.loads(line) for line in (tmp_path / "resumed" / "log.jsonl").read_text().splitlines()]
+    assert resumed_log[-1]["seconds"] > first_seconds
     log = [json.loads(line) for line in (tmp_path / "straight" / "log.jsonl").read_text().splitlines()]
     assert [row["r"] for row in log] == [2, 2, 3, 3, 3] and "guided_loss" in log[0]
     assert (tmp_path / "straight" / "samples" / "mel_0000003.npy").is_file()

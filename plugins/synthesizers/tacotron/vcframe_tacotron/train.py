@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -21,7 +20,7 @@ import torch
 import typer
 
 from vcframe.checkpoints import save_torch
-from vcframe.distributed import ShardedBatchSampler
+from vcframe.distributed import ShardedBatchSampler, TrainingClock
 from vcframe.errors import CheckpointError, ConfigError
 from vcframe.specs import RTVC_SYNTHESIZER_MEL, EmbeddingSpec, MelSpec
 from vcframe_tacotron.frontend import get_frontend
@@ -416,13 +415,14 @@ def _fit(
             "rng": states,
             "train": train_info,
             "config": config.model_dump(mode="json"),
+            "train_seconds": clock.seconds(),
             **session.checkpoint_extras(states, network),
         }
         session.on_main(save_torch, payload, path)
 
     silence = config.mel.silence_value
     limit = max_steps if max_steps is not None else stages[-1][2]
-    started = time.time()
+    clock = TrainingClock(saved)
     network.train()
     log = open(run_dir / "log.jsonl", "a") if session.is_main else None
     buckets = LengthBucketSampler(dataset.frames, epoch_batch_size, seed)
@@ -488,7 +488,7 @@ def _fit(
                         "epoch": epoch,
                         "r": r,
                         "lr": lr,
-                        "seconds": round(time.time() - started, 2),
+                        "seconds": round(clock.seconds(), 2),
                         **{k: round(means[k], 5) for k in losses},
                         "grad_norm": round(float(grad_norm), 4),
                     }

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import random
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -159,7 +158,7 @@ def _fit(
     resume: bool,
     threads: int,
 ) -> None:
-    from vcframe.distributed import ShardedBatchSampler
+    from vcframe.distributed import ShardedBatchSampler, TrainingClock
     from vcframe.specs import RTVC_SYNTHESIZER_MEL
     from vcframe_wavernn.model import build_network
 
@@ -182,6 +181,7 @@ def _fit(
     optimizer = torch.optim.Adam(network.parameters(), lr=lr)
     sampler = np.random.default_rng(seed)
     step = 0
+    saved: dict[str, Any] | None = None
     if session.should_resume(resume, checkpoint_path):
         if not checkpoint_path.is_file():
             raise CheckpointError(f"nothing to resume: {str(checkpoint_path)!r} does not exist", hint="drop --resume")
@@ -201,6 +201,7 @@ def _fit(
             "step": step,
             "config": config.model_dump_json(),
             "training_data": description,
+            "train_seconds": clock.seconds(),
             "rng": states,
             **session.checkpoint_extras(states, network),
         }
@@ -210,7 +211,7 @@ def _fit(
     if log is not None and log.tell() == 0:
         log.write("step,loss,seconds\n")
     network.train()
-    started = time.time()
+    clock = TrainingClock(saved)
     batches = iter(ShardedBatchSampler(SegmentSampler(usable, sampler, batch_size, seq_len, hop, config.pad), session))
     while step < max_steps:
         session.fault_point(step + 1)
@@ -232,7 +233,7 @@ def _fit(
         step += 1
         mean_loss = session.weighted_mean({"loss": loss.detach()}, len(shard))["loss"]
         if log is not None:
-            log.write(f"{step},{mean_loss:.6f},{time.time() - started:.2f}\n")
+            log.write(f"{step},{mean_loss:.6f},{clock.seconds():.2f}\n")
             log.flush()
         session.echo(f"step {step} loss {mean_loss:.4f}")
         if step % save_every == 0 or step == max_steps:
