@@ -120,37 +120,85 @@ SPEAKERS: tuple[Speaker, ...] = (
     Speaker("flite-awb", "flite", "awb", "flite CMU ARCTIC awb, Scottish male", "flite"),
     Speaker("flite-kal16", "flite", "kal16", "flite kal diphone (16 kHz), US male", "flite"),
     Speaker("festival-ked", "festival", "ked_diphone", "festival ked diphone, US male", "festival-diphone"),
-    Speaker("flite-rms-up400", "flite", "rms", "flite rms raised 400 cents: high, light voice", "flite",
-            sox_pitch_cents=400),
-    Speaker("flite-slt-down300", "flite", "slt", "flite slt lowered 300 cents: low female voice", "flite",
-            sox_pitch_cents=-300),
-    Speaker("festival-ked-up500", "festival", "ked_diphone", "festival ked raised 500 cents: high voice",
-            "festival-diphone", sox_pitch_cents=500),
-    Speaker("flite-kal16-down400", "flite", "kal16", "flite kal16 lowered 400 cents: deep male voice", "flite",
-            sox_pitch_cents=-400),
+    Speaker(
+        "flite-rms-up400", "flite", "rms", "flite rms raised 400 cents: high, light voice", "flite", sox_pitch_cents=400
+    ),
+    Speaker(
+        "flite-slt-down300",
+        "flite",
+        "slt",
+        "flite slt lowered 300 cents: low female voice",
+        "flite",
+        sox_pitch_cents=-300,
+    ),
+    Speaker(
+        "festival-ked-up500",
+        "festival",
+        "ked_diphone",
+        "festival ked raised 500 cents: high voice",
+        "festival-diphone",
+        sox_pitch_cents=500,
+    ),
+    Speaker(
+        "flite-kal16-down400",
+        "flite",
+        "kal16",
+        "flite kal16 lowered 400 cents: deep male voice",
+        "flite",
+        sox_pitch_cents=-400,
+    ),
     Speaker("espeak-steph", "espeak-ng", "en-us+steph", "espeak-ng US English, variant steph (female)", "espeak-ng"),
     Speaker("espeak-travis", "espeak-ng", "en-us+travis", "espeak-ng US English, variant travis (male)", "espeak-ng"),
     Speaker("espeak-quincy", "espeak-ng", "en-us+quincy", "espeak-ng US English, variant quincy (male)", "espeak-ng"),
     Speaker("espeak-edward", "espeak-ng", "en-us+edward", "espeak-ng US English, variant edward (male)", "espeak-ng"),
-    Speaker("espeak-belinda", "espeak-ng", "en-us+belinda", "espeak-ng US English, variant belinda (female)",
-            "espeak-ng"),
+    Speaker(
+        "espeak-belinda", "espeak-ng", "en-us+belinda", "espeak-ng US English, variant belinda (female)", "espeak-ng"
+    ),
     Speaker("espeak-andy", "espeak-ng", "en-us+Andy", "espeak-ng US English, variant Andy (male)", "espeak-ng"),
     # held out: unseen identities for the quality benchmark and the predefined sample voices
-    Speaker("festival-slt-hts-up500", "festival", "cmu_us_slt_arctic_hts", "festival HTS slt raised 500 cents: "
-            "high, young-sounding voice", "festival-hts", split="eval", sox_pitch_cents=500),
-    Speaker("flite-rms-down300", "flite", "rms", "flite rms lowered 300 cents: deep male voice", "flite",
-            split="eval", sox_pitch_cents=-300),
-    Speaker("espeak-grandma", "espeak-ng", "en-us+grandma", "espeak-ng US English, variant grandma (older female)",
-            "espeak-ng", split="eval"),
-    Speaker("espeak-scotland-m3", "espeak-ng", "en-gb-scotland+m3", "espeak-ng Scottish English, variant m3 (male)",
-            "espeak-ng", split="eval"),
-    Speaker("espeak-f1", "espeak-ng", "en-us+f1", "espeak-ng US English, variant f1 (female)", "espeak-ng",
-            split="eval"),
+    Speaker(
+        "festival-slt-hts-up500",
+        "festival",
+        "cmu_us_slt_arctic_hts",
+        "festival HTS slt raised 500 cents: high, young-sounding voice",
+        "festival-hts",
+        split="eval",
+        sox_pitch_cents=500,
+    ),
+    Speaker(
+        "flite-rms-down300",
+        "flite",
+        "rms",
+        "flite rms lowered 300 cents: deep male voice",
+        "flite",
+        split="eval",
+        sox_pitch_cents=-300,
+    ),
+    Speaker(
+        "espeak-grandma",
+        "espeak-ng",
+        "en-us+grandma",
+        "espeak-ng US English, variant grandma (older female)",
+        "espeak-ng",
+        split="eval",
+    ),
+    Speaker(
+        "espeak-scotland-m3",
+        "espeak-ng",
+        "en-gb-scotland+m3",
+        "espeak-ng Scottish English, variant m3 (male)",
+        "espeak-ng",
+        split="eval",
+    ),
+    Speaker(
+        "espeak-f1", "espeak-ng", "en-us+f1", "espeak-ng US English, variant f1 (female)", "espeak-ng", split="eval"
+    ),
 )
 SPEAKERS_BY_ID = {speaker.id: speaker for speaker in SPEAKERS}
 
 
 # -- synthesis ------------------------------------------------------------------------------------------------
+
 
 def engine_command(speaker: Speaker, text_path: Path, wav_path: Path) -> list[str]:
     """The engine command line that reads ``text_path`` and writes ``wav_path`` (any rate, mono)."""
@@ -166,8 +214,11 @@ def engine_command(speaker: Speaker, text_path: Path, wav_path: Path) -> list[st
         if speaker.engine_rate is not None:
             command += ["-eval", f"(Parameter.set 'Duration_Stretch {speaker.engine_rate:g})"]
         if speaker.engine_pitch is not None:
-            command += ["-eval", f"(set! int_lr_params '((target_f0_mean {speaker.engine_pitch:g}) (target_f0_std 20) "
-                        "(model_f0_mean 170) (model_f0_std 34)))"]
+            command += [
+                "-eval",
+                f"(set! int_lr_params '((target_f0_mean {speaker.engine_pitch:g}) (target_f0_std 20) "
+                "(model_f0_mean 170) (model_f0_std 34)))",
+            ]
         return command + [*speaker.extra, str(text_path), "-o", str(wav_path)]
     if speaker.engine == "espeak-ng":
         command = ["espeak-ng", "-v", speaker.voice]
@@ -227,8 +278,20 @@ def synthesize(speaker: Speaker, text: str, clock: CpuClock | None = None) -> np
         raw_path, converted_path = workdir / "engine.wav", workdir / "converted.wav"
         clock.engine += run_tool(engine_command(speaker, text_path, raw_path), workdir)
         clock.sox += run_tool(
-            ["sox", "-R", "-V1", str(raw_path), "-e", "floating-point", "-b", "32", "-c", "1", str(converted_path),
-             *sox_effects(speaker)],
+            [
+                "sox",
+                "-R",
+                "-V1",
+                str(raw_path),
+                "-e",
+                "floating-point",
+                "-b",
+                "32",
+                "-c",
+                "1",
+                str(converted_path),
+                *sox_effects(speaker),
+            ],
             workdir,
         )
         started = time.thread_time()
@@ -288,6 +351,7 @@ def wav_bytes(samples: np.ndarray, *, audio_format: str = "WAV") -> bytes:
 
 
 # -- sentences and the utterance plan -------------------------------------------------------------------------
+
 
 def read_sentences(path: Path, min_chars: int, max_chars: int) -> list[tuple[int, str]]:
     """(line number, sentence) for each usable line: stripped, with letters, within the character limits."""
@@ -350,16 +414,19 @@ def make_plan(args: argparse.Namespace) -> Plan:
     train_speakers = [speaker for speaker in chosen if speaker not in eval_speakers]
     if args.num_speakers is not None:
         if args.num_speakers > len(train_speakers):
-            raise SystemExit(f"--num-speakers {args.num_speakers} is more than the {len(train_speakers)} training "
-                             "speakers available")
+            raise SystemExit(
+                f"--num-speakers {args.num_speakers} is more than the {len(train_speakers)} training speakers available"
+            )
         train_speakers = train_speakers[: args.num_speakers]
     if not train_speakers:
         raise SystemExit("no training speakers selected")
     sentences = read_sentences(Path(args.texts), args.min_chars, args.max_chars)
     random.Random(args.seed).shuffle(sentences)
     if len(sentences) <= args.eval_sentences:
-        raise SystemExit(f"only {len(sentences)} sentences fit {args.min_chars}..{args.max_chars} characters, not "
-                         f"enough for --eval-sentences {args.eval_sentences} plus training")
+        raise SystemExit(
+            f"only {len(sentences)} sentences fit {args.min_chars}..{args.max_chars} characters, not "
+            f"enough for --eval-sentences {args.eval_sentences} plus training"
+        )
     eval_sentences, train_pool = sentences[: args.eval_sentences], sentences[args.eval_sentences :]
     out, eval_out = Path(args.out), Path(args.eval_out)
     utterances = []
@@ -374,6 +441,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
 
 
 # -- running the plan -----------------------------------------------------------------------------------------
+
 
 @dataclass
 class Result:
@@ -425,8 +493,10 @@ def run_plan(
                     results.append(result)
                     if len(results) % progress_every == 0 or len(results) == len(todo):
                         speech = sum(item.seconds for item in results) / 3600
-                        progress(f"{len(results)}/{len(todo)} made, {speech:.2f} h of new speech, "
-                                 f"{time.monotonic() - started:.0f} s elapsed")
+                        progress(
+                            f"{len(results)}/{len(todo)} made, {speech:.2f} h of new speech, "
+                            f"{time.monotonic() - started:.0f} s elapsed"
+                        )
         except BaseException:
             for future in futures:
                 future.cancel()
@@ -448,8 +518,10 @@ def timing_table(results: Sequence[Result]) -> str:
         engine_cpu = sum(result.clock.engine for result in own) / minutes
         sox_cpu = sum(result.clock.sox for result in own) / minutes
         python_cpu = sum(result.clock.python for result in own) / minutes
-        rows.append(f"| {engine} | {len(own)} | {minutes:.1f} | {engine_cpu:.2f} | {sox_cpu:.2f} | {python_cpu:.2f} "
-                    f"| {engine_cpu + sox_cpu + python_cpu:.2f} |")
+        rows.append(
+            f"| {engine} | {len(own)} | {minutes:.1f} | {engine_cpu:.2f} | {sox_cpu:.2f} | {python_cpu:.2f} "
+            f"| {engine_cpu + sox_cpu + python_cpu:.2f} |"
+        )
     return "\n".join(rows)
 
 
@@ -466,9 +538,16 @@ def write_index(plan: Plan, args: argparse.Namespace) -> tuple[float, float]:
         rows = []
         for utterance in plan.utterances:
             if utterance.root == root and utterance.wav_path.exists() and utterance.txt_path.exists():
-                rows.append([utterance.utt_id, utterance.speaker.id,
-                             utterance.wav_path.relative_to(root).as_posix(),
-                             f"{clip_seconds(utterance.wav_path):.3f}", utterance.sentence_index, utterance.text])
+                rows.append(
+                    [
+                        utterance.utt_id,
+                        utterance.speaker.id,
+                        utterance.wav_path.relative_to(root).as_posix(),
+                        f"{clip_seconds(utterance.wav_path):.3f}",
+                        utterance.sentence_index,
+                        utterance.text,
+                    ]
+                )
         rows.sort()
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
@@ -488,9 +567,15 @@ def write_index(plan: Plan, args: argparse.Namespace) -> tuple[float, float]:
         "speakers": [speaker.id for speaker in plan.eval_speakers],
         "sentences": [{"index": index, "text": text} for index, text in plan.eval_sentences],
         "utterances": [
-            {"speaker": u.speaker.id, "utt_id": u.utt_id, "sentence_index": u.sentence_index, "text": u.text,
-             "path": u.wav_path.relative_to(eval_out).as_posix()}
-            for u in plan.utterances if u.root == eval_out and u.wav_path.exists()
+            {
+                "speaker": u.speaker.id,
+                "utt_id": u.utt_id,
+                "sentence_index": u.sentence_index,
+                "text": u.text,
+                "path": u.wav_path.relative_to(eval_out).as_posix(),
+            }
+            for u in plan.utterances
+            if u.root == eval_out and u.wav_path.exists()
         ],
         "texts": str(Path(args.texts).resolve()),
     }
@@ -498,8 +583,19 @@ def write_index(plan: Plan, args: argparse.Namespace) -> tuple[float, float]:
     return hours[out], hours[eval_out]
 
 
-CONTENT_OPTIONS = ("texts", "seed", "speakers", "eval_speakers", "num_speakers", "eval_sentences", "eval_utterances",
-                   "min_chars", "max_chars", "min_seconds", "max_seconds")
+CONTENT_OPTIONS = (
+    "texts",
+    "seed",
+    "speakers",
+    "eval_speakers",
+    "num_speakers",
+    "eval_sentences",
+    "eval_utterances",
+    "min_chars",
+    "max_chars",
+    "min_seconds",
+    "max_seconds",
+)
 
 
 def check_parameters(args: argparse.Namespace) -> None:
@@ -513,8 +609,10 @@ def check_parameters(args: argparse.Namespace) -> None:
         differing = sorted(key for key in set(existing) | set(wanted) if existing.get(key) != wanted.get(key))
         if differing:
             details = ", ".join(f"{key}: {existing.get(key)!r} there, {wanted.get(key)!r} now" for key in differing)
-            raise SystemExit(f"{path} was made with other options ({details}); use the same options to resume or "
-                             "choose another --out")
+            raise SystemExit(
+                f"{path} was made with other options ({details}); use the same options to resume or "
+                "choose another --out"
+            )
     wanted["sentences_per_speaker"] = args.sentences_per_speaker
     Path(args.out).mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(wanted, indent=2) + "\n")
@@ -547,11 +645,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--texts", default=str(DEFAULT_TEXTS), help="sentences, one per line")
     parser.add_argument("--sentences-per-speaker", type=int, default=280, help="utterances per training speaker")
     parser.add_argument("--num-speakers", type=int, help="use only the first N training speakers of the catalogue")
-    parser.add_argument("--speakers", type=lambda text: text.split(","), help="comma-separated catalogue ids to use "
-                        "(default: all); see --list-speakers")
-    parser.add_argument("--eval-speakers", type=lambda text: [name for name in text.split(",") if name],
-                        help="comma-separated ids held out for evaluation (default: the catalogue's 'eval' speakers; "
-                        "'' for none)")
+    parser.add_argument(
+        "--speakers",
+        type=lambda text: text.split(","),
+        help="comma-separated catalogue ids to use (default: all); see --list-speakers",
+    )
+    parser.add_argument(
+        "--eval-speakers",
+        type=lambda text: [name for name in text.split(",") if name],
+        help="comma-separated ids held out for evaluation (default: the catalogue's 'eval' speakers; '' for none)",
+    )
     parser.add_argument("--eval-sentences", type=int, default=100, help="sentences held out from training")
     parser.add_argument("--eval-utterances", type=int, default=20, help="held-out sentences each eval speaker reads")
     parser.add_argument("--min-chars", type=int, default=25, help="shortest sentence used, in characters")
@@ -585,18 +688,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan = make_plan(args)
     missing = missing_tools(plan.train_speakers + plan.eval_speakers)
     if missing:
-        raise SystemExit(f"missing programs: {', '.join(missing)} (apt-get install flite festival festvox-kallpc16k "
-                         "festvox-kdlpc16k festvox-us-slt-hts espeak-ng sox)")
+        raise SystemExit(
+            f"missing programs: {', '.join(missing)} (apt-get install flite festival festvox-kallpc16k "
+            "festvox-kdlpc16k festvox-us-slt-hts espeak-ng sox)"
+        )
     check_parameters(args)
-    print(f"{len(plan.train_speakers)} training speakers, {len(plan.eval_speakers)} held-out speakers, "
-          f"{len(plan.eval_sentences)} held-out sentences -> {args.out} (eval: {args.eval_out})", flush=True)
+    print(
+        f"{len(plan.train_speakers)} training speakers, {len(plan.eval_speakers)} held-out speakers, "
+        f"{len(plan.eval_sentences)} held-out sentences -> {args.out} (eval: {args.eval_out})",
+        flush=True,
+    )
     wall = time.monotonic()
-    results = run_plan(plan.utterances, jobs=args.jobs, min_seconds=args.min_seconds, max_seconds=args.max_seconds,
-                       progress=lambda line: print(line, flush=True))
+    results = run_plan(
+        plan.utterances,
+        jobs=args.jobs,
+        min_seconds=args.min_seconds,
+        max_seconds=args.max_seconds,
+        progress=lambda line: print(line, flush=True),
+    )
     train_hours, eval_hours = write_index(plan, args)
     rejected = sum(result.rejected for result in results)
-    print(f"done in {time.monotonic() - wall:.0f} s: {len(results)} utterances made this run ({rejected} rejected "
-          f"for duration); corpus holds {train_hours:.2f} h of training speech, {eval_hours:.2f} h held-out")
+    print(
+        f"done in {time.monotonic() - wall:.0f} s: {len(results)} utterances made this run ({rejected} rejected "
+        f"for duration); corpus holds {train_hours:.2f} h of training speech, {eval_hours:.2f} h held-out"
+    )
     if results:
         print(timing_table(results))
     return 0

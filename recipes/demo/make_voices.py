@@ -84,8 +84,10 @@ def make_voice(voice: SampleVoice, out: Path) -> dict[str, object]:
     clip = corpus.trim_and_normalise(corpus.synthesize(speaker, voice.text))
     seconds = len(clip) / corpus.SAMPLE_RATE
     if not MIN_SECONDS <= seconds <= MAX_SECONDS:
-        raise SystemExit(f"voice {voice.name!r} came out {seconds:.2f} s long, outside {MIN_SECONDS}..{MAX_SECONDS} s; "
-                         "change its text")
+        raise SystemExit(
+            f"voice {voice.name!r} came out {seconds:.2f} s long, outside {MIN_SECONDS}..{MAX_SECONDS} s; "
+            "change its text"
+        )
     payload = corpus.wav_bytes(clip, audio_format="FLAC")
     path = out / f"{voice.name}.flac"
     corpus.atomic_write_bytes(path, payload)
@@ -100,8 +102,19 @@ def make_voice(voice: SampleVoice, out: Path) -> dict[str, object]:
         "text": voice.text,
         "speaker": speaker.id,
         "held_out_from_training": speaker.split == "eval",
-        "engine": {key: settings[key] for key in ("engine", "voice", "engine_pitch", "engine_rate", "sox_pitch_cents",
-                                                  "sox_tempo", "engine_command", "sox_effects")},
+        "engine": {
+            key: settings[key]
+            for key in (
+                "engine",
+                "voice",
+                "engine_pitch",
+                "engine_rate",
+                "sox_pitch_cents",
+                "sox_tempo",
+                "engine_command",
+                "sox_effects",
+            )
+        },
         "licence": speaker.licence,
     }
 

@@ -57,8 +57,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"| {name} | {names[nearest]} | {matrix[row, nearest]:.3f}{flag} | {own_cosines[row]:.3f} |")
     distinct = sum(matrix[row].max() < args.threshold for row in range(len(names)))
     upper = matrix[np.triu_indices(len(names), k=1)]
-    print(f"\n{distinct} of {len(names)} speakers have no other speaker at cosine >= {args.threshold}; "
-          f"pairwise centroid cosine: max {upper.max():.3f}, mean {upper.mean():.3f}")
+    print(
+        f"\n{distinct} of {len(names)} speakers have no other speaker at cosine >= {args.threshold}; "
+        f"pairwise centroid cosine: max {upper.max():.3f}, mean {upper.mean():.3f}"
+    )
     return 0
 
 

@@ -29,21 +29,39 @@ def plot_losses(log: Path, out: Path) -> dict[str, float]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    by_step: dict[int, dict[str, float]] = {}
+    segment_ends: list[float] = []  # training seconds of each process that wrote to the log
+    for line in log.read_text().splitlines():
+        if line.strip():
+            record = json.loads(line)
+            by_step[record["step"]] = record  # a resumed run logs again the steps after its checkpoint: keep those
+            # "seconds" counts from the checkpoint's train_seconds; runs before that field existed start at 0
+            if not segment_ends or (record["seconds"] < segment_ends[-1] and record["seconds"] < 120):
+                segment_ends.append(record["seconds"])
+            segment_ends[-1] = max(segment_ends[-1], record["seconds"])
+    records = [by_step[step] for step in sorted(by_step)]
     steps = np.array([record["step"] for record in records])
     figure, axis = plt.subplots(figsize=(8, 4))
+    window = 10  # log points per moving average (one point every --log-every steps)
     for key in ("loss", "m1_loss", "m2_loss", "stop_loss", "guided_loss"):
         if key in records[-1]:
-            axis.plot(steps, [record.get(key, np.nan) for record in records], label=key)
+            values = np.array([record.get(key, np.nan) for record in records], dtype=float)
+            line_2d = axis.plot(steps, values, alpha=0.25)[0]
+            if len(values) >= window:
+                smooth = np.convolve(values, np.ones(window) / window, mode="valid")
+                axis.plot(steps[window - 1 :], smooth, color=line_2d.get_color(), label=f"{key} (mean of {window})")
+            else:
+                line_2d.set_label(key)
     axis.set_xlabel("step")
     axis.set_yscale("log")
     axis.grid(alpha=0.3)
     axis.legend()
-    axis.set_title(f"Tacotron demo run: {steps[-1]} steps, {records[-1]['seconds'] / 3600:.1f} h")
+    axis.set_title(f"Tacotron demo run: {steps[-1]} steps, {sum(segment_ends) / 3600:.1f} h of training")
     figure.tight_layout()
     figure.savefig(out, dpi=100)
     plt.close(figure)
-    return {key: value for key, value in records[-1].items() if isinstance(value, float | int)}
+    last = {key: value for key, value in records[-1].items() if isinstance(value, float | int)}
+    return {**last, "training_hours": round(sum(segment_ends) / 3600, 2)}
 
 
 def main() -> None:

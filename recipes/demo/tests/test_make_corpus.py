@@ -100,8 +100,9 @@ def test_sentence_filter(texts: Path) -> None:
 
 def test_plan_is_deterministic_disjoint_and_extends(texts: Path, tmp_path: Path) -> None:
     speakers = ["flite-rms", "espeak-steph", "espeak-f1"]
-    args = plan_args(texts, tmp_path / "c", speakers=speakers, sentences_per_speaker=2, eval_sentences=2,
-                     eval_utterances=2)
+    args = plan_args(
+        texts, tmp_path / "c", speakers=speakers, sentences_per_speaker=2, eval_sentences=2, eval_utterances=2
+    )
     plan = corpus.make_plan(args)
     assert plan == corpus.make_plan(args)
     assert [s.id for s in plan.train_speakers] == ["flite-rms", "espeak-steph"]
@@ -111,14 +112,26 @@ def test_plan_is_deterministic_disjoint_and_extends(texts: Path, tmp_path: Path)
     assert len(train) == 4 and not held_out & {u.sentence_index for u in train}
     assert len({u.sentence_index for u in train}) == 4  # speakers read different sentences while there are enough
     assert {u.sentence_index for u in plan.utterances if u.speaker.id == "espeak-f1"} == held_out
-    more = corpus.make_plan(plan_args(texts, tmp_path / "c", speakers=speakers, sentences_per_speaker=3,
-                                      eval_sentences=2, eval_utterances=2))
+    more = corpus.make_plan(
+        plan_args(
+            texts, tmp_path / "c", speakers=speakers, sentences_per_speaker=3, eval_sentences=2, eval_utterances=2
+        )
+    )
     for speaker in plan.train_speakers:
         before = [u.utt_id for u in plan.utterances if u.speaker == speaker]
         after = [u.utt_id for u in more.utterances if u.speaker == speaker]
         assert after[: len(before)] == before and len(after) == 3
-    reseeded = corpus.make_plan(plan_args(texts, tmp_path / "c", speakers=speakers, sentences_per_speaker=2,
-                                          eval_sentences=2, eval_utterances=2, seed=7))
+    reseeded = corpus.make_plan(
+        plan_args(
+            texts,
+            tmp_path / "c",
+            speakers=speakers,
+            sentences_per_speaker=2,
+            eval_sentences=2,
+            eval_utterances=2,
+            seed=7,
+        )
+    )
     assert [u.utt_id for u in reseeded.utterances] != [u.utt_id for u in plan.utterances]
 
 
@@ -136,8 +149,9 @@ def test_catalogue_is_consistent() -> None:
 
 
 def test_list_speakers_runs_as_a_script() -> None:
-    result = subprocess.run([sys.executable, str(DEMO / "make_corpus.py"), "--list-speakers"], capture_output=True,
-                            text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, str(DEMO / "make_corpus.py"), "--list-speakers"], capture_output=True, text=True, check=True
+    )
     assert "festival-slt-hts" in result.stdout and "| eval |" in result.stdout
 
 
@@ -147,8 +161,18 @@ def read_tree(root: Path) -> dict[str, bytes]:
 
 def test_corpus_end_to_end_deterministic_and_resumable(texts: Path, tmp_path: Path) -> None:
     needs_tools("flite-rms", "espeak-steph")
-    common = ["--texts", str(texts), "--speakers", "flite-rms,espeak-steph,espeak-f1",
-              "--sentences-per-speaker", "2", "--eval-sentences", "1", "--eval-utterances", "1"]
+    common = [
+        "--texts",
+        str(texts),
+        "--speakers",
+        "flite-rms,espeak-steph,espeak-f1",
+        "--sentences-per-speaker",
+        "2",
+        "--eval-sentences",
+        "1",
+        "--eval-utterances",
+        "1",
+    ]
     first, second = tmp_path / "one" / "corpus", tmp_path / "two" / "corpus"
     assert corpus.main(["--out", str(first), "--jobs", "2", *common]) == 0
     assert corpus.main(["--out", str(second), "--jobs", "1", *common]) == 0
@@ -181,10 +205,23 @@ def test_corpus_end_to_end_deterministic_and_resumable(texts: Path, tmp_path: Pa
     wavs[0].unlink()
     (wavs[1].parent / f".{wavs[1].name}.abc.part").write_bytes(b"half")
     lines: list[str] = []
-    results = corpus.run_plan(corpus.make_plan(plan_args(
-        texts, first, speakers=["flite-rms", "espeak-steph", "espeak-f1"], sentences_per_speaker=2,
-        eval_sentences=1, eval_utterances=1, eval_out=str(tmp_path / "one" / "corpus_eval"))).utterances,
-        jobs=1, min_seconds=1.5, max_seconds=8.0, progress=lines.append)
+    results = corpus.run_plan(
+        corpus.make_plan(
+            plan_args(
+                texts,
+                first,
+                speakers=["flite-rms", "espeak-steph", "espeak-f1"],
+                sentences_per_speaker=2,
+                eval_sentences=1,
+                eval_utterances=1,
+                eval_out=str(tmp_path / "one" / "corpus_eval"),
+            )
+        ).utterances,
+        jobs=1,
+        min_seconds=1.5,
+        max_seconds=8.0,
+        progress=lines.append,
+    )
     assert len(results) == 1 and "1 to make" in lines[0]
     assert read_tree(first) == tree
 
@@ -195,14 +232,32 @@ def test_corpus_end_to_end_deterministic_and_resumable(texts: Path, tmp_path: Pa
 def test_clips_outside_the_duration_limits_are_rejected_once(texts: Path, tmp_path: Path) -> None:
     needs_tools("espeak-steph")
     out = tmp_path / "corpus"
-    arguments = ["--out", str(out), "--texts", str(texts), "--speakers", "espeak-steph", "--eval-speakers", "",
-                 "--sentences-per-speaker", "2", "--eval-sentences", "1", "--min-seconds", "20",
-                 "--max-seconds", "30", "--jobs", "1"]
+    arguments = [
+        "--out",
+        str(out),
+        "--texts",
+        str(texts),
+        "--speakers",
+        "espeak-steph",
+        "--eval-speakers",
+        "",
+        "--sentences-per-speaker",
+        "2",
+        "--eval-sentences",
+        "1",
+        "--min-seconds",
+        "20",
+        "--max-seconds",
+        "30",
+        "--jobs",
+        "1",
+    ]
     assert corpus.main(arguments) == 0
     assert len(list(out.glob("espeak-steph/*.rejected"))) == 2 and not list(out.glob("*/*.wav"))
     assert (out / "manifest.csv").read_text().count("\n") == 1  # header only
-    plan = corpus.make_plan(plan_args(texts, out, speakers=["espeak-steph"], eval_speakers=[],
-                                      sentences_per_speaker=2, eval_sentences=1))
+    plan = corpus.make_plan(
+        plan_args(texts, out, speakers=["espeak-steph"], eval_speakers=[], sentences_per_speaker=2, eval_sentences=1)
+    )
     assert all(utterance.done() for utterance in plan.utterances)
 
 
@@ -247,3 +302,22 @@ def test_make_voices_reproduces_a_shipped_clip(tmp_path: Path) -> None:
 def test_unknown_voice_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="unknown voice"):
         voices.main(["--out", str(tmp_path), "--voices", "nobody"])
+
+
+def test_plot_training_reads_a_log_written_over_several_runs(tmp_path: Path) -> None:
+    """Steps logged again after a resume count once (the later run's values); training hours add up over the
+    processes, whether their seconds restart at 0 (older runs) or continue from the checkpoint."""
+    plot = load("plot_training")
+    rows = [
+        {"step": 10, "seconds": 50.0, "loss": 3.0},
+        {"step": 20, "seconds": 100.0, "loss": 2.0},  # killed after the checkpoint at step 10
+        {"step": 20, "seconds": 40.0, "loss": 1.9},  # resumed from step 10 by an older trainer: restarts at 0
+        {"step": 30, "seconds": 90.0, "loss": 1.5},
+        {"step": 40, "seconds": 200.0, "loss": 1.2},  # a new trainer: continues from train_seconds
+    ]
+    log = tmp_path / "log.jsonl"
+    log.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    last = plot.plot_losses(log, tmp_path / "losses.png")
+    assert last["step"] == 40 and last["loss"] == 1.2
+    assert last["training_hours"] == round((100 + 200) / 3600, 2)
+    assert (tmp_path / "losses.png").read_bytes()[:4] == b"\x89PNG"
