@@ -28,17 +28,14 @@ from vcframe.types import Waveform
 
 def embed_all(encoder: GE2EEncoder, clips: list[np.ndarray], batch: int = 32) -> torch.Tensor:
     parts = [
-        encoder.embed(Waveform.from_numpy(clips[i : i + batch], 16000)).vector
-        for i in range(0, len(clips), batch)
+        encoder.embed(Waveform.from_numpy(clips[i : i + batch], 16000)).vector for i in range(0, len(clips), batch)
     ]
     return torch.cat(parts).cpu()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default_shared = os.environ.get(
-        "VCFRAME_SHARED", str(Path(__file__).resolve().parents[1] / ".." / "shared")
-    )
+    default_shared = os.environ.get("VCFRAME_SHARED", str(Path(__file__).resolve().parents[1] / ".." / "shared"))
     parser.add_argument("--shared", default=default_shared, help="folder holding data/librispeech")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--checkpoint", default="default", help="encoder weights (default: resemblyzer)")
@@ -73,9 +70,7 @@ def main() -> None:
     rows.append((f"EER train-clean-100, {len(enrol)} of {len(files)} speakers, clip halves", f"{eer:.2%}"))
     long_halves = np.array([len(wav) >= 4 * 16000 for wav in first])
     if long_halves.sum() > 1:
-        eer_long = equal_error_rate(
-            np.eye(int(long_halves.sum())), (enrol[long_halves] @ test[long_halves].T).numpy()
-        )
+        eer_long = equal_error_rate(np.eye(int(long_halves.sum())), (enrol[long_halves] @ test[long_halves].T).numpy())
         rows.append((f"  the {int(long_halves.sum())} speakers with halves of 4 s or more", f"{eer_long:.2%}"))
     rows.append(("  same-speaker cosine (mean)", f"{float((enrol * test).sum(1).mean()):.3f}"))
     rows.append(("  time to embed the halves", f"{elapsed:.1f} s"))
@@ -107,12 +102,8 @@ def main() -> None:
     started = time.perf_counter()
     single = torch.cat([encoder.embed(Waveform.from_numpy(clip, 16000)).vector for clip in five])
     single_s = time.perf_counter() - started
-    rows.append(
-        (f"speed, {len(five)} clips of 5 s, one batched call", f"{len(five) / batched_s:.1f} embeddings/s")
-    )
-    rows.append(
-        (f"speed, {len(five)} clips of 5 s, one call per clip", f"{len(five) / single_s:.1f} embeddings/s")
-    )
+    rows.append((f"speed, {len(five)} clips of 5 s, one batched call", f"{len(five) / batched_s:.1f} embeddings/s"))
+    rows.append((f"speed, {len(five)} clips of 5 s, one call per clip", f"{len(five) / single_s:.1f} embeddings/s"))
     rows.append(("max |batched - one at a time|", f"{float((batched - single).abs().max()):.1e}"))
 
     print("| measure | value |\n|---|---|")

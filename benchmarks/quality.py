@@ -38,7 +38,7 @@ import torch
 
 from vcframe.audio import save_audio
 from vcframe.config import load_settings
-from vcframe.metrics.asr import default_recognizer, word_error_rate
+from vcframe.metrics.asr import default_recognizer, word_error_rate, word_errors
 from vcframe.metrics.speaker import SpeakerJudge
 from vcframe.pipeline import Pipeline
 from vcframe.voices import sample_voices
@@ -182,19 +182,23 @@ def cli_run_seconds(vocoder: str, text: str, args: argparse.Namespace, scratch: 
 
 
 def table(rows: list[dict[str, Any]]) -> str:
+    """Per system and voice group: WER, the share of reference words heard right (WER alone rewards an
+    output the recogniser hears nothing in over one where it hears wrong words), similarity and RTF."""
     lines = [
-        "| system | voices | items | WER mean | WER median | similarity mean | RTF mean |",
-        "|---|---|---|---|---|---|---|",
+        "| system | voices | items | WER mean | WER median | words heard right | similarity mean | RTF mean |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     keys = sorted({(row["system"], row["group"]) for row in rows})
     for system, group in keys:
         chosen = [row for row in rows if row["system"] == system and row["group"] == group]
         wer = [r["wer"] for r in chosen]
+        counts = [word_errors(r["text"], r["transcript"]) for r in chosen]
+        heard_right = sum(c.hits for c in counts) / sum(c.reference_words for c in counts)
         similarity = statistics.mean(r["similarity"] for r in chosen)
         rtf = statistics.mean(r["rtf"] for r in chosen)
         lines.append(
             f"| {system} | {group} | {len(chosen)} | {statistics.mean(wer):.3f} | {statistics.median(wer):.3f} "
-            f"| {similarity:.3f} | {rtf:.2f} |"
+            f"| {heard_right:.1%} | {similarity:.3f} | {rtf:.2f} |"
         )
     return "\n".join(lines)
 
@@ -210,9 +214,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--shared", type=Path, default=Path(os.environ.get("VCFRAME_SHARED", ROOT.parent / "shared")))
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--out", type=Path, help="output folder: results.json and the wavs (required to measure)")
     parser.add_argument("--no-yardsticks", action="store_true")
+    parser.add_argument("--table-from", type=Path, help="print the table of an earlier results.json and stop")
     args = parser.parse_args()
+    if args.table_from:
+        print(table(json.loads(args.table_from.read_text())["rows"]))
+        return
+    if args.out is None:
+        parser.error("--out is required")
     if args.threads:
         torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -62,6 +62,15 @@ def test_word_errors_count_each_operation() -> None:
     assert word_error_rate("one two", "") == 1.0
 
 
+def test_hits_count_words_heard_right_whatever_the_extra_words() -> None:
+    # two outputs with about the same WER: one the recogniser hears nothing in, one with some right words
+    silent = word_errors("the cat sat on the mat", "")
+    wordy = word_errors("the cat sat on the mat", "a cat that sat upon the map and")
+    assert silent.rate == 1.0 and wordy.rate == pytest.approx(5 / 6)
+    assert silent.hits == 0 and wordy.hits == 3  # cat, sat, the
+    assert word_errors("the cat sat", "the big cat sat down").hits == 3
+
+
 def test_word_error_rate_is_zero_across_spelling_of_numbers_and_punctuation() -> None:
     assert word_error_rate("In 1984, he paid $10!", "in nineteen eighty four he paid ten dollars") == 0.0
     with pytest.raises(InputError, match="no words"):

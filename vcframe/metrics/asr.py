@@ -62,6 +62,12 @@ class WordErrors:
         return self.substitutions + self.deletions + self.insertions
 
     @property
+    def hits(self) -> int:
+        """Reference words heard right (N - S - D): unlike the rate, extra words do not count against it, so
+        it tells a recogniser that hears nothing from one that hears the wrong words."""
+        return self.reference_words - self.substitutions - self.deletions
+
+    @property
     def rate(self) -> float:
         """(S + D + I) / N; 0 is perfect, and it can exceed 1 when the hypothesis has extra words."""
         return self.errors / self.reference_words
