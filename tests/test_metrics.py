@@ -96,7 +96,7 @@ def test_known_transcript_of_clean_speech_has_zero_wer(tmp_path: Path) -> None:
     from vcframe.metrics.asr import WordErrorRateMetric
 
     result = WordErrorRateMetric(NoOptions(), None).compute(MetricInputs(text=PANGRAM, generated=load_audio(speech)))
-    assert result.values == {"wer": 0.0, "transcript": transcript}
+    assert result.values == {"wer": 0.0, "words_right": 1.0, "transcript": transcript}
 
 
 def test_transcripts_do_not_depend_on_the_previous_utterance() -> None:
@@ -268,7 +268,7 @@ def test_builtin_metrics_are_discovered() -> None:
     registry = MetricRegistry.from_entry_points()
     names = {row.name for row in registry if row.ok and row.distribution == "vcframe-core"}
     assert names == {"speaker_similarity", "wer", "mcd", "rtf", "peak_memory"}
-    assert registry.get("wer").columns[1].name == "transcript"
+    assert [column.name for column in registry.get("wer").columns] == ["wer", "words_right", "transcript"]
 
 
 def test_broken_metric_costs_one_error_row(site: Path) -> None:
@@ -336,7 +336,7 @@ def test_metrics_list_command_shows_error_rows_without_importing_torch(site: Pat
     assert json.loads(heavy) == []
     rows = {row["name"]: row for row in json.loads(listing)["metrics"]}
     assert rows["mos"]["status"] == "error" and "boom" in rows["mos"]["error"]
-    assert rows["wer"]["status"] == "ok" and rows["wer"]["columns"] == ["wer", "transcript"]
+    assert rows["wer"]["status"] == "ok" and rows["wer"]["columns"] == ["wer", "words_right", "transcript"]
 
 
 def test_isolated_metric_registry_is_used_by_default() -> None:

@@ -149,6 +149,9 @@ class WordErrorRateMetric:
 
     def compute(self, inputs: MetricInputs) -> MetricResult:
         if inputs.generated is None:
-            return MetricResult({"wer": None, "transcript": None}, note="no output")
+            return MetricResult({"wer": None, "words_right": None, "transcript": None}, note="no output")
         transcript = self.recognizer.transcribe(inputs.generated)
-        return MetricResult({"wer": word_error_rate(inputs.text, transcript), "transcript": transcript})
+        errors = word_errors(inputs.text, transcript)
+        return MetricResult(
+            {"wer": errors.rate, "words_right": errors.hits / errors.reference_words, "transcript": transcript}
+        )

@@ -33,6 +33,11 @@ WORD_ERROR_RATE = MetricSpec(
     unit="",
     factory="vcframe.metrics.asr:WordErrorRateMetric",
     extra_columns=(
+        MetricColumn(
+            name="words_right",
+            higher_is_better=True,
+            description="share of the text's words the recogniser heard, (N - S - D) / N; extra words do not count",
+        ),
         MetricColumn(name="transcript", higher_is_better=None, numeric=False, description="what the recogniser heard"),
     ),
     license="MIT",
