@@ -12,6 +12,7 @@ from vcframe.audio import (
     mel_spectrogram,
     mel_values_to_amplitude,
     resample,
+    rescale_peak,
     save_audio,
 )
 from vcframe.errors import AudioInputError, OutputError
@@ -82,3 +83,10 @@ def test_amplitude_scale_inverts() -> None:
     amplitude = np.geomspace(1e-4, 10, 50)[None, :]
     values = amplitude_to_mel_values(amplitude, RTVC_SYNTHESIZER_MEL)
     np.testing.assert_allclose(mel_values_to_amplitude(values, RTVC_SYNTHESIZER_MEL), amplitude, rtol=1e-9)
+
+
+def test_rescale_peak_sets_the_largest_magnitude_and_keeps_silence() -> None:
+    samples = np.array([0.1, -0.25, 0.05], dtype=np.float32)
+    assert np.abs(rescale_peak(samples)).max() == pytest.approx(0.9)
+    assert rescale_peak(samples, peak=0.5) == pytest.approx(samples * 2.0)
+    assert not np.any(rescale_peak(np.zeros(4, dtype=np.float32)))

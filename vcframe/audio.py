@@ -28,6 +28,10 @@ SILENCE_PEAK = 1e-4
 
 SUPPORTED_FORMATS = ("wav", "flac", "ogg", "mp3")
 
+#: Peak level of training audio (RTVC's ``rescaling_max``): the synthesizer's preprocessing normalises each clip
+#: to it before computing mels, so a vocoder trained on those (GTA) mels must normalise its wavs the same way.
+TRAINING_PEAK = 0.9
+
 
 def load_audio(path: str | os.PathLike[str], *, sample_rate: int | None = None) -> Waveform:
     """Read a mono (B=1) waveform from ``path``; resampled to ``sample_rate`` when given.
@@ -128,6 +132,11 @@ def mel_basis(spec: MelSpec) -> np.ndarray:
         ),
         dtype=np.float32,
     )
+
+
+def rescale_peak(samples: np.ndarray, peak: float = TRAINING_PEAK) -> np.ndarray:
+    """``samples`` scaled so that their largest magnitude is ``peak`` (all-zero input stays zero)."""
+    return samples / max(float(np.abs(samples).max()), 1e-8) * peak
 
 
 def preemphasis(samples: np.ndarray, coefficient: float) -> np.ndarray:

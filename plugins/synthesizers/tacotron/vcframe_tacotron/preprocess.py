@@ -161,7 +161,7 @@ def _init_worker(
 
 
 def _process(utterance: Utterance) -> dict[str, Any] | None:
-    from vcframe.audio import load_audio, mel_spectrogram
+    from vcframe.audio import load_audio, mel_spectrogram, rescale_peak
 
     out, spec = _WORKER["out"], _WORKER["mel"]
     mel_path, embed_path = out / "mels" / f"{utterance.id}.npy", out / "embeds" / f"{utterance.id}.npy"
@@ -172,7 +172,7 @@ def _process(utterance: Utterance) -> dict[str, Any] | None:
             samples = load_audio(utterance.audio, sample_rate=spec.sample_rate).item(0)
         except InputError as error:
             return {"id": utterance.id, "skipped": str(error)}
-        samples = samples / max(float(np.abs(samples).max()), 1e-8) * 0.9  # RTVC: rescale to 0.9 peak
+        samples = rescale_peak(samples)  # RTVC: rescale to a 0.9 peak
         mel = mel_spectrogram(samples, spec)
         frames = int(mel.shape[1])
         if frames > _WORKER["max_frames"]:

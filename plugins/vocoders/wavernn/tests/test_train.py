@@ -109,21 +109,21 @@ def test_sample_audio_written(tmp_path):
 def test_manifest_pairs_give_mels_and_wavs_are_rescaled(tmp_path):
     """A 'wav|mel' manifest (what `vcframe train synthesizer gta` writes as pairs.txt) feeds the given mels;
     wavs are peak-normalised to 0.9 as the synthesizer's preprocessing does, whatever their level."""
-    from vcframe_wavernn.data import RESCALE_PEAK, load_items, make_item
+    from vcframe_wavernn.data import load_items, make_item
 
-    from vcframe.audio import mel_spectrogram
+    from vcframe.audio import TRAINING_PEAK, mel_spectrogram
     from vcframe.specs import RTVC_SYNTHESIZER_MEL as spec
 
     data = make_corpus(tmp_path / "data")
     quiet = speechlike(0.5, 110.0, 0)  # peak about 0.1
-    rescaled = quiet / np.abs(quiet).max() * RESCALE_PEAK
+    rescaled = quiet / np.abs(quiet).max() * TRAINING_PEAK
     given_mel = mel_spectrogram(rescaled, spec)[:, :30]  # stands in for a GTA mel
     np.save(tmp_path / "gta0.npy", given_mel)
     (tmp_path / "pairs.txt").write_text(f"{data / 'utt0.wav'}|gta0.npy\n{data / 'utt1.wav'}|\n")
     items, description = load_items(tmp_path / "pairs.txt", spec, bits=9)
     assert "2 utterances" in description and "(1 given mels, 1 ground truth)" in description
     stored = soundfile.read(data / "utt0.wav", dtype="float32")[0]
-    expected = make_item("utt0", stored / np.abs(stored).max() * RESCALE_PEAK, given_mel, spec, 9)
+    expected = make_item("utt0", stored / np.abs(stored).max() * TRAINING_PEAK, given_mel, spec, 9)
     unscaled = make_item("utt0", stored, given_mel, spec, 9)
     assert items[0].mel.shape == (80, 30)
     assert np.abs(items[0].labels - expected.labels).max() <= 1  # float rounding at class edges

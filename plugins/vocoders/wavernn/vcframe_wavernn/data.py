@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vcframe.audio import load_audio, mel_spectrogram, preemphasis
+from vcframe.audio import load_audio, mel_spectrogram, preemphasis, rescale_peak
 from vcframe.errors import InputError
 from vcframe.specs import MelSpec
 from vcframe_wavernn.signal import encode_mu_law
@@ -26,9 +26,6 @@ class VocoderItem:
     name: str
     mel: np.ndarray  # (n_mels, T) float32, model scale (mel / max_abs_value)
     labels: np.ndarray  # (T * hop,) int64
-
-
-RESCALE_PEAK = 0.9  # RTVC's rescaling_max, shared with the synthesizer's preprocessing
 
 
 def make_item(name: str, wav: np.ndarray, mel: np.ndarray, spec: MelSpec, bits: int) -> VocoderItem:
@@ -100,13 +97,13 @@ def discover(data: str | os.PathLike[str]) -> list[tuple[Path, Path | None]]:
 def load_items(data: str | os.PathLike[str], spec: MelSpec, bits: int) -> tuple[list[VocoderItem], str]:
     """Items for every pair (ground-truth mel computed when none is given) and a one-line description.
 
-    Each wav is peak-normalised to 0.9 first, as the synthesizer's preprocessing does before it computes the
-    mels a GTA run starts from (RTVC's ``rescaling_max``), so a given mel and its wav agree in level."""
+    Each wav is peak-normalised first (:func:`vcframe.audio.rescale_peak`), as the synthesizer's preprocessing
+    does before it computes the mels a GTA run starts from, so a given mel and its wav agree in level."""
     items = []
     gta = 0
     for wav_path, mel_path in discover(data):
         wav = load_audio(wav_path, sample_rate=spec.sample_rate).item(0)
-        wav = wav / max(float(np.abs(wav).max()), 1e-8) * RESCALE_PEAK
+        wav = rescale_peak(wav)
         if mel_path is not None:
             mel = np.load(mel_path).astype(np.float32)
             if mel.shape[0] != spec.n_mels and mel.shape[1] == spec.n_mels:
