@@ -15,7 +15,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from vcframe.distributed import bernoulli_mask, dropout
 
@@ -82,7 +81,7 @@ class CBHG(nn.Module):
         num_highways (int): highway layers.
 
     Shapes: x (B, in_channels, T), optional lengths (B,) -> (B, T, channels). With lengths, padded frames
-    are zeroed before every convolution and the GRU is packed (results independent of padding).
+    are zeroed before every convolution and the GRU sees only valid frames (results independent of padding).
     """
 
     def __init__(self, K: int, in_channels: int, channels: int, proj_channels: list[int], num_highways: int) -> None:
@@ -125,10 +124,30 @@ class CBHG(nn.Module):
         if lengths is None:
             x, _ = self.rnn(x)
             return x
-        packed = pack_padded_sequence(x, lengths.cpu().clamp_min(1), batch_first=True, enforce_sorted=False)
-        output, _ = self.rnn(packed)
-        x, _ = pad_packed_sequence(output, batch_first=True, total_length=seq_len)
-        return x
+        return self._masked_rnn(x, lengths)
+
+    def _masked_rnn(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The BiGRU over the first ``lengths`` frames of each item, zeros after: what a packed sequence gives.
+
+        Packing is not used because its CPU backward allocates and zero-fills a gradient the size of the whole
+        packed input at every time step (the per-step ``narrow``), which made the post-net GRU most of a
+        training step's time. Instead the GRU runs once on a batch of 2B padded items: the items as given
+        (their forward direction starts at frame 0 with a zero state) and the same items right-aligned (their
+        reverse direction starts at each item's last valid frame with a zero state); the unused half of each
+        is discarded. Shapes: x (B, T, channels), lengths (B,) -> (B, T, channels).
+        """
+        batch, seq_len, channels = x.shape
+        hidden = self.rnn.hidden_size
+        positions = torch.arange(seq_len, device=x.device)[None, :]
+        shift = (seq_len - lengths.clamp(1, seq_len)).to(x.device)[:, None]
+        to_right = ((positions - shift) % seq_len)[:, :, None]
+        right_aligned = x.gather(1, to_right.expand(-1, -1, channels))
+        output, _ = self.rnn(torch.cat([x, right_aligned], dim=0))
+        forward_direction = output[:batch, :, :hidden]
+        to_left = ((positions + shift) % seq_len)[:, :, None]
+        reverse_direction = output[batch:, :, hidden:].gather(1, to_left.expand(-1, -1, hidden))
+        valid = length_mask(lengths.clamp(1, seq_len).to(x.device), seq_len)[:, :, None].to(x.dtype)
+        return torch.cat([forward_direction, reverse_direction], dim=2) * valid
 
 
 class PreNet(nn.Module):
@@ -291,6 +310,70 @@ class Decoder(nn.Module):
         }
         return mels, scores, stop, new_state
 
+    def teacher_forced(
+        self,
+        encoder_seq: torch.Tensor,
+        encoder_seq_proj: torch.Tensor,
+        prenet_in: torch.Tensor,
+        mask: torch.Tensor,
+        p: float,
+        clean: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """All decoder steps with known inputs (teacher forcing): the same function as calling :meth:`forward`
+        once per step, computed faster for training.
+
+        Under teacher forcing only the attention (GRU, LSA, context) is recurrent in a way that involves every
+        layer; the pre-net, the LSTMs' input projections, ``rnn_input``, ``mel_proj`` and ``stop_proj`` see
+        inputs known once the attention has run, so they are computed for all steps in one matrix product each
+        (and their weight gradients in one product each, instead of one per step). Only the attention loop and
+        the LSTMs' hidden-to-hidden products stay per step. The random masks (pre-net dropout, zoneout) are drawn
+        in another order than the per-step loop draws them, so a training run's random stream differs from
+        RTVC's; with ``p = 0`` in eval mode the results equal the per-step loop's (golden tests).
+
+        Shapes: prenet_in (B, T, n_mels), the previous frame of each of the T steps (zeros for the first)
+        -> mels (B, n_mels, T * r), attention (B, T, L), stop probability (B, T).
+        """
+        batch, steps, _ = prenet_in.shape
+        r = int(self.r)
+        state = self.initial_state(encoder_seq)
+        prenet_out = self.prenet(prenet_in, p).unbind(1)
+        attn_hidden, context, cumulative = state["attn_hidden"], state["context"], state["cumulative"]
+        hiddens, contexts, attention = [], [], []
+        for step in range(steps):
+            attn_hidden = self.attn_rnn(torch.cat([context, prenet_out[step]], dim=-1), attn_hidden)
+            scores = self.attn_net(encoder_seq_proj, attn_hidden, cumulative, mask, clean)
+            context = (scores.unsqueeze(1) @ encoder_seq).squeeze(1)
+            cumulative = cumulative + scores
+            hiddens.append(attn_hidden)
+            contexts.append(context)
+            attention.append(scores)
+        context_seq = torch.stack(contexts, dim=1)
+        x = self.rnn_input(torch.cat([context_seq, torch.stack(hiddens, dim=1)], dim=2))
+        x = x + self._lstm_sequence(self.res_rnn1, x)
+        x = x + self._lstm_sequence(self.res_rnn2, x)
+        # only the first r of the max_r frames per mel band are used: project onto those rows alone
+        weight = self.mel_proj.weight.view(self.n_mels, self.max_r, -1)[:, :r].reshape(self.n_mels * r, -1)
+        mels = F.linear(x, weight).view(batch, steps, self.n_mels, r).permute(0, 2, 1, 3)
+        stop = torch.sigmoid(self.stop_proj(torch.cat((x, context_seq), dim=2))).squeeze(2)
+        return mels.reshape(batch, self.n_mels, steps * r), torch.stack(attention, dim=1), stop
+
+    def _lstm_sequence(self, cell: nn.LSTMCell, inputs: torch.Tensor) -> torch.Tensor:
+        """``cell`` over the steps of ``inputs`` (B, T, in) from a zero state, zoneout on the hidden state in
+        training mode (as :meth:`forward`) -> hidden states (B, T, hidden). The input projection of all steps
+        is one product; PyTorch's LSTMCell gate order (input, forget, cell, output)."""
+        gates_in = F.linear(inputs, cell.weight_ih, cell.bias_ih).unbind(1)
+        hidden = inputs.new_zeros(inputs.size(0), cell.hidden_size)
+        cell_state = hidden
+        outputs = []
+        for gates_step in gates_in:
+            gates = gates_step + F.linear(hidden, cell.weight_hh, cell.bias_hh)
+            input_gate, forget_gate, cell_gate, output_gate = gates.chunk(4, dim=1)
+            cell_state = torch.sigmoid(forget_gate) * cell_state + torch.sigmoid(input_gate) * torch.tanh(cell_gate)
+            hidden_next = torch.sigmoid(output_gate) * torch.tanh(cell_state)
+            hidden = self.zoneout(hidden, hidden_next) if self.training else hidden_next
+            outputs.append(hidden)
+        return torch.stack(outputs, dim=1)
+
 
 class Tacotron(nn.Module):
     """RTVC's Tacotron (SV2TTS): text + speaker embedding -> mel spectrogram.
@@ -382,20 +465,16 @@ class Tacotron(nn.Module):
         clean = text_lengths is not None
         mask = length_mask(text_lengths, chars.size(1)) if clean else chars != 0
         encoder_seq, encoder_seq_proj = self.encode(chars, speaker_embedding, p, text_lengths)
-        state = self.decoder.initial_state(encoder_seq)
-        go_frame = mels.new_zeros(batch, self.n_mels)
         r = self.r
-        mel_outputs, attn_scores, stop_outputs = [], [], []
-        for t in range(0, steps, r):
-            prenet_in = mels[:, :, t - 1] if t > 0 else go_frame
-            frames, scores, stop, state = self.decoder(encoder_seq, encoder_seq_proj, prenet_in, state, mask, p, clean)
-            mel_outputs.append(frames)
-            attn_scores.append(scores.unsqueeze(1))
-            stop_outputs.extend([stop] * r)
-        mel_decoder = torch.cat(mel_outputs, dim=2)
+        # step t (every r-th frame) reads the frame before it; the first step reads a zero "go" frame
+        previous = mels[:, :, r - 1 : steps - 1 : r].transpose(1, 2)
+        prenet_in = torch.cat([mels.new_zeros(batch, 1, self.n_mels), previous], dim=1)
+        mel_decoder, attention, stop = self.decoder.teacher_forced(
+            encoder_seq, encoder_seq_proj, prenet_in, mask, p, clean
+        )
         postnet_lengths = None if mel_lengths is None else mel_lengths.clamp_max(mel_decoder.size(2))
         mel_postnet = self.post_proj(self.postnet(mel_decoder, postnet_lengths)).transpose(1, 2)
-        return mel_decoder, mel_postnet, torch.cat(attn_scores, 1), torch.cat(stop_outputs, 1)
+        return mel_decoder, mel_postnet, attention, stop.repeat_interleave(r, dim=1)
 
     @torch.no_grad()
     def generate(
