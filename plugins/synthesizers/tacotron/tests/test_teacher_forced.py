@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from vcframe_tacotron.tacotron import Decoder, Tacotron
+from vcframe_tacotron.tacotron import Decoder, Tacotron, length_mask
 
 
 def _network(r: int) -> Tacotron:
@@ -21,7 +21,7 @@ def _network(r: int) -> Tacotron:
 def _per_step_forward(network: Tacotron, chars, mels, embeds, text_lengths):  # type: ignore[no-untyped-def]
     """The teacher-forced forward written as one Decoder.forward call per step (what training did before)."""
     clean = text_lengths is not None
-    mask = (torch.arange(chars.size(1))[None] < text_lengths[:, None]) if clean else chars != 0
+    mask = length_mask(text_lengths, chars.size(1)) if clean else chars != 0
     encoder_seq, encoder_seq_proj = network.encode(chars, embeds, 0.0, text_lengths)
     state = network.decoder.initial_state(encoder_seq)
     r, frames_out, attention, stops = network.r, [], [], []

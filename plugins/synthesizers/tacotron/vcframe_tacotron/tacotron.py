@@ -138,15 +138,16 @@ class CBHG(nn.Module):
         """
         batch, seq_len, channels = x.shape
         hidden = self.rnn.hidden_size
+        lengths = lengths.clamp(1, seq_len).to(x.device)
         positions = torch.arange(seq_len, device=x.device)[None, :]
-        shift = (seq_len - lengths.clamp(1, seq_len)).to(x.device)[:, None]
+        shift = (seq_len - lengths)[:, None]
         to_right = ((positions - shift) % seq_len)[:, :, None]
         right_aligned = x.gather(1, to_right.expand(-1, -1, channels))
         output, _ = self.rnn(torch.cat([x, right_aligned], dim=0))
         forward_direction = output[:batch, :, :hidden]
         to_left = ((positions + shift) % seq_len)[:, :, None]
         reverse_direction = output[batch:, :, hidden:].gather(1, to_left.expand(-1, -1, hidden))
-        valid = length_mask(lengths.clamp(1, seq_len).to(x.device), seq_len)[:, :, None].to(x.dtype)
+        valid = length_mask(lengths, seq_len)[:, :, None].to(x.dtype)
         return torch.cat([forward_direction, reverse_direction], dim=2) * valid
 
 
@@ -287,9 +288,10 @@ class Decoder(nn.Module):
         """One step -> (mels (B, n_mels, r), attention (B, L), stop probability (B, 1), new state)."""
         batch = encoder_seq.size(0)
         prenet_out = self.prenet(prenet_in, p)
-        attn_hidden = self.attn_rnn(torch.cat([state["context"], prenet_out], dim=-1), state["attn_hidden"])
-        scores = self.attn_net(encoder_seq_proj, attn_hidden, state["cumulative"], mask, clean)
-        context = (scores.unsqueeze(1) @ encoder_seq).squeeze(1)
+        attn_hidden, scores, context = self._attend(
+            encoder_seq, encoder_seq_proj, prenet_out, state["attn_hidden"], state["context"], state["cumulative"],
+            mask, clean,
+        )  # fmt: skip
         x = self.rnn_input(torch.cat([context, attn_hidden], dim=1))
         rnn1_next, rnn1_cell = self.res_rnn1(x, (state["rnn1_hidden"], state["rnn1_cell"]))
         rnn1_hidden = self.zoneout(state["rnn1_hidden"], rnn1_next) if self.training else rnn1_next
@@ -309,6 +311,24 @@ class Decoder(nn.Module):
             "cumulative": state["cumulative"] + scores,
         }
         return mels, scores, stop, new_state
+
+    def _attend(
+        self,
+        encoder_seq: torch.Tensor,
+        encoder_seq_proj: torch.Tensor,
+        prenet_out: torch.Tensor,
+        attn_hidden: torch.Tensor,
+        context: torch.Tensor,
+        cumulative: torch.Tensor,
+        mask: torch.Tensor,
+        clean: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One attention step: the attention GRU on (previous context, pre-net output), LSA scores over the
+        encoder memory, and the new context -> (attn_hidden (B, decoder_dims), scores (B, L), context (B, memory))."""
+        attn_hidden = self.attn_rnn(torch.cat([context, prenet_out], dim=-1), attn_hidden)
+        scores = self.attn_net(encoder_seq_proj, attn_hidden, cumulative, mask, clean)
+        context = (scores.unsqueeze(1) @ encoder_seq).squeeze(1)
+        return attn_hidden, scores, context
 
     def teacher_forced(
         self,
@@ -340,9 +360,9 @@ class Decoder(nn.Module):
         attn_hidden, context, cumulative = state["attn_hidden"], state["context"], state["cumulative"]
         hiddens, contexts, attention = [], [], []
         for step in range(steps):
-            attn_hidden = self.attn_rnn(torch.cat([context, prenet_out[step]], dim=-1), attn_hidden)
-            scores = self.attn_net(encoder_seq_proj, attn_hidden, cumulative, mask, clean)
-            context = (scores.unsqueeze(1) @ encoder_seq).squeeze(1)
+            attn_hidden, scores, context = self._attend(
+                encoder_seq, encoder_seq_proj, prenet_out[step], attn_hidden, context, cumulative, mask, clean
+            )
             cumulative = cumulative + scores
             hiddens.append(attn_hidden)
             contexts.append(context)
