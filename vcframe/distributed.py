@@ -51,6 +51,7 @@ import hashlib
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -308,22 +309,42 @@ def convert_batchnorm(module: nn.Module) -> nn.Module:
 
 
 class TrainingClock:
-    """Training wall time that adds up over resumed runs.
+    """Training wall time that adds up over resumed runs and leaves out pauses.
 
     Args:
         saved: the resumed checkpoint (its ``train_seconds`` is where this run's count starts), or None.
 
     A trainer logs :meth:`seconds` and stores it as ``train_seconds`` in every checkpoint, so the time a run
-    stretched over several sessions took is read from its last log line.
+    stretched over several sessions took is read from its last log line. After :meth:`pause_on_sigtstp`, a
+    run paused with ``kill -TSTP PID`` (or Ctrl-Z) and resumed with ``kill -CONT PID`` (or ``fg``) does not
+    count the pause; ``kill -STOP`` cannot be caught, so a pause made with it is counted.
     """
 
     def __init__(self, saved: Mapping[str, Any] | None = None) -> None:
         self.before = float((saved or {}).get("train_seconds", 0.0))
         self.started = time.perf_counter()
+        self.paused = 0.0
 
     def seconds(self) -> float:
-        """Seconds of training so far: the checkpoint's plus this process's."""
-        return self.before + time.perf_counter() - self.started
+        """Seconds of training so far: the checkpoint's plus this process's, less its pauses."""
+        return self.before + time.perf_counter() - self.started - self.paused
+
+    def pause_on_sigtstp(self) -> None:
+        """Handle SIGTSTP by stopping the process and, once it is continued, subtracting the pause.
+
+        The handler stops the process as SIGTSTP's default action does, so it may stay installed after
+        training. Python signal handlers live in the main thread: called from another thread, or where the
+        platform has no SIGTSTP (Windows), this does nothing. The handler runs between Python operations, so a
+        pause starts when the running torch operation returns.
+        """
+        if not hasattr(signal, "SIGTSTP") or threading.current_thread() is not threading.main_thread():
+            return
+        signal.signal(signal.SIGTSTP, self._stop_until_continued)
+
+    def _stop_until_continued(self, signum: int, frame: object) -> None:
+        stopped = time.perf_counter()
+        os.kill(os.getpid(), signal.SIGSTOP)  # returns after SIGCONT; the monotonic clock ran meanwhile
+        self.paused += time.perf_counter() - stopped
 
 
 # -- the session ------------------------------------------------------------------------------------------

@@ -211,6 +211,7 @@ def _fit(
     params = list(network.parameters())
     network.train()
     clock = TrainingClock(saved)
+    clock.pause_on_sigtstp()
     batches = iter(ShardedBatchSampler(sampler, session))
     while step < max_steps:
         session.fault_point(step + 1)

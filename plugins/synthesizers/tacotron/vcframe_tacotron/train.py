@@ -423,6 +423,7 @@ def _fit(
     silence = config.mel.silence_value
     limit = max_steps if max_steps is not None else stages[-1][2]
     clock = TrainingClock(saved)
+    clock.pause_on_sigtstp()
     network.train()
     log = open(run_dir / "log.jsonl", "a") if session.is_main else None
     buckets = LengthBucketSampler(dataset.frames, epoch_batch_size, seed)

@@ -212,6 +212,7 @@ def _fit(
         log.write("step,loss,seconds\n")
     network.train()
     clock = TrainingClock(saved)
+    clock.pause_on_sigtstp()
     batches = iter(ShardedBatchSampler(SegmentSampler(usable, sampler, batch_size, seq_len, hop, config.pad), session))
     while step < max_steps:
         session.fault_point(step + 1)
