@@ -104,3 +104,38 @@ def test_masked_bigru_equals_packed_sequence(lengths: list[int]) -> None:
     torch.testing.assert_close(masked, reference, rtol=1e-10, atol=1e-12)
     for got, expected in zip(masked_grads, reference_grads, strict=True):
         torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-12)
+
+
+def test_silence_value_fills_the_post_nets_padded_frames_and_leaves_the_gradients() -> None:
+    """With mel_lengths and silence_value the post-net's frames after each item hold the silence value (as
+    generate gives), so the padded batch's post-net loss counts no error there; the gradients are unchanged."""
+    from vcframe_tacotron.loss import tacotron_loss
+
+    network = _network(2)
+    network.eval()
+    chars = torch.tensor([[3, 4, 5, 6, 7], [8, 9, 10, 0, 0]])
+    text_lengths, mel_lengths = torch.tensor([5, 3]), torch.tensor([10, 5])
+    mels = torch.randn(2, 8, 10, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    mels[1, :, 5:] = -4.0  # the collate pads with the silence value
+    embeds = torch.randn(2, 6, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    stop_target = (torch.arange(10)[None, :] >= mel_lengths[:, None] - 1).double()
+    results = {}
+    for silence in (None, -4.0):
+        network.zero_grad()
+        outputs = network(chars, mels, embeds, p=0.0, text_lengths=text_lengths, mel_lengths=mel_lengths,
+                          silence_value=silence)  # fmt: skip
+        losses = tacotron_loss(*outputs[:2], outputs[3], mels, stop_target)
+        losses["loss"].backward()
+        gradients = {name: parameter.grad.clone() for name, parameter in network.named_parameters()
+                     if parameter.grad is not None}  # fmt: skip
+        results[silence] = (outputs[1].detach(), losses["m2_loss"].item(), gradients)
+    (zeros, m2_zeros, grads_zeros), (filled, m2_filled, grads_filled) = results[None], results[-4.0]
+    assert torch.equal(zeros[1, :, 5:], torch.zeros(8, 5, dtype=torch.float64))
+    assert torch.equal(filled[1, :, 5:], torch.full((8, 5), -4.0, dtype=torch.float64))
+    torch.testing.assert_close(filled[:, :, :5], zeros[:, :, :5], rtol=0, atol=0)
+    torch.testing.assert_close(filled[0], zeros[0], rtol=0, atol=0)
+    # the padded frames' error (16 per value) is gone from the post-net loss: 40 of the 160 values
+    assert m2_zeros - m2_filled == pytest.approx(16 * 40 / 160)
+    assert grads_zeros.keys() == grads_filled.keys()
+    for name, gradient in grads_zeros.items():
+        torch.testing.assert_close(grads_filled[name], gradient, rtol=1e-12, atol=1e-14, msg=name)

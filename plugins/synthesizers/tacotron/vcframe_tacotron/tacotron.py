@@ -474,8 +474,13 @@ class Tacotron(nn.Module):
         p: float = 0.5,
         text_lengths: torch.Tensor | None = None,
         mel_lengths: torch.Tensor | None = None,
+        silence_value: float | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Teacher forcing. With ``text_lengths`` the clean masking is used (-inf pads, masked CBHGs).
+
+        With ``mel_lengths`` the post-net sees only each item's frames and gives 0 after them; ``silence_value``
+        (with ``mel_lengths``) puts that value there instead, as ``generate`` does after an item's end, so a
+        loss over the padded batch counts no error at those frames (their value has no gradient either way).
 
         Returns mel_decoder (B, n_mels, T'), mel_postnet (B, n_mels, T'), attention (B, T'/r, L),
         stop (B, T') with ``T' = r * ceil(T / r)``. Increments the ``step`` buffer (as RTVC).
@@ -494,6 +499,9 @@ class Tacotron(nn.Module):
         )
         postnet_lengths = None if mel_lengths is None else mel_lengths.clamp_max(mel_decoder.size(2))
         mel_postnet = self.post_proj(self.postnet(mel_decoder, postnet_lengths)).transpose(1, 2)
+        if postnet_lengths is not None and silence_value is not None:
+            valid = length_mask(postnet_lengths, mel_postnet.size(2))[:, None, :]
+            mel_postnet = mel_postnet.masked_fill(~valid, silence_value)
         return mel_decoder, mel_postnet, attention, stop.repeat_interleave(r, dim=1)
 
     @torch.no_grad()

@@ -454,6 +454,7 @@ def _fit(
                         p=config.dropout,
                         text_lengths=batch["text_lengths"] if clean else None,
                         mel_lengths=batch["mel_lengths"] if clean else None,
+                        silence_value=silence if clean else None,
                     )
                 losses = tacotron_loss(mel_decoder, mel_postnet, stop, batch["mels"], batch["stop_target"])
                 # DDP averages over ranks: the weight turns that into the global batch's mean
