@@ -69,6 +69,11 @@ def main() -> None:
     parser.add_argument("--run-dir", type=Path, required=True)
     parser.add_argument("--notes", default="", help="anything a user should know (quality measured, steps)")
     parser.add_argument("--no-default", action="store_true", help="register without making it the default")
+    parser.add_argument(
+        "--inference-dropout",
+        type=float,
+        help="synthesizer: pre-net dropout at synthesis that the weights recommend (recorded in their metadata)",
+    )
     args = parser.parse_args()
     target = TARGETS[args.kind]
 
@@ -82,6 +87,8 @@ def main() -> None:
         command = [*target["export"], "--run-dir", str(args.run_dir), "--out", str(exported)]  # type: ignore[misc]
         if args.kind == "synthesizer":
             command += ["--training-data", str(target["training_data"])]
+            if args.inference_dropout is not None:
+                command += ["--inference-dropout", str(args.inference_dropout)]
         subprocess.run(command, check=True)
         to_half_precision(exported, destination)
     _, metadata = load_state(destination)

@@ -162,3 +162,41 @@ def test_text_frontend_matches_fixture_ids(rtvc_fixtures: Path) -> None:
         texts = json.loads(handle.metadata()["texts"])
         for index, text in enumerate(texts):
             assert rtvc_english().text_to_ids(text) == handle.get_tensor(f"texts_ids.{index}").tolist()
+
+
+def test_inference_dropout_comes_from_the_config_then_the_checkpoint_then_rtvc(tmp_path: Path) -> None:
+    from safetensors import safe_open
+    from vcframe_tacotron.model import RTVC_INFERENCE_DROPOUT
+
+    from vcframe.checkpoints import save_safetensors
+
+    source = _tiny()
+    plain, recommending, broken = tmp_path / "plain.safetensors", tmp_path / "zero.safetensors", tmp_path / "bad.st"
+    source.export(str(plain), steps=0)
+    source.export(str(recommending), steps=0, synthesis={"inference_dropout": 0.0})
+
+    def load(path: Path, **overrides: object) -> TacotronSynthesizer:
+        options = {**SPEC.test_config, "checkpoint": str(path), "inference_dropout": None, **overrides}
+        return TacotronSynthesizer(SPEC.make_config(options))
+
+    assert SPEC.make_config({}).inference_dropout is None
+    assert load(plain).inference_dropout == RTVC_INFERENCE_DROPOUT == 0.5
+    assert load(recommending).inference_dropout == 0.0
+    assert load(recommending, inference_dropout=0.3).inference_dropout == 0.3  # the user's setting wins
+    # the recommendation decides the output: 0 is deterministic whatever the seed, 0.5 is not
+    embedding = _embedding(1)
+    zero = load(recommending)
+    assert torch.equal(
+        zero.synthesize(["Hello."], embedding, seed=1).frames, zero.synthesize(["Hello."], embedding, seed=2).frames
+    )
+    rtvc = load(plain)
+    assert not torch.equal(
+        rtvc.synthesize(["Hello."], embedding, seed=1).frames, rtvc.synthesize(["Hello."], embedding, seed=2).frames
+    )
+
+    with safe_open(str(recommending), framework="pt") as handle:
+        metadata = dict(handle.metadata())
+        state = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    save_safetensors(state, broken, {**metadata, "synthesis": '{"inference_dropout": 1.5}'})
+    with pytest.raises(CheckpointError, match=r"recommends inference_dropout 1.5, outside \[0, 1\)"):
+        load(broken)

@@ -135,7 +135,9 @@ def test_gta_and_export(prepared: Path, tmp_path: Path) -> None:
     assert all(Path(audio).is_absolute() and Path(audio).is_file() for audio, _ in pairs)
     exported = tmp_path / "tacotron.safetensors"
     result = RUNNER.invoke(
-        app, ["export", "--run-dir", str(run_dir), "--out", str(exported), "--training-data", "tones"]
+        app,
+        ["export", "--run-dir", str(run_dir), "--out", str(exported), "--training-data", "tones"]
+        + ["--inference-dropout", "0"],
     )
     assert result.exit_code == 0, result.output
     config = SPEC.make_config(
@@ -147,6 +149,7 @@ def test_gta_and_export(prepared: Path, tmp_path: Path) -> None:
     )
     synthesizer = TacotronSynthesizer(config)
     assert synthesizer.checkpoint_metadata["steps"] == 1 and synthesizer.checkpoint_metadata["training_data"] == "tones"
+    assert synthesizer.checkpoint_metadata["synthesis"] == {"inference_dropout": 0.0}
     assert synthesizer.network.r == 2
     # preset 'auto' (the default) takes the sizes the export recorded; an explicit other preset is refused
     auto = TacotronSynthesizer(config.model_copy(update={"preset": "auto"}))

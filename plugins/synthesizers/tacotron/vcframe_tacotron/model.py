@@ -19,6 +19,9 @@ from vcframe_tacotron.frontend import get_frontend
 from vcframe_tacotron.spec import SIZE_FIELDS, SPEC, TacotronConfig
 from vcframe_tacotron.tacotron import Tacotron
 
+#: Pre-net dropout at synthesis when neither the config nor the checkpoint names one: RTVC keeps it on.
+RTVC_INFERENCE_DROPOUT = 0.5
+
 #: What an RTVC ``synthesizer.pt`` (no metadata) was trained with.
 RTVC_FRONTEND = "rtvc-english"
 
@@ -137,6 +140,7 @@ class TacotronSynthesizer(BaseSynthesizer):
                 hint=f"set num_chars={len(self.frontend.symbols)}",
             )
         self.checkpoint_metadata: dict[str, Any] = {}
+        self.recommended_inference_dropout: float | None = None
         loaded: tuple[Mapping[str, torch.Tensor], Mapping[str, Any], str] | None = None
         if self.config.checkpoint is not None:
             resolved = resolve("synthesizer", SPEC.name, self.config.checkpoint)
@@ -160,6 +164,24 @@ class TacotronSynthesizer(BaseSynthesizer):
                 f"checkpoint {source!r} has decoder.r = {self.network.r}, outside [1, {self.config.max_r}]"
             )
         self.checkpoint_metadata = dict(metadata)
+        synthesis = metadata.get("synthesis")
+        recommended = synthesis.get("inference_dropout") if isinstance(synthesis, Mapping) else None
+        if recommended is not None:
+            if isinstance(recommended, bool) or not isinstance(recommended, int | float) or not 0 <= recommended < 1:
+                raise CheckpointError(
+                    f"checkpoint {source!r} recommends inference_dropout {recommended!r}, outside [0, 1)",
+                    hint="set inference_dropout in the synthesizer's options, or re-export the checkpoint",
+                )
+            self.recommended_inference_dropout = float(recommended)
+
+    @property
+    def inference_dropout(self) -> float:
+        """Pre-net dropout at synthesis: the config's, else the checkpoint's recommendation, else RTVC's 0.5."""
+        if self.config.inference_dropout is not None:
+            return self.config.inference_dropout
+        if self.recommended_inference_dropout is not None:
+            return self.recommended_inference_dropout
+        return RTVC_INFERENCE_DROPOUT
 
     def texts_to_ids(self, texts: list[str]) -> list[list[int]]:
         limit = SPEC.text.max_chars if SPEC.text else 2000
@@ -217,7 +239,7 @@ class TacotronSynthesizer(BaseSynthesizer):
             chars,
             vectors,
             steps=config.max_frames,
-            p=config.inference_dropout,
+            p=self.inference_dropout,
             text_lengths=text_lengths if config.masking == "clean" else None,
             stop_threshold=config.stop_threshold,
             min_frames=config.min_decoder_frames,

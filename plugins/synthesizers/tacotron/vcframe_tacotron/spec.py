@@ -94,12 +94,13 @@ class TacotronConfig(BaseModel):
         20, gt=0, description="Frames the mel projection is sized for (RTVC 20; keep it for RTVC weights)."
     )
     dropout: float = Field(0.5, ge=0, lt=1, description="Pre-net dropout used in training (RTVC 0.5).")
-    inference_dropout: float = Field(
-        0.5,
+    inference_dropout: float | None = Field(
+        None,
         ge=0,
         lt=1,
-        description="Pre-net dropout at synthesis. RTVC keeps 0.5 on (its weights expect it; "
-        "output then depends on the seed); 0 = deterministic.",
+        description="Pre-net dropout at synthesis. None: the value the checkpoint recommends (its metadata's "
+        "synthesis.inference_dropout), else 0.5 as RTVC (its weights expect it; output then depends on the "
+        "seed); 0 = deterministic.",
     )
     masking: Literal["rtvc", "clean"] = Field(
         "clean",

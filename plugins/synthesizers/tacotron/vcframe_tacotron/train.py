@@ -592,6 +592,12 @@ def export(
     out: Annotated[Path, typer.Option(help="Output .safetensors file.")],
     training_data: Annotated[str, typer.Option(help="What the model was trained on (recorded in the metadata).")] = "",
     license: Annotated[str, typer.Option(help="Licence of the weights.")] = "MIT",
+    inference_dropout: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0, max=0.99, help="Recommend this pre-net dropout at synthesis (used when the config sets none)."
+        ),
+    ] = None,
 ) -> None:
     """Final weights as safetensors, with config, mel/embedding specs, frontend, steps, data and licence."""
     from vcframe.checkpoints import save_safetensors
@@ -606,6 +612,7 @@ def export(
         training_data=training_data or saved["train"]["data"],
         license=license,
         r=network.r,
+        **({"synthesis": {"inference_dropout": inference_dropout}} if inference_dropout is not None else {}),
     )
     save_safetensors(
         network.state_dict(), out, {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
