@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -14,21 +11,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-DEMO = Path(__file__).resolve().parents[1]
+from recipes.demo.tests._recipes import load
+
 LEVELS = 96
 BANDS = 8
-
-
-def load(name: str) -> ModuleType:
-    module_name = "vcframe_recipes_demo_" + name
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, DEMO / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 trip = load("device_trip")

@@ -5,32 +5,17 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
-import importlib.util
 import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 import soundfile
 
-DEMO = Path(__file__).resolve().parents[1]
-
-
-def load(name: str) -> ModuleType:
-    module_name = "vcframe_recipes_demo_" + name
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, DEMO / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
-
+from recipes.demo.tests._recipes import DEMO, load
 
 corpus = load("make_corpus")
 voices = load("make_voices")
