@@ -11,9 +11,10 @@ Run by hand (minutes per system on 2 cores):
   with a fixed seed; word error rate of the pocketsphinx transcript (``vcframe.metrics``, text normalised);
   speaker similarity = cosine between GE2E embeddings of the reference clip and the output; real-time factor
   = synthesis seconds / output seconds (models already loaded).
-* Yardsticks: flite (voice slt) reading the same sentences (WER), the held-out voices' own engines reading
-  them (WER and similarity to the reference clip: what "the same speaker" scores), and the wall time of one
-  ``vcframe run`` command (model loading included).
+* Yardsticks (WER and words heard right): a person reading (LJSpeech-mini clips, the same book text as the
+  sentences, against their transcripts), flite (voice slt) reading the same sentences, the held-out voices'
+  own engines reading them (plus similarity to the reference clip: what "the same speaker" scores), and the
+  wall time of one ``vcframe run`` command (model loading included).
 
 Prints markdown tables and writes ``results.json`` plus every generated clip under ``--out``.
 """
@@ -84,30 +85,55 @@ def seconds_of(path: Path) -> float:
     return info.frames / info.samplerate
 
 
-def flite_yardstick(sentences: list[str], scratch: Path) -> list[float]:
+def heard(pairs: list[tuple[str, str]]) -> dict[str, float]:
+    """Mean WER and the share of reference words heard right over (text, transcript) pairs."""
+    counts = [word_errors(text, transcript) for text, transcript in pairs]
+    return {
+        "wer": statistics.mean(count.rate for count in counts),
+        "words_right": sum(count.hits for count in counts) / sum(count.reference_words for count in counts),
+    }
+
+
+def flite_yardstick(sentences: list[str], scratch: Path) -> dict[str, float]:
+    """flite's slt voice reading the sentences: a clean text-to-speech voice the recogniser hears well."""
     recognizer = default_recognizer()
-    rates = []
+    pairs = []
     for index, text in enumerate(sentences):
         path = scratch / f"flite_{index}.wav"
         subprocess.run(["flite", "-voice", "slt", "-t", text, "-o", str(path)], check=True, capture_output=True)
-        rates.append(word_error_rate(text, recognizer.transcribe(path)))
-    return rates
+        pairs.append((text, recognizer.transcribe(path)))
+    return heard(pairs)
+
+
+def human_yardstick(shared: Path, count: int) -> dict[str, float] | None:
+    """The first ``count`` LJSpeech-mini recordings (a person reading the same public-domain book text the
+    held-out sentences come from) against their transcripts: what the recogniser makes of real read speech."""
+    folder = shared / "data" / "ljspeech" / "LJSpeech-mini"
+    if not (folder / "metadata.csv").is_file():
+        return None
+    recognizer = default_recognizer()
+    pairs = []
+    for line in (folder / "metadata.csv").read_text(encoding="utf-8").splitlines()[:count]:
+        clip_id, _, normalized = line.split("|")
+        pairs.append((normalized, recognizer.transcribe(folder / "wavs" / f"{clip_id}.wav")))
+    return {**heard(pairs), "clips": len(pairs)}
 
 
 def source_voice_yardstick(recipe: Any, sentences: list[str], judge: SpeakerJudge, scratch: Path) -> dict[str, Any]:
-    """The held-out voices' own engines reading the sentences: WER, and similarity to the sample clip."""
+    """The held-out voices' own engines reading the sentences: WER, words heard right, and similarity to the
+    sample clip."""
     recognizer = default_recognizer()
     rows: dict[str, Any] = {}
     for voice in sample_voices():
         speaker = recipe.SPEAKERS_BY_ID[voice.details["speaker"]]
-        rates, similarities = [], []
+        pairs, similarities = [], []
         for index, text in enumerate(sentences):
             samples = recipe.trim_and_normalise(recipe.synthesize(speaker, text))
             path = scratch / f"source_{voice.name}_{index}.wav"
             soundfile.write(str(path), samples, recipe.SAMPLE_RATE)
-            rates.append(word_error_rate(text, recognizer.transcribe(path)))
+            pairs.append((text, recognizer.transcribe(path)))
             similarities.append(judge.similarity(voice.clip, path))
-        rows[voice.name] = {"wer": statistics.mean(rates), "similarity": statistics.mean(similarities)}
+        rows[voice.name] = {**heard(pairs), "similarity": statistics.mean(similarities)}
     return rows
 
 
@@ -192,8 +218,7 @@ def table(rows: list[dict[str, Any]]) -> str:
     for system, group in keys:
         chosen = [row for row in rows if row["system"] == system and row["group"] == group]
         wer = [r["wer"] for r in chosen]
-        counts = [word_errors(r["text"], r["transcript"]) for r in chosen]
-        heard_right = sum(c.hits for c in counts) / sum(c.reference_words for c in counts)
+        heard_right = heard([(r["text"], r["transcript"]) for r in chosen])["words_right"]
         similarity = statistics.mean(r["similarity"] for r in chosen)
         rtf = statistics.mean(r["rtf"] for r in chosen)
         lines.append(
@@ -216,6 +241,7 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=Path(os.environ.get("VCFRAME_SHARED", ROOT.parent / "shared")))
     parser.add_argument("--out", type=Path, help="output folder: results.json and the wavs (required to measure)")
     parser.add_argument("--no-yardsticks", action="store_true")
+    parser.add_argument("--human-clips", type=int, default=12, help="LJSpeech-mini clips in the human yardstick")
     parser.add_argument("--table-from", type=Path, help="print the table of an earlier results.json and stop")
     args = parser.parse_args()
     if args.table_from:
@@ -249,14 +275,28 @@ def main() -> None:
                 f"vcframe run --vocoder {vocoder}: {wall:.1f} s wall for {seconds:.2f} s of audio "
                 f"(RTF {wall / seconds:.2f}, model loading included)"
             )
+        if not args.no_yardsticks:
+            human = human_yardstick(args.shared, args.human_clips)
+            if human is not None:
+                report["human_ljspeech"] = human
+                print(
+                    f"yardstick: a person reading (first {human['clips']} LJSpeech-mini clips): "
+                    f"WER {human['wer']:.3f}, words heard right {human['words_right']:.1%}"
+                )
         if not args.no_yardsticks and shutil.which("flite"):
             flite = flite_yardstick(sentences, scratch)
-            report["flite_slt_wer"] = statistics.mean(flite)
-            print(f"yardstick: flite slt reading the sentences: WER {report['flite_slt_wer']:.3f}")
+            report["flite_slt"] = flite
+            print(
+                f"yardstick: flite slt reading the sentences: WER {flite['wer']:.3f}, "
+                f"words heard right {flite['words_right']:.1%}"
+            )
             source = source_voice_yardstick(recipe, sentences, judge, scratch)
             report["source_voices"] = source
             for name, values in source.items():
-                print(f"yardstick: {name}'s own engine: WER {values['wer']:.3f}, similarity {values['similarity']:.3f}")
+                print(
+                    f"yardstick: {name}'s own engine: WER {values['wer']:.3f}, words heard right "
+                    f"{values['words_right']:.1%}, similarity {values['similarity']:.3f}"
+                )
     report["commit"] = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
     ).stdout.strip()
