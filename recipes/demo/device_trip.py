@@ -24,7 +24,8 @@ Dropping ``exp_avg`` restarts Adam's first moment (it rebuilds within ~1/(1-beta
 moment keeps bfloat16's 8 significant bits, so the step sizes are unchanged to within about 0.4 %.
 
 Imports only the standard library, numpy, torch and typer, so it runs on the device before vcframe's own
-dependencies are installed there. Every file is written atomically (temporary name, then ``os.replace``).
+dependencies are installed there (``--batch-size`` of ``pack`` and ``restore``, here, uses the Tacotron plugin).
+Every file is written atomically (temporary name, then ``os.replace``).
 """
 
 from __future__ import annotations
@@ -338,7 +339,11 @@ def expand(checkpoint: dict[str, Any]) -> dict[str, Any]:
 
 def set_batch_size(checkpoint: dict[str, Any], batch_size: int) -> None:
     """Give every stage of the schedule ``batch_size``; a changed epoch batch size starts a fresh epoch (the
-    trainer's batch order of the running epoch depends on the batch size)."""
+    trainer's batch order of the running epoch depends on the batch size), as the trainer's
+    ``set_epoch_batch_size`` does for ``fit --resume --schedule``. Here only (pack, restore): it imports the
+    Tacotron plugin, which the device lacks until ``device_trip.sh setup``."""
+    from vcframe_tacotron.train import set_epoch_batch_size
+
     if batch_size < 1:
         raise TripError(f"--batch-size must be positive, got {batch_size}")
     try:
@@ -346,10 +351,7 @@ def set_batch_size(checkpoint: dict[str, Any], batch_size: int) -> None:
     except (KeyError, TypeError):
         raise TripError("the checkpoint has no train schedule to set the batch size in") from None
     checkpoint["train"] = {**checkpoint["train"], "schedule": [[*stage[:3], batch_size] for stage in schedule]}
-    if checkpoint.get("epoch_batch_size") != batch_size:
-        checkpoint["epoch"] = checkpoint.get("epoch", 0) + 1
-        checkpoint["batch_in_epoch"] = 0
-        checkpoint["epoch_batch_size"] = batch_size
+    set_epoch_batch_size(checkpoint, batch_size)
 
 
 def describe(checkpoint: dict[str, Any]) -> str:

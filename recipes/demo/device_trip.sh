@@ -14,7 +14,7 @@
 # with log.jsonl and train.log into $OUT, whence they come back. Keep SECONDS about 60 s under the call's limit.
 #
 # Environment: TRIP (default .gpu/trip), WHEELS (.gpu/whl), DEVICE_HOME (/root), PYTHON (python3),
-# THREADS (8), MAX_STEPS (40000), DEVICE (cuda).
+# THREADS (8), MAX_STEPS (40000), DEVICE (cuda), SCHEDULE (none: the checkpoint's; else fit's --schedule).
 set -eu
 TRIP=${TRIP:-.gpu/trip}
 WHEELS=${WHEELS:-.gpu/whl}
@@ -84,13 +84,15 @@ start)
     ! trainer_running || die "a trainer is already running (pid $(cat "$TRAINER_PID")); use 'wait'"
     [ -f "$TRIP/data/mel_coding.json" ] || die "no $TRIP/data/mel_coding.json: carry $TRIP/data"
     "$PYTHON" "$TOOLS/device_trip.py" unpack --trip "$TRIP" --out "$PREP"
-    # train.sh's synthesizer arguments (keep in step); with --resume the checkpoint's preset and schedule win
+    # train.sh's synthesizer arguments (keep in step) but no --schedule: with --resume the checkpoint's preset
+    # and schedule (as 'pack --batch-size' set it) win, unless SCHEDULE gives one (fit --resume --schedule
+    # applies it from the checkpoint's step on)
     # (the trainer writes its own pid: sh records $$, then execs it, so the pid is right even if setsid forks)
     rm -f "$TRAINER_PID"
     (cd "$DEVICE_HOME" && exec setsid nohup sh -c 'echo $$ > "$0"; exec "$@"' "$TRAINER_PID" \
         "$PYTHON" -c 'from vcframe_tacotron.train import app; app()' fit \
         --data "$PREP" --run-dir "$RUN" \
-        --preset small -o r=4 --schedule "4,1e-3,20000,16;4,5e-4,40000,16;4,2e-4,80000,16" \
+        --preset small -o r=4 ${SCHEDULE:+--schedule "$SCHEDULE"} \
         --masking clean --guided-attention 1.0 --guided-until 20000 \
         --max-steps "${MAX_STEPS:-40000}" --checkpoint-every 100 --eval-every 500 --log-every 10 \
         --threads "${THREADS:-8}" --resume --device "${DEVICE:-cuda}" > "$TRAIN_LOG" 2>&1 < /dev/null) &

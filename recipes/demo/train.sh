@@ -23,8 +23,9 @@ case "${1:-}" in
 prepare)
     exec $VCFRAME train synthesizer preprocess "$CORPUS" --out "$PREP" --encoder ge2e --workers "${WORKERS:-2}" ;;
 synthesizer)
+    # the schedule the demo run follows (applied on --resume too): lr 1e-3 to step 8,600, then 2e-4 from 8,600 on
     exec $VCFRAME train synthesizer fit --data "$PREP" --run-dir "$RUNS/taco" \
-        --preset small -o r=4 --schedule "4,1e-3,20000,16;4,5e-4,40000,16;4,2e-4,80000,16" \
+        --preset small -o r=4 --schedule "4,1e-3,8600,16;4,2e-4,20000,16;4,1e-4,80000,16" \
         --masking clean --guided-attention 1.0 --guided-until 20000 \
         --max-steps "${MAX_STEPS:-40000}" --checkpoint-every 100 --eval-every 500 --log-every 10 \
         --threads "${THREADS:-1}" $(resume_flag "$RUNS/taco") ;;

@@ -72,7 +72,8 @@ def test_preprocess_manifest_and_resume(prepared: Path, corpus: Path) -> None:
     assert (prepared / rows[0]["mel"]).stat().st_mtime_ns == stamp  # kept, not recomputed
 
 
-def _fit(data: Path, run_dir: Path, *extra: str) -> None:
+def _fit(data: Path, run_dir: Path, *extra: str, schedule: str | None = "2,1e-3,2,2;3,5e-4,100,3") -> str:
+    """``fit`` of the tiny preset (``schedule=None``: no ``--schedule``); returns what it printed."""
     args = [
         "fit",
         "--data",
@@ -81,8 +82,7 @@ def _fit(data: Path, run_dir: Path, *extra: str) -> None:
         str(run_dir),
         "--preset",
         "tiny",
-        "--schedule",
-        "2,1e-3,2,2;3,5e-4,100,3",
+        *(["--schedule", schedule] if schedule is not None else []),
         "--checkpoint-every",
         "100",
         "--eval-every",
@@ -95,13 +95,15 @@ def _fit(data: Path, run_dir: Path, *extra: str) -> None:
     ]
     result = RUNNER.invoke(app, args)
     assert result.exit_code == 0, result.output
+    return result.output
 
 
 def test_resume_is_exact(prepared: Path, tmp_path: Path) -> None:
     _fit(prepared, tmp_path / "straight", "--max-steps", "5")
     _fit(prepared, tmp_path / "resumed", "--max-steps", "2")
     first_seconds = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)["train_seconds"]
-    _fit(prepared, tmp_path / "resumed", "--max-steps", "5", "--resume")
+    output = _fit(prepared, tmp_path / "resumed", "--max-steps", "5", "--resume")
+    assert "schedule changed" not in output  # the same --schedule as saved: nothing changes
     straight = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)
     resumed = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)
     assert straight["step"] == resumed["step"] == 5
@@ -115,6 +117,62 @@ def test_resume_is_exact(prepared: Path, tmp_path: Path) -> None:
     log = [json.loads(line) for line in (tmp_path / "straight" / "log.jsonl").read_text().splitlines()]
     assert [row["r"] for row in log] == [2, 2, 3, 3, 3] and "guided_loss" in log[0]
     assert (tmp_path / "straight" / "samples" / "mel_0000003.npy").is_file()
+
+
+def _checkpoint(run_dir: Path) -> dict:
+    return torch.load(run_dir / "checkpoint.pt", weights_only=True)
+
+
+def test_resume_with_another_schedule_applies_it(prepared: Path, tmp_path: Path) -> None:
+    """--resume --schedule: the given schedule replaces the saved one from the checkpoint's step on (lr here;
+    the batch size stays, so the running epoch goes on), says so and is saved."""
+    run_dir = tmp_path / "run"
+    _fit(prepared, run_dir, "--max-steps", "2", schedule="2,1e-3,100,2")
+    before = _checkpoint(run_dir)
+    assert (before["epoch"], before["batch_in_epoch"], before["epoch_batch_size"]) == (0, 2, 2)
+    output = _fit(prepared, run_dir, "--max-steps", "3", "--resume", schedule="2,1e-3,2,2;2,2e-4,100,2")
+    assert "schedule changed at step 2: 2,0.001,100,2 -> 2,0.001,2,2;2,0.0002,100,2" in output
+    assert "epoch 0 goes on at batch 2" in output
+    after = _checkpoint(run_dir)
+    assert after["optimizer_state"]["param_groups"][0]["lr"] == 2e-4
+    assert after["train"]["schedule"] == [[2, 1e-3, 2, 2], [2, 2e-4, 100, 2]]
+    assert after["train"]["schedule_changes"] == [
+        {"step": 2, "old": [[2, 1e-3, 100, 2]], "new": [[2, 1e-3, 2, 2], [2, 2e-4, 100, 2]]}
+    ]
+    assert (after["step"], after["epoch"], after["batch_in_epoch"]) == (3, 0, 3)
+    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    assert [row["lr"] for row in log] == [1e-3, 1e-3, 2e-4]
+    assert json.loads((run_dir / "config.json").read_text())["train"]["schedule"] == after["train"]["schedule"]
+
+    # without --schedule the saved (new) schedule goes on, and the record of the change stays
+    output = _fit(prepared, run_dir, "--max-steps", "4", "--resume", schedule=None)
+    assert "schedule changed" not in output
+    kept = _checkpoint(run_dir)
+    assert kept["train"]["schedule"] == after["train"]["schedule"]
+    assert kept["train"]["schedule_changes"] == after["train"]["schedule_changes"]
+    assert kept["optimizer_state"]["param_groups"][0]["lr"] == 2e-4 and kept["step"] == 4
+
+
+def test_resume_with_another_batch_size_starts_a_fresh_epoch(prepared: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    _fit(prepared, run_dir, "--max-steps", "2", schedule="2,1e-3,100,2")
+    output = _fit(prepared, run_dir, "--max-steps", "3", "--resume", schedule="2,1e-3,100,3")
+    assert "schedule changed at step 2" in output and "fresh epoch 1 at batch 3" in output
+    after = _checkpoint(run_dir)
+    assert (after["step"], after["epoch"], after["batch_in_epoch"], after["epoch_batch_size"]) == (3, 1, 1, 3)
+    assert after["train"]["schedule"] == [[2, 1e-3, 100, 3]]
+
+
+def test_set_epoch_batch_size() -> None:
+    from vcframe_tacotron.train import set_epoch_batch_size
+
+    position = {"epoch": 3, "batch_in_epoch": 11, "epoch_batch_size": 16}
+    assert not set_epoch_batch_size(position, 16) and position == {
+        "epoch": 3,
+        "batch_in_epoch": 11,
+        "epoch_batch_size": 16,
+    }
+    assert set_epoch_batch_size(position, 64) and position == {"epoch": 4, "batch_in_epoch": 0, "epoch_batch_size": 64}
 
 
 def test_gta_and_export(prepared: Path, tmp_path: Path) -> None:

@@ -60,6 +60,53 @@ def stage_at(schedule: list[tuple[int, float, int, int]], step: int) -> tuple[in
     return schedule[-1]
 
 
+def format_schedule(schedule: list[tuple[int, float, int, int]] | list[list[Any]]) -> str:
+    """A schedule as ``--schedule`` text (``"r,lr,until,batch;..."``; :func:`parse_schedule` reads it back)."""
+    return ";".join(f"{r},{lr:g},{until},{batch}" for r, lr, until, batch in schedule)
+
+
+def set_epoch_batch_size(checkpoint: dict[str, Any], batch_size: int) -> bool:
+    """Make ``batch_size`` the batch size of a training checkpoint's running epoch. The order of an epoch's
+    batches depends on its batch size (:func:`bucketed_batches`), so the running epoch cannot go on at another
+    size: a changed size starts a fresh epoch (``epoch`` + 1, ``batch_in_epoch`` 0). Returns whether it did.
+
+    Used by ``fit --resume --schedule`` and by recipes/demo/device_trip.py's ``--batch-size``."""
+    if checkpoint.get("epoch_batch_size") == batch_size:
+        return False
+    checkpoint["epoch"] = checkpoint.get("epoch", 0) + 1
+    checkpoint["batch_in_epoch"] = 0
+    checkpoint["epoch_batch_size"] = batch_size
+    return True
+
+
+def apply_schedule_on_resume(saved: dict[str, Any], schedule: list[tuple[int, float, int, int]]) -> str | None:
+    """Give a resumed training checkpoint (``saved``, changed in place) a new schedule from its step on.
+
+    The schedule replaces the saved one (``train.schedule``) and is added to ``train.schedule_changes``
+    (step, old, new). If its batch size at the step differs from the running epoch's, a fresh epoch starts at
+    that size (:func:`set_epoch_batch_size`). Returns ``None`` when the schedule is the saved one (nothing
+    changes: an exact resume), else the line that says what changed."""
+    old = [tuple(stage) for stage in saved["train"]["schedule"]]
+    if old == schedule:
+        return None
+    step = int(saved["step"])
+    change = {"step": step, "old": [list(stage) for stage in old], "new": [list(stage) for stage in schedule]}
+    saved["train"] = {
+        **saved["train"],
+        "schedule": change["new"],
+        "schedule_changes": [*saved["train"].get("schedule_changes", []), change],
+    }
+    batch_size = stage_at(schedule, step)[3]
+    if set_epoch_batch_size(saved, batch_size):
+        epoch_note = f"fresh epoch {saved['epoch']} at batch {batch_size}"
+    else:
+        epoch_note = f"epoch {saved['epoch']} goes on at batch {batch_size}"
+    return (
+        f"schedule changed at step {step}: {format_schedule(old)} -> {format_schedule(schedule)} "
+        f"(lr {stage_at(schedule, step)[1]:g}; {epoch_note})"
+    )
+
+
 def bucketed_batches(frames: list[int], batch_size: int, seed: int, epoch: int) -> list[list[int]]:
     """Length bucketing: sort by length (ties shuffled), cut into batches, shuffle the batches.
     Deterministic in (seed, epoch), so a resumed run sees the same order."""
@@ -276,7 +323,12 @@ def fit(
         list[str] | None, typer.Option("--option", "-o", help="Model config key=JSON value (e.g. lstm_dims=256).")
     ] = None,
     schedule: Annotated[
-        str | None, typer.Option(help="'r,lr,until_step,batch;...' (default: RTVC's, r=3 for small).")
+        str | None,
+        typer.Option(
+            help="'r,lr,until_step,batch;...' (default: RTVC's, r=3 for small). With --resume: replaces the "
+            "saved schedule from the checkpoint's step on (a changed batch size starts a fresh epoch); "
+            "without it the saved schedule goes on."
+        ),
     ] = None,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps in total.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue exactly from run_dir/checkpoint.pt.")] = False,
@@ -350,15 +402,21 @@ def _fit(
             overrides[key] = json.loads(value)
         except ValueError:
             overrides[key] = value
-    stages = parse_schedule(schedule or (SMALL_SCHEDULE if preset == "small" else RTVC_SCHEDULE))
+    given_stages = parse_schedule(schedule) if schedule is not None else None
+    stages = given_stages or parse_schedule(SMALL_SCHEDULE if preset == "small" else RTVC_SCHEDULE)
     saved: dict[str, Any] | None = None
     if session.should_resume(resume, checkpoint_path):
         if not checkpoint_path.is_file():
             raise CheckpointError(f"nothing to resume: {str(checkpoint_path)!r} does not exist", hint="drop --resume")
         saved = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
         preset, overrides = saved["train"]["preset"], saved["train"]["overrides"]
-        stages = [tuple(s) for s in saved["train"]["schedule"]]  # type: ignore[misc]
         seed, masking = saved["train"]["seed"], saved["train"]["masking"]
+        # an explicit --schedule replaces the saved one from the checkpoint's step on; without one it is kept
+        if given_stages is not None:
+            change = apply_schedule_on_resume(saved, given_stages)
+            if change is not None:
+                session.echo(change)
+        stages = [tuple(s) for s in saved["train"]["schedule"]]
 
     dataset = Dataset(data, overrides.get("frontend", "rtvc-english"))
     mel_spec = MelSpec.model_validate(dataset.info["mel_spec"]) if "mel_spec" in dataset.info else RTVC_SYNTHESIZER_MEL
@@ -394,6 +452,8 @@ def _fit(
         "masking": masking,
         "data": str(data.resolve()),
     }
+    if saved is not None and "schedule_changes" in saved["train"]:
+        train_info["schedule_changes"] = saved["train"]["schedule_changes"]
     if session.is_main:
         with open(run_dir / "config.json", "w") as stream:
             json.dump(

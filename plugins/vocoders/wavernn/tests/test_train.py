@@ -77,6 +77,27 @@ def test_resume_is_exact_and_export(tmp_path):
     assert auto.config.preset == "tiny" and auto.config.sizes()["rnn_dims"] == 32
 
 
+def test_resume_with_lr_applies_it_and_without_keeps_the_saved(tmp_path):
+    """On resume an explicit --lr replaces the checkpoint's (Adam's state would otherwise bring the saved one
+    back), says so and is recorded; without --lr the saved learning rate goes on."""
+    data = make_corpus(tmp_path / "data")
+    common = ["--data", str(data), "--run-dir", str(tmp_path / "run"), "--preset", "tiny", "--batch-size", "2"]
+    common += ["--seq-len", "400", "--save-every", "1", "--sample-every", "0", "--threads", "1"]
+    saved_checkpoint = lambda: torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)  # noqa: E731
+    run(["fit", "--max-steps", "1", "--lr", "1e-3", *common])
+    output = run(["fit", "--max-steps", "2", "--resume", *common])
+    assert "learning rate changed" not in output
+    checkpoint = saved_checkpoint()
+    assert checkpoint["optimizer_state"]["param_groups"][0]["lr"] == 1e-3 and "lr_changes" not in checkpoint
+    output = run(["fit", "--max-steps", "3", "--resume", "--lr", "2e-4", *common])
+    assert "learning rate changed at step 2: 0.001 -> 0.0002" in output
+    checkpoint = saved_checkpoint()
+    assert checkpoint["optimizer_state"]["param_groups"][0]["lr"] == 2e-4
+    assert checkpoint["lr_changes"] == [{"step": 2, "old": 1e-3, "new": 2e-4}]
+    output = run(["fit", "--max-steps", "4", "--resume", "--lr", "2e-4", *common])  # the same: no change
+    assert "learning rate changed" not in output and saved_checkpoint()["lr_changes"] == checkpoint["lr_changes"]
+
+
 def test_sample_audio_written(tmp_path):
     data = make_corpus(tmp_path / "data")
     run(

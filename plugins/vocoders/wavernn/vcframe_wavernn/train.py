@@ -28,6 +28,9 @@ from vcframe_wavernn.spec import SPEC, WaveRNNConfig
 if TYPE_CHECKING:
     from vcframe.distributed import TrainingSession
 
+#: Adam learning rate of a new run when --lr is not given (RTVC's).
+DEFAULT_LR = 1e-4
+
 app = typer.Typer(add_completion=False, help="Train the WaveRNN vocoder (RTVC recipe) and export its weights.")
 
 
@@ -120,7 +123,13 @@ def fit(
     seq_len: Annotated[
         int, typer.Option(min=200, help="Samples per segment, a multiple of the hop (RTVC: 1000).")
     ] = 1000,
-    lr: Annotated[float, typer.Option(help="Adam learning rate (RTVC: 1e-4).")] = 1e-4,
+    lr: Annotated[
+        float | None,
+        typer.Option(
+            help="Adam learning rate (default 1e-4, RTVC's). With --resume: replaces the checkpoint's from its "
+            "step on; without it the checkpoint's goes on."
+        ),
+    ] = None,
     max_steps: Annotated[int, typer.Option(min=1, help="Stop after this many steps in total.")] = 10000,
     save_every: Annotated[int, typer.Option(min=1, help="Checkpoint every N steps (and at the end).")] = 500,
     sample_every: Annotated[int, typer.Option(min=0, help="Write a sample wav every K steps (0: never).")] = 1000,
@@ -149,7 +158,7 @@ def _fit(
     config_json: str,
     batch_size: int,
     seq_len: int,
-    lr: float,
+    lr: float | None,
     max_steps: int,
     save_every: int,
     sample_every: int,
@@ -178,19 +187,27 @@ def _fit(
     checkpoint_path = run_dir / "checkpoint.pt"
     torch.manual_seed(seed)
     network = build_network(config)
-    optimizer = torch.optim.Adam(network.parameters(), lr=lr)
+    optimizer = torch.optim.Adam(network.parameters(), lr=DEFAULT_LR if lr is None else lr)
     sampler = np.random.default_rng(seed)
     step = 0
     saved: dict[str, Any] | None = None
+    lr_changes: list[dict[str, Any]] = []
     if session.should_resume(resume, checkpoint_path):
         if not checkpoint_path.is_file():
             raise CheckpointError(f"nothing to resume: {str(checkpoint_path)!r} does not exist", hint="drop --resume")
         saved = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
         network.load_state_dict(saved["model_state"])
-        optimizer.load_state_dict(saved["optimizer_state"])
+        optimizer.load_state_dict(saved["optimizer_state"])  # brings the saved learning rate
         step = int(saved["step"])
+        lr_changes = list(saved.get("lr_changes", []))
         _restore_rng(session.rng_state_of(saved), sampler)
         session.echo(f"resumed at step {step}")
+        saved_lr = float(optimizer.param_groups[0]["lr"])
+        if lr is not None and lr != saved_lr:  # an explicit --lr replaces the saved one from this step on
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            lr_changes.append({"step": step, "old": saved_lr, "new": lr})
+            session.echo(f"learning rate changed at step {step}: {saved_lr:g} -> {lr:g}")
     model = session.wrap(network)
 
     def save() -> None:
@@ -203,6 +220,7 @@ def _fit(
             "training_data": description,
             "train_seconds": clock.seconds(),
             "rng": states,
+            **({"lr_changes": lr_changes} if lr_changes else {}),
             **session.checkpoint_extras(states, network),
         }
         session.on_main(save_torch, payload, checkpoint_path)
