@@ -25,7 +25,7 @@ from vcframe.testing.dummy_specs import (
     TEST_MEL,
     TONE_ENCODER,
 )
-from vcframe.testing.signals import speech_like
+from vcframe.testing.signals import speech_like, tone, write_tone_corpus
 
 _LAZY = {
     "CHECKS": "vcframe.testing.checks",
@@ -76,4 +76,6 @@ __all__ = [
     "load_rtvc_state",
     "parametrize_with_checks",
     "speech_like",
+    "tone",
+    "write_tone_corpus",
 ]

@@ -1,6 +1,10 @@
-"""Synthetic test audio (numpy only): a harmonic, vibrato, amplitude-modulated speech-like signal."""
+"""Synthetic test audio: a harmonic, vibrato, amplitude-modulated speech-like signal, and a tiny two-speaker
+corpus of tones for trainer tests."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -18,3 +22,28 @@ def speech_like(seconds: float = 2.0, sample_rate: int = 16000, f0: float = 120.
     envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * t) ** 2
     peak = float(np.max(np.abs(signal))) if len(t) else 1.0
     return np.asarray(0.3 * envelope * signal / max(peak, 1e-9), dtype=np.float32)
+
+
+def tone(seconds: float, frequency: float, sample_rate: int = 16000) -> np.ndarray:
+    """A float32 sine of ``frequency`` Hz under a Hann window, peaking at 0.3."""
+    t = np.arange(int(sample_rate * seconds)) / sample_rate
+    return (0.3 * np.sin(2 * np.pi * frequency * t) * np.hanning(len(t))).astype(np.float32)
+
+
+def write_tone_corpus(root: Path, texts: Sequence[str], *, lab_every_other: bool = False) -> Path:
+    """A tiny speaker-per-folder corpus under ``root`` for trainer tests, and ``root``.
+
+    Speaker ``alice`` (tones from 180 Hz) reads every text, ``bob`` (from 110 Hz) all but the last, so the
+    speakers have different clip counts: ``<speaker>/utt<i>.wav`` (16 kHz, 0.4 s + 0.1 s per index, 20 Hz
+    higher per index) with its transcript in ``utt<i>.txt``, or ``utt<i>.lab`` for odd ``i`` when
+    ``lab_every_other`` (both layouts the preprocessors read).
+    """
+    import soundfile
+
+    for speaker, base in (("alice", 180.0), ("bob", 110.0)):
+        (root / speaker).mkdir(parents=True)
+        for index, text in enumerate(texts if speaker == "alice" else texts[:-1]):
+            soundfile.write(root / speaker / f"utt{index}.wav", tone(0.4 + 0.1 * index, base + 20 * index), 16000)
+            suffix = "lab" if lab_every_other and index % 2 else "txt"
+            (root / speaker / f"utt{index}.{suffix}").write_text(text)
+    return root

@@ -8,14 +8,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-import soundfile
 import torch
 from typer.testing import CliRunner
 from vcframe_tacotron.train import app as train_app
 
 from recipes.demo.tests._recipes import load
+from vcframe.testing import write_tone_corpus
 
 evaluate = load("eval_synthesizer")
 runner = CliRunner()
@@ -43,14 +42,7 @@ def one_line_error(result: Any) -> str:
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """7 tone clips of two speakers, preprocessed with random per-speaker embeddings (as the trainer's tests)."""
-    root = tmp_path_factory.mktemp("corpus")
-    for speaker, base in (("alice", 180.0), ("bob", 110.0)):
-        (root / speaker).mkdir()
-        for index, text in enumerate(TEXTS[:3] if speaker == "bob" else TEXTS):
-            t = np.arange(int(16000 * (0.4 + 0.1 * index))) / 16000
-            tone = 0.3 * np.sin(2 * np.pi * (base + 20 * index) * t) * np.hanning(len(t))
-            soundfile.write(root / speaker / f"utt{index}.wav", tone.astype(np.float32), 16000)
-            (root / speaker / f"utt{index}.txt").write_text(text)
+    root = write_tone_corpus(tmp_path_factory.mktemp("corpus"), TEXTS)
     out = tmp_path_factory.mktemp("prepared")
     result = runner.invoke(train_app, ["preprocess", str(root), "--out", str(out), "--encoder", "random-per-speaker"])
     assert result.exit_code == 0, result.output

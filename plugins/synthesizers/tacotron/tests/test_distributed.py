@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile
 import torch
 from typer.testing import CliRunner
 from vcframe_tacotron.train import LengthBucketSampler, app
 
 from vcframe.distributed import BatchShard, ShardedBatchSampler, TrainingSession
+from vcframe.testing import write_tone_corpus
 from vcframe.testing.distributed import (
     check_equals_single_process,
     check_killed_rank_resumes_exactly,
@@ -45,14 +44,7 @@ def tacotron_fit_args(data: Path, run_dir: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("corpus")
-    for speaker, base in (("alice", 180.0), ("bob", 110.0)):
-        (root / speaker).mkdir()
-        for index, text in enumerate(TEXTS[:3] if speaker == "bob" else TEXTS):
-            t = np.arange(int(16000 * (0.4 + 0.1 * index))) / 16000
-            tone = 0.3 * np.sin(2 * np.pi * (base + 20 * index) * t) * np.hanning(len(t))
-            soundfile.write(root / speaker / f"utt{index}.wav", tone.astype(np.float32), 16000)
-            (root / speaker / f"utt{index}.txt").write_text(text)
+    root = write_tone_corpus(tmp_path_factory.mktemp("corpus"), TEXTS)
     out = tmp_path_factory.mktemp("prepared")
     result = CliRunner().invoke(app, ["preprocess", str(root), "--out", str(out), "--encoder", "random-per-speaker"])
     assert result.exit_code == 0, result.output

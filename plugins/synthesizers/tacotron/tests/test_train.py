@@ -16,25 +16,15 @@ from vcframe_tacotron.preprocess import find_utterances
 from vcframe_tacotron.train import app, bucketed_batches, parse_schedule
 
 from vcframe.errors import CheckpointError
+from vcframe.testing import tone, write_tone_corpus
 
 RUNNER = CliRunner()
 TEXTS = ["Hello there.", "One two three.", "A cat sat.", "Good morning to you."]
 
 
-def _tone(seconds: float, frequency: float) -> np.ndarray:
-    t = np.arange(int(16000 * seconds)) / 16000
-    return (0.3 * np.sin(2 * np.pi * frequency * t) * np.hanning(len(t))).astype(np.float32)
-
-
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("corpus")
-    for speaker, base in (("alice", 180.0), ("bob", 110.0)):
-        (root / speaker).mkdir()
-        for index, text in enumerate(TEXTS[:3] if speaker == "bob" else TEXTS):
-            soundfile.write(root / speaker / f"utt{index}.wav", _tone(0.4 + 0.1 * index, base + 20 * index), 16000)
-            (root / speaker / f"utt{index}.{'lab' if index % 2 else 'txt'}").write_text(text)
-    return root
+    return write_tone_corpus(tmp_path_factory.mktemp("corpus"), TEXTS, lab_every_other=True)
 
 
 @pytest.fixture(scope="module")
@@ -49,13 +39,13 @@ def test_corpus_layouts(tmp_path: Path, corpus: Path) -> None:
     assert len(find_utterances(corpus)) == 7
     libri = tmp_path / "libri" / "train-clean-100" / "19" / "198"
     libri.mkdir(parents=True)
-    soundfile.write(libri / "19-198-0000.flac", _tone(0.3, 150), 16000)
+    soundfile.write(libri / "19-198-0000.flac", tone(0.3, 150), 16000)
     (libri / "19-198.trans.txt").write_text("19-198-0000 HELLO WORLD\n19-198-0001 MISSING AUDIO\n")
     found = find_utterances(tmp_path / "libri")
     assert [(u.id, u.speaker, u.text) for u in found] == [("19-198-0000", "19", "HELLO WORLD")]
     lj = tmp_path / "lj"
     (lj / "wavs").mkdir(parents=True)
-    soundfile.write(lj / "wavs" / "LJ001-0001.wav", _tone(0.3, 150), 16000)
+    soundfile.write(lj / "wavs" / "LJ001-0001.wav", tone(0.3, 150), 16000)
     (lj / "metadata.csv").write_text("LJ001-0001|Printing, in 1 sense|Printing, in one sense\n")
     assert [(u.id, u.text) for u in find_utterances(lj)] == [("LJ001-0001", "Printing, in one sense")]
 
