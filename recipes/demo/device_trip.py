@@ -23,26 +23,29 @@ on the device):
 Dropping ``exp_avg`` restarts Adam's first moment (it rebuilds within ~1/(1-beta1) = 10 steps); the second
 moment keeps bfloat16's 8 significant bits, so the step sizes are unchanged to within about 0.4 %.
 
-Imports only the standard library, numpy, torch and typer, so it runs on the device before vcframe's own
-dependencies are installed there (``--batch-size`` of ``pack`` and ``restore``, here, uses the Tacotron plugin).
-Every file is written atomically (temporary name, then ``os.replace``).
+Besides numpy, torch and typer it imports only vcframe's errors, atomic files and checkpoint saving
+(``vcframe.errors``, ``vcframe._io``, ``vcframe.checkpoints``), which the trainer itself imports, so it runs on
+the device once ``device_trip.sh setup`` has installed the wheels and checked that the trainer imports; not
+``vcframe.cli`` (rich is not on the device). ``--batch-size`` of ``pack`` and ``restore``, here, uses the
+Tacotron plugin. Every file is written atomically (temporary name, then ``os.replace``).
 """
 
 from __future__ import annotations
 
 import json
 import lzma
-import os
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import numpy as np
 import torch
 import typer
+
+from vcframe._io import atomic_write
+from vcframe.checkpoints import save_torch
+from vcframe.errors import InputError, VcframeError
 
 DATA_FOLDER = "data"
 CHECKPOINT_FOLDER = "checkpoint"
@@ -60,43 +63,30 @@ TRANSFER_LIMIT_MIB = 64.0
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__.split("\n\n")[0])
 
 
-class TripError(Exception):
+class TripError(InputError):
     """Bad input: reported as one line on stderr with exit status 2."""
 
 
 # ----------------------------------------------------------------------------------------------- atomic files
 
 
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary path next to ``path``, moved onto it with ``os.replace`` when the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
-    temporary = Path(name)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 would outlive the rename
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 def write_bytes_atomic(path: Path, data: bytes) -> None:
-    with atomic_path(path) as temporary:
-        temporary.write_bytes(data)
+    """``data`` into ``path`` atomically (``vcframe._io.atomic_write``), creating its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as stream:
+        stream.write(data)
 
 
 def save_numpy_atomic(path: Path, array: np.ndarray) -> None:
-    with atomic_path(path) as temporary, open(temporary, "wb") as stream:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path) as stream:
         np.save(stream, array)
 
 
 def save_torch_atomic(path: Path, payload: Any) -> None:
-    with atomic_path(path) as temporary:
-        torch.save(payload, temporary)
+    """``vcframe.checkpoints.save_torch``, creating the folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_torch(payload, path)
 
 
 def load_torch(path: Path) -> Any:
@@ -440,10 +430,11 @@ def append_log(snapshot_log: Path, run_log: Path, last_step: int) -> int:
 
 
 def run(action: Callable[[], None]) -> None:
-    """Run a command's body; a :class:`TripError` becomes one line on stderr and exit status 2."""
+    """Run a command's body; a :class:`TripError` (any ``VcframeError``) becomes one line on stderr and exit
+    status 2."""
     try:
         action()
-    except TripError as error:
+    except VcframeError as error:  # TripError, or vcframe's own (an unwritable output folder, say)
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
 
