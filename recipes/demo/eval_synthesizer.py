@@ -5,18 +5,8 @@
         /work/runs/taco/checkpoint_before_gpu.pt /work/runs/taco/checkpoint.pt [registry:tacotron-demo] \\
         [--clips 64] [--batch-size 16] [--seed 1] [--threads N] [--json OUT.json]
 
-The trainer's logged losses are means over every frame of a padded batch (as RTVC's), so they move with the
-share of padding, that is with the batch size and the lengths in the batch. This measures every checkpoint on
-the same clips and counts only the valid frames (``length_mask``), so the numbers compare across checkpoints:
-
-* clips: ``random.seed(SEED)``, the corpus' clips sorted by frame count (stable), ``random.sample`` of
-  ``--clips`` positions in that order, cut in sorted order into batches of ``--batch-size``;
-* the network in train mode, as it trains: the checkpoint's pre-net dropout, zoneout and batch norm with batch
-  statistics, ``torch.manual_seed(0)`` before the first batch of every checkpoint (so a checkpoint gives the
-  same numbers every time), no gradients; the batches padded as the trainer pads them, with the checkpoint's
-  config ``r``;
-* decoder and post-net MSE and L1 against the target mels over valid frames and all mel bands, per batch, then
-  the mean over the batches.
+The measure (fixed clips, train mode, valid frames only, so the numbers compare across checkpoints) is
+``vcframe_tacotron.validation``'s, the one the trainer logs for ``fit --valid-data``.
 
 A CHECKPOINT is a trainer checkpoint (``RUN/checkpoint.pt``, loaded with ``weights_only=True``; its config,
 step and training masking apply) or anything the Tacotron synthesizer loads (``registry:<id>``, ``default``,
@@ -28,18 +18,17 @@ the corpus' speaker embedding and mel spec. Prints a markdown table; ``--json`` 
 from __future__ import annotations
 
 import json
-import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import torch
 import typer
+from vcframe_tacotron.validation import LOSS_NAMES
 
 from vcframe.cli import handle_errors
 from vcframe.errors import CheckpointError, ConfigError, InputError
 
-COLUMNS = ("decoder_mse", "decoder_l1", "postnet_mse", "postnet_l1")
 HEADERS = ("checkpoint", "step", "decoder MSE", "decoder L1", "post-net MSE", "post-net L1")
 
 app = typer.Typer(add_completion=False, help=__doc__.split("\n\n")[0], pretty_exceptions_enable=False)
@@ -53,19 +42,6 @@ class Model:
     config: Any
     step: int | None
     clean: bool
-
-
-def pick_batches(frames: list[int], clips: int, batch_size: int, seed: int) -> list[list[int]]:
-    """Manifest indices of the measured clips, in batches (see the module docstring)."""
-    if clips < 1 or batch_size < 1:
-        raise ConfigError(f"--clips and --batch-size must be positive (got {clips} and {batch_size})")
-    if clips > len(frames):
-        raise InputError(f"--clips {clips} is more than the corpus' {len(frames)} clips", hint="ask for fewer")
-    order = sorted(range(len(frames)), key=lambda index: frames[index])
-    picks = sorted(random.Random(seed).sample(range(len(order)), clips))
-    return [
-        [order[position] for position in picks[start : start + batch_size]] for start in range(0, clips, batch_size)
-    ]
 
 
 def resolve_checkpoint(reference: str) -> Path:
@@ -120,31 +96,17 @@ def load_model(reference: str, path: Path, data_info: dict[str, Any]) -> Model:
 
 def measure(model: Model, dataset: Any, batches: list[list[int]]) -> dict[str, float]:
     """Mean over the batches of each batch's decoder/post-net MSE and L1 over valid frames."""
-    from vcframe_tacotron.tacotron import length_mask
+    from vcframe_tacotron.validation import valid_frame_losses
 
-    network, config = model.network, model.config
-    network.train()
-    torch.manual_seed(0)
-    sums = dict.fromkeys(COLUMNS, 0.0)
-    with torch.no_grad():
-        for batch in batches:
-            collated = dataset.collate(batch, network.r, config.mel.silence_value)
-            target = collated["mels"]
-            decoder, postnet, _, _ = network(
-                collated["chars"],
-                target,
-                collated["embeds"],
-                p=config.dropout,
-                text_lengths=collated["text_lengths"] if model.clean else None,
-                mel_lengths=collated["mel_lengths"] if model.clean else None,
-            )
-            valid = length_mask(collated["mel_lengths"], target.size(2))[:, None, :].float()
-            count = valid.sum() * target.size(1)
-            for name, output in (("decoder", decoder), ("postnet", postnet)):
-                error = output - target
-                sums[f"{name}_mse"] += float((error**2 * valid).sum() / count)
-                sums[f"{name}_l1"] += float((error.abs() * valid).sum() / count)
-    return {name: total / len(batches) for name, total in sums.items()}
+    config = model.config
+    return valid_frame_losses(
+        model.network,
+        dataset,
+        batches,
+        dropout=config.dropout,
+        silence_value=config.mel.silence_value,
+        clean=model.clean,
+    )
 
 
 def markdown_row(cells: list[str]) -> str:
@@ -169,6 +131,7 @@ def main(
 ) -> None:
     """Teacher-forced decoder and post-net MSE/L1 over valid frames, one table row per checkpoint."""
     from vcframe_tacotron.train import Dataset
+    from vcframe_tacotron.validation import pick_batches
 
     from vcframe._io import atomic_write, check_output_path
 
@@ -200,7 +163,7 @@ def main(
             typer.echo(markdown_row(["---"] * len(HEADERS)))
         losses = measure(model, dataset, batches)
         step = "?" if model.step is None else f"{model.step:,}"
-        typer.echo(markdown_row([reference, step, *(f"{losses[name]:.4f}" for name in COLUMNS)]))
+        typer.echo(markdown_row([reference, step, *(f"{losses[name]:.4f}" for name in LOSS_NAMES)]))
         rows.append({"checkpoint": reference, "step": model.step, **losses})
     if json_out is not None and batches is not None:
         dataset = next(iter(datasets.values()))

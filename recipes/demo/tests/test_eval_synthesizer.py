@@ -87,6 +87,8 @@ def test_table_json_and_determinism(prepared: Path, checkpoints: tuple[Path, Pat
 
 
 def test_clip_pick_is_valid_loss_py_s() -> None:
+    from vcframe_tacotron.validation import pick_batches
+
     """random.seed(seed), clips sorted by frames, random.sample of positions, batches in sorted order."""
     import random
 
@@ -95,7 +97,7 @@ def test_clip_pick_is_valid_loss_py_s() -> None:
     order = sorted(range(len(frames)), key=lambda index: frames[index])
     picks = random.sample(range(len(order)), 5)
     expected = [[order[i] for i in sorted(picks)[k : k + 2]] for k in range(0, 5, 2)]
-    assert evaluate.pick_batches(frames, 5, 2, seed=3) == expected
+    assert pick_batches(frames, 5, 2, seed=3) == expected
     assert [len(batch) for batch in expected] == [2, 2, 1]
 
 

@@ -38,6 +38,9 @@ def tacotron_fit_args(data: Path, run_dir: Path) -> list[str]:
         eval_every=3,
         log_every=1,
         guided_attention="1.0",
+        valid_data=str(data),  # measured on every rank (batch norm is synchronised), written by rank 0
+        valid_every=3,
+        valid_clips=7,
         threads=1,
     )
 
@@ -58,8 +61,8 @@ def two_process_run(prepared: Path, tmp_path_factory: pytest.TempPathFactory) ->
     return run_dir
 
 
-def _log(run_dir: Path) -> list[dict[str, float]]:
-    return [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+def _log(run_dir: Path, name: str = "log.jsonl") -> list[dict[str, float]]:
+    return [json.loads(line) for line in (run_dir / name).read_text().splitlines()]
 
 
 def test_two_processes_equal_one_process(prepared: Path, two_process_run: Path, tmp_path: Path) -> None:
@@ -74,6 +77,12 @@ def test_two_processes_equal_one_process(prepared: Path, two_process_run: Path, 
         for key in ("loss", "guided_loss", "stop_loss", "grad_norm"):
             assert one[key] == pytest.approx(two[key], abs=1e-3), (one["step"], key)
     assert (two_process_run / "samples" / "mel_0000003.npy").is_file()
+    single_valid, distributed_valid = (
+        _log(run_dir, "valid.jsonl") for run_dir in (tmp_path / "single", two_process_run)
+    )
+    assert [row["step"] for row in distributed_valid] == [3, 6]
+    for one, two in zip(single_valid, distributed_valid, strict=True):
+        assert one["decoder_mse"] == pytest.approx(two["decoder_mse"], rel=1e-3), one["step"]
 
 
 def test_killed_rank_resumes_exactly(prepared: Path, two_process_run: Path, tmp_path: Path) -> None:

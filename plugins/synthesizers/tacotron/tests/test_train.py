@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -163,6 +164,69 @@ def test_set_epoch_batch_size() -> None:
         "epoch_batch_size": 16,
     }
     assert set_epoch_batch_size(position, 64) and position == {"epoch": 4, "batch_in_epoch": 0, "epoch_batch_size": 64}
+
+
+def test_valid_data_is_logged_and_leaves_training_as_it_was(prepared: Path, tmp_path: Path) -> None:
+    """--valid-data: valid-frame losses every --valid-every steps into valid.jsonl, the numbers the validation
+    measure gives on the checkpoint of that step; the weights and random states end as without it."""
+    from vcframe_tacotron.train import _load_run as load_run
+    from vcframe_tacotron.train import held_out_set
+
+    _fit(prepared, tmp_path / "plain", "--max-steps", "4", "--masking", "clean")
+    output = _fit(
+        prepared,
+        tmp_path / "checked",
+        "--max-steps",
+        "4",
+        "--masking",
+        "clean",
+        "--valid-data",
+        str(prepared),
+        "--valid-every",
+        "2",
+        "--valid-clips",
+        "5",
+        "--backup-every",
+        "2",
+    )
+    plain, checked = _checkpoint(tmp_path / "plain"), _checkpoint(tmp_path / "checked")
+    for key, value in plain["model_state"].items():  # batch norm running statistics included
+        assert torch.equal(value, checked["model_state"][key]), key
+    assert torch.equal(plain["rng"]["torch"], checked["rng"]["torch"])
+    assert torch.equal(plain["rng"]["numpy"]["keys"], checked["rng"]["numpy"]["keys"])
+    records = [json.loads(line) for line in (tmp_path / "checked" / "valid.jsonl").read_text().splitlines()]
+    assert [(row["step"], row["clips"], row["data"]) for row in records] == [
+        (2, 5, str(prepared)),
+        (4, 5, str(prepared)),
+    ]
+    assert output.count("valid step=") == 2
+    assert not (tmp_path / "plain" / "valid.jsonl").exists()
+    # the logged numbers are the measure's on the step-2 checkpoint (the same clips as eval_synthesizer.py's)
+    config, network, _ = load_run(tmp_path / "checked")
+    network.load_state_dict(
+        torch.load(tmp_path / "checked" / "checkpoint_0000002.pt", weights_only=True)["model_state"]
+    )
+    network.r = 2  # the r of the step just done (the schedule's first stage runs to step 2)
+    measured = held_out_set(prepared, config, 5).measure(network, 2, torch.device("cpu"))
+    assert measured == records[0] and measured["decoder_mse"] > 0
+
+
+def test_valid_data_of_another_embedding_is_refused(prepared: Path, tmp_path: Path, vcframe_cli: Any) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    for name in ("mels", "embeds"):
+        (other / name).symlink_to(prepared / name)
+    (other / "manifest.jsonl").write_text((prepared / "manifest.jsonl").read_text())
+    info = json.loads((prepared / "info.json").read_text())
+    info["embedding_spec"] = {"space": "ge2e/rtvc", "dim": 256, "l2_normalized": True}
+    (other / "info.json").write_text(json.dumps(info))
+    result = vcframe_cli(
+        *("train", "synthesizer", "fit", "--data", str(prepared), "--run-dir", str(tmp_path / "run")),
+        *("--preset", "tiny", "--valid-data", str(other), "--max-steps", "1"),
+    )
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "has ge2e/rtvc embeddings (dim 256) but the run trains on random/per-speaker" in result.stderr
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
 
 
 def test_gta_and_export(prepared: Path, tmp_path: Path) -> None:

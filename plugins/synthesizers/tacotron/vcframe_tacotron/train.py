@@ -12,6 +12,7 @@ import json
 import math
 import random
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -186,6 +187,64 @@ def embedding_spec_of(info: dict[str, Any]) -> EmbeddingSpec:
     )
 
 
+@dataclass
+class HeldOutSet:
+    """A held-out preprocessed corpus the trainer measures (``fit --valid-data``): fixed clips, valid frames."""
+
+    path: Path
+    dataset: Dataset
+    batches: list[list[int]]
+    config: TacotronConfig
+    clean: bool = True
+
+    def measure(self, network: torch.nn.Module, step: int, device: torch.device) -> dict[str, Any]:
+        """One valid.jsonl record. Leaves the training run as it was: the torch random state is forked and the
+        batch norm running statistics are put back (the measure runs in train mode, see ``validation``)."""
+        from vcframe_tacotron.validation import preserved_buffers, valid_frame_losses
+
+        forked = [device] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=forked), preserved_buffers(network):
+            losses = valid_frame_losses(
+                network,
+                self.dataset,
+                self.batches,
+                dropout=self.config.dropout,
+                silence_value=self.config.mel.silence_value,
+                clean=self.clean,
+                device=device,
+            )
+        network.train()
+        clips = sum(len(batch) for batch in self.batches)
+        return {"step": step, "data": str(self.path), "clips": clips, **{k: round(v, 5) for k, v in losses.items()}}
+
+
+VALID_SEED = 1  # the clip pick of recipes/demo/eval_synthesizer.py's default, so the two report the same clips
+VALID_BATCH_SIZE = 16
+
+
+def held_out_set(path: Path, config: TacotronConfig, clips: int) -> HeldOutSet:
+    """``path`` (a preprocessed folder) checked against the run's speaker embedding and mel spec."""
+    from vcframe_tacotron.validation import pick_batches
+
+    dataset = Dataset(path, config.frontend)
+    embedding = embedding_spec_of(dataset.info)
+    mel = MelSpec.model_validate(dataset.info["mel_spec"]) if "mel_spec" in dataset.info else RTVC_SYNTHESIZER_MEL
+    if embedding != config.embedding:
+        raise ConfigError(
+            f"--valid-data {str(path)!r} has {embedding.space} embeddings (dim {embedding.dim}) but the run trains "
+            f"on {config.embedding.space} (dim {config.embedding.dim})",
+            hint="preprocess the held-out corpus with the training data's --encoder",
+        )
+    if mel != config.mel:
+        raise ConfigError(
+            f"--valid-data {str(path)!r} has another mel spec than the training data: "
+            + ", ".join(f"{name} {mine!r} vs {theirs!r}" for name, mine, theirs in mel.diff(config.mel)),
+            hint="preprocess the held-out corpus with the training data's settings",
+        )
+    batches = pick_batches(dataset.frames, min(clips, len(dataset.frames)), VALID_BATCH_SIZE, VALID_SEED)
+    return HeldOutSet(path, dataset, batches, config)
+
+
 def rng_states() -> dict[str, Any]:
     """torch / numpy / python RNG states as tensors and ints (loadable with weights_only=True)."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
@@ -351,6 +410,17 @@ def fit(
         int, typer.Option(help="Attention plot, mel and Griffin-Lim sample every K steps (RTVC 500).")
     ] = 500,
     log_every: Annotated[int, typer.Option(help="Print and log losses every K steps.")] = 10,
+    valid_data: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help=(
+                "Held-out preprocessed folder (repeatable): teacher-forced losses over valid frames on fixed clips "
+                "every --valid-every steps, into run_dir/valid.jsonl."
+            )
+        ),
+    ] = None,
+    valid_every: Annotated[int, typer.Option(help="Measure each --valid-data every K steps (0 = never).")] = 500,
+    valid_clips: Annotated[int, typer.Option(help="Clips measured per --valid-data (at most all of them).")] = 64,
     threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")] = "cpu",
 ) -> None:
@@ -386,6 +456,9 @@ def _fit(
     backup_every: int,
     eval_every: int,
     log_every: int,
+    valid_data: list[Path] | None,
+    valid_every: int,
+    valid_clips: int,
     threads: int,
     device: str,
 ) -> None:
@@ -423,6 +496,7 @@ def _fit(
     config = build_config(preset, overrides, embedding_spec_of(dataset.info), mel_spec, dataset.frontend.name)
     from vcframe_tacotron.model import build_network, check_state_against
 
+    valid_sets = [held_out_set(path, config, valid_clips) for path in valid_data or []]
     torch.manual_seed(seed)
     network = build_network(config)
     if init is not None and saved is None:
@@ -486,6 +560,7 @@ def _fit(
     clock.pause_on_sigtstp()
     network.train()
     log = open(run_dir / "log.jsonl", "a") if session.is_main else None
+    valid_log = open(run_dir / "valid.jsonl", "a") if session.is_main and valid_sets else None
     buckets = LengthBucketSampler(dataset.frames, epoch_batch_size, seed)
     sharded = ShardedBatchSampler(buckets, session)
     distributed = session.distributed
@@ -569,6 +644,13 @@ def _fit(
                         batch["mels"][0, :, :length].cpu(),
                         config.mel,
                     )
+                if valid_sets and valid_every and step % valid_every == 0:
+                    for held_out in valid_sets:
+                        record = held_out.measure(network, step, target)
+                        if valid_log is not None:
+                            valid_log.write(json.dumps(record) + "\n")
+                            valid_log.flush()
+                        session.echo("valid " + " ".join(f"{k}={v}" for k, v in record.items()))
                 if step % checkpoint_every == 0:
                     save(checkpoint_path)
                 if backup_every and step % backup_every == 0:
@@ -581,6 +663,8 @@ def _fit(
     finally:
         if log is not None:
             log.close()
+        if valid_log is not None:
+            valid_log.close()
     save(checkpoint_path)
     session.echo(f"stopped at step {step}; checkpoint {checkpoint_path}")
 
