@@ -21,6 +21,10 @@ Output, the generic ``<speaker>/<utterance>.wav + .txt`` layout that ``vcframe t
     <out>/eval.json                held-out speakers and sentences for benchmarks/quality.py
     <out>/corpus.json              the generation parameters (checked on resume)
     <eval-out>/<speaker>/...       held-out speakers reading held-out sentences (default <out>_eval)
+    <seen-out>/<speaker>/...       training speakers reading held-out sentences (default <out>_seen)
+
+The two held-out folders, preprocessed, are what ``vcframe train synthesizer fit --valid-data`` measures: unseen
+voices (how the model clones a new voice) and unseen sentences in seen voices (how it reads new text).
 
 Only the timing table printed at the end (CPU seconds per minute of speech per engine) varies between runs.
 """
@@ -398,13 +402,20 @@ class Plan:
     utterances: list[Utterance]
 
 
+def seen_out_of(args: argparse.Namespace) -> Path:
+    """``--seen-out``, by default ``<out>_seen``."""
+    return Path(args.seen_out) if args.seen_out else Path(str(args.out).rstrip("/") + "_seen")
+
+
 def make_plan(args: argparse.Namespace) -> Plan:
     """Deterministic from the arguments: which speaker reads which sentence.
 
     The usable sentences are shuffled with ``--seed``; the first ``--eval-sentences`` are held out (no training
     speaker reads them), the rest are dealt round-robin to the training speakers, so speakers read different
     sentences while there are enough, and raising ``--sentences-per-speaker`` later only appends utterances.
-    Each held-out speaker reads the first ``--eval-utterances`` held-out sentences.
+    Each held-out speaker reads the first ``--eval-utterances`` held-out sentences. Each training speaker
+    also reads ``--seen-utterances`` different ones of those (speaker k from the k-th block on) into
+    ``--seen-out``, never into the training corpus.
     """
     chosen = [SPEAKERS_BY_ID[name] for name in args.speakers] if args.speakers else list(SPEAKERS)
     if args.eval_speakers is not None:
@@ -437,6 +448,13 @@ def make_plan(args: argparse.Namespace) -> Plan:
     for speaker in eval_speakers:
         for index, text in eval_sentences[: args.eval_utterances]:
             utterances.append(Utterance(speaker, index, text, eval_out))
+    read_by_eval = eval_sentences[: args.eval_utterances]
+    if read_by_eval:
+        seen_out = seen_out_of(args)
+        for rank, speaker in enumerate(train_speakers):
+            for turn in range(min(args.seen_utterances, len(read_by_eval))):  # a block of distinct sentences
+                index, text = read_by_eval[(rank * args.seen_utterances + turn) % len(read_by_eval)]
+                utterances.append(Utterance(speaker, index, text, seen_out))
     return Plan(train_speakers, eval_speakers, eval_sentences, utterances)
 
 
@@ -534,7 +552,7 @@ def write_index(plan: Plan, args: argparse.Namespace) -> tuple[float, float]:
     """speakers.json, manifest.csv (train and eval) and eval.json from the files on disk. Returns hours."""
     out, eval_out = Path(args.out), Path(args.eval_out)
     hours = {}
-    for root in (out, eval_out):
+    for root in (out, eval_out, seen_out_of(args)):
         rows = []
         for utterance in plan.utterances:
             if utterance.root == root and utterance.wav_path.exists() and utterance.txt_path.exists():
@@ -657,6 +675,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--eval-sentences", type=int, default=100, help="sentences held out from training")
     parser.add_argument("--eval-utterances", type=int, default=20, help="held-out sentences each eval speaker reads")
+    parser.add_argument(
+        "--seen-out", help="folder for training speakers reading held-out sentences (default: <out>_seen)"
+    )
+    parser.add_argument(
+        "--seen-utterances", type=int, default=6, help="held-out sentences each training speaker reads into --seen-out"
+    )
     parser.add_argument("--min-chars", type=int, default=25, help="shortest sentence used, in characters")
     parser.add_argument("--max-chars", type=int, default=110, help="longest sentence used, in characters")
     parser.add_argument("--min-seconds", type=float, default=1.5, help="clips shorter than this are rejected")
@@ -683,6 +707,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit(f"need 0 < --min-seconds < --max-seconds, got {args.min_seconds} and {args.max_seconds}")
     args.out = str(Path(args.out).resolve())
     args.eval_out = str(Path(args.eval_out).resolve()) if args.eval_out else args.out.rstrip("/") + "_eval"
+    args.seen_out = str(seen_out_of(args).resolve())
+    if args.seen_utterances < 0:
+        raise SystemExit(f"--seen-utterances must be 0 or more, got {args.seen_utterances}")
     if not Path(args.texts).is_file():
         raise SystemExit(f"sentence file {args.texts} not found; pass --texts or set VCFRAME_SHARED")
     plan = make_plan(args)
@@ -695,7 +722,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_parameters(args)
     print(
         f"{len(plan.train_speakers)} training speakers, {len(plan.eval_speakers)} held-out speakers, "
-        f"{len(plan.eval_sentences)} held-out sentences -> {args.out} (eval: {args.eval_out})",
+        f"{len(plan.eval_sentences)} held-out sentences -> {args.out} (eval: {args.eval_out}, seen: {args.seen_out})",
         flush=True,
     )
     wall = time.monotonic()

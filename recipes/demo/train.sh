@@ -1,7 +1,7 @@
 #!/bin/sh
 # Demo training of the default weights, resumable: run the same command again to continue where it stopped.
 #
-#   recipes/demo/train.sh prepare      # mels + GE2E embeddings of the corpus (parallel, resumable)
+#   recipes/demo/train.sh prepare      # mels + GE2E embeddings of the corpus and its held-out folders (resumable)
 #   recipes/demo/train.sh synthesizer  # small Tacotron, r=4, guided attention (background it with nohup)
 #   recipes/demo/train.sh gta          # teacher-forced (GTA) mels of every clip from the synthesizer run
 #   recipes/demo/train.sh vocoder      # small WaveRNN on the corpus' wavs and their ground-truth mels
@@ -18,16 +18,29 @@ PREP=${PREP:-${CORPUS}_prep}
 VCFRAME=${VCFRAME:-.venv/bin/vcframe}
 PYTHON=${PYTHON:-.venv/bin/python}
 resume_flag() { [ -f "$1/checkpoint.pt" ] && echo "--resume" || true; }
+# the held-out folders make_corpus.py writes beside the corpus, once preprocessed: unseen voices, unseen sentences
+valid_flags() {
+    for held_out in "${CORPUS}_eval" "${CORPUS}_seen"; do
+        [ -f "${held_out}_prep/manifest.jsonl" ] && printf -- '--valid-data %s ' "${held_out}_prep"
+    done
+    true
+}
 
 case "${1:-}" in
 prepare)
-    exec $VCFRAME train synthesizer preprocess "$CORPUS" --out "$PREP" --encoder ge2e --workers "${WORKERS:-2}" ;;
+    $VCFRAME train synthesizer preprocess "$CORPUS" --out "$PREP" --encoder ge2e --workers "${WORKERS:-2}"
+    for held_out in "${CORPUS}_eval" "${CORPUS}_seen"; do
+        if [ -f "$held_out/manifest.csv" ]; then
+            $VCFRAME train synthesizer preprocess "$held_out" --out "${held_out}_prep" --encoder ge2e --workers "${WORKERS:-2}"
+        fi
+    done ;;
 synthesizer)
     # the schedule the demo run follows (applied on --resume too): lr 1e-3 to step 8,600, then 2e-4 from 8,600 on
     exec $VCFRAME train synthesizer fit --data "$PREP" --run-dir "$RUNS/taco" \
         --preset small -o r=4 --schedule "4,1e-3,8600,16;4,2e-4,20000,16;4,1e-4,80000,16" \
         --masking clean --guided-attention 1.0 --guided-until 20000 \
         --max-steps "${MAX_STEPS:-40000}" --checkpoint-every 100 --eval-every 500 --log-every 10 \
+        $(valid_flags) --valid-every 500 \
         --threads "${THREADS:-1}" $(resume_flag "$RUNS/taco") ;;
 gta)
     exec $VCFRAME train synthesizer gta --run-dir "$RUNS/taco" --data "$PREP" --out "$RUNS/gta" ;;

@@ -93,8 +93,11 @@ def test_plan_is_deterministic_disjoint_and_extends(texts: Path, tmp_path: Path)
     assert [s.id for s in plan.train_speakers] == ["flite-rms", "espeak-steph"]
     assert [s.id for s in plan.eval_speakers] == ["espeak-f1"]
     held_out = {index for index, _ in plan.eval_sentences}
-    train = [u for u in plan.utterances if u.speaker.split == "train"]
+    train = [u for u in plan.utterances if u.root == tmp_path / "c"]
     assert len(train) == 4 and not held_out & {u.sentence_index for u in train}
+    # the training speakers read the held-out sentences too, but into the seen folder only
+    seen = [(u.speaker.id, u.sentence_index) for u in plan.utterances if u.root == tmp_path / "c_seen"]
+    assert sorted(seen) == sorted((s, i) for s in ("flite-rms", "espeak-steph") for i in held_out)
     assert len({u.sentence_index for u in train}) == 4  # speakers read different sentences while there are enough
     assert {u.sentence_index for u in plan.utterances if u.speaker.id == "espeak-f1"} == held_out
     more = corpus.make_plan(
@@ -103,8 +106,8 @@ def test_plan_is_deterministic_disjoint_and_extends(texts: Path, tmp_path: Path)
         )
     )
     for speaker in plan.train_speakers:
-        before = [u.utt_id for u in plan.utterances if u.speaker == speaker]
-        after = [u.utt_id for u in more.utterances if u.speaker == speaker]
+        before = [u.utt_id for u in plan.utterances if u.speaker == speaker and u.root == tmp_path / "c"]
+        after = [u.utt_id for u in more.utterances if u.speaker == speaker and u.root == tmp_path / "c"]
         assert after[: len(before)] == before and len(after) == 3
     reseeded = corpus.make_plan(
         plan_args(
@@ -164,6 +167,8 @@ def test_corpus_end_to_end_deterministic_and_resumable(texts: Path, tmp_path: Pa
     tree = read_tree(first)
     assert tree == read_tree(second)  # byte-identical whatever the number of jobs
     assert read_tree(tmp_path / "one" / "corpus_eval") == read_tree(tmp_path / "two" / "corpus_eval")
+    seen_rows = list(csv.DictReader((tmp_path / "one" / "corpus_seen" / "manifest.csv").open()))
+    assert sorted(row["speaker"] for row in seen_rows) == ["espeak-steph", "flite-rms"]  # one held-out sentence
 
     wavs = sorted(first.glob("*/*.wav"))
     assert len(wavs) == 4 and {path.parent.name for path in wavs} == {"flite-rms", "espeak-steph"}
