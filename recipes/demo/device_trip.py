@@ -12,9 +12,12 @@ on the device):
     array; the frame counts; the manifest without its ``audio`` field (xz); ``info.json``. A training
     checkpoint becomes ``OUT/checkpoint/checkpoint_light.pt``: model in float32, Adam's ``exp_avg`` dropped
     (restarted at zero), ``exp_avg_sq`` in bfloat16. The decoding is checked before anything is written.
+    Each ``--valid-prep`` folder (a held-out corpus for ``fit --valid-data``) is coded the same way into
+    ``OUT/data/valid/<folder name>/``.
 ``unpack`` (device)
-    ``OUT/data/`` back into a preprocessed folder (manifest.jsonl, info.json, mels/*.npy float32, embeds/*.npy)
-    and the light checkpoint into a full one that ``fit --resume`` loads.
+    ``OUT/data/`` back into a preprocessed folder (manifest.jsonl, info.json, mels/*.npy float32, embeds/*.npy),
+    its held-out folders into ``--valid-out/<name>/``, and the light checkpoint into a full one that
+    ``fit --resume`` loads.
 ``snapshot`` (device)
     A checkpoint as ``meta.pt`` plus ``part_<i>.pt`` files of at most ``--part-mib`` MiB (light, as above).
 ``restore`` (here)
@@ -34,6 +37,7 @@ from __future__ import annotations
 
 import json
 import lzma
+import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -48,6 +52,7 @@ from vcframe.checkpoints import save_torch
 from vcframe.errors import InputError, VcframeError
 
 DATA_FOLDER = "data"
+VALID_FOLDER = "valid"  # inside DATA_FOLDER: one coded held-out folder per name
 CHECKPOINT_FOLDER = "checkpoint"
 LIGHT_CHECKPOINT = "checkpoint_light.pt"
 MEL_CODING = "mel_coding.json"
@@ -452,6 +457,10 @@ def print_sizes(folder: Path) -> None:
 def pack(
     out: Annotated[Path, typer.Option(help="Trip folder (git-ignored, e.g. .gpu/trip): data/ and checkpoint/.")],
     prep: Annotated[Path | None, typer.Option(help="Preprocessed folder to code into OUT/data.")] = None,
+    valid_prep: Annotated[
+        list[Path] | None,
+        typer.Option(help="Held-out preprocessed folder (repeatable) to code into OUT/data/valid/<its name>."),
+    ] = None,
     checkpoint: Annotated[Path | None, typer.Option(help="Training checkpoint to lighten into OUT/checkpoint.")] = None,
     levels: Annotated[int, typer.Option(help="Quantisation levels of the mels over their range (2-256).")] = 96,
     batch_size: Annotated[
@@ -463,6 +472,12 @@ def pack(
     """Here: code a preprocessed folder and/or lighten a checkpoint for the trip; prints the sizes."""
 
     def body() -> None:
+        held_out = valid_prep or []
+        names = [folder.name for folder in held_out]
+        if len(set(names)) != len(names):
+            raise TripError(f"--valid-prep folders need different names, got {', '.join(names)}")
+        if held_out and prep is None:
+            raise TripError("--valid-prep needs --prep (the held-out folders travel with the training data)")
         if prep is None and checkpoint is None:
             raise TripError("nothing to pack: give --prep and/or --checkpoint")
         if not 1 <= chunks <= 16 or not 0 <= xz_preset <= 9:
@@ -476,7 +491,17 @@ def pack(
             raise TripError("--batch-size needs --checkpoint")
         if prep is not None:
             pack_data(prep, out / DATA_FOLDER, levels, chunks, xz_preset)
+            stale = out / DATA_FOLDER / VALID_FOLDER
+            if stale.is_dir():
+                shutil.rmtree(stale)
+            for folder in held_out:
+                pack_data(folder, out / DATA_FOLDER / VALID_FOLDER / folder.name, levels, 1, xz_preset)
             print_sizes(out / DATA_FOLDER)
+            for folder in held_out:
+                print_sizes(out / DATA_FOLDER / VALID_FOLDER / folder.name)
+            if held_out:
+                carried = sum(mebibytes(path) for path in (out / DATA_FOLDER).rglob("*") if path.is_file())
+                typer.echo(f"  {out / DATA_FOLDER} with its held-out folders: {carried:.2f} MiB")
         if light is not None:
             save_torch_atomic(out / CHECKPOINT_FOLDER / LIGHT_CHECKPOINT, light)
             typer.echo(f"checkpoint: {describe(light)}")
@@ -493,6 +518,9 @@ def pack(
 def unpack(
     trip: Annotated[Path, typer.Option(help="Trip folder from 'pack' (its data/ and/or checkpoint/).")],
     out: Annotated[Path | None, typer.Option(help="Preprocessed folder to decode TRIP/data into.")] = None,
+    valid_out: Annotated[
+        Path | None, typer.Option(help="Folder to decode TRIP/data/valid/<name> into, as <name>/ each.")
+    ] = None,
     checkpoint_out: Annotated[
         Path | None, typer.Option(help="Full resumable checkpoint to expand TRIP/checkpoint into.")
     ] = None,
@@ -504,6 +532,10 @@ def unpack(
             raise TripError("nothing to unpack: give --out and/or --checkpoint-out")
         if out is not None:
             unpack_data(trip / DATA_FOLDER, out)
+        held_out = trip / DATA_FOLDER / VALID_FOLDER
+        if valid_out is not None and held_out.is_dir():
+            for folder in sorted(held_out.iterdir()):
+                unpack_data(folder, valid_out / folder.name)
         if checkpoint_out is not None:
             full = expand(load_torch(trip / CHECKPOINT_FOLDER / LIGHT_CHECKPOINT))
             save_torch_atomic(checkpoint_out, full)

@@ -11,7 +11,7 @@
 # checkpoint into /root/run/checkpoint.pt. start decodes the mels into /root/prep and starts the trainer
 # detached (it outlives the call) with train.sh's synthesizer arguments plus --resume --device cuda. start and
 # wait then watch it for SECONDS (or until it dies) and write a snapshot of its checkpoint (meta.pt, part_*.pt)
-# with log.jsonl and train.log into $OUT, whence they come back. Keep SECONDS about 60 s under the call's limit.
+# with log.jsonl, valid.jsonl (if pack had --valid-prep) and train.log into $OUT, whence they come back. Keep SECONDS about 60 s under the call's limit.
 #
 # Environment: TRIP (default .gpu/trip), WHEELS (.gpu/whl), DEVICE_HOME (/root), PYTHON (python3),
 # THREADS (8), MAX_STEPS (40000), DEVICE (cuda), SCHEDULE (none: the checkpoint's; else fit's --schedule).
@@ -25,6 +25,7 @@ CODE=$DEVICE_HOME/code
 TOOLS=$DEVICE_HOME/trip
 RUN=$DEVICE_HOME/run
 PREP=$DEVICE_HOME/prep
+VALID=$DEVICE_HOME/valid
 TRAIN_LOG=$DEVICE_HOME/train.log
 TRAINER_PID=$DEVICE_HOME/trainer.pid
 # TF32 matrix products on the GPU (as in the measured runs); unbuffered output so train.log is current
@@ -61,6 +62,7 @@ wait_and_snapshot() {  # $1: seconds to watch the trainer
     [ -n "${OUT:-}" ] || die "OUT is not set (the device call's output folder)"
     "$PYTHON" "$TOOLS/device_trip.py" snapshot --checkpoint "$RUN/checkpoint.pt" --out "$OUT"
     cp "$RUN/log.jsonl" "$TRAIN_LOG" "$OUT"/
+    [ ! -f "$RUN/valid.jsonl" ] || cp "$RUN/valid.jsonl" "$OUT"/
 }
 
 case "${1:-}" in
@@ -83,7 +85,12 @@ start)
     need_setup
     ! trainer_running || die "a trainer is already running (pid $(cat "$TRAINER_PID")); use 'wait'"
     [ -f "$TRIP/data/mel_coding.json" ] || die "no $TRIP/data/mel_coding.json: carry $TRIP/data"
-    "$PYTHON" "$TOOLS/device_trip.py" unpack --trip "$TRIP" --out "$PREP"
+    rm -rf "$VALID"
+    "$PYTHON" "$TOOLS/device_trip.py" unpack --trip "$TRIP" --out "$PREP" --valid-out "$VALID"
+    valid_flags=""  # the held-out folders packed with --valid-prep, measured as train.sh's run measures them
+    for held_out in "$VALID"/*/; do
+        [ -f "${held_out}manifest.jsonl" ] && valid_flags="$valid_flags --valid-data ${held_out%/}"
+    done
     # train.sh's synthesizer arguments (keep in step) but no --schedule: with --resume the checkpoint's preset
     # and schedule (as 'pack --batch-size' set it) win, unless SCHEDULE gives one (fit --resume --schedule
     # applies it from the checkpoint's step on)
@@ -95,6 +102,7 @@ start)
         --preset small -o r=4 ${SCHEDULE:+--schedule "$SCHEDULE"} \
         --masking clean --guided-attention 1.0 --guided-until 20000 \
         --max-steps "${MAX_STEPS:-40000}" --checkpoint-every 100 --eval-every 500 --log-every 10 \
+        $valid_flags --valid-every 500 \
         --threads "${THREADS:-8}" --resume --device "${DEVICE:-cuda}" > "$TRAIN_LOG" 2>&1 < /dev/null) &
     sleep 2
     echo "trainer started, pid $(cat "$TRAINER_PID" 2>/dev/null || echo '?')"

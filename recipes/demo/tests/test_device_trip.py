@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +131,32 @@ def test_pack_unpack_round_trip(prep: Path, tmp_path: Path) -> None:
     assert full["step"] == 5200 and full["epoch"] == 3 and full["batch_in_epoch"] == 11
     for state in full["optimizer_state"]["state"].values():
         assert state["exp_avg_sq"].dtype == torch.float32 and not state["exp_avg"].any()
+
+
+def test_held_out_folders_travel_with_the_data(prep: Path, tmp_path: Path) -> None:
+    """--valid-prep: each held-out folder coded into data/valid/<name>/, decoded by unpack --valid-out."""
+    seen = tmp_path / "held" / "demo_seen_prep"
+    shutil.copytree(prep, seen)
+    out = tmp_path / "trip"
+    result = invoke("pack", "--prep", prep, "--valid-prep", seen, "--out", out, "--levels", LEVELS)
+    assert result.exit_code == 0, result.output
+    assert "with its held-out folders" in result.output
+    assert (out / "data" / "valid" / "demo_seen_prep" / "mel_coding.json").is_file()
+    result = invoke("unpack", "--trip", out, "--out", tmp_path / "prep_out", "--valid-out", tmp_path / "valid")
+    assert result.exit_code == 0, result.output
+    decoded = tmp_path / "valid" / "demo_seen_prep"
+    assert (decoded / "manifest.jsonl").read_text() == (tmp_path / "prep_out" / "manifest.jsonl").read_text()
+    row = json.loads((decoded / "manifest.jsonl").read_text().splitlines()[0])
+    assert np.abs(np.load(decoded / row["mel"]) - np.load(seen / row["mel"])).max() <= 4.0 / (LEVELS - 1) + 1e-6
+    # packing again without it leaves no stale held-out folder behind
+    assert invoke("pack", "--prep", prep, "--out", out, "--levels", LEVELS).exit_code == 0
+    assert not (out / "data" / "valid").exists()
+
+    alone = invoke("pack", "--valid-prep", seen, "--out", tmp_path / "other")
+    assert alone.exit_code == 2 and "--valid-prep needs --prep" in alone.output
+    twice = invoke("pack", "--prep", prep, "--valid-prep", seen, "--valid-prep", seen, "--out", tmp_path / "other")
+    assert twice.exit_code == 2 and "need different names" in twice.output
+    assert not (tmp_path / "other").exists()
 
 
 def test_pack_batch_size_starts_a_fresh_epoch(tmp_path: Path) -> None:
