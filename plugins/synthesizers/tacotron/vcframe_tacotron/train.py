@@ -195,7 +195,7 @@ class HeldOutSet:
     dataset: Dataset
     batches: list[list[int]]
     config: TacotronConfig
-    clean: bool = True
+    clean: bool  # the run's masking is 'clean' (the network sees each item's lengths), as in training
 
     def measure(self, network: torch.nn.Module, step: int, device: torch.device) -> dict[str, Any]:
         """One valid.jsonl record. Leaves the training run as it was: the torch random state is forked and the
@@ -222,8 +222,9 @@ VALID_SEED = 1  # the clip pick of recipes/demo/eval_synthesizer.py's default, s
 VALID_BATCH_SIZE = 16
 
 
-def held_out_set(path: Path, config: TacotronConfig, clips: int) -> HeldOutSet:
-    """``path`` (a preprocessed folder) checked against the run's speaker embedding and mel spec."""
+def held_out_set(path: Path, config: TacotronConfig, clips: int, *, clean: bool) -> HeldOutSet:
+    """``path`` (a preprocessed folder) checked against the run's speaker embedding and mel spec; measured with
+    the run's masking (``clean``)."""
     from vcframe_tacotron.validation import pick_batches
 
     dataset = Dataset(path, config.frontend)
@@ -242,7 +243,7 @@ def held_out_set(path: Path, config: TacotronConfig, clips: int) -> HeldOutSet:
             hint="preprocess the held-out corpus with the training data's settings",
         )
     batches = pick_batches(dataset.frames, min(clips, len(dataset.frames)), VALID_BATCH_SIZE, VALID_SEED)
-    return HeldOutSet(path, dataset, batches, config)
+    return HeldOutSet(path, dataset, batches, config, clean)
 
 
 def rng_states() -> dict[str, Any]:
@@ -419,8 +420,10 @@ def fit(
             )
         ),
     ] = None,
-    valid_every: Annotated[int, typer.Option(help="Measure each --valid-data every K steps (0 = never).")] = 500,
-    valid_clips: Annotated[int, typer.Option(help="Clips measured per --valid-data (at most all of them).")] = 64,
+    valid_every: Annotated[int, typer.Option(min=0, help="Measure each --valid-data every K steps (0 = never).")] = 500,
+    valid_clips: Annotated[
+        int, typer.Option(min=1, help="Clips measured per --valid-data (at most all of them).")
+    ] = 64,
     threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")] = "cpu",
 ) -> None:
@@ -496,7 +499,7 @@ def _fit(
     config = build_config(preset, overrides, embedding_spec_of(dataset.info), mel_spec, dataset.frontend.name)
     from vcframe_tacotron.model import build_network, check_state_against
 
-    valid_sets = [held_out_set(path, config, valid_clips) for path in valid_data or []]
+    valid_sets = [held_out_set(path, config, valid_clips, clean=masking == "clean") for path in valid_data or []]
     torch.manual_seed(seed)
     network = build_network(config)
     if init is not None and saved is None:
