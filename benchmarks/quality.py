@@ -13,8 +13,9 @@ Run by hand (minutes per system on 2 cores):
   = synthesis seconds / output seconds (models already loaded).
 * Yardsticks (WER and words heard right): a person reading (LJSpeech-mini clips, the same book text as the
   sentences, against their transcripts), flite (voice slt) reading the same sentences, the held-out voices'
-  own engines reading them (plus similarity to the reference clip: what "the same speaker" scores), and the
-  wall time of one ``vcframe run`` command (model loading included).
+  own engines reading them (plus similarity to the reference clip: what "the same speaker" scores), each
+  system's vocoder resynthesising the person's recordings from their own mels (what the vocoder alone costs),
+  and the wall time of one ``vcframe run`` command (model loading included).
 
 Prints markdown tables and writes ``results.json`` plus every generated clip under ``--out``.
 """
@@ -37,11 +38,12 @@ from typing import Any
 import soundfile
 import torch
 
-from vcframe.audio import save_audio
+from vcframe.audio import load_audio, mel_spectrogram, save_audio
 from vcframe.config import load_settings
 from vcframe.metrics.asr import default_recognizer, word_error_rate, word_errors
 from vcframe.metrics.speaker import SpeakerJudge
 from vcframe.pipeline import Pipeline
+from vcframe.types import Mel
 from vcframe.voices import sample_voices
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,14 +110,42 @@ def flite_yardstick(sentences: list[str], scratch: Path) -> dict[str, float]:
 def human_yardstick(shared: Path, count: int) -> dict[str, float] | None:
     """The first ``count`` LJSpeech-mini recordings (a person reading the same public-domain book text the
     held-out sentences come from) against their transcripts: what the recogniser makes of real read speech."""
-    folder = shared / "data" / "ljspeech" / "LJSpeech-mini"
-    if not (folder / "metadata.csv").is_file():
+    clips = ljspeech_clips(shared, count)
+    if not clips:
         return None
     recognizer = default_recognizer()
-    pairs = []
+    pairs = [(text, recognizer.transcribe(wav)) for wav, text in clips]
+    return {**heard(pairs), "clips": len(pairs)}
+
+
+def ljspeech_clips(shared: Path, count: int) -> list[tuple[Path, str]]:
+    """(wav, normalised transcript) of the first ``count`` LJSpeech-mini clips (none without the folder)."""
+    folder = shared / "data" / "ljspeech" / "LJSpeech-mini"
+    if not (folder / "metadata.csv").is_file():
+        return []
+    clips = []
     for line in (folder / "metadata.csv").read_text(encoding="utf-8").splitlines()[:count]:
         clip_id, _, normalized = line.split("|")
-        pairs.append((normalized, recognizer.transcribe(folder / "wavs" / f"{clip_id}.wav")))
+        clips.append((folder / "wavs" / f"{clip_id}.wav", normalized))
+    return clips
+
+
+def vocoder_yardstick(vocoder: str, args: argparse.Namespace, scratch: Path) -> dict[str, float] | None:
+    """``vocoder`` turning the person's recordings (the human yardstick's clips) back into audio from their own
+    mels, computed with the vocoder's input mel spec: the share of words the vocoder alone keeps."""
+    clips = ljspeech_clips(args.shared, args.human_clips)
+    if not clips:
+        return None
+    pipeline = Pipeline(vocoder=vocoder, device="cpu", settings=load_settings(args.option or []))
+    spec = pipeline.vocoder.input_spec
+    recognizer = default_recognizer()
+    pairs = []
+    for index, (wav, text) in enumerate(clips):
+        samples = load_audio(wav, sample_rate=spec.sample_rate).item(0)
+        mel = Mel.from_numpy([mel_spectrogram(samples, spec)], spec)
+        path = scratch / f"resynthesis_{vocoder}_{index}.wav"
+        save_audio(pipeline.vocoder.vocode(mel, seed=args.seed + index), path)
+        pairs.append((text, recognizer.transcribe(path)))
     return {**heard(pairs), "clips": len(pairs)}
 
 
@@ -283,6 +313,15 @@ def main() -> None:
                     f"yardstick: a person reading (first {human['clips']} LJSpeech-mini clips): "
                     f"WER {human['wer']:.3f}, words heard right {human['words_right']:.1%}"
                 )
+                report["vocoder_resynthesis"] = {}
+                for vocoder in vocoders:
+                    resynthesis = vocoder_yardstick(vocoder, args, scratch)
+                    report["vocoder_resynthesis"][vocoder] = resynthesis
+                    if resynthesis is not None:
+                        print(
+                            f"yardstick: {vocoder} resynthesising those clips from their own mels: "
+                            f"WER {resynthesis['wer']:.3f}, words heard right {resynthesis['words_right']:.1%}"
+                        )
         if not args.no_yardsticks and shutil.which("flite"):
             flite = flite_yardstick(sentences, scratch)
             report["flite_slt"] = flite

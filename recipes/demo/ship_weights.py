@@ -39,7 +39,7 @@ TARGETS = {
         "module": "vcframe_wavernn",
         "file": "wavernn-demo.safetensors",
         "export": [sys.executable, "-m", "vcframe_wavernn.train", "export"],
-        "training_data": TRAINING_DATA + "; ground-truth mels",
+        "training_data": TRAINING_DATA,  # + "; " + --mels
     },
 }
 
@@ -74,8 +74,14 @@ def main() -> None:
         type=float,
         help="synthesizer: pre-net dropout at synthesis that the weights recommend (recorded in their metadata)",
     )
+    parser.add_argument(
+        "--mels",
+        default="ground-truth mels",
+        help="vocoder: the mels it trained on, for the registry's training_data (default: ground-truth mels)",
+    )
     args = parser.parse_args()
     target = TARGETS[args.kind]
+    training_data = str(target["training_data"]) + (f"; {args.mels}" if args.kind == "vocoder" else "")
 
     from vcframe.checkpoints import load_state, sha256_of, to_half_precision
 
@@ -86,7 +92,7 @@ def main() -> None:
         exported = Path(scratch) / "full.safetensors"
         command = [*target["export"], "--run-dir", str(args.run_dir), "--out", str(exported)]  # type: ignore[misc]
         if args.kind == "synthesizer":
-            command += ["--training-data", str(target["training_data"])]
+            command += ["--training-data", training_data]
             if args.inference_dropout is not None:
                 command += ["--inference-dropout", str(args.inference_dropout)]
         subprocess.run(command, check=True)
@@ -100,7 +106,7 @@ def main() -> None:
         "sha256": sha256_of(destination),
         "format": "safetensors",
         "license": "MIT",
-        "training_data": target["training_data"],
+        "training_data": training_data,
         "steps": steps,
         "default": not args.no_default,
         "preset": str(metadata.get("config", {}).get("preset", "small")),
