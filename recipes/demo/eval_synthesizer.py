@@ -58,13 +58,12 @@ def load_model(reference: str, path: Path, data_info: dict[str, Any]) -> Model:
     checked against the corpus' speaker embedding and mel spec (``data_info``: its info.json)."""
     from vcframe_tacotron.model import TacotronSynthesizer, build_network, check_state_against
     from vcframe_tacotron.spec import SPEC, TacotronConfig
-    from vcframe_tacotron.train import embedding_spec_of
+    from vcframe_tacotron.train import embedding_spec_of, mel_spec_of
 
     from vcframe.checkpoints import load_state
-    from vcframe.specs import RTVC_SYNTHESIZER_MEL, MelSpec
 
     embedding = embedding_spec_of(data_info)
-    mel = MelSpec.model_validate(data_info["mel_spec"]) if "mel_spec" in data_info else RTVC_SYNTHESIZER_MEL
+    mel = mel_spec_of(data_info)
     state, metadata = load_state(path)  # torch.load(weights_only=True) for .pt files
     saved = metadata.get("checkpoint", {})
     if "train" in saved or "config" in saved:  # a trainer checkpoint (RUN/checkpoint.pt) or another trainer's

@@ -18,9 +18,10 @@ PREP=${PREP:-${CORPUS}_prep}
 VCFRAME=${VCFRAME:-.venv/bin/vcframe}
 PYTHON=${PYTHON:-.venv/bin/python}
 resume_flag() { [ -f "$1/checkpoint.pt" ] && echo "--resume" || true; }
-# the held-out folders make_corpus.py writes beside the corpus, once preprocessed: unseen voices, unseen sentences
-valid_flags() {
-    for held_out in "${CORPUS}_eval" "${CORPUS}_seen"; do
+# the held-out folders make_corpus.py writes beside the corpus: unseen voices, unseen sentences in seen voices
+HELD_OUT="${CORPUS}_eval ${CORPUS}_seen"
+valid_flags() {  # each one, once preprocessed, as --valid-data
+    for held_out in $HELD_OUT; do
         [ -f "${held_out}_prep/manifest.jsonl" ] && printf -- '--valid-data %s ' "${held_out}_prep"
     done
     true
@@ -29,7 +30,7 @@ valid_flags() {
 case "${1:-}" in
 prepare)
     $VCFRAME train synthesizer preprocess "$CORPUS" --out "$PREP" --encoder ge2e --workers "${WORKERS:-2}"
-    for held_out in "${CORPUS}_eval" "${CORPUS}_seen"; do
+    for held_out in $HELD_OUT; do
         if [ -f "$held_out/manifest.csv" ]; then
             $VCFRAME train synthesizer preprocess "$held_out" --out "${held_out}_prep" --encoder ge2e --workers "${WORKERS:-2}"
         fi

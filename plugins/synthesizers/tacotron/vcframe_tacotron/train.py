@@ -179,6 +179,11 @@ class Dataset:
         }
 
 
+def mel_spec_of(info: dict[str, Any]) -> MelSpec:
+    """The mel spec a preprocessed folder's ``info.json`` records (RTVC's synthesizer mel when it records none)."""
+    return MelSpec.model_validate(info["mel_spec"]) if "mel_spec" in info else RTVC_SYNTHESIZER_MEL
+
+
 def embedding_spec_of(info: dict[str, Any]) -> EmbeddingSpec:
     if "embedding_spec" in info:
         return EmbeddingSpec.model_validate(info["embedding_spec"])
@@ -229,7 +234,7 @@ def held_out_set(path: Path, config: TacotronConfig, clips: int, *, clean: bool)
 
     dataset = Dataset(path, config.frontend)
     embedding = embedding_spec_of(dataset.info)
-    mel = MelSpec.model_validate(dataset.info["mel_spec"]) if "mel_spec" in dataset.info else RTVC_SYNTHESIZER_MEL
+    mel = mel_spec_of(dataset.info)
     if embedding != config.embedding:
         raise ConfigError(
             f"--valid-data {str(path)!r} has {embedding.space} embeddings (dim {embedding.dim}) but the run trains "
@@ -495,7 +500,7 @@ def _fit(
         stages = [tuple(s) for s in saved["train"]["schedule"]]
 
     dataset = Dataset(data, overrides.get("frontend", "rtvc-english"))
-    mel_spec = MelSpec.model_validate(dataset.info["mel_spec"]) if "mel_spec" in dataset.info else RTVC_SYNTHESIZER_MEL
+    mel_spec = mel_spec_of(dataset.info)
     config = build_config(preset, overrides, embedding_spec_of(dataset.info), mel_spec, dataset.frontend.name)
     from vcframe_tacotron.model import build_network, check_state_against
 
