@@ -7,7 +7,8 @@
   model. Their specs live in :mod:`vcframe.testing.dummy_specs` (no torch import).
 * The pytest plugin (:mod:`vcframe.testing.pytest_plugin`, loaded automatically) gives the fixtures
   ``vcframe_registry``, ``dummy_registry``, ``vcframe_cli`` and ``speech_like_wav``.
-* :func:`load_rtvc_state` reads the compact RTVC weights of the golden-test fixtures.
+* :func:`load_rtvc_state` and :func:`load_compact_state` read the compact weights of the golden-test fixtures
+  (RTVC and HiFi-GAN, including the SplitMix64-synthesised HiFi-GAN discriminator weights).
 
 Importing this package is light (no torch); the kit loads on first use of its names.
 """
@@ -37,7 +38,9 @@ _LAZY = {
     "check_component": "vcframe.testing.checks",
     "iter_checks": "vcframe.testing.checks",
     "parametrize_with_checks": "vcframe.testing.checks",
+    "load_compact_state": "vcframe.testing.rtvc",
     "load_rtvc_state": "vcframe.testing.rtvc",
+    "splitmix64_int8": "vcframe.testing.rtvc",
 }
 
 if TYPE_CHECKING:
@@ -52,7 +55,7 @@ if TYPE_CHECKING:
         iter_checks,
         parametrize_with_checks,
     )
-    from vcframe.testing.rtvc import load_rtvc_state
+    from vcframe.testing.rtvc import load_compact_state, load_rtvc_state, splitmix64_int8
 
 
 __getattr__ = lazy_attributes(__name__, _LAZY)
@@ -73,9 +76,11 @@ __all__ = [
     "ConformanceReport",
     "check_component",
     "iter_checks",
+    "load_compact_state",
     "load_rtvc_state",
     "parametrize_with_checks",
     "speech_like",
+    "splitmix64_int8",
     "tone",
     "write_tone_corpus",
 ]
