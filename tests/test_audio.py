@@ -17,6 +17,7 @@ from vcframe.audio import (
 )
 from vcframe.errors import AudioInputError, OutputError
 from vcframe.specs import RTVC_ENCODER_MEL, RTVC_SYNTHESIZER_MEL
+from vcframe.testing.golden import LOG_MEL_ATOL, POWER_MEL_RTOL
 from vcframe.types import Waveform
 
 
@@ -70,12 +71,15 @@ def test_resample_identity() -> None:
     assert resample(samples, 16000, 16000) is samples
 
 
-def test_mel_matches_rtvc_features_bit_for_bit(rtvc_fixtures) -> None:
+def test_mel_matches_rtvc_features_within_fixture_tolerance(rtvc_fixtures) -> None:
+    """Exact on the CPU that made the fixtures; FFT/BLAS kernels of other CPUs differ in the last bits."""
     features = load_file(str(rtvc_fixtures / "features_ref.safetensors"))
     synthesizer_mel = mel_spectrogram(features["wav_16k"], RTVC_SYNTHESIZER_MEL)
-    np.testing.assert_array_equal(synthesizer_mel, features["syn_mel_80"])
+    assert synthesizer_mel.shape == features["syn_mel_80"].shape
+    np.testing.assert_allclose(synthesizer_mel, features["syn_mel_80"], rtol=0, atol=LOG_MEL_ATOL)
     encoder_mel = mel_spectrogram(features["enc_preprocess_wav_novad"], RTVC_ENCODER_MEL)
-    np.testing.assert_array_equal(encoder_mel.T, features["enc_mel_40"])
+    assert encoder_mel.T.shape == features["enc_mel_40"].shape
+    np.testing.assert_allclose(encoder_mel.T, features["enc_mel_40"], rtol=POWER_MEL_RTOL, atol=0)
     assert synthesizer_mel.shape[1] == frames_for(len(features["wav_16k"]), RTVC_SYNTHESIZER_MEL)
 
 

@@ -14,6 +14,7 @@ from vcframe_wavernn.spec import WaveRNNConfig
 
 from vcframe.specs import RTVC_SYNTHESIZER_MEL
 from vcframe.testing import load_rtvc_state
+from vcframe.testing.golden import WAVEFORM_ATOL
 from vcframe.types import Mel
 
 
@@ -70,9 +71,10 @@ def test_fold_and_crossfade_exact(ref):
 
 def test_mu_law_and_dataset_item_and_collate(ref, features):
     labels = encode_mu_law(features["voc_preemph_wav"].numpy(), 512)
-    assert np.array_equal(labels, features["voc_mulaw_labels_9bit"].numpy())
-    decoded = decode_mu_law(2 * labels / 511 - 1, 512)
-    assert np.array_equal(decoded, features["voc_decode_mulaw_from_labels"].numpy())
+    assert np.array_equal(labels, features["voc_mulaw_labels_9bit"].numpy())  # integers: exact everywhere
+    decoded = decode_mu_law(2 * labels / 511 - 1, 512)  # numpy's vectorised power differs by CPU in the last bit
+    assert decoded.shape == features["voc_decode_mulaw_from_labels"].shape
+    assert np.abs(decoded - features["voc_decode_mulaw_from_labels"].numpy()).max() <= WAVEFORM_ATOL
     item = make_item("wav", features["wav_16k"].numpy(), features["syn_mel_80"].numpy(), RTVC_SYNTHESIZER_MEL, 9)
     assert np.array_equal(item.mel, ref["dataset_item_mel"].numpy())
     assert np.array_equal(item.labels, ref["dataset_item_quant"].numpy())
@@ -86,7 +88,7 @@ def test_mu_law_and_dataset_item_and_collate(ref, features):
 
 @pytest.mark.parametrize("engine", ["cpp", "cpp-2-threads", "torch"])
 @pytest.mark.parametrize("name", ["short_unbatched_argmax", "short_batched_t2000_o400_sampled"])
-def test_generation_bit_exact(ref, fixtures_dir, name, engine):
+def test_generation_matches_rtvc(ref, fixtures_dir, name, engine):
     threads = 2 if engine == "cpp-2-threads" else None
     engine = engine.removesuffix("-2-threads")
     if engine == "cpp":
@@ -109,5 +111,5 @@ def test_generation_bit_exact(ref, fixtures_dir, name, engine):
     output = WaveRNNVocoder(config).generate_float64(mel, seed=None if seed < 0 else seed)[0]
     expected = ref[prefix + "wav"].numpy()
     assert output.shape == (mel.frames.shape[-1] * 200,)
-    assert np.abs(output[: len(expected)] - expected).max() <= 1e-9
+    assert np.abs(output[: len(expected)] - expected).max() <= WAVEFORM_ATOL
     assert not output[len(expected) :].any()
