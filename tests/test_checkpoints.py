@@ -13,6 +13,7 @@ from vcframe import checkpoints
 from vcframe.checkpoints import (
     CheckpointEntry,
     load_state,
+    read_safetensors_metadata,
     resolve,
     save_safetensors,
     save_torch,
@@ -42,6 +43,27 @@ def test_torch_checkpoint_with_model_state_and_bare_state_dict(tmp_path: Path) -
     assert set(state) == {"layer.weight", "layer.step"} and metadata["checkpoint"]["step"] == 12
     torch.save(_state(), tmp_path / "bare.pt")
     assert set(load_state(tmp_path / "bare.pt")[0]) == {"layer.weight", "layer.step"}
+
+
+def test_state_keys_name_the_state_dict_of_other_layouts(tmp_path: Path) -> None:
+    """HiFi-GAN's generator files hold {"generator": state}: state_keys picks it, other keys become metadata."""
+    save_torch({"generator": _state(), "steps": 5}, tmp_path / "g_00000005")
+    state, metadata = load_state(tmp_path / "g_00000005", state_keys=("generator",))
+    assert set(state) == {"layer.weight", "layer.step"} and metadata["checkpoint"] == {"steps": 5}
+    with pytest.raises(CheckpointError, match="no state dict of tensors"):
+        load_state(tmp_path / "g_00000005")  # without the key it is not a state dict
+
+
+def test_safetensors_metadata_is_read_from_the_header_alone(tmp_path: Path) -> None:
+    path = tmp_path / "model.safetensors"
+    save_safetensors(_state(), path, {"config": {"preset": "tiny"}, "license": "MIT"})
+    assert read_safetensors_metadata(path) == load_state(path)[1]
+    torch.save(_state(), tmp_path / "model.pt")
+    assert read_safetensors_metadata(tmp_path / "model.pt") is None
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes((20).to_bytes(8, "little") + b"{not json at all...}")
+    with pytest.raises(CheckpointError, match="corrupt safetensors header"):
+        read_safetensors_metadata(corrupt)
 
 
 class _RunsCode:

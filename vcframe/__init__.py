@@ -24,6 +24,7 @@ from vcframe.hookspecs import hookimpl
 from vcframe.specs import (
     API_VERSION,
     GE2E_RTVC_EMBEDDING,
+    HIFIGAN_MEL,
     RTVC_ENCODER_MEL,
     RTVC_SYNTHESIZER_MEL,
     AudioSpec,
@@ -75,6 +76,7 @@ __getattr__ = lazy_attributes(__name__, _LAZY)
 __all__ = [
     "API_VERSION",
     "GE2E_RTVC_EMBEDDING",
+    "HIFIGAN_MEL",
     "RTVC_ENCODER_MEL",
     "RTVC_SYNTHESIZER_MEL",
     "AudioInputError",

@@ -154,10 +154,17 @@ def deemphasis(samples: np.ndarray, coefficient: float) -> np.ndarray:
 
 
 def linear_spectrogram(samples: np.ndarray, spec: MelSpec) -> np.ndarray:
-    """|STFT|**magnitude_power of the (pre-emphasised) samples: (1 + n_fft/2, frames)."""
+    """|STFT|**magnitude_power of the (pre-emphasised, padded) samples: (1 + n_fft/2, frames).
+
+    With ``spec.pad_length`` (frames not centred) the signal is first padded by that many samples on each side
+    with ``spec.pad_mode`` (numpy's "reflect" does not repeat the edge sample, as torch's does not); with
+    ``spec.magnitude_epsilon`` the magnitude is ``sqrt(re**2 + im**2 + epsilon)``.
+    """
     import librosa
 
     signal = preemphasis(samples, spec.preemphasis) if spec.preemphasis else samples
+    if spec.pad_length and not spec.center:
+        signal = np.pad(signal, (spec.pad_length, spec.pad_length), mode=spec.pad_mode)
     stft = librosa.stft(
         y=signal,
         n_fft=spec.n_fft,
@@ -166,7 +173,10 @@ def linear_spectrogram(samples: np.ndarray, spec: MelSpec) -> np.ndarray:
         center=spec.center,
         pad_mode=spec.pad_mode,
     )
-    magnitude: np.ndarray = np.abs(stft)
+    if spec.magnitude_epsilon:
+        magnitude: np.ndarray = np.sqrt(stft.real**2 + stft.imag**2 + np.float32(spec.magnitude_epsilon))
+    else:
+        magnitude = np.abs(stft)
     return magnitude if spec.magnitude_power == 1 else np.asarray(magnitude**spec.magnitude_power)
 
 
@@ -174,6 +184,9 @@ def amplitude_to_mel_values(mel_amplitude: np.ndarray, spec: MelSpec) -> np.ndar
     """Apply the spec's amplitude scale and normalisation to mel amplitudes."""
     if spec.amplitude_scale == "linear":
         return mel_amplitude
+    if spec.amplitude_scale == "ln":
+        floor = np.asarray(spec.amplitude_floor, dtype=mel_amplitude.dtype)
+        return np.asarray(np.log(np.maximum(floor, mel_amplitude)))
     decibels: np.ndarray = 20.0 * np.log10(np.maximum(spec.amplitude_floor, mel_amplitude)) - spec.ref_level_db
     if spec.normalization == "none":
         return decibels
@@ -190,6 +203,8 @@ def mel_values_to_amplitude(mel: np.ndarray, spec: MelSpec) -> np.ndarray:
     if spec.amplitude_scale == "linear":
         return np.asarray(np.maximum(mel, 0.0))
     values = np.asarray(mel, dtype=np.float64)
+    if spec.amplitude_scale == "ln":
+        return np.exp(values)
     if spec.normalization == "symmetric":
         values = np.clip(values, -spec.max_abs_value, spec.max_abs_value) if spec.clip else values
         decibels = (values + spec.max_abs_value) * -spec.min_level_db / (2 * spec.max_abs_value) + spec.min_level_db
@@ -210,7 +225,10 @@ def mel_spectrogram(samples: np.ndarray, spec: MelSpec) -> np.ndarray:
 
 
 def frames_for(num_samples: int, spec: MelSpec) -> int:
-    """Number of mel frames ``mel_spectrogram`` gives for ``num_samples`` samples."""
+    """Number of mel frames ``mel_spectrogram`` gives for ``num_samples`` samples.
+
+    Centred: ``1 + L // hop``. Not centred: ``1 + (L + 2 pad_length - n_fft) // hop`` (HiFi-GAN: ``L // 256``).
+    """
     if spec.center:
         return 1 + num_samples // spec.hop_length
-    return 1 + max(0, num_samples - spec.n_fft) // spec.hop_length
+    return 1 + max(0, num_samples + 2 * spec.pad_length - spec.n_fft) // spec.hop_length

@@ -167,12 +167,15 @@ class _SpecStub:
     name: str
 
 
-def load_state(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+def load_state(
+    path: str | os.PathLike[str], *, state_keys: tuple[str, ...] = ("model_state",)
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """(state dict, metadata) from a ``.safetensors`` or a torch ``.pt`` checkpoint, safely.
 
-    For ``.pt`` files the top-level dict's ``model_state`` is the state dict (RTVC layout); a bare state
-    dict is accepted too. Other top-level entries (``step``, ``optimizer_state``...) come back in metadata
-    under ``"checkpoint"``. For safetensors, string metadata values that hold JSON are decoded.
+    For ``.pt`` files the state dict is the value of the first top-level key of ``state_keys`` present
+    (``model_state``: RTVC's layout; HiFi-GAN's generator files use ``("generator",)``); a bare state dict
+    is accepted too. Other top-level entries (``step``, ``optimizer_state``...) come back in metadata under
+    ``"checkpoint"``. For safetensors, string metadata values that hold JSON are decoded.
     """
     import torch
 
@@ -213,14 +216,36 @@ def load_state(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, 
         ) from error
     if not isinstance(loaded, dict):
         raise CheckpointError(f"checkpoint {name!r} holds a {type(loaded).__name__}, not a dict of tensors")
-    if "model_state" in loaded:
-        state = loaded["model_state"]
-        others = {key: value for key, value in loaded.items() if key != "model_state"}
+    state_key = next((key for key in state_keys if key in loaded), None)
+    if state_key is not None:
+        state = loaded[state_key]
+        others = {key: value for key, value in loaded.items() if key != state_key}
     else:
         state, others = loaded, {}
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"checkpoint {name!r} has no state dict of tensors", hint="is it a model checkpoint?")
     return dict(state), {"checkpoint": others}
+
+
+def read_safetensors_metadata(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The header metadata of a safetensors file (JSON values decoded), reading no tensor and importing no
+    torch; None when ``path`` is not a safetensors file. CheckpointError when the header is corrupt."""
+    source = Path(path)
+    size = source.stat().st_size
+    with open(source, "rb") as stream:
+        head = stream.read(16)
+        if not _looks_like_safetensors(head, size):
+            return None
+        stream.seek(8)
+        header_bytes = stream.read(int.from_bytes(head[:8], "little"))
+    try:
+        header = json.loads(header_bytes)
+    except ValueError as error:
+        raise CheckpointError(
+            f"checkpoint {str(source)!r} has a corrupt safetensors header", hint="re-create it"
+        ) from error
+    raw_metadata = (header.get("__metadata__") or {}) if isinstance(header, dict) else {}
+    return {key: _maybe_json(value) for key, value in raw_metadata.items()}
 
 
 def _looks_like_safetensors(head: bytes, size: int) -> bool:

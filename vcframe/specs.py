@@ -60,13 +60,21 @@ class MelSpec(_Frozen):
     The value of one bin is computed as::
 
         wav' = wav - preemphasis * wav[n-1]            (skipped when preemphasis == 0)
-        S    = |STFT(wav')| ** magnitude_power         (n_fft, win_length, hop_length, Hann, center/pad_mode)
+        wav''= pad(wav', pad_length each side, pad_mode)   (when not centred and pad_length > 0)
+        X    = STFT(wav'')                             (n_fft, win_length, hop_length, periodic Hann, center/pad_mode)
+        S    = sqrt(Re(X)^2 + Im(X)^2 + magnitude_epsilon) ** magnitude_power
         M    = mel_basis(n_mels, fmin, fmax, mel_scale, mel_norm) @ S
         amplitude_scale == "linear": value = M
+        amplitude_scale == "ln":     value = ln(max(amplitude_floor, M))   (normalization must be "none")
         amplitude_scale == "db":     D = 20 log10(max(amplitude_floor, M)) - ref_level_db, then
             normalization == "symmetric":  clip((2 max_abs)(D - min_level_db)/(-min_level_db) - max_abs)
             normalization == "asymmetric": clip(max_abs (D - min_level_db)/(-min_level_db), 0, max_abs)
             normalization == "none":       D
+
+    RTVC's synthesizer mel is "db" and symmetric, centred with constant padding; HiFi-GAN's (NVIDIA's)
+    is "ln" of the magnitude, not centred, reflect-padded by (n_fft - hop) / 2, with 1e-9 inside the root.
+    The fields added for HiFi-GAN (``pad_length``, ``magnitude_epsilon``, ``"ln"``) default to values that
+    leave every earlier spec, including those stored in checkpoint metadata, unchanged.
     """
 
     sample_rate: int = Field(gt=0, description="Sample rate of the audio the mel describes, in Hz.")
@@ -79,10 +87,23 @@ class MelSpec(_Frozen):
     mel_scale: Literal["slaney", "htk"] = Field("slaney", description="Mel scale formula.")
     mel_norm: Literal["slaney", "none"] = Field("slaney", description="Filter normalisation.")
     center: bool = Field(True, description="Frames centred on hop multiples (padded by n_fft/2 each side).")
-    pad_mode: Literal["constant", "reflect"] = Field("constant", description="Padding used when centred.")
+    pad_mode: Literal["constant", "reflect"] = Field(
+        "constant", description="Padding used when centred, or for pad_length when not."
+    )
+    pad_length: int = Field(
+        0,
+        ge=0,
+        description="Samples padded on each side (pad_mode) before framing when not centred; HiFi-GAN: "
+        "(n_fft - hop_length) / 2, so that frame t is centred on sample hop_length * t + hop_length / 2.",
+    )
     preemphasis: float = Field(0.0, ge=0, lt=1, description="Pre-emphasis coefficient applied first; 0 = none.")
+    magnitude_epsilon: float = Field(
+        0.0, ge=0, description="Added to Re^2 + Im^2 inside the square root of the magnitude (HiFi-GAN: 1e-9)."
+    )
     magnitude_power: float = Field(1.0, gt=0, description="1 = magnitude spectrogram, 2 = power.")
-    amplitude_scale: Literal["linear", "db"] = Field("db", description="Linear mel values or decibels.")
+    amplitude_scale: Literal["linear", "db", "ln"] = Field(
+        "db", description="Linear mel values, decibels, or the natural log of the floored amplitude (HiFi-GAN)."
+    )
     amplitude_floor: float = Field(1e-5, gt=0, description="Floor applied before the logarithm.")
     ref_level_db: float = Field(20.0, description="Subtracted from the decibel values.")
     min_level_db: float = Field(-100.0, lt=0, description="Decibel value mapped to the bottom of the range.")
@@ -100,6 +121,16 @@ class MelSpec(_Frozen):
             raise ValueError(f"fmax ({self.fmax}) must be above fmin ({self.fmin})")
         if self.fmax > self.sample_rate / 2:
             raise ValueError(f"fmax ({self.fmax}) is above the Nyquist rate ({self.sample_rate / 2})")
+        if self.center and self.pad_length:
+            raise ValueError(
+                f"pad_length ({self.pad_length}) applies to frames that are not centred, but center is True "
+                f"(which pads n_fft / 2 = {self.n_fft // 2}); set center=False or pad_length=0"
+            )
+        if self.amplitude_scale == "ln" and self.normalization != "none":
+            raise ValueError(
+                f"amplitude_scale 'ln' takes no normalization, got normalization {self.normalization!r}; "
+                "set normalization='none'"
+            )
         return self
 
     @property
@@ -107,6 +138,8 @@ class MelSpec(_Frozen):
         """The value a silent frame takes (what padding should use)."""
         if self.amplitude_scale == "linear":
             return 0.0
+        if self.amplitude_scale == "ln":
+            return math.log(self.amplitude_floor)
         if self.normalization == "symmetric":
             return -self.max_abs_value
         if self.normalization == "asymmetric":
@@ -143,6 +176,29 @@ RTVC_ENCODER_MEL = MelSpec(
     fmax=8000.0,
     magnitude_power=2.0,
     amplitude_scale="linear",
+    normalization="none",
+    clip=False,
+)
+
+
+#: The mel of HiFi-GAN (jik876/hifi-gan, NVIDIA's Tacotron 2 convention; hifigan SPEC.md section 3): 22,050 Hz,
+#: hop 256, 80 Slaney mels up to 8 kHz, natural log of the magnitude floored at 1e-5, reflect-padded by 384, not
+#: centred (frame t covers samples [256 t - 384, 256 t + 640)), 1e-9 inside the square root.
+HIFIGAN_MEL = MelSpec(
+    sample_rate=22050,
+    n_fft=1024,
+    win_length=1024,
+    hop_length=256,
+    n_mels=80,
+    fmin=0.0,
+    fmax=8000.0,
+    center=False,
+    pad_mode="reflect",
+    pad_length=384,
+    magnitude_epsilon=1e-9,
+    magnitude_power=1.0,
+    amplitude_scale="ln",
+    amplitude_floor=1e-5,
     normalization="none",
     clip=False,
 )
@@ -185,7 +241,7 @@ def must_match(pattern: re.Pattern[str], what: str) -> AfterValidator:
     """A field validator that refuses strings not matching ``pattern`` ("``what`` 'x' must match ...")."""
 
     def check(value: str) -> str:
-        if not pattern.match(value):
+        if not pattern.fullmatch(value):
             raise ValueError(f"{what} {value!r} must match {pattern.pattern}")
         return value
 
@@ -193,13 +249,13 @@ def must_match(pattern: re.Pattern[str], what: str) -> AfterValidator:
 
 
 def _check_api_version(value: str) -> str:
-    if not _API_VERSION.match(value):
+    if not _API_VERSION.fullmatch(value):
         raise ValueError(f"api_version {value!r} must look like 'MAJOR.MINOR', e.g. {API_VERSION!r}")
     return value
 
 
 def _check_import_string(value: str) -> str:
-    if not _IMPORT_STRING.match(value):
+    if not _IMPORT_STRING.fullmatch(value):
         raise ValueError(f"{value!r} is not an import string of the form 'package.module:attribute'")
     return value
 

@@ -29,6 +29,8 @@ def value_range(spec: MelSpec) -> tuple[float, float]:
     """(silence, loudest) mel values of ``spec``: [-4, 4] for the test mel."""
     if spec.amplitude_scale == "linear":
         return 0.0, 1.0
+    if spec.amplitude_scale == "ln":
+        return spec.silence_value, 0.0  # ln of amplitude 1
     if spec.normalization == "symmetric":
         return -spec.max_abs_value, spec.max_abs_value
     if spec.normalization == "asymmetric":
