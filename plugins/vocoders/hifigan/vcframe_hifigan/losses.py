@@ -1,0 +1,113 @@
+"""HiFi-GAN's training losses (SPEC.md section 7): least-squares adversarial losses, feature matching, mel L1.
+
+For sub-discriminators k with logits D_k and feature maps F_{k,l} (lists as the discriminators return them):
+
+* :func:`discriminator_loss` = sum_k mean((1 - D_k(y))^2) + mean(D_k(y_hat)^2)   (real target 1, fake 0)
+* :func:`generator_loss`     = sum_k mean((1 - D_k(y_hat))^2)
+* :func:`feature_loss`       = 2 * sum_k sum_l mean(|F_{k,l}(y) - F_{k,l}(y_hat)|)   (the final conv output included)
+* :func:`mel_loss`           = 45 * mean(|mel(y) - mel(y_hat)|), on the loss mel (fmax = sr / 2, see
+  :func:`vcframe_hifigan.melspec.loss_mel_spec`)
+
+Means run over every element, batch included. Sums are accumulated in the original's order, so the float32
+results are the original's bit for bit on one CPU. The generator's step minimises
+``adv(MSD) + adv(MPD) + fm(MSD) + fm(MPD) + mel`` and the discriminators' ``L_D(MSD) + L_D(MPD)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+#: Weight of the feature-matching loss (applied inside :func:`feature_loss`).
+FEATURE_WEIGHT = 2.0
+
+#: Weight of the mel L1 loss (applied inside :func:`mel_loss`).
+MEL_WEIGHT = 45.0
+
+
+def discriminator_loss(
+    real_logits: Sequence[torch.Tensor], generated_logits: Sequence[torch.Tensor]
+) -> tuple[torch.Tensor, list[float], list[float]]:
+    """Least-squares discriminator loss and its per-sub-discriminator real and generated terms (floats).
+
+    Args:
+        real_logits: D_k(y), one tensor (B, N_k) per sub-discriminator.
+        generated_logits: D_k(y_hat), matching shapes.
+
+    Returns:
+        (0-d loss, [mean((1 - D_k(y))^2)], [mean(D_k(y_hat)^2)]).
+    """
+    _check_pairs(real_logits, generated_logits, "logits")
+    loss: torch.Tensor | float = 0.0
+    real_terms, generated_terms = [], []
+    for real, generated in zip(real_logits, generated_logits, strict=True):
+        real_term = torch.mean((1 - real) ** 2)
+        generated_term = torch.mean(generated**2)
+        loss = loss + (real_term + generated_term)
+        real_terms.append(float(real_term))
+        generated_terms.append(float(generated_term))
+    assert isinstance(loss, torch.Tensor)
+    return loss, real_terms, generated_terms
+
+
+def generator_loss(generated_logits: Sequence[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Least-squares adversarial loss of the generator: (0-d loss, [mean((1 - D_k(y_hat))^2)] per k)."""
+    if not generated_logits:
+        raise ValueError("generator_loss needs the logits of at least one sub-discriminator")
+    loss: torch.Tensor | float = 0.0
+    terms = []
+    for generated in generated_logits:
+        term = torch.mean((1 - generated) ** 2)
+        terms.append(term)
+        loss = loss + term
+    assert isinstance(loss, torch.Tensor)
+    return loss, terms
+
+
+def feature_terms(
+    real_maps: Sequence[Sequence[torch.Tensor]], generated_maps: Sequence[Sequence[torch.Tensor]]
+) -> list[list[torch.Tensor]]:
+    """``mean(|F_{k,l}(y) - F_{k,l}(y_hat)|)`` for every sub-discriminator k and layer l (the terms
+    :func:`feature_loss` sums)."""
+    _check_pairs(real_maps, generated_maps, "feature map lists")
+    terms = []
+    for real_layers, generated_layers in zip(real_maps, generated_maps, strict=True):
+        _check_pairs(real_layers, generated_layers, "feature maps")
+        terms.append(
+            [
+                torch.mean(torch.abs(real - generated))
+                for real, generated in zip(real_layers, generated_layers, strict=True)
+            ]
+        )
+    return terms
+
+
+def feature_loss(
+    real_maps: Sequence[Sequence[torch.Tensor]], generated_maps: Sequence[Sequence[torch.Tensor]]
+) -> torch.Tensor:
+    """Feature-matching loss, ``2 * sum_k sum_l mean(|F_{k,l}(y) - F_{k,l}(y_hat)|)`` (0-d).
+
+    ``real_maps[k][l]`` and ``generated_maps[k][l]`` are the maps of layer l of sub-discriminator k; the real maps
+    are targets (computing them without autograd gives the same gradient for the generator).
+    """
+    loss: torch.Tensor | float = 0.0
+    for layers in feature_terms(real_maps, generated_maps):
+        for term in layers:
+            loss = loss + term
+    assert isinstance(loss, torch.Tensor)
+    return loss * FEATURE_WEIGHT
+
+
+def mel_loss(target_mel: torch.Tensor, generated_mel: torch.Tensor) -> torch.Tensor:
+    """``45 * mean(|target - generated|)`` over loss mels (B, n_mels, T) of the same shape (0-d)."""
+    if target_mel.shape != generated_mel.shape:
+        raise ValueError(
+            f"the target mel has shape {tuple(target_mel.shape)} but the generated one {tuple(generated_mel.shape)}"
+        )
+    return torch.nn.functional.l1_loss(target_mel, generated_mel) * MEL_WEIGHT
+
+
+def _check_pairs(real: Sequence[object], generated: Sequence[object], what: str) -> None:
+    if len(real) != len(generated) or not real:
+        raise ValueError(f"{len(real)} real {what} and {len(generated)} generated ones; expected equal, non-zero")
