@@ -79,7 +79,7 @@ def check_names(kind: str, name: str) -> PluginNames:
             f"give the component name without the vcframe- prefix (got {name!r})",
             hint=f"the distribution will be called vcframe-{name[8:] or 'NAME'}",
         )
-    if not _NAME.match(name) or len(name) > 32:
+    if not _NAME.fullmatch(name) or len(name) > 32:
         raise InputError(
             f"plugin name {name!r} must start with a lowercase letter and hold up to 32 of a-z, 0-9, '-' and '_'",
             hint="e.g. vcframe plugins new vocoder my-vocoder",

@@ -113,7 +113,7 @@ def sample_voices() -> tuple[Voice, ...]:
 
 def check_voice_name(name: str) -> str:
     """``name`` if it is a valid voice name, else :class:`InputError`."""
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise InputError(
             f"{name!r} is not a valid voice name",
             hint="use 1-40 lower-case letters, digits, '-' or '_', starting with a letter or digit",
@@ -159,7 +159,7 @@ class VoiceStore:
         """Registered voices, sorted by name."""
         if not self.root.is_dir():
             return []
-        voices = [self._user_voice(folder) for folder in sorted(self.root.iterdir()) if _NAME.match(folder.name)]
+        voices = [self._user_voice(folder) for folder in sorted(self.root.iterdir()) if _NAME.fullmatch(folder.name)]
         return [voice for voice in voices if voice is not None]
 
     def list(self) -> list[Voice]:
@@ -176,7 +176,7 @@ class VoiceStore:
         for voice in sample_voices():
             if voice.name == name:
                 return voice
-        if isinstance(name, str) and _NAME.match(name):
+        if isinstance(name, str) and _NAME.fullmatch(name):
             found = self._user_voice(self.root / name)
             if found is not None:
                 return found
@@ -297,7 +297,7 @@ def resolve_reference(reference: str | os.PathLike[str], *, dataset_root: str | 
     if not text.startswith(LIBRISPEECH_PREFIX):
         return Path(text)
     utterance = text[len(LIBRISPEECH_PREFIX) :]
-    match = _LIBRISPEECH_ID.match(utterance)
+    match = _LIBRISPEECH_ID.fullmatch(utterance)
     if not match:
         raise InputError(
             f"{text!r} is not a LibriSpeech utterance id",

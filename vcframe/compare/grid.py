@@ -48,7 +48,7 @@ _AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".oga", ".opus", ".aiff", ".
 
 
 def _check_label(value: str | None, what: str) -> str | None:
-    if value is not None and not _LABEL.match(value):
+    if value is not None and not _LABEL.fullmatch(value):
         raise ValueError(f"{what} {value!r} must be 1-64 letters, digits or '_.+-', starting with a letter or digit")
     return value
 
