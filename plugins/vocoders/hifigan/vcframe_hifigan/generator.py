@@ -153,16 +153,34 @@ class Generator(nn.Module):
             if parametrize.is_parametrized(conv, "weight"):
                 parametrize.remove_parametrizations(conv, "weight", leave_parametrized=True)
 
-    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+    def forward(self, mel: torch.Tensor, *, record: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """(B, num_mels, T) -> (B, 1, T * hop_length).
+
+        ``record``, when given, receives the intermediate outputs under the fixture names (SPEC fixtures
+        section 5): ``conv_pre``, ``ups.i`` (after the activation and the transposed convolution),
+        ``resblock.j`` (every resblock), ``mrf.i`` (stage i's fused output) and ``conv_post`` (before tanh).
+        """
         x = self.conv_pre(mel)
+        if record is not None:
+            record["conv_pre"] = x
         for stage, upsample in enumerate(self.ups):
             x = upsample(F.leaky_relu(x, LRELU_SLOPE))
-            blocks = self.resblocks[stage * self.num_kernels : (stage + 1) * self.num_kernels]
-            fused = blocks[0](x)
-            for block in blocks[1:]:
-                fused = fused + block(x)
+            first = stage * self.num_kernels
+            fused: torch.Tensor | None = None
+            for index in range(first, first + self.num_kernels):
+                output = self.resblocks[index](x)
+                if record is not None:
+                    record[f"resblock.{index}"] = output
+                fused = output if fused is None else fused + output
+            if record is not None:
+                record[f"ups.{stage}"] = x
+            assert fused is not None
             x = fused / self.num_kernels
+            if record is not None:
+                record[f"mrf.{stage}"] = x
         x = self.conv_post(F.leaky_relu(x, FINAL_LRELU_SLOPE))
+        if record is not None:
+            record["conv_post"] = x
         return torch.tanh(x)
 
     def receptive_field_frames(self) -> int:
