@@ -50,8 +50,12 @@ class GriffinLimVocoder(BaseVocoder):
         linear = np.maximum(1e-10, self._inverse_basis @ amplitude)
         frames = linear.shape[1]
         # with centred frames, T frames describe (T - 1) hops of audio; the last hop is padded with zeros
-        # so that every vocoder returns exactly T * hop_length samples
-        recovered_length = (frames - 1) * spec.hop_length if spec.center else frames * spec.hop_length
+        # so that every vocoder returns exactly T * hop_length samples. Frames that are not centred describe
+        # (T - 1) hops plus one window of the padded signal, of which the pad_length samples at each end go.
+        if spec.center:
+            recovered_length, start = (frames - 1) * spec.hop_length, 0
+        else:
+            recovered_length, start = (frames - 1) * spec.hop_length + spec.n_fft, spec.pad_length
         if recovered_length == 0:  # one centred frame describes no audio: silence, without asking librosa
             return np.zeros(frames * spec.hop_length, dtype=np.float32)
         signal = librosa.griffinlim(
@@ -67,6 +71,7 @@ class GriffinLimVocoder(BaseVocoder):
             random_state=rng,
             length=recovered_length,
         )
+        signal = signal[start : start + frames * spec.hop_length]
         signal = np.pad(signal, (0, frames * spec.hop_length - len(signal)))
         if spec.preemphasis:
             signal = deemphasis(signal, spec.preemphasis)
