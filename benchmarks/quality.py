@@ -40,6 +40,7 @@ import torch
 
 from vcframe.audio import load_audio, mel_spectrogram, save_audio
 from vcframe.config import load_settings
+from vcframe.datasets import HUMAN_YARDSTICK_CLIPS
 from vcframe.metrics.asr import default_recognizer, word_error_rate, word_errors
 from vcframe.metrics.speaker import SpeakerJudge
 from vcframe.pipeline import Pipeline
@@ -271,7 +272,12 @@ def main() -> None:
     parser.add_argument("--shared", type=Path, default=Path(os.environ.get("VCFRAME_SHARED", ROOT.parent / "shared")))
     parser.add_argument("--out", type=Path, help="output folder: results.json and the wavs (required to measure)")
     parser.add_argument("--no-yardsticks", action="store_true")
-    parser.add_argument("--human-clips", type=int, default=12, help="LJSpeech-mini clips in the human yardstick")
+    parser.add_argument(
+        "--human-clips",
+        type=int,
+        default=HUMAN_YARDSTICK_CLIPS,
+        help="LJSpeech-mini clips in the human yardstick (the default ones are never vocoder training data)",
+    )
     parser.add_argument("--table-from", type=Path, help="print the table of an earlier results.json and stop")
     args = parser.parse_args()
     if args.table_from:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from vcframe.audio import load_audio, mel_spectrogram, preemphasis, rescale_peak
+from vcframe.audio import mel_spectrogram, preemphasis
+from vcframe.datasets import find_clips, load_mel, load_training_audio
 from vcframe.errors import InputError
 from vcframe.specs import MelSpec
 from vcframe_wavernn.signal import encode_mu_law
@@ -66,52 +66,23 @@ def max_offset(item: VocoderItem, seq_len: int, hop: int, pad: int) -> int:
     return item.mel.shape[1] - 2 - (mel_win + 2 * pad)
 
 
-def discover(data: str | os.PathLike[str]) -> list[tuple[Path, Path | None]]:
-    """(wav, mel or None) pairs from a directory (``x.wav`` with an optional ``x.npy`` GTA/ground-truth mel)
-    or a manifest file with lines ``wav_path|mel_path`` (mel optional; relative to the manifest)."""
-    source = Path(data)
-    pairs: list[tuple[Path, Path | None]] = []
-    if source.is_dir():
-        for wav in sorted(source.rglob("*.wav")):
-            mel = wav.with_suffix(".npy")
-            pairs.append((wav, mel if mel.is_file() else None))
-    elif source.is_file():
-        for line in source.read_text().splitlines():
-            if not line.strip() or line.startswith("#"):
-                continue
-            fields = [f.strip() for f in line.split("|")]
-            wav = (source.parent / fields[0]).resolve()
-            mel = (source.parent / fields[1]).resolve() if len(fields) > 1 and fields[1] else None
-            pairs.append((wav, mel))
-    else:
-        raise InputError(
-            f"training data {str(source)!r} not found", hint="give a folder of .wav (+ .npy mels) or a manifest"
-        )
-    if not pairs:
-        raise InputError(
-            f"no .wav files under {str(source)!r}", hint="give a folder of .wav (+ .npy mels) or a manifest"
-        )
-    return pairs
-
-
 def load_items(data: str | os.PathLike[str], spec: MelSpec, bits: int) -> tuple[list[VocoderItem], str]:
-    """Items for every pair (ground-truth mel computed when none is given) and a one-line description.
+    """Items for every clip of ``data`` (a folder or manifest, :func:`vcframe.datasets.find_clips`; the
+    ground-truth mel computed when the clip gives none) and a one-line description.
 
-    Each wav is peak-normalised first (:func:`vcframe.audio.rescale_peak`), as the synthesizer's preprocessing
-    does before it computes the mels a GTA run starts from, so a given mel and its wav agree in level."""
+    Each wav is peak-normalised first (:func:`vcframe.datasets.load_training_audio`), as the synthesizer's
+    preprocessing does before it computes the mels a GTA run starts from, so a given mel and its wav agree in
+    level."""
     items = []
     gta = 0
-    for wav_path, mel_path in discover(data):
-        wav = load_audio(wav_path, sample_rate=spec.sample_rate).item(0)
-        wav = rescale_peak(wav)
-        if mel_path is not None:
-            mel = np.load(mel_path).astype(np.float32)
-            if mel.shape[0] != spec.n_mels and mel.shape[1] == spec.n_mels:
-                mel = mel.T  # RTVC's synthesizer export stores (T, 80)
+    for clip in find_clips(data):
+        wav = load_training_audio(clip, spec.sample_rate)
+        if clip.mel is not None:
+            mel = load_mel(clip.mel, spec.n_mels)
             gta += 1
         else:
             mel = mel_spectrogram(wav, spec)
-        items.append(make_item(wav_path.stem, wav, mel, spec, bits))
+        items.append(make_item(clip.audio.stem, wav, mel, spec, bits))
     seconds = sum(item.labels.size for item in items) / spec.sample_rate
     description = (
         f"{len(items)} utterances, {seconds:.1f} s, from {data} ({gta} given mels, {len(items) - gta} ground truth)"

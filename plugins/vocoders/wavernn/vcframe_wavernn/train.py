@@ -21,6 +21,7 @@ import torch.nn.functional as F
 import typer
 
 from vcframe.checkpoints import save_safetensors, save_torch
+from vcframe.datasets import manifest_command
 from vcframe.errors import CheckpointError
 from vcframe_wavernn.data import VocoderItem, collate, load_items, max_offset
 from vcframe_wavernn.spec import SPEC, WaveRNNConfig
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 DEFAULT_LR = 1e-4
 
 app = typer.Typer(add_completion=False, help="Train the WaveRNN vocoder (RTVC recipe) and export its weights.")
+app.command("manifest")(manifest_command)  # the vocoder trainers' shared data manifest (vcframe.datasets)
 
 
 def _rng_states(sampler: np.random.Generator) -> dict[str, Any]:
@@ -114,7 +116,11 @@ def _write_sample(network, item: VocoderItem, path: Path, seconds: float, seed: 
 @app.command()
 def fit(
     data: Annotated[
-        Path, typer.Option(help="Folder of .wav (with optional .npy (80, T) GTA mels) or a manifest 'wav|mel'.")
+        Path,
+        typer.Option(
+            help="Folder of audio (with optional .npy (80, T) GTA mels beside it) or a manifest of "
+            "'audio|mel|speaker' lines (see the manifest command)."
+        ),
     ],
     run_dir: Annotated[Path, typer.Option(help="Where checkpoint.pt, log.csv and samples/ go.")],
     preset: Annotated[str, typer.Option(help="Model size: rtvc, small or tiny.")] = "small",

@@ -1,0 +1,149 @@
+"""vcframe.datasets: the vocoder trainers' clips from folders, manifests and the shared real recordings."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import typer
+from typer.testing import CliRunner
+
+from vcframe.audio import TRAINING_PEAK
+from vcframe.datasets import (
+    HUMAN_YARDSTICK_CLIPS,
+    AudioClip,
+    find_clips,
+    load_mel,
+    load_training_audio,
+    manifest_command,
+    read_manifest,
+    real_speech_clips,
+    write_manifest,
+)
+from vcframe.errors import InputError
+from vcframe.testing import speech_like
+
+
+def write(path: Path, seconds: float = 0.2, sample_rate: int = 16000, scale: float = 1.0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    soundfile.write(path, speech_like(seconds, sample_rate) * scale, sample_rate)
+    return path
+
+
+def fake_shared_data(root: Path, ljspeech_clips: int = 14) -> Path:
+    """A miniature ../shared/data: two train-clean-100 speakers (one of them also in test-other), two test-other
+    speakers, and an LJSpeech-mini with ``ljspeech_clips`` clips."""
+    libri = root / "librispeech" / "LibriSpeech"
+    for speaker in ("19", "84"):
+        write(libri / "train-clean-100" / speaker / "198" / f"{speaker}-198-0001.flac")
+    for speaker in ("84", "1688"):
+        for utterance in ("0002", "0001"):
+            write(libri / "test-other" / speaker / "142" / f"{speaker}-142-{utterance}.flac")
+    lj = root / "ljspeech" / "LJSpeech-mini"
+    ids = [f"LJ001-{index:04d}" for index in range(1, ljspeech_clips + 1)]
+    for clip_id in ids:
+        write(lj / "wavs" / f"{clip_id}.wav", sample_rate=22050)
+    (lj / "metadata.csv").write_text("".join(f"{clip_id}|Text {clip_id}.|Text {clip_id}.\n" for clip_id in ids))
+    return root
+
+
+def test_folders_give_every_audio_file_with_its_speaker_and_mel(tmp_path):
+    generic = tmp_path / "generic"
+    write(generic / "alice" / "a1.wav")
+    write(generic / "alice" / "deeper" / "a2.flac")
+    write(generic / "bob" / "b1.wav")
+    np.save(generic / "bob" / "b1.npy", np.zeros((80, 3), np.float32))
+    (generic / "bob" / "b1.txt").write_text("a transcript is ignored")
+    write(generic / "loose.wav")
+    clips = find_clips(generic)
+    assert [(c.audio.relative_to(generic).as_posix(), c.speaker, c.mel is not None) for c in clips] == [
+        ("alice/a1.wav", "alice", False),
+        ("alice/deeper/a2.flac", "alice", False),
+        ("bob/b1.wav", "bob", True),
+        ("loose.wav", "generic", False),
+    ]
+    libri = fake_shared_data(tmp_path / "shared") / "librispeech" / "LibriSpeech"
+    assert {c.speaker for c in find_clips(libri)} == {"librispeech-19", "librispeech-84", "librispeech-1688"}
+    lj = find_clips(tmp_path / "shared" / "ljspeech" / "LJSpeech-mini")
+    assert len(lj) == 14 and lj[0].audio.name == "LJ001-0001.wav" and {c.speaker for c in lj} == {"ljspeech"}
+
+
+def test_manifest_round_trip_and_relative_paths(tmp_path):
+    write(tmp_path / "x" / "one.wav")
+    clips = [AudioClip(tmp_path / "x" / "one.wav", "sam", tmp_path / "one.npy"), AudioClip(tmp_path / "two.wav", "kim")]
+    assert write_manifest(clips, tmp_path / "list.txt") == 2
+    assert read_manifest(tmp_path / "list.txt") == clips
+    (tmp_path / "pairs.txt").write_text(
+        "# wav|gta mel, as 'vcframe train synthesizer gta' writes it\nx/one.wav|one.npy\n\nx/one.wav\n"
+    )
+    relative = find_clips(tmp_path / "pairs.txt")
+    assert relative == [
+        AudioClip(tmp_path / "x" / "one.wav", "x", tmp_path / "one.npy"),
+        AudioClip(tmp_path / "x" / "one.wav", "x"),
+    ]
+    (tmp_path / "bad.txt").write_text("a|b|c|d\n")
+    with pytest.raises(InputError, match="line 1: expected 'audio|mel|speaker'"):
+        read_manifest(tmp_path / "bad.txt")
+    with pytest.raises(InputError, match="not found"):
+        find_clips(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no audio files"):
+        find_clips(tmp_path / "empty")
+
+
+def test_real_speech_leaves_out_the_evaluation_speakers_and_yardstick_clips(tmp_path):
+    shared = fake_shared_data(tmp_path)
+    training, held_out = real_speech_clips(shared)
+    assert [c.speaker for c in training if c.speaker.startswith("librispeech")] == [
+        "librispeech-19"
+    ]  # 84 is test-other
+    lj_training = [c.audio.stem for c in training if c.speaker == "ljspeech"]
+    assert lj_training == ["LJ001-0013", "LJ001-0014"]  # after the first HUMAN_YARDSTICK_CLIPS
+    assert [c.audio.name for c in held_out[:2]] == ["1688-142-0001.flac", "84-142-0001.flac"]  # first clips
+    assert len(held_out) == 2 + HUMAN_YARDSTICK_CLIPS
+    assert not {c.audio for c in training} & {c.audio for c in held_out}
+    with pytest.raises(InputError, match="no LibriSpeech or LJSpeech-mini"):
+        real_speech_clips(tmp_path / "elsewhere")
+
+
+def test_training_audio_is_resampled_and_peak_normalised(tmp_path):
+    path = write(tmp_path / "quiet.wav", seconds=0.5, sample_rate=22050, scale=0.1)
+    samples = load_training_audio(AudioClip(path, "x"), 16000)
+    assert samples.dtype == np.float32 and abs(len(samples) - 8000) <= 1
+    assert np.abs(samples).max() == pytest.approx(TRAINING_PEAK, rel=1e-6)
+    np.save(tmp_path / "mel.npy", np.ones((7, 80), np.float32))  # (T, n_mels): transposed back
+    assert load_mel(tmp_path / "mel.npy", 80).shape == (80, 7)
+    with pytest.raises(InputError, match=r"expected \(40, frames\)"):
+        load_mel(tmp_path / "mel.npy", 40)
+
+
+def test_manifest_command_writes_training_and_held_out_lists(tmp_path):
+    shared = fake_shared_data(tmp_path / "shared")
+    write(tmp_path / "corpus" / "voice" / "u1.wav", seconds=1.0)
+    app = typer.Typer()
+    app.command()(manifest_command)
+    out, held_out = tmp_path / "train.txt", tmp_path / "valid.txt"
+    arguments = ["--out", str(out), "--real-speech", str(shared), "--held-out", str(held_out)]
+    result = CliRunner().invoke(app, [*arguments, "--source", str(tmp_path / "corpus")])
+    assert result.exit_code == 0, result.output
+    assert "corpus: 1 clips, 1 speakers" in result.output and "wrote" in result.output
+    assert len(read_manifest(out)) == 1 + 2 + 1 and len(read_manifest(held_out)) == 2 + HUMAN_YARDSTICK_CLIPS
+    result = CliRunner().invoke(app, ["--out", str(out)])
+    assert result.exit_code != 0 and isinstance(result.exception, InputError)
+
+
+@pytest.mark.skipif(
+    not (Path(os.environ.get("VCFRAME_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "data").is_dir(),
+    reason="../shared/data not found (set VCFRAME_SHARED)",
+)
+def test_the_shared_recordings():
+    shared = Path(os.environ.get("VCFRAME_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "data"
+    training, held_out = real_speech_clips(shared)
+    speakers = {c.speaker for c in training}
+    assert len([s for s in speakers if s.startswith("librispeech-")]) == 251 and "ljspeech" in speakers
+    evaluation = {p.name for p in (shared / "librispeech" / "LibriSpeech" / "test-other").iterdir()}
+    assert not {s.removeprefix("librispeech-") for s in speakers} & evaluation
+    assert len(held_out) == len(evaluation) + HUMAN_YARDSTICK_CLIPS

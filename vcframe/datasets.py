@@ -1,0 +1,266 @@
+"""Training audio for the vocoder trainers: which clips, whose voice, with which mel, at which level.
+
+A vocoder learns from audio alone (no transcripts), optionally paired with mels it should read (GTA mels of a
+synthesizer). Every vocoder trainer gets its clips here, so they all read the same sources the same way:
+
+* a **folder**: LJSpeech's layout (``metadata.csv`` + ``wavs/<id>.wav``, one speaker), or any tree of audio files
+  (``.wav``, ``.flac``, ``.ogg``, ``.mp3``): the generic ``<speaker>/<utterance>.wav`` layout, LibriSpeech's
+  ``<speaker>/<chapter>/<speaker>-<chapter>-<n>.flac``, a flat folder. A ``.npy`` beside an audio file is its mel
+  (``x.wav`` + ``x.npy``, as the WaveRNN trainer always read them);
+* a **manifest** file: one clip per line, ``audio|mel|speaker`` (mel and speaker may be empty or left out; relative
+  paths are relative to the manifest). ``vcframe train synthesizer gta`` writes ``pairs.txt`` in this form;
+* the **real recordings** of ``../shared/data`` (:func:`real_speech_clips`): LibriSpeech train-clean-100 (251
+  speakers) and LJSpeech-mini, without what the benchmarks evaluate on: no LibriSpeech test-other speaker (the
+  evaluation voices of ``benchmarks/quality.py``) and not the first :data:`HUMAN_YARDSTICK_CLIPS` LJSpeech-mini
+  clips (its human and vocoder yardsticks). Those come back as the held-out list.
+
+:func:`write_manifest` stores a list of clips (the trainers' ``manifest`` command writes one from sources), and
+:func:`load_training_audio` reads a clip the way every trainer must: resampled to the mel's rate and
+peak-normalised to :data:`vcframe.audio.TRAINING_PEAK`, as the synthesizer's preprocessing normalises before it
+computes the mels a GTA run starts from (so a given mel and its audio agree in level).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from vcframe._io import atomic_write
+from vcframe.errors import InputError
+
+#: Audio files a folder source contributes.
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
+
+#: How many LJSpeech-mini clips (metadata order) ``benchmarks/quality.py`` uses as its human and vocoder
+#: yardsticks by default (``--human-clips``); the first of them is also its LJSpeech reference voice.
+HUMAN_YARDSTICK_CLIPS = 12
+
+_LIBRISPEECH_NAME = re.compile(r"^(\d+)-(\d+)-(\d+)$")
+_HINT = "give a folder of audio files (with optional .npy mels beside them) or a manifest of 'audio|mel|speaker' lines"
+
+
+@dataclass(frozen=True)
+class AudioClip:
+    """One training clip.
+
+    Attributes:
+        audio: the audio file.
+        speaker: whose voice (the generic layout's folder name, ``librispeech-<id>``, ``ljspeech``...).
+        mel: a mel aligned with the audio (``.npy``, (n_mels, T) or (T, n_mels)), e.g. a GTA mel; None: the
+            trainer computes it from the audio.
+    """
+
+    audio: Path
+    speaker: str
+    mel: Path | None = None
+
+
+def find_clips(source: str | os.PathLike[str]) -> list[AudioClip]:
+    """Every clip of a folder or manifest ``source`` (see the module docstring), in a stable order.
+
+    Raises InputError (one line) when the source does not exist or holds no audio.
+    """
+    path = Path(source)
+    if path.is_file():
+        clips = read_manifest(path)
+    elif (path / "metadata.csv").is_file():
+        clips = _ljspeech_clips(path)
+    elif path.is_dir():
+        clips = _folder_clips(path)
+    else:
+        raise InputError(f"training audio {str(path)!r} not found", hint=_HINT)
+    if not clips:
+        raise InputError(f"no audio files in {str(path)!r}", hint=_HINT)
+    return clips
+
+
+def _folder_clips(root: Path) -> list[AudioClip]:
+    clips = []
+    for audio in sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()):
+        mel = audio.with_suffix(".npy")
+        clips.append(AudioClip(audio, _speaker_of(audio, root), mel if mel.is_file() else None))
+    return clips
+
+
+def _speaker_of(audio: Path, root: Path) -> str:
+    """LibriSpeech names carry the speaker; otherwise the first folder under the root (the root's own name for
+    files directly in it)."""
+    match = _LIBRISPEECH_NAME.match(audio.stem)
+    if match:
+        return f"librispeech-{match.group(1)}"
+    relative = audio.relative_to(root)
+    return relative.parts[0] if len(relative.parts) > 1 else root.name
+
+
+def _ljspeech_clips(root: Path) -> list[AudioClip]:
+    return [AudioClip(root / "wavs" / f"{clip_id}.wav", "ljspeech") for clip_id in _ljspeech_ids(root)]
+
+
+def _ljspeech_ids(root: Path) -> list[str]:
+    with open(root / "metadata.csv", encoding="utf-8", newline="") as stream:
+        return [row[0] for row in csv.reader(stream, delimiter="|", quoting=csv.QUOTE_NONE) if row and row[0]]
+
+
+def read_manifest(path: str | os.PathLike[str]) -> list[AudioClip]:
+    """The clips of a manifest file: lines ``audio|mel|speaker`` (mel and speaker optional; ``#`` comments and
+    blank lines skipped; relative paths from the manifest's folder). A clip without a speaker gets its audio
+    file's folder name."""
+    manifest = Path(path)
+    clips = []
+    for number, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = [field.strip() for field in line.split("|")]
+        if len(fields) > 3 or not fields[0]:
+            raise InputError(
+                f"{str(manifest)!r} line {number}: expected 'audio|mel|speaker', got {line.strip()!r}", hint=_HINT
+            )
+        audio = (manifest.parent / fields[0]).resolve()
+        mel = (manifest.parent / fields[1]).resolve() if len(fields) > 1 and fields[1] else None
+        speaker = fields[2] if len(fields) > 2 and fields[2] else audio.parent.name
+        clips.append(AudioClip(audio, speaker, mel))
+    return clips
+
+
+def write_manifest(clips: Iterable[AudioClip], path: str | os.PathLike[str]) -> int:
+    """Write ``clips`` as a manifest (absolute paths, ``audio|mel|speaker``) atomically; returns the line count."""
+    lines = [f"{clip.audio.resolve()}|{clip.mel.resolve() if clip.mel else ''}|{clip.speaker}" for clip in clips]
+    for line in lines:
+        if line.count("|") != 2 or "\n" in line:
+            raise InputError(f"cannot write {line!r} into a manifest: a path or speaker holds '|' or a newline")
+    with atomic_write(path, "w") as stream:
+        stream.write("".join(line + "\n" for line in lines))
+    return len(lines)
+
+
+def real_speech_clips(
+    data_root: str | os.PathLike[str], *, yardstick_clips: int = HUMAN_YARDSTICK_CLIPS
+) -> tuple[list[AudioClip], list[AudioClip]]:
+    """(training, held-out) clips of the shared real recordings (``../shared/data``).
+
+    Training: every LibriSpeech ``train-clean-100`` clip whose speaker is not a ``test-other`` speaker, and the
+    LJSpeech-mini clips after the first ``yardstick_clips`` (metadata order). Held out: the first clip of each
+    test-other speaker (``benchmarks/quality.py``'s real reference voices) and the first ``yardstick_clips``
+    LJSpeech-mini clips (its human and vocoder yardsticks).
+
+    Raises InputError when neither corpus is found under ``data_root``.
+    """
+    root = Path(data_root)
+    librispeech = root / "librispeech" / "LibriSpeech"
+    ljspeech = root / "ljspeech" / "LJSpeech-mini"
+    training: list[AudioClip] = []
+    held_out: list[AudioClip] = []
+    evaluation_speakers: set[str] = set()
+    if (librispeech / "test-other").is_dir():
+        for speaker_dir in sorted(p for p in (librispeech / "test-other").iterdir() if p.is_dir()):
+            evaluation_speakers.add(speaker_dir.name)
+            first = next(iter(sorted(speaker_dir.rglob("*.flac"))), None)
+            if first is not None:
+                held_out.append(AudioClip(first, f"librispeech-{speaker_dir.name}"))
+    if (librispeech / "train-clean-100").is_dir():
+        training += [
+            clip
+            for clip in _folder_clips(librispeech / "train-clean-100")
+            if clip.speaker.removeprefix("librispeech-") not in evaluation_speakers
+        ]
+    if (ljspeech / "metadata.csv").is_file():
+        clips = _ljspeech_clips(ljspeech)
+        held_out += clips[:yardstick_clips]
+        training += clips[yardstick_clips:]
+    if not training and not held_out:
+        raise InputError(
+            f"no LibriSpeech or LJSpeech-mini recordings under {str(root)!r}",
+            hint="give the shared data folder (the one holding librispeech/ and ljspeech/)",
+        )
+    return training, held_out
+
+
+def load_training_audio(clip: AudioClip | str | os.PathLike[str], sample_rate: int) -> np.ndarray:
+    """A clip's samples as the trainers use them: mono float32 at ``sample_rate`` (resampled when needed),
+    peak-normalised to :data:`vcframe.audio.TRAINING_PEAK` (RTVC's ``rescaling_max``)."""
+    from vcframe.audio import load_audio, rescale_peak
+
+    path = clip.audio if isinstance(clip, AudioClip) else Path(clip)
+    samples = load_audio(path, sample_rate=sample_rate).item(0)
+    return np.asarray(rescale_peak(samples), dtype=np.float32)
+
+
+def load_mel(path: str | os.PathLike[str], n_mels: int) -> np.ndarray:
+    """A given mel as (n_mels, T) float32 (RTVC's synthesizer exports store (T, n_mels): transposed back).
+
+    Raises InputError when neither dimension is ``n_mels``.
+    """
+    mel = np.load(path, allow_pickle=False).astype(np.float32)
+    if mel.ndim == 2 and mel.shape[0] != n_mels and mel.shape[1] == n_mels:
+        mel = mel.T
+    if mel.ndim != 2 or mel.shape[0] != n_mels:
+        raise InputError(
+            f"mel {str(path)!r} has shape {mel.shape}, expected ({n_mels}, frames)",
+            hint="give mels of the spec the vocoder trains on",
+        )
+    return np.ascontiguousarray(mel)
+
+
+def manifest_command(
+    out: Annotated[Path, typer.Option(help="Manifest to write: one 'audio|mel|speaker' line per clip.")],
+    source: Annotated[
+        list[Path] | None,
+        typer.Option("--source", help="A folder of audio (+ .npy mels) or a manifest (repeatable)."),
+    ] = None,
+    real_speech: Annotated[
+        Path | None,
+        typer.Option(
+            help="The shared data folder (../shared/data): its LibriSpeech train-clean-100 and LJSpeech-mini clips, "
+            "without the evaluation speakers and the benchmark's yardstick clips."
+        ),
+    ] = None,
+    held_out: Annotated[
+        Path | None,
+        typer.Option(help="Also write the real recordings held out of --real-speech here (for --valid-data)."),
+    ] = None,
+) -> None:
+    """Write one manifest of training audio from folders, manifests and the shared real recordings."""
+    clips: list[AudioClip] = []
+    groups: list[tuple[str, list[AudioClip]]] = []
+    if real_speech is not None:
+        training, kept_back = real_speech_clips(real_speech)
+        groups.append((f"real speech ({real_speech})", training))
+        if held_out is not None:
+            write_manifest(kept_back, held_out)
+            typer.echo(f"held out: {_summary(kept_back)} -> {held_out}")
+    elif held_out is not None:
+        raise InputError("--held-out lists the real recordings held out of --real-speech", hint="give --real-speech")
+    for path in source or []:
+        groups.append((str(path), find_clips(path)))
+    if not groups:
+        raise InputError("no training audio given", hint="give --source FOLDER_OR_MANIFEST and/or --real-speech DIR")
+    for name, group in groups:
+        typer.echo(f"{name}: {_summary(group)}")
+        clips += group
+    count = write_manifest(clips, out)
+    typer.echo(f"wrote {out}: {count} clips, {len({clip.speaker for clip in clips})} speakers")
+
+
+def _summary(clips: list[AudioClip]) -> str:
+    import soundfile
+
+    from vcframe.errors import AudioInputError
+
+    seconds = 0.0
+    for clip in clips:
+        try:
+            seconds += soundfile.info(str(clip.audio)).duration
+        except RuntimeError as error:  # libsndfile's errors, a missing file included
+            detail = str(error).splitlines()[0]
+            raise AudioInputError(f"cannot read {str(clip.audio)!r} ({detail})", hint=_HINT) from error
+    mels = sum(clip.mel is not None for clip in clips)
+    speakers = len({clip.speaker for clip in clips})
+    return f"{len(clips)} clips, {speakers} speakers, {seconds / 3600:.2f} h" + (f", {mels} with mels" if mels else "")
