@@ -90,3 +90,14 @@ def test_hifigan_mel_frames_that_are_not_centred_come_back_aligned() -> None:
 
     assert error(audio) < 0.45
     assert error(audio) < error(np.roll(audio, 256)) - 0.03
+
+
+def test_silent_mel_gives_near_silence_and_speech_keeps_its_peak() -> None:
+    """Peak normalisation amplifies by at most 0.97 / QUIET_PEAK: a silent mel used to come out as noise at peak
+    0.97 (RMS 0.2); speech still peaks at exactly peak_normalize."""
+    vocoder = GriffinLimVocoder(SPEC.make_config({"n_iter": 8}))
+    silent = Mel(torch.full((1, 80, 40), RTVC_SYNTHESIZER_MEL.silence_value), RTVC_SYNTHESIZER_MEL)
+    near_silence = vocoder.vocode(silent, seed=0).item(0).astype(np.float64)
+    assert np.sqrt(np.mean(near_silence**2)) < 2e-3 and np.abs(near_silence).max() < 0.01
+    speech = Mel.from_numpy(mel_spectrogram(_speechlike(1.0), RTVC_SYNTHESIZER_MEL), RTVC_SYNTHESIZER_MEL)
+    assert float(np.abs(vocoder.vocode(speech, seed=0).item(0)).max()) == pytest.approx(0.97, abs=1e-6)

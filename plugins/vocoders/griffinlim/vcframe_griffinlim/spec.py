@@ -25,7 +25,11 @@ class GriffinLimConfig(BaseModel):
     )
     momentum: float = Field(0.99, ge=0, lt=1, description="Fast Griffin-Lim momentum (0 = classic algorithm).")
     peak_normalize: float | None = Field(
-        0.97, gt=0, le=1, description="Scale each output to this peak; None keeps the raw level."
+        0.97,
+        gt=0,
+        le=1,
+        description="Scale each output to this peak, amplifying at most peak_normalize / 0.1 times so that a "
+        "silent mel stays near-silent; None keeps the raw level.",
     )
 
 
