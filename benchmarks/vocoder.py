@@ -1,6 +1,14 @@
-"""WaveRNN vocoder speed: samples per second and real-time factor on the same mel.
+"""Vocoder speed (WaveRNN, HiFi-GAN): samples per second and real-time factor on the same mel.
 
 Run by hand:  .venv/bin/python benchmarks/vocoder.py [--seconds 2] [--threads 2] [--skip-baseline]
+              [--family wavernn|hifigan|all] [--repeats 5]
+
+HiFi-GAN rows (``--family hifigan``): the released V1 and V3 generators on HiFi-GAN's 22,050 Hz mel (the
+fixtures' LJ001-0001 mel, repeated), and a V3-like generator for RTVC's 16 kHz hop-200 mel (upsample 8 x 5 x 5,
+the size demo weights at RTVC's mel would take), each through the plugin's vocoder (weight norm folded) at
+batch 1 on 1 and ``--threads`` threads, V3 at batch 4, V3 with weight norm kept (the training form), and the
+time to the first chunk of ``vocode_stream``. Each row is the minimum over ``--repeats`` timed calls after a
+warm-up call (the machine is shared: the minimum is the least disturbed run), with the median beside it.
 
 Rows: RTVC's per-sample loop transcribed (the baseline, RTVC's defaults: folded 8000/800, and unbatched), and
 this plugin's generator at the RTVC preset (unbatched and folded, 1 and 2 threads, C++ kernel and PyTorch
@@ -40,6 +48,78 @@ def benchmark_mel(seconds: float) -> Mel:
     return Mel(values.unsqueeze(0).contiguous(), RTVC_SYNTHESIZER_MEL)
 
 
+def hifigan_mel(seconds: float) -> Mel:
+    """HiFi-GAN's 22,050 Hz mel of LJ001-0001 (the fixtures' 86 frames, repeated), else random values."""
+    from vcframe.specs import HIFIGAN_MEL
+
+    frames = int(seconds * 22050) // 256
+    shared = Path(os.environ.get("VCFRAME_SHARED", Path(__file__).resolve().parents[1] / ".." / "shared"))
+    path = shared / "hifigan" / "fixtures" / "generator_ref.safetensors"
+    if path.is_file():
+        from safetensors.torch import load_file
+
+        source = load_file(str(path))["mel"][0]
+        values = source.repeat(1, frames // source.shape[1] + 1)[:, :frames]
+    else:
+        values = torch.rand(80, frames, generator=torch.Generator().manual_seed(0)) * 10 - 11
+    return Mel(values.unsqueeze(0).contiguous(), HIFIGAN_MEL)
+
+
+def hifigan_rows(seconds: float, threads: int, repeats: int) -> None:
+    """Print the HiFi-GAN table (see the module docstring)."""
+    import statistics
+
+    from vcframe_hifigan.generator import Generator
+    from vcframe_hifigan.model import HiFiGANVocoder
+    from vcframe_hifigan.spec import HiFiGANConfig
+
+    rows: list[tuple[str, float, float, float]] = []
+    rtvc_hop = {"preset": "v3", "upsample_rates": (8, 5, 5), "upsample_kernel_sizes": (16, 11, 11)}
+    mels = {"hifigan": hifigan_mel(seconds), "rtvc": benchmark_mel(seconds)}
+
+    def timed(run) -> tuple[float, float]:
+        run()  # warm-up
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - started)
+        return min(times), statistics.median(times)
+
+    def measure(name: str, mel: Mel, vocoder: HiFiGANVocoder, batch: int = 1) -> None:
+        batched = Mel(mel.frames.repeat(batch, 1, 1), mel.spec)
+        audio_s = batch * mel.frames.shape[-1] * mel.spec.hop_length / mel.spec.sample_rate
+        best, median = timed(lambda: vocoder.vocode(batched))
+        first, _ = timed(lambda: next(iter(vocoder.vocode_stream(mel))))
+        rows.append((name, best / audio_s, median / audio_s, first))
+        print(f"  {name}: RTF {best / audio_s:.3f}, first chunk {first * 1000:.0f} ms", flush=True)
+
+    for label, options, mel_name in (
+        ("V1", {"preset": "v1"}, "hifigan"),
+        ("V3", {"preset": "v3"}, "hifigan"),
+        ("V3-like, 16 kHz hop 200", {**rtvc_hop, "mel": RTVC_SYNTHESIZER_MEL}, "rtvc"),
+    ):
+        mel = mels[mel_name]
+        for count in sorted({1, threads}):
+            torch.manual_seed(0)
+            vocoder = HiFiGANVocoder(HiFiGANConfig(checkpoint=None, threads=count, **options))
+            measure(f"{label}, batch 1, {count} thread(s)", mel, vocoder)
+            if label == "V3" and count == 1:
+                measure(f"{label}, batch 4, 1 thread", mel, vocoder, batch=4)
+                folded = vocoder.network
+                vocoder.network = Generator(folded.config, weight_norm=True).eval().requires_grad_(False)
+                measure(f"{label}, batch 1, 1 thread, weight norm kept (training form)", mel, vocoder)
+                vocoder.network = folded
+    print(
+        f"\nHiFi-GAN: {seconds:.2f} s mels; torch {torch.__version__}; load average {os.getloadavg()[0]:.2f} on "
+        f"{os.cpu_count()} CPUs; RTF = compute seconds per second of audio (min and median of {repeats})\n"
+    )
+    print("| generator | RTF (min) | RTF (median) | first streamed chunk (ms) |")
+    print("|---|---|---|---|")
+    for name, best, median, first in rows:
+        print(f"| {name} | {best:.3f} | {median:.3f} | {first * 1000:.0f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=1.0, help="audio length of the benchmark mel")
@@ -53,7 +133,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="threads for the multi-threaded rows")
     parser.add_argument("--skip-baseline", action="store_true", help="leave out RTVC's loop (slow)")
     parser.add_argument("--skip-unbatched-baseline", action="store_true", help="leave out RTVC's unbatched loop")
+    parser.add_argument("--family", choices=("wavernn", "hifigan", "all"), default="all", help="which vocoders to time")
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls per HiFi-GAN row (the minimum counts)")
     args = parser.parse_args()
+    if args.family in ("hifigan", "all"):
+        hifigan_rows(args.seconds, args.threads, args.repeats)
+    if args.family == "hifigan":
+        return
     mel = benchmark_mel(args.seconds)
     frames = mel.frames.shape[-1]
     audio_s = frames * 200 / 16000
