@@ -238,10 +238,14 @@ def run(
     )
     from vcframe.audio import save_audio
     from vcframe.pipeline import Pipeline
+    from vcframe.text import speakable_text
     from vcframe.types import SpeakerEmbedding
 
     pipeline = Pipeline(settings=settings, registry=_registry(settings))
     pipeline.sentences(spoken)  # refuse bad text before loading any model
+    dropped_note = speakable_text(spoken).dropped_note()
+    if dropped_note:
+        stderr.print(f"note: {dropped_note}", highlight=False, markup=False)
     saved = SpeakerEmbedding.load(str(embedding)) if embedding is not None else None
     with _ProgressReporter() as progress:
         waveform = pipeline.clone(spoken, reference or None, embedding=saved, voice=voice, progress=progress)

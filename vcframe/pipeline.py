@@ -29,7 +29,7 @@ from vcframe.discovery import Registry, build_component, default_registry, make_
 from vcframe.errors import AudioInputError, IncompatibleComponentsError, InputError
 from vcframe.seeding import resolve_device
 from vcframe.specs import AudioSpec, ComponentSpec
-from vcframe.text import split_sentences
+from vcframe.text import speakable_text, split_sentences
 from vcframe.types import Mel, SpeakerEmbedding, Waveform
 from vcframe.voices import Voice, VoiceStore, resolve_reference, voice_embedding
 
@@ -215,15 +215,17 @@ class Pipeline:
     # -- synthesis ------------------------------------------------------------------------------------
 
     def sentences(self, text: str) -> list[str]:
-        """``text`` checked and split as ``clone`` will speak it."""
-        if not isinstance(text, str) or not text.strip():
-            raise InputError("the text is empty", hint="give some words to say")
-        if len(text) > self.settings.max_text_chars:
+        """``text`` checked and split as ``clone`` will speak it.
+
+        Characters no voice speaks (control characters, emoji: :func:`vcframe.text.speakable_text`) are dropped;
+        text with nothing left to speak (no letter or digit) is an InputError naming what was dropped.
+        """
+        if isinstance(text, str) and len(text) > self.settings.max_text_chars:
             raise InputError(
                 f"the text has {len(text):,} characters; one run takes at most {self.settings.max_text_chars:,}",
                 hint="split it into several runs or raise -o max_text_chars=N",
             )
-        pieces = split_sentences(text, self.settings.max_sentence_chars)
+        pieces = split_sentences(speakable_text(text).text, self.settings.max_sentence_chars)
         if not pieces:
             raise InputError("the text has no words to say", hint="give some words to say")
         return pieces
@@ -274,6 +276,9 @@ class Pipeline:
         seed = self.settings.seed if seed is None else seed
         pieces = self.sentences(text)
         run: dict[str, Any] = {**self.describe(), "text": text, "sentences": len(pieces), "seed": seed}
+        dropped = speakable_text(text).dropped
+        if dropped:
+            run["dropped_characters"] = [f"U+{ord(character):04X}" for character in dropped]
         hooks = plugin_manager().hook
         hooks.vcframe_run_start(run=run)
         produced: list[Waveform] = []
@@ -337,7 +342,8 @@ class Pipeline:
         """Speak ``text`` in the voice of ``reference`` (one or more clips) or of ``embedding``.
 
         Returns a single-item Waveform at the vocoder's rate; its metadata records the components, their
-        options, the seed and any bridged mismatch.
+        options, the seed, any bridged mismatch and, as ``dropped_characters`` (``["U+1F600", ...]``), the
+        characters of ``text`` that were not spoken. Text with nothing to speak is refused (InputError).
         """
         parts = list(self._run(text, reference, embedding, voice, seed, progress, streaming=False))
         waveform = Waveform.concatenate(parts)
@@ -346,7 +352,7 @@ class Pipeline:
         return waveform.with_metadata(
             **{
                 key: run[key]
-                for key in ("vcframe", "device", "components", "bridged", "sentences", "seed")
+                for key in ("vcframe", "device", "components", "bridged", "sentences", "seed", "dropped_characters")
                 if key in run
             }
         )

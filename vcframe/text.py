@@ -1,5 +1,8 @@
 """Text helpers shared by the pipeline and by text frontends.
 
+* ``speakable_text``: the text without the characters no voice speaks (control characters, emoji), or an
+  InputError when nothing is left to speak (no letter or digit): the pipeline, the CLI and the server refuse
+  such text before any model runs.
 * ``split_sentences``: long text -> sentences (the pipeline synthesizes them one by one and joins the audio).
 * English normalisation used by frontends (numbers, abbreviations, transliteration) lives here too, so that
   every frontend spells "$3.50" the same way.
@@ -9,7 +12,11 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
+from dataclasses import dataclass
 from typing import Any
+
+from vcframe.errors import InputError
 
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 _CLAUSE_BREAK = re.compile(r"(?<=[,;:])\s+")
@@ -17,6 +24,78 @@ _ABBREVIATION_END = re.compile(
     r"(?:^|\s)(?:mrs|mr|ms|dr|drs|st|jr|sr|co|ltd|maj|gen|rev|lt|hon|sgt|capt|esq|col|ft|prof|vs|etc|no|[a-z])\.$",
     re.IGNORECASE,
 )
+
+
+#: Code point ranges of emoji and pictographs (with their skin-tone modifiers, variation selectors, keycap and
+#: tag characters): symbols a voice does not read out.
+EMOJI_RANGES: tuple[tuple[int, int], ...] = (
+    (0x1F000, 0x1FAFF),  # mahjong .. symbols and pictographs extended-A (faces, objects, flags, skin tones)
+    (0x2600, 0x27BF),  # miscellaneous symbols, dingbats
+    (0x2B00, 0x2BFF),  # miscellaneous symbols and arrows (stars, squares)
+    (0xFE00, 0xFE0F),  # variation selectors (emoji presentation)
+    (0x20E3, 0x20E3),  # combining enclosing keycap
+    (0xE0000, 0xE007F),  # tags (subdivision flags)
+)
+#: Unicode categories no voice reads: control (whitespace excepted), format (zero-width joiners, bidi marks),
+#: private use, surrogates, unassigned.
+UNSPOKEN_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Cn"})
+
+
+def is_unspoken(character: str) -> bool:
+    """True for a character that no voice speaks: a control or format character (whitespace excepted), a
+    private-use, surrogate or unassigned code point, or an emoji/pictograph (:data:`EMOJI_RANGES`)."""
+    if character.isspace():
+        return False
+    code = ord(character)
+    if any(low <= code <= high for low, high in EMOJI_RANGES):
+        return True
+    return unicodedata.category(character) in UNSPOKEN_CATEGORIES
+
+
+def describe_characters(characters: list[str] | tuple[str, ...], limit: int = 8) -> str:
+    """``U+0007, U+1F600 '😀'``: code points (with the glyph when it prints), at most ``limit`` of them."""
+    shown = [
+        f"U+{ord(c):04X} {c!r}" if c.isprintable() and unicodedata.category(c)[0] != "M" else f"U+{ord(c):04X}"
+        for c in characters[:limit]
+    ]
+    more = f" and {len(characters) - limit} more" if len(characters) > limit else ""
+    return ", ".join(shown) + more
+
+
+@dataclass(frozen=True)
+class SpeakableText:
+    """``text`` with the unspoken characters removed, and those characters (distinct, in order of appearance)."""
+
+    text: str
+    dropped: tuple[str, ...]
+
+    def dropped_note(self) -> str | None:
+        """One line naming the dropped characters, or None when none were dropped."""
+        if not self.dropped:
+            return None
+        count = len(self.dropped)
+        plural = "s" if count > 1 else ""
+        return f"dropped {count} character{plural} that cannot be spoken: {describe_characters(self.dropped)}"
+
+
+def speakable_text(text: str) -> SpeakableText:
+    """``text`` without the characters no voice speaks (:func:`is_unspoken`), checked to have something to say.
+
+    Raises InputError when the text is empty, or when no letter or digit (in any script) remains: text of only
+    punctuation, emoji or control characters would be synthesized into babble. The message names the dropped
+    characters when there were any.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise InputError("the text is empty", hint="give some words to say")
+    dropped = tuple(dict.fromkeys(c for c in text if is_unspoken(c)))
+    kept = "".join(c for c in text if not is_unspoken(c)) if dropped else text
+    if not any(c.isalnum() for c in kept):
+        note = f"; {SpeakableText(kept, dropped).dropped_note()}" if dropped else ""
+        raise InputError(
+            f"the text has nothing to speak: no letter or digit{' remains' if dropped else ''}{note}",
+            hint="give some words to say",
+        )
+    return SpeakableText(kept, dropped)
 
 
 def split_sentences(text: str, max_chars: int = 200) -> list[str]:

@@ -140,6 +140,7 @@ class SpeechResult:
             "duration_s": round(self.duration_s, 3),
             "sample_rate": self.waveform.sample_rate,
             "sentences": len(self.mels),
+            "dropped_characters": list(self.waveform.metadata.get("dropped_characters", [])),
         }
 
 

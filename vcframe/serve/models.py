@@ -96,6 +96,10 @@ class JobResult(BaseModel):
     duration_s: float
     sample_rate: int
     sentences: int
+    dropped_characters: list[str] = Field(
+        default_factory=list,
+        description="Code points of the text that were not spoken (control characters, emoji), e.g. ['U+1F600'].",
+    )
 
 
 class JobLinks(BaseModel):
