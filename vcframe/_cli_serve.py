@@ -88,9 +88,10 @@ def serve(
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
         raise ConfigError(f"invalid serve options: {problems}", hint="see 'vcframe serve --help'") from error
     try:
-        import uvicorn
+        import uvicorn  # noqa: F401 - the runner's server
 
         from vcframe.serve.app import create_app
+        from vcframe.serve.runner import listen_socket, serve_forever
     except ImportError as error:
         raise VcframeError(
             f"vcframe serve needs FastAPI and uvicorn ({error.name or error} is missing)",
@@ -100,17 +101,21 @@ def serve(
     from vcframe.pipeline import Pipeline
 
     Pipeline(settings=settings, registry=registry)  # unknown or incompatible components fail here, not per request
-    application = create_app(settings, registry, serve_settings)
-    if not is_loopback(host):
+    sock = listen_socket(host, port)  # a busy port fails here, in one line, before the banner
+    try:
+        application = create_app(settings, registry, serve_settings)
+        if not is_loopback(host):
+            stderr.print(
+                f"[yellow]warning:[/] binding {host}: the API has no authentication; anyone who can reach this "
+                "address can clone voices and add or delete stored voices",
+                highlight=False,
+            )
+        shown = f"[{host}]" if ":" in host else host
         stderr.print(
-            f"[yellow]warning:[/] binding {host}: the API has no authentication; anyone who can reach this "
-            "address can clone voices and add or delete stored voices",
+            f"vcframe serve: http://{shown}:{sock.getsockname()[1]}/ ({settings.encoder} -> "
+            f"{settings.synthesizer} -> {settings.vocoder}); Ctrl+C stops",
             highlight=False,
         )
-    shown = f"[{host}]" if ":" in host else host
-    stderr.print(
-        f"vcframe serve: http://{shown}:{port}/ ({settings.encoder} -> {settings.synthesizer} -> "
-        f"{settings.vocoder}); Ctrl+C stops",
-        highlight=False,
-    )
-    uvicorn.run(application, host=host, port=port, log_level="warning", access_log=False)
+        serve_forever(application, sock, say=lambda line: stderr.print(line, highlight=False, markup=False))
+    finally:
+        sock.close()

@@ -173,15 +173,15 @@ class Pipeline:
         if isinstance(reference, Waveform):
             if reference.batch_size != 1:
                 raise InputError(f"a reference is one clip; got a batch of {reference.batch_size}")
-            waveform, name = resample_waveform(reference, audio_spec.sample_rate), "reference waveform"
+            waveform, name = resample_waveform(reference, audio_spec.sample_rate), "the reference clip"
         else:
-            name = str(reference)
+            name = f"reference {str(reference)!r}"
             path = resolve_reference(reference, dataset_root=self.settings.dataset_root)
             waveform = load_audio(path, sample_rate=audio_spec.sample_rate)
         duration = waveform.durations[0]
         if duration < audio_spec.min_duration_s:
             raise AudioInputError(
-                f"reference {name!r} is {duration:.2f} s long; {self.specs['encoder'].name} needs at least "
+                f"{name} is {duration:.2f} s long; {self.specs['encoder'].name} needs at least "
                 f"{audio_spec.min_duration_s:.2f} s",
                 hint="use a longer clip (5-10 s of speech works best)",
             )

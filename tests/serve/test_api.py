@@ -181,6 +181,82 @@ def test_incompatible_components_are_409(make_client, dummy_registry, audio) -> 
     assert body["error"] == "IncompatibleComponentsError" and "space" in body["detail"]
 
 
+def test_error_hints_are_web_guidance_not_command_lines(make_client, dummy_registry, audio) -> None:
+    import re
+
+    from vcframe.errors import CheckpointError
+    from vcframe.serve.problems import problem_of
+    from vcframe.specs import EmbeddingSpec
+    from vcframe.testing.dummy_specs import CONSTANT_SYNTHESIZER
+
+    other = CONSTANT_SYNTHESIZER.model_copy(
+        update={"name": "test-other", "input": EmbeddingSpec(space="elsewhere", dim=8), "io_resolver": None}
+    )
+    dummy_registry.register(other, distribution="tests")
+    client = make_client()
+    reference = {"reference": ("a.wav", audio(1.0), "audio/wav")}
+    clip = {"clip": ("me.wav", audio(2.0), "audio/wav")}
+    answers = {
+        "unknown voice": client.post("/v1/speech", data={"text": "Hi.", "voice": "nobody"}),
+        "no consent": client.post("/v1/voices", data={"name": "mine"}, files=clip),
+        "incompatible": client.post("/v1/speech", data={"text": "Hi.", "synthesizer": "test-other"}, files=reference),
+        "unknown component": client.post("/v1/speech", data={"text": "Hi.", "vocoder": "nope"}, files=reference),
+    }
+    command_line = re.compile(r"vcframe |(^|[\s(])--?[a-z]")
+    for case, response in answers.items():
+        body = _problem(response, response.status_code)
+        assert body["hint"] and not command_line.search(body["hint"]), (case, body)
+    assert "consent box" in answers["no consent"].json()["hint"]
+    assert "/v1/voices" in answers["unknown voice"].json()["hint"]
+    status, body = problem_of(CheckpointError("synthesizer has no default checkpoint", hint="give one with -o x=y"))
+    assert status == 503 and "operator" in body["hint"]
+
+
+def test_names_and_ids_with_a_trailing_newline_are_refused(client, audio) -> None:
+    clip = {"clip": ("me.wav", audio(2.0), "audio/wav")}
+    added = client.post("/v1/voices", data={"name": "nl\n", "consent": "true"}, files=clip)
+    _problem(added, 422, "not a valid voice name")
+    assert all("\n" not in voice["name"] for voice in client.get("/v1/voices").json()["voices"])
+    _problem(client.get("/v1/voices/clara%0A"), 422, "not a valid voice name")
+    _problem(client.get("/v1/voices/clara%0A/audio"), 422, "not a valid voice name")
+    _problem(client.post("/v1/speech", data={"text": "Hi.", "voice": "clara\n"}), 422, "not a valid voice name")
+    _problem(
+        client.post("/v1/speech", data={"text": "Hi.", "voice": "clara", "vocoder": "test-sine\n"}), 422, "vocoder"
+    )
+    job = client.post("/v1/jobs", data={"text": "Hi.", "voice": "clara"}).json()
+    _problem(client.get(f"/v1/jobs/{job['id']}%0A"), 422, "job_id")
+    assert client.get(f"/v1/jobs/{job['id']}").status_code == 200
+
+
+def test_malformed_bodies_are_400_and_an_empty_text_says_so(client) -> None:
+    body = _problem(client.post("/v1/speech", json={"text": "Hi.", "voice": "clara"}), 400, "not application/json")
+    assert body["error"] == "MalformedBody" and "multipart/form-data" in body["hint"]
+    _problem(client.post("/v1/jobs", content=b"{bad", headers={"content-type": "application/json"}), 400, "form fields")
+    _problem(client.post("/v1/jobs", content=b"text=Hi.", headers={"content-type": "text/plain"}), 400, "text/plain")
+    garbage = {"content-type": "multipart/form-data; boundary=x"}
+    _problem(client.post("/v1/speech", content=b"--x\r\ngarbage", headers=garbage), 400, "no readable field")
+    no_boundary = {"content-type": "multipart/form-data"}
+    _problem(client.post("/v1/speech", content=b"abc", headers=no_boundary), 400, "malformed request body")
+    for endpoint in ("/v1/speech", "/v1/jobs"):
+        body = _problem(client.post(endpoint, data={"text": "", "voice": "clara"}), 422)
+        assert body["detail"] == "the text is empty" and body["hint"] == "give some words to say"
+
+
+def test_a_short_upload_is_called_the_reference_clip(client, audio) -> None:
+    short = {"reference": ("a.wav", audio(0.05), "audio/wav")}
+    body = _problem(client.post("/v1/speech", data={"text": "Hi."}, files=short), 422)
+    assert body["detail"] == "the reference clip is 0.05 s long; test-tone needs at least 0.10 s"
+
+
+def test_a_flac_of_unknown_length_is_accepted(client, audio) -> None:
+    content = bytearray(audio(1.5, file_format="FLAC"))
+    fields = int.from_bytes(content[18:26], "big")
+    content[18:26] = (fields & ~((1 << 36) - 1)).to_bytes(8, "big")  # STREAMINFO total samples: 0, "unknown"
+    response = client.post("/v1/embeddings", files={"clip": ("stream.flac", bytes(content), "audio/flac")})
+    assert response.status_code == 200, response.text
+    assert response.json()["duration_s"] == pytest.approx(1.5, abs=0.01)
+
+
 # -- uploads ------------------------------------------------------------------------------------------------
 
 
@@ -486,6 +562,14 @@ def test_page_is_served_with_a_strict_csp_and_no_network_asset(client) -> None:
         assert endpoint in js
     _problem(client.get("/static/../app.py"), 404)
     _problem(client.get("/static/index.html.bak"), 404)
+
+
+def test_head_of_the_page_answers_200(client) -> None:
+    for path in ("/", "/static/app.js"):
+        response = client.head(path)
+        assert response.status_code == 200 and response.content == b"", path
+        assert int(response.headers["content-length"]) > 0
+    assert client.head("/").headers["content-type"].startswith("text/html")
 
 
 # -- OpenAPI ----------------------------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 DUMMIES = ["--encoder", "test-tone", "--synthesizer", "test-constant", "--vocoder", "test-sine"]
@@ -9,10 +11,16 @@ DUMMIES = ["--encoder", "test-tone", "--synthesizer", "test-constant", "--vocode
 
 @pytest.fixture
 def captured_run(monkeypatch):
-    import uvicorn
+    """The server the CLI would run: its application, bound host and port (nothing is served)."""
+    from vcframe.serve import runner
 
     calls: list[dict] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: calls.append({"app": app, **kwargs}))
+
+    def record(app, sock, **kwargs) -> None:
+        host, port = sock.getsockname()[:2]
+        calls.append({"app": app, "host": host, "port": port, **kwargs})
+
+    monkeypatch.setattr(runner, "serve_forever", record)
     return calls
 
 
@@ -20,13 +28,13 @@ def test_serve_starts_uvicorn_with_the_chosen_components(dummy_registry, vcframe
     from fastapi.testclient import TestClient
 
     result = vcframe_cli(
-        "serve", *DUMMIES, "--port", 8123, "-o", "vocoder.test-sine.amplitude=0.5", "--queue-size", 3, "--no-preload"
+        "serve", *DUMMIES, "--port", 0, "-o", "vocoder.test-sine.amplitude=0.5", "--queue-size", 3, "--no-preload"
     )
     assert result.exit_code == 0, (result.stderr, result.exception)
-    assert "http://127.0.0.1:8123/" in result.stderr and "warning" not in result.stderr
     (call,) = captured_run
-    assert call["host"] == "127.0.0.1" and call["port"] == 8123
-    with TestClient(call["app"], base_url="http://127.0.0.1:8123") as client:
+    assert call["host"] == "127.0.0.1" and call["port"] > 0  # port 0: any free one, shown in the banner
+    assert f"http://127.0.0.1:{call['port']}/" in result.stderr and "warning" not in result.stderr
+    with TestClient(call["app"], base_url=f"http://127.0.0.1:{call['port']}") as client:
         assert client.get("/v1/info").json()["defaults"]["vocoder"] == "test-sine"
         assert client.get("/healthz").json()["queue_size"] == 3
         state = client.app.state.vcframe
@@ -34,7 +42,9 @@ def test_serve_starts_uvicorn_with_the_chosen_components(dummy_registry, vcframe
 
 
 def test_serve_warns_when_bound_beyond_loopback(dummy_registry, vcframe_cli, captured_run) -> None:
-    result = vcframe_cli("serve", *DUMMIES, "--host", "0.0.0.0", "--allowed-host", "box.lan", "--no-preload")
+    result = vcframe_cli(
+        "serve", *DUMMIES, "--host", "0.0.0.0", "--port", 0, "--allowed-host", "box.lan", "--no-preload"
+    )
     assert result.exit_code == 0, result.stderr
     assert "no authentication" in result.stderr
 
@@ -54,3 +64,15 @@ def test_bad_options_are_one_line_errors(dummy_registry, vcframe_cli, captured_r
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], result.stderr
     assert not captured_run
+
+
+def test_a_busy_port_is_one_line_before_the_banner(dummy_registry, vcframe_cli, captured_run) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = vcframe_cli("serve", *DUMMIES, "--port", port, "--no-preload")
+    assert result.exit_code == 2, (result.stderr, result.exception)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and f"127.0.0.1:{port}: the port is in use" in lines[0], result.stderr
+    assert "another port with --port" in lines[0] and not captured_run

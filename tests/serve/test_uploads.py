@@ -115,3 +115,29 @@ def test_waveform_refuses_silence() -> None:
     soundfile.write(buffer, np.zeros(16000, dtype=np.float32), 16000, format="WAV")
     with pytest.raises(AudioInputError, match="silent"):
         inspect_upload(buffer.getvalue(), **LIMITS).waveform()
+
+
+def _flac_of_unknown_length(audio, seconds: float) -> bytes:
+    """A FLAC stream whose STREAMINFO says "total samples: 0" (unknown), as a streaming encoder writes it."""
+    content = bytearray(audio(seconds, file_format="FLAC"))
+    assert content[:4] == b"fLaC" and content[4] & 0x7F == 0  # the first metadata block is STREAMINFO
+    fields = int.from_bytes(content[18:26], "big")  # rate (20 bits), channels, bits per sample, total samples (36)
+    content[18:26] = (fields & ~((1 << 36) - 1)).to_bytes(8, "big")
+    return bytes(content)
+
+
+def test_flac_of_unknown_length_is_decoded_with_a_bound(audio) -> None:
+    import io
+
+    import soundfile
+
+    content = _flac_of_unknown_length(audio, 2.0)
+    assert soundfile.info(io.BytesIO(content)).frames > 10**15  # libsndfile's "unknown": an absurd length
+    upload = inspect_upload(content, **LIMITS)
+    assert upload.format == "flac" and upload.duration_s is None  # the header does not say
+    samples, rate = upload.decode()
+    assert rate == 16000 and len(samples) == 32000
+    np.testing.assert_allclose(samples, soundfile.read(io.BytesIO(audio(2.0, file_format="FLAC")))[0], atol=1e-4)
+    too_long = inspect_upload(_flac_of_unknown_length(audio, 3.0), max_bytes=10**7, max_seconds=1.0)
+    with pytest.raises(AudioInputError, match="longer than 1 s"):
+        too_long.decode()

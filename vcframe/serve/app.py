@@ -13,12 +13,14 @@ import importlib.resources
 import json
 import logging
 import secrets
+import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import FastAPI, File, Form, Path, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vcframe import __version__
@@ -26,14 +28,16 @@ from vcframe.config import Settings
 from vcframe.discovery import Registry
 from vcframe.errors import PluginError, VcframeError
 from vcframe.serve import models
-from vcframe.serve.engine import Engine, SpeechResult, joined_mel, speak, wav_bytes
+from vcframe.serve.engine import Engine, Progress, SpeechResult, joined_mel, speak, wav_bytes
 from vcframe.serve.jobs import JOB_ID_PATTERN, Job, JobCancelled, JobStore
 from vcframe.serve.png import mel_png
 from vcframe.serve.problems import (
     PROBLEM_MEDIA_TYPE,
+    ClientGone,
     Conflict,
     Forbidden,
     NotFound,
+    ServerStopping,
     problem,
     problem_of,
     responses,
@@ -62,6 +66,10 @@ STATIC_FILES = {
 #: Slack over the largest upload for the other form fields of a request body.
 FORM_OVERHEAD_BYTES = 256 * 1024
 SEED_MAX = 2**32 - 1
+#: How often a request waiting for the worker checks that its client is still connected, in seconds.
+DISCONNECT_POLL_S = 0.2
+#: How long shutdown waits for the task running on the worker (it is asked to stop at its next progress report).
+STOP_WAIT_S = 2.0
 
 ComponentField = Annotated[
     str | None,
@@ -93,7 +101,30 @@ class ServerState:
         self.engine = Engine(settings, registry)
         self.worker = InferenceWorker(serve.queue_size)
         self.jobs = JobStore(ttl_s=serve.job_ttl_s, max_jobs=serve.max_jobs)
+        self.stopping = threading.Event()
         self._voice_store = voice_store
+
+    def begin_shutdown(self) -> dict[str, int]:
+        """Stop taking work and drop what there is: live jobs are cancelled (their event streams end), waiting
+        requests fail with 503, and the running task stops at its next progress report. Idempotent.
+
+        Returns what was stopped: ``{"jobs": cancelled live jobs, "requests": dropped waiting requests}``.
+        """
+        self.stopping.set()
+        cancelled = self.jobs.cancel_all()
+        dropped = self.worker.drop_waiting(ServerStopping())
+        return {"jobs": cancelled, "requests": dropped}
+
+    def checkpoint(self, abandoned: threading.Event) -> Progress:
+        """A progress callback for a request's task: it raises once the client is gone or the server stops."""
+
+        def check(stage: str, done: int, total: int) -> None:
+            if self.stopping.is_set():
+                raise ServerStopping()
+            if abandoned.is_set():
+                raise ClientGone("the client disconnected")
+
+        return check
 
     @property
     def voices(self) -> Any:
@@ -103,11 +134,32 @@ class ServerState:
             self._voice_store = VoiceStore()
         return self._voice_store
 
-    async def run(self, task: Callable[[], T]) -> T:
-        """Run ``task`` on the inference worker and wait for it without blocking the event loop."""
+    async def run(
+        self, task: Callable[[], T], *, request: Request | None = None, abandoned: threading.Event | None = None
+    ) -> T:
+        """Run ``task`` on the inference worker and wait for it without blocking the event loop.
+
+        With ``request``: while the task waits or runs, the client's connection is checked every
+        ``DISCONNECT_POLL_S`` s; once it is gone the task leaves the queue (or, running, finds ``abandoned``
+        set at its next :meth:`checkpoint`) and :class:`ClientGone` is raised.
+        """
+        if self.stopping.is_set():
+            raise ServerStopping()
         self.worker.start()
         future = self.worker.submit(task)
-        return await asyncio.wrap_future(future)
+        waiting = asyncio.wrap_future(future)
+        if request is None:
+            return await waiting
+        while True:
+            done, _ = await asyncio.wait({waiting}, timeout=DISCONNECT_POLL_S)
+            if done:
+                return waiting.result()
+            if await request.is_disconnected():
+                if not self.worker.withdraw(future) and abandoned is not None:
+                    abandoned.set()  # running: it stops at its next checkpoint
+                waiting.cancel()
+                log.info("%s %s: the client disconnected; its request was dropped", request.method, request.url.path)
+                raise ClientGone("the client disconnected")
 
 
 def create_app(
@@ -132,8 +184,9 @@ def create_app(
             yield
         finally:
             sweeper.cancel()
-            state.jobs.close()  # first: cancelled jobs end their event streams and write no result
-            state.worker.stop()
+            state.begin_shutdown()  # first: cancelled jobs end their event streams and write no result
+            state.jobs.close()
+            state.worker.stop(STOP_WAIT_S)
 
     app = FastAPI(
         title="vcframe",
@@ -185,23 +238,64 @@ def _problem_response(status: int, body: dict[str, Any], headers: dict[str, str]
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
 
 
+#: Body types of the form endpoints, and what to do about another body.
+FORM_MEDIA_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+FORM_HINT = "send the fields as multipart/form-data, as the page does (curl: -F text='Hello.' -F voice=clara)"
+
+
+def _malformed_body(request: Request, error: RequestValidationError) -> dict[str, Any] | None:
+    """The 400 problem of a form endpoint's body that is not a readable form (JSON, bytes, broken multipart),
+    or None when the body is a form (its fields are then checked one by one: 422)."""
+    if not any(issue.get("loc", ("",))[0] == "body" for issue in error.errors()):
+        return None
+    route = f"{request.method} {request.url.path}"
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in FORM_MEDIA_TYPES:
+        detail = f"{route} takes form fields, not {media_type or 'a body without a Content-Type'}"
+        return problem(400, detail, hint=FORM_HINT, error="MalformedBody")
+    declared = request.headers.get("content-length", "")
+    if isinstance(error.body, FormData) and not len(error.body) and declared.isdigit() and int(declared) > 0:
+        return problem(
+            400, f"{route}: no readable field in the {media_type} body", hint=FORM_HINT, error="MalformedBody"
+        )
+    return None
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     async def vcframe_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, VcframeError)
         status, body = problem_of(error)
+        if status == 503 and error.hint and body["hint"] != error.hint:
+            log.warning("%s %s: %s (%s)", request.method, request.url.path, error.message, error.hint)
         return _problem_response(status, body, getattr(error, "headers", None))
 
     async def validation_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, RequestValidationError)
+        malformed = _malformed_body(request, error)
+        if malformed is not None:
+            return _problem_response(400, malformed)
+        sent = error.body if isinstance(error.body, FormData) else None
         problems = []
         for issue in error.errors()[:5]:
             where = ".".join(str(part) for part in issue.get("loc", ()) if part not in ("body", "query", "path"))
-            problems.append(f"{where or 'request'}: {issue.get('msg', 'invalid')}")
-        body = problem(422, "; ".join(problems), hint="fix the field named above", error="RequestValidationError")
+            message = f"{where or 'request'}: {issue.get('msg', 'invalid')}"
+            if issue.get("type") == "missing" and sent is not None and where in sent:  # sent empty, read as missing
+                message = "the text is empty" if where == "text" else f"{where}: empty"
+            problems.append(message)
+        hint = "give some words to say" if problems == ["the text is empty"] else "fix the field named above"
+        body = problem(422, "; ".join(problems), hint=hint, error="RequestValidationError")
         return _problem_response(422, body)
 
     async def http_error(request: Request, error: Exception) -> JSONResponse:
         assert isinstance(error, StarletteHTTPException)
+        if error.status_code == 400:  # Starlette could not parse the body (e.g. multipart without a boundary)
+            body = problem(
+                400,
+                f"malformed request body ({str(error.detail).rstrip('.')})",
+                hint=FORM_HINT,
+                error="MalformedBody",
+            )
+            return _problem_response(400, body, dict(error.headers or {}))
         body = problem(error.status_code, str(error.detail), error="HTTPError")
         return _problem_response(error.status_code, body, dict(error.headers or {}))
 
@@ -229,7 +323,7 @@ def _static_bytes(name: str) -> bytes:
 
 
 def _add_page_routes(app: FastAPI) -> None:
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     def page() -> Response:
         return Response(
             _static_bytes("index.html"),
@@ -237,7 +331,7 @@ def _add_page_routes(app: FastAPI) -> None:
             headers={"Content-Security-Policy": PAGE_CSP, "Cache-Control": "no-cache"},
         )
 
-    @app.get("/static/{name}", include_in_schema=False)
+    @app.api_route("/static/{name}", methods=["GET", "HEAD"], include_in_schema=False)
     def static(name: str) -> Response:
         if name not in STATIC_FILES:
             raise NotFound(f"no static file {name!r}")
@@ -277,15 +371,20 @@ def _voice_summary(voice: Any) -> models.VoiceSummary:
     return models.VoiceSummary(**summary, deletable=voice.kind == "user", preview=f"/v1/voices/{voice.name}/audio")
 
 
-def _find_voice(state: ServerState, name: str) -> Any:
-    """A voice by name: 422 for a malformed name, 404 for an unknown one. Never a path."""
+def _find_voice(state: ServerState, name: str, *, field: bool = False) -> Any:
+    """A voice by name: 422 for a malformed name, 404 for an unknown one (422 too when ``field``: a form field
+    named it, not the URL). Never a path."""
+    from vcframe.errors import InputError
     from vcframe.voices import check_voice_name
 
     check_voice_name(name)
     for voice in state.voices.list():
         if voice.name == name:
             return voice
-    raise NotFound(f"no voice {name!r}", hint="see GET /v1/voices")
+    hint = "pick one from the page's voice list (GET /v1/voices), or add one"
+    if field:
+        raise InputError(f"unknown voice {name!r}", hint=hint)
+    raise NotFound(f"no voice {name!r}", hint=hint)
 
 
 def _speech_headers(result: SpeechResult) -> dict[str, str]:
@@ -411,6 +510,7 @@ def _add_api_routes(app: FastAPI, state: ServerState) -> None:  # noqa: C901 - o
         tags=["voices"],
     )
     async def add_voice(
+        request: Request,
         response: Response,
         name: Annotated[str, Form(max_length=40, description="New voice name: a-z, 0-9, '-' and '_'.")],
         clip: Annotated[UploadFile, File(description="The speaker's clip (WAV, FLAC, OGG or MP3).")],
@@ -430,7 +530,8 @@ def _add_api_routes(app: FastAPI, state: ServerState) -> None:  # noqa: C901 - o
             await clip.close()
             raise InputError(
                 "adding a voice needs the speaker's consent",
-                hint="send consent=true to confirm that the speaker agreed to have their voice cloned",
+                hint="confirm that the speaker agreed to have their voice cloned (tick the consent box; "
+                "API: consent=true)",
             )
         if name in state.voices.names():
             await clip.close()
@@ -440,7 +541,8 @@ def _add_api_routes(app: FastAPI, state: ServerState) -> None:  # noqa: C901 - o
         added = await state.run(
             lambda: state.voices.add(
                 name, upload.waveform(), pipeline=pipeline, consent=True, description=" ".join(description.split())
-            )
+            ),
+            request=request,
         )
         response.headers["Location"] = f"/v1/voices/{added.name}"
         return _voice_summary(added)
@@ -463,20 +565,26 @@ def _add_api_routes(app: FastAPI, state: ServerState) -> None:  # noqa: C901 - o
         tags=["embeddings"],
     )
     async def embeddings(
+        request: Request,
         clip: Annotated[UploadFile, File(description="A clip of the speaker (WAV, FLAC, OGG or MP3).")],
         encoder: ComponentField = None,
     ) -> models.EmbeddingResult:
         """The speaker embedding of an uploaded clip."""
         upload = await _read_upload(state, clip, "clip")
         pipeline = state.engine.encoder_pipeline(encoder)
-        embedding = await state.run(lambda: pipeline.embed([upload.waveform()]))
+
+        def task() -> tuple[Any, float]:
+            waveform = upload.waveform()
+            return pipeline.embed([waveform]), waveform.durations[0]
+
+        embedding, duration_s = await state.run(task, request=request)
         return models.EmbeddingResult(
             encoder=pipeline.specs["encoder"].name,
             space=embedding.spec.space,
             dim=embedding.spec.dim,
             l2_normalized=embedding.spec.l2_normalized,
             vector=[float(value) for value in embedding.vector[0].tolist()],
-            duration_s=round(upload.duration_s, 3),
+            duration_s=round(duration_s, 3),
         )
 
     # -- speech --
@@ -500,7 +608,8 @@ def _add_api_routes(app: FastAPI, state: ServerState) -> None:  # noqa: C901 - o
                 await reference.close()
             raise InputError("give exactly one of 'voice' and 'reference'", hint="pick a voice or upload a clip")
         pipeline = state.engine.pipeline(encoder, synthesizer, vocoder)
-        found = state.voices.get(voice) if voice else None
+        pipeline.sentences(text)  # text with nothing to say is refused now, not on the worker
+        found = _find_voice(state, voice, field=True) if voice else None
         upload = await _read_upload(state, reference, "reference") if reference is not None and has_reference else None
         return pipeline, found, upload
 
@@ -511,6 +620,7 @@ def _add_api_routes(app: FastAPI, state: ServerState) -> None:  # noqa: C901 - o
         tags=["speech"],
     )
     async def speech(
+        request: Request,
         text: TextField,
         voice: VoiceField = None,
         reference: ReferenceField = None,
@@ -529,12 +639,14 @@ def _add_api_routes(app: FastAPI, state: ServerState) -> None:  # noqa: C901 - o
             text, voice, reference, encoder, synthesizer, vocoder, limit, "send long texts to POST /v1/jobs"
         )
         chosen = secrets.randbelow(2**31) if seed is None else seed
+        abandoned = threading.Event()
+        progress = state.checkpoint(abandoned)
 
         def task() -> tuple[SpeechResult, bytes]:
-            result = speak(pipeline, text, voice=found, upload=upload, seed=chosen)
+            result = speak(pipeline, text, voice=found, upload=upload, seed=chosen, progress=progress)
             return result, wav_bytes(result.waveform)
 
-        result, audio = await state.run(task)
+        result, audio = await state.run(task, request=request, abandoned=abandoned)
         return Response(audio, media_type="audio/wav", headers=_speech_headers(result))
 
     # -- jobs --
@@ -599,6 +711,8 @@ def _add_api_routes(app: FastAPI, state: ServerState) -> None:  # noqa: C901 - o
         )
         chosen = secrets.randbelow(2**31) if seed is None else seed
         components = {kind: spec.name for kind, spec in pipeline.specs.items()}
+        if state.stopping.is_set():
+            raise ServerStopping()
         job = state.jobs.create(text_chars=len(text), seed=chosen, components=components, voice=voice or None)
         try:
             state.worker.start()

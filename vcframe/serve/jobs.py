@@ -23,6 +23,7 @@ from vcframe.serve.problems import Conflict, NotFound, QueueFull
 
 JobState = Literal["queued", "running", "done", "failed", "cancelled"]
 TERMINAL: frozenset[str] = frozenset({"done", "failed", "cancelled"})
+#: Job ids (``secrets.token_urlsafe``), matched against the whole path segment.
 JOB_ID_PATTERN = r"^[A-Za-z0-9_-]{16,64}$"
 
 
@@ -228,13 +229,21 @@ class JobStore:
     def __len__(self) -> int:
         return len(self._jobs)
 
+    def cancel_all(self) -> int:
+        """Cancel every live job now: its event streams end, a running one stops at its next progress report
+        and stores no result. Returns how many were live."""
+        with self._lock:
+            live = [job for job in self._jobs.values() if not job.terminal]
+        for job in live:
+            job.cancel_requested.set()
+            job.move_to("cancelled")  # ends its event streams
+        return len(live)
+
     def close(self) -> None:
         """Cancel every live job (its event stream ends) and remove the folder with every result."""
+        self.cancel_all()
         with self._lock:
             for job_id in list(self._jobs):
-                job = self._jobs[job_id]
-                job.cancel_requested.set()
-                job.move_to("cancelled")  # ends its event streams
                 self._forget(job_id)
         if self._owns_directory and self._directory is not None:
             shutil.rmtree(self._directory, ignore_errors=True)

@@ -8,6 +8,7 @@ class name). :data:`ERROR_RESPONSES` declares each status in the OpenAPI documen
 from __future__ import annotations
 
 import json
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -88,6 +89,50 @@ class QueueFull(HTTPProblem):
     status = 429
 
 
+class ServerStopping(HTTPProblem):
+    """The server is shutting down: waiting and running requests are dropped."""
+
+    status = 503
+
+    def __init__(
+        self,
+        message: str = "the server is shutting down",
+        *,
+        hint: str | None = "send the request again when it is back",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint, headers=headers)
+
+
+class ClientGone(HTTPProblem):
+    """The client disconnected while its request waited or ran; the answer goes to nobody (nginx's 499)."""
+
+    status = 499
+
+
+#: A hint that names a command line (``'vcframe voices list'``, ``--allow-mismatch``, ``-o key=value``), which a
+#: web client cannot act on.
+_CLI_HINT = re.compile(r"'vcframe |(?:^|[\s(])--?[a-z]|\bvcframe (?:check|plugins|voices|run|embed)\b")
+
+
+def web_hint(error: VcframeError) -> str | None:
+    """``error``'s hint, or one a web client can act on where the hint speaks of the command line.
+
+    Core errors are written for the CLI; the page and the API show these instead (the server's operator
+    finds the original in the server log for 503s).
+    """
+    hint = error.hint
+    if hint is None or not _CLI_HINT.search(hint):
+        return hint
+    if isinstance(error, IncompatibleComponentsError):
+        return "pick components that fit together (GET /v1/plugins shows each one's spec)"
+    if isinstance(error, PluginError):
+        return "pick an installed component (the page's lists, or GET /v1/plugins)"
+    if isinstance(error, (CheckpointError, ConfigError, OutputError)):
+        return "the server's set-up is incomplete: ask its operator (the server log has the details)"
+    return "fix the request and send it again"
+
+
 def status_of(error: VcframeError) -> int:
     """The HTTP status of a vcframe error."""
     if isinstance(error, HTTPProblem):
@@ -112,7 +157,7 @@ def problem(status: int, detail: str, *, hint: str | None = None, error: str = "
 def problem_of(error: VcframeError) -> tuple[int, dict[str, Any]]:
     """Status and JSON body for a vcframe error."""
     status = status_of(error)
-    return status, problem(status, error.message, hint=error.hint, error=type(error).__name__)
+    return status, problem(status, error.message, hint=web_hint(error), error=type(error).__name__)
 
 
 def problem_bytes(status: int, detail: str, *, hint: str | None = None, error: str = "HTTPError") -> bytes:

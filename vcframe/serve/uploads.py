@@ -9,7 +9,8 @@
 3. duration: from the header. WAV, FLAC and OGG go through ``soundfile.info`` (libsndfile reads the header,
    and for OGG the last page's granule position). MP3 is parsed here: the Xing/Info or VBRI frame count when
    the file has one, else the constant-bitrate estimate ``audio bytes * 8 / bitrate``. Over the limit is an
-   :class:`~vcframe.errors.AudioInputError` (422).
+   :class:`~vcframe.errors.AudioInputError` (422). A FLAC stream whose header says "length unknown" (total
+   samples 0, as streaming encoders write it) has no header duration: only the bounded decode limits it.
 
 A header can lie (a VBR MP3 without a Xing frame, a WAV whose sizes are wrong), so
 :meth:`AudioUpload.decode` reads at most ``max_seconds`` plus one frame and refuses a longer result: the
@@ -43,6 +44,8 @@ _BITRATES_KBPS = {
 }
 _SAMPLE_RATES = {"1": (44100, 48000, 32000), "2": (22050, 24000, 16000), "2.5": (11025, 12000, 8000)}
 _VERSIONS = {0b00: "2.5", 0b10: "2", 0b11: "1"}
+#: Frames libsndfile reports for a stream whose header gives no length (SF_COUNT_MAX, a 64-bit "unknown").
+_UNKNOWN_FRAMES = 2**62
 
 
 @dataclass(frozen=True)
@@ -143,15 +146,37 @@ def sniff_format(content: bytes) -> AudioFormat | None:
     return None
 
 
+def _read_unknown_length(stream: io.BytesIO, limit: int) -> tuple[np.ndarray, int]:
+    """At most ``limit`` frames of a stream whose header gives no length, as float32 (frames, channels).
+
+    libsndfile decodes such a FLAC stream, but soundfile's read then seeks to the position after the frames
+    read, which fails at the end of the stream ("Internal psf_fseek() failed") and loses the count. The frames
+    are read into a NaN-filled buffer instead: decoded integer PCM is never NaN, so the first NaN row is where
+    the stream ended.
+    """
+    with soundfile.SoundFile(stream) as audio:
+        buffer = np.full((limit, audio.channels), np.nan, dtype=np.float32)
+        try:
+            audio.read(out=buffer)
+        except soundfile.LibsndfileError:
+            pass  # the seek after the end of the stream; what was decoded is in the buffer
+        ended = np.isnan(buffer[:, 0])
+        frames = int(ended.argmax()) if ended.any() else limit
+        return buffer[:frames], int(audio.samplerate)
+
+
 @dataclass(frozen=True)
 class AudioUpload:
-    """An uploaded clip that passed the size, format and header-duration checks (not decoded yet)."""
+    """An uploaded clip that passed the size, format and header-duration checks (not decoded yet).
+
+    ``duration_s`` is the header's duration, None when the header does not say (a FLAC stream of unknown length).
+    """
 
     content: bytes
     format: AudioFormat
     sample_rate: int
     channels: int
-    duration_s: float
+    duration_s: float | None
     max_seconds: float
     name: str = "upload"
 
@@ -162,15 +187,19 @@ class AudioUpload:
             stream = io.BytesIO(self.content[_id3v2_size(self.content) :])
         limit = int(self.max_seconds * self.sample_rate) + 1
         try:
-            samples, rate = soundfile.read(stream, frames=limit, dtype="float32", always_2d=True)
+            if self.duration_s is None:
+                samples, rate = _read_unknown_length(stream, limit)
+            else:
+                samples, rate = soundfile.read(stream, frames=limit, dtype="float32", always_2d=True)
         except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as error:
             raise AudioInputError(
                 f"cannot decode the {self.format.upper()} upload ({str(error).splitlines()[0]})",
                 hint="export the clip again",
             ) from error
         if len(samples) >= limit:
+            said = "no length" if self.duration_s is None else f"{self.duration_s:.2f} s"
             raise AudioInputError(
-                f"the upload is longer than {self.max_seconds:g} s (its header said {self.duration_s:.2f} s)",
+                f"the upload is longer than {self.max_seconds:g} s (its header said {said})",
                 hint=f"cut the clip to at most {self.max_seconds:g} s",
             )
         mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
@@ -201,6 +230,7 @@ def inspect_upload(content: bytes, *, max_bytes: int, max_seconds: float, name: 
             "the upload is not WAV, FLAC, OGG or MP3 audio (judged from its bytes, not its name or type)",
             hint=f"upload a {_ACCEPTED} file; browsers' WebM recordings are not accepted",
         )
+    duration: float | None
     if audio_format == "mp3":
         header = _first_mp3_frame(content)
         assert header is not None  # sniff_format found it
@@ -215,10 +245,11 @@ def inspect_upload(content: bytes, *, max_bytes: int, max_seconds: float, name: 
                 hint="export the clip again",
             ) from error
         rate, channels = int(info.samplerate), int(info.channels)
-        duration = float(info.frames) / rate if rate > 0 else 0.0
+        unknown = audio_format == "flac" and info.frames >= _UNKNOWN_FRAMES  # bounded when decoded
+        duration = None if unknown else float(info.frames) / rate if rate > 0 else 0.0
     if rate <= 0 or channels <= 0:
         raise AudioInputError(f"the {audio_format.upper()} upload's header has no sample rate or channels")
-    if duration > max_seconds:
+    if duration is not None and duration > max_seconds:
         raise AudioInputError(
             f"the upload is {duration:.1f} s long; this server takes at most {max_seconds:g} s",
             hint=f"cut the clip to at most {max_seconds:g} s (5-10 s of speech works best)",
