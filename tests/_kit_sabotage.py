@@ -9,9 +9,13 @@ from __future__ import annotations
 import socket
 from typing import Any
 
+import numpy as np
 import torch
 from pydantic import ConfigDict, Field
+from vcframe_griffinlim.model import GriffinLimVocoder
+from vcframe_griffinlim.spec import SPEC as GRIFFINLIM
 
+from vcframe.audio import mel_basis, preemphasis
 from vcframe.specs import ComponentSpec
 from vcframe.testing._dummy_models import ConstantSynthesizer, SineVocoder, ToneEncoder
 from vcframe.testing.dummy_specs import (
@@ -121,6 +125,59 @@ class DownloadingVocoder(SineVocoder):
     def __init__(self, config: SineVocoderConfig | None = None, *, device: torch.device | str = "cpu") -> None:
         super().__init__(config, device=device)
         socket.create_connection(("192.0.2.1", 80), timeout=0.01)  # TEST-NET-1: never routable
+
+
+class UnbuildableVocoder(SineVocoder):
+    """Cannot be built: its constructor fails, as with a weights file that is not there."""
+
+    spec = variant(SINE_VOCODER, "unbuildable", "UnbuildableVocoder")
+
+    def __init__(self, config: SineVocoderConfig | None = None, *, device: torch.device | str = "cpu") -> None:
+        raise FileNotFoundError("weights.safetensors not found")
+
+
+class NoDeemphasisVocoder(GriffinLimVocoder):
+    """Griffin-Lim that forgets to undo the mel's pre-emphasis: it returns the pre-emphasised signal."""
+
+    spec = variant(GRIFFINLIM, "no-deemphasis", "NoDeemphasisVocoder")
+
+    def _invert(self, mel_values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        signal = preemphasis(super()._invert(mel_values, rng), self.config.mel.preemphasis)
+        return np.clip(signal, -1.0, 1.0).astype(np.float32)
+
+
+class WrongFmaxVocoder(GriffinLimVocoder):
+    """Griffin-Lim that declares the mel it is configured for (fmax 7600 Hz) but inverts with fmax 8000 Hz."""
+
+    spec = variant(GRIFFINLIM, "wrong-fmax", "WrongFmaxVocoder")
+
+    def __init__(self, config: Any = None, *, device: torch.device | str = "cpu") -> None:
+        super().__init__(config, device=device)
+        used = self.config.mel.model_copy(update={"fmax": 8000.0})
+        self._inverse_basis = np.linalg.pinv(mel_basis(used).astype(np.float64))
+
+
+class LoudSilenceVocoder(GriffinLimVocoder):
+    """Griffin-Lim that scales every output to peak 0.97, however quiet (the plugin before issue 21.5)."""
+
+    spec = variant(GRIFFINLIM, "loud-silence", "LoudSilenceVocoder")
+
+    def _invert(self, mel_values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        signal = super()._invert(mel_values, rng)
+        return (signal * 0.97 / max(float(np.abs(signal).max()), 1e-12)).astype(np.float32)
+
+
+class LengthOnlyEncoder(ToneEncoder):
+    """Embeds each clip's length instead of its sound (as if it read the padding mask): every voice of the same
+    duration gets the same embedding."""
+
+    spec = variant(TONE_ENCODER, "length-only", "LengthOnlyEncoder")
+
+    def _embed(self, waveform: Waveform) -> SpeakerEmbedding:
+        seconds = waveform.lengths.double().cpu() / waveform.sample_rate
+        vectors = torch.cos(seconds[:, None] * torch.arange(1, self.output_spec.dim + 1, dtype=torch.float64))
+        vectors = vectors / vectors.norm(dim=1, keepdim=True)
+        return SpeakerEmbedding(vectors.float().to(self.device), self.output_spec)
 
 
 class LooseConfig(SineVocoderConfig):

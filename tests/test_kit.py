@@ -14,6 +14,7 @@ from vcframe.discovery import plugin_manager
 from vcframe.testing import (
     CHECK_NAMES,
     DUMMY_SPECS,
+    SINE_VOCODER,
     ConformanceError,
     check_component,
     iter_checks,
@@ -47,11 +48,60 @@ def failed(component, **options) -> set[str]:
         (sabotage.LOOSE_CONFIG, {"config_forbids_unknown_fields"}),
         (sabotage.UNDOCUMENTED_CONFIG, {"config_exports_json_schema"}),
         (sabotage.REQUIRED_OPTION, {"config_builds_with_defaults"}),
+        # what outputs mean
+        (sabotage.LoudSilenceVocoder.spec, {"silent_mel_gives_near_silence"}),
+        (sabotage.NoDeemphasisVocoder.spec, {"resynthesizes_known_signal"}),
+        (sabotage.WrongFmaxVocoder.spec, {"resynthesizes_known_signal"}),
+        (sabotage.LengthOnlyEncoder.spec, {"same_signal_embeds_closer"}),
+        # one failure, the rest skipped
+        (sabotage.UnbuildableVocoder.spec, {"builds_tiny_instance_offline"}),
     ],
     ids=lambda value: value.name if hasattr(value, "name") else None,
 )
 def test_each_defect_fails_exactly_its_checks(spec, expected) -> None:
     assert failed(spec) == expected
+
+
+def test_a_component_that_cannot_be_built_fails_once_and_skips_the_rest() -> None:
+    report = check_component(sabotage.UnbuildableVocoder.spec, raise_on_failure=False)
+    statuses = {result.check: result.status for result in report.results}
+    assert [result.check for result in report.failures] == ["builds_tiny_instance_offline"]
+    assert "weights.safetensors not found" in report.failures[0].detail
+    needing_the_instance = ["output_length", "batched_equals_item_by_item", "output_on_requested_device"]
+    assert {statuses[name] for name in needing_the_instance} == {"skipped"}
+    skipped = next(result for result in report.results if result.check == "output_length")
+    assert skipped.detail == (
+        "not run: vocoder 'unbuildable' could not be built (FileNotFoundError: weights.safetensors not found)"
+    )
+    assert statuses["config_forbids_unknown_fields"] == "passed"  # checks that need no instance still run
+    # under pytest each check is a test: the first to build fails, the next ones skip
+    checks = {check.name: check for check in iter_checks(sabotage.UnbuildableVocoder.spec)}
+    with pytest.raises(FileNotFoundError):
+        checks["output_length"].run()
+    with pytest.raises(pytest.skip.Exception, match="not run: vocoder 'unbuildable' could not be built"):
+        checks["builds_tiny_instance_offline"]()
+
+
+def test_an_invalid_test_config_fails_once() -> None:
+    spec = sabotage.config_variant(sabotage.SineVocoderConfig, {"amplitude": 7})
+    report = check_component(spec, raise_on_failure=False)
+    assert [(result.check, result.detail) for result in report.failures] == [
+        ("spec_is_valid", "test_config does not validate: Input should be less than or equal to 1")
+    ]
+    assert {result.status for result in report.results if result.check.startswith("output_")} == {"skipped"}
+
+
+def test_placeholders_skip_the_checks_only_a_working_model_passes() -> None:
+    """The sine dummy declares test_instance='placeholder': it keeps neither spectrum nor level, and says so."""
+    report = check_component(SINE_VOCODER, raise_on_failure=False)
+    meaning = {
+        r.check: r for r in report.results if r.check in ("silent_mel_gives_near_silence", "resynthesizes_known_signal")
+    }
+    assert {r.status for r in meaning.values()} == {"skipped"} and report.ok
+    assert "test instance is a placeholder (spec.test_instance)" in meaning["resynthesizes_known_signal"].detail
+    assert failed(SINE_VOCODER, test_instance="working") == {"resynthesizes_known_signal"}
+    with pytest.raises(ValueError, match="test_instance must be 'working' or 'placeholder', got 'trained'"):
+        check_component(SINE_VOCODER, test_instance="trained")
 
 
 def test_a_download_while_building_fails_the_offline_build() -> None:
@@ -130,11 +180,14 @@ def test_parametrize_gives_one_readable_id_per_check_and_strict_xfails() -> None
     params = mark.args[1]
     ids = [param.id for param in params]
     assert ids[0] == "test-sine-spec_is_valid" and "test-sine-streaming_matches_vocode" in ids
-    assert len(ids) == len(set(ids)) == len(CHECK_NAMES)  # a streaming vocoder gets every check
+    # a streaming vocoder gets every check but the encoders' own
+    assert len(ids) == len(set(ids)) == len(CHECK_NAMES) - 1 and "test-sine-same_signal_embeds_closer" not in ids
     xfails = [param for param in params if param.marks]
     assert [p.id for p in xfails] == ["test-sine-output_length"] and xfails[0].marks[0].kwargs["strict"] is True
     encoder_ids = [p.id for p in parametrize_with_checks([DUMMY_SPECS[0]]).args[1]]
     assert "test-tone-output_length" not in encoder_ids and "test-tone-streaming_matches_vocode" not in encoder_ids
+    assert "test-tone-same_signal_embeds_closer" in encoder_ids
+    assert "test-tone-resynthesizes_known_signal" not in encoder_ids
 
 
 def test_components_by_name_and_by_instance() -> None:

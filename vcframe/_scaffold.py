@@ -282,6 +282,7 @@ SPEC = ComponentSpec(
     io_resolver="${package}.spec:resolve_io",
     capabilities=frozenset({"batched", "speaker_embedding"}),
     test_config={"checkpoint": None, "hidden_size": 16},  # a tiny random-weight instance for the kit
+    test_instance="placeholder",  # random weights: the kit skips the checks only a trained model passes
     license="MIT",
 )
 '''
@@ -430,6 +431,7 @@ SPEC = ComponentSpec(
     text=TextSpec(language="en", frontend="${name}-characters", max_chars=500),
     capabilities=frozenset({"batched"}),
     test_config={"checkpoint": None, "hidden_size": 16},  # a tiny random-weight instance for the kit
+    test_instance="placeholder",  # random weights: the kit skips the checks only a trained model passes
     license="MIT",
 )
 '''
@@ -578,6 +580,7 @@ SPEC = ComponentSpec(
     output=AudioSpec(sample_rate=MEL.sample_rate),
     capabilities=frozenset({"batched", "streaming"}),
     test_config={"checkpoint": None, "hidden_size": 16},  # a tiny random-weight instance for the kit
+    test_instance="placeholder",  # random weights: the kit skips the checks only a trained model passes
     license="MIT",
 )
 '''

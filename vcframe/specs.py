@@ -303,6 +303,13 @@ class ComponentSpec(BaseModel):
         description="Config overrides that build a tiny random-weight instance with no file or download "
         "(used by the conformance kit and tests).",
     )
+    test_instance: Literal["working", "placeholder"] = Field(
+        "working",
+        description="What test_config builds: 'working', a component that does its job (no weights needed, or "
+        "trained weights shipped with the distribution), or 'placeholder', one that only gets types and shapes "
+        "right (random weights, a stand-in). The conformance kit checks what the outputs mean (a silent mel "
+        "gives near-silence, a known signal is resynthesised) on working instances only.",
+    )
     length_padding_samples: int = Field(
         0,
         ge=0,

@@ -15,6 +15,13 @@ from the spec's ``test_config`` (random weights, network access blocked), the wa
 A check that fails for a deliberate, documented reason goes in ``expected_failures={"check_name": "why"}``;
 it is then reported as an expected failure, and as an error once it passes (so the list stays honest).
 :data:`CHECKS` lists the checks with the property each one tests.
+
+Most checks test the contract (types, shapes, lengths, seeds, errors); the last ones test what outputs *mean*:
+a vocoder turns a silent mel into near-silence and resynthesises a known signal from its mel, an encoder puts
+two clips of one signal closer than a different signal. Those a random network cannot pass run only on a
+*working* instance (``ComponentSpec.test_instance``, or ``test_instance=`` here); on a placeholder they are
+skipped, saying so. Once the component cannot be built, the checks that need it are skipped too: one failure,
+not one per check.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ from vcframe.discovery import Registry, build_component, default_registry
 from vcframe.interfaces import SpeakerEncoder, StreamingVocoder, Synthesizer, Vocoder
 from vcframe.seeding import seeded
 from vcframe.specs import KINDS, AudioSpec, ComponentSpec, EmbeddingSpec, MelSpec, api_compatibility
-from vcframe.testing.signals import speech_like
+from vcframe.testing.signals import band_noise, speech_like
 from vcframe.types import Mel, SpeakerEmbedding, Waveform
 
 #: Largest absolute difference accepted between outputs that must be equal (batch vs items, two seeded
@@ -53,6 +60,29 @@ PROBE_TEXTS = ("Hello there.", "The quick brown fox jumps, twice.")
 #: Mel frames of the two mels the kit vocodes, and of the one it streams.
 PROBE_FRAMES = (12, 7)
 STREAM_FRAMES = 30
+#: Loudest RMS and peak accepted from a silent mel: -45 and -30 dBFS. Griffin-Lim gives RMS -60 dBFS / peak 0.005
+#: (RTVC's mel, power 1.2), -49 dBFS / 0.016 at power 1.0, -54 dBFS / 0.007 on the test mel; the band-noise fixture
+#: -69 dBFS. With full peak normalisation Griffin-Lim gave -12 dBFS / 0.97, and WaveRNN's random weights -4 / 1.0.
+SILENCE_RMS = 10 ** (-45 / 20)
+SILENCE_PEAK = 10 ** (-30 / 20)
+#: Largest spectral distance accepted in a resynthesis, in dB: the mean absolute difference between the long-term
+#: mel spectra (dB) of the probe and of the output, over bands within 30 dB of the loudest and after removing
+#: the median difference (the level is checked apart). Measured on the 1 s band-noise probe: Griffin-Lim 1.1-1.2
+#: (test_config and defaults; 0.3 at power 1.0, 2.8 at RTVC's 1.5), the band-noise fixture 1.7; faults: 5.5
+#: (fmax declared 7600 Hz, 8000 used), 7.1 (de-emphasis forgotten), 5.1 (the sine dummy), 7.5 (WaveRNN, random).
+RESYNTHESIS_MAX_DB = 4.0
+#: Largest level difference accepted in a resynthesis (output RMS against the probe's, in dB). The probe peaks at
+#: 0.9, the level of synthesizer training audio. Measured: Griffin-Lim -2.5 to +0.2 dB (powers 1.0-1.5), the
+#: band-noise fixture -0.8; faults: -30 (the fixture before its output scale was fixed), -7.9 (the sine dummy),
+#: +9.4 (WaveRNN, random).
+RESYNTHESIS_MAX_LEVEL_DB = 6.0
+#: Smallest margin accepted between an encoder's similarity of two clips of one signal and of a different signal
+#: (cosines). Measured: the tone encoder 0.998 vs 0.387, GE2E with pretrained weights 0.997 vs 0.392, GE2E with
+#: random tiny weights 0.992-0.996 vs 0.726-0.879 (six initialisations); an encoder blind to content: 0.
+SIMILARITY_MARGIN = 0.05
+#: Frames of the silent mel, and seconds of the resynthesis probe.
+SILENT_FRAMES = 40
+RESYNTHESIS_SECONDS = 1.0
 
 Status = Literal["passed", "failed", "skipped", "xfailed", "xpassed"]
 
@@ -125,6 +155,13 @@ class Subject:
         device: where the instance is built and run (default ``"cpu"``).
         instance: an already built component to check instead of building one from the spec.
         spec_module: the module that defines the spec (what the entry point names), if known.
+        test_instance: ``"working"`` or ``"placeholder"``: what the instance under test is (default: the spec's
+            ``test_instance``, which describes ``test_config``; say ``"working"`` when ``overrides`` or
+            ``instance`` bring trained weights). Checks of what outputs mean that only a working model can pass
+            are skipped on placeholders.
+
+    The first failure to validate the config or to build the instance is raised to the check that met it; every
+    later check that needs them is skipped (:class:`CheckSkipped`) naming that failure.
     """
 
     def __init__(
@@ -135,15 +172,45 @@ class Subject:
         device: str | torch.device = "cpu",
         instance: Any = None,
         spec_module: str | None = None,
+        test_instance: Literal["working", "placeholder"] | None = None,
     ) -> None:
+        if test_instance not in (None, "working", "placeholder"):
+            raise ValueError(f"test_instance must be 'working' or 'placeholder', got {test_instance!r}")
         self.spec = spec
         self.overrides = dict(spec.test_config if overrides is None else overrides)
         self.device = torch.device(device)
         self.spec_module = spec_module or _module_defining(spec)
+        self.test_instance = test_instance or spec.test_instance
         self._instance = instance
         if instance is not None:
             self.device = torch.device(instance.device)
         self._baseline: Any = None
+        self._setup_failure: str | None = None
+
+    @property
+    def working(self) -> bool:
+        """Whether the instance under test does its job (not random weights or a stand-in)."""
+        return self.test_instance == "working"
+
+    def require_working(self, what: str) -> None:
+        """CheckSkipped unless the instance under test is working; ``what`` names what the check needs."""
+        if not self.working:
+            raise CheckSkipped(
+                f"{what}, and this {self.spec.kind}'s test instance is a placeholder (spec.test_instance); "
+                "to check it, run the kit with overrides that load trained weights and test_instance='working'"
+            )
+
+    def _set_up(self, step: str, make: Callable[[], Any]) -> Any:
+        """``make()``; its first failure is raised, and later calls are skipped naming it."""
+        if self._setup_failure is not None:
+            raise CheckSkipped(f"not run: {self._setup_failure}")
+        try:
+            return make()
+        except Exception as error:  # noqa: BLE001 - remembered, then raised to the check that met it
+            if self._setup_failure is None:
+                first_line = str(error).strip().split("\n")[0]
+                self._setup_failure = f"{self.label} {step} ({type(error).__name__}: {first_line})"
+            raise
 
     @property
     def label(self) -> str:
@@ -154,7 +221,8 @@ class Subject:
         if self._instance is not None:
             config: BaseModel = self._instance.config
             return config
-        return self.spec.make_config(self.overrides)
+        made: BaseModel = self._set_up("test_config does not validate", lambda: self.spec.make_config(self.overrides))
+        return made
 
     @property
     def io(self) -> tuple[Any, Any]:
@@ -169,7 +237,7 @@ class Subject:
     def component(self) -> Any:
         """The instance shared by the behavioural checks (built on first use)."""
         if self._instance is None:
-            self._instance = self.build()
+            self._instance = self._set_up("could not be built", self.build)
         return self._instance
 
     # -- probe inputs ---------------------------------------------------------------------------------
@@ -403,7 +471,10 @@ def check_spec_is_valid(subject: Subject) -> None:
         "synthesizer": (EmbeddingSpec, MelSpec),
         "vocoder": (MelSpec, AudioSpec),
     }
-    resolved = subject.io
+    try:
+        resolved = subject.io
+    except ValidationError as error:
+        raise CheckFailed(f"test_config does not validate: {error.errors()[0]['msg']}") from error
     for position, (value, wanted) in enumerate(zip(resolved, expected[spec.kind], strict=True)):
         if not isinstance(value, wanted):
             side = "input" if position == 0 else "output"
@@ -508,7 +579,7 @@ def check_config_exports_json_schema(subject: Subject) -> None:
 def check_builds_tiny_instance_offline(subject: Subject) -> None:
     """``test_config`` builds a tiny instance with no download, satisfying the kind's protocol."""
     try:
-        subject.spec.make_config(subject.overrides)
+        _ = subject.config  # validated once; a failure here skips the checks that need the instance
     except ValidationError as error:
         raise CheckFailed(f"test_config does not validate: {error.errors()[0]['msg']}") from error
     component = subject.component
@@ -777,6 +848,122 @@ def check_output_on_requested_device(subject: Subject) -> None:
                 raise CheckFailed(f"on {device}, the output's {name} is on {tensor.device}")
 
 
+def check_silent_mel_gives_near_silence(subject: Subject) -> None:
+    """Vocoders: a silent mel gives near-silence, RMS under -45 dBFS and peak under -30 dBFS (working instances).
+
+    The mel holds the spec's ``silence_value`` in every bin for :data:`SILENT_FRAMES` frames. A vocoder that
+    scales every output to a fixed peak turns it into loud noise.
+    """
+    subject.require_working("only a working vocoder can be asked for silence")
+    spec = subject.io[0]
+    silent = Mel(torch.full((1, spec.n_mels, SILENT_FRAMES), spec.silence_value), spec)
+    with seeded(KIT_SEED):
+        samples = subject.call(silent).item(0).astype(np.float64)
+    rms = float(np.sqrt(np.mean(samples**2))) if samples.size else 0.0
+    peak = float(np.max(np.abs(samples))) if samples.size else 0.0
+    if rms > SILENCE_RMS or peak > SILENCE_PEAK:
+        raise CheckFailed(
+            f"a silent mel ({SILENT_FRAMES} frames at {spec.silence_value:g}) gave RMS {rms:.3g} "
+            f"({_decibels(rms):.0f} dBFS) and peak {peak:.3g}; near-silence is RMS under {SILENCE_RMS:.2g} "
+            f"(-45 dBFS) and peak under {SILENCE_PEAK:.2g} (-30 dBFS): does the vocoder normalise every output "
+            "to a fixed peak?"
+        )
+
+
+def check_resynthesizes_known_signal(subject: Subject) -> None:
+    """Vocoders: from the core's mel of a known signal, the output has its spectrum and level (working instances).
+
+    The signal is :func:`~vcframe.testing.signals.band_noise`: 1 s of noise in eight quarter-octave bands from
+    300 Hz (or twice fmin) to 0.85 fmax, peaking at 0.9. Its mel, computed by :func:`vcframe.audio.mel_spectrogram`
+    with the vocoder's input spec, is vocoded; the mel of the output is compared with it. The long-term spectra
+    must agree within :data:`RESYNTHESIS_MAX_DB` dB (shape, level removed) and the RMS levels within
+    :data:`RESYNTHESIS_MAX_LEVEL_DB` dB. A forgotten de-emphasis tilts the spectrum; a declared fmax other than
+    the one the vocoder uses moves every band.
+    """
+    from vcframe.audio import mel_spectrogram
+
+    subject.require_working("only a working vocoder can resynthesise a signal")
+    spec = subject.io[0]
+    high = 0.85 * spec.fmax
+    low = min(max(300.0, 2 * spec.fmin), high / 4)
+    probe = band_noise(RESYNTHESIS_SECONDS, spec.sample_rate, low, high).astype(np.float64)
+    frames = len(probe) // spec.hop_length
+    mel_values = mel_spectrogram(probe, spec)[:, :frames]
+    with seeded(KIT_SEED):
+        output = subject.call(Mel.from_numpy([mel_values], spec)).item(0).astype(np.float64)
+    length = min(len(output), frames * spec.hop_length)
+    level = _decibels(_rms(output[:length])) - _decibels(_rms(probe[:length]))
+    if not abs(level) <= RESYNTHESIS_MAX_LEVEL_DB:
+        raise CheckFailed(
+            f"resynthesised band noise (RMS {_rms(probe[:length]):.3g}) comes back at RMS {_rms(output[:length]):.3g}, "
+            f"{level:+.1f} dB (allowed: +-{RESYNTHESIS_MAX_LEVEL_DB:g} dB): is the output scaled as the mel says?"
+        )
+    resynthesised = mel_spectrogram(output[:length], spec)
+    compared = min(frames, resynthesised.shape[1])
+    distance = spectral_distance(mel_values[:, :compared], resynthesised[:, :compared], spec)
+    if distance > RESYNTHESIS_MAX_DB:
+        undo = f", and undo its pre-emphasis ({spec.preemphasis:g})" if spec.preemphasis else ""
+        raise CheckFailed(
+            f"resynthesised band noise has another spectrum: {distance:.1f} dB from the probe's (allowed: "
+            f"{RESYNTHESIS_MAX_DB:g} dB); does the vocoder read the mel with the spec it declares (fmax "
+            f"{spec.fmax:g} Hz, {spec.n_mels} bands){undo}?"
+        )
+
+
+def check_same_signal_embeds_closer(subject: Subject) -> None:
+    """Encoders: two clips of one signal are closer (cosine) than a different signal, by at least 0.05.
+
+    The clips are two excerpts (0.33 s apart) of a speech-like signal at 120 Hz and one of the same signal at
+    300 Hz, each 2.5 s or 1.5 times ``min_duration_s``. Any working encoder passes, and so do random networks
+    (measured), so this runs on placeholders too.
+    """
+    spec = subject.io[0]
+    rate = spec.sample_rate
+    seconds = max(2.5, 1.5 * spec.min_duration_s)
+    count = int(seconds * rate)
+    signal = speech_like(2 * seconds + 0.33, rate, 120.0)
+    first, second = signal[:count], signal[int((seconds + 0.33) * rate) :][:count]
+    other = speech_like(seconds, rate, 300.0)[:count]
+    vectors = subject.call(Waveform.from_numpy([first, second, other], rate)).vector.detach().cpu().double().numpy()
+    norms = np.maximum(np.linalg.norm(vectors, axis=1), 1e-12)
+    same = float(vectors[0] @ vectors[1] / (norms[0] * norms[1]))
+    different = float(vectors[0] @ vectors[2] / (norms[0] * norms[2]))
+    if same - different < SIMILARITY_MARGIN:
+        raise CheckFailed(
+            f"two clips of one signal have similarity {same:.3f}, a different signal {different:.3f}: a margin of "
+            f"{same - different:.3f}, under {SIMILARITY_MARGIN:g}; does the embedding depend on the sound?"
+        )
+
+
+def spectral_distance(reference: np.ndarray, other: np.ndarray, spec: MelSpec, *, within_db: float = 30.0) -> float:
+    """Mean absolute difference in dB between the long-term spectra of two (n_mels, frames) mels of ``spec``.
+
+    Each mel's power per band is averaged over its frames; the comparison covers the bands of ``reference``
+    within ``within_db`` (default 30) dB of its loudest, after removing the median difference (so a level change
+    alone gives 0).
+    """
+    reference_db, other_db = _long_term_db(reference, spec), _long_term_db(other, spec)
+    bands = reference_db >= reference_db.max() - within_db
+    difference = other_db[bands] - reference_db[bands]
+    return float(np.mean(np.abs(difference - np.median(difference))))
+
+
+def _long_term_db(mel_values: np.ndarray, spec: MelSpec) -> np.ndarray:
+    """(n_mels,) mean power per band over the frames of a (n_mels, frames) mel, in dB."""
+    from vcframe.audio import mel_values_to_amplitude
+
+    power = mel_values_to_amplitude(mel_values, spec) ** (2.0 / spec.magnitude_power)
+    return np.asarray(10.0 * np.log10(np.maximum(power.mean(axis=1), 1e-30)))
+
+
+def _rms(samples: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(samples**2))) if samples.size else 0.0
+
+
+def _decibels(amplitude: float) -> float:
+    return 20.0 * float(np.log10(max(amplitude, 1e-12)))
+
+
 @dataclass(frozen=True)
 class CheckDefinition:
     """A check, and which components it applies to."""
@@ -814,6 +1001,13 @@ CHECKS: tuple[CheckDefinition, ...] = (
         lambda spec: spec.kind == "vocoder" and "streaming" in spec.capabilities,
     ),
     CheckDefinition("output_on_requested_device", check_output_on_requested_device),
+    CheckDefinition(
+        "silent_mel_gives_near_silence", check_silent_mel_gives_near_silence, lambda spec: spec.kind == "vocoder"
+    ),
+    CheckDefinition(
+        "resynthesizes_known_signal", check_resynthesizes_known_signal, lambda spec: spec.kind == "vocoder"
+    ),
+    CheckDefinition("same_signal_embeds_closer", check_same_signal_embeds_closer, lambda spec: spec.kind == "encoder"),
 )
 CHECK_NAMES = tuple(definition.name for definition in CHECKS)
 
@@ -859,6 +1053,7 @@ class ComponentCheck:
 
 ComponentLike = ComponentSpec | str | Any
 ExpectedFailures = Mapping[str, str] | Callable[[ComponentSpec], Mapping[str, str] | None] | None
+TestInstance = Literal["working", "placeholder"] | None
 
 
 def resolve_subject(
@@ -867,12 +1062,13 @@ def resolve_subject(
     registry: Registry | None = None,
     overrides: Mapping[str, Any] | None = None,
     device: str | torch.device = "cpu",
+    test_instance: TestInstance = None,
 ) -> Subject:
     """A :class:`Subject` from a spec, a built component, or a name (``name``, ``kind/name``, ``dist:name``)."""
     if isinstance(component_or_name, Subject):
         return component_or_name
     if isinstance(component_or_name, ComponentSpec):
-        return Subject(component_or_name, overrides=overrides, device=device)
+        return Subject(component_or_name, overrides=overrides, device=device, test_instance=test_instance)
     if isinstance(component_or_name, str):
         found = default_registry() if registry is None else registry
         kind, _, name = component_or_name.rpartition("/")
@@ -888,13 +1084,13 @@ def resolve_subject(
         row = rows[0]
         found_spec = found.get(row.kind, row.qualified_name)
         module = None if row.entry_point.startswith("<") else row.entry_point.partition(":")[0]
-        return Subject(found_spec, overrides=overrides, device=device, spec_module=module)
+        return Subject(found_spec, overrides=overrides, device=device, spec_module=module, test_instance=test_instance)
     spec = getattr(component_or_name, "spec", None)
     if not isinstance(spec, ComponentSpec):
         raise TypeError(
             f"check a ComponentSpec, a component name or a built component, not a {type(component_or_name).__name__}"
         )
-    return Subject(spec, overrides=overrides, instance=component_or_name)
+    return Subject(spec, overrides=overrides, instance=component_or_name, test_instance=test_instance)
 
 
 def _expected_for(spec: ComponentSpec, expected_failures: ExpectedFailures) -> dict[str, str]:
@@ -916,9 +1112,12 @@ def iter_checks(
     overrides: Mapping[str, Any] | None = None,
     device: str | torch.device = "cpu",
     registry: Registry | None = None,
+    test_instance: TestInstance = None,
 ) -> Iterator[ComponentCheck]:
     """The checks that apply to a component, one :class:`ComponentCheck` per property."""
-    subject = resolve_subject(component_or_name, registry=registry, overrides=overrides, device=device)
+    subject = resolve_subject(
+        component_or_name, registry=registry, overrides=overrides, device=device, test_instance=test_instance
+    )
     expected = _expected_for(subject.spec, expected_failures)
     for definition in CHECKS:
         if definition.applies(subject.spec):
@@ -933,6 +1132,7 @@ def check_component(
     device: str | torch.device = "cpu",
     registry: Registry | None = None,
     raise_on_failure: bool = True,
+    test_instance: TestInstance = None,
 ) -> ConformanceReport:
     """Run every check that applies to a component and report each result.
 
@@ -945,6 +1145,12 @@ def check_component(
         device: where the instance is built and run.
         registry: where names are looked up (default: the current registry, i.e. installed entry points).
         raise_on_failure: raise :class:`ConformanceError` when a check fails (default) or just report.
+        test_instance: ``"working"`` or ``"placeholder"`` (default: the spec's ``test_instance``): whether the
+            checks of what outputs mean that need a working model run. Say ``"working"`` when ``overrides`` or a
+            built component bring trained weights.
+
+    Once the component's config fails to validate or the component fails to build, the checks that need it are
+    reported as skipped, naming that failure: one failure, not one per check.
     """
     checks = list(
         iter_checks(
@@ -953,6 +1159,7 @@ def check_component(
             overrides=overrides,
             device=device,
             registry=registry,
+            test_instance=test_instance,
         )
     )
     subject = checks[0].subject
@@ -993,6 +1200,7 @@ def parametrize_with_checks(
     expected_failures: ExpectedFailures = None,
     overrides: Mapping[str, Any] | None = None,
     device: str | torch.device = "cpu",
+    test_instance: TestInstance = None,
 ) -> Any:
     """A pytest decorator: one test per (component, check), with ids like ``griffinlim-output_length``.
 
@@ -1003,13 +1211,21 @@ def parametrize_with_checks(
             check()
 
     Expected failures become strict xfails (a check that starts passing fails the run until it is removed).
-    Names are looked up when the module is collected; instances are built when the first check runs.
+    Names are looked up when the module is collected; instances are built when the first check runs. The
+    arguments are :func:`check_component`'s.
     """
     import pytest
 
     params = []
     for component in components:
-        for check in iter_checks(component, expected_failures=expected_failures, overrides=overrides, device=device):
+        checks = iter_checks(
+            component,
+            expected_failures=expected_failures,
+            overrides=overrides,
+            device=device,
+            test_instance=test_instance,
+        )
+        for check in checks:
             marks = [pytest.mark.xfail(reason=check.expected_failure, strict=True)] if check.expected_failure else []
             params.append(pytest.param(check, id=check.id, marks=marks))
     return pytest.mark.parametrize("check", params)

@@ -100,6 +100,7 @@ CONSTANT_SYNTHESIZER = ComponentSpec(
     text=TextSpec(frontend="characters", max_chars=500),
     io_resolver="vcframe.testing.dummy_specs:constant_synthesizer_io",
     capabilities=frozenset({"batched", "seeded", "alignment"}),
+    test_instance="placeholder",  # a fixed pattern, not speech
     license="MIT",
 )
 
@@ -114,6 +115,7 @@ SINE_VOCODER = ComponentSpec(
     output=AudioSpec(sample_rate=TEST_SAMPLE_RATE),
     io_resolver="vcframe.testing.dummy_specs:sine_vocoder_io",
     capabilities=frozenset({"batched", "streaming"}),
+    test_instance="placeholder",  # one sine per frame: keeps neither the spectrum nor the level
     license="MIT",
 )
 

@@ -1,5 +1,5 @@
-"""Synthetic test audio: a harmonic, vibrato, amplitude-modulated speech-like signal, and a tiny two-speaker
-corpus of tones for trainer tests."""
+"""Synthetic test audio: a harmonic, vibrato, amplitude-modulated speech-like signal, noise in log-spaced bands
+(the conformance kit's resynthesis probe), and a tiny two-speaker corpus of tones for trainer tests."""
 
 from __future__ import annotations
 
@@ -22,6 +22,37 @@ def speech_like(seconds: float = 2.0, sample_rate: int = 16000, f0: float = 120.
     envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * t) ** 2
     peak = float(np.max(np.abs(signal))) if len(t) else 1.0
     return np.asarray(0.3 * envelope * signal / max(peak, 1e-9), dtype=np.float32)
+
+
+def band_noise(
+    seconds: float,
+    sample_rate: int,
+    low: float,
+    high: float,
+    *,
+    bands: int = 8,
+    peak: float = 0.9,
+    seed: int = 0,
+) -> np.ndarray:
+    """A float32 clip of noise in ``bands`` quarter-octave bands centred from ``low`` to ``high`` Hz (log-spaced).
+
+    Steady, broadband and full of sharp spectral edges: its long-term spectrum shows a tilt (a forgotten
+    de-emphasis) and a frequency warp (a wrong fmax) in any vocoder, including noise-excited ones. Gaussian
+    noise from ``numpy.random.default_rng(seed)``, band-limited in the FFT domain, faded in and out over 20 ms,
+    scaled to ``peak`` (default 0.9, the level of synthesizer training audio). Deterministic.
+    """
+    if not 0 < low < high < sample_rate / 2:
+        raise ValueError(f"bands must lie between 0 and {sample_rate / 2} Hz, got low {low} and high {high}")
+    count = int(seconds * sample_rate)
+    spectrum = np.fft.rfft(np.random.default_rng(seed).standard_normal(count))
+    frequencies = np.fft.rfftfreq(count, 1 / sample_rate)
+    keep = np.zeros(len(frequencies), dtype=bool)
+    for centre in np.geomspace(low, high, bands):
+        keep |= (frequencies >= centre * 2 ** (-1 / 8)) & (frequencies < centre * 2 ** (1 / 8))
+    signal = np.fft.irfft(spectrum * keep, count)
+    t = np.arange(count) / sample_rate
+    signal *= np.clip(np.minimum(t, seconds - t) / 0.02, 0, 1)
+    return np.asarray(peak * signal / max(float(np.max(np.abs(signal))), 1e-12), dtype=np.float32)
 
 
 def tone(seconds: float, frequency: float, sample_rate: int = 16000) -> np.ndarray:

@@ -111,6 +111,7 @@ SPEC = ComponentSpec(
     io_resolver="vcframe_ge2e.spec:resolve_io",
     capabilities=frozenset({"batched", "trainable", "cuda", "speaker_embedding"}),
     test_config={"preset": "tiny", "checkpoint": None, "vad": "energy"},
+    test_instance="placeholder",  # random weights
     trainer="vcframe_ge2e.train:app",
     license="MIT",
     homepage="https://github.com/CorentinJ/Real-Time-Voice-Cloning",

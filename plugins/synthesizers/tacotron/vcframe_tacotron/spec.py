@@ -159,6 +159,7 @@ SPEC = ComponentSpec(
     io_resolver="vcframe_tacotron.spec:resolve_io",
     capabilities=frozenset({"batched", "alignment", "seeded", "trainable"}),
     test_config={"preset": "tiny", "checkpoint": None, "inference_dropout": 0.0, "masking": "clean", "max_frames": 40},
+    test_instance="placeholder",  # random weights
     trainer="vcframe_tacotron.train:app",
     license="MIT",
     homepage="https://github.com/CorentinJ/Real-Time-Voice-Cloning",

@@ -110,6 +110,7 @@ SPEC = ComponentSpec(
     output=AudioSpec(sample_rate=RTVC_SYNTHESIZER_MEL.sample_rate),
     capabilities=frozenset({"batched", "streaming", "seeded", "trainable"}),
     test_config={"preset": "tiny", "checkpoint": None, "target": 400, "overlap": 50, "block_steps": 100},
+    test_instance="placeholder",  # random weights
     trainer="vcframe_wavernn.train:app",
     license="MIT",
 )
