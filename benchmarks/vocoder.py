@@ -6,9 +6,10 @@ Run by hand:  .venv/bin/python benchmarks/vocoder.py [--seconds 2] [--threads 2]
 HiFi-GAN rows (``--family hifigan``): the released V1 and V3 generators on HiFi-GAN's 22,050 Hz mel (the
 fixtures' LJ001-0001 mel, repeated), and a V3-like generator for RTVC's 16 kHz hop-200 mel (upsample 8 x 5 x 5,
 the size demo weights at RTVC's mel would take), each through the plugin's vocoder (weight norm folded) at
-batch 1 on 1 and ``--threads`` threads, V3 at batch 4, V3 with weight norm kept (the training form), and the
-time to the first chunk of ``vocode_stream``. Each row is the minimum over ``--repeats`` timed calls after a
-warm-up call (the machine is shared: the minimum is the least disturbed run), with the median beside it.
+batch 1 on 1 and ``--threads`` threads, V1 and V3 in bfloat16 autocast, V3 at batch 4, V3 with weight norm
+kept (the training form), and the time to the first chunk of ``vocode_stream``. Each row is the minimum over
+``--repeats`` timed calls after a warm-up call (the machine is shared: the minimum is the least disturbed
+run), with the median beside it.
 
 Rows: RTVC's per-sample loop transcribed (the baseline, RTVC's defaults: folded 8000/800, and unbatched), and
 this plugin's generator at the RTVC preset (unbatched and folded, 1 and 2 threads, C++ kernel and PyTorch
@@ -104,6 +105,9 @@ def hifigan_rows(seconds: float, threads: int, repeats: int) -> None:
             torch.manual_seed(0)
             vocoder = HiFiGANVocoder(HiFiGANConfig(checkpoint=None, threads=count, **options))
             measure(f"{label}, batch 1, {count} thread(s)", mel, vocoder)
+            if count == 1 and label in ("V1", "V3"):
+                fast = HiFiGANVocoder(vocoder.config.model_copy(update={"precision": "bfloat16"}))
+                measure(f"{label}, batch 1, 1 thread, bfloat16 autocast", mel, fast)
             if label == "V3" and count == 1:
                 measure(f"{label}, batch 4, 1 thread", mel, vocoder, batch=4)
                 folded = vocoder.network

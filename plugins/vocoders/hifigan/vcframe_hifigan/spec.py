@@ -225,6 +225,12 @@ class HiFiGANConfig(BaseModel):
         description="CPU threads while vocoding (1: measured fastest on a shared 2-core machine, see the README); "
         "None: leave torch's setting.",
     )
+    precision: Literal["float32", "bfloat16"] = Field(
+        "float32",
+        description="'float32': the original's arithmetic (within the fixtures' tolerances; streaming within "
+        "streaming_tolerance); 'bfloat16': autocast, about 1.6x faster on CPUs with AMX / AVX-512 BF16, output "
+        "off by up to a few 1e-2 (see the README).",
+    )
     stream_chunk_frames: int = Field(32, ge=1, description="Mel frames per chunk that vocode_stream yields.")
     stream_context_frames: int | None = Field(
         None,
