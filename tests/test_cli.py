@@ -163,3 +163,19 @@ def test_debug_shows_traceback(dummy_registry, vcframe_cli, tmp_path) -> None:
         "--debug", "run", *DUMMIES, "-r", tmp_path / "nope.wav", "--text", "Hi.", "--out", tmp_path / "o.wav"
     )
     assert result.exit_code == 2 and "Traceback" in result.stderr
+
+
+def test_disabling_a_name_no_plugin_has_warns(dummy_registry, vcframe_cli, tmp_path, monkeypatch) -> None:
+    """A typo in --disable, VCFRAME_DISABLE_PLUGINS or disable_plugins disables nothing: say so, once per name."""
+    result = vcframe_cli("--disable", "griffinlmi", "--disable", "test-sine", "plugins", "list", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.count("warning:") == 1
+    assert "--disable 'griffinlmi': no installed plugin has this name, so it disables nothing" in result.stderr
+    quiet = vcframe_cli("--disable", "vcframe-griffinlim:griffinlim", "--disable", "wer", "plugins", "list")
+    assert quiet.exit_code == 0 and "warning" not in quiet.stderr  # a component by qualified name, a metric
+    monkeypatch.setenv("VCFRAME_DISABLE_PLUGINS", "tacotron-frontend,nothing-here")  # a hook plugin, a typo
+    (tmp_path / "vcframe.toml").write_text('disable_plugins = ["also-nothing"]\n')
+    shown = vcframe_cli("config", "show")
+    assert shown.exit_code == 0, shown.stderr
+    assert "VCFRAME_DISABLE_PLUGINS 'nothing-here'" in shown.stderr and "tacotron-frontend" not in shown.stderr
+    assert "disable_plugins 'also-nothing'" in shown.stderr

@@ -22,7 +22,16 @@ from rich.table import Table
 
 from vcframe import __version__
 from vcframe.config import Settings, load_settings
-from vcframe.discovery import GROUPS, Registry, default_registry, hook_errors, plugin_manager
+from vcframe.discovery import (
+    DISABLE_ENV,
+    GROUPS,
+    Registry,
+    default_registry,
+    disabled_from_environment,
+    hook_errors,
+    plugin_manager,
+    unknown_plugin_names,
+)
 from vcframe.errors import InputError, OutputError, PluginError, VcframeError
 from vcframe.specs import KINDS, ComponentSpec
 
@@ -46,6 +55,7 @@ class _State:
     debug = False
     config_file: str | None = None
     disabled: list[str] = []
+    warned_disabled: set[str] = set()
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -103,10 +113,29 @@ def main_callback(
     _State.debug = debug
     _State.config_file = config
     _State.disabled = list(disable or [])
+    _State.warned_disabled = set()
+    _warn_unknown_disabled(_State.disabled, "--disable")
+    _warn_unknown_disabled(disabled_from_environment(), DISABLE_ENV)
+
+
+def _warn_unknown_disabled(names: list[str], given_by: str) -> None:
+    """Warn (once per name) about a plugin name to disable that no installed plugin has: a typo disables nothing."""
+    if not names:
+        return
+    for name in unknown_plugin_names(names):
+        if name not in _State.warned_disabled:
+            _State.warned_disabled.add(name)
+            stderr.print(
+                f"[yellow]warning:[/] {given_by} {escape(name)!r}: no installed plugin has this name, so it disables "
+                "nothing (see 'vcframe plugins list')",
+                highlight=False,
+                soft_wrap=True,
+            )
 
 
 def _settings(overrides: list[str] | None = None, **explicit: Any) -> Settings:
     settings = load_settings(overrides or [], config_file=_State.config_file, explicit=explicit)
+    _warn_unknown_disabled(settings.disable_plugins, "disable_plugins")
     if _State.disabled:
         settings.disable_plugins = [*settings.disable_plugins, *_State.disabled]
     return settings

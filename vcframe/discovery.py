@@ -90,6 +90,26 @@ def disabled_from_environment() -> list[str]:
     return [name.strip() for name in os.environ.get(DISABLE_ENV, "").split(",") if name.strip()]
 
 
+def unknown_plugin_names(names: Iterable[str]) -> list[str]:
+    """The names among ``names`` (for ``--disable``) that no plugin has, in order, without repeats.
+
+    A name is known when an installed entry point of a component, hook plugin or metric has it, as ``name`` or
+    ``distribution:name``, or when the current registry (:func:`use_registry`, e.g. in tests) holds a component
+    of that name. Only entry-point metadata is read: no plugin is imported.
+    """
+    from vcframe.metrics.registry import METRIC_GROUP
+
+    known: set[str] = set()
+    for group in (*GROUPS.values(), HOOK_GROUP, METRIC_GROUP):
+        for entry in metadata.entry_points(group=group):
+            known.add(entry.name)
+            if entry.dist is not None:
+                known.add(f"{entry.dist.name}:{entry.name}")
+    if _current_registry is not None:
+        known |= {name for row in _current_registry.rows for name in (row.name, row.qualified_name)}
+    return [name for name in dict.fromkeys(names) if name not in known]
+
+
 def _is_disabled(name: str, distribution: str | None, disabled: set[str]) -> bool:
     return name in disabled or (distribution is not None and f"{distribution}:{name}" in disabled)
 
