@@ -18,16 +18,52 @@ if TYPE_CHECKING:
 
 
 def check_output_path(path: str | os.PathLike[str]) -> Path:
-    """The output path, or an OutputError if its directory does not exist or is not writable."""
+    """The output path, or an OutputError if it cannot be written: its directory does not exist or is not
+    writable, it is a directory, its name is longer than the file system allows, or the OS refuses to create
+    a file there (a read-only or virtual file system such as ``/proc``: probed by creating and removing an
+    empty temporary file). Commands call it before any model runs."""
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
     if not directory.is_dir():
         raise OutputError(f"output directory {str(directory)!r} does not exist", hint="create it first")
     if not os.access(directory, os.W_OK):
         raise OutputError(f"cannot write to {str(directory)!r}", hint="choose a writable directory")
+    name_bytes = len(os.fsencode(target.name))
+    try:
+        name_max = os.pathconf(directory, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        name_max = 255
+    if name_bytes > name_max:
+        raise OutputError(
+            f"output file name {target.name[:40] + '...'!r} is {name_bytes} bytes long; this file system allows "
+            f"{name_max}",
+            hint="give a shorter file name",
+        )
     if target.is_dir():
         raise OutputError(f"output path {str(target)!r} is a directory", hint="give a file name")
+    try:
+        handle, probe = tempfile.mkstemp(dir=directory, prefix=".vcframe-probe.")
+    except OSError as error:
+        raise OutputError(
+            f"cannot create files in {str(directory)!r} ({error.strerror})", hint="choose a writable directory"
+        ) from error
+    os.close(handle)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
     return target
+
+
+def temporary_prefix(target: Path) -> str:
+    """Prefix of the temporary files that atomic writes of ``target`` create beside it (``.NAME.``, the name cut
+    to 100 characters so that a long but legal name still leaves room for the random part)."""
+    return f".{target.name[:100]}."
+
+
+def _replace(temp_name: str, target: Path) -> None:
+    try:
+        os.replace(temp_name, target)
+    except OSError as error:
+        raise OutputError(f"cannot write {str(target)!r} ({error.strerror})", hint="check the output path") from error
 
 
 @functools.lru_cache(maxsize=1)
@@ -46,14 +82,14 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[
     Readers never see a half-written file, and a failure leaves nothing behind.
     """
     target = check_output_path(path)
-    handle, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    handle, temp_name = tempfile.mkstemp(dir=target.parent, prefix=temporary_prefix(target), suffix=".part")
     try:
         with os.fdopen(handle, mode) as stream:
             yield stream
             stream.flush()
             os.fsync(stream.fileno())
         os.chmod(temp_name, _default_mode())
-        os.replace(temp_name, target)
+        _replace(temp_name, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp_name)
@@ -64,12 +100,14 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[
 def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path]:
     """A temporary path beside ``path`` for libraries that write by file name; renamed on success."""
     target = check_output_path(path)
-    handle, temp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=suffix or target.suffix)
+    handle, temp_name = tempfile.mkstemp(
+        dir=target.parent, prefix=temporary_prefix(target), suffix=suffix or target.suffix
+    )
     os.close(handle)
     try:
         yield Path(temp_name)
         os.chmod(temp_name, _default_mode())
-        os.replace(temp_name, target)
+        _replace(temp_name, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp_name)

@@ -11,14 +11,17 @@ given ``RTVC_SYNTHESIZER_MEL`` / ``RTVC_ENCODER_MEL`` (checked against the RTVC 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import soundfile
 
-from vcframe._io import atomic_path
+from vcframe._io import atomic_path, check_output_path
 from vcframe.errors import AudioInputError
 from vcframe.specs import MelSpec
 from vcframe.types import Waveform
@@ -47,9 +50,13 @@ def load_audio(path: str | os.PathLike[str], *, sample_rate: int | None = None) 
     if source.stat().st_size == 0:
         raise AudioInputError(f"audio file {name!r} is empty (0 bytes)", hint="record or export the clip again")
     try:
-        samples, rate = soundfile.read(name, dtype="float32", always_2d=True)
+        with _native_stderr_silenced(source.suffix.lower() == ".mp3"):
+            samples, rate = soundfile.read(name, dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, TypeError, ValueError) as error:
         detail = str(error).split("\n")[0]
+        if "does not exist" in detail or "not a regular file" in detail:
+            # libsndfile's words for any stream it cannot open, though the file is there and regular
+            detail = f"corrupt or not {source.suffix[1:].upper() or 'audio'} data" if source.suffix else "not audio"
         raise AudioInputError(
             f"cannot read {name!r} as audio ({detail})",
             hint=f"use a {', '.join(f.upper() for f in SUPPORTED_FORMATS)} file",
@@ -61,6 +68,25 @@ def load_audio(path: str | os.PathLike[str], *, sample_rate: int | None = None) 
         mono = resample(mono, rate, sample_rate)
         rate = sample_rate
     return Waveform.from_numpy(mono, rate, source=name)
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced(silence: bool) -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null while ``silence``: libsndfile's MP3 decoder (mpg123) prints notes
+    about a damaged stream ("Illegal Audio-MPEG-Header", "Giving up resync") straight to it, around the one-line
+    error vcframe reports. Python's own ``sys.stderr`` object is untouched."""
+    if not silence:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def check_samples(samples: np.ndarray, sample_rate: int, name: str = "audio") -> None:
@@ -96,16 +122,30 @@ def resample_waveform(waveform: Waveform, target_rate: int) -> Waveform:
     return resampled.with_metadata(**waveform.metadata)
 
 
-def save_audio(waveform: Waveform, path: str | os.PathLike[str], *, index: int = 0) -> Path:
-    """Write item ``index`` to ``path`` atomically (16-bit PCM WAV, or FLAC/OGG by suffix)."""
+#: Formats ``save_audio`` writes, by file suffix: (soundfile format, subtype). No suffix means WAV.
+OUTPUT_FORMATS = {"wav": ("WAV", "PCM_16"), "flac": ("FLAC", "PCM_16"), "ogg": ("OGG", "VORBIS")}
+
+
+def check_audio_output_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` if ``save_audio`` can write it, else an OutputError: a suffix it does not write (``.mp3``), or a
+    path that cannot be written (:func:`vcframe._io.check_output_path`). Commands call it before any model
+    runs, so a bad ``--out`` costs nothing."""
     target = Path(path)
     suffix = target.suffix.lower().lstrip(".") or "wav"
-    formats = {"wav": ("WAV", "PCM_16"), "flac": ("FLAC", "PCM_16"), "ogg": ("OGG", "VORBIS")}
-    if suffix not in formats:
+    if suffix not in OUTPUT_FORMATS:
         from vcframe.errors import OutputError
 
-        raise OutputError(f"cannot write {suffix!r} files", hint="use .wav, .flac or .ogg")
-    file_format, subtype = formats[suffix]
+        raise OutputError(
+            f"cannot write {suffix!r} files ({str(target)!r})",
+            hint=f"use {', '.join('.' + name for name in OUTPUT_FORMATS)}",
+        )
+    return check_output_path(target)
+
+
+def save_audio(waveform: Waveform, path: str | os.PathLike[str], *, index: int = 0) -> Path:
+    """Write item ``index`` to ``path`` atomically (16-bit PCM WAV, or FLAC/OGG by suffix)."""
+    target = check_audio_output_path(path)
+    file_format, subtype = OUTPUT_FORMATS[target.suffix.lower().lstrip(".") or "wav"]
     samples = np.clip(waveform.item(index), -1.0, 1.0)
     with atomic_path(target) as temp:
         soundfile.write(str(temp), samples, waveform.sample_rate, format=file_format, subtype=subtype)

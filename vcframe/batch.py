@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import glob
 import hashlib
 import json
 import os
@@ -42,6 +43,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from vcframe._io import temporary_prefix
 from vcframe.errors import InputError, VcframeError
 
 if TYPE_CHECKING:
@@ -501,7 +503,7 @@ def remove_temporaries(out_dir: Path, names: Iterable[str]) -> int:
     removed = 0
     for name in names:
         target = out_dir / name
-        for temporary in target.parent.glob(f".{target.name}.*"):
+        for temporary in target.parent.glob(f"{glob.escape(temporary_prefix(target))}*"):
             with contextlib.suppress(FileNotFoundError):
                 temporary.unlink()
                 removed += 1

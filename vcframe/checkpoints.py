@@ -25,6 +25,7 @@ import os
 import pickle
 import tomllib
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -199,21 +200,7 @@ def load_state(
                 f"checkpoint {name!r} is a corrupt safetensors file ({error})", hint="re-create it"
             ) from error
         return state, {key: _maybe_json(value) for key, value in raw_metadata.items()}
-    try:
-        loaded = torch.load(name, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        text = str(error).split("\n")[0]
-        if "Weights only load failed" in str(error) or "weights_only" in str(error):
-            raise CheckpointError(
-                f"checkpoint {name!r} contains Python objects that would run code when loaded; refusing it",
-                hint="re-save it as a plain state dict or a safetensors file",
-            ) from error
-        raise CheckpointError(f"checkpoint {name!r} is corrupt ({text})", hint="re-create or re-download it") from error
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
-        text = str(error).split("\n")[0]
-        raise CheckpointError(
-            f"checkpoint {name!r} is corrupt or not a checkpoint ({text})", hint="check the file"
-        ) from error
+    loaded = load_torch(source)
     if not isinstance(loaded, dict):
         raise CheckpointError(f"checkpoint {name!r} holds a {type(loaded).__name__}, not a dict of tensors")
     state_key = next((key for key in state_keys if key in loaded), None)
@@ -225,6 +212,67 @@ def load_state(
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"checkpoint {name!r} has no state dict of tensors", hint="is it a model checkpoint?")
     return dict(state), {"checkpoint": others}
+
+
+def load_torch(path: str | os.PathLike[str], *, what: str = "checkpoint") -> Any:
+    """The object in a torch ``.pt`` file, loaded safely (``torch.load(weights_only=True)``): trainers' resume,
+    export and GTA files go through here too.
+
+    CheckpointError (one line, naming ``what`` and the file) when the file is missing or empty, holds pickled
+    Python objects that would run code, or is not a torch file at all (text, a truncated download, another
+    format): torch's weights-only unpickler then fails with anything from UnpicklingError to KeyError.
+    """
+    import torch
+
+    source = Path(path)
+    name = str(source)
+    if not source.is_file():
+        raise CheckpointError(f"{what} {name!r} not found", hint="check the path")
+    if source.stat().st_size == 0:
+        raise CheckpointError(f"{what} {name!r} is empty", hint="the download or copy was interrupted")
+    try:
+        return torch.load(name, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        text = str(error).split("\n")[0]
+        if "Weights only load failed" in str(error) or "weights_only" in str(error):
+            raise CheckpointError(
+                f"{what} {name!r} contains Python objects that would run code when loaded; refusing it",
+                hint="re-save it as a plain state dict or a safetensors file",
+            ) from error
+        raise CheckpointError(f"{what} {name!r} is corrupt ({text})", hint="re-create or re-download it") from error
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, IndexError, TypeError) as error:
+        first_line = str(error).split("\n")[0][:120]
+        text = f"{type(error).__name__}: {first_line}"
+        raise CheckpointError(
+            f"{what} {name!r} is corrupt or not a torch checkpoint ({text})",
+            hint="give a .pt file written by torch.save, or a .safetensors file",
+        ) from error
+
+
+#: ``format`` metadata of vcframe exports that predate the ``component`` key -> the component's name.
+_FORMAT_COMPONENTS = {"vcframe-tacotron-v1": "tacotron", "vcframe-ge2e-v1": "ge2e"}
+
+
+def checkpoint_component(metadata: Mapping[str, Any]) -> str | None:
+    """The component a vcframe export was written for: its ``component`` metadata (``"vocoder/wavernn"``), else
+    the name its ``format`` implies (``"vcframe-tacotron-v1"`` -> ``"tacotron"``); None when the file does not
+    say (RTVC ``.pt`` files, third-party files)."""
+    component = metadata.get("component")
+    if isinstance(component, str) and component:
+        return component
+    return _FORMAT_COMPONENTS.get(str(metadata.get("format", "")))
+
+
+def check_checkpoint_component(metadata: Mapping[str, Any], kind: str, name: str, source: str) -> None:
+    """CheckpointError naming the component a checkpoint belongs to when it says it is another one's (e.g. a
+    WaveRNN export given as the Tacotron checkpoint); files that do not say pass."""
+    owner = checkpoint_component(metadata)
+    if owner is None or owner in (f"{kind}/{name}", name):
+        return
+    raise CheckpointError(
+        f"checkpoint {source!r} belongs to the {owner} component, not to {kind} {name!r}",
+        hint=f"give it to {owner.replace('/', ' ')} instead, or give a {name} checkpoint",
+    )
 
 
 def read_safetensors_metadata(path: str | os.PathLike[str]) -> dict[str, Any] | None:

@@ -248,9 +248,10 @@ def run(
 ) -> None:
     """Clone a voice: speak TEXT in the voice of the reference clip(s)."""
     from vcframe._io import check_output_path
+    from vcframe.audio import check_audio_output_path
 
     spoken = _read_text(text, text_file)
-    check_output_path(out)
+    check_audio_output_path(out)
     if plot is not None:
         check_output_path(plot)
     _check_one_voice(reference, voice, embedding)

@@ -28,7 +28,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
 import typer
@@ -193,12 +193,41 @@ def load_training_audio(clip: AudioClip | str | os.PathLike[str], sample_rate: i
     return np.asarray(rescale_peak(samples), dtype=np.float32)
 
 
+def load_array(
+    path: str | os.PathLike[str], *, what: str = "array file", mmap_mode: Literal["r", "r+", "w+", "c"] | None = None
+) -> np.ndarray:
+    """A ``.npy`` training file (mel, embedding) as an array, never unpickling anything.
+
+    InputError naming the file (and ``what`` it should be) when it is missing, holds pickled Python objects
+    (an object array), or is not a ``.npy`` array at all (truncated, another format); ``mmap_mode`` as
+    ``numpy.load``'s.
+    """
+    try:
+        array = np.load(path, allow_pickle=False, mmap_mode=mmap_mode)
+    except FileNotFoundError as error:
+        raise InputError(f"{what} {str(path)!r} not found", hint="run the preprocessing again") from error
+    except ValueError as error:
+        pickled = "pickle" in str(error) or "Python objects" in str(error)
+        reason = "holds pickled Python objects" if pickled else f"is not a .npy array ({error})"
+        raise InputError(
+            f"{what} {str(path)!r} {reason}; training data is loaded without unpickling",
+            hint="save it with numpy.save of a numeric array, or run the preprocessing again",
+        ) from error
+    except (OSError, EOFError) as error:
+        raise InputError(
+            f"{what} {str(path)!r} is corrupt or not a .npy array ({error})", hint="run the preprocessing again"
+        ) from error
+    if not isinstance(array, np.ndarray) or array.dtype.hasobject:
+        raise InputError(f"{what} {str(path)!r} is not a numeric .npy array", hint="run the preprocessing again")
+    return array
+
+
 def load_mel(path: str | os.PathLike[str], n_mels: int) -> np.ndarray:
     """A given mel as (n_mels, T) float32 (RTVC's synthesizer exports store (T, n_mels): transposed back).
 
     Raises InputError when neither dimension is ``n_mels``.
     """
-    mel = np.load(path, allow_pickle=False).astype(np.float32)
+    mel = load_array(path, what="mel").astype(np.float32)
     if mel.ndim == 2 and mel.shape[0] != n_mels and mel.shape[1] == n_mels:
         mel = mel.T
     if mel.ndim != 2 or mel.shape[0] != n_mels:

@@ -393,7 +393,10 @@ def with_recorded_sizes(
     recorded = checkpoint_metadata.get("config")
     if getattr(config, "preset", None) != "auto" or not isinstance(recorded, dict) or not recorded:
         return config
-    update: dict[str, Any] = {name: recorded[name] for name in size_fields if getattr(config, name) is None}
+    # a size the file does not record keeps the preset's (the shape check then names any mismatch)
+    update: dict[str, Any] = {
+        name: recorded[name] for name in size_fields if getattr(config, name) is None and name in recorded
+    }
     update["preset"] = recorded.get("preset", fallback_preset)
     update.update({name: recorded[name] for name in always if name in recorded})
     return type(config).model_validate({**config.model_dump(), **update})

@@ -146,7 +146,9 @@ class MelCorpus:
 
     def mel(self, path: Path) -> np.ndarray:
         if path not in self._cache:
-            self._cache[path] = np.load(path, mmap_mode="r")
+            from vcframe.datasets import load_array
+
+            self._cache[path] = load_array(path, what="mel", mmap_mode="r")
         return self._cache[path]
 
     def split(self, n_validation: int, seed: int = 0) -> tuple[MelCorpus, MelCorpus]:

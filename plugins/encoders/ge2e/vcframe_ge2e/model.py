@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vcframe.checkpoints import ResolvedCheckpoint, load_state, resolve
+from vcframe.checkpoints import ResolvedCheckpoint, check_checkpoint_component, load_state, resolve
 from vcframe.errors import CheckpointError, InputError
 from vcframe.interfaces import BaseSpeakerEncoder
 from vcframe.types import SpeakerEmbedding, Waveform
@@ -41,6 +41,7 @@ def load_weights(network: torch.nn.Module, reference: str) -> ResolvedCheckpoint
     """
     resolved = resolve("encoder", SPEC.name, reference)
     state, metadata = load_state(resolved.path)
+    check_checkpoint_component(metadata, "encoder", SPEC.name, str(resolved.path))
     resolved.metadata = metadata
     check_state(network, state, str(resolved.path))
     network.load_state_dict(state, strict=True)

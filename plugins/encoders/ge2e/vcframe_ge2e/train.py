@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import typer
 
-from vcframe.checkpoints import load_state, save_safetensors, save_torch
+from vcframe.checkpoints import load_state, load_torch, save_safetensors, save_torch
 from vcframe_ge2e.data import LAYOUTS, MelCorpus, SpeakerBatchSampler, preprocess_corpus
 from vcframe_ge2e.evaluation import evaluate_speakers, projection_plot
 from vcframe_ge2e.loss import ge2e_eer, ge2e_loss
@@ -173,7 +173,7 @@ def _fit(
     if resume:
         if not checkpoint_path.is_file():
             raise typer.BadParameter(f"--resume: no {checkpoint_path}")
-        saved = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        saved = load_torch(checkpoint_path, what="training checkpoint")
         if saved["settings"] != settings:
             changed = {k: (saved["settings"].get(k), v) for k, v in settings.items() if saved["settings"].get(k) != v}
             raise typer.BadParameter(f"--resume with different settings (saved, given): {changed}")

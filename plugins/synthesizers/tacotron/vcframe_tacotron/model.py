@@ -9,7 +9,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from vcframe.checkpoints import load_state, resolve
+from vcframe.checkpoints import check_checkpoint_component, load_state, resolve
 from vcframe.errors import CheckpointError, ConfigError, InputError
 from vcframe.interfaces import BaseSynthesizer
 from vcframe.seeding import seeded
@@ -146,6 +146,7 @@ class TacotronSynthesizer(BaseSynthesizer):
             resolved = resolve("synthesizer", SPEC.name, self.config.checkpoint)
             state, metadata = load_state(resolved.path)
             loaded = (state, metadata, str(resolved.path))
+            check_checkpoint_component(metadata, "synthesizer", SPEC.name, str(resolved.path))
             self.config = with_recorded_sizes(self.config, metadata, SIZE_FIELDS, always=("max_r",))
         self.network = build_network(self.config)
         if loaded is not None:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from vcframe._io import atomic_path, atomic_write
+from vcframe.datasets import load_array
 from vcframe.errors import ConfigError, InputError
 from vcframe.specs import RTVC_SYNTHESIZER_MEL, MelSpec
 
@@ -166,7 +167,7 @@ def _process(utterance: Utterance) -> dict[str, Any] | None:
     out, spec = _WORKER["out"], _WORKER["mel"]
     mel_path, embed_path = out / "mels" / f"{utterance.id}.npy", out / "embeds" / f"{utterance.id}.npy"
     if mel_path.is_file() and embed_path.is_file():
-        frames = int(np.load(mel_path, mmap_mode="r").shape[1])
+        frames = int(load_array(mel_path, what="mel", mmap_mode="r").shape[1])
     else:
         try:
             samples = load_audio(utterance.audio, sample_rate=spec.sample_rate).item(0)

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 import typer
 
-from vcframe.checkpoints import save_torch
+from vcframe.checkpoints import load_torch, save_torch
+from vcframe.datasets import load_array
 from vcframe.distributed import ShardedBatchSampler, TrainingClock
 from vcframe.errors import CheckpointError, ConfigError
 from vcframe.specs import RTVC_SYNTHESIZER_MEL, EmbeddingSpec, MelSpec
@@ -153,8 +154,9 @@ class Dataset:
         ``pad_like``: pad as the batch of these indices would be (a rank's share of a global batch is padded
         like the whole batch, so every item is computed as in a single-process run)."""
         texts = [self.ids[i] for i in indices]
-        mels = [np.load(self.folder / self.rows[i]["mel"]) for i in indices]
-        embeds = np.stack([np.load(self.folder / self.rows[i]["embed"]) for i in indices]).astype(np.float32)
+        mels = [load_array(self.folder / self.rows[i]["mel"], what="mel") for i in indices]
+        embeds = np.stack([load_array(self.folder / self.rows[i]["embed"], what="embedding") for i in indices])
+        embeds = embeds.astype(np.float32)
         if pad_like is None:
             text_len = max(len(t) for t in texts)
             mel_len = max(m.shape[1] for m in mels) + 1
@@ -489,7 +491,7 @@ def _fit(
     if session.should_resume(resume, checkpoint_path):
         if not checkpoint_path.is_file():
             raise CheckpointError(f"nothing to resume: {str(checkpoint_path)!r} does not exist", hint="drop --resume")
-        saved = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        saved = load_torch(checkpoint_path, what="training checkpoint")
         preset, overrides = saved["train"]["preset"], saved["train"]["overrides"]
         seed, masking = saved["train"]["seed"], saved["train"]["masking"]
         # an explicit --schedule replaces the saved one from the checkpoint's step on; without one it is kept
@@ -683,7 +685,7 @@ def _load_run(run_dir: Path) -> tuple[TacotronConfig, Any, dict[str, Any]]:
     path = run_dir / "checkpoint.pt"
     if not path.is_file():
         raise CheckpointError(f"no training checkpoint at {str(path)!r}", hint="run 'fit' first")
-    saved = torch.load(path, map_location="cpu", weights_only=True)
+    saved = load_torch(path, what="training checkpoint")
     config = TacotronConfig.model_validate(saved["config"])
     network = build_network(config)
     network.load_state_dict(saved["model_state"])

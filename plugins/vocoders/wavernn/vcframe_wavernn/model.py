@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vcframe.checkpoints import load_state, resolve
+from vcframe.checkpoints import check_checkpoint_component, load_state, resolve
 from vcframe.errors import CheckpointError
 from vcframe.interfaces import BaseVocoder
 from vcframe.specs import with_recorded_sizes
@@ -82,6 +82,7 @@ class WaveRNNVocoder(BaseVocoder):
         if self.config.checkpoint is not None:
             resolved = resolve("vocoder", SPEC.name, self.config.checkpoint)
             state, metadata = load_state(resolved.path)
+            check_checkpoint_component(metadata, "vocoder", SPEC.name, str(resolved.path))
             self.config = with_recorded_sizes(self.config, metadata, PRESETS["rtvc"])
             self.network = build_network(self.config)
             load_weights(self.network, state, str(resolved.path))

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 import typer
 
-from vcframe.checkpoints import save_safetensors, save_torch
+from vcframe.checkpoints import load_torch, save_safetensors, save_torch
 from vcframe.datasets import manifest_command
 from vcframe.errors import CheckpointError
 from vcframe_wavernn.data import VocoderItem, collate, load_items, max_offset
@@ -201,7 +201,7 @@ def _fit(
     if session.should_resume(resume, checkpoint_path):
         if not checkpoint_path.is_file():
             raise CheckpointError(f"nothing to resume: {str(checkpoint_path)!r} does not exist", hint="drop --resume")
-        saved = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        saved = load_torch(checkpoint_path, what="training checkpoint")
         network.load_state_dict(saved["model_state"])
         optimizer.load_state_dict(saved["optimizer_state"])  # brings the saved learning rate
         step = int(saved["step"])
@@ -281,7 +281,7 @@ def export(
     """Write the trained weights as safetensors with config, mel spec, steps, training data and licence."""
     from vcframe.specs import RTVC_SYNTHESIZER_MEL
 
-    saved = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
+    saved = load_torch(run_dir / "checkpoint.pt", what="training checkpoint")
     config = WaveRNNConfig.model_validate_json(saved["config"])
     metadata = {
         "component": f"vocoder/{SPEC.name}",
