@@ -46,6 +46,8 @@ def test_healthz_info_and_plugins(client) -> None:
     rows = {(row["kind"], row["name"]): row for row in listing["plugins"]}
     assert set(rows) == {("encoder", "test-tone"), ("synthesizer", "test-constant"), ("vocoder", "test-sine")}
     assert all(row["default"] and row["status"] == "ok" for row in rows.values())
+    assert rows[("encoder", "test-tone")]["min_reference_seconds"] == pytest.approx(0.1)  # the page checks it
+    assert rows[("vocoder", "test-sine")]["min_reference_seconds"] is None
     detail = client.get("/v1/plugins/vocoder/test-sine").json()
     assert detail["spec"]["kind"] == "vocoder" and "amplitude" in detail["config_schema"]["properties"]
     _problem(client.get("/v1/plugins/vocoder/nope"), 404, "unknown vocoder 'nope'")

@@ -177,3 +177,39 @@ def test_page_clones_from_sample_upload_and_microphone(page, server, audio, tmp_
 
     hosts = {urlsplit(url).hostname for url in requested if not url.startswith(("blob:", "data:"))}
     assert hosts == {"127.0.0.1"}, requested
+
+
+def test_the_page_fits_a_phone_and_checks_the_clip_length_before_uploading(page, audio, tmp_path) -> None:
+    page, _ = page
+    page.set_viewport_size({"width": 390, "height": 844})
+    overflowing = page.evaluate(
+        """() => [...document.querySelectorAll("section select, section input, section button, section textarea")]
+            .filter((field) => field.offsetParent !== null)
+            .map((field) => {
+                const section = field.closest("section");
+                const padding = parseFloat(getComputedStyle(section).paddingRight);
+                const inner = section.getBoundingClientRect().right - padding;
+                return [field.id, Math.round(field.getBoundingClientRect().right - inner)];
+            })
+            .filter(([, over]) => over > 0)"""
+    )
+    assert overflowing == [], overflowing  # the component pickers used to stick out by 8-25 px
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+
+    # a clip shorter than the encoder needs is refused on the page: nothing is uploaded
+    posted: list[str] = []
+    page.on("request", lambda request: posted.append(request.url) if request.method == "POST" else None)
+    page.click("#tab-upload")
+    clip = tmp_path / "short.wav"
+    clip.write_bytes(audio(0.05))
+    page.set_input_files("#upload-file", str(clip))
+    page.wait_for_selector("#error:not([hidden])", timeout=10000)
+    assert "the clip is 0.05 s long; test-tone needs at least 0.10 s" in page.text_content("#error")
+    page.click("#clone")
+    page.click("#save-voice summary")
+    page.fill("#save-name", "too-short")
+    page.check("#save-consent")
+    page.click("#save-button")
+    time.sleep(0.3)
+    assert "needs at least 0.10 s" in page.text_content("#error") and page.is_enabled("#clone")
+    assert posted == []

@@ -366,6 +366,15 @@ def _check_text(text: str, limit: int, *, hint: str) -> str:
     return text
 
 
+def _min_reference_seconds(state: ServerState, encoder: str) -> float | None:
+    """The shortest reference ``encoder`` accepts with the server's options (None if it cannot be built)."""
+    try:
+        pipeline = state.engine.encoder_pipeline(encoder)
+        return float(pipeline.specs["encoder"].resolve_io(pipeline.configs["encoder"])[0].min_duration_s)
+    except (VcframeError, ValueError):
+        return None
+
+
 def _voice_summary(voice: Any) -> models.VoiceSummary:
     summary = voice.summary()
     return models.VoiceSummary(**summary, deletable=voice.kind == "user", preview=f"/v1/voices/{voice.name}/audio")
@@ -416,11 +425,7 @@ def _add_api_routes(app: FastAPI, state: ServerState) -> None:  # noqa: C901 - o
     def info() -> models.Info:
         """Version, default components and the server's limits."""
         defaults = state.engine.defaults()
-        try:
-            encoder_spec = state.registry.get("encoder", defaults["encoder"])
-            min_reference = float(encoder_spec.resolve_io(encoder_spec.make_config())[0].min_duration_s)
-        except (VcframeError, ValueError):
-            min_reference = 0.0
+        min_reference = _min_reference_seconds(state, defaults["encoder"]) or 0.0
         limits = models.Limits(
             max_upload_bytes=serve.max_upload_bytes,
             max_upload_seconds=serve.max_upload_seconds,
@@ -454,6 +459,9 @@ def _add_api_routes(app: FastAPI, state: ServerState) -> None:  # noqa: C901 - o
                     error=row.error,
                     warning=row.warning,
                     default=defaults.get(row.kind) in (row.name, row.qualified_name),
+                    min_reference_seconds=_min_reference_seconds(state, row.qualified_name)
+                    if row.kind == "encoder" and row.status in ("ok", "warning")
+                    else None,
                 )
             )
         return models.PluginList(defaults=defaults, plugins=rows)

@@ -45,6 +45,9 @@ class PluginSummary(BaseModel):
     error: str | None
     warning: str | None
     default: bool = Field(description="This component is the server's default for its kind.")
+    min_reference_seconds: float | None = Field(
+        None, description="Encoders: the shortest reference clip they accept with the server's options."
+    )
 
 
 class PluginList(BaseModel):

@@ -10,7 +10,9 @@ const state = {
   voices: [],
   source: "voice",
   uploadFile: null,
+  uploadSeconds: null, // from the browser's own decoding of the file; null until known
   recording: null, // {blob, seconds}
+  minReference: {}, // encoder name -> shortest clip it accepts, in seconds
   recorder: null,
   job: null,
   events: null,
@@ -98,6 +100,9 @@ async function start() {
 }
 
 function fillComponents(plugins) {
+  for (const plugin of plugins.plugins) {
+    if (plugin.kind === "encoder" && plugin.min_reference_seconds) state.minReference[plugin.name] = plugin.min_reference_seconds;
+  }
   for (const kind of KINDS) {
     const select = $(kind);
     select.replaceChildren();
@@ -159,9 +164,24 @@ function selectSource(source) {
 }
 
 function currentClip() {
-  if (state.source === "upload" && state.uploadFile) return { blob: state.uploadFile, name: state.uploadFile.name };
-  if (state.source === "record" && state.recording) return { blob: state.recording.blob, name: "recording.wav" };
+  if (state.source === "upload" && state.uploadFile) {
+    return { blob: state.uploadFile, name: state.uploadFile.name, seconds: state.uploadSeconds };
+  }
+  if (state.source === "record" && state.recording) {
+    return { blob: state.recording.blob, name: "recording.wav", seconds: state.recording.seconds };
+  }
   return null;
+}
+
+// The chosen encoder's shortest clip, checked here so that a clip that is too short is never uploaded.
+function shortClipError(seconds) {
+  const encoder = $("encoder").value;
+  const minimum = state.minReference[encoder] || (state.info ? state.info.limits.min_reference_seconds : 0);
+  if (seconds === null || seconds === undefined || !minimum || seconds >= minimum) return null;
+  return {
+    message: `the clip is ${seconds.toFixed(2)} s long; ${encoder} needs at least ${minimum.toFixed(2)} s`,
+    hint: "use a longer clip (5–10 s of speech works best)",
+  };
 }
 
 function updateSaveVoice() {
@@ -171,9 +191,16 @@ function updateSaveVoice() {
 function onUploadChosen() {
   const file = $("upload-file").files[0] || null;
   state.uploadFile = file;
+  state.uploadSeconds = null;
   const preview = $("upload-preview");
   if (preview.src) URL.revokeObjectURL(preview.src);
   if (file) {
+    preview.onloadedmetadata = () => {
+      if (state.uploadFile !== file || !Number.isFinite(preview.duration)) return;
+      state.uploadSeconds = preview.duration;
+      const short = shortClipError(state.uploadSeconds);
+      if (short) showError(short);
+    };
     preview.src = URL.createObjectURL(file);
     preview.hidden = false;
     if (state.info && file.size > state.info.limits.max_upload_bytes) {
@@ -245,6 +272,7 @@ function stopRecording() {
   $("record-stop").disabled = true;
   $("record-level").value = 0;
   $("record-note").textContent = `Recorded ${state.recording.seconds.toFixed(1)} s at ${recorder.rate} Hz (WAV).`;
+  showError(shortClipError(state.recording.seconds));
   updateSaveVoice();
 }
 
@@ -283,6 +311,8 @@ async function saveVoice() {
   showError(null);
   const clip = currentClip();
   if (!clip) return;
+  const short = shortClipError(clip.seconds);
+  if (short) { showError(short); return; }
   const form = new FormData();
   form.append("name", $("save-name").value.trim());
   form.append("description", $("save-description").value.trim());
@@ -350,6 +380,8 @@ function buildRequest() {
       throw { message: state.source === "upload" ? "no clip chosen" : "nothing recorded yet",
               hint: state.source === "upload" ? "choose an audio file" : "press Record, speak, then Stop" };
     }
+    const short = shortClipError(clip.seconds);
+    if (short) throw short;
     form.append("reference", clip.blob, clip.name);
     voiceLabel = state.source === "upload" ? clip.name : "recording";
   }
