@@ -42,3 +42,27 @@ def test_guard_held_by_a_killed_process_is_released(tmp_path) -> None:
     with _build_guard(tmp_path):
         pass
     assert time.monotonic() - started < 5
+
+
+def test_the_kernel_cache_is_keyed_by_the_torch_installation(tmp_path, monkeypatch) -> None:
+    """Two environments with the same torch version must not share (and rebuild) one build folder."""
+    from types import ModuleType
+
+    import torch
+    import torch.utils.cpp_extension as cpp_extension
+    from vcframe_wavernn import kernel
+
+    built: list[str] = []
+
+    def fake_build(**kwargs) -> ModuleType:
+        built.append(kwargs["build_directory"])
+        return ModuleType(kwargs["name"])
+
+    monkeypatch.setattr(cpp_extension, "load_inline", fake_build)
+    monkeypatch.setattr(kernel, "_cache_dir", lambda: tmp_path)
+    monkeypatch.delenv("VCFRAME_WAVERNN_NO_CPP", raising=False)
+    for torch_file in (torch.__file__, "/other/venv/lib/site-packages/torch/__init__.py", torch.__file__):
+        monkeypatch.setattr(kernel, "_LOADED", {})
+        monkeypatch.setattr(torch, "__file__", torch_file)
+        assert kernel.load_kernel() is not None
+    assert len(built) == 3 and built[0] != built[1] and built[0] == built[2], built

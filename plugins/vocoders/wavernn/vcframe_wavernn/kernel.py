@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -346,6 +347,19 @@ def _build_guard(build_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _cache_key(flags: list[str]) -> str:
+    """The build folder's name: the source, the compiler flags and the torch installation the kernel links
+    against (its version and git build, its folder, the Python ABI), so that two environments with the same
+    torch version each keep their own build instead of rebuilding each other's."""
+    installation = [
+        torch.__version__,
+        str(torch.version.git_version),
+        os.path.realpath(os.path.dirname(torch.__file__ or "")),
+        sys.implementation.cache_tag or "",
+    ]
+    return hashlib.sha256("\0".join([CPP_SOURCE, *installation, " ".join(flags)]).encode()).hexdigest()[:16]
+
+
 def load_kernel(verbose: bool = False) -> ModuleType | None:
     """The compiled kernel module, or None when it cannot be built here (no compiler, build error).
 
@@ -354,7 +368,7 @@ def load_kernel(verbose: bool = False) -> ModuleType | None:
     if os.environ.get("VCFRAME_WAVERNN_NO_CPP"):
         return None
     flags = ["-O3", *_cpu_flags()]
-    key = hashlib.sha256((CPP_SOURCE + torch.__version__ + " ".join(flags)).encode()).hexdigest()[:16]
+    key = _cache_key(flags)
     with _LOCK:
         if key in _LOADED:
             return _LOADED[key]
