@@ -166,6 +166,11 @@ def read_manifest(
             f"manifest {str(source)!r} has unknown columns {unknown or ['(extra cells)']}",
             hint=f"columns are {', '.join(COLUMNS)}",
         )
+    if not any("text" in record for record in records):
+        raise InputError(
+            f"manifest {str(source)!r} has no text column",
+            hint="add a 'text' column (CSV header) or a \"text\" key (JSONL) with what each row says",
+        )
     rows = [_parse_row(n, record, source.parent, default_seed, audio_format) for n, record in enumerate(records, 1)]
     seen: dict[str, int] = {}
     for index, row in enumerate(rows):

@@ -48,7 +48,8 @@ app.add_typer(plugins_app, name="plugins")
 app.add_typer(config_app, name="config")
 
 stdout = Console()
-stderr = Console(stderr=True)
+#: Messages are never hard-wrapped: one message is one line, on a terminal or in a log file.
+stderr = Console(stderr=True, soft_wrap=True)
 
 
 class _State:
@@ -358,7 +359,8 @@ def check(
         from vcframe.errors import IncompatibleComponentsError
 
         raise IncompatibleComponentsError(
-            f"incompatible components: {report.summary()}", hint="run with other components, or --allow-mismatch"
+            f"incompatible components: {report.summary()}",
+            hint="pick components that fit; 'vcframe run --allow-mismatch' runs them anyway",
         )
     stdout.print("[green]compatible[/]")
 
@@ -570,8 +572,23 @@ def config_show(
     option: OverrideOption = None,
     format: Annotated[str, typer.Option("--format", help="toml or json.")] = "toml",
 ) -> None:
-    """Print the merged settings (defaults < vcframe.toml < environment < -o)."""
+    """Print the merged settings (defaults < vcframe.toml < environment < -o); component options are checked
+    against the installed components' config models (unknown options and plugins are refused)."""
+    import os
+
+    from vcframe.config import is_setting_variable
+    from vcframe.discovery import make_config
+
     settings = _settings(option)
+    registry = _registry(settings)
+    for kind, components in settings.components.items():
+        if kind not in KINDS:
+            raise InputError(f"components.{kind}: unknown component kind", hint=f"use one of {', '.join(KINDS)}")
+        for name, options in components.items():
+            make_config(registry.get(kind, name), options)
+    ignored = sorted(key for key in os.environ if key.startswith("VCFRAME_") and not is_setting_variable(key))
+    if ignored:
+        stderr.print(f"note: not settings (left to the tools that read them): {', '.join(ignored)}", highlight=False)
     dumped = settings.model_dump(mode="json", exclude_none=True)
     if format == "json":
         typer.echo(json.dumps(dumped, indent=2))

@@ -10,7 +10,15 @@ Keys (dotted on the command line, ``__``-separated in the environment)::
 ``<kind>.<name>.<option>`` is shorthand for ``components.<kind>.<name>.<option>``; the options are
 validated against the component's own config model when it is built. Unknown top-level keys are refused.
 Values on the command line and in the environment are parsed as TOML values when they parse (``3``,
-``true``, ``[1, 2]``, ``"text"``), else taken as strings.
+``true``, ``[1, 2]``, ``"text"``), else taken as strings. TOML has no null: the string ``none`` (any case) sets
+an option or setting that accepts None to None (``-o vocoder.griffinlim.peak_normalize=none``), unless the
+option also accepts the string itself.
+
+Environment variables: a ``VCFRAME_*`` variable is a setting only when its name is a setting's
+(``VCFRAME_DEVICE``, ``VCFRAME_MAX_TEXT_CHARS``) or a component option's, ``VCFRAME_<KIND>__<NAME>__<OPTION>``
+with double underscores. Every other ``VCFRAME_*`` variable is not a setting and is left alone, so tools and
+plugins name their own variables ``VCFRAME_<PLUGIN>_<WORD>`` with single underscores
+(``VCFRAME_WAVERNN_NO_CPP``, ``VCFRAME_CACHE``, ``VCFRAME_SHARED``).
 """
 
 from __future__ import annotations
@@ -30,17 +38,10 @@ from vcframe.specs import KINDS
 
 ENV_PREFIX = "VCFRAME_"
 CONFIG_FILE = "vcframe.toml"
-#: Environment variables that are not settings.
-_NOT_SETTINGS = {
-    "CONFIG",
-    "DISABLE_PLUGINS",
-    "SHARED",
-    "LIBRISPEECH",
-    "DATA_DIR",
-    "CACHE_DIR",
-    "DEBUG",
-    "KILL_RANK_AT_STEP",  # vcframe.distributed testing aid
-}
+#: Environment variables named like a setting that are read elsewhere (discovery reads a comma-separated list).
+_NOT_SETTINGS = {"DISABLE_PLUGINS"}
+#: The spelling of None on the command line, in the environment and in TOML (which has no null).
+NONE_SPELLING = "none"
 
 
 @functools.lru_cache(maxsize=1)
@@ -84,6 +85,30 @@ class Settings(BaseModel):
     def component_options(self, kind: str, name: str) -> dict[str, Any]:
         short = name.rpartition(":")[2]
         return dict(self.components.get(kind, {}).get(short, {}))
+
+
+def none_spelled(model: type[BaseModel], values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` with each ``"none"`` (any case) replaced by None where ``model``'s field of that name accepts
+    None but not the string itself (TOML, ``-o`` and the environment have no null)."""
+    from pydantic import TypeAdapter
+
+    spelled = dict(values)
+    for name, value in values.items():
+        field = model.model_fields.get(name)
+        if field is None or field.annotation is None or not isinstance(value, str) or value.lower() != NONE_SPELLING:
+            continue
+        adapter: TypeAdapter[Any] = TypeAdapter(field.annotation)
+        try:
+            adapter.validate_python(value)
+            continue  # the string itself is a valid value (e.g. a mel normalization called "none")
+        except ValidationError:
+            pass
+        try:
+            adapter.validate_python(None)
+        except ValidationError:
+            continue
+        spelled[name] = None
+    return spelled
 
 
 def parse_value(text: str) -> Any:
@@ -138,15 +163,25 @@ def read_config_file(path: Path) -> dict[str, Any]:
     return tree
 
 
+def is_setting_variable(key: str) -> bool:
+    """Whether the environment variable ``key`` is a setting: ``VCFRAME_<SETTING>`` for a field of
+    :class:`Settings`, or ``VCFRAME_<KIND>__<NAME>__<OPTION>``; any other ``VCFRAME_*`` name is not one."""
+    if not key.startswith(ENV_PREFIX):
+        return False
+    name = key.removeprefix(ENV_PREFIX)
+    if name in _NOT_SETTINGS:
+        return False
+    lowered = name.lower()
+    return lowered in Settings.model_fields or any(lowered.startswith(f"{kind}__") for kind in KINDS)
+
+
 def environment_layer(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The settings given by ``VCFRAME_*`` variables (see :func:`is_setting_variable`; others are ignored)."""
     tree: dict[str, Any] = {}
     for key, value in environ.items():
-        if not key.startswith(ENV_PREFIX):
+        if not is_setting_variable(key):
             continue
-        name = key.removeprefix(ENV_PREFIX)
-        if name in _NOT_SETTINGS or not name:
-            continue
-        dotted = name.lower().replace("__", ".")
+        dotted = key.removeprefix(ENV_PREFIX).lower().replace("__", ".")
         _assign(tree, dotted, parse_value(value), f"environment variable {key}")
     return tree
 
@@ -187,7 +222,7 @@ def load_settings(
     tree = _merge(tree, override_layer(overrides))
     tree = _merge(tree, {key: value for key, value in (explicit or {}).items() if value is not None})
     try:
-        return Settings.model_validate(tree)
+        return Settings.model_validate(none_spelled(Settings, tree))
     except ValidationError as error:
         problems = "; ".join(f"{'.'.join(str(p) for p in issue['loc'])}: {issue['msg']}" for issue in error.errors())
         raise ConfigError(

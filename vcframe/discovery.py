@@ -329,8 +329,10 @@ def validate_options(config_model: type[BaseModel], options: dict[str, Any] | No
     """``config_model`` validated from ``options``; ConfigError naming ``label``, the bad fields and the valid ones."""
     from pydantic import ValidationError
 
+    from vcframe.config import none_spelled
+
     try:
-        return config_model.model_validate(options or {})
+        return config_model.model_validate(none_spelled(config_model, options or {}))
     except ValidationError as error:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in issue['loc']) or '(config)'}: {issue['msg']}" for issue in error.errors()
