@@ -157,7 +157,8 @@ def save_audio(waveform: Waveform, path: str | os.PathLike[str], *, index: int =
 
 @functools.lru_cache(maxsize=16)
 def mel_basis(spec: MelSpec) -> np.ndarray:
-    """(n_mels, 1 + n_fft/2) float32 mel filterbank of ``spec``."""
+    """(n_mels, 1 + n_fft/2) float32 mel filterbank of ``spec`` (librosa's, with the spec's fmin, fmax, mel scale
+    and norm); ``mel_basis(spec) @ linear_spectrogram(samples, spec)`` are the mel amplitudes. Cached per spec."""
     import librosa
 
     return np.asarray(
@@ -180,21 +181,23 @@ def rescale_peak(samples: np.ndarray, peak: float = TRAINING_PEAK) -> np.ndarray
 
 
 def preemphasis(samples: np.ndarray, coefficient: float) -> np.ndarray:
-    """``y[n] = x[n] - c x[n-1]`` (float64, as RTVC computes it)."""
+    """``y[n] = x[n] - c x[n-1]`` of 1-D ``samples`` with ``coefficient`` c: a float64 array of the same length
+    (as RTVC computes it). ``MelSpec.preemphasis`` applies it before the STFT."""
     from scipy.signal import lfilter
 
     return np.asarray(lfilter([1.0, -coefficient], [1.0], samples))
 
 
 def deemphasis(samples: np.ndarray, coefficient: float) -> np.ndarray:
-    """Inverse of :func:`preemphasis`: ``y[n] = x[n] + c y[n-1]``."""
+    """Inverse of :func:`preemphasis`: ``y[n] = x[n] + c y[n-1]``, float64, same length. A vocoder that rebuilds
+    the signal a pre-emphasised mel describes must apply it last (the conformance kit checks)."""
     from scipy.signal import lfilter
 
     return np.asarray(lfilter([1.0], [1.0, -coefficient], samples))
 
 
 def linear_spectrogram(samples: np.ndarray, spec: MelSpec) -> np.ndarray:
-    """|STFT|**magnitude_power of the (pre-emphasised, padded) samples: (1 + n_fft/2, frames).
+    """``|STFT| ** magnitude_power`` of the (pre-emphasised, padded) 1-D samples: (1 + n_fft/2, frames).
 
     With ``spec.pad_length`` (frames not centred) the signal is first padded by that many samples on each side
     with ``spec.pad_mode`` (numpy's "reflect" does not repeat the edge sample, as torch's does not); with
@@ -221,7 +224,8 @@ def linear_spectrogram(samples: np.ndarray, spec: MelSpec) -> np.ndarray:
 
 
 def amplitude_to_mel_values(mel_amplitude: np.ndarray, spec: MelSpec) -> np.ndarray:
-    """Apply the spec's amplitude scale and normalisation to mel amplitudes."""
+    """(n_mels, frames) mel amplitudes ``M`` -> the values ``spec`` stores, same shape: ``M`` itself, its
+    logarithm, or normalised decibels (the last lines of :class:`~vcframe.specs.MelSpec`'s formula)."""
     if spec.amplitude_scale == "linear":
         return mel_amplitude
     if spec.amplitude_scale == "ln":
@@ -239,7 +243,9 @@ def amplitude_to_mel_values(mel_amplitude: np.ndarray, spec: MelSpec) -> np.ndar
 
 
 def mel_values_to_amplitude(mel: np.ndarray, spec: MelSpec) -> np.ndarray:
-    """Inverse of :func:`amplitude_to_mel_values` (clipped values come back at the range edge)."""
+    """Inverse of :func:`amplitude_to_mel_values`: (n_mels, frames) mel values -> mel amplitudes ``M`` (float64
+    for the logarithmic scales). Clipped values come back at the range edge: ``spec.silence_value`` gives the
+    amplitude floor, not zero."""
     if spec.amplitude_scale == "linear":
         return np.asarray(np.maximum(mel, 0.0))
     values = np.asarray(mel, dtype=np.float64)
@@ -257,7 +263,9 @@ def mel_values_to_amplitude(mel: np.ndarray, spec: MelSpec) -> np.ndarray:
 
 
 def mel_spectrogram(samples: np.ndarray, spec: MelSpec) -> np.ndarray:
-    """(n_mels, frames) float32 mel of mono ``samples`` at ``spec.sample_rate``."""
+    """(n_mels, frames) float32 mel of mono 1-D ``samples`` at ``spec.sample_rate``, ``frames`` being
+    :func:`frames_for` ``(len(samples), spec)``: :class:`~vcframe.specs.MelSpec`'s formula, the one mel front-end
+    of every component (RTVC's features for ``RTVC_SYNTHESIZER_MEL`` / ``RTVC_ENCODER_MEL``)."""
     spectrogram = linear_spectrogram(np.asarray(samples), spec)
     basis = mel_basis(spec)
     mel_amplitude = np.dot(basis, spectrogram)

@@ -63,7 +63,17 @@ class StreamingVocoder(Vocoder, Protocol):
 
 
 class BaseComponent(abc.ABC):
-    """Keeps ``spec``, ``config`` and ``device``; subclasses set the class attribute ``spec``."""
+    """Keeps ``spec``, ``config`` and ``device``; subclasses set the class attribute ``spec``.
+
+    Args:
+        config: an instance of ``spec.config_model`` (default: the model's defaults); a config of another
+            type raises TypeError.
+        device: where the component computes and returns outputs (default ``"cpu"``).
+
+    Subclasses build their networks in ``__init__`` after calling ``super().__init__(config, device=device)``,
+    on ``self.device``. :meth:`to` moves every ``torch.nn.Module`` and ``torch.Tensor`` attribute; tensors kept
+    elsewhere (in a list, a dict, another object) need :meth:`_modules_to` overridden.
+    """
 
     spec: ClassVar[ComponentSpec]
 
@@ -77,22 +87,33 @@ class BaseComponent(abc.ABC):
         self.device = torch.device(device)
 
     def to(self, device: torch.device | str) -> BaseComponent:
-        """Move the component's modules to ``device``. Override ``_modules_to`` when holding torch modules."""
+        """Move the component to ``device`` (a ``torch.device`` or a name such as ``"cuda:0"``); returns it.
+
+        Sets ``self.device`` and calls :meth:`_modules_to`, so later outputs live on ``device``.
+        """
         self.device = torch.device(device)
         self._modules_to(self.device)
         return self
 
     def _modules_to(self, device: torch.device) -> None:
-        for value in vars(self).values():
+        """Move what the component computes with to ``device``: every attribute that is a ``torch.nn.Module``
+        (in place) or a ``torch.Tensor`` (replaced by its copy on ``device``: a mel basis, a window, a lookup
+        table kept outside any module). Override it, calling ``super()._modules_to(device)``, for tensors held
+        in containers or for caches to drop."""
+        for name, value in list(vars(self).items()):
             if isinstance(value, torch.nn.Module):
                 value.to(device)
+            elif isinstance(value, torch.Tensor):
+                setattr(self, name, value.to(device))
 
     @property
     def input_spec(self) -> Any:
+        """What the component reads, resolved from its config: AudioSpec, EmbeddingSpec or MelSpec."""
         return self.spec.resolve_io(self.config)[0]
 
     @property
     def output_spec(self) -> Any:
+        """What the component writes, resolved from its config: EmbeddingSpec, MelSpec or AudioSpec."""
         return self.spec.resolve_io(self.config)[1]
 
 
@@ -100,6 +121,11 @@ class BaseSpeakerEncoder(BaseComponent):
     """Validates input, then calls :meth:`_embed`. ``embed_speaker`` averages the item embeddings."""
 
     def embed(self, waveform: Waveform) -> SpeakerEmbedding:
+        """Waveform (B, T) at ``input_spec.sample_rate`` -> SpeakerEmbedding (B, D).
+
+        Raises InputError for another sample rate, an empty batch, or a clip shorter than
+        ``input_spec.min_duration_s``; then calls :meth:`_embed` with the waveform on ``self.device``.
+        """
         audio_spec: AudioSpec = self.input_spec
         if waveform.sample_rate != audio_spec.sample_rate:
             raise InputError(
@@ -118,6 +144,7 @@ class BaseSpeakerEncoder(BaseComponent):
         return self._embed(waveform.to(self.device))
 
     def embed_speaker(self, waveform: Waveform) -> SpeakerEmbedding:
+        """B clips of one speaker -> one SpeakerEmbedding (1, D): the mean of their embeddings, re-normalised."""
         return self.embed(waveform).mean()
 
     @abc.abstractmethod
@@ -129,6 +156,12 @@ class BaseSynthesizer(BaseComponent):
     """Validates texts and the embedding, then calls :meth:`_synthesize`."""
 
     def synthesize(self, texts: Sequence[str], embedding: SpeakerEmbedding, *, seed: int | None = None) -> Mel:
+        """B texts and a SpeakerEmbedding (B, D) or (1, D) -> Mel (B, n_mels, T) with per-item lengths.
+
+        Raises InputError for no texts, an empty or blank text, embeddings of another space, or a count of
+        embeddings that is neither 1 nor B; a single embedding is repeated for every text. Then calls
+        :meth:`_synthesize` with the embedding on ``self.device`` and ``seed`` (default None: unseeded).
+        """
         if isinstance(texts, str):
             raise TypeError("synthesize takes a sequence of texts, not one string")
         if not texts:
@@ -161,6 +194,8 @@ class BaseVocoder(BaseComponent):
     """
 
     def _check_mel(self, mel: Mel) -> Mel:
+        """``mel`` on ``self.device``; InputError if its spec is not ``input_spec`` (naming every differing field
+        with both values) or it has no frames. Streaming vocoders call it at the top of ``vocode_stream``."""
         expected: MelSpec = self.input_spec
         if mel.spec != expected:
             fields = ", ".join(
@@ -172,9 +207,14 @@ class BaseVocoder(BaseComponent):
         return mel.to(self.device)
 
     def vocode(self, mel: Mel, *, seed: int | None = None) -> Waveform:
+        """Mel (B, n_mels, T) of ``input_spec`` -> Waveform (B, T * hop_length) at the mel's sample rate.
+
+        Checks the mel (:meth:`_check_mel`), then calls :meth:`_vocode` with ``seed`` (default None: unseeded).
+        """
         return self._vocode(self._check_mel(mel), seed)
 
     def vocode_stream(self, mel: Mel, *, seed: int | None = None) -> Iterator[Waveform]:
+        """Mel (1, n_mels, T) -> Waveform (1, n) chunks; this default yields ``vocode``'s output as one chunk."""
         yield self.vocode(mel, seed=seed)
 
     @abc.abstractmethod

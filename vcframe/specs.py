@@ -354,10 +354,12 @@ class ComponentSpec(BaseModel):
 
     @property
     def api_major(self) -> int:
+        """MAJOR of ``api_version``: another major version than the core's is refused."""
         return int(self.api_version.split(".")[0])
 
     @property
     def api_minor(self) -> int:
+        """MINOR of ``api_version``: a newer minor version than the core's loads with a warning."""
         return int(self.api_version.split(".")[1])
 
     def make_config(self, overrides: dict[str, Any] | None = None) -> BaseModel:

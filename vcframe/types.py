@@ -31,13 +31,16 @@ def _check_lengths(kind: str, lengths: torch.Tensor, batch: int, limit: int) -> 
 
 @dataclass(frozen=True, eq=False)
 class Waveform:
-    """Mono audio.
+    """A batch of mono audio clips.
 
     Args:
-        samples: (B, T) float32 in [-1, 1].
-        sample_rate: samples per second (Hz).
-        lengths: (B,) int64, valid samples per item; defaults to T for every item.
-        metadata: free-form run information (components, seed, bridged mismatches).
+        samples: (B, T) float32 in [-1, 1]; values past an item's length are padding.
+        sample_rate: samples per second (Hz), > 0.
+        lengths: (B,) int64, valid samples per item, each in [0, T]; default None: T for every item.
+        metadata: free-form run information (components, seed, bridged mismatches); default empty.
+
+    The constructor checks the shapes, the dtype and the lengths (ValueError naming both values). From numpy,
+    use :meth:`from_numpy`; ``Waveform(samples, 16000, lengths)`` keeps the tensors' device.
     """
 
     samples: torch.Tensor
@@ -59,7 +62,10 @@ class Waveform:
 
     @classmethod
     def from_numpy(cls, samples: np.ndarray | Sequence[np.ndarray], sample_rate: int, **metadata: Any) -> Waveform:
-        """Build a batch from one 1-D array or a list of 1-D arrays of any lengths (zero-padded)."""
+        """Build a batch from one 1-D array or a list of 1-D arrays of any lengths (zero-padded, float32, CPU).
+
+        ``metadata`` keywords become the waveform's metadata.
+        """
         items = [samples] if isinstance(samples, np.ndarray) and samples.ndim == 1 else list(samples)
         lengths = [len(item) for item in items]
         padded = np.zeros((len(items), max(lengths, default=0)), dtype=np.float32)
@@ -69,6 +75,7 @@ class Waveform:
 
     @property
     def batch_size(self) -> int:
+        """B, the number of clips."""
         return int(self.samples.shape[0])
 
     @property
@@ -81,12 +88,15 @@ class Waveform:
         return self.samples[index, : int(self.lengths[index])].detach().cpu().numpy()
 
     def items(self) -> list[np.ndarray]:
+        """Every item, as :meth:`item` gives it."""
         return [self.item(i) for i in range(self.batch_size)]
 
     def to(self, device: torch.device | str) -> Waveform:
+        """A copy with samples and lengths on ``device`` (the same object's data when already there)."""
         return replace(self, samples=self.samples.to(device), lengths=self.lengths.to(device))
 
     def with_metadata(self, **metadata: Any) -> Waveform:
+        """A copy whose metadata is updated with ``metadata``."""
         return replace(self, metadata={**self.metadata, **metadata})
 
     @staticmethod
@@ -117,11 +127,15 @@ class Mel:
     """A batch of mel spectrograms with the settings that made them.
 
     Args:
-        frames: (B, n_mels, T) float32.
+        frames: (B, n_mels, T) float32 in the units of ``spec`` (e.g. symmetric dB in [-4, 4]); ``n_mels`` must
+            equal ``spec.n_mels``. Frames past an item's length are padding.
         spec: the MelSpec that produced the values.
-        lengths: (B,) int64 valid frames per item; defaults to T.
-        alignment: optional (B, decoder_steps, text_length) attention weights of the synthesizer.
-        metadata: free-form information (e.g. adapters applied).
+        lengths: (B,) int64 valid frames per item, each in [0, T]; default None: T for every item.
+        alignment: optional (B, decoder_steps, text_length) attention weights of the synthesizer (default None).
+        metadata: free-form information (e.g. adapters applied); default empty.
+
+    The constructor checks the shapes, the dtype and the lengths (ValueError naming both values). From numpy,
+    use :meth:`from_numpy`, which pads with ``spec.silence_value``.
     """
 
     frames: torch.Tensor
@@ -146,7 +160,8 @@ class Mel:
 
     @classmethod
     def from_numpy(cls, items: np.ndarray | Sequence[np.ndarray], spec: MelSpec) -> Mel:
-        """Build a batch from one (n_mels, T) array or a list of them, padded with the spec's silence."""
+        """Build a batch from one (n_mels, T) array or a list of them of any T (float32, CPU), padded with
+        ``spec.silence_value``."""
         arrays = [items] if isinstance(items, np.ndarray) and items.ndim == 2 else list(items)
         lengths = [a.shape[1] for a in arrays]
         padded = np.full((len(arrays), spec.n_mels, max(lengths, default=0)), spec.silence_value, np.float32)
@@ -156,6 +171,7 @@ class Mel:
 
     @property
     def batch_size(self) -> int:
+        """B, the number of mels."""
         return int(self.frames.shape[0])
 
     def item(self, index: int = 0) -> np.ndarray:
@@ -175,6 +191,7 @@ class Mel:
         )
 
     def to(self, device: torch.device | str) -> Mel:
+        """A copy with frames, lengths and alignment on ``device``."""
         alignment = None if self.alignment is None else self.alignment.to(device)
         return replace(self, frames=self.frames.to(device), lengths=self.lengths.to(device), alignment=alignment)
 
@@ -184,8 +201,11 @@ class SpeakerEmbedding:
     """A batch of speaker embeddings.
 
     Args:
-        vector: (B, D) float32.
+        vector: (B, D) float32; unit L2 norm per row when ``spec.l2_normalized``.
         spec: the space the vectors live in; ``D`` must equal ``spec.dim``.
+        metadata: free-form information; default empty.
+
+    The constructor checks the shape and dtype (ValueError naming both values).
     """
 
     vector: torch.Tensor
@@ -204,12 +224,15 @@ class SpeakerEmbedding:
 
     @property
     def batch_size(self) -> int:
+        """B, the number of embeddings."""
         return int(self.vector.shape[0])
 
     def to(self, device: torch.device | str) -> SpeakerEmbedding:
+        """A copy with the vectors on ``device``."""
         return replace(self, vector=self.vector.to(device))
 
     def select(self, index: int) -> SpeakerEmbedding:
+        """A batch of one: embedding ``index``, shape (1, D)."""
         return replace(self, vector=self.vector[index : index + 1])
 
     def repeat(self, count: int) -> SpeakerEmbedding:
@@ -233,6 +256,7 @@ class SpeakerEmbedding:
 
     @staticmethod
     def load(path: str) -> SpeakerEmbedding:
+        """Read what :meth:`save` wrote (the ``.npy`` and its ``.json`` spec)."""
         from vcframe._io import load_embedding
 
         return load_embedding(path)

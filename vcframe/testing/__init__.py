@@ -26,7 +26,7 @@ from vcframe.testing.dummy_specs import (
     TEST_MEL,
     TONE_ENCODER,
 )
-from vcframe.testing.signals import speech_like, tone, write_tone_corpus
+from vcframe.testing.signals import band_noise, speech_like, tone, write_tone_corpus
 
 _LAZY = {
     "CHECKS": "vcframe.testing.checks",
@@ -79,6 +79,7 @@ __all__ = [
     "load_compact_state",
     "load_rtvc_state",
     "parametrize_with_checks",
+    "band_noise",
     "speech_like",
     "splitmix64_int8",
     "tone",

@@ -13,7 +13,7 @@ import torch
 
 from vcframe.audio import mel_basis
 from vcframe.interfaces import BaseSpeakerEncoder, BaseSynthesizer, BaseVocoder
-from vcframe.seeding import seeded
+from vcframe.seeding import item_generators
 from vcframe.specs import MelSpec
 from vcframe.testing.dummy_specs import (
     CONSTANT_SYNTHESIZER,
@@ -86,16 +86,14 @@ class ConstantSynthesizer(BaseSynthesizer):
         bands = torch.linspace(0, 1, mel_spec.n_mels, device=self.device)
         frames = torch.full((len(texts), mel_spec.n_mels, longest), mel_spec.silence_value, device=self.device)
         alignment = torch.zeros(len(texts), longest, max(len(t) for t in texts), device=self.device)
-        with seeded(seed):
-            item_seeds = [int(torch.randint(0, 2**62, (1,))) if seed is None else seed for _ in texts]
+        generators = item_generators(seed, len(texts))
         for row, (text, length) in enumerate(zip(texts, lengths, strict=True)):
             weights = embedding.vector[row]
             peak = int(torch.argmax(weights)) / max(1, weights.numel() - 1)
             pattern = 3.0 - 6.0 * (bands - peak).abs()
             frames[row, :, :length] = (low + scale * (pattern + 4.0))[:, None]
             if config.noise:
-                generator = torch.Generator().manual_seed(item_seeds[row])
-                noise = torch.rand(mel_spec.n_mels, length, generator=generator)
+                noise = torch.rand(mel_spec.n_mels, length, generator=generators[row])
                 frames[row, :, :length] += config.noise * scale * noise.to(self.device)
             steps = torch.arange(length, device=self.device)
             alignment[row, steps, (steps // config.frames_per_char).clamp(max=len(text) - 1)] = 1.0

@@ -11,6 +11,7 @@ import torch
 from vcframe.checkpoints import check_checkpoint_component, load_state, resolve
 from vcframe.errors import CheckpointError
 from vcframe.interfaces import BaseVocoder
+from vcframe.seeding import item_generators
 from vcframe.specs import with_recorded_sizes
 from vcframe.types import Mel, Waveform
 from vcframe_wavernn.generate import Generator
@@ -116,11 +117,7 @@ class WaveRNNVocoder(BaseVocoder):
     def _generators(self, count: int, seed: int | None) -> list[torch.Generator | None]:
         if self.config.sampler == "argmax":
             return [None] * count
-        if seed is None:
-            seeds = [int(s) for s in torch.randint(0, 2**62, (count,))]
-        else:
-            seeds = [seed] * count
-        return [torch.Generator().manual_seed(s) for s in seeds]
+        return [*item_generators(seed, count)]
 
     def _chunks(self, mel: Mel, seed: int | None) -> Iterator[list[np.ndarray]]:
         config = self.config
