@@ -130,12 +130,20 @@ def torchrun_ok(args: list[Any], **kwargs: Any) -> TorchrunResult:
 
 
 def check_equals_single_process(
-    app: Any, args: list[str], single_dir: Path, distributed_dir: Path, *, tolerance: float, nproc: int = 2
+    app: Any,
+    args: list[str],
+    single_dir: Path,
+    distributed_dir: Path,
+    *,
+    tolerance: float,
+    nproc: int = 2,
+    state_keys: tuple[str, ...] = ("model_state",),
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run the trainer's typer ``app`` with ``args`` (writing to ``single_dir``) in this process and compare its
     checkpoint with the ``nproc``-process run's one in ``distributed_dir``: every rank's parameters must be identical
-    (``replica_sha256``) and differ from the single process's by at most ``tolerance``. Returns both checkpoints
-    (single, distributed) for the plugin's own checks."""
+    (``replica_sha256``) and the state dicts under ``state_keys`` (a GAN's checkpoint holds several) differ from the
+    single process's by at most ``tolerance``. Returns both checkpoints (single, distributed) for the plugin's own
+    checks."""
     from typer.testing import CliRunner
 
     result = CliRunner().invoke(app, args)
@@ -146,7 +154,7 @@ def check_equals_single_process(
     digests = distributed["distributed"]["replica_sha256"]
     if len(digests) != nproc or len(set(digests)) != 1:
         raise AssertionError(f"ranks hold different parameters: {digests}")
-    difference = compare_states(single["model_state"], distributed["model_state"])
+    difference = max(compare_states(single[key], distributed[key]) for key in state_keys)
     if difference > tolerance:
         raise AssertionError(f"parameters differ from one process's by {difference:.3g} > {tolerance:.3g}")
     return single, distributed
@@ -160,11 +168,12 @@ def check_killed_rank_resumes_exactly(
     steps: int,
     kill_rank_at_step: tuple[int, int] = (1, 4),
     nproc: int = 2,
+    state_keys: tuple[str, ...] = ("model_state",),
 ) -> tuple[TorchrunResult, dict[str, Any], dict[str, Any]]:
     """Run ``torchrun`` with ``args`` (writing to ``run_dir``), one restart allowed and a rank killed at a step,
-    and check that it resumed (``restart 1: resuming``), reached ``steps`` and ended with exactly the parameters of
-    the uninterrupted run in ``uninterrupted_dir``. Returns the result and both checkpoints (killed,
-    uninterrupted)."""
+    and check that it resumed (``restart 1: resuming``), reached ``steps`` and ended with exactly the state dicts
+    (under ``state_keys``) of the uninterrupted run in ``uninterrupted_dir``. Returns the result and both
+    checkpoints (killed, uninterrupted)."""
     result = torchrun_ok(args, nproc=nproc, max_restarts=1, kill_rank_at_step=kill_rank_at_step)
     if "restart 1: resuming" not in result.output:
         raise AssertionError(f"no restart after the killed rank:\n{result.output}")
@@ -172,7 +181,7 @@ def check_killed_rank_resumes_exactly(
     uninterrupted = load_checkpoint(Path(uninterrupted_dir) / "checkpoint.pt")
     if killed["step"] != steps:
         raise AssertionError(f"the resumed run stopped at step {killed['step']}, not {steps}")
-    difference = compare_states(uninterrupted["model_state"], killed["model_state"])
+    difference = max(compare_states(uninterrupted[key], killed[key]) for key in state_keys)
     if difference != 0.0:
         raise AssertionError(f"resumed parameters differ from the uninterrupted run's by {difference:.3g}")
     return result, killed, uninterrupted

@@ -45,8 +45,8 @@ def discriminator_loss(
         real_term = torch.mean((1 - real) ** 2)
         generated_term = torch.mean(generated**2)
         loss = loss + (real_term + generated_term)
-        real_terms.append(float(real_term))
-        generated_terms.append(float(generated_term))
+        real_terms.append(float(real_term.detach()))
+        generated_terms.append(float(generated_term.detach()))
     assert isinstance(loss, torch.Tensor)
     return loss, real_terms, generated_terms
 

@@ -1,0 +1,159 @@
+"""Training data of the HiFi-GAN trainer: whole clips in memory, random aligned (mel, audio) segments per epoch.
+
+Clips come from :mod:`vcframe.datasets` (folders, manifests, the shared real recordings), read as every
+vocoder trainer reads them (:func:`vcframe.datasets.load_training_audio`: resampled to the mel's rate,
+peak-normalised to 0.9). Each clip keeps its whole mel: the one given beside it (a GTA mel, fine-tuning) or
+:func:`vcframe.audio.mel_spectrogram` of the whole clip at the trained spec (ground truth). A segment is a
+window of ``segment_frames`` mel frames and the audio those frames stand for, samples
+``[hop * start, hop * (start + segment_frames))``: the alignment the generator learns (frame t -> output samples
+``[hop t, hop (t + 1))``), the same for ground-truth and GTA mels, and the same as at inference, where the whole
+utterance's mel is vocoded (the original computes the mel of each audio crop instead, whose edge frames see zero
+or reflected padding that inference never shows).
+
+An epoch visits every usable clip once in a seeded random order, in batches (the last, short one dropped, as the
+original's DataLoader does); each segment's start frame is drawn from a generator seeded by (seed, epoch, batch
+index). Nothing else is random, so a run resumed at (epoch, batch) draws exactly the batches the uninterrupted
+run would have drawn, whatever the number of processes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from vcframe.datasets import AudioClip, find_clips, load_mel, load_training_audio
+from vcframe.errors import InputError
+from vcframe.specs import MelSpec
+
+
+@dataclass
+class TrainingClip:
+    """One clip in memory.
+
+    Attributes:
+        name: the audio file's stem.
+        speaker: whose voice.
+        mel: (n_mels, T) float32 at the trained spec (given or computed from the whole clip).
+        audio: (T * hop,) float32, peak-normalised; zero-padded at the end when the mel covers a few more
+            samples than the clip has (a centred mel has one frame more than whole hops).
+        given_mel: the mel came with the clip (GTA) rather than from the audio.
+    """
+
+    name: str
+    speaker: str
+    mel: np.ndarray
+    audio: np.ndarray
+    given_mel: bool
+
+    @property
+    def frames(self) -> int:
+        return int(self.mel.shape[1])
+
+
+def load_clip(clip: AudioClip, spec: MelSpec) -> TrainingClip:
+    """A clip in memory (see :class:`TrainingClip`); InputError when a given mel covers more audio than the clip
+    has (more than one hop beyond its end: not the clip's mel)."""
+    from vcframe.audio import mel_spectrogram
+
+    hop = spec.hop_length
+    audio = load_training_audio(clip, spec.sample_rate)
+    mel = load_mel(clip.mel, spec.n_mels) if clip.mel is not None else mel_spectrogram(audio, spec)
+    frames = mel.shape[1]
+    if frames * hop > len(audio) + hop:
+        raise InputError(
+            f"{str(clip.audio)!r}: its mel has {frames} frames ({frames * hop} samples) but the clip only "
+            f"{len(audio)} samples",
+            hint="pair each clip with its own mel, computed at the trained spec's hop length",
+        )
+    audio = np.pad(audio, (0, max(0, frames * hop - len(audio))))[: frames * hop]
+    return TrainingClip(
+        clip.audio.stem, clip.speaker, np.ascontiguousarray(mel, np.float32), audio, clip.mel is not None
+    )
+
+
+def load_clips(
+    sources: Sequence[str | os.PathLike[str]], spec: MelSpec, *, min_frames: int = 1
+) -> tuple[list[TrainingClip], str, str]:
+    """Every clip of ``sources`` with at least ``min_frames`` mel frames, a one-line description and a
+    fingerprint of the clip list (sha256 of the paths, to notice a resumed run whose data changed).
+
+    Raises InputError when no clip is long enough.
+    """
+    clips: list[AudioClip] = []
+    for source in sources:
+        clips += find_clips(source)
+    loaded = [load_clip(clip, spec) for clip in clips]
+    usable = [clip for clip in loaded if clip.frames >= min_frames]
+    if not usable:
+        raise InputError(
+            f"none of the {len(loaded)} clips of {', '.join(map(str, sources))} has {min_frames} mel frames",
+            hint="use longer clips or a shorter --segment-frames",
+        )
+    seconds = sum(clip.audio.size for clip in usable) / spec.sample_rate
+    given = sum(clip.given_mel for clip in usable)
+    description = (
+        f"{len(usable)} clips of {len({clip.speaker for clip in usable})} speakers, {seconds / 3600:.2f} h, from "
+        f"{', '.join(map(str, sources))} ({given} given mels, {len(usable) - given} ground truth"
+        + (
+            f"; {len(loaded) - len(usable)} clips shorter than a segment left out)"
+            if len(usable) < len(loaded)
+            else ")"
+        )
+    )
+    digest = hashlib.sha256("\n".join(f"{clip.audio}|{clip.mel or ''}" for clip in clips).encode()).hexdigest()
+    return usable, description, digest
+
+
+class EpochSegments:
+    """Batch sampler of random segments, epoch by epoch: each batch is ``batch_size`` (clip index, start frame)
+    pairs (see the module docstring). Use with :class:`vcframe.distributed.ShardedBatchSampler`.
+
+    Args:
+        frames: mel frames of each clip.
+        batch_size: segments per batch (the global batch).
+        segment_frames: mel frames per segment; every clip must have at least this many.
+        seed: seed of the order and the start frames.
+    """
+
+    def __init__(self, frames: Sequence[int], batch_size: int, segment_frames: int, seed: int) -> None:
+        if batch_size < 1 or segment_frames < 1:
+            raise ValueError(f"batch_size ({batch_size}) and segment_frames ({segment_frames}) must be positive")
+        if len(frames) < batch_size:
+            raise InputError(
+                f"{len(frames)} usable clips cannot fill a batch of {batch_size}", hint="use a smaller --batch-size"
+            )
+        short = [count for count in frames if count < segment_frames]
+        if short:
+            raise ValueError(f"a clip has {short[0]} frames, fewer than a segment's {segment_frames}")
+        self.frames, self.batch_size, self.segment_frames, self.seed = list(frames), batch_size, segment_frames, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.frames) // self.batch_size
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.frames))
+        for index in range(len(self)):
+            clips = order[index * self.batch_size : (index + 1) * self.batch_size]
+            starts = np.random.default_rng([self.seed, self.epoch, index]).integers(
+                0, [self.frames[clip] - self.segment_frames + 1 for clip in clips]
+            )
+            yield [(int(clip), int(start)) for clip, start in zip(clips, starts, strict=True)]
+
+
+def collate(
+    clips: Sequence[TrainingClip], picks: Sequence[tuple[int, int]], segment_frames: int, hop: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The segments ``picks`` ((clip index, start frame) pairs): mels (B, n_mels, segment_frames) and audio
+    (B, 1, segment_frames * hop), aligned."""
+    mels = np.stack([clips[clip].mel[:, start : start + segment_frames] for clip, start in picks])
+    audio = np.stack([clips[clip].audio[start * hop : (start + segment_frames) * hop] for clip, start in picks])
+    return torch.from_numpy(mels), torch.from_numpy(audio).unsqueeze(1)

@@ -1,0 +1,751 @@
+"""Training of the HiFi-GAN vocoder: ``vcframe train vocoder --plugin hifigan <command> ...`` or
+``python -m vcframe_hifigan.train <command> ...``.
+
+Commands: ``manifest`` (a list of training audio, shared with the WaveRNN trainer: :mod:`vcframe.datasets`),
+``fit`` (the original recipe with exact ``--resume``), ``export`` (safetensors for the vocoder, or the original's
+``g_``/``do_`` files).
+
+The recipe is jik876/hifi-gan's (SPEC.md section 8): MPD + MSD, least-squares adversarial losses, feature
+matching x2, mel L1 x45 on the loss mel (fmax = sr/2), AdamW (lr 2e-4, betas 0.8/0.99, weight decay 0.01) for
+the generator and for both discriminators, ExponentialLR 0.999 stepped once per epoch; each step updates the
+discriminators on (y, y_hat.detach()), then the generator through the just-updated discriminators. For a CPU it
+adds knobs, all defaulting to the original: the segment length, the batch size, the discriminators' width, a
+generator-only warm-up on the mel loss (``--adversarial-start``, as ParallelWaveGAN does), bfloat16 autocast of
+the discriminators (``--precision``; the generator too with ``--bf16-generator``) and the thread count.
+
+Two exactness choices: a step's generator pass runs the discriminators with their parameters frozen (the same
+generator gradient as the original, which also computes discriminator gradients it then discards), and the
+segments' mels are windows of each clip's whole mel (see :mod:`vcframe_hifigan.data`).
+
+Run folder: ``checkpoint.pt`` (atomic; generator, discriminators, optimizers, schedulers, step, epoch, batch,
+random state: ``--resume`` continues bit for bit), ``config.json``, ``log.jsonl`` (losses every ``--log-every``
+steps), ``valid.jsonl`` (held-out mel L1 every ``--valid-every`` steps), ``samples/`` (a wav and a mel plot every
+``--sample-every`` steps). On resume the logs are cut back to the checkpoint's step and temporary files of a
+killed write are removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import sys
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import numpy as np
+import torch
+import typer
+
+from vcframe.checkpoints import save_torch
+from vcframe.datasets import manifest_command
+from vcframe.errors import CheckpointError, ConfigError, InputError
+from vcframe.specs import HIFIGAN_MEL, RTVC_SYNTHESIZER_MEL, MelSpec
+from vcframe_hifigan.data import EpochSegments, TrainingClip, collate, load_clips
+from vcframe_hifigan.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
+from vcframe_hifigan.generator import Generator
+from vcframe_hifigan.losses import discriminator_loss, feature_loss, generator_loss, mel_loss
+from vcframe_hifigan.melspec import MelFrontEnd, loss_mel_spec
+from vcframe_hifigan.spec import PRESETS, SIZE_FIELDS, GeneratorConfig, HiFiGANConfig, check_fits
+
+if TYPE_CHECKING:
+    from vcframe.distributed import TrainingSession
+
+app = typer.Typer(help="Train the HiFi-GAN vocoder (the original recipe) and export it.", add_completion=False)
+app.command("manifest")(manifest_command)  # the vocoder trainers' shared data manifest (vcframe.datasets)
+
+#: The mels a run can train on (``--mel``): RTVC's synthesizer mel (the shipped Tacotron's) or HiFi-GAN's own.
+MELS: dict[str, MelSpec] = {"rtvc": RTVC_SYNTHESIZER_MEL, "hifigan": HIFIGAN_MEL}
+
+#: The original's optimiser and schedule (config_v1.json): AdamW with torch's default weight decay 0.01.
+LEARNING_RATE, ADAM_BETAS, WEIGHT_DECAY, LR_DECAY = 2e-4, (0.8, 0.99), 0.01, 0.999
+
+#: Files a run writes atomically into its folder (their temporaries are removed on start).
+RUN_FILES = ("checkpoint.pt", "config.json", "log.jsonl", "valid.jsonl")
+
+
+# -- precision ----------------------------------------------------------------------------------------------
+
+
+def cpu_has_bf16() -> bool:
+    """True when the CPU computes bfloat16 natively (AMX tiles or AVX-512 BF16), where bfloat16 autocast pays."""
+    for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
+        check = getattr(torch.cpu, name, None)
+        if check is not None:
+            with contextlib.suppress(Exception):
+                if check():
+                    return True
+    with contextlib.suppress(OSError):
+        flags = Path("/proc/cpuinfo").read_text().split()
+        return "amx_bf16" in flags or "avx512_bf16" in flags
+    return False
+
+
+def resolve_precision(requested: str, device: torch.device) -> str:
+    """``fp32`` or ``bf16`` for ``--precision`` (``auto``: bf16 where the device computes it natively)."""
+    if requested not in ("auto", "fp32", "bf16"):
+        raise ConfigError(f"--precision must be auto, fp32 or bf16, got {requested!r}")
+    if requested != "auto":
+        return requested
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if cpu_has_bf16() else "fp32"
+
+
+# -- the step -----------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def frozen(*modules: torch.nn.Module) -> Iterator[None]:
+    """The modules' parameters without gradients inside the block (their previous flags restored after)."""
+    parameters = [p for module in modules for p in module.parameters()]
+    flags = [p.requires_grad for p in parameters]
+    for parameter in parameters:
+        parameter.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for parameter, flag in zip(parameters, flags, strict=True):
+            parameter.requires_grad_(flag)
+
+
+def _floats(tensors: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    return [tensor.float() for tensor in tensors]
+
+
+def _float_maps(maps: Sequence[Sequence[torch.Tensor]]) -> list[list[torch.Tensor]]:
+    return [_floats(layers) for layers in maps]
+
+
+@dataclass
+class GANStep:
+    """One training step of the original recipe on a batch (see the module docstring).
+
+    Attributes:
+        generator, mpd, msd: the networks (their state dicts are the checkpoint's).
+        optim_g, optim_d: AdamW of the generator and of both discriminators.
+        loss_front_end: the loss mel (:func:`vcframe_hifigan.melspec.loss_mel_spec` of the trained mel).
+        precision: ``fp32``, or ``bf16``: the discriminators under bfloat16 autocast (losses, the loss mel and
+            all parameters and gradients stay float32).
+        bf16_generator: with ``bf16``, the generator's forward pass under autocast too.
+        train_generator, train_mpd, train_msd: what to call for training forward passes (DDP wrappers in a
+            distributed run; the networks themselves otherwise).
+    """
+
+    generator: Generator
+    mpd: MultiPeriodDiscriminator
+    msd: MultiScaleDiscriminator
+    optim_g: torch.optim.Optimizer
+    optim_d: torch.optim.Optimizer
+    loss_front_end: MelFrontEnd
+    precision: str = "fp32"
+    bf16_generator: bool = False
+    train_generator: torch.nn.Module | None = None
+    train_mpd: torch.nn.Module | None = None
+    train_msd: torch.nn.Module | None = None
+    device_type: str = field(default="cpu")
+
+    def _autocast(self, enabled: bool) -> contextlib.AbstractContextManager[Any]:
+        if enabled and self.precision == "bf16":
+            return torch.autocast(self.device_type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def __call__(
+        self, mels: torch.Tensor, audio: torch.Tensor, *, adversarial: bool = True, weight: float = 1.0
+    ) -> dict[str, torch.Tensor]:
+        """Update the discriminators (if ``adversarial``), then the generator; returns the step's losses (0-d).
+
+        Args:
+            mels: (B, n_mels, F) generator input.
+            audio: (B, 1, F * hop) the real segments.
+            adversarial: False: the generator learns from the mel loss alone and the discriminators rest.
+            weight: factor on every loss before ``backward`` (a distributed shard's weight, 1.0 alone).
+        """
+        generator = self.train_generator or self.generator
+        with self._autocast(self.bf16_generator):
+            generated = generator(mels)
+        generated = generated.float()
+        with torch.no_grad():
+            target_mel = self.loss_front_end(audio)
+        generated_mel = self.loss_front_end(generated)
+        losses: dict[str, torch.Tensor] = {}
+        if adversarial:
+            mpd, msd = self.train_mpd or self.mpd, self.train_msd or self.msd
+            self.optim_d.zero_grad(set_to_none=True)
+            detached = generated.detach()
+            with self._autocast(True):
+                mpd_real, mpd_generated, _, _ = mpd(audio, detached)
+                msd_real, msd_generated, _, _ = msd(audio, detached)
+            losses["disc_f"] = discriminator_loss(_floats(mpd_real), _floats(mpd_generated))[0]
+            losses["disc_s"] = discriminator_loss(_floats(msd_real), _floats(msd_generated))[0]
+            losses["disc"] = losses["disc_s"] + losses["disc_f"]
+            (losses["disc"] * weight).backward()
+            self.optim_d.step()
+        self.optim_g.zero_grad(set_to_none=True)
+        losses["mel"] = mel_loss(target_mel, generated_mel)
+        total = losses["mel"]
+        if adversarial:
+            # the discriminators as just updated, frozen: only the generator's gradient is computed
+            with frozen(self.mpd, self.msd), self._autocast(True):
+                _, mpd_generated, mpd_real_maps, mpd_generated_maps = self.mpd(audio, generated)
+                _, msd_generated, msd_real_maps, msd_generated_maps = self.msd(audio, generated)
+            losses["fm_f"] = feature_loss(_float_maps(mpd_real_maps), _float_maps(mpd_generated_maps))
+            losses["fm_s"] = feature_loss(_float_maps(msd_real_maps), _float_maps(msd_generated_maps))
+            losses["gen_f"] = generator_loss(_floats(mpd_generated))[0]
+            losses["gen_s"] = generator_loss(_floats(msd_generated))[0]
+            total = losses["gen_s"] + losses["gen_f"] + losses["fm_s"] + losses["fm_f"] + losses["mel"]
+        losses["gen"] = total
+        (total * weight).backward()
+        self.optim_g.step()
+        return {name: value.detach() for name, value in losses.items()}
+
+
+# -- generator sizes ----------------------------------------------------------------------------------------
+
+
+def parse_options(options: Sequence[str] | None) -> dict[str, Any]:
+    """``key=JSON value`` pairs (a value that is not JSON is taken as a string)."""
+    parsed: dict[str, Any] = {}
+    for item in options or []:
+        key, separator, value = item.partition("=")
+        if not separator or not key:
+            raise ConfigError(f"option {item!r} is not key=value", hint="e.g. -o upsample_initial_channel=128")
+        try:
+            parsed[key] = json.loads(value)
+        except ValueError:
+            parsed[key] = value
+    return parsed
+
+
+def generator_sizes(preset: str, options: dict[str, Any], mel: MelSpec) -> GeneratorConfig:
+    """The generator config of ``--preset`` with the ``-o`` size overrides, checked against the mel."""
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown generator preset {preset!r}", hint=f"use one of {', '.join(PRESETS)}")
+    unknown = sorted(set(options) - set(SIZE_FIELDS))
+    if unknown:
+        raise ConfigError(
+            f"unknown generator size option {unknown[0]!r}", hint=f"size options: {', '.join(SIZE_FIELDS)}"
+        )
+    config = HiFiGANConfig.model_validate({"checkpoint": None, "preset": preset, **options})
+    sizes = config.generator_config(num_mels=mel.n_mels)
+    if sizes.hop_length != mel.hop_length:
+        hint = "give upsample_rates whose product is the hop length"
+        if mel.hop_length == RTVC_SYNTHESIZER_MEL.hop_length:
+            hint = "for the rtvc mel (hop 200): -o upsample_rates=[8,5,5] -o upsample_kernel_sizes=[16,11,11]"
+        raise ConfigError(
+            f"the {preset} generator upsamples by {sizes.hop_length} but the mel's hop length is {mel.hop_length}",
+            hint=hint,
+        )
+    check_fits(sizes, mel)
+    return sizes
+
+
+# -- logs and run folder --------------------------------------------------------------------------------------
+
+
+def remove_stale_temporaries(folder: Path, names: Sequence[str]) -> list[Path]:
+    """Remove the temporary files a killed atomic write of ``folder/<name>`` left behind (``.<name>.*``)."""
+    removed = []
+    for name in names:
+        for stale in folder.glob(f".{name}.*"):
+            if stale.is_file():
+                stale.unlink(missing_ok=True)
+                removed.append(stale)
+    return removed
+
+
+def truncate_log(path: Path, step: int) -> int:
+    """Keep the records of a JSON-lines log up to ``step`` (a run resumed from that step logs the rest again);
+    returns how many were dropped. A torn last line (a killed write) is dropped too."""
+    if not path.is_file():
+        return 0
+    from vcframe._io import atomic_write
+
+    kept, dropped = [], 0
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            dropped += 1
+            continue
+        if isinstance(record, dict) and int(record.get("step", 0)) <= step:
+            kept.append(line)
+        else:
+            dropped += 1
+    if dropped:
+        with atomic_write(path, "w") as stream:
+            stream.write("".join(line + "\n" for line in kept))
+    return dropped
+
+
+# -- validation and samples -------------------------------------------------------------------------------
+
+
+@dataclass
+class HeldOut:
+    """Held-out clips measured every ``--valid-every`` steps: the mean over clips of the loss-mel L1 (without
+    x45) between each whole clip and the generator's output for its mel (the original's validation error)."""
+
+    name: str
+    clips: list[TrainingClip]
+
+    def measure(self, generator: Generator, front_end: MelFrontEnd, device: torch.device) -> float:
+        errors = []
+        with torch.no_grad():
+            for clip in self.clips:
+                generated = generator(torch.from_numpy(clip.mel).unsqueeze(0).to(device)).float()
+                target = torch.from_numpy(clip.audio).unsqueeze(0).to(device)
+                errors.append(float(torch.nn.functional.l1_loss(front_end(target), front_end(generated))))
+        return sum(errors) / len(errors)
+
+
+def held_out_clips(source: Path, spec: MelSpec, count: int) -> HeldOut:
+    """``count`` clips of ``source`` spread evenly over it (stable across runs)."""
+    clips, _, _ = load_clips([source], spec)
+    picks = np.unique(np.linspace(0, len(clips) - 1, min(count, len(clips))).round().astype(int))
+    return HeldOut(str(source), [clips[i] for i in picks])
+
+
+def write_sample(generator: Generator, clip: TrainingClip, spec: MelSpec, folder: Path, step: int) -> None:
+    """``folder/step_XXXXXXX.wav`` (the generator's audio for the clip's mel) and ``.png`` (the clip's mel above the
+    mel of the generated audio, at the trained spec; skipped without matplotlib)."""
+    from vcframe.audio import mel_spectrogram, save_audio
+    from vcframe.types import Waveform
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        device = next(generator.parameters()).device
+        generated = generator(torch.from_numpy(clip.mel).unsqueeze(0).to(device)).float().cpu().numpy()[0, 0]
+    save_audio(Waveform.from_numpy(generated, spec.sample_rate), folder / f"step_{step:07d}.wav")
+    try:
+        from vcframe._io import atomic_path
+        from vcframe._plots import _pyplot
+
+        plt = _pyplot()
+    except Exception:  # noqa: BLE001 - plots are optional (matplotlib missing)
+        return
+    generated_mel = mel_spectrogram(generated, spec)
+    figure, axes = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    low, high = float(clip.mel.min()), float(clip.mel.max())
+    for axis, values, title in ((axes[0], clip.mel, f"{clip.name}: input mel"), (axes[1], generated_mel, "generated")):
+        axis.imshow(values, origin="lower", aspect="auto", interpolation="none", vmin=low, vmax=high)
+        axis.set_title(f"{title} (step {step})")
+    axes[1].set_xlabel("frame")
+    figure.tight_layout()
+    with atomic_path(folder / f"step_{step:07d}.png", suffix=".png") as temp:
+        figure.savefig(temp, format="png", dpi=80)
+    plt.close(figure)
+
+
+# -- fit --------------------------------------------------------------------------------------------------------
+
+
+@app.command()
+def fit(
+    data: Annotated[
+        list[Path],
+        typer.Option(help="Training audio: a folder (+ .npy GTA mels beside the audio) or a manifest (repeatable)."),
+    ],
+    run_dir: Annotated[Path, typer.Option(help="checkpoint.pt, log.jsonl, valid.jsonl and samples/ go here.")],
+    mel: Annotated[str, typer.Option(help="The mel the generator reads: rtvc (16 kHz, hop 200) or hifigan.")] = "rtvc",
+    preset: Annotated[str, typer.Option(help="Generator layout: v1, v2 or v3 (sizes overridable with -o).")] = "v3",
+    option: Annotated[
+        list[str] | None,
+        typer.Option("--option", "-o", help="Generator size key=JSON (upsample_rates=[8,5,5], ...)."),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, help="Segments per step, the global batch (original: 16).")] = 16,
+    segment_frames: Annotated[
+        int, typer.Option(min=1, help="Mel frames per segment (original: 32 = 8192 samples at hop 256).")
+    ] = 32,
+    disc_width: Annotated[
+        float, typer.Option(help="Width of both discriminators (1.0: the original's 70.7 M parameters; 0.25 for CPUs).")
+    ] = 1.0,
+    adversarial_start: Annotated[
+        int, typer.Option(min=0, help="Generator alone on the mel loss before this step; then the GAN (original: 0).")
+    ] = 0,
+    max_steps: Annotated[int, typer.Option(min=1, help="Stop after this many steps in total.")] = 100000,
+    checkpoint_every: Annotated[int, typer.Option(min=1, help="Save run_dir/checkpoint.pt every K steps.")] = 200,
+    backup_every: Annotated[
+        int, typer.Option(min=0, help="Also keep checkpoint_<step>.pt every K steps (0: never).")
+    ] = 0,
+    log_every: Annotated[int, typer.Option(min=1, help="Print and log the losses every K steps.")] = 10,
+    sample_every: Annotated[
+        int, typer.Option(min=0, help="A sample wav and mel plot every K steps (0: never).")
+    ] = 1000,
+    valid_data: Annotated[
+        list[Path] | None,
+        typer.Option(help="Held-out audio (folder or manifest, repeatable): mel L1 every --valid-every steps."),
+    ] = None,
+    valid_every: Annotated[int, typer.Option(min=0, help="Measure each --valid-data every K steps (0: never).")] = 1000,
+    valid_clips: Annotated[int, typer.Option(min=1, help="Clips measured per --valid-data.")] = 8,
+    precision: Annotated[
+        str, typer.Option(help="auto (bf16 where the CPU has AMX / AVX-512 BF16), fp32 or bf16 (discriminators).")
+    ] = "auto",
+    bf16_generator: Annotated[
+        bool, typer.Option(help="With bf16: the generator's forward pass under bfloat16 autocast too.")
+    ] = False,
+    threads: Annotated[int, typer.Option(min=0, help="torch CPU threads (0: torch's default).")] = 1,
+    seed: Annotated[int, typer.Option(help="Seed of the initial weights, the clip order and the segments.")] = 1234,
+    init: Annotated[
+        Path | None,
+        typer.Option(help="Start a new run from generator weights (an original g_XXXXXXXX or a vcframe safetensors)."),
+    ] = None,
+    init_discriminators: Annotated[
+        Path | None, typer.Option(help="... and discriminator weights (an original do_XXXXXXXX file).")
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="Continue exactly from run_dir/checkpoint.pt.")] = False,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")] = "cpu",
+) -> None:
+    """Train the generator against MPD + MSD with the original losses; atomic checkpoints, exact --resume.
+
+    With --resume the run's sizes, mel, seed, batch, segment and width come from the checkpoint; --data may
+    change (e.g. to GTA mels for fine-tuning: a new epoch starts over the new clips, recorded in the checkpoint).
+    Runs as one process or under ``torchrun --nproc_per_node=N`` (DDP; --batch-size is the global batch).
+    """
+    arguments = dict(locals())
+    from vcframe.distributed import run_fit
+
+    run_fit(_fit, device, arguments)
+
+
+def _fit(session: TrainingSession, **arguments: Any) -> None:
+    args = dict(arguments)
+    from vcframe.distributed import ShardedBatchSampler, TrainingClock
+
+    if args["threads"]:
+        torch.set_num_threads(args["threads"])
+    run_dir: Path = args["run_dir"]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint_path = run_dir / "checkpoint.pt"
+    saved: dict[str, Any] | None = None
+    if session.should_resume(args["resume"], checkpoint_path):
+        if not checkpoint_path.is_file():
+            raise CheckpointError(f"nothing to resume: {str(checkpoint_path)!r} does not exist", hint="drop --resume")
+        saved = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        settings = dict(saved["train"])
+    else:
+        if args["mel"] not in MELS:
+            raise ConfigError(f"unknown mel {args['mel']!r}", hint=f"use one of {', '.join(MELS)}")
+        settings = {
+            "mel": MELS[args["mel"]].model_dump(mode="json"),
+            "generator": generator_sizes(
+                args["preset"], parse_options(args["option"]), MELS[args["mel"]]
+            ).to_original(),
+            **{name: args[name] for name in ("batch_size", "segment_frames", "disc_width", "seed")},
+        }
+    if session.is_main:
+        removed = remove_stale_temporaries(run_dir, [*RUN_FILES, *(p.name for p in run_dir.glob("checkpoint_*.pt"))])
+        if removed:
+            session.echo(f"removed {len(removed)} temporary file(s) of an interrupted write")
+    spec = MelSpec.model_validate(settings["mel"])
+    sizes = GeneratorConfig.from_original(settings["generator"])
+    batch_size, segment_frames, seed = settings["batch_size"], settings["segment_frames"], settings["seed"]
+    if batch_size < session.world_size:
+        raise ConfigError(f"--batch-size {batch_size} is smaller than the {session.world_size} processes")
+    clips, description, fingerprint = load_clips(args["data"], spec, min_frames=segment_frames)
+    session.echo(f"training data: {description}")
+    held_out = [held_out_clips(path, spec, args["valid_clips"]) for path in args["valid_data"] or []]
+    target = session.device
+    precision = resolve_precision(args["precision"], target)
+
+    torch.manual_seed(seed)
+    generator = Generator(sizes).to(target)
+    mpd = MultiPeriodDiscriminator(width=settings["disc_width"]).to(target)
+    msd = MultiScaleDiscriminator(width=settings["disc_width"]).to(target)
+    if saved is None:
+        _initialise(generator, mpd, msd, args["init"], args["init_discriminators"])
+    optim_g = torch.optim.AdamW(generator.parameters(), LEARNING_RATE, betas=ADAM_BETAS, weight_decay=WEIGHT_DECAY)
+    optim_d = torch.optim.AdamW(
+        [*msd.parameters(), *mpd.parameters()], LEARNING_RATE, betas=ADAM_BETAS, weight_decay=WEIGHT_DECAY
+    )
+    sched_g = torch.optim.lr_scheduler.ExponentialLR(optim_g, gamma=LR_DECAY)
+    sched_d = torch.optim.lr_scheduler.ExponentialLR(optim_d, gamma=LR_DECAY)
+    step, epoch, batch_in_epoch = 0, 0, 0
+    data_changes: list[dict[str, Any]] = []
+    if saved is not None:
+        generator.load_state_dict(saved["generator"])
+        mpd.load_state_dict(saved["mpd"])
+        msd.load_state_dict(saved["msd"])
+        optim_g.load_state_dict(saved["optim_g"])
+        optim_d.load_state_dict(saved["optim_d"])
+        sched_g.load_state_dict(saved["sched_g"])
+        sched_d.load_state_dict(saved["sched_d"])
+        step, epoch, batch_in_epoch = int(saved["step"]), int(saved["epoch"]), int(saved["batch_in_epoch"])
+        data_changes = list(saved.get("data_changes", []))
+        torch.set_rng_state(session.rng_state_of(saved)["torch"])
+        if saved["data_fingerprint"] != fingerprint:
+            if batch_in_epoch:
+                epoch, batch_in_epoch = epoch + 1, 0
+            data_changes.append({"step": step, "epoch": epoch, "data": description})
+            session.echo(f"the training data changed at step {step}: epoch {epoch} starts over the new clips")
+        session.echo(f"resumed at step {step} (epoch {epoch}, batch {batch_in_epoch})")
+        if session.is_main:
+            for name in ("log.jsonl", "valid.jsonl"):
+                dropped = truncate_log(run_dir / name, step)
+                if dropped:
+                    session.echo(f"{name}: {dropped} record(s) after step {step} dropped")
+    config_record = {
+        "train": settings,
+        "data": description,
+        "precision": precision,
+        "bf16_generator": args["bf16_generator"],
+        "adversarial_start": args["adversarial_start"],
+        "parameters": {name: sum(p.numel() for p in m.parameters()) for name, m in _networks(generator, mpd, msd)},
+    }
+    if session.is_main:
+        from vcframe._io import atomic_write
+
+        with atomic_write(run_dir / "config.json", "w") as stream:
+            json.dump(config_record, stream, indent=1)
+    counts = config_record["parameters"]
+    session.echo(
+        f"generator {sizes.describe()} ({counts['generator'] / 1e6:.2f} M), discriminators width "
+        f"{settings['disc_width']} ({(counts['mpd'] + counts['msd']) / 1e6:.2f} M), {precision}"
+        f"{' (generator too)' if args['bf16_generator'] and precision == 'bf16' else ''}, "
+        f"{torch.get_num_threads()} thread(s)"
+    )
+    gan = GANStep(
+        generator,
+        mpd,
+        msd,
+        optim_g,
+        optim_d,
+        MelFrontEnd(loss_mel_spec(spec)).to(target),
+        precision,
+        args["bf16_generator"],
+        session.wrap(generator),
+        session.wrap(mpd),
+        session.wrap(msd),
+        target.type,
+    )
+    networks = torch.nn.ModuleDict(dict(_networks(generator, mpd, msd)))  # every replica's digest covers all three
+    clock = TrainingClock(saved)
+    clock.pause_on_sigtstp()
+
+    def save(path: Path) -> None:
+        states = {"torch": torch.get_rng_state()}
+        payload = {
+            "generator": generator.state_dict(),
+            "mpd": mpd.state_dict(),
+            "msd": msd.state_dict(),
+            "optim_g": optim_g.state_dict(),
+            "optim_d": optim_d.state_dict(),
+            "sched_g": sched_g.state_dict(),
+            "sched_d": sched_d.state_dict(),
+            "step": step,
+            "epoch": epoch,
+            "batch_in_epoch": batch_in_epoch,
+            "train": settings,
+            "data": description,
+            "data_fingerprint": fingerprint,
+            "data_changes": data_changes,
+            "rng": states,
+            "train_seconds": clock.seconds(),
+            **session.checkpoint_extras(states, networks),
+        }
+        session.on_main(save_torch, payload, path)
+
+    segments = EpochSegments([clip.frames for clip in clips], batch_size, segment_frames, seed)
+    sharded = ShardedBatchSampler(segments, session)
+    log = open(run_dir / "log.jsonl", "a") if session.is_main else None  # noqa: SIM115 - closed in finally
+    valid_log = open(run_dir / "valid.jsonl", "a") if session.is_main and held_out else None  # noqa: SIM115
+    sample_clip = held_out[0].clips[0] if held_out else clips[0]
+    limit, hop = args["max_steps"], spec.hop_length
+    for network in (generator, mpd, msd):
+        network.train()
+    try:
+        while step < limit:
+            sharded.set_epoch(epoch, skip=batch_in_epoch)
+            for shard in sharded:
+                if step >= limit:
+                    break
+                session.fault_point(step + 1)
+                mels, audio = collate(clips, shard.items, segment_frames, hop)
+                adversarial = step >= args["adversarial_start"]
+                losses = gan(mels.to(target), audio.to(target), adversarial=adversarial, weight=shard.weight)
+                step, batch_in_epoch = step + 1, shard.index + 1
+                if step % args["log_every"] == 0 or step == limit:
+                    means = session.weighted_mean(losses, len(shard))
+                    record = {
+                        "step": step,
+                        "epoch": epoch,
+                        "lr": float(f"{optim_g.param_groups[0]['lr']:.6g}"),
+                        "seconds": round(clock.seconds(), 2),
+                        **{name: round(value, 5) for name, value in means.items()},
+                    }
+                    if log is not None:
+                        log.write(json.dumps(record) + "\n")
+                        log.flush()
+                    session.echo(" ".join(f"{k}={v}" for k, v in record.items()))
+                if held_out and args["valid_every"] and step % args["valid_every"] == 0:
+                    for held in held_out:
+                        error = session.on_main(held.measure, generator, gan.loss_front_end, target)
+                        record = {"step": step, "data": held.name, "clips": len(held.clips), "mel_l1": error}
+                        if valid_log is not None and error is not None:
+                            record["mel_l1"] = round(error, 5)
+                            valid_log.write(json.dumps(record) + "\n")
+                            valid_log.flush()
+                            session.echo("valid " + " ".join(f"{k}={v}" for k, v in record.items()))
+                if args["sample_every"] and step % args["sample_every"] == 0:
+                    session.on_main(write_sample, generator, sample_clip, spec, run_dir / "samples", step)
+                if step % args["checkpoint_every"] == 0:
+                    save(checkpoint_path)
+                if args["backup_every"] and step % args["backup_every"] == 0:
+                    save(run_dir / f"checkpoint_{step:07d}.pt")
+            else:  # the epoch's batches are all done: the original steps both schedulers once per epoch
+                batch_in_epoch = len(segments)
+            if batch_in_epoch >= len(segments):
+                with warnings.catch_warnings():  # in a warm-up the discriminators' optimiser has not stepped yet
+                    warnings.filterwarnings("ignore", re.escape("Detected call of `lr_scheduler.step()` before"))
+                    sched_g.step()
+                    sched_d.step()
+                epoch, batch_in_epoch = epoch + 1, 0
+    finally:
+        for stream in (log, valid_log):
+            if stream is not None:
+                stream.close()
+    save(checkpoint_path)
+    session.echo(f"stopped at step {step}; checkpoint {checkpoint_path}")
+
+
+def _networks(
+    generator: Generator, mpd: MultiPeriodDiscriminator, msd: MultiScaleDiscriminator
+) -> list[tuple[str, torch.nn.Module]]:
+    return [("generator", generator), ("mpd", mpd), ("msd", msd)]
+
+
+def _initialise(
+    generator: Generator,
+    mpd: MultiPeriodDiscriminator,
+    msd: MultiScaleDiscriminator,
+    init: Path | None,
+    init_discriminators: Path | None,
+) -> None:
+    """Load ``--init`` (generator) and ``--init-discriminators`` (an original ``do_`` file's mpd and msd)."""
+    from vcframe.checkpoints import load_state
+    from vcframe_hifigan.model import ORIGINAL_STATE_KEY, load_generator_state
+
+    if init is not None:
+        state, _ = load_state(init, state_keys=(ORIGINAL_STATE_KEY,))
+        load_generator_state(generator, state, str(init))
+    if init_discriminators is not None:
+        for name, network in (("mpd", mpd), ("msd", msd)):
+            state, _ = load_state(init_discriminators, state_keys=(name,))
+            try:
+                network.load_state_dict(state)
+            except RuntimeError as error:
+                lines = str(error).splitlines()
+                raise CheckpointError(
+                    f"the {name} weights of {str(init_discriminators)!r} do not fit discriminators of width "
+                    f"{_width_of(network)} ({(lines[1] if len(lines) > 1 else lines[0]).strip()})",
+                    hint="give an original do_XXXXXXXX file; the original's discriminators are --disc-width 1.0",
+                ) from error
+
+
+def _width_of(network: torch.nn.Module) -> float:
+    first = next(module for module in network.modules() if isinstance(module, torch.nn.Conv1d | torch.nn.Conv2d))
+    return first.out_channels / (32 if isinstance(network, MultiPeriodDiscriminator) else 128)
+
+
+# -- export -----------------------------------------------------------------------------------------------------
+
+
+def load_run(run_dir: Path) -> tuple[dict[str, Any], Generator, MelSpec]:
+    """(checkpoint, generator with its weights, mel spec) of a training run."""
+    path = run_dir / "checkpoint.pt"
+    if not path.is_file():
+        raise CheckpointError(f"no training checkpoint at {str(path)!r}", hint="run 'fit' first")
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    generator = Generator(GeneratorConfig.from_original(saved["train"]["generator"]))
+    generator.load_state_dict(saved["generator"])
+    return saved, generator, MelSpec.model_validate(saved["train"]["mel"])
+
+
+@app.command()
+def export(
+    run_dir: Annotated[Path, typer.Option(help="The training run (reads run_dir/checkpoint.pt).")],
+    out: Annotated[Path | None, typer.Option(help="Output .safetensors (the vocoder's checkpoint format).")] = None,
+    original_dir: Annotated[
+        Path | None,
+        typer.Option(help="Also write the original's g_XXXXXXXX, do_XXXXXXXX and config.json into this folder."),
+    ] = None,
+    training_data: Annotated[str, typer.Option(help="What the weights were trained on (default: the run's).")] = "",
+    license: Annotated[str, typer.Option(help="Licence of the weights.")] = "MIT",
+) -> None:
+    """Write the generator (weight norm folded) as safetensors with its sizes, mel spec, steps, data and licence;
+    optionally the original's training files."""
+    if out is None and original_dir is None:
+        raise InputError("nothing to export", hint="give --out FILE.safetensors and/or --original-dir DIR")
+    saved, generator, spec = load_run(run_dir)
+    step = int(saved["step"])
+    if out is not None:
+        from vcframe_hifigan.model import save_generator
+
+        save_generator(
+            generator,
+            spec,
+            out,
+            steps=step,
+            training_data=training_data or saved["data"],
+            license=license,
+            discriminator_width=saved["train"]["disc_width"],
+        )
+        typer.echo(f"wrote {out} (step {step}, {generator.config.describe()})")
+    if original_dir is not None:
+        _export_original(saved, generator, spec, original_dir)
+        typer.echo(f"wrote g_{step:08d}, do_{step:08d} and config.json into {original_dir}")
+
+
+def _export_original(saved: dict[str, Any], generator: Generator, spec: MelSpec, folder: Path) -> None:
+    """The original's layout: ``g_`` ({"generator": weight_g/weight_v state}), ``do_`` (discriminators, optimizers,
+    steps, epoch) and ``config.json`` (generator sizes, the mel's fields, the training settings)."""
+    from vcframe._io import atomic_write
+    from vcframe_hifigan.generator import to_original_layout
+
+    folder.mkdir(parents=True, exist_ok=True)
+    step = int(saved["step"])
+    save_torch({"generator": to_original_layout(generator.state_dict())}, folder / f"g_{step:08d}")
+    save_torch(
+        {
+            "mpd": saved["mpd"],
+            "msd": saved["msd"],
+            "optim_g": saved["optim_g"],
+            "optim_d": saved["optim_d"],
+            "steps": step,
+            "epoch": int(saved["epoch"]),
+        },
+        folder / f"do_{step:08d}",
+    )
+    train = saved["train"]
+    config = {
+        **generator.config.to_original(),
+        "segment_size": train["segment_frames"] * spec.hop_length,
+        "num_freq": spec.n_fft // 2 + 1,
+        "n_fft": spec.n_fft,
+        "hop_size": spec.hop_length,
+        "win_size": spec.win_length,
+        "sampling_rate": spec.sample_rate,
+        "fmin": spec.fmin,
+        "fmax": spec.fmax,
+        "fmax_for_loss": None,
+        "batch_size": train["batch_size"],
+        "learning_rate": LEARNING_RATE,
+        "adam_b1": ADAM_BETAS[0],
+        "adam_b2": ADAM_BETAS[1],
+        "lr_decay": LR_DECAY,
+        "seed": train["seed"],
+        "vcframe_mel_spec": spec.model_dump(mode="json"),
+    }
+    with atomic_write(folder / "config.json", "w") as stream:
+        json.dump(config, stream, indent=2)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
