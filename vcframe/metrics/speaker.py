@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from vcframe.errors import InputError
+from vcframe.errors import AudioInputError, InputError
 from vcframe.metrics.context import MetricContext
 from vcframe.metrics.spec import MetricInputs, MetricResult, NoOptions
 from vcframe.types import Waveform
@@ -109,7 +109,10 @@ class SpeakerSimilarityMetric:
             return MetricResult({"speaker_similarity": None}, note="no reference or no output")
         judge = self.context.judge
         reference = judge.embed(list(inputs.references))
-        generated = judge.embed(inputs.generated)
+        try:
+            generated = judge.embed(inputs.generated)
+        except AudioInputError as error:  # e.g. the output has no detectable speech: it has no voice to compare
+            return MetricResult({"speaker_similarity": None}, note=f"the judge cannot embed the output: {error}")
         return MetricResult(
             {"speaker_similarity": cosine_similarity(reference, generated)},
             vectors={"reference_embedding": reference.tolist(), "generated_embedding": generated.tolist()},

@@ -9,11 +9,20 @@ import numpy as np
 import torch
 
 from vcframe.checkpoints import ResolvedCheckpoint, check_checkpoint_component, load_state, resolve
-from vcframe.errors import CheckpointError, InputError
+from vcframe.errors import AudioInputError, CheckpointError, InputError
 from vcframe.interfaces import BaseSpeakerEncoder
 from vcframe.types import SpeakerEmbedding, Waveform
 from vcframe_ge2e.network import SpeakerEncoderNet
-from vcframe_ge2e.preprocess import PartialSlices, compute_partial_slices, preprocess_wav, wav_to_mel
+from vcframe_ge2e.preprocess import (
+    MIN_SPEECH_S,
+    SAMPLE_RATE,
+    PartialSlices,
+    compute_partial_slices,
+    normalize_volume,
+    preprocess_wav,
+    speech_seconds,
+    wav_to_mel,
+)
 from vcframe_ge2e.spec import SPEC, GE2EConfig
 
 N_MELS = 40
@@ -109,6 +118,24 @@ class GE2EEncoder(BaseSpeakerEncoder):
             vad=self.config.vad,
         )
 
+    def check_speech(self, wavs: list[np.ndarray]) -> None:
+        """AudioInputError for the first clip in which the voice-activity detector finds less than
+        ``MIN_SPEECH_S`` of speech (full-scale noise), unless ``require_speech`` is off."""
+        if not self.config.require_speech:
+            return
+        method = self.config.vad if self.config.vad != "off" else "energy"
+        for index, wav in enumerate(wavs):
+            level = normalize_volume(np.asarray(wav, dtype=np.float32), self.config.target_dbfs)
+            found = speech_seconds(level, method)
+            if found < MIN_SPEECH_S:
+                which = "the reference clip" if len(wavs) == 1 else f"reference clip {index + 1} of {len(wavs)}"
+                seconds = len(wav) / SAMPLE_RATE
+                raise AudioInputError(
+                    f"{which} has no detectable speech: the voice-activity detector found {found:.2f} s of voice in "
+                    f"{seconds:.2f} s (needs {MIN_SPEECH_S} s; noise is not a voice)",
+                    hint="use a recording of the speaker talking (the ge2e option require_speech=false skips this)",
+                )
+
     def partial_slices(self, n_samples: int) -> PartialSlices:
         return compute_partial_slices(
             n_samples, self.config.partial_frames, self.config.min_pad_coverage, self.config.partial_overlap
@@ -164,6 +191,7 @@ class GE2EEncoder(BaseSpeakerEncoder):
 
     def _embed(self, waveform: Waveform) -> SpeakerEmbedding:
         wavs = waveform.items()
+        self.check_speech(wavs)
         if self.config.partials:
             vectors = torch.stack([result.embedding for result in self.embed_utterances(wavs)])
         else:

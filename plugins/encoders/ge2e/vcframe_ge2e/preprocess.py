@@ -25,6 +25,13 @@ INT16_MAX = 2**15 - 1
 ENERGY_RANGE_DB = 40.0
 #: ... and above this absolute level (dBFS).
 ENERGY_FLOOR_DBFS = -60.0
+#: A 30 ms window whose power spectrum (100 Hz - 8 kHz) is at least this flat (geometric over arithmetic mean,
+#: 0..1) is noise, not voice, whatever the detector says (webrtcvad calls 99 % of white-noise windows speech).
+#: Measured: white noise 0.47-0.6 in every window; LibriSpeech and LJSpeech speech below 0.3 in 99-100 % of its
+#: windows, and still in 17-30 % of them under white noise at 0 dB SNR.
+NOISE_FLATNESS = 0.3
+#: A clip with less voice than this (voiced, not noise-like windows) has no detectable speech.
+MIN_SPEECH_S = 0.15
 
 _fallback_warned = False
 
@@ -100,6 +107,54 @@ def energy_voice_flags(wav: np.ndarray) -> np.ndarray:
     return (level > level.max() - ENERGY_RANGE_DB) & (level > ENERGY_FLOOR_DBFS)
 
 
+def spectral_flatness(wav: np.ndarray) -> np.ndarray:
+    """Per 30 ms window of ``wav`` (a multiple of 480 samples long): the flatness of its Hann-windowed power
+    spectrum between 100 Hz and 8 kHz, the geometric over the arithmetic mean (1 = white noise, near 0 = tones
+    and voiced speech)."""
+    windows = wav.reshape(-1, VAD_WINDOW).astype(np.float64) * np.hanning(VAD_WINDOW)
+    power = np.abs(np.fft.rfft(windows, axis=1))[:, 3:] ** 2 + 1e-12  # from bin 3 = 100 Hz
+    return np.asarray(np.exp(np.mean(np.log(power), axis=1)) / np.mean(power, axis=1))
+
+
+def _detector(method: str) -> str:
+    """``webrtc`` or ``energy`` for a trimming ``method`` (``auto``: webrtc when installed, else energy with a
+    one-time warning)."""
+    global _fallback_warned
+    if method == "webrtc" and not webrtcvad_available():
+        raise ImportError("vad='webrtc' needs webrtcvad: pip install 'vcframe-ge2e[vad]' (webrtcvad-wheels)")
+    if method == "auto":
+        if webrtcvad_available():
+            return "webrtc"
+        if not _fallback_warned:
+            _fallback_warned = True
+            warnings.warn(
+                "webrtcvad is not installed or does not import: the GE2E encoder trims silence by frame "
+                "energy instead (pip install 'vcframe-ge2e[vad]' for RTVC's voice-activity trimming)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return "energy"
+    if method not in ("webrtc", "energy"):
+        raise ValueError(f"unknown silence trimming method {method!r}; use webrtc, energy, auto or off")
+    return method
+
+
+def speech_seconds(wav: np.ndarray, method: str = "auto") -> float:
+    """Seconds of speech the voice-activity detector finds in ``wav`` (16 kHz, volume-normalised).
+
+    A 30 ms window counts when the detector (``method``: webrtc, energy or auto, as for trimming) flags it and
+    its spectrum is not noise-like (:data:`NOISE_FLATNESS`). Full-scale noise gives 0.0, speech about its voiced
+    duration; a steady tone counts as voice for the energy detector (webrtcvad flags 3 % of its windows).
+    """
+    usable = np.asarray(wav, dtype=np.float32)[: len(wav) - len(wav) % VAD_WINDOW]
+    if usable.size == 0:
+        return 0.0
+    detector = _detector(method)
+    flags = webrtc_voice_flags(usable) if detector == "webrtc" else energy_voice_flags(usable)
+    voiced = flags & (spectral_flatness(usable) < NOISE_FLATNESS)
+    return float(voiced.sum()) * VAD_WINDOW / SAMPLE_RATE
+
+
 def trim_long_silences(wav: np.ndarray, method: str = "auto") -> np.ndarray:
     """Remove silences longer than about 0.2 s, as RTVC's ``trim_long_silences`` does.
 
@@ -107,26 +162,9 @@ def trim_long_silences(wav: np.ndarray, method: str = "auto") -> np.ndarray:
     with a one-time warning) or ``off``. The result is cut to a multiple of 30 ms, like RTVC's. If nothing is
     judged voiced, the clip is returned untrimmed (RTVC would return an empty array).
     """
-    global _fallback_warned
     if method == "off":
         return wav
-    if method == "webrtc" and not webrtcvad_available():
-        raise ImportError("vad='webrtc' needs webrtcvad: pip install 'vcframe-ge2e[vad]' (webrtcvad-wheels)")
-    if method == "auto":
-        if webrtcvad_available():
-            method = "webrtc"
-        else:
-            method = "energy"
-            if not _fallback_warned:
-                _fallback_warned = True
-                warnings.warn(
-                    "webrtcvad is not installed or does not import: the GE2E encoder trims silence by frame "
-                    "energy instead (pip install 'vcframe-ge2e[vad]' for RTVC's voice-activity trimming)",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-    if method not in ("webrtc", "energy"):
-        raise ValueError(f"unknown silence trimming method {method!r}; use webrtc, energy, auto or off")
+    method = _detector(method)
     usable = wav[: len(wav) - len(wav) % VAD_WINDOW]
     if usable.size == 0:
         return wav

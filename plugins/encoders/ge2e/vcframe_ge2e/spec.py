@@ -64,6 +64,11 @@ class GE2EConfig(BaseModel):
         description="Silence trimming: 'webrtc' (RTVC's webrtcvad trim; needs the [vad] extra), 'energy' (frame-energy "
         "trim), 'auto' (webrtc if installed, else energy with a warning), 'off'.",
     )
+    require_speech: bool = Field(
+        True,
+        description="Refuse a clip in which the voice-activity detector finds under 0.15 s of speech (noise-like "
+        "sound): its embedding would not be a voice. Uses the vad method ('energy' when vad is 'off').",
+    )
     max_batch_partials: int = Field(
         512, gt=0, description="Most partials run through the LSTM in one forward pass (bounds memory)."
     )
