@@ -143,8 +143,9 @@ def tiny_step(precision: str) -> tuple[GANStep, torch.Tensor, torch.Tensor]:
 
 
 #: Largest relative difference between a bfloat16 step's losses and the float32 step's on the same weights and
-#: batch (measured on an Intel Xeon with AMX: 0.2 % on the losses, 1.6 % on the smallest adversarial term).
-BF16_LOSS_RTOL = 0.05
+#: batch, generator under autocast too (measured on an Intel Xeon with AMX: 7.6e-4, on fm_f; 2.4e-4 with the
+#: generator in float32): about 6x that, for CPUs that compute bfloat16 another way.
+BF16_LOSS_RTOL = 5e-3
 
 
 def test_bf16_losses_equal_fp32_within_tolerance():
@@ -159,6 +160,14 @@ def test_bf16_losses_equal_fp32_within_tolerance():
         assert parameter.dtype == torch.float32  # autocast: float32 weights and gradients
     assert resolve_precision("fp32", torch.device("cpu")) == "fp32"
     assert resolve_precision("auto", torch.device("cpu")) == ("bf16" if cpu_has_bf16() else "fp32")
+
+
+def test_auto_precision_falls_back_to_fp32_without_native_bf16(monkeypatch):
+    import vcframe_hifigan.train as train
+
+    monkeypatch.setattr(train, "cpu_has_bf16", lambda: False)
+    assert train.resolve_precision("auto", torch.device("cpu")) == "fp32"
+    assert train.resolve_precision("bf16", torch.device("cpu")) == "bf16"  # asked for: emulated, slower
 
 
 def test_export_safetensors_loads_as_the_vocoder_and_original_files_load_back(corpus, tmp_path):
