@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import glob
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -57,6 +58,21 @@ def temporary_prefix(target: Path) -> str:
     """Prefix of the temporary files that atomic writes of ``target`` create beside it (``.NAME.``, the name cut
     to 100 characters so that a long but legal name still leaves room for the random part)."""
     return f".{target.name[:100]}."
+
+
+def remove_temporaries(folder: Path, names: Iterable[str], *, patterns: bool = False) -> int:
+    """Delete the temporary files that interrupted atomic writes (a process killed while writing) left in
+    ``folder`` for the files ``names`` (relative paths; with ``patterns``, glob patterns such as
+    ``checkpoint*.pt``). Returns how many were deleted."""
+    removed = 0
+    for name in names:
+        target = folder / name
+        prefix = temporary_prefix(target)
+        for temporary in target.parent.glob(f"{prefix if patterns else glob.escape(prefix)}*"):
+            with contextlib.suppress(FileNotFoundError):
+                temporary.unlink()
+                removed += 1
+    return removed
 
 
 def _replace(temp_name: str, target: Path) -> None:

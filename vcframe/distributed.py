@@ -48,6 +48,7 @@ import contextvars
 import dataclasses
 import gc
 import hashlib
+import json
 import os
 import signal
 import sys
@@ -306,6 +307,53 @@ def convert_batchnorm(module: nn.Module) -> nn.Module:
         if converted is not child:
             setattr(module, name, converted)
     return module
+
+
+def prepare_run_folder(run_dir: Path, step: int, logs: Sequence[str] = ()) -> list[str]:
+    """Get a trainer's run folder ready to train from ``step`` (0, or the step of the checkpoint it resumes).
+
+    * Temporaries of checkpoint writes that a kill cut short (``.checkpoint*.pt.*``: up to a whole checkpoint
+      each, left beside ``checkpoint.pt`` and its ``checkpoint_<step>.pt`` backups) are deleted.
+    * Each log of ``logs`` (names in ``run_dir``: JSON lines with a ``step`` field, or CSV with a header and
+      the step in its first column) keeps only its rows up to ``step``: the rows after the checkpoint come from a
+      run that died before saving them, and training from ``step`` writes them again. A torn last row (no
+      newline: killed mid-write) goes too. A log that needs no cut is not touched; a cut one is rewritten
+      atomically.
+
+    Runs on the main rank only (``session.on_main(prepare_run_folder, ...)``). Returns one line per change.
+    """
+    from vcframe._io import atomic_write, remove_temporaries
+
+    notes = []
+    removed = remove_temporaries(run_dir, ["checkpoint*.pt"], patterns=True)
+    if removed:
+        notes.append(f"removed {removed} stale checkpoint temporar{'y' if removed == 1 else 'ies'} of a killed run")
+    for name in logs:
+        path = run_dir / name
+        if not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8")
+        lines = text.splitlines(keepends=True)
+        csv = path.suffix == ".csv"
+        header = lines[:1] if csv else []
+        rows = lines[len(header) :]
+        kept = [row for row in rows if row.endswith("\n") and _log_step(row, csv) is not None]
+        kept = [row for row in kept if (_log_step(row, csv) or 0) <= step]
+        if len(kept) == len(rows):
+            continue
+        with atomic_write(path, "w") as stream:
+            stream.write("".join([*header, *kept]))
+        notes.append(f"{name}: {len(rows) - len(kept)} rows after step {step} removed (training writes them again)")
+    return notes
+
+
+def _log_step(row: str, csv: bool) -> int | None:
+    """The step of one log row (None for a row that cannot be read: torn by a kill)."""
+    try:
+        step = int(row.split(",", 1)[0]) if csv else json.loads(row)["step"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return step if isinstance(step, int) else None
 
 
 class TrainingClock:

@@ -171,3 +171,13 @@ def test_module_entry_point_runs():
         [sys.executable, "-m", "vcframe_ge2e.train", "fit", "--help"], capture_output=True, text=True
     )
     assert result.returncode == 0 and "--max-steps" in result.stdout
+
+
+def test_resume_removes_what_a_killed_checkpoint_write_left(mel_corpus, tmp_path):
+    run = tmp_path / "run"
+    assert runner.invoke(app, fit_args(mel_corpus, run, 2)).exit_code == 0
+    stale = run / ".checkpoint.pt.k1ll3d.pt"  # torch.save into atomic_path's temporary, killed half-way
+    stale.write_bytes(b"\0" * 65536)
+    result = runner.invoke(app, fit_args(mel_corpus, run, 3, "--resume"))
+    assert result.exit_code == 0, result.output
+    assert not stale.exists() and "stale checkpoint temporar" in result.output

@@ -136,7 +136,7 @@ def _fit(
     device: str,
     threads: int,
 ) -> None:
-    from vcframe.distributed import ShardedBatchSampler, TrainingClock
+    from vcframe.distributed import ShardedBatchSampler, TrainingClock, prepare_run_folder
     from vcframe_ge2e.model import build_network, load_weights
 
     if threads:
@@ -190,6 +190,8 @@ def _fit(
         restore_rng_states(session.rng_state_of(saved), sampler)
         step, history = int(saved["step"]), list(saved["history"])
         session.echo(f"resumed at step {step}")
+    for note in session.on_main(prepare_run_folder, run_dir, step) or []:
+        session.echo(note)
     val_mels = [[np.asarray(val_corpus.mel(p)) for p in val_corpus.files[s]] for s in val_corpus.speakers]
     model = session.wrap(network)
 

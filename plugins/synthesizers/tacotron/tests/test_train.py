@@ -295,3 +295,22 @@ def test_guided_attention_loss_prefers_the_diagonal() -> None:
     on_padding = torch.zeros(1, 10, 12)
     on_padding[:, :, 11] = 1.0  # all the mass on a padded character
     assert float(guided_attention_loss(on_padding, text_lengths, decoder_lengths)) == 1.0
+
+
+def test_resume_after_a_kill_cleans_temporaries_and_repeats_no_log_row(prepared: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    _fit(prepared, run_dir, "--max-steps", "2")
+    # what a kill during step 4 leaves (checkpoint at step 2): log rows past the checkpoint, a torn row, and
+    # the temporaries of checkpoint writes cut short (the run checkpoint and a backup)
+    with open(run_dir / "log.jsonl", "a") as log:
+        log.write(json.dumps({"step": 3, "loss": 9.0}) + "\n" + '{"step": 4, "lo')
+    (run_dir / "valid.jsonl").write_text(json.dumps({"step": 2, "loss": 1.0}) + "\n" + json.dumps({"step": 3}) + "\n")
+    stale = [run_dir / ".checkpoint.pt.k1ll3d.pt", run_dir / ".checkpoint_0000004.pt.x9q2z.pt"]
+    for path in stale:
+        path.write_bytes(b"\0" * 65536)
+    output = _fit(prepared, run_dir, "--max-steps", "4", "--resume")
+    assert "log.jsonl: 2 rows after step 2 removed" in output
+    log = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in log] == [1, 2, 3, 4] and log[2]["loss"] != 9.0
+    assert [json.loads(line)["step"] for line in (run_dir / "valid.jsonl").read_text().splitlines()] == [2]
+    assert not any(path.exists() for path in stale)

@@ -22,7 +22,7 @@ import typer
 
 from vcframe.checkpoints import load_torch, save_torch
 from vcframe.datasets import load_array
-from vcframe.distributed import ShardedBatchSampler, TrainingClock
+from vcframe.distributed import ShardedBatchSampler, TrainingClock, prepare_run_folder
 from vcframe.errors import CheckpointError, ConfigError
 from vcframe.specs import RTVC_SYNTHESIZER_MEL, EmbeddingSpec, MelSpec
 from vcframe_tacotron.frontend import get_frontend
@@ -569,6 +569,8 @@ def _fit(
     clock = TrainingClock(saved)
     clock.pause_on_sigtstp()
     network.train()
+    for note in session.on_main(prepare_run_folder, run_dir, step, ["log.jsonl", "valid.jsonl"]) or []:
+        session.echo(note)
     log = open(run_dir / "log.jsonl", "a") if session.is_main else None
     valid_log = open(run_dir / "valid.jsonl", "a") if session.is_main and valid_sets else None
     buckets = LengthBucketSampler(dataset.frames, epoch_batch_size, seed)

@@ -150,3 +150,22 @@ def test_manifest_pairs_give_mels_and_wavs_are_rescaled(tmp_path):
     assert np.abs(items[0].labels - expected.labels).max() <= 1  # float rounding at class edges
     assert np.abs(items[0].labels - unscaled.labels).max() > 50
     assert np.allclose(items[0].mel, given_mel / spec.max_abs_value)
+
+
+def test_resume_after_a_kill_cleans_temporaries_and_repeats_no_log_row(tmp_path):
+    data = make_corpus(tmp_path / "data")
+    run_dir = tmp_path / "run"
+    common = ["--data", str(data), "--run-dir", str(run_dir), "--preset", "tiny", "--batch-size", "2"]
+    common += ["--seq-len", "400", "--save-every", "2", "--sample-every", "0", "--threads", "1"]
+    run(["fit", "--max-steps", "2", *common])
+    # what a kill during step 4 leaves (checkpoint at step 2): a log row past the checkpoint, a torn row, and
+    # the temporary of a checkpoint write cut short
+    with open(run_dir / "log.csv", "a") as log:
+        log.write("3,5.123456,1.00\n4,5.1")
+    stale = run_dir / ".checkpoint.pt.k1ll3d.pt"
+    stale.write_bytes(b"\0" * 65536)
+    output = run(["fit", "--max-steps", "4", "--resume", *common])
+    assert "log.csv: 2 rows after step 2 removed" in output
+    rows = (run_dir / "log.csv").read_text().splitlines()
+    assert rows[0] == "step,loss,seconds" and [int(row.split(",")[0]) for row in rows[1:]] == [1, 2, 3, 4]
+    assert "5.123456" not in rows[3] and not stale.exists()

@@ -173,7 +173,7 @@ def _fit(
     resume: bool,
     threads: int,
 ) -> None:
-    from vcframe.distributed import ShardedBatchSampler, TrainingClock
+    from vcframe.distributed import ShardedBatchSampler, TrainingClock, prepare_run_folder
     from vcframe.specs import RTVC_SYNTHESIZER_MEL
     from vcframe_wavernn.model import build_network
 
@@ -231,6 +231,8 @@ def _fit(
         }
         session.on_main(save_torch, payload, checkpoint_path)
 
+    for note in session.on_main(prepare_run_folder, run_dir, step, ["log.csv"]) or []:
+        session.echo(note)
     log = (run_dir / "log.csv").open("a") if session.is_main else None
     if log is not None and log.tell() == 0:
         log.write("step,loss,seconds\n")
