@@ -464,3 +464,29 @@ def test_cli_compare_grid_file_and_errors(dummy_registry, vcframe_cli, speech_li
     grid.write_text("voices = [")
     broken = vcframe_cli("compare", grid, "--out", tmp_path / "bad")
     assert broken.exit_code == 2 and "is not valid TOML" in broken.stderr
+
+
+def test_a_metric_that_cannot_run_warns_and_failed_items_exit_non_zero(
+    registry, vcframe_cli, speech_like_wav, tmp_path
+) -> None:
+    voice = speech_like_wav("voice.wav", seconds=2.0)
+    common = ["--system", "sine=test-tone/test-constant/test-sine", "--voice", voice, "--text", "Hello there."]
+    common += ["--text", "Again.", "--metric", "speaker_similarity", "--jobs", "1", "--no-plots", "--no-warmup"]
+    missing = tmp_path / "missing.pt"
+    judged = vcframe_cli(
+        "compare", "--out", tmp_path / "out", "--judge", "ge2e", "-o", f"encoder.ge2e.checkpoint={missing}", *common
+    )
+    stderr = " ".join(judged.stderr.split())
+    assert judged.exit_code == 0, stderr  # the items are fine; only the metric could not run
+    assert "warning: metric speaker_similarity gave no value for 2 of 2 items: CheckpointError" in stderr, stderr
+    assert "missing.pt" in stderr and "0 failed" in stderr
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert any(note.startswith("metric speaker_similarity gave no value") for note in results["warnings"])
+    assert "speaker_similarity gave no value for 2 of 2 items" in (tmp_path / "out" / "report.html").read_text()
+
+    too_long = ["-o", "max_text_chars=8"]  # "Hello there." fails, "Again." does not
+    failing = vcframe_cli("compare", "--out", tmp_path / "failing", "--judge", "test-tone", *too_long, *common)
+    lines = [line for line in failing.stderr.splitlines() if line.startswith("error:")]
+    assert failing.exit_code == 2, failing.stderr
+    assert len(lines) == 1 and "1 of 2 items failed" in lines[0] and "Traceback" not in failing.stderr
+    assert [row["status"] for row in _rows(tmp_path / "failing" / "results.csv")] == ["failed", "ok"]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -187,7 +188,7 @@ def compare(
 ) -> None:
     """Compare systems: every system speaks every text in every voice; metrics, plots and report.html in OUT."""
     from vcframe.compare import plan_comparison, run_comparison, write_report
-    from vcframe.compare.report import summarize
+    from vcframe.compare.report import metric_warnings, summarize
 
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {str(out)!r} is a file", hint="give a folder")
@@ -245,6 +246,8 @@ def compare(
     for (name, error), items in failures.items():
         where = items[0] if len(items) == 1 else f"{name} ({len(items)} items)"
         stderr.print(f"[red]failed:[/] {where}: {error}", highlight=False, soft_wrap=True)
+    for note in metric_warnings(plan, outcome.records):
+        stderr.print(f"[yellow]warning:[/] {escape(note)}", highlight=False, soft_wrap=True)
     stderr.print(
         f"wrote {files.report_html} and {files.results_csv} ({len(outcome.records)} items: {outcome.generated} "
         f"generated, {outcome.reused} reused, {outcome.rescored} rescored, {outcome.refused} refused, "
@@ -252,6 +255,12 @@ def compare(
         + (f", {outcome.recordings} ground-truth recordings scored)" if outcome.recordings else ")"),
         highlight=False,
     )
+    failed = sum(record["status"] == "failed" for record in outcome.records)
+    if failed:
+        raise InputError(
+            f"{failed} of {len(outcome.records)} items failed",
+            hint=f"see {files.results_csv}; fix them and run the same command again (finished items are cached)",
+        )
 
 
 @metrics_app.command("list")

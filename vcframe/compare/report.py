@@ -92,6 +92,30 @@ def summarize(plan: ComparisonPlan, records: Sequence[dict[str, Any]]) -> list[d
     return summary
 
 
+def metric_warnings(plan: ComparisonPlan, records: Sequence[dict[str, Any]]) -> list[str]:
+    """One line per metric that gave no value for some generated items, with the most common reason: a metric
+    that cannot run (a missing or refused judge checkpoint, say) leaves empty cells, which the summary must
+    not pass over in silence. Items that failed or were refused are counted elsewhere."""
+    lines = []
+    scored = [record for record in records if record.get("status") == "ok"]
+    for spec in plan.metrics:
+        reasons = [
+            record.get("metric_notes", {}).get(spec.name)
+            for record in scored
+            if spec.name in record.get("metric_notes", {})
+            and all(record.get("metrics", {}).get(column.name) is None for column in spec.columns)
+        ]
+        if not reasons:
+            continue
+        common = max(set(reasons), key=reasons.count)
+        others = len(set(reasons)) - 1
+        line = f"metric {spec.name} gave no value for {len(reasons)} of {len(scored)} items: {common}"
+        if others:
+            line += f" (and {others} other reason{'s' if others > 1 else ''}: see results.json)"
+        lines.append(line)
+    return lines
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
@@ -138,7 +162,7 @@ def write_tables(
         "columns": plan.columns,
         "rows": detailed,
         "summary": summary,
-        "warnings": plan.warnings,
+        "warnings": [*plan.warnings, *metric_warnings(plan, outcome.records)],
     }
     results_json = out_dir / "results.json"
     with atomic_write(results_json, "w") as stream:
@@ -439,7 +463,7 @@ def render_html(
         f"seed {plan.grid.seed} · judge encoder <b>{escape(plan.grid.judge)}</b> · device {escape(plan.grid.device)}"
         "</p>",
     ]
-    for note in plan.warnings:
+    for note in [*plan.warnings, *metric_warnings(plan, records)]:
         parts.append(f"<p class='warn'>{escape(note)}</p>")
     # systems
     parts.append("<h2>Systems</h2><table><tr><th>system</th><th>encoder</th><th>synthesizer</th><th>vocoder</th>")
