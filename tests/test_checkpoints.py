@@ -12,6 +12,7 @@ import torch
 from vcframe import checkpoints
 from vcframe.checkpoints import (
     CheckpointEntry,
+    Quality,
     load_state,
     read_safetensors_metadata,
     resolve,
@@ -134,6 +135,8 @@ def fake_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             training_data="none",
             steps=1,
             default=True,
+            status="demo",
+            quality=Quality(measured="test"),
         ),
         CheckpointEntry(
             id="demo-tampered",
@@ -144,6 +147,8 @@ def fake_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
             license="MIT",
             training_data="none",
             steps=1,
+            status="demo",
+            quality=Quality(measured="test"),
         ),
     )
     monkeypatch.setattr(checkpoints, "registry_entries", lambda: entries)
@@ -169,6 +174,10 @@ def test_shipped_registry_entries_are_complete() -> None:
     entries = checkpoints.registry_entries()
     assert entries, "registry/checkpoints.toml lists no checkpoint"
     for entry in entries:
-        assert len(entry.sha256) == 64 and entry.license and entry.training_data and entry.steps is not None
+        assert entry.license and entry.training_data and entry.status in checkpoints.STATUSES
+        if entry.downloadable:  # published: its size is checked at download, its sha256 pinned or recorded then
+            assert entry.size is not None and entry.format in ("torch", "safetensors")
+        else:  # shipped in a package: pinned sha256 and the steps it was trained for
+            assert entry.sha256 is not None and len(entry.sha256) == 64 and entry.steps is not None
     defaults = [entry.component for entry in entries if entry.default]
     assert len(defaults) == len(set(defaults)), "a component has two default checkpoints"

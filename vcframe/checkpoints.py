@@ -11,7 +11,13 @@ A checkpoint reference in a component's config is one of:
 * anything a ``vcframe_resolve_checkpoint`` hook understands.
 
 Registry sources: ``package:<distribution-or-module>/<relative path>`` (a file inside an installed Python
-package, located with importlib without importing it), or a path relative to the registry folder.
+package, located with importlib without importing it), a path relative to the registry folder, or a published
+file that ``vcframe models pull`` downloads into the user cache (:mod:`vcframe.downloads`):
+``hf:<owner>/<repository>/<path in the repository>`` (a Hugging Face model repository, at the entry's
+``revision``) or a plain ``https://`` URL. Nothing downloads at load: a published checkpoint that is not in the
+cache is refused with the ``vcframe models pull`` command that gets it.
+
+Every entry has a quality ``status`` (:data:`STATUSES`) and the figures it was measured at (:class:`Quality`).
 """
 
 from __future__ import annotations
@@ -28,12 +34,45 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vcframe._io import atomic_path
 from vcframe.errors import CheckpointError
+
+#: Quality status of a checkpoint, worst first: ``demo`` weights prove the pipeline but are below their component's
+#: bar (docs/models.md); ``usable`` weights trained here meet it; ``published`` weights are their authors' release.
+STATUSES = ("demo", "usable", "published")
+Status = Literal["demo", "usable", "published"]
+#: Source prefixes of published files that ``vcframe models pull`` downloads.
+DOWNLOAD_PREFIXES = ("hf:", "https://", "http://")
+
+
+class Quality(BaseModel):
+    """Measured quality of a checkpoint (``benchmarks/quality.py``); a figure left at None was not measured."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    words_heard_right: float | None = Field(
+        None, ge=0, le=100, description="Percent of the words pocketsphinx hears right in clones of real voices."
+    )
+    similarity: float | None = Field(
+        None, ge=-1, le=1, description="GE2E cosine similarity of clones of real voices to their reference."
+    )
+    commit: str | None = Field(None, pattern=r"^[0-9a-f]{7,40}$", description="Commit the figures were measured at.")
+    measured: str = Field(description="How the figures were measured (command, items), or why there are none.")
+
+    def summary(self) -> str:
+        """``"71.4 % words heard right, similarity 0.594 (2ad13cd)"``, or ``"not measured here"``."""
+        figures = []
+        if self.words_heard_right is not None:
+            figures.append(f"{self.words_heard_right:.1f} % words heard right")
+        if self.similarity is not None:
+            figures.append(f"similarity {self.similarity:.3f}")
+        if not figures:
+            return "not measured here"
+        return ", ".join(figures) + (f" ({self.commit})" if self.commit else "")
 
 
 class CheckpointEntry(BaseModel):
@@ -41,17 +80,53 @@ class CheckpointEntry(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str = Field(description="Registry id, used as 'registry:<id>'.")
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", description="Registry id, used as 'registry:<id>'.")
     component: str = Field(description="'<kind>/<name>' of the component the weights are for.")
-    source: str = Field(description="'package:<module>/<path>' or a path relative to the registry folder.")
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="Checksum verified at load.")
+    source: str = Field(
+        description="'package:<module>/<path>', 'hf:<owner>/<repository>/<file>', an https:// URL, or a path "
+        "relative to the registry folder."
+    )
+    revision: str | None = Field(None, description="Hugging Face sources: the branch, tag or commit to download.")
+    size: int | None = Field(None, gt=0, description="Size in bytes (published files: checked after download).")
+    sha256: str | None = Field(
+        None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="Checksum verified at load. Published files may leave it out: the first download records it.",
+    )
     format: str = Field(description="'torch' (weights_only pickle) or 'safetensors'.")
     license: str = Field(description="Licence of the weights.")
     training_data: str = Field(description="What the weights were trained on.")
     steps: int | None = Field(None, description="Training steps.")
     default: bool = Field(False, description="The component's default checkpoint.")
     preset: str | None = Field(None, description="Model size preset the weights need.")
+    status: Status = Field(description="demo, usable or published (see STATUSES).")
+    quality: Quality = Field(description="The measured figures behind the status.")
     notes: str = Field("", description="Anything a user should know.")
+
+    @model_validator(mode="after")
+    def _check_source(self) -> CheckpointEntry:
+        if self.downloadable:
+            if self.size is None:
+                raise ValueError(f"{self.id}: a published file needs its size in bytes (size = ...)")
+            if self.source.startswith("hf:"):
+                if self.revision is None:
+                    raise ValueError(f"{self.id}: a Hugging Face source needs a revision (a commit, tag or 'main')")
+                if self.source.removeprefix("hf:").count("/") < 2:
+                    raise ValueError(f"{self.id}: source {self.source!r} is not 'hf:<owner>/<repository>/<file>'")
+        elif self.sha256 is None:
+            raise ValueError(f"{self.id}: a file shipped in a package or the registry needs its sha256")
+        if self.revision is not None and not self.source.startswith("hf:"):
+            raise ValueError(f"{self.id}: revision {self.revision!r} is for 'hf:' sources, not {self.source!r}")
+        return self
+
+    @property
+    def downloadable(self) -> bool:
+        """A published file that ``vcframe models pull`` downloads (not one shipped in a package)."""
+        return self.source.startswith(DOWNLOAD_PREFIXES)
+
+    def status_line(self) -> str:
+        """``"demo: 6.5 % words heard right, similarity 0.555 (c5c3eb9)"``: the status and its figures."""
+        return f"{self.status}: {self.quality.summary()}"
 
 
 @functools.lru_cache(maxsize=1)
@@ -127,11 +202,17 @@ class ResolvedCheckpoint:
 def resolve(component_kind: str, component_name: str, reference: str, *, verify: bool = True) -> ResolvedCheckpoint:
     """Turn a checkpoint reference into a verified local file.
 
-    Hooks (``vcframe_resolve_checkpoint``) are asked first for references that are neither ``default``,
-    ``registry:`` ids nor existing paths.
+    A published (downloadable) registry entry resolves to its file in the user cache, or DownloadError naming
+    the ``vcframe models pull`` command when it is not there; nothing downloads here. Hooks
+    (``vcframe_resolve_checkpoint``) are asked first for references that are neither ``default``, ``registry:``
+    ids nor existing paths.
     """
     component = f"{component_kind}/{component_name}"
     entry = find_entry(component, reference)
+    if entry is not None and entry.downloadable:
+        from vcframe.downloads import cached_checkpoint
+
+        return ResolvedCheckpoint(cached_checkpoint(entry, verify=verify), entry)
     if entry is not None:
         path = locate_source(entry.source)
         if not path.is_file():
@@ -140,10 +221,11 @@ def resolve(component_kind: str, component_name: str, reference: str, *, verify:
             )
         if verify:
             actual = sha256_of(path)
-            if actual != entry.sha256:
+            expected = entry.sha256 or ""  # always set for shipped files (CheckpointEntry checks it)
+            if actual != expected:
                 raise CheckpointError(
                     f"checkpoint {str(path)!r} has sha256 {actual[:16]}..., registry:{entry.id} expects "
-                    f"{entry.sha256[:16]}...",
+                    f"{expected[:16]}...",
                     hint="the file is corrupt or was replaced; reinstall the plugin",
                 )
         return ResolvedCheckpoint(path, entry)

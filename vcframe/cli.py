@@ -169,6 +169,13 @@ DatasetRootOption = Annotated[
     ),
 ]
 AllowMismatchOption = Annotated[bool, typer.Option("--allow-mismatch", help="Run incompatible components anyway.")]
+BundleOption = Annotated[
+    str | None,
+    typer.Option("--bundle", help="Named bundle of components, options and weights (see 'vcframe bundles list')."),
+]
+PullOption = Annotated[
+    bool, typer.Option("--pull", help="Download the published checkpoints the run needs first (vcframe models pull).")
+]
 AdaptOption = Annotated[bool, typer.Option("--adapt", help="Convert mismatched mels with an adapter hook.")]
 
 
@@ -236,6 +243,8 @@ def run(
         Path | None, typer.Option("--embedding", help="Saved embedding (.npy) instead of clips.")
     ] = None,
     dataset_root: DatasetRootOption = None,
+    bundle: BundleOption = None,
+    pull: PullOption = False,
     encoder: EncoderOption = None,
     synthesizer: SynthesizerOption = None,
     vocoder: VocoderOption = None,
@@ -259,6 +268,7 @@ def run(
     settings = _settings(
         option,
         dataset_root=dataset_root,
+        bundle=bundle,
         encoder=encoder,
         synthesizer=synthesizer,
         vocoder=vocoder,
@@ -274,6 +284,7 @@ def run(
 
     pipeline = Pipeline(settings=settings, registry=_registry(settings))
     pipeline.sentences(spoken)  # refuse bad text before loading any model
+    _get_published_weights(pipeline, pull)
     dropped_note = speakable_text(spoken).dropped_note()
     if dropped_note:
         stderr.print(f"note: {dropped_note}", highlight=False, markup=False)
@@ -290,7 +301,36 @@ def run(
         _save_plot(pipeline, spoken, plot)
     seconds = waveform.durations[0]
     bridged = f" (bridged: {'; '.join(pipeline.bridged)})" if pipeline.bridged else ""
-    stderr.print(f"wrote {out} ({seconds:.2f} s at {waveform.sample_rate} Hz){bridged}", highlight=False)
+    stderr.print(
+        f"wrote {out} ({seconds:.2f} s at {waveform.sample_rate} Hz){bridged}; weights: {_weights_summary(pipeline)}",
+        highlight=False,
+        markup=False,
+    )
+
+
+def _get_published_weights(pipeline: Any, pull: bool) -> None:
+    """Refuse, in one line naming 'vcframe models pull', a run whose published checkpoints are not downloaded
+    (before any model loads); with ``pull``, download them instead."""
+    from vcframe.bundles import configured_entry
+    from vcframe.downloads import is_downloaded, not_downloaded_error
+
+    entries = [configured_entry(kind, spec.name, pipeline.configs[kind]) for kind, spec in pipeline.specs.items()]
+    missing = [entry for entry in entries if entry is not None and entry.downloadable and not is_downloaded(entry)]
+    if not missing:
+        return
+    if not pull:
+        raise not_downloaded_error(missing, pipeline.settings.bundle, pull_option=True)
+    from vcframe._cli_models import pull_entries
+
+    pull_entries(missing)
+
+
+def _weights_summary(pipeline: Any) -> str:
+    """``"ge2e [published], tacotron [demo: 71.4 % words heard right, ...], griffinlim [no weights]"``."""
+    from vcframe.bundles import weights_label
+
+    labels = {kind: weights_label(kind, spec.name, pipeline.configs[kind]) for kind, spec in pipeline.specs.items()}
+    return ", ".join(f"{spec.name} [{labels[kind]}]" for kind, spec in pipeline.specs.items())
 
 
 def _save_plot(pipeline: Any, text: str, path: Path) -> None:
@@ -521,16 +561,25 @@ def plugins_show(
 
     entries = [e for e in registry_entries() if e.component == f"{found_kind}/{spec.name}"]
     if entries:
-        table = Table(title="registered checkpoints")
-        for column in ("id", "default", "steps", "training data", "licence"):
+        from vcframe._cli_models import styled_status
+        from vcframe.downloads import is_downloaded
+
+        table = Table(title="registered checkpoints (status: docs/models.md)")
+        for column in ("id", "default", "status", "measured", "steps", "training data", "licence", "here"):
             table.add_column(column)
         for entry in entries:
+            here = "shipped" if not entry.downloadable else "vcframe models pull"
+            if entry.downloadable and is_downloaded(entry):
+                here = "downloaded"
             table.add_row(
                 f"registry:{entry.id}",
                 "yes" if entry.default else "",
+                styled_status(entry.status),
+                escape(entry.quality.summary()),
                 str(entry.steps or ""),
                 entry.training_data,
                 entry.license,
+                here,
             )
         stdout.print(table)
 
@@ -641,6 +690,7 @@ def main(argv: list[str] | None = None) -> None:
 
 from vcframe import _cli_batch as _cli_batch  # noqa: E402,F401  (registers 'vcframe batch')
 from vcframe import _cli_compare as _cli_compare  # noqa: E402,F401  (registers 'vcframe compare', 'metrics')
+from vcframe import _cli_models as _cli_models  # noqa: E402,F401  (registers 'vcframe models', 'bundles')
 from vcframe import _cli_plugin as _cli_plugin  # noqa: E402,F401  (registers 'vcframe plugins new', 'plugin new')
 from vcframe import _cli_serve as _cli_serve  # noqa: E402,F401  (registers 'vcframe serve')
 from vcframe import _cli_voices as _cli_voices  # noqa: E402,F401  (registers 'vcframe voices')

@@ -24,7 +24,6 @@ plugins name their own variables ``VCFRAME_<PLUGIN>_<WORD>`` with single undersc
 from __future__ import annotations
 
 import functools
-import importlib.resources
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -46,14 +45,10 @@ NONE_SPELLING = "none"
 
 @functools.lru_cache(maxsize=1)
 def default_bundle() -> dict[str, str]:
-    """The default component triple named in ``registry/bundles.toml`` (``[bundle.default]``)."""
-    text = importlib.resources.files("vcframe.registry").joinpath("bundles.toml").read_text()
-    bundles = tomllib.loads(text).get("bundle", {})
-    chosen = bundles.get("default", {})
-    return {kind: str(chosen.get(kind, fallback)) for kind, fallback in _FALLBACK_BUNDLE.items()}
+    """The default component triple named in ``registry/bundles.toml`` (``[bundle.default]``, vcframe.bundles)."""
+    from vcframe.bundles import get_bundle
 
-
-_FALLBACK_BUNDLE = {"encoder": "ge2e", "synthesizer": "tacotron", "vocoder": "griffinlim"}
+    return get_bundle("default").component_names()
 
 
 class Settings(BaseModel):
@@ -64,6 +59,11 @@ class Settings(BaseModel):
     encoder: str = Field(default_factory=lambda: default_bundle()["encoder"], description="Speaker encoder.")
     synthesizer: str = Field(default_factory=lambda: default_bundle()["synthesizer"], description="Synthesizer.")
     vocoder: str = Field(default_factory=lambda: default_bundle()["vocoder"], description="Vocoder.")
+    bundle: str | None = Field(
+        None,
+        description="Named bundle (registry/bundles.toml, 'vcframe bundles list') whose components and options sit "
+        "beneath every setting given explicitly.",
+    )
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
     seed: int | None = Field(None, ge=0, description="Seed for every random draw; None = not reproducible.")
     disable_plugins: list[str] = Field(default_factory=list, description="Plugins not to load.")
@@ -212,7 +212,8 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
     explicit: Mapping[str, Any] | None = None,
 ) -> Settings:
-    """Merge the layers; ``explicit`` (CLI flags such as --vocoder) sits on top of ``overrides``."""
+    """Merge the layers; ``explicit`` (CLI flags such as --vocoder) sits on top of ``overrides``, and the bundle
+    the result names (``bundle``, e.g. from ``--bundle``) beneath them all."""
     env = os.environ if environ is None else environ
     tree: dict[str, Any] = {}
     path = find_config_file(config_file, env)
@@ -221,6 +222,10 @@ def load_settings(
     tree = _merge(tree, environment_layer(env))
     tree = _merge(tree, override_layer(overrides))
     tree = _merge(tree, {key: value for key, value in (explicit or {}).items() if value is not None})
+    if isinstance(tree.get("bundle"), str) and tree["bundle"].lower() != NONE_SPELLING:
+        from vcframe.bundles import get_bundle
+
+        tree = _merge(get_bundle(tree["bundle"]).settings_layer(), tree)
     try:
         return Settings.model_validate(none_spelled(Settings, tree))
     except ValidationError as error:

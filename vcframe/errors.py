@@ -43,3 +43,8 @@ class ConfigError(VcframeError, ValueError):
 
 class OutputError(VcframeError):
     """An output that cannot be written (missing directory, no permission)."""
+
+
+class DownloadError(CheckpointError):
+    """A published checkpoint that is not downloaded yet, cannot be downloaded (offline, timeout, not found), or
+    arrives with the wrong size or checksum (see vcframe.downloads)."""

@@ -4,9 +4,12 @@ write its entry (sha256, steps, training data, licence) into registry/checkpoint
 
     python recipes/demo/ship_weights.py synthesizer --run-dir /work/runs/taco
     python recipes/demo/ship_weights.py vocoder --run-dir /work/runs/voc [--no-default]
+    ... --status usable --words-heard-right 66.2 --similarity 0.61 --commit abc1234 --measured "quality.py ..."
 
-The entry replaces any earlier one with the same id. Loading verifies the sha256; `preset: auto` reads the
-sizes from the file's metadata.
+The entry has a quality status (demo unless --status usable: only for weights that meet their component's bar
+in docs/models.md) and the benchmark figures behind it, which `vcframe run`, `plugins show`, `models list` and
+the web page show. The entry replaces any earlier one with the same id. Loading verifies the sha256;
+`preset: auto` reads the sizes from the file's metadata.
 """
 
 from __future__ import annotations
@@ -44,16 +47,19 @@ TARGETS = {
 }
 
 
+def toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{key} = {toml_value(item)}" for key, item in value.items()) + " }"
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
 def entry_text(fields: dict[str, object]) -> str:
-    lines = ["[[checkpoint]]"]
-    for key, value in fields.items():
-        if isinstance(value, bool):
-            lines.append(f"{key} = {'true' if value else 'false'}")
-        elif isinstance(value, int):
-            lines.append(f"{key} = {value}")
-        else:
-            escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
-            lines.append(f'{key} = "{escaped}"')
+    lines = ["[[checkpoint]]"] + [f"{key} = {toml_value(value)}" for key, value in fields.items() if value is not None]
     return "\n".join(lines) + "\n"
 
 
@@ -79,8 +85,24 @@ def main() -> None:
         default="ground-truth mels",
         help="vocoder: the mels it trained on, for the registry's training_data (default: ground-truth mels)",
     )
+    parser.add_argument(
+        "--status",
+        choices=["demo", "usable"],
+        default="demo",
+        help="quality status: 'usable' only when the weights meet their component's bar (docs/models.md)",
+    )
+    parser.add_argument("--words-heard-right", type=float, help="benchmarks/quality.py: percent, real voices")
+    parser.add_argument("--similarity", type=float, help="benchmarks/quality.py: GE2E similarity, real voices")
+    parser.add_argument("--commit", help="commit the figures were measured at")
+    parser.add_argument("--measured", default="not measured yet", help="how the figures were measured (command, items)")
     args = parser.parse_args()
     target = TARGETS[args.kind]
+    quality = {
+        "words_heard_right": args.words_heard_right,
+        "similarity": args.similarity,
+        "commit": args.commit,
+        "measured": args.measured,
+    }
     training_data = str(target["training_data"]) + (f"; {args.mels}" if args.kind == "vocoder" else "")
 
     from vcframe.checkpoints import load_state, sha256_of, to_half_precision
@@ -110,6 +132,8 @@ def main() -> None:
         "steps": steps,
         "default": not args.no_default,
         "preset": str(metadata.get("config", {}).get("preset", "small")),
+        "status": args.status,
+        "quality": {key: value for key, value in quality.items() if value is not None},
         "notes": args.notes or f"demo weights after {steps} steps, stored as float16",
     }
     REGISTRY.write_text(replace_entry(REGISTRY.read_text(), str(target["id"]), entry_text(fields)))
