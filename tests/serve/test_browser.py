@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,30 +25,6 @@ if CHROMIUM is None:
     pytest.skip("browser tests need Chromium (apt-get install chromium)", allow_module_level=True)
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def server(dummy_registry, tmp_path) -> Iterator[str]:
-    """A uvicorn server on a free loopback port with the dummy components; yields its base URL."""
-    import uvicorn
-
-    from vcframe.config import Settings
-    from vcframe.serve import ServeSettings, create_app
-    from vcframe.voices import VoiceStore
-
-    settings = Settings(encoder="test-tone", synthesizer="test-constant", vocoder="test-sine", device="cpu")
-    app = create_app(settings, dummy_registry, ServeSettings(preload=False), voice_store=VoiceStore(tmp_path / "v"))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
 
 
 @pytest.fixture

@@ -375,6 +375,22 @@ def _min_reference_seconds(state: ServerState, encoder: str) -> float | None:
         return None
 
 
+def _weights_fields(state: ServerState, kind: str, spec: Any) -> dict[str, str | None]:
+    """``weights_status`` and ``weights`` of a component with the server's options (nothing when they do not
+    validate: choosing it then fails with that error)."""
+    from vcframe.bundles import configured_entry, weights_label
+    from vcframe.discovery import make_config
+
+    if spec is None:
+        return {}
+    try:
+        config = make_config(spec, state.settings.component_options(kind, spec.name))
+    except VcframeError:
+        return {}
+    entry = configured_entry(kind, spec.name, config)
+    return {"weights_status": entry.status if entry else None, "weights": weights_label(kind, spec.name, config)}
+
+
 def _voice_summary(voice: Any) -> models.VoiceSummary:
     summary = voice.summary()
     return models.VoiceSummary(**summary, deletable=voice.kind == "user", preview=f"/v1/voices/{voice.name}/audio")
@@ -462,6 +478,7 @@ def _add_api_routes(app: FastAPI, state: ServerState) -> None:  # noqa: C901 - o
                     min_reference_seconds=_min_reference_seconds(state, row.qualified_name)
                     if row.kind == "encoder" and row.status in ("ok", "warning")
                     else None,
+                    **_weights_fields(state, row.kind, row.spec),
                 )
             )
         return models.PluginList(defaults=defaults, plugins=rows)

@@ -48,6 +48,16 @@ class PluginSummary(BaseModel):
     min_reference_seconds: float | None = Field(
         None, description="Encoders: the shortest reference clip they accept with the server's options."
     )
+    weights_status: str | None = Field(
+        None,
+        description="Quality status of the registry weights the server loads for this component: demo (below its "
+        "component's bar), usable or published (docs/models.md); None when it loads no registry weights.",
+    )
+    weights: str | None = Field(
+        None,
+        description="Those weights in words: status and measured figures, 'random weights', 'own checkpoint, no "
+        "status' or 'no weights' (as vcframe run's summary line).",
+    )
 
 
 class PluginList(BaseModel):

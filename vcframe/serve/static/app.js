@@ -110,8 +110,11 @@ function fillComponents(plugins) {
     for (const plugin of usable) {
       const option = document.createElement("option");
       option.value = plugin.name;
-      option.textContent = plugin.default ? `${plugin.name} (default)` : plugin.name;
-      option.title = plugin.summary || "";
+      // The weights' quality status sits next to the name, so demo weights are never mistaken for the model's best.
+      const weights = plugin.weights_status ? ` · ${plugin.weights_status} weights` : "";
+      option.textContent = `${plugin.name}${plugin.default ? " (default)" : ""}${weights}`;
+      option.title = [plugin.summary, plugin.weights ? `weights: ${plugin.weights}` : ""].filter(Boolean).join("\n");
+      option.dataset.weightsStatus = plugin.weights_status || "";
       option.selected = plugin.default;
       select.append(option);
     }
