@@ -59,10 +59,14 @@ def batch(
     option: OverrideOption = None,
 ) -> None:
     """Clone every row of MANIFEST into OUT: skips existing outputs, records each row's status and error in a
-    results file, and keeps going past bad rows (exit 2 at the end if any row failed)."""
+    results file, and keeps going past bad rows (exit 2 at the end if any row failed). Ctrl+C or SIGTERM stops
+    the workers, writes the results (unfinished rows 'interrupted') and exits 130 or 143."""
+    import signal
+
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from vcframe.batch import make_executor, parse_shard, read_manifest, run_batch
+    from vcframe.batch import make_executor, parse_shard, read_manifest, run_batch, sigterm_as_interrupt
 
     chosen_shard = parse_shard(shard) if shard else (0, 1)
     settings = _settings(
@@ -81,15 +85,18 @@ def batch(
     runner = make_executor(executor, workers=workers, scheduler=scheduler, threads=threads)
     failures: list[str] = []
     try:
-        with Progress(
-            TextColumn("[bold]batch[/]"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[failed]} failed"),
-            TimeElapsedColumn(),
-            console=stderr,
-            transient=True,
-        ) as bar:
+        with (
+            sigterm_as_interrupt(),
+            Progress(
+                TextColumn("[bold]batch[/]"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[failed]} failed"),
+                TimeElapsedColumn(),
+                console=stderr,
+                transient=True,
+            ) as bar,
+        ):
             task = bar.add_task("rows", total=None, failed=0)
 
             def progress(done: int, total: int, result: object) -> None:
@@ -120,6 +127,17 @@ def batch(
     )
     for line in failures[:5]:
         stderr.print(f"  {line}", highlight=False, markup=False)
+    if report.interrupted is not None:
+        finished = counts["done"] + counts["skipped"]
+        where = escape(str(report.results_path))
+        stderr.print(
+            f"[bold red]error:[/] interrupted by {report.interrupted}: {finished} of {len(report.results)} rows "
+            f"done, {counts['interrupted']} not finished; results in {where} (run the same command to finish "
+            "them: done rows are skipped)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(128 + (signal.SIGTERM if report.interrupted == "SIGTERM" else signal.SIGINT))
     if counts["failed"]:
         raise InputError(
             f"{counts['failed']} of {len(report.results)} rows failed",

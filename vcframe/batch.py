@@ -19,7 +19,10 @@ Behaviour (:func:`run_batch`):
   in the results file and the run goes on;
 * every row gets a seed (its own, else the run's ``seed``), so outputs do not depend on which worker ran a row
   or in which order: any executor gives byte-identical files;
-* the models are loaded once per worker process (pipelines are cached per process and component choice).
+* the models are loaded once per worker process (pipelines are cached per process and component choice);
+* worker processes die with the run's process, even when it is SIGKILLed; an interruption (Ctrl+C, or
+  SIGTERM inside :func:`sigterm_as_interrupt`) stops the workers at once, writes the results file with the
+  unfinished rows as ``interrupted`` and returns (``BatchReport.interrupted``); a rerun does those rows.
 
 Executors (:class:`Executor`: ``run(jobs)`` yields one :class:`RowResult` per job as jobs finish):
 :class:`InlineExecutor` (this process), :class:`LocalExecutor` (a pool of worker processes, the default) and
@@ -31,19 +34,18 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import glob
 import hashlib
 import json
 import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from vcframe._io import temporary_prefix
+from vcframe._io import remove_temporaries
 from vcframe.errors import InputError, VcframeError
 
 if TYPE_CHECKING:
@@ -54,7 +56,7 @@ if TYPE_CHECKING:
 COLUMNS = ("text", "reference", "voice", "seed", "encoder", "synthesizer", "vocoder", "out")
 COMPONENT_COLUMNS = ("encoder", "synthesizer", "vocoder")
 AUDIO_FORMATS = ("wav", "flac", "ogg")
-Status = Literal["done", "skipped", "failed"]
+Status = Literal["done", "skipped", "failed", "interrupted"]
 
 
 # -- manifest ---------------------------------------------------------------------------------------------
@@ -286,10 +288,18 @@ def thread_environment(threads: int) -> dict[str, str]:
     return {name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, parent_pid: int | None = None) -> None:
     """Worker set-up: ``threads`` threads for torch and for numpy's BLAS (the same everywhere keeps the
-    executors' outputs byte-identical)."""
+    executors' outputs byte-identical). A local worker (``parent_pid`` given) dies with the run's process
+    and leaves Ctrl+C, which reaches the whole process group, to it."""
     global _TORCH_THREADS
+    if parent_pid is not None:
+        import signal
+
+        from vcframe._processes import die_with_parent
+
+        die_with_parent(parent_pid)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     _TORCH_THREADS = threads
     _apply_torch_threads()
 
@@ -356,7 +366,7 @@ class LocalExecutor:
     ``cpu_count // workers``).
 
     A worker that dies (killed, out of memory) breaks the pool: a new pool takes the unfinished jobs, each job at
-    most ``attempts`` times."""
+    most ``attempts`` times. Workers die with this process; an interruption ends them at once."""
 
     name = "local"
 
@@ -385,27 +395,33 @@ class LocalExecutor:
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
         from concurrent.futures.process import BrokenProcessPool
 
+        from vcframe._processes import stop_pool
+
         while remaining:
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(
-                self.workers, mp_context=context, initializer=_init_worker, initargs=(threads,)
+                self.workers, mp_context=context, initializer=_init_worker, initargs=(threads, os.getpid())
             ) as pool:
-                futures = {pool.submit(clone_job, job): job for job in remaining.values()}
-                for job in remaining.values():
-                    tries[job.row] += 1
-                pending = set(futures)
-                broken = False
-                while pending and not broken:
-                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        job = futures[future]
-                        try:
-                            result = future.result()
-                        except BrokenProcessPool:
-                            broken = True
-                            continue
-                        remaining.pop(job.row, None)
-                        yield result
+                try:
+                    futures = {pool.submit(clone_job, job): job for job in remaining.values()}
+                    for job in remaining.values():
+                        tries[job.row] += 1
+                    pending = set(futures)
+                    broken = False
+                    while pending and not broken:
+                        done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                        for future in done:
+                            job = futures[future]
+                            try:
+                                result = future.result()
+                            except BrokenProcessPool:
+                                broken = True
+                                continue
+                            remaining.pop(job.row, None)
+                            yield result
+                except BaseException:  # interrupted (or the caller stopped early): end the workers now
+                    stop_pool(pool)
+                    raise
             for row in [row for row in remaining if tries[row] >= self.attempts]:
                 job = remaining.pop(row)
                 yield RowResult(row, Path(job.output).name, "failed", f"its worker died {tries[row]} times")
@@ -496,23 +512,34 @@ class BatchReport:
     seconds: float
     executor: str
     counts: dict[str, int] = field(default_factory=dict)
+    interrupted: str | None = None
+    """Why the run stopped early (``"SIGTERM"``, ``"SIGINT"``), or None when every row ran."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM raises ``KeyboardInterrupt("SIGTERM")`` in the main thread, as Ctrl+C raises
+    ``KeyboardInterrupt``, so :func:`run_batch` ends a run that is told to stop cleanly (results written,
+    workers ended). Outside the main thread (where Python cannot install handlers) it does nothing."""
+    import signal
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def results_file_name(shard: tuple[int, int]) -> str:
     index, count = shard
     return "results.jsonl" if count == 1 else f"results.shard-{index}-of-{count}.jsonl"
-
-
-def remove_temporaries(out_dir: Path, names: Iterable[str]) -> int:
-    """Delete the temporary files that interrupted atomic writes of these outputs left behind."""
-    removed = 0
-    for name in names:
-        target = out_dir / name
-        for temporary in target.parent.glob(f"{glob.escape(temporary_prefix(target))}*"):
-            with contextlib.suppress(FileNotFoundError):
-                temporary.unlink()
-                removed += 1
-    return removed
 
 
 def run_batch(
@@ -530,7 +557,9 @@ def run_batch(
     """Clone every row of ``manifest`` (of this ``shard``) into ``out_dir``; see the module docstring.
 
     ``progress(done, total, result)`` is called after each row. The results file (``results.jsonl`` in
-    ``out_dir`` by default) is written atomically at the end, one JSON object per row.
+    ``out_dir`` by default) is written atomically at the end, one JSON object per row. A KeyboardInterrupt
+    (Ctrl+C; SIGTERM inside :func:`sigterm_as_interrupt`) while rows run ends the executor's work at once;
+    the results file is still written, the unfinished rows ``interrupted``, and the report says why.
     """
     from vcframe._io import atomic_write
 
@@ -574,16 +603,35 @@ def run_batch(
         done += 1
         if progress is not None:
             progress(done, total, result)
-    for result in executor.run(jobs):
-        results[result.row] = result
-        done += 1
-        if progress is not None:
-            progress(done, total, result)
+    interrupted: str | None = None
+    running = executor.run(jobs)
+    try:
+        for result in running:
+            results[result.row] = result
+            done += 1
+            if progress is not None:
+                progress(done, total, result)
+    except KeyboardInterrupt as stop:
+        interrupted = str(stop) or "SIGINT"
+        close = getattr(running, "close", None)
+        if close is not None:
+            close()  # a generator executor ends its workers on close
     remove_temporaries(folder, [row.out for row in rows])
+    for row in rows:
+        if row.row in results:
+            continue
+        if (folder / row.out).is_file():  # written (atomically, so whole) by a worker stopped before it reported
+            results[row.row] = RowResult(row.row, row.out, "done")
+        else:
+            reason = f"the run was interrupted ({interrupted}) before this row finished"
+            results[row.row] = RowResult(row.row, row.out, "interrupted", reason)
     ordered = [results[row.row] for row in rows]
     target_results = Path(results_path) if results_path is not None else folder / results_file_name(shard)
     with atomic_write(target_results, "w") as stream:
         for result in ordered:
             stream.write(json.dumps(asdict(result)) + "\n")
     counts = {status: sum(r.status == status for r in ordered) for status in ("done", "skipped", "failed")}
-    return BatchReport(ordered, target_results, time.perf_counter() - started, executor.name, counts)
+    if interrupted is not None:
+        counts["interrupted"] = sum(r.status == "interrupted" for r in ordered)
+    seconds = time.perf_counter() - started
+    return BatchReport(ordered, target_results, seconds, executor.name, counts, interrupted)

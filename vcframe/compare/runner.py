@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from vcframe._io import atomic_write, to_jsonable
+from vcframe._processes import stop_pool
 from vcframe.compare.grid import (
     Grid,
     ResolvedText,
@@ -589,12 +590,14 @@ class ItemWorker:
 _WORKER: ItemWorker | None = None
 
 
-def _init_worker(config: WorkerConfig) -> None:
+def _init_worker(config: WorkerConfig, parent_pid: int) -> None:
     global _WORKER
     import signal
 
+    from vcframe._processes import die_with_parent
     from vcframe.discovery import use_registry
 
+    die_with_parent(parent_pid)  # a killed comparison leaves no worker running on its own
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent alone handles it
 
     if config.threads:
@@ -745,7 +748,7 @@ def _execute(config: WorkerConfig, tasks: Sequence[_Task], workers: int) -> Any:
         return
     context = multiprocessing.get_context("spawn")
     executor = concurrent.futures.ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(config,)
+        max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(config, os.getpid())
     )
     try:
         futures = [executor.submit(_run_in_worker, task) for task in tasks]
@@ -758,20 +761,6 @@ def _execute(config: WorkerConfig, tasks: Sequence[_Task], workers: int) -> Any:
                     hint="run again to resume (finished items are cached), with fewer --jobs",
                 ) from error
     except BaseException:
-        _stop(executor)
+        stop_pool(executor)
         raise
     executor.shutdown(wait=True)
-
-
-def _stop(executor: concurrent.futures.ProcessPoolExecutor) -> None:
-    """Cancel pending items and end the workers now (an interrupted run must not wait for running items)."""
-    terminate = getattr(executor, "terminate_workers", None)  # Python 3.14+
-    if terminate is not None:
-        terminate()
-        return
-    processes = list((getattr(executor, "_processes", None) or {}).values())
-    executor.shutdown(wait=False, cancel_futures=True)
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        process.join(timeout=5)
