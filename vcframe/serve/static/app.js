@@ -451,7 +451,7 @@ function follow(job, request) {
     if (events.readyState === EventSource.CLOSED && state.job && state.job.id === job.id) {
       finish();
       setBusy(false);
-      showError({ message: "lost the connection to the server", hint: "check that vcframe serve is still running" });
+      showError({ message: "lost the connection to the server", hint: "check that the server is still running, then reload this page" });
     }
   };
 }
