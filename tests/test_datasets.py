@@ -84,6 +84,10 @@ def test_manifest_round_trip_and_relative_paths(tmp_path):
         AudioClip(tmp_path / "x" / "one.wav", "x", tmp_path / "one.npy"),
         AudioClip(tmp_path / "x" / "one.wav", "x"),
     ]
+    assert find_clips(tmp_path / "x" / "one.wav") == [AudioClip(tmp_path / "x" / "one.wav", "x")]  # one file
+    (tmp_path / "binary.txt").write_bytes(b"RIFF\xa4\x00")
+    with pytest.raises(InputError, match="not a text manifest"):
+        find_clips(tmp_path / "binary.txt")
     (tmp_path / "bad.txt").write_text("a|b|c|d\n")
     with pytest.raises(InputError, match="line 1: expected 'audio|mel|speaker'"):
         read_manifest(tmp_path / "bad.txt")
@@ -131,6 +135,9 @@ def test_manifest_command_writes_training_and_held_out_lists(tmp_path):
     assert result.exit_code == 0, result.output
     assert "corpus: 1 clips, 1 speakers" in result.output and "wrote" in result.output
     assert len(read_manifest(out)) == 1 + 2 + 1 and len(read_manifest(held_out)) == 2 + HUMAN_YARDSTICK_CLIPS
+    result = CliRunner().invoke(app, [*arguments, "--real-speech-repeat", "3"])
+    assert result.exit_code == 0, result.output
+    assert "each listed 3 times" in result.output and len(read_manifest(out)) == 3 * (2 + 1)
     result = CliRunner().invoke(app, ["--out", str(out)])
     assert result.exit_code != 0 and isinstance(result.exception, InputError)
 

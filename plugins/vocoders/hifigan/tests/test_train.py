@@ -84,8 +84,8 @@ def test_resume_is_exact(corpus, tmp_path):
         log.write(json.dumps({"step": 3, "gen": 0.0}) + "\n" + '{"step": 4, "ge')
     (resumed / ".checkpoint.pt.k1ll3d_x.pt").write_bytes(b"half-written")
     output = run(fit_arguments(corpus, resumed, "--max-steps", "4", "--resume"))
-    assert "resumed at step 2 (epoch 0, batch 2)" in output and "log.jsonl: 2 record(s) after step 2 dropped" in output
-    assert "removed 1 temporary file(s)" in output and not list(resumed.glob(".checkpoint.pt.*"))
+    assert "resumed at step 2 (epoch 0, batch 2)" in output and "log.jsonl: 2 rows after step 2 removed" in output
+    assert "removed 1 stale checkpoint temporary" in output and not list(resumed.glob(".checkpoint.pt.*"))
     first, second = load_checkpoint(straight / "checkpoint.pt"), load_checkpoint(resumed / "checkpoint.pt")
     assert first["step"] == second["step"] == 4 and first["epoch"] == second["epoch"] == 1
     for key in STATES:

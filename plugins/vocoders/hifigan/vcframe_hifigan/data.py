@@ -22,6 +22,7 @@ import hashlib
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -80,30 +81,36 @@ def load_clips(
     sources: Sequence[str | os.PathLike[str]], spec: MelSpec, *, min_frames: int = 1
 ) -> tuple[list[TrainingClip], str, str]:
     """Every clip of ``sources`` with at least ``min_frames`` mel frames, a one-line description and a
-    fingerprint of the clip list (sha256 of the paths, to notice a resumed run whose data changed).
+    fingerprint of the clip list (sha256 of the paths, to notice a resumed run whose data changed). A clip listed
+    n times is in the list n times (an epoch draws n segments of it) but in memory once.
 
     Raises InputError when no clip is long enough.
     """
     clips: list[AudioClip] = []
     for source in sources:
         clips += find_clips(source)
-    loaded = [load_clip(clip, spec) for clip in clips]
+    cache: dict[tuple[Path, Path | None], TrainingClip] = {}
+    for clip in clips:  # a clip listed several times (a manifest's --real-speech-repeat) is loaded once
+        if (clip.audio, clip.mel) not in cache:
+            cache[clip.audio, clip.mel] = load_clip(clip, spec)
+    loaded = [cache[clip.audio, clip.mel] for clip in clips]
     usable = [clip for clip in loaded if clip.frames >= min_frames]
     if not usable:
         raise InputError(
             f"none of the {len(loaded)} clips of {', '.join(map(str, sources))} has {min_frames} mel frames",
             hint="use longer clips or a shorter --segment-frames",
         )
-    seconds = sum(clip.audio.size for clip in usable) / spec.sample_rate
-    given = sum(clip.given_mel for clip in usable)
+    distinct = list({id(clip): clip for clip in usable}.values())
+    seconds = sum(clip.audio.size for clip in distinct) / spec.sample_rate
+    given = sum(clip.given_mel for clip in distinct)
+    notes = [f"{given} given mels, {len(distinct) - given} ground truth"]
+    if len(distinct) < len(usable):
+        notes.append(f"{len(usable) - len(distinct)} repeated listings")
+    if len(usable) < len(loaded):
+        notes.append(f"{len(loaded) - len(usable)} listings shorter than a segment left out")
     description = (
-        f"{len(usable)} clips of {len({clip.speaker for clip in usable})} speakers, {seconds / 3600:.2f} h, from "
-        f"{', '.join(map(str, sources))} ({given} given mels, {len(usable) - given} ground truth"
-        + (
-            f"; {len(loaded) - len(usable)} clips shorter than a segment left out)"
-            if len(usable) < len(loaded)
-            else ")"
-        )
+        f"{len(distinct)} clips of {len({clip.speaker for clip in distinct})} speakers, {seconds / 3600:.2f} h, "
+        f"from {', '.join(map(str, sources))} ({'; '.join(notes)})"
     )
     digest = hashlib.sha256("\n".join(f"{clip.audio}|{clip.mel or ''}" for clip in clips).encode()).hexdigest()
     return usable, description, digest

@@ -20,8 +20,8 @@ segments' mels are windows of each clip's whole mel (see :mod:`vcframe_hifigan.d
 Run folder: ``checkpoint.pt`` (atomic; generator, discriminators, optimizers, schedulers, step, epoch, batch,
 random state: ``--resume`` continues bit for bit), ``config.json``, ``log.jsonl`` (losses every ``--log-every``
 steps), ``valid.jsonl`` (held-out mel L1 every ``--valid-every`` steps), ``samples/`` (a wav and a mel plot every
-``--sample-every`` steps). On resume the logs are cut back to the checkpoint's step and temporary files of a
-killed write are removed.
+``--sample-every`` steps). On start the logs are cut back to the checkpoint's step and temporary files of a
+killed checkpoint write are removed (:func:`vcframe.distributed.prepare_run_folder`).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ import numpy as np
 import torch
 import typer
 
-from vcframe.checkpoints import save_torch
+from vcframe.checkpoints import load_torch, save_torch
 from vcframe.datasets import manifest_command
 from vcframe.errors import CheckpointError, ConfigError, InputError
 from vcframe.specs import HIFIGAN_MEL, RTVC_SYNTHESIZER_MEL, MelSpec
@@ -62,9 +62,6 @@ MELS: dict[str, MelSpec] = {"rtvc": RTVC_SYNTHESIZER_MEL, "hifigan": HIFIGAN_MEL
 
 #: The original's optimiser and schedule (config_v1.json): AdamW with torch's default weight decay 0.01.
 LEARNING_RATE, ADAM_BETAS, WEIGHT_DECAY, LR_DECAY = 2e-4, (0.8, 0.99), 0.01, 0.999
-
-#: Files a run writes atomically into its folder (their temporaries are removed on start).
-RUN_FILES = ("checkpoint.pt", "config.json", "log.jsonl", "valid.jsonl")
 
 
 # -- precision ----------------------------------------------------------------------------------------------
@@ -243,44 +240,6 @@ def generator_sizes(preset: str, options: dict[str, Any], mel: MelSpec) -> Gener
     return sizes
 
 
-# -- logs and run folder --------------------------------------------------------------------------------------
-
-
-def remove_stale_temporaries(folder: Path, names: Sequence[str]) -> list[Path]:
-    """Remove the temporary files a killed atomic write of ``folder/<name>`` left behind (``.<name>.*``)."""
-    removed = []
-    for name in names:
-        for stale in folder.glob(f".{name}.*"):
-            if stale.is_file():
-                stale.unlink(missing_ok=True)
-                removed.append(stale)
-    return removed
-
-
-def truncate_log(path: Path, step: int) -> int:
-    """Keep the records of a JSON-lines log up to ``step`` (a run resumed from that step logs the rest again);
-    returns how many were dropped. A torn last line (a killed write) is dropped too."""
-    if not path.is_file():
-        return 0
-    from vcframe._io import atomic_write
-
-    kept, dropped = [], 0
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except ValueError:
-            dropped += 1
-            continue
-        if isinstance(record, dict) and int(record.get("step", 0)) <= step:
-            kept.append(line)
-        else:
-            dropped += 1
-    if dropped:
-        with atomic_write(path, "w") as stream:
-            stream.write("".join(line + "\n" for line in kept))
-    return dropped
-
-
 # -- validation and samples -------------------------------------------------------------------------------
 
 
@@ -413,7 +372,7 @@ def fit(
 
 def _fit(session: TrainingSession, **arguments: Any) -> None:
     args = dict(arguments)
-    from vcframe.distributed import ShardedBatchSampler, TrainingClock
+    from vcframe.distributed import ShardedBatchSampler, TrainingClock, prepare_run_folder
 
     if args["threads"]:
         torch.set_num_threads(args["threads"])
@@ -424,7 +383,7 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
     if session.should_resume(args["resume"], checkpoint_path):
         if not checkpoint_path.is_file():
             raise CheckpointError(f"nothing to resume: {str(checkpoint_path)!r} does not exist", hint="drop --resume")
-        saved = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        saved = load_torch(checkpoint_path, what="training checkpoint")
         settings = dict(saved["train"])
     else:
         if args["mel"] not in MELS:
@@ -436,10 +395,6 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
             ).to_original(),
             **{name: args[name] for name in ("batch_size", "segment_frames", "disc_width", "seed")},
         }
-    if session.is_main:
-        removed = remove_stale_temporaries(run_dir, [*RUN_FILES, *(p.name for p in run_dir.glob("checkpoint_*.pt"))])
-        if removed:
-            session.echo(f"removed {len(removed)} temporary file(s) of an interrupted write")
     spec = MelSpec.model_validate(settings["mel"])
     sizes = GeneratorConfig.from_original(settings["generator"])
     batch_size, segment_frames, seed = settings["batch_size"], settings["segment_frames"], settings["seed"]
@@ -482,11 +437,8 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
             data_changes.append({"step": step, "epoch": epoch, "data": description})
             session.echo(f"the training data changed at step {step}: epoch {epoch} starts over the new clips")
         session.echo(f"resumed at step {step} (epoch {epoch}, batch {batch_in_epoch})")
-        if session.is_main:
-            for name in ("log.jsonl", "valid.jsonl"):
-                dropped = truncate_log(run_dir / name, step)
-                if dropped:
-                    session.echo(f"{name}: {dropped} record(s) after step {step} dropped")
+    for note in session.on_main(prepare_run_folder, run_dir, step, ["log.jsonl", "valid.jsonl"]) or []:
+        session.echo(note)
     config_record = {
         "train": settings,
         "data": description,
@@ -658,7 +610,7 @@ def load_run(run_dir: Path) -> tuple[dict[str, Any], Generator, MelSpec]:
     path = run_dir / "checkpoint.pt"
     if not path.is_file():
         raise CheckpointError(f"no training checkpoint at {str(path)!r}", hint="run 'fit' first")
-    saved = torch.load(path, map_location="cpu", weights_only=True)
+    saved = load_torch(path, what="training checkpoint")
     generator = Generator(GeneratorConfig.from_original(saved["train"]["generator"]))
     generator.load_state_dict(saved["generator"])
     return saved, generator, MelSpec.model_validate(saved["train"]["mel"])
