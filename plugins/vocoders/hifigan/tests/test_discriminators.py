@@ -8,7 +8,6 @@ Acceptance criteria (README section 7): logits, feature-map channel means and sa
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -27,18 +26,9 @@ SPECTRAL_ATOL = 1e-6
 LOSS_RTOL = 1e-5
 
 
-def fixtures_folder() -> Path:
-    shared = os.environ.get("VCFRAME_SHARED")
-    root = Path(shared) if shared else Path(__file__).resolve().parents[4] / ".." / "shared"
-    folder = root / "hifigan" / "fixtures"
-    if not (folder / "train_v3_ref.safetensors").is_file():
-        pytest.skip(f"HiFi-GAN fixtures not found at {folder} (set VCFRAME_SHARED to the shared folder)")
-    return folder
-
-
 @pytest.fixture(scope="module")
-def ref() -> dict[str, torch.Tensor]:
-    return load_file(str(fixtures_folder() / "train_v3_ref.safetensors"))
+def ref(hifigan_fixtures: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(hifigan_fixtures / "train_v3_ref.safetensors"))
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +37,8 @@ def signals(ref):
     return ref["train_item.audio"].view(1, 1, -1), ref["train.y_g_hat"]
 
 
-def build(kind: str, train: bool = False) -> torch.nn.Module:
-    state, metadata = load_compact_state(fixtures_folder() / f"{kind}_weights.safetensors")
+def build(folder: Path, kind: str, train: bool = False) -> torch.nn.Module:
+    state, metadata = load_compact_state(folder / f"{kind}_weights.safetensors")
     assert metadata["checkpoint_key"] == kind
     model = MultiPeriodDiscriminator() if kind == "mpd" else MultiScaleDiscriminator()
     assert list(model.state_dict()) == list(state)  # the original's keys, in the original's order
@@ -57,10 +47,10 @@ def build(kind: str, train: bool = False) -> torch.nn.Module:
 
 
 @pytest.fixture(scope="module")
-def outputs(signals):
+def outputs(signals, hifigan_fixtures):
     y, y_hat = signals
     with torch.no_grad():
-        return {kind: build(kind)(y, y_hat) for kind in ("mpd", "msd")}
+        return {kind: build(hifigan_fixtures, kind)(y, y_hat) for kind in ("mpd", "msd")}
 
 
 def assert_relative(actual: torch.Tensor, expected: torch.Tensor, name: str) -> None:
@@ -148,9 +138,9 @@ def test_mel_loss_and_step_totals_match_the_original(outputs, ref, signals):
     assert_loss(gen_all, ref["loss.gen_all"], "gen_all")
 
 
-def test_msd_train_mode_iterates_spectral_norm_before_each_call(signals, ref):
+def test_msd_train_mode_iterates_spectral_norm_before_each_call(signals, ref, hifigan_fixtures):
     y, y_hat = signals
-    msd = build("msd", train=True)
+    msd = build(hifigan_fixtures, "msd", train=True)
     conv = msd.discriminators[0].convs[0]
     before = conv.weight_u.clone()
     recorded = []
@@ -175,11 +165,11 @@ def test_msd_train_mode_iterates_spectral_norm_before_each_call(signals, ref):
     assert torch.equal(after, conv.weight_u)
 
 
-def test_training_generator_output_matches_the_original(ref):
+def test_training_generator_output_matches_the_original(ref, hifigan_fixtures):
     from vcframe_hifigan.generator import Generator, to_module_state
     from vcframe_hifigan.spec import PRESETS
 
-    state, _ = load_compact_state(fixtures_folder() / "generator_v3_weights.safetensors")
+    state, _ = load_compact_state(hifigan_fixtures / "generator_v3_weights.safetensors")
     generator = Generator(PRESETS["v3"])  # weight norm kept, as in training
     generator.load_state_dict(to_module_state(state, weight_norm=True))
     with torch.no_grad():
