@@ -296,17 +296,22 @@ def manifest_command(
 
 
 def _summary(clips: list[AudioClip]) -> str:
+    """``N clips, S speakers, H h`` (hours of distinct files; repeated listings named)."""
     import soundfile
 
     from vcframe.errors import AudioInputError
 
+    distinct = list(dict.fromkeys(clip.audio for clip in clips))
     seconds = 0.0
-    for clip in clips:
+    for audio in distinct:
         try:
-            seconds += soundfile.info(str(clip.audio)).duration
+            seconds += soundfile.info(str(audio)).duration
         except RuntimeError as error:  # libsndfile's errors, a missing file included
             detail = str(error).splitlines()[0]
-            raise AudioInputError(f"cannot read {str(clip.audio)!r} ({detail})", hint=_HINT) from error
+            raise AudioInputError(f"cannot read {str(audio)!r} ({detail})", hint=_HINT) from error
     mels = sum(clip.mel is not None for clip in clips)
     speakers = len({clip.speaker for clip in clips})
-    return f"{len(clips)} clips, {speakers} speakers, {seconds / 3600:.2f} h" + (f", {mels} with mels" if mels else "")
+    listings = f" in {len(clips)} listings" if len(clips) > len(distinct) else ""
+    return f"{len(distinct)} clips{listings}, {speakers} speakers, {seconds / 3600:.2f} h" + (
+        f", {mels} with mels" if mels else ""
+    )
