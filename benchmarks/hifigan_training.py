@@ -35,7 +35,16 @@ def best_seconds(function: Callable[[], object], repeat: int, threads: int) -> f
     return best
 
 
-def measure(channels: int, width: float, precision: str, batch: int, frames: int, threads: int, repeat: int) -> dict:
+def measure(
+    channels: int,
+    width: float,
+    precision: str,
+    batch: int,
+    frames: int,
+    threads: int,
+    repeat: int,
+    bf16_generator: bool,
+) -> dict:
     from vcframe_hifigan.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
     from vcframe_hifigan.generator import Generator
     from vcframe_hifigan.melspec import MelFrontEnd, loss_mel_spec
@@ -57,13 +66,15 @@ def measure(channels: int, width: float, precision: str, batch: int, frames: int
     mpd, msd = MultiPeriodDiscriminator(width=width), MultiScaleDiscriminator(width=width)
     optim_g = torch.optim.AdamW(generator.parameters(), LEARNING_RATE, betas=ADAM_BETAS)
     optim_d = torch.optim.AdamW([*msd.parameters(), *mpd.parameters()], LEARNING_RATE, betas=ADAM_BETAS)
-    step = GANStep(generator, mpd, msd, optim_g, optim_d, MelFrontEnd(loss_mel_spec(spec)), precision)
+    step = GANStep(generator, mpd, msd, optim_g, optim_d, MelFrontEnd(loss_mel_spec(spec)), precision, bf16_generator)
     mels = torch.randn(batch, spec.n_mels, frames)
     audio = 0.3 * torch.randn(batch, 1, frames * spec.hop_length)
 
     def generator_pass() -> None:
         generator.zero_grad(set_to_none=True)
-        step.loss_front_end(generator(mels)).mean().backward()
+        with step._autocast(bf16_generator):
+            generated = generator(mels)
+        step.loss_front_end(generated.float()).mean().backward()
 
     def discriminator_pass(discriminator: torch.nn.Module) -> Callable[[], None]:
         def run() -> None:
@@ -98,6 +109,7 @@ def main() -> None:
     parser.add_argument("--segment-frames", type=int, default=32, help="mel frames per segment (hop 200)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1])
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--bf16-generator", action="store_true", help="with bf16: the generator under autocast too")
     args = parser.parse_args()
     print(
         f"HiFi-GAN training step, 16 kHz hop-200 mel (RTVC's), V3 layout with upsample_rates [8, 5, 5], "
@@ -109,10 +121,12 @@ def main() -> None:
     for channels, width, precision, batch, threads in itertools.product(
         args.generator_channels, args.disc_width, args.precision, args.batch_size, args.threads
     ):
-        row = measure(channels, width, precision, batch, args.segment_frames, threads, args.repeat)
+        bf16_generator = args.bf16_generator and precision == "bf16"
+        row = measure(channels, width, precision, batch, args.segment_frames, threads, args.repeat, bf16_generator)
         generator_m, discriminator_m = (count / 1e6 for count in row["parameters"])
         print(
-            f"| {channels} ({generator_m:.2f} M) | {width:g} ({discriminator_m:.1f} M) | {precision} | {batch} | "
+            f"| {channels} ({generator_m:.2f} M) | {width:g} ({discriminator_m:.1f} M) | "
+            f"{precision}{' (G too)' if bf16_generator else ''} | {batch} | "
             f"{threads} | {row['generator']:.2f} | {row['mpd']:.2f} | {row['msd']:.2f} | {row['warm-up step']:.2f} | "
             f"{row['GAN step']:.2f} |",
             flush=True,
