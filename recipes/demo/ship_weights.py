@@ -4,6 +4,7 @@ write its entry (sha256, steps, training data, licence) into registry/checkpoint
 
     python recipes/demo/ship_weights.py synthesizer --run-dir /work/runs/taco
     python recipes/demo/ship_weights.py vocoder --run-dir /work/runs/voc [--no-default]
+    python recipes/demo/ship_weights.py hifigan --run-dir /work/runs/hifigan --mels "ground-truth mels, then GTA mels"
     ... --status usable --words-heard-right 66.2 --similarity 0.61 --commit abc1234 --measured "quality.py ..."
 
 The entry has a quality status (demo unless --status usable: only for weights that meet their component's bar
@@ -27,10 +28,17 @@ TRAINING_DATA = (
     "vcframe demo corpus (recipes/demo/make_corpus.py): 15 synthetic speakers made with flite, festival and "
     "espeak-ng (+ sox pitch shifts) reading 4,187 public-domain LJSpeech sentences, 5.41 h"
 )
+#: What the HiFi-GAN demo trains on besides the corpus (recipes/demo/train.sh hifigan-data).
+REAL_SPEECH = (
+    "real recordings of ../shared/data: LibriSpeech train-clean-100 (251 speakers, one utterance each, CC BY 4.0) "
+    "and 20 LJSpeech-mini clips (public domain), without the LibriSpeech test-other speakers and the quality "
+    "benchmark's 12 yardstick clips"
+)
 TARGETS = {
     "synthesizer": {
         "id": "tacotron-demo",
         "component": "synthesizer/tacotron",
+        "package": "synthesizers/tacotron",
         "module": "vcframe_tacotron",
         "file": "tacotron-demo.safetensors",
         "export": [sys.executable, "-m", "vcframe_tacotron.train", "export"],
@@ -39,10 +47,21 @@ TARGETS = {
     "vocoder": {
         "id": "wavernn-demo",
         "component": "vocoder/wavernn",
+        "package": "vocoders/wavernn",
         "module": "vcframe_wavernn",
         "file": "wavernn-demo.safetensors",
         "export": [sys.executable, "-m", "vcframe_wavernn.train", "export"],
         "training_data": TRAINING_DATA,  # + "; " + --mels
+    },
+    "hifigan": {
+        "id": "hifigan-demo",
+        "component": "vocoder/hifigan",
+        "package": "vocoders/hifigan",
+        "module": "vcframe_hifigan",
+        "file": "hifigan-demo.safetensors",
+        "export": [sys.executable, "-m", "vcframe_hifigan.train", "export"],
+        "training_data": REAL_SPEECH + "; " + TRAINING_DATA,  # + "; " + --mels
+        "preset": "auto",  # the sizes are in the file's metadata
     },
 }
 
@@ -83,7 +102,7 @@ def main() -> None:
     parser.add_argument(
         "--mels",
         default="ground-truth mels",
-        help="vocoder: the mels it trained on, for the registry's training_data (default: ground-truth mels)",
+        help="vocoders: the mels it trained on, for the registry's training_data (default: ground-truth mels)",
     )
     parser.add_argument(
         "--status",
@@ -103,20 +122,20 @@ def main() -> None:
         "commit": args.commit,
         "measured": args.measured,
     }
-    training_data = str(target["training_data"]) + (f"; {args.mels}" if args.kind == "vocoder" else "")
+    training_data = str(target["training_data"]) + (f"; {args.mels}" if args.kind != "synthesizer" else "")
 
     from vcframe.checkpoints import load_state, sha256_of, to_half_precision
 
-    package = ROOT / "plugins" / ("synthesizers/tacotron" if args.kind == "synthesizer" else "vocoders/wavernn")
+    package = ROOT / "plugins" / str(target["package"])
     destination = package / str(target["module"]) / "weights" / str(target["file"])
     destination.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch:
         exported = Path(scratch) / "full.safetensors"
         command = [*target["export"], "--run-dir", str(args.run_dir), "--out", str(exported)]  # type: ignore[misc]
-        if args.kind == "synthesizer":
+        if args.kind != "vocoder":  # the WaveRNN export records its run's data description itself
             command += ["--training-data", training_data]
-            if args.inference_dropout is not None:
-                command += ["--inference-dropout", str(args.inference_dropout)]
+        if args.kind == "synthesizer" and args.inference_dropout is not None:
+            command += ["--inference-dropout", str(args.inference_dropout)]
         subprocess.run(command, check=True)
         to_half_precision(exported, destination)
     _, metadata = load_state(destination)
@@ -131,7 +150,7 @@ def main() -> None:
         "training_data": training_data,
         "steps": steps,
         "default": not args.no_default,
-        "preset": str(metadata.get("config", {}).get("preset", "small")),
+        "preset": str(target.get("preset") or metadata.get("config", {}).get("preset", "small")),
         "status": args.status,
         "quality": {key: value for key, value in quality.items() if value is not None},
         "notes": args.notes or f"demo weights after {steps} steps, stored as float16",

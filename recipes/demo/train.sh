@@ -6,10 +6,14 @@
 #   recipes/demo/train.sh gta          # teacher-forced (GTA) mels of every clip from the synthesizer run
 #   recipes/demo/train.sh vocoder      # small WaveRNN on the corpus' wavs and their ground-truth mels
 #   VOC_DATA=/work/runs/gta/pairs.txt recipes/demo/train.sh vocoder   # ... continued on the GTA mels
-#   recipes/demo/train.sh export       # safetensors exports of both runs into $RUNS/export/
+#   recipes/demo/train.sh hifigan-data # HiFi-GAN's lists: the shared real recordings (each x4) + the corpus; held out
+#   recipes/demo/train.sh hifigan      # HiFi-GAN at RTVC's mel: V3 layout, 128 channels, discriminators at width 0.25
+#   recipes/demo/train.sh hifigan-gta  # (after gta) a list of the GTA pairs + the real recordings, then:
+#   HIFIGAN_DATA=$RUNS/hifigan_data/gta_mix.txt recipes/demo/train.sh hifigan   # ... continued on the GTA mels
+#   recipes/demo/train.sh export       # safetensors exports of the runs into $RUNS/export/
 #
-# Paths: CORPUS (default /work/corpus/demo), RUNS (default /work/runs). THREADS (default 1) torch threads,
-# MAX_STEPS caps a run; the vocoder runs under nice so the synthesizer keeps priority.
+# Paths: CORPUS (default /work/corpus/demo), RUNS (default /work/runs), SHARED (default ../shared). THREADS
+# (default 1) torch threads, MAX_STEPS caps a run; the vocoders run under nice so the synthesizer keeps priority.
 set -eu
 cd "$(dirname "$0")/../.."
 CORPUS=${CORPUS:-/work/corpus/demo}
@@ -49,6 +53,24 @@ vocoder)
     exec nice -n "${NICE:-19}" $PYTHON -m vcframe_wavernn.train fit --data "${VOC_DATA:-$CORPUS}" --run-dir "$RUNS/voc" \
         --preset small --batch-size 32 --seq-len 1000 --lr 2e-4 --max-steps "${MAX_STEPS:-100000}" \
         --save-every 200 --sample-every 2000 --threads "${THREADS:-1}" $(resume_flag "$RUNS/voc") ;;
+hifigan-data)
+    mkdir -p "$RUNS/hifigan_data"
+    $VCFRAME train vocoder --plugin hifigan manifest --out "$RUNS/hifigan_data/train.txt" \
+        --real-speech "${SHARED:-../shared}/data" --real-speech-repeat "${REAL_REPEAT:-4}" \
+        --held-out "$RUNS/hifigan_data/valid_real.txt" --source "$CORPUS" ;;
+hifigan-gta)
+    $VCFRAME train vocoder --plugin hifigan manifest --out "$RUNS/hifigan_data/gta_mix.txt" \
+        --real-speech "${SHARED:-../shared}/data" --real-speech-repeat "${REAL_REPEAT:-4}" --source "$RUNS/gta/pairs.txt" ;;
+hifigan)
+    # the demo size: V3's layout at hop 200 (8 x 5 x 5) with 128 channels (0.39 M parameters; RTF 0.019 on
+    # 1 thread), discriminators at width 0.25 (4.4 M) in bfloat16 where the CPU has AMX: 1.46 CPU s a GAN step
+    exec nice -n "${NICE:-10}" $VCFRAME train vocoder --plugin hifigan fit \
+        --data "${HIFIGAN_DATA:-$RUNS/hifigan_data/train.txt}" --run-dir "$RUNS/hifigan" --mel rtvc --preset v3 \
+        -o 'upsample_rates=[8,5,5]' -o 'upsample_kernel_sizes=[16,11,11]' -o "upsample_initial_channel=${HIFIGAN_CHANNELS:-128}" \
+        --batch-size 16 --segment-frames 32 --disc-width "${DISC_WIDTH:-0.25}" --adversarial-start "${ADVERSARIAL_START:-3000}" \
+        --max-steps "${MAX_STEPS:-100000}" --checkpoint-every 200 --backup-every 5000 --log-every 10 --sample-every 1000 \
+        --valid-data "$RUNS/hifigan_data/valid_real.txt" --valid-data "${CORPUS}_eval" --valid-every 1000 --valid-clips 8 \
+        --precision auto --threads "${THREADS:-1}" $(resume_flag "$RUNS/hifigan") ;;
 export)
     mkdir -p "$RUNS/export"
     $VCFRAME train synthesizer export --run-dir "$RUNS/taco" --out "$RUNS/export/tacotron-demo.safetensors" \
@@ -56,7 +78,10 @@ export)
         --license "MIT"
     if [ -f "$RUNS/voc/checkpoint.pt" ]; then
         $PYTHON -m vcframe_wavernn.train export --run-dir "$RUNS/voc" --out "$RUNS/export/wavernn-demo.safetensors" --license "MIT"
+    fi
+    if [ -f "$RUNS/hifigan/checkpoint.pt" ]; then
+        $VCFRAME train vocoder --plugin hifigan export --run-dir "$RUNS/hifigan" --out "$RUNS/export/hifigan-demo.safetensors" --license "MIT"
     fi ;;
 *)
-    sed -n '2,12p' "$0"; exit 2 ;;
+    sed -n '2,16p' "$0"; exit 2 ;;
 esac

@@ -92,6 +92,17 @@ def resolve_precision(requested: str, device: torch.device) -> str:
     return "bf16" if cpu_has_bf16() else "fp32"
 
 
+def limit_threads(count: int) -> None:
+    """``count`` threads for torch and for the BLAS numpy uses (through threadpoolctl, when installed): loading
+    computes every clip's mel with numpy, whose OpenBLAS would otherwise spin a thread per core."""
+    torch.set_num_threads(count)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    threadpool_limits(limits=count)
+
+
 # -- the step -----------------------------------------------------------------------------------------------
 
 
@@ -375,7 +386,7 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
     from vcframe.distributed import ShardedBatchSampler, TrainingClock, prepare_run_folder
 
     if args["threads"]:
-        torch.set_num_threads(args["threads"])
+        limit_threads(args["threads"])
     run_dir: Path = args["run_dir"]
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = run_dir / "checkpoint.pt"
@@ -400,18 +411,17 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
     batch_size, segment_frames, seed = settings["batch_size"], settings["segment_frames"], settings["seed"]
     if batch_size < session.world_size:
         raise ConfigError(f"--batch-size {batch_size} is smaller than the {session.world_size} processes")
-    clips, description, fingerprint = load_clips(args["data"], spec, min_frames=segment_frames)
-    session.echo(f"training data: {description}")
-    held_out = [held_out_clips(path, spec, args["valid_clips"]) for path in args["valid_data"] or []]
     target = session.device
     precision = resolve_precision(args["precision"], target)
-
-    torch.manual_seed(seed)
+    torch.manual_seed(seed)  # the networks first: a bad size or --init is refused before the data loads
     generator = Generator(sizes).to(target)
     mpd = MultiPeriodDiscriminator(width=settings["disc_width"]).to(target)
     msd = MultiScaleDiscriminator(width=settings["disc_width"]).to(target)
     if saved is None:
         _initialise(generator, mpd, msd, args["init"], args["init_discriminators"])
+    clips, description, fingerprint = load_clips(args["data"], spec, min_frames=segment_frames)
+    session.echo(f"training data: {description}")
+    held_out = [held_out_clips(path, spec, args["valid_clips"]) for path in args["valid_data"] or []]
     optim_g = torch.optim.AdamW(generator.parameters(), LEARNING_RATE, betas=ADAM_BETAS, weight_decay=WEIGHT_DECAY)
     optim_d = torch.optim.AdamW(
         [*msd.parameters(), *mpd.parameters()], LEARNING_RATE, betas=ADAM_BETAS, weight_decay=WEIGHT_DECAY
