@@ -6,7 +6,7 @@
 #   recipes/demo/train.sh gta          # teacher-forced (GTA) mels of every clip from the synthesizer run
 #   recipes/demo/train.sh vocoder      # small WaveRNN on the corpus' wavs and their ground-truth mels
 #   VOC_DATA=/work/runs/gta/pairs.txt recipes/demo/train.sh vocoder   # ... continued on the GTA mels
-#   recipes/demo/train.sh hifigan-data # HiFi-GAN's lists: the shared real recordings (each x4) + the corpus; held out
+#   recipes/demo/train.sh hifigan-data # HiFi-GAN's lists: the shared real recordings (each x8) + the corpus; held out
 #   recipes/demo/train.sh hifigan      # HiFi-GAN at RTVC's mel: V3 layout, 128 channels, discriminators at width 0.25
 #   recipes/demo/train.sh hifigan-gta  # (after gta) a list of the GTA pairs + the real recordings, then:
 #   HIFIGAN_DATA=$RUNS/hifigan_data/gta_mix.txt recipes/demo/train.sh hifigan   # ... continued on the GTA mels
@@ -56,7 +56,7 @@ vocoder)
 hifigan-data)
     mkdir -p "$RUNS/hifigan_data"
     $VCFRAME train vocoder --plugin hifigan manifest --out "$RUNS/hifigan_data/train.txt" \
-        --real-speech "${SHARED:-../shared}/data" --real-speech-repeat "${REAL_REPEAT:-4}" \
+        --real-speech "${SHARED:-../shared}/data" --real-speech-repeat "${REAL_REPEAT:-8}" \
         --held-out "$RUNS/hifigan_data/valid_real.txt" --source "$CORPUS" ;;
 hifigan-gta)
     $VCFRAME train vocoder --plugin hifigan manifest --out "$RUNS/hifigan_data/gta_mix.txt" \
