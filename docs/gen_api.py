@@ -85,6 +85,12 @@ SECTIONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         ("BaseComponent", "BaseSpeakerEncoder", "BaseSynthesizer", "BaseVocoder"),
     ),
     (
+        "Speaker adaptation",
+        "vcframe.adaptation",
+        "The optional synthesizer method behind `--adapt-speaker`: fit the speaker embedding to the reference clip.",
+        ("SpeakerAdaptation", "AdaptedEmbedding", "AdaptableSynthesizer", "adapt_speaker", "reference_mel"),
+    ),
+    (
         "Seeding",
         "vcframe.seeding",
         "Reproducible randomness that leaves the caller's random streams alone, item by item.",

@@ -11,10 +11,16 @@ import typer
 from rich.table import Table
 
 from vcframe.cli import (
+    AdaptSpeakerOption,
+    AdaptStepsOption,
     DatasetRootOption,
     DeviceOption,
     EncoderOption,
     OverrideOption,
+    ReferenceTextOption,
+    SynthesizerOption,
+    _adaptation_line,
+    _adaptation_steps,
     _registry,
     _settings,
     app,
@@ -80,18 +86,40 @@ def voices_add(
     device: DeviceOption = None,
     dataset_root: DatasetRootOption = None,
     option: OverrideOption = None,
+    adapt_speaker: AdaptSpeakerOption = False,
+    adapt_steps: AdaptStepsOption = None,
+    reference_text: ReferenceTextOption = None,
+    synthesizer: SynthesizerOption = None,
 ) -> None:
-    """Register a clip as a named voice (stores its embedding and a 16 kHz copy of the clip)."""
+    """Register a clip as a named voice (stores its embedding and a 16 kHz copy of the clip; with
+    --adapt-speaker also the embedding adapted to the clip through the synthesizer, used with those weights)."""
+    from vcframe.adaptation import SpeakerAdaptation
     from vcframe.pipeline import Pipeline
     from vcframe.voices import VoiceStore, resolve_reference
 
     store = VoiceStore()
     store.check_new(name, consent=consent, replace=replace)  # before loading the encoder
-    settings = _settings(option, encoder=encoder, device=device, dataset_root=dataset_root)
+    adaptation = SpeakerAdaptation.from_value(_adaptation_steps(adapt_speaker, adapt_steps, reference_text))
+    if synthesizer is not None and adaptation is None:
+        raise InputError("--synthesizer is used by speaker adaptation only", hint="add --adapt-speaker")
+    settings = _settings(option, encoder=encoder, synthesizer=synthesizer, device=device, dataset_root=dataset_root)
     path = resolve_reference(clip, dataset_root=settings.dataset_root)
-    pipeline = Pipeline(settings=settings, registry=_registry(settings), embedding_only=True)
-    voice = store.add(name, path, pipeline=pipeline, consent=consent, description=description, replace=replace)
+    pipeline = Pipeline(settings=settings, registry=_registry(settings), embedding_only=adaptation is None)
+    voice = store.add(
+        name,
+        path,
+        pipeline=pipeline,
+        consent=consent,
+        description=description,
+        replace=replace,
+        adaptation=adaptation,
+        reference_text=reference_text,
+    )
     stderr.print(f"added voice {voice.name!r} ({voice.duration_s:.1f} s, {voice.details['encoder']})", highlight=False)
+    if "speaker_adaptation" in voice.details:
+        summary = voice.details["speaker_adaptation"]
+        used_with = summary["valid_for"]["synthesizer"]
+        stderr.print(f"speaker adaptation ({used_with}): {_adaptation_line(summary)}", highlight=False, markup=False)
 
 
 @voices_app.command("remove")

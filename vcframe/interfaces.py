@@ -9,6 +9,8 @@ Units and shapes:
 * ``SpeakerEncoder.embed(Waveform (B, T) at spec.input.sample_rate) -> SpeakerEmbedding (B, D)``
 * ``SpeakerEncoder.embed_speaker(Waveform (B, T)) -> SpeakerEmbedding (1, D)``: B clips of one speaker.
 * ``Synthesizer.synthesize(texts (B strings), SpeakerEmbedding (B, D) or (1, D), seed) -> Mel (B, n_mels, T)``
+* optional: ``Synthesizer.adapt_embedding(text, Mel (1, n_mels, T), SpeakerEmbedding (1, D), SpeakerAdaptation)
+  -> AdaptedEmbedding``: speaker adaptation (:mod:`vcframe.adaptation`); without it ``--adapt-speaker`` is refused.
 * ``Vocoder.vocode(Mel (B, n_mels, T), seed) -> Waveform (B, T * hop_length)`` at the mel's sample rate.
 * ``StreamingVocoder.vocode_stream(Mel (1, n_mels, T), seed) -> Iterator[Waveform (1, chunk)]`` whose
   concatenation equals ``vocode`` within the component's declared tolerance.
@@ -153,7 +155,14 @@ class BaseSpeakerEncoder(BaseComponent):
 
 
 class BaseSynthesizer(BaseComponent):
-    """Validates texts and the embedding, then calls :meth:`_synthesize`."""
+    """Validates texts and the embedding, then calls :meth:`_synthesize`.
+
+    Optionally, a synthesizer supports speaker adaptation (``--adapt-speaker``) with a method
+    ``adapt_embedding(text, mel, embedding, adaptation) -> AdaptedEmbedding``
+    (:class:`vcframe.adaptation.AdaptableSynthesizer`): fit the (1, D) embedding to the clip's Mel (1, n_mels, T)
+    of this synthesizer's output spec and its transcript, within ``adaptation.steps`` and
+    ``adaptation.max_seconds``, seeded by ``adaptation.seed``, changing nothing but the embedding.
+    """
 
     def synthesize(self, texts: Sequence[str], embedding: SpeakerEmbedding, *, seed: int | None = None) -> Mel:
         """B texts and a SpeakerEmbedding (B, D) or (1, D) -> Mel (B, n_mels, T) with per-item lengths.

@@ -9,6 +9,9 @@ then builds them (which loads weights), each on first use: ``embed`` never loads
 
 Long text is split into sentences, synthesized in batches and joined with short pauses. ``stream`` yields
 audio sentence by sentence, and fold by fold inside a sentence when the vocoder streams.
+
+``clone(..., adapt_speaker=30, reference_text="...")`` first fits the speaker embedding to the reference clip
+through the synthesizer (:mod:`vcframe.adaptation`); off by default.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any
 import torch
 
 from vcframe import __version__
+from vcframe.adaptation import AdaptedEmbedding, SpeakerAdaptation, adapt_speaker
 from vcframe.audio import load_audio, resample_waveform
 from vcframe.compat import CompatReport, check
 from vcframe.config import Settings, load_settings
@@ -34,7 +38,7 @@ from vcframe.types import Mel, SpeakerEmbedding, Waveform
 from vcframe.voices import Voice, VoiceStore, resolve_reference, voice_embedding
 
 Reference = str | os.PathLike[str] | Waveform
-#: ``progress(stage, done, total)`` callbacks; stages: "load", "embed", "synthesize", "vocode".
+#: ``progress(stage, done, total)`` callbacks; stages: "load", "embed", "adapt", "synthesize", "vocode".
 Progress = Callable[[str, int, int], None]
 
 
@@ -135,9 +139,12 @@ class Pipeline:
         if kind not in self.specs:
             raise InputError(f"this pipeline was built for embeddings only; it has no {kind}")
         if kind not in self._components:
-            self._components[kind] = build_component(
-                self.specs[kind], self.configs[kind].model_dump(), device=self.device
-            )
+            # built outside inference mode even when first used inside it (synthesis): weights made there are
+            # inference tensors, which speaker adaptation cannot differentiate through
+            with torch.inference_mode(False):
+                self._components[kind] = build_component(
+                    self.specs[kind], self.configs[kind].model_dump(), device=self.device
+                )
         return self._components[kind]
 
     @property
@@ -192,9 +199,49 @@ class Pipeline:
         return self.specs["encoder"].resolve_io(self.configs["encoder"])[1]
 
     def voice_embedding(self, voice: str | Voice, store: VoiceStore | None = None) -> SpeakerEmbedding:
-        """The embedding of a named voice (sample or registered) in this pipeline's encoder space."""
+        """The embedding of a named voice (sample or registered) in this pipeline's encoder space; a voice
+        registered with speaker adaptation gives its adapted embedding when this pipeline's synthesizer and
+        weights are the ones it was adapted with."""
         store = store if store is not None else VoiceStore()
         return voice_embedding(store.get(voice), self)
+
+    def synthesizer_identity(self) -> dict[str, Any]:
+        """What an adapted embedding is valid for: the synthesizer's name and checkpoint, the embedding space."""
+        if "synthesizer" not in self.specs:
+            return {}
+        checkpoint = getattr(self.configs["synthesizer"], "checkpoint", None)
+        return {
+            "synthesizer": self.specs["synthesizer"].name,
+            "checkpoint": None if checkpoint is None else str(checkpoint),
+            "embedding_space": self.embedding_spec().space,
+        }
+
+    def adapt_embedding(
+        self,
+        reference: Reference,
+        adaptation: SpeakerAdaptation,
+        *,
+        embedding: SpeakerEmbedding | None = None,
+        transcript: str | None = None,
+        progress: Progress = _no_progress,
+    ) -> AdaptedEmbedding:
+        """Speaker adaptation (:func:`vcframe.adaptation.adapt_speaker`) of one reference clip.
+
+        Args:
+            reference: one clip (path, ``librispeech:<id>`` or Waveform).
+            adaptation: steps, wall-clock bound, learning rate, seed.
+            embedding: the starting SpeakerEmbedding (1, D) (default None: the encoder's embedding of the clip).
+            transcript: the clip's words (default None: recognised offline with pocketsphinx).
+        """
+        if self.embedding_only:
+            raise InputError("speaker adaptation needs the synthesizer; this pipeline was built for embeddings only")
+        clip = self.load_reference(reference)
+        start = embedding if embedding is not None else self.embed([reference], progress)
+        progress("adapt", 0, 1)
+        mel_spec = self.specs["synthesizer"].resolve_io(self.configs["synthesizer"])[1]
+        result = adapt_speaker(self.synthesizer, clip, start, adaptation, mel_spec, transcript=transcript)
+        progress("adapt", 1, 1)
+        return result
 
     def embed(self, references: Sequence[Reference], progress: Progress = _no_progress) -> SpeakerEmbedding:
         """One speaker embedding (1, D) from one or more clips of the same speaker."""
@@ -236,6 +283,41 @@ class Pipeline:
         embedding: SpeakerEmbedding | None,
         voice: str | Voice | None,
         progress: Progress,
+        adaptation: SpeakerAdaptation | None = None,
+        reference_text: str | None = None,
+    ) -> tuple[SpeakerEmbedding, AdaptedEmbedding | None]:
+        if adaptation is None:
+            return self._plain_embedding(reference, embedding, voice, progress), None
+        if voice is not None:
+            if embedding is not None or reference:
+                raise InputError("give one of a reference, an embedding or a voice", hint="pass only --voice NAME")
+            registered = VoiceStore().get(voice)
+            start = voice_embedding(registered, self, adapted=False)
+            adapted = self.adapt_embedding(
+                registered.clip, adaptation, embedding=start, transcript=reference_text, progress=progress
+            )
+            return adapted.embedding, adapted
+        if embedding is not None:
+            raise InputError(
+                "speaker adaptation needs the reference clip, not only its embedding",
+                hint="pass --reference FILE or --voice NAME with --adapt-speaker",
+            )
+        if reference is None:
+            raise InputError("no voice given", hint="pass a reference clip")
+        references = [reference] if isinstance(reference, (str, os.PathLike, Waveform)) else list(reference)
+        if len(references) != 1:
+            raise InputError(
+                f"speaker adaptation fits one reference clip; got {len(references)}", hint="give one --reference"
+            )
+        adapted = self.adapt_embedding(references[0], adaptation, transcript=reference_text, progress=progress)
+        return adapted.embedding, adapted
+
+    def _plain_embedding(
+        self,
+        reference: Reference | Sequence[Reference] | None,
+        embedding: SpeakerEmbedding | None,
+        voice: str | Voice | None,
+        progress: Progress,
     ) -> SpeakerEmbedding:
         if voice is not None:
             if embedding is not None or reference:
@@ -272,6 +354,8 @@ class Pipeline:
         seed: int | None,
         progress: Progress,
         streaming: bool,
+        adaptation: SpeakerAdaptation | None = None,
+        reference_text: str | None = None,
     ) -> Iterator[Waveform]:
         seed = self.settings.seed if seed is None else seed
         pieces = self.sentences(text)
@@ -284,7 +368,9 @@ class Pipeline:
         produced: list[Waveform] = []
         self.last_mels = []
         try:
-            speaker = self._embedding_for(reference, embedding, voice, progress)
+            speaker, adapted = self._embedding_for(reference, embedding, voice, progress, adaptation, reference_text)
+            if adapted is not None:
+                run["speaker_adaptation"] = adapted.summary()
             started = time.perf_counter()
             index = 0
             for sentence_index in range(len(pieces)):
@@ -338,21 +424,39 @@ class Pipeline:
         voice: str | Voice | None = None,
         seed: int | None = None,
         progress: Progress = _no_progress,
+        adapt_speaker: int | SpeakerAdaptation | None = None,
+        reference_text: str | None = None,
     ) -> Waveform:
         """Speak ``text`` in the voice of ``reference`` (one or more clips) or of ``embedding``.
 
+        Args:
+            adapt_speaker: speaker adaptation (:mod:`vcframe.adaptation`) before synthesis: a number of steps or
+                a SpeakerAdaptation (default None: off). Needs one reference clip or a voice.
+            reference_text: the reference clip's words, for adaptation (default None: recognised offline).
+
         Returns a single-item Waveform at the vocoder's rate; its metadata records the components, their
-        options, the seed, any bridged mismatch and, as ``dropped_characters`` (``["U+1F600", ...]``), the
-        characters of ``text`` that were not spoken. Text with nothing to speak is refused (InputError).
+        options, the seed, any bridged mismatch, ``speaker_adaptation`` (steps, seconds, losses, transcript)
+        when adapted and, as ``dropped_characters`` (``["U+1F600", ...]``), the characters of ``text`` that were
+        not spoken. Text with nothing to speak is refused (InputError).
         """
-        parts = list(self._run(text, reference, embedding, voice, seed, progress, streaming=False))
+        adaptation = SpeakerAdaptation.from_value(adapt_speaker)
+        parts = list(self._run(text, reference, embedding, voice, seed, progress, False, adaptation, reference_text))
         waveform = Waveform.concatenate(parts)
         waveform = self._apply_processors(waveform, "output")
         run = getattr(self, "_last_run", {})
         return waveform.with_metadata(
             **{
                 key: run[key]
-                for key in ("vcframe", "device", "components", "bridged", "sentences", "seed", "dropped_characters")
+                for key in (
+                    "vcframe",
+                    "device",
+                    "components",
+                    "bridged",
+                    "sentences",
+                    "seed",
+                    "speaker_adaptation",
+                    "dropped_characters",
+                )
                 if key in run
             }
         )
@@ -366,12 +470,16 @@ class Pipeline:
         voice: str | Voice | None = None,
         seed: int | None = None,
         progress: Progress = _no_progress,
+        adapt_speaker: int | SpeakerAdaptation | None = None,
+        reference_text: str | None = None,
     ) -> Iterator[Waveform]:
         """Yield audio chunks as they are ready: fold by fold with a streaming vocoder, else by sentence.
 
         Output processors are not applied to streamed chunks (they may need the whole signal).
+        ``adapt_speaker`` and ``reference_text`` as in :meth:`clone`.
         """
-        yield from self._run(text, reference, embedding, voice, seed, progress, streaming=True)
+        adaptation = SpeakerAdaptation.from_value(adapt_speaker)
+        yield from self._run(text, reference, embedding, voice, seed, progress, True, adaptation, reference_text)
 
     # -- processors -----------------------------------------------------------------------------------
 

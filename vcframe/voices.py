@@ -5,6 +5,9 @@ the demo training corpus; the clips ship inside the package (``vcframe.registry/
 provenance in ``voices.json``. A *user voice* is registered with ``vcframe voices add NAME clip.wav`` (or
 :meth:`VoiceStore.add`): its embedding (from the encoder that registered it) and the clip, resampled to 16 kHz
 FLAC, are stored under the user data directory, so a voice works with any encoder and can be previewed.
+Registered with speaker adaptation (``vcframe voices add --adapt-speaker``), a voice also stores the adapted
+embedding and what it is valid for (synthesizer, checkpoint, embedding space): ``--voice NAME`` uses it with those
+weights and the plain embedding with any other synthesizer.
 
 ``librispeech:<speaker>-<chapter>-<utterance>`` names an utterance of a LibriSpeech tree found under an
 explicit dataset root or ``$VCFRAME_LIBRISPEECH``; nothing is downloaded.
@@ -28,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from vcframe.errors import InputError
 
 if TYPE_CHECKING:
+    from vcframe.adaptation import SpeakerAdaptation
     from vcframe.pipeline import Pipeline
     from vcframe.types import SpeakerEmbedding, Waveform
 
@@ -55,6 +59,8 @@ class Voice:
         duration_s, sample_rate: of ``clip``.
         created: ISO time of registration (user voices).
         embedding_file: the stored embedding (``.npy`` with a ``.npy.json`` spec sidecar), user voices only.
+        adapted_embedding_file: the embedding after speaker adaptation, when the voice was registered with it;
+            ``details["speaker_adaptation"]`` says for which synthesizer and weights, and how it went.
         details: provenance (engine settings and licence of sample voices; encoder of user voices).
     """
 
@@ -66,6 +72,7 @@ class Voice:
     sample_rate: int
     created: str | None = None
     embedding_file: Path | None = None
+    adapted_embedding_file: Path | None = None
     details: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
@@ -143,6 +150,10 @@ class VoiceStore:
         if not clip.is_file():
             return None
         embedding_file = folder / "embedding.npy"
+        adapted_file = folder / "adapted_embedding.npy"
+        details = {"encoder": info.get("encoder"), "source": info.get("source")}
+        if "speaker_adaptation" in info:
+            details["speaker_adaptation"] = info["speaker_adaptation"]
         return Voice(
             name=folder.name,
             kind="user",
@@ -152,7 +163,8 @@ class VoiceStore:
             sample_rate=int(info.get("sample_rate", STORED_SAMPLE_RATE)),
             created=info.get("created"),
             embedding_file=embedding_file if embedding_file.is_file() else None,
-            details={"encoder": info.get("encoder"), "source": info.get("source")},
+            adapted_embedding_file=adapted_file if adapted_file.is_file() and "speaker_adaptation" in info else None,
+            details=details,
         )
 
     def user_voices(self) -> list[Voice]:
@@ -215,10 +227,14 @@ class VoiceStore:
         consent: bool,
         description: str = "",
         replace: bool = False,
+        adaptation: SpeakerAdaptation | None = None,
+        reference_text: str | None = None,
     ) -> Voice:
         """Register ``clip`` as voice ``name``: embed it with ``pipeline``'s encoder and store clip + embedding.
 
-        ``consent`` must be True: the caller confirms the speaker agreed to have their voice cloned.
+        ``consent`` must be True: the caller confirms the speaker agreed to have their voice cloned. With
+        ``adaptation`` (default None: none) the embedding is also adapted to the clip through ``pipeline``'s
+        synthesizer (``reference_text``: the clip's words, default recognised offline) and stored beside it.
         """
         from vcframe._io import to_jsonable
         from vcframe.audio import save_audio
@@ -227,6 +243,9 @@ class VoiceStore:
         target = self.check_new(name, consent=consent, replace=replace)
         reference = pipeline.load_reference(clip if isinstance(clip, WaveformType) else Path(clip))
         embedding = pipeline.embed([reference])
+        adapted = None
+        if adaptation is not None:
+            adapted = pipeline.adapt_embedding(reference, adaptation, embedding=embedding, transcript=reference_text)
         stored = _clip_for_storage(reference)
         source = "waveform" if isinstance(clip, WaveformType) else Path(clip).name
         info = {
@@ -239,11 +258,15 @@ class VoiceStore:
             "source": source,
             "consent": True,
         }
+        if adapted is not None:
+            info["speaker_adaptation"] = {**adapted.summary(), "valid_for": pipeline.synthesizer_identity()}
         self.root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=self.root))
         try:
             save_audio(stored, staging / "clip.flac")
             embedding.save(str(staging / "embedding.npy"))
+            if adapted is not None:
+                adapted.embedding.save(str(staging / "adapted_embedding.npy"))
             (staging / "voice.json").write_text(json.dumps(to_jsonable(info), indent=2) + "\n", encoding="utf-8")
             if target.exists():
                 shutil.rmtree(target)
@@ -273,14 +296,22 @@ def _clip_for_storage(waveform: Waveform) -> Waveform:
     return stored
 
 
-def voice_embedding(voice: Voice, pipeline: Pipeline) -> SpeakerEmbedding:
+def voice_embedding(voice: Voice, pipeline: Pipeline, *, adapted: bool = True) -> SpeakerEmbedding:
     """The embedding of ``voice`` in the space of ``pipeline``'s encoder.
 
-    The stored embedding is used when its spec equals the encoder's output spec; otherwise the clip is embedded.
+    With ``adapted`` (default True), a voice's adapted embedding is used when ``pipeline``'s synthesizer,
+    checkpoint and embedding space are the ones it was adapted with. Else the stored embedding is used when its
+    spec equals the encoder's output spec; otherwise the clip is embedded.
     """
-    if voice.embedding_file is not None:
-        from vcframe.types import SpeakerEmbedding
+    from vcframe.types import SpeakerEmbedding
 
+    adaptation = voice.details.get("speaker_adaptation")
+    if adapted and voice.adapted_embedding_file is not None and isinstance(adaptation, dict):
+        if not pipeline.embedding_only and adaptation.get("valid_for") == pipeline.synthesizer_identity():
+            stored = SpeakerEmbedding.load(str(voice.adapted_embedding_file))
+            if stored.spec == pipeline.embedding_spec():
+                return stored
+    if voice.embedding_file is not None:
         stored = SpeakerEmbedding.load(str(voice.embedding_file))
         if stored.spec == pipeline.embedding_spec():
             return stored

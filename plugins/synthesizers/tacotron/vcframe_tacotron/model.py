@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import replace
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 
+from vcframe.adaptation import AdaptedEmbedding, SpeakerAdaptation
 from vcframe.checkpoints import check_checkpoint_component, load_state, resolve
 from vcframe.errors import CheckpointError, ConfigError, InputError
 from vcframe.interfaces import BaseSynthesizer
@@ -262,6 +265,101 @@ class TacotronSynthesizer(BaseSynthesizer):
             chars_kept = len(ids[row]) if config.masking == "clean" else attention.size(2)
             alignments.append(attention[row, :steps, :chars_kept])
         return mels, alignments
+
+    def adapt_embedding(
+        self, text: str, mel: Mel, embedding: SpeakerEmbedding, adaptation: SpeakerAdaptation
+    ) -> AdaptedEmbedding:
+        """Speaker adaptation (:mod:`vcframe.adaptation`): fit ``embedding`` to one clip's mel and transcript.
+
+        Args:
+            text: the clip's transcript (read by this synthesizer's text frontend).
+            mel: Mel (1, n_mels, T) of ``config.mel`` (the clip, as the training data's mels are made).
+            embedding: SpeakerEmbedding (1, D) in this synthesizer's input space: the starting point.
+            adaptation: steps, wall-clock bound, Adam learning rate, seed.
+
+        The loss is the trainer's (``tacotron_loss``: decoder L1 + MSE, post-net MSE, stop BCE) under teacher
+        forcing, with the config's masking and the synthesis pre-net dropout (``inference_dropout``) drawn from
+        ``adaptation.seed``. Only the embedding changes: the gradient is taken with respect to it alone, the
+        network stays in eval mode (batch norm running statistics, no zoneout) and its buffers (the step counter)
+        are put back. After each Adam step the vector goes back onto the unit sphere when the space is
+        L2-normalised. ``loss_before`` and ``loss_after`` are measured with the same dropout draws.
+        """
+        from vcframe_tacotron.loss import tacotron_loss
+        from vcframe_tacotron.train import collate_items
+        from vcframe_tacotron.validation import preserved_buffers
+
+        if mel.spec != self.config.mel:
+            fields = ", ".join(f"{name}: {a!r} vs {b!r}" for name, a, b in mel.spec.diff(self.config.mel))
+            raise InputError(f"the reference mel is not {self.spec.name}'s mel ({fields}; given vs synthesizer)")
+        if mel.batch_size != 1 or embedding.batch_size != 1:
+            raise InputError(
+                f"adaptation fits one clip from one embedding; got {mel.batch_size} mels and "
+                f"{embedding.batch_size} embeddings"
+            )
+        if embedding.spec != self.input_spec:
+            expected = self.input_spec.space
+            raise InputError(f"{self.spec.name} expects embeddings in {expected}, got {embedding.spec.space}")
+        ids = self.texts_to_ids([text])[0]
+        if not ids:
+            raise InputError("the reference transcript has no characters to read", hint="give the words the clip says")
+        silence = self.config.mel.silence_value
+        start = embedding.vector.detach().to("cpu", torch.float32).clone()
+        collated = collate_items([ids], [mel.item(0)], start.numpy(), self.network.r, silence)
+        batch = {key: value.to(self.device) for key, value in collated.items()}
+        clean = self.config.masking == "clean"
+        dropout = self.inference_dropout
+        network = self.network
+
+        def loss_of(vector: torch.Tensor) -> torch.Tensor:
+            mel_decoder, mel_postnet, _, stop = network(
+                batch["chars"],
+                batch["mels"],
+                vector,
+                p=dropout,
+                text_lengths=batch["text_lengths"] if clean else None,
+                mel_lengths=batch["mel_lengths"] if clean else None,
+                silence_value=silence if clean else None,
+            )
+            return tacotron_loss(mel_decoder, mel_postnet, stop, batch["mels"], batch["stop_target"])["loss"]
+
+        def measured(vector: torch.Tensor) -> float:
+            with seeded(adaptation.seed, devices=[self.device]), torch.no_grad():
+                return float(loss_of(vector))
+
+        started = time.perf_counter()
+        was_training = network.training
+        stopped_by: Literal["steps", "time"] = "steps"
+        steps = 0
+        with torch.inference_mode(False), torch.enable_grad(), preserved_buffers(network):
+            network.eval()
+            try:
+                vector = start.clone().to(self.device).requires_grad_(True)
+                loss_before = measured(vector.detach())
+                optimizer = torch.optim.Adam([vector], lr=adaptation.learning_rate)
+                with seeded(adaptation.seed, devices=[self.device]):
+                    while steps < adaptation.steps:
+                        (gradient,) = torch.autograd.grad(loss_of(vector), [vector])
+                        vector.grad = gradient
+                        optimizer.step()
+                        if embedding.spec.l2_normalized:
+                            with torch.no_grad():
+                                vector.div_(vector.norm(dim=1, keepdim=True).clamp_min(1e-12))
+                        steps += 1
+                        if steps < adaptation.steps and time.perf_counter() - started >= adaptation.max_seconds:
+                            stopped_by = "time"
+                            break
+                adapted = vector.detach().clone()
+                loss_after = measured(adapted)
+            finally:
+                network.train(was_training)
+        return AdaptedEmbedding(
+            embedding=replace(embedding, vector=adapted, metadata={**embedding.metadata, "adapted_steps": steps}),
+            steps=steps,
+            seconds=time.perf_counter() - started,
+            loss_before=loss_before,
+            loss_after=loss_after,
+            stopped_by=stopped_by,
+        )
 
     def export(self, path: str, **metadata: Any) -> None:
         """Write the weights as safetensors with the config, specs, frontend and symbols in the metadata."""

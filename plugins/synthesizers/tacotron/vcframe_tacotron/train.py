@@ -156,29 +156,52 @@ class Dataset:
         texts = [self.ids[i] for i in indices]
         mels = [load_array(self.folder / self.rows[i]["mel"], what="mel") for i in indices]
         embeds = np.stack([load_array(self.folder / self.rows[i]["embed"], what="embedding") for i in indices])
-        embeds = embeds.astype(np.float32)
         if pad_like is None:
-            text_len = max(len(t) for t in texts)
-            mel_len = max(m.shape[1] for m in mels) + 1
+            text_len, mel_len = None, None
         else:
             text_len = max(len(self.ids[i]) for i in pad_like)
             mel_len = max(self.frames[i] for i in pad_like) + 1
-        mel_len = mel_len + (-mel_len) % r
-        chars = torch.zeros(len(indices), text_len, dtype=torch.long)
-        mel_batch = torch.full((len(indices), mels[0].shape[0], mel_len), silence, dtype=torch.float32)
-        stop = torch.ones(len(indices), mel_len)
-        for row, (text, mel) in enumerate(zip(texts, mels, strict=True)):
-            chars[row, : len(text)] = torch.tensor(text)
-            mel_batch[row, :, : mel.shape[1]] = torch.from_numpy(mel)
-            stop[row, : mel.shape[1] - 1] = 0
-        return {
-            "chars": chars,
-            "mels": mel_batch,
-            "embeds": torch.from_numpy(embeds),
-            "stop_target": stop,
-            "text_lengths": torch.tensor([len(t) for t in texts]),
-            "mel_lengths": torch.tensor([m.shape[1] for m in mels]),
-        }
+        return collate_items(texts, mels, embeds.astype(np.float32), r, silence, text_len=text_len, mel_len=mel_len)
+
+
+def collate_items(
+    texts: list[list[int]],
+    mels: list[np.ndarray],
+    embeds: np.ndarray,
+    r: int,
+    silence: float,
+    *,
+    text_len: int | None = None,
+    mel_len: int | None = None,
+) -> dict[str, torch.Tensor]:
+    """RTVC's collate of B items: ids padded with 0, mels with ``silence`` to ``max_len + 1`` rounded up to r.
+
+    Args:
+        texts: B id sequences; mels: B (n_mels, T_i) float32 arrays; embeds: (B, D) float32.
+        r: frames per decoder step; silence: the mel spec's silence value.
+        text_len, mel_len: pad to these (default None: the longest item, and its frame count + 1).
+
+    Returns chars (B, L) int64, mels (B, n_mels, T), embeds (B, D), stop_target (B, T) (0 before each item's
+    last frame, 1 from it on), text_lengths (B,), mel_lengths (B,).
+    """
+    text_len = max(len(t) for t in texts) if text_len is None else text_len
+    mel_len = max(m.shape[1] for m in mels) + 1 if mel_len is None else mel_len
+    mel_len = mel_len + (-mel_len) % r
+    chars = torch.zeros(len(texts), text_len, dtype=torch.long)
+    mel_batch = torch.full((len(texts), mels[0].shape[0], mel_len), silence, dtype=torch.float32)
+    stop = torch.ones(len(texts), mel_len)
+    for row, (text, mel) in enumerate(zip(texts, mels, strict=True)):
+        chars[row, : len(text)] = torch.tensor(text)
+        mel_batch[row, :, : mel.shape[1]] = torch.from_numpy(mel)
+        stop[row, : mel.shape[1] - 1] = 0
+    return {
+        "chars": chars,
+        "mels": mel_batch,
+        "embeds": torch.from_numpy(embeds),
+        "stop_target": stop,
+        "text_lengths": torch.tensor([len(t) for t in texts]),
+        "mel_lengths": torch.tensor([m.shape[1] for m in mels]),
+    }
 
 
 def mel_spec_of(info: dict[str, Any]) -> MelSpec:
