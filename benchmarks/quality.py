@@ -16,6 +16,13 @@ Run by hand (minutes per system on 2 cores):
   own engines reading them (plus similarity to the reference clip: what "the same speaker" scores), each
   system's vocoder resynthesising the person's recordings from their own mels (what the vocoder alone costs),
   and the wall time of one ``vcframe run`` command (model loading included).
+* Per-voice similarity (real voices): the output's similarity to the reference beside two yardsticks, the same
+  speaker's second recording (the next LibriSpeech test-other clip of the speaker, the next LJSpeech-mini clip)
+  and Griffin-Lim resynthesis of the reference from its own mel (what the vocoder alone leaves of the voice).
+* ``--adapt N``: each system also runs with speaker adaptation (``vcframe.adaptation``, N steps, once per
+  voice) as system ``<vocoder>+adapt<N>``; the transcript is the clip's own where known (LJSpeech-mini, the sample
+  voices), recognised otherwise (all of them with ``--adapt-recognised``). Each adaptation's record (steps,
+  seconds, losses, transcript) is in results.json.
 
 Prints markdown tables and writes ``results.json`` plus every generated clip under ``--out``.
 """
@@ -38,6 +45,7 @@ from typing import Any
 import soundfile
 import torch
 
+from vcframe.adaptation import SpeakerAdaptation
 from vcframe.audio import load_audio, mel_spectrogram, save_audio
 from vcframe.config import load_settings
 from vcframe.datasets import HUMAN_YARDSTICK_CLIPS
@@ -68,19 +76,73 @@ def held_out_sentences(recipe: Any, count: int) -> list[str]:
     return [text for _, text in plan.eval_sentences[:count]]
 
 
-def real_voices(shared: Path) -> list[tuple[str, Path]]:
-    """(name, clip): the first clip of each LibriSpeech test-other speaker and the first LJSpeech-mini clip."""
+def real_voice_clips(shared: Path) -> list[tuple[str, list[Path]]]:
+    """(name, clips) of each real voice, sorted: the LibriSpeech test-other speakers (10 clips each) and
+    LJSpeech-mini (one reader). The first clip is the reference; the second is the same-speaker yardstick."""
     voices = []
     test_other = shared / "data" / "librispeech" / "LibriSpeech" / "test-other"
     if test_other.is_dir():
         for speaker in sorted(test_other.iterdir()):
             clips = sorted(speaker.rglob("*.flac"))
             if clips:
-                voices.append((f"librispeech-{speaker.name}", clips[0]))
+                voices.append((f"librispeech-{speaker.name}", clips))
     ljspeech = sorted((shared / "data" / "ljspeech" / "LJSpeech-mini" / "wavs").glob("*.wav"))
     if ljspeech:
-        voices.append(("ljspeech", ljspeech[0]))
+        voices.append(("ljspeech", ljspeech))
     return voices
+
+
+def known_transcripts(shared: Path) -> dict[Path, str]:
+    """Clip -> its transcript where the shared data has one (LJSpeech-mini's metadata.csv, normalised text)."""
+    folder = shared / "data" / "ljspeech" / "LJSpeech-mini"
+    if not (folder / "metadata.csv").is_file():
+        return {}
+    rows = (line.split("|") for line in (folder / "metadata.csv").read_text(encoding="utf-8").splitlines())
+    return {folder / "wavs" / f"{row[0]}.wav": row[2] for row in rows if len(row) == 3}
+
+
+def voice_yardsticks(
+    voices: list[tuple[str, list[Path]]], judge: SpeakerJudge, args: argparse.Namespace, scratch: Path
+):
+    """Per real voice: similarity of the speaker's second recording to the reference (None with one clip), and of
+    Griffin-Lim's resynthesis of the reference from its own mel (Griffin-Lim's input spec, the run's options)."""
+    pipeline = Pipeline(vocoder="griffinlim", device="cpu", settings=load_settings(args.option or []))
+    vocoder = pipeline.vocoder
+    spec = vocoder.input_spec
+    rows = {}
+    for name, clips in voices:
+        reference = clips[0]
+        samples = load_audio(reference, sample_rate=spec.sample_rate).item(0)
+        path = scratch / f"griffinlim_resynthesis_{name}.wav"
+        save_audio(vocoder.vocode(Mel.from_numpy([mel_spectrogram(samples, spec)], spec), seed=args.seed), path)
+        rows[name] = {
+            "reference": reference.name,
+            "second_recording": clips[1].name if len(clips) > 1 else None,
+            "second_recording_similarity": judge.similarity(reference, clips[1]) if len(clips) > 1 else None,
+            "griffinlim_resynthesis_similarity": judge.similarity(reference, path),
+        }
+    return rows
+
+
+def voice_table(rows: list[dict[str, Any]], yardsticks: dict[str, dict[str, Any]]) -> str:
+    """Per real voice: mean similarity of each system's outputs to the reference, then the two yardsticks."""
+    systems = sorted({row["system"] for row in rows})
+    lines = [
+        "| voice | " + " | ".join(f"{system} similarity" for system in systems)
+        + " | same speaker, second recording | Griffin-Lim resynthesis of the reference |",
+        "|---|" + "---|" * len(systems) + "---|---|",
+    ]  # fmt: skip
+    for name, yardstick in yardsticks.items():
+        cells = []
+        for system in systems:
+            values = [r["similarity"] for r in rows if r["voice"] == name and r["system"] == system]
+            cells.append(f"{statistics.mean(values):.3f}" if values else "-")
+        second = yardstick["second_recording_similarity"]
+        lines.append(
+            f"| {name} | " + " | ".join(cells) + f" | {'-' if second is None else f'{second:.3f}'} "
+            f"| {yardstick['griffinlim_resynthesis_similarity']:.3f} |"
+        )
+    return "\n".join(lines)
 
 
 def seconds_of(path: Path) -> float:
@@ -170,31 +232,42 @@ def source_voice_yardstick(recipe: Any, sentences: list[str], judge: SpeakerJudg
 
 def run_system(
     vocoder: str,
-    voices: list[tuple[str, str, Path]],
+    voices: list[tuple[str, str, Path, str | None]],
     sentences: list[str],
     args: argparse.Namespace,
     out: Path,
     judge: SpeakerJudge,
+    adapt_steps: int = 0,
 ) -> list[dict[str, Any]]:
+    """Every (voice, sentence) through the default bundle with ``vocoder``; with ``adapt_steps`` the voice's
+    embedding is adapted to its clip first (transcript: the voice's fourth field, None = recognised)."""
     settings = load_settings(args.option or [])  # the CLI's -o KEY=VALUE rules
     pipeline = Pipeline(
         encoder=args.encoder, synthesizer=args.synthesizer, vocoder=vocoder, device="cpu", settings=settings
     )
     recognizer = default_recognizer()
+    system = f"{vocoder}+adapt{adapt_steps}" if adapt_steps else vocoder
     rows = []
-    for group, name, clip in voices:
+    for group, name, clip, transcript in voices:
         embedding = pipeline.embed([clip])
+        adaptation: dict[str, Any] | None = None
+        if adapt_steps:
+            adapted = pipeline.adapt_embedding(
+                clip, SpeakerAdaptation(steps=adapt_steps, seed=args.seed), embedding=embedding, transcript=transcript
+            )
+            embedding, adaptation = adapted.embedding, adapted.summary()
+            print(f"{system} {name}: adapted {adaptation}", flush=True)
         for index, text in enumerate(sentences):
             started = time.perf_counter()
             waveform = pipeline.clone(text, embedding=embedding, seed=args.seed + index)
             elapsed = time.perf_counter() - started
-            path = out / vocoder / f"{name}_{index:02d}.wav"
+            path = out / system / f"{name}_{index:02d}.wav"
             path.parent.mkdir(parents=True, exist_ok=True)
             save_audio(waveform, path)
             hypothesis = recognizer.transcribe(path)
             rows.append(
                 {
-                    "system": vocoder,
+                    "system": system,
                     "group": group,
                     "voice": name,
                     "sentence": index,
@@ -204,10 +277,11 @@ def run_system(
                     "similarity": judge.similarity(clip, path),
                     "seconds": waveform.durations[0],
                     "rtf": elapsed / max(waveform.durations[0], 1e-6),
+                    "adaptation": adaptation,
                 }
             )
             print(
-                f"{vocoder} {name} {index}: wer {rows[-1]['wer']:.2f} sim {rows[-1]['similarity']:.3f} "
+                f"{system} {name} {index}: wer {rows[-1]['wer']:.2f} sim {rows[-1]['similarity']:.3f} "
                 f"rtf {rows[-1]['rtf']:.2f}  heard: {hypothesis!r}",
                 flush=True,
             )
@@ -267,11 +341,18 @@ def main() -> None:
     parser.add_argument("-o", "--option", action="append", help="KEY=VALUE as in vcframe run -o")
     parser.add_argument("--sentences", type=int, default=8, help="held-out sentences per voice")
     parser.add_argument("--real", type=int, default=6, help="real clips from ../shared/data (0 = none)")
+    parser.add_argument("--synthetic", type=int, default=None, help="sample voices (default: all; 0 = none)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--shared", type=Path, default=Path(os.environ.get("VCFRAME_SHARED", ROOT.parent / "shared")))
     parser.add_argument("--out", type=Path, help="output folder: results.json and the wavs (required to measure)")
     parser.add_argument("--no-yardsticks", action="store_true")
+    parser.add_argument(
+        "--adapt", type=int, default=0, metavar="N", help="also run each system with N steps of speaker adaptation"
+    )
+    parser.add_argument(
+        "--adapt-recognised", action="store_true", help="adapt to recognised transcripts even where one is known"
+    )
     parser.add_argument(
         "--human-clips",
         type=int,
@@ -281,7 +362,10 @@ def main() -> None:
     parser.add_argument("--table-from", type=Path, help="print the table of an earlier results.json and stop")
     args = parser.parse_args()
     if args.table_from:
-        print(table(json.loads(args.table_from.read_text())["rows"]))
+        saved = json.loads(args.table_from.read_text())
+        print(table(saved["rows"]))
+        if "voice_yardsticks" in saved:
+            print("\n" + voice_table(saved["rows"], saved["voice_yardsticks"]))
         return
     if args.out is None:
         parser.error("--out is required")
@@ -290,8 +374,15 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     recipe = load_recipe()
     sentences = held_out_sentences(recipe, args.sentences)
-    voices = [("synthetic held-out", voice.name, voice.clip) for voice in sample_voices()]
-    voices += [("real", name, clip) for name, clip in real_voices(args.shared)[: args.real]]
+    if args.adapt < 0:
+        parser.error("--adapt takes a number of steps >= 0")
+    transcripts = {} if args.adapt_recognised else known_transcripts(args.shared)
+    voices: list[tuple[str, str, Path, str | None]] = [
+        ("synthetic held-out", voice.name, voice.clip, None if args.adapt_recognised else voice.details.get("text"))
+        for voice in sample_voices()[: args.synthetic]
+    ]
+    real = real_voice_clips(args.shared)[: args.real]
+    voices += [("real", name, clips[0], transcripts.get(clips[0])) for name, clips in real]
     judge = SpeakerJudge("ge2e")
     from vcframe.config import default_bundle
 
@@ -299,10 +390,16 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     for vocoder in vocoders:
         rows += run_system(vocoder, voices, sentences, args, args.out, judge)
+        if args.adapt:
+            rows += run_system(vocoder, voices, sentences, args, args.out, judge, adapt_steps=args.adapt)
     report: dict[str, Any] = {"sentences": sentences, "rows": rows}
     print("\n" + table(rows))
     with tempfile.TemporaryDirectory() as scratch_name:
         scratch = Path(scratch_name)
+        if real:
+            report["voice_yardsticks"] = voice_yardsticks(real, judge, args, scratch)
+            report["voice_table"] = voice_table(rows, report["voice_yardsticks"])
+            print("\n" + report["voice_table"] + "\n")
         report["cli"] = {}
         for vocoder in vocoders:
             wall, seconds = cli_run_seconds(vocoder, sentences[0], args, scratch)
