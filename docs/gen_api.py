@@ -66,6 +66,8 @@ SECTIONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         (
             "mel_spectrogram",
             "linear_spectrogram",
+            "stft",
+            "istft",
             "mel_basis",
             "amplitude_to_mel_values",
             "mel_values_to_amplitude",

@@ -46,6 +46,25 @@ def test_all_silent_clip_is_kept_not_emptied():
     assert len(preprocess.trim_long_silences(wav, "energy")) == 9600
 
 
+def test_smoothing_and_dilation_match_rtvc_with_scipy():
+    """RTVC dilates the smoothed voice mask with scipy.ndimage; the encoder computes the same without scipy."""
+    from scipy.ndimage import binary_dilation
+
+    rng = np.random.default_rng(3)
+    width = preprocess.VAD_MOVING_AVERAGE_WIDTH
+    for length in (1, 3, 7, 20, 301):
+        for voiced_share in (0.05, 0.3, 0.7):
+            flags = rng.random(length) < voiced_share
+            padded = np.concatenate((np.zeros((width - 1) // 2), flags, np.zeros(width // 2)))
+            cumulative = np.cumsum(padded, dtype=float)
+            cumulative[width:] = cumulative[width:] - cumulative[:-width]
+            smoothed = np.round(cumulative[width - 1 :] / width).astype(bool)
+            expected = binary_dilation(smoothed, np.ones(preprocess.VAD_MAX_SILENCE_WINDOWS + 1))
+            mask = preprocess._smooth_and_dilate(flags)
+            assert mask.dtype == expected.dtype
+            np.testing.assert_array_equal(mask, expected)
+
+
 def test_volume_normalisation_only_increases():
     loud = np.full(100, 0.5, np.float32)
     np.testing.assert_array_equal(preprocess.normalize_volume(loud, -30.0), loud)

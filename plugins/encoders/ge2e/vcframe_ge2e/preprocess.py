@@ -73,15 +73,17 @@ def webrtcvad_available() -> bool:
 
 
 def _smooth_and_dilate(voice_flags: np.ndarray) -> np.ndarray:
-    """RTVC's moving average (width 8), rounding, and binary dilation by 7 windows."""
-    from scipy.ndimage import binary_dilation
-
+    """RTVC's moving average (width 8), rounding, and binary dilation by 7 windows (scipy.ndimage's
+    ``binary_dilation`` with ``np.ones(7)``: a window is kept if any within 3 windows of it is voiced, computed
+    here by a count so that embedding a voice imports no scipy)."""
     width = VAD_MOVING_AVERAGE_WIDTH
     padded = np.concatenate((np.zeros((width - 1) // 2), voice_flags, np.zeros(width // 2)))
     cumulative = np.cumsum(padded, dtype=float)
     cumulative[width:] = cumulative[width:] - cumulative[:-width]
     mask = np.round(cumulative[width - 1 :] / width).astype(bool)
-    return binary_dilation(mask, np.ones(VAD_MAX_SILENCE_WINDOWS + 1))
+    reach = VAD_MAX_SILENCE_WINDOWS // 2
+    voiced_nearby = np.convolve(mask.astype(np.int64), np.ones(2 * reach + 1, dtype=np.int64), mode="full")
+    return np.asarray(voiced_nearby[reach : reach + mask.size] > 0)
 
 
 def webrtc_voice_flags(wav: np.ndarray, mode: int = 3) -> np.ndarray:

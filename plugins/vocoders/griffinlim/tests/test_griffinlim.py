@@ -3,12 +3,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from vcframe_griffinlim.model import GriffinLimVocoder
+from vcframe_griffinlim.model import GriffinLimVocoder, griffin_lim
 from vcframe_griffinlim.spec import SPEC
 
 from vcframe.audio import mel_spectrogram
 from vcframe.errors import InputError
-from vcframe.specs import RTVC_SYNTHESIZER_MEL
+from vcframe.specs import HIFIGAN_MEL, RTVC_SYNTHESIZER_MEL
 from vcframe.types import Mel
 
 
@@ -42,6 +42,31 @@ def test_output_length_reproducibility_and_batch() -> None:
     single = vocoder.vocode(Mel.from_numpy(short, RTVC_SYNTHESIZER_MEL), seed=1)
     np.testing.assert_array_equal(single.item(0), waveform.item(1))
     assert torch.isfinite(waveform.samples).all() and float(waveform.samples.abs().max()) <= 1.0
+
+
+@pytest.mark.parametrize("spec", [RTVC_SYNTHESIZER_MEL, HIFIGAN_MEL])
+def test_griffin_lim_matches_librosa(spec) -> None:
+    """The vocoder's numpy Griffin-Lim runs librosa.griffinlim's algorithm: same initial phase from the same
+    generator, same result (to the last bit on the CPU that wrote this; FFT kernels elsewhere may differ)."""
+    librosa = pytest.importorskip("librosa")
+    magnitude = np.abs(np.random.default_rng(4).standard_normal((spec.n_fft // 2 + 1, 40)))
+    length = 39 * spec.hop_length if spec.center else 39 * spec.hop_length + spec.n_fft
+    expected = librosa.griffinlim(
+        magnitude,
+        n_iter=12,
+        hop_length=spec.hop_length,
+        win_length=spec.win_length,
+        n_fft=spec.n_fft,
+        center=spec.center,
+        pad_mode=spec.pad_mode,
+        momentum=0.99,
+        init="random",
+        random_state=np.random.default_rng(5),
+        length=length,
+    )
+    signal = griffin_lim(magnitude, spec, n_iter=12, momentum=0.99, rng=np.random.default_rng(5), length=length)
+    assert signal.dtype == expected.dtype and signal.shape == expected.shape
+    np.testing.assert_allclose(signal, expected, rtol=0, atol=1e-9 * np.abs(expected).max())
 
 
 def test_reconstruction_keeps_the_spectrum() -> None:

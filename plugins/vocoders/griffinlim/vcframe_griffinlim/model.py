@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vcframe.audio import deemphasis, mel_basis, mel_values_to_amplitude
+from vcframe.audio import deemphasis, istft, mel_basis, mel_values_to_amplitude, stft
 from vcframe.interfaces import BaseVocoder
+from vcframe.specs import MelSpec
 from vcframe.types import Mel, Waveform
 from vcframe_griffinlim.spec import SPEC, GriffinLimConfig
 
@@ -23,7 +24,7 @@ class GriffinLimVocoder(BaseVocoder):
 
     Args:
         config: GriffinLimConfig (mel spec, iterations, magnitude power, momentum).
-        device: accepted for the interface; the computation runs on the CPU with librosa.
+        device: accepted for the interface; the computation runs on the CPU with numpy.
 
     Shapes: Mel (B, n_mels, T) -> Waveform (B, T * hop_length), items cut to ``lengths * hop_length``.
     The random initial phase is drawn from ``numpy.random.default_rng(seed)`` (seed 0 when None), so the
@@ -49,8 +50,6 @@ class GriffinLimVocoder(BaseVocoder):
         return Waveform(waveform.samples.to(self.device), spec.sample_rate, waveform.lengths.to(self.device))
 
     def _invert(self, mel_values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        import librosa
-
         spec = self.config.mel
         amplitude = mel_values_to_amplitude(mel_values, spec)
         if spec.magnitude_power != 1:
@@ -64,19 +63,14 @@ class GriffinLimVocoder(BaseVocoder):
             recovered_length, start = (frames - 1) * spec.hop_length, 0
         else:
             recovered_length, start = (frames - 1) * spec.hop_length + spec.n_fft, spec.pad_length
-        if recovered_length == 0:  # one centred frame describes no audio: silence, without asking librosa
+        if recovered_length == 0:  # one centred frame describes no audio: silence
             return np.zeros(frames * spec.hop_length, dtype=np.float32)
-        signal = librosa.griffinlim(
+        signal = griffin_lim(
             linear**self.config.power,
+            spec,
             n_iter=self.config.n_iter,
-            hop_length=spec.hop_length,
-            win_length=spec.win_length,
-            n_fft=spec.n_fft,
-            center=spec.center,
-            pad_mode=spec.pad_mode,
             momentum=self.config.momentum,
-            init="random",
-            random_state=rng,
+            rng=rng,
             length=recovered_length,
         )
         signal = signal[start : start + frames * spec.hop_length]
@@ -87,3 +81,35 @@ class GriffinLimVocoder(BaseVocoder):
         if self.config.peak_normalize is not None and peak > 0:
             signal = signal * (self.config.peak_normalize / max(peak, QUIET_PEAK))
         return np.clip(signal, -1.0, 1.0).astype(np.float32)
+
+
+def griffin_lim(
+    magnitude: np.ndarray, spec: MelSpec, *, n_iter: int, momentum: float, rng: np.random.Generator, length: int
+) -> np.ndarray:
+    """(length,) float64 signal whose STFT magnitude approximates ``magnitude``: the fast Griffin-Lim algorithm
+    (Perraudin et al. 2013) as ``librosa.griffinlim`` runs it (random initial phase drawn from ``rng``, same
+    arithmetic, same result; tests/test_griffinlim.py compares), with the STFT of :mod:`vcframe.audio` so that
+    vocoding imports no librosa.
+
+    Args:
+        magnitude: (1 + n_fft/2, T) float64 linear magnitudes.
+        spec: the mel spec whose STFT settings (n_fft, hop_length, win_length, center, pad_mode) are used.
+        n_iter: iterations. momentum: the "fast" extrapolation weight (0 is plain Griffin-Lim).
+        rng: draws the initial phase. length: samples of the returned signal.
+    """
+    settings = {"n_fft": spec.n_fft, "hop_length": spec.hop_length, "win_length": spec.win_length}
+    settings["center"] = spec.center
+    eps = np.finfo(np.complex128).tiny
+    phases = 2 * np.pi * rng.random(size=magnitude.shape)
+    angles = (np.cos(phases) + 1j * np.sin(phases)) * magnitude
+    previous = None
+    for _ in range(n_iter):
+        inverse = istft(angles, length=length, **settings)
+        rebuilt = stft(inverse, pad_mode=spec.pad_mode, **settings)
+        angles = rebuilt.copy()
+        if previous is not None:
+            angles -= (momentum / (1 + momentum)) * previous
+        angles /= np.abs(angles) + eps
+        angles *= magnitude
+        previous = rebuilt
+    return istft(angles, length=length, **settings)

@@ -1,0 +1,60 @@
+"""A cold ``vcframe run`` imports only what it uses (issue 26, cold start).
+
+Importing librosa (with numba and scipy.signal) cost a one-sentence run about 2 s of its 5-7 s; the run path now
+computes its STFT, mel filterbank and resampling in :mod:`vcframe.audio` and Griffin-Lim in numpy. These tests run
+in a fresh interpreter and fail when a change pulls a heavy module back in.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import soundfile
+
+#: Never needed to parse a command line: ``vcframe --help`` and every refusal before a model loads stay fast.
+NOT_FOR_THE_CLI = ("torch", "numpy", "scipy", "librosa", "numba", "soundfile", "soxr", "safetensors", "matplotlib")
+#: Never needed by a run of the default bundle (GE2E + Tacotron + Griffin-Lim).
+NOT_FOR_A_RUN = ("librosa", "numba", "scipy", "matplotlib", "pandas", "sklearn", "huggingface_hub", "fastapi")
+
+
+def _modules_after(code: str) -> set[str]:
+    """Top-level names of the modules loaded once ``code`` has run in a fresh interpreter."""
+    script = code + "\nimport json, sys\nprint(json.dumps(sorted({name.split('.')[0] for name in sys.modules})))\n"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return set(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def test_importing_the_cli_loads_no_heavy_module() -> None:
+    loaded = _modules_after("import vcframe.cli")
+    assert "typer" in loaded  # the check sees what the import loads
+    assert sorted(loaded & set(NOT_FOR_THE_CLI)) == []
+
+
+def test_a_default_bundle_run_loads_no_librosa_scipy_or_numba(tmp_path) -> None:
+    """The default components on random tiny weights, end to end with a reference that needs resampling."""
+    seconds = np.arange(2 * 22050) / 22050
+    voiced = 0.3 * np.sin(2 * np.pi * 150 * seconds) * (1 + np.sin(2 * np.pi * 3 * seconds)) / 2
+    soundfile.write(str(tmp_path / "reference.wav"), voiced.astype(np.float32), 22050)
+    options = {
+        "encoder": {"ge2e": {"preset": "tiny", "checkpoint": None}},
+        "synthesizer": {"tacotron": {"preset": "tiny", "checkpoint": None, "max_frames": 20}},
+        "vocoder": {"griffinlim": {"n_iter": 2}},
+    }
+    code = f"""
+import vcframe.cli
+from vcframe.audio import save_audio
+from vcframe.config import Settings
+from vcframe.pipeline import Pipeline
+
+settings = Settings(encoder="ge2e", synthesizer="tacotron", vocoder="griffinlim", components={options!r})
+pipeline = Pipeline(settings=settings, device="cpu")
+save_audio(pipeline.clone("Hello there.", {str(tmp_path / "reference.wav")!r}, seed=0), {str(tmp_path / "out.wav")!r})
+"""
+    loaded = _modules_after(code)
+    assert {"torch", "vcframe_ge2e", "vcframe_tacotron", "vcframe_griffinlim", "soxr"} <= loaded
+    assert soundfile.info(str(tmp_path / "out.wav")).frames > 0
+    assert sorted(loaded & set(NOT_FOR_A_RUN)) == []
