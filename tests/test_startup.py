@@ -58,3 +58,21 @@ save_audio(pipeline.clone("Hello there.", {str(tmp_path / "reference.wav")!r}, s
     assert {"torch", "vcframe_ge2e", "vcframe_tacotron", "vcframe_griffinlim", "soxr"} <= loaded
     assert soundfile.info(str(tmp_path / "out.wav")).frames > 0
     assert sorted(loaded & set(NOT_FOR_A_RUN)) == []
+
+
+def test_run_lets_idle_openmp_threads_sleep_unless_the_user_chose_a_policy(monkeypatch, tmp_path) -> None:
+    """Spinning OpenMP threads made a one-sentence run 1.5-3 times slower with another job on the cores."""
+    import os
+
+    from typer.testing import CliRunner
+
+    from vcframe.cli import app
+
+    arguments = ["run", "--reference", str(tmp_path / "missing.wav"), "--text", "Hi.", "--out", str(tmp_path / "o.wav")]
+    monkeypatch.setenv("OMP_WAIT_POLICY", "unset below; restored after the test")
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    assert CliRunner().invoke(app, arguments).exit_code == 2
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    assert CliRunner().invoke(app, arguments).exit_code == 2
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
