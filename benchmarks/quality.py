@@ -306,9 +306,12 @@ def cli_run_seconds(vocoder: str, text: str, args: argparse.Namespace, scratch: 
         "0",
         "--device",
         "cpu",
+        *(flag for option in args.option or [] for flag in ("-o", option)),
     ]
     started = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True)
+    finished = subprocess.run(command, capture_output=True, text=True)
+    if finished.returncode != 0:
+        raise SystemExit(f"error: {' '.join(command)} failed: {finished.stderr.strip()}")
     return time.perf_counter() - started, seconds_of(out)
 
 
