@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
-"""Plot a Tacotron demo run: loss curves from log.jsonl and a free-running synthesis with its alignment.
+"""Plot a demo run: loss curves from log.jsonl, and for Tacotron a free-running synthesis with its alignment.
 
     python recipes/demo/plot_training.py --run-dir /work/runs/taco --out docs/images/tacotron-demo
+    python recipes/demo/plot_training.py --kind hifigan --run-dir /work/runs/hifigan --out docs/images/hifigan-demo
 
-Writes ``<out>-losses.png`` and ``<out>-alignment.png`` (the run's latest checkpoint, exported to a temporary
-safetensors file, speaking a sentence in a sample voice with the default options, seed 0),
-and prints the alignment's monotonicity (correlation of the most-attended character with the decoder step)
-and whether the stop token fired.
+Tacotron: writes ``<out>-losses.png`` and ``<out>-alignment.png`` (the run's latest checkpoint, exported to a
+temporary safetensors file, speaking a sentence in a sample voice with the default options, seed 0), and prints
+the alignment's monotonicity (correlation of the most-attended character with the decoder step).
+HiFi-GAN: writes ``<out>-losses.png``: the generator's mel L1 (x45) and adversarial/feature-matching terms, the
+discriminators' loss, and the held-out mel L1 of valid.jsonl (one line per --valid-data folder) on a second axis.
 """
 
 from __future__ import annotations
@@ -23,7 +25,30 @@ import numpy as np
 SENTENCE = "The morning train was late again, so we walked along the river."
 
 
-def plot_losses(log: Path, out: Path) -> dict[str, float]:
+#: Loss keys plotted per run kind (those a run's last log record has), and the title's model name.
+LOSS_KEYS = {
+    "tacotron": ("loss", "m1_loss", "m2_loss", "stop_loss", "guided_loss"),
+    "hifigan": ("mel", "gen", "fm_f", "fm_s", "gen_f", "gen_s", "disc"),
+}
+TITLES = {"tacotron": "Tacotron demo run", "hifigan": "HiFi-GAN demo run"}
+
+
+def plot_valid(valid: Path, axis: object) -> None:
+    """Held-out mel L1 (valid.jsonl: one record per --valid-data folder and measurement) on a twin axis."""
+    by_data: dict[str, dict[int, float]] = {}
+    for line in valid.read_text().splitlines():
+        if line.strip():
+            record = json.loads(line)
+            by_data.setdefault(Path(record["data"]).name, {})[record["step"]] = record["mel_l1"]
+    twin = axis.twinx()  # type: ignore[attr-defined]
+    for name, values in by_data.items():
+        steps = sorted(values)
+        twin.plot(steps, [values[step] for step in steps], marker="o", linestyle="--", label=f"held-out mel L1: {name}")
+    twin.set_ylabel("held-out mel L1 (without x45)")
+    twin.legend(loc="upper center", fontsize="small")
+
+
+def plot_losses(log: Path, out: Path, kind: str = "tacotron") -> dict[str, float]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -43,7 +68,7 @@ def plot_losses(log: Path, out: Path) -> dict[str, float]:
     steps = np.array([record["step"] for record in records])
     figure, axis = plt.subplots(figsize=(8, 4))
     window = 10  # log points per moving average (one point every --log-every steps)
-    for key in ("loss", "m1_loss", "m2_loss", "stop_loss", "guided_loss"):
+    for key in LOSS_KEYS[kind]:
         if key in records[-1]:
             values = np.array([record.get(key, np.nan) for record in records], dtype=float)
             line_2d = axis.plot(steps, values, alpha=0.25)[0]
@@ -55,8 +80,10 @@ def plot_losses(log: Path, out: Path) -> dict[str, float]:
     axis.set_xlabel("step")
     axis.set_yscale("log")
     axis.grid(alpha=0.3)
-    axis.legend()
-    axis.set_title(f"Tacotron demo run: {steps[-1]} steps, {sum(segment_ends) / 3600:.1f} h of training")
+    axis.legend(loc="upper right", fontsize="small")
+    axis.set_title(f"{TITLES[kind]}: {steps[-1]} steps, {sum(segment_ends) / 3600:.1f} h of training")
+    if kind == "hifigan" and (log.parent / "valid.jsonl").exists():
+        plot_valid(log.parent / "valid.jsonl", axis)
     figure.tight_layout()
     figure.savefig(out, dpi=100)
     plt.close(figure)
@@ -66,14 +93,17 @@ def plot_losses(log: Path, out: Path) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--kind", choices=sorted(LOSS_KEYS), default="tacotron", help="what the run trains")
     parser.add_argument("--run-dir", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True, help="prefix of the two PNG files")
     parser.add_argument("--voice", default="duncan")
     parser.add_argument("--text", default=SENTENCE)
     args = parser.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    last = plot_losses(args.run_dir / "log.jsonl", args.out.with_name(args.out.name + "-losses.png"))
+    last = plot_losses(args.run_dir / "log.jsonl", args.out.with_name(args.out.name + "-losses.png"), args.kind)
     print("last log record:", json.dumps(last))
+    if args.kind != "tacotron":
+        return
 
     from vcframe.pipeline import Pipeline
 
