@@ -5,19 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from tests._cli import DUMMIES, one_line_error
 from vcframe.config import Settings
 from vcframe.errors import ConfigError
 from vcframe.pipeline import Pipeline
-
-DUMMIES = ["--encoder", "test-tone", "--synthesizer", "test-constant", "--vocoder", "test-sine"]
-
-
-def _one_line_error(result, needle: str) -> None:
-    assert result.exit_code == 2, (result.stdout, result.stderr, result.exception)
-    lines = [line for line in result.stderr.strip().splitlines() if line]
-    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
-    assert needle in lines[0], lines[0]
-    assert "Traceback" not in result.stderr + result.stdout
 
 
 def test_a_synthesizer_without_adapt_embedding_is_refused(dummy_registry, speech_like_wav) -> None:
@@ -42,7 +33,7 @@ def test_run_adapt_speaker_refusals_are_one_line(
     result = vcframe_cli(
         "run", *DUMMIES, "--reference", speech_like_wav(seconds=2.5), "--text", "Hi.", "--out", out, *extra
     )
-    _one_line_error(result, needle)
+    one_line_error(result, needle)
     assert not out.exists() and list(tmp_path.glob("*.wav")) == [tmp_path / "voice.wav"]
 
 
@@ -62,7 +53,7 @@ def test_voices_add_refuses_adaptation_with_a_synthesizer_that_cannot(
         "voices", "add", "carol", clip, "--consent", "--encoder", "test-tone", "--synthesizer", "test-constant",
         "-o", "vocoder=test-sine", "--adapt-steps", "2", "--reference-text", "some words",
     )  # fmt: skip
-    _one_line_error(result, "cannot adapt to a speaker")
+    one_line_error(result, "cannot adapt to a speaker")
     assert not (tmp_path / "data" / "voices" / "carol").exists()
     result = vcframe_cli("voices", "add", "carol", clip, "--consent", "--reference-text", "some words")
-    _one_line_error(result, "--reference-text is read by speaker adaptation only")
+    one_line_error(result, "--reference-text is read by speaker adaptation only")

@@ -8,15 +8,7 @@ import numpy as np
 import pytest
 import soundfile
 
-DUMMIES = ["--encoder", "test-tone", "--synthesizer", "test-constant", "--vocoder", "test-sine"]
-
-
-def _one_line_error(result, needle: str) -> None:
-    assert result.exit_code == 2, (result.stdout, result.stderr, result.exception)
-    lines = [line for line in result.stderr.strip().splitlines() if line]
-    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
-    assert needle in lines[0], lines[0]
-    assert "Traceback" not in result.stderr + result.stdout
+from tests._cli import DUMMIES, one_line_error
 
 
 def test_run_writes_audio_and_metadata(dummy_registry, vcframe_cli, speech_like_wav, tmp_path) -> None:
@@ -70,7 +62,7 @@ def test_check_reports_fields(dummy_registry, vcframe_cli) -> None:
     dummy_registry.register(SPEC)
     result = vcframe_cli("check", "--encoder", "test-tone", "--synthesizer", "test-constant", "--vocoder", "griffinlim")
     assert "hop_length" in result.stdout and "64" in result.stdout and "200" in result.stdout
-    _one_line_error(result, "incompatible components")
+    one_line_error(result, "incompatible components")
 
 
 def test_text_file_and_config_show(dummy_registry, vcframe_cli, speech_like_wav, tmp_path) -> None:
@@ -126,7 +118,7 @@ def test_bad_reference_audio(dummy_registry, vcframe_cli, tmp_path, case, needle
     if needle is None:  # an odd sample rate is fine: it is resampled
         assert result.exit_code == 0, result.stderr
         return
-    _one_line_error(result, needle)
+    one_line_error(result, needle)
     assert not out.exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
@@ -150,12 +142,12 @@ def test_bad_arguments(dummy_registry, vcframe_cli, speech_like_wav, tmp_path, a
         if key not in given:
             merged += [key, value]
     result = vcframe_cli("run", *merged, *args)
-    _one_line_error(result, needle)
+    one_line_error(result, needle)
     assert not (tmp_path / "out.wav").exists()
 
 
 def test_no_voice_given(dummy_registry, vcframe_cli, tmp_path) -> None:
-    _one_line_error(vcframe_cli("run", *DUMMIES, "--text", "Hi.", "--out", tmp_path / "o.wav"), "no voice given")
+    one_line_error(vcframe_cli("run", *DUMMIES, "--text", "Hi.", "--out", tmp_path / "o.wav"), "no voice given")
 
 
 def test_debug_shows_traceback(dummy_registry, vcframe_cli, tmp_path) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import torch
 
+from tests._cli import one_line_error
 from tests._model_host import COMMIT, HostedFile, ModelHost
 from vcframe import bundles as bundles_module
 from vcframe import checkpoints, downloads
@@ -123,16 +124,6 @@ def no_retry_pause(monkeypatch) -> None:
     from huggingface_hub import file_download
 
     monkeypatch.setattr(file_download.time, "sleep", lambda seconds: None)
-
-
-def one_line_error(result: Any, *needles: str) -> str:
-    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr, result.exception)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
-    assert "Traceback" not in result.stdout + result.stderr
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
 
 
 def test_pull_records_the_sha256_then_loads_verifies_and_removes(published, vcframe_cli) -> None:

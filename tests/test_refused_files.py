@@ -11,18 +11,8 @@ import pytest
 import soundfile
 import torch
 
+from tests._cli import DUMMIES, one_line_error
 from vcframe.errors import AudioInputError, CheckpointError, InputError, OutputError
-
-DUMMIES = ["--encoder", "test-tone", "--synthesizer", "test-constant", "--vocoder", "test-sine"]
-
-
-def _one_line_error(result, needle: str) -> str:
-    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr, result.exception)
-    lines = [line for line in result.stderr.strip().splitlines() if line]
-    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
-    assert needle in lines[0], lines[0]
-    assert "unexpected" not in lines[0] and "Traceback" not in result.stderr + result.stdout
-    return lines[0]
 
 
 def _pickled_checkpoint(path):
@@ -52,7 +42,7 @@ def test_cli_refuses_a_text_file_as_the_encoder_checkpoint(vcframe_cli, speech_l
     notes.write_text("hello\n")
     checkpoint = f"encoder.ge2e.checkpoint={notes}"
     result = vcframe_cli("embed", "--encoder", "ge2e", "-r", speech_like_wav(), "-o", checkpoint, "--out", "e.npy")
-    _one_line_error(result, "not a torch checkpoint")
+    one_line_error(result, "not a torch checkpoint")
     assert not (tmp_path / "e.npy").exists()
 
 
@@ -102,7 +92,7 @@ def test_trainers_refuse_a_pickled_or_corrupt_training_checkpoint(vcframe_cli, t
         checkpoint.write_text("step = 5\n")
     result = vcframe_cli(*(part.format(run=run) for part in command))
     needle = "would run code" if damage == "pickled" else "not a torch checkpoint"
-    _one_line_error(result, needle)
+    one_line_error(result, needle)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["run"]
 
 
@@ -180,7 +170,7 @@ def test_pickled_arrays_in_training_data_are_refused_naming_the_file(tmp_path) -
 def test_unsupported_output_suffix_is_refused_before_anything_runs(dummy_registry, vcframe_cli, tmp_path) -> None:
     # the reference does not exist: the output is checked first, so no model (nor reading the clip) runs
     result = vcframe_cli("run", *DUMMIES, "-r", "missing.wav", "-t", "Hello.", "--out", tmp_path / "out.mp3")
-    _one_line_error(result, "cannot write 'mp3' files")
+    one_line_error(result, "cannot write 'mp3' files")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -197,7 +187,7 @@ def test_output_paths_the_os_refuses_are_one_line_before_anything_runs(
             pytest.skip("needs a /proc that the access check calls writable (Linux as root)")
         out, needle = "/proc/out.wav", "cannot create files in '/proc'"
     result = vcframe_cli("run", *DUMMIES, "-r", "missing.wav", "-t", "Hello.", "--out", out)
-    _one_line_error(result, needle)
+    one_line_error(result, needle)
     with pytest.raises(OutputError, match=needle):
         from vcframe.audio import save_audio
         from vcframe.types import Waveform

@@ -10,25 +10,16 @@ import os
 import pytest
 from pydantic import BaseModel
 
-DUMMIES = ["--encoder", "test-tone", "--synthesizer", "test-constant", "--vocoder", "test-sine"]
-
-
-def _one_line_error(result, needle: str) -> str:
-    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr, result.exception)
-    lines = [line for line in result.stderr.strip().splitlines() if line]
-    assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
-    assert needle in lines[0], lines[0]
-    return lines[0]
-
+from tests._cli import DUMMIES, one_line_error
 
 # -- config show ------------------------------------------------------------------------------------------
 
 
 def test_config_show_refuses_unknown_component_options_and_plugins(vcframe_cli) -> None:
     result = vcframe_cli("config", "show", "-o", "vocoder.griffinlim.colour=red")
-    line = _one_line_error(result, "invalid options for vocoder 'griffinlim': colour")
+    line = one_line_error(result, "invalid options for vocoder 'griffinlim': colour")
     assert "n_iter" in line  # the valid ones are listed
-    _one_line_error(vcframe_cli("config", "show", "-o", "vocoder.nosuch.colour=red"), "unknown vocoder 'nosuch'")
+    one_line_error(vcframe_cli("config", "show", "-o", "vocoder.nosuch.colour=red"), "unknown vocoder 'nosuch'")
     shown = vcframe_cli("config", "show", "-o", "vocoder.griffinlim.n_iter=5", "--format", "json")
     assert shown.exit_code == 0, shown.stderr
     assert json.loads(shown.stdout)["components"]["vocoder"]["griffinlim"] == {"n_iter": 5}
@@ -73,7 +64,7 @@ def test_none_stays_a_string_where_the_string_is_a_valid_value() -> None:
 
 
 def test_none_for_an_option_that_does_not_accept_none_is_refused(vcframe_cli) -> None:
-    _one_line_error(vcframe_cli("config", "show", "-o", "vocoder.griffinlim.n_iter=none"), "n_iter")
+    one_line_error(vcframe_cli("config", "show", "-o", "vocoder.griffinlim.n_iter=none"), "n_iter")
 
 
 # -- environment ------------------------------------------------------------------------------------------
@@ -120,7 +111,7 @@ def test_check_does_not_suggest_an_option_it_does_not_take(dummy_registry, vcfra
 
     dummy_registry.register(SPEC)
     result = vcframe_cli("check", "--encoder", "test-tone", "--synthesizer", "test-constant", "--vocoder", "griffinlim")
-    line = _one_line_error(result, "incompatible components")
+    line = one_line_error(result, "incompatible components")
     assert "'vcframe run --allow-mismatch'" in line and ", or --allow-mismatch" not in line
     assert vcframe_cli("check", "--allow-mismatch").exit_code == 2  # check has no such option
 
@@ -136,7 +127,7 @@ def test_a_manifest_without_a_text_column_is_one_error_up_front(dummy_registry, 
     else:
         manifest.write_text('{"reference": "voice.wav"}\n{"reference": "voice.wav"}\n')
     result = vcframe_cli("batch", manifest, "--out", tmp_path / "out", "--executor", "inline", *DUMMIES)
-    _one_line_error(result, "has no text column")
+    one_line_error(result, "has no text column")
     assert not (tmp_path / "out").exists()
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests._cli import DUMMIES
 from vcframe.errors import InputError
 
-DUMMIES = ["--encoder", "test-tone", "--synthesizer", "test-constant", "--vocoder", "test-sine"]
 NOTHING_TO_SPEAK = {
     "punctuation": ("?!... ;; --", "no letter or digit"),
     "emoji": ("\U0001f600\U0001f600 \U0001f389", "U+1F600 '\U0001f600', U+1F389"),

@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-DUMMIES = ["--encoder", "test-tone", "--synthesizer", "test-constant", "--vocoder", "test-sine"]
+from tests._cli import DUMMIES
 
 
 @pytest.fixture
