@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile
+
+from tests.serve._uvicorn import uvicorn_in_thread
 
 pytest.importorskip("fastapi", reason="vcframe serve needs the 'serve' extra (pip install 'vcframe-core[serve]')")
 
@@ -118,22 +119,10 @@ def audio() -> Callable[..., bytes]:
 def server(dummy_registry, tmp_path) -> Iterator[str]:
     """A uvicorn server on a free loopback port with the dummy components (and any a test registers before it
     starts); yields its base URL. For the browser tests."""
-    import uvicorn
-
     from vcframe.config import Settings
     from vcframe.serve import ServeSettings, create_app
     from vcframe.voices import VoiceStore
 
     settings = Settings(encoder="test-tone", synthesizer="test-constant", vocoder="test-sine", device="cpu")
     app = create_app(settings, dummy_registry, ServeSettings(preload=False), voice_store=VoiceStore(tmp_path / "v"))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    yield from uvicorn_in_thread(app, lifespan="on")

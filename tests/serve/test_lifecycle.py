@@ -21,25 +21,16 @@ from pathlib import Path
 import httpx2 as httpx
 import pytest
 
+from tests.serve._uvicorn import uvicorn_in_thread
+
 
 @pytest.fixture
 def served(make_client) -> Iterator[tuple[str, object]]:
     """A uvicorn server (in a thread) over the dummy components; yields (base URL, the TestClient of the same
     app, whose lifespan runs the app's start and stop)."""
-    import uvicorn
-
     client = make_client()
-    server = uvicorn.Server(uvicorn.Config(client.app, host="127.0.0.1", port=0, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}", client
-    server.should_exit = True
-    thread.join(10)
+    for base in uvicorn_in_thread(client.app, lifespan="off"):
+        yield base, client
 
 
 def _send_and_hang_up(base: str, text: str) -> socket.socket:

@@ -1,0 +1,26 @@
+"""A real uvicorn server in a thread, for tests that need HTTP on a socket (browsers, disconnecting clients)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+
+def uvicorn_in_thread(app: Any, *, lifespan: str) -> Iterator[str]:
+    """Serve ``app`` with uvicorn in a daemon thread on a free loopback port; yields the base URL, then stops
+    the server. For fixtures: ``yield from uvicorn_in_thread(app, lifespan="on")``."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan=lifespan))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "uvicorn did not start"
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
