@@ -1,15 +1,17 @@
 """Vocoder speed (WaveRNN, HiFi-GAN): samples per second and real-time factor on the same mel.
 
 Run by hand:  .venv/bin/python benchmarks/vocoder.py [--seconds 2] [--threads 2] [--skip-baseline]
-              [--family wavernn|hifigan|all] [--repeats 5]
+              [--family wavernn|hifigan|all] [--rounds 5]
 
 HiFi-GAN rows (``--family hifigan``): the released V1 and V3 generators on HiFi-GAN's 22,050 Hz mel (the
-fixtures' LJ001-0001 mel, repeated), and a V3-like generator for RTVC's 16 kHz hop-200 mel (upsample 8 x 5 x 5,
-the size demo weights at RTVC's mel would take), each through the plugin's vocoder (weight norm folded) at
-batch 1 on 1 and ``--threads`` threads, V1 and V3 in bfloat16 autocast, V3 at batch 4, V3 with weight norm
-kept (the training form), and the time to the first chunk of ``vocode_stream``. Each row is the minimum over
-``--repeats`` timed calls after a warm-up call (the machine is shared: the minimum is the least disturbed
-run), with the median beside it.
+fixtures' LJ001-0001 mel, repeated), and the demo size for RTVC's 16 kHz hop-200 mel (V3 layout, 128 channels,
+upsample 8 x 5 x 5), each beside the original jik876 generator as ``inference_e2e.py`` runs it (transcribed here
+from SPEC section 4: built with weight norm, the same random weights loaded, ``eval()``, ``remove_weight_norm()``,
+``no_grad``), at batch 1 on 1 and ``--threads`` threads, and batch 4 for V3 and the demo size. The plugin runs
+at its default precision (``auto``: bfloat16 where the CPU has AMX / AVX-512 BF16) and at ``float32``. The
+rows are timed interleaved: each of ``--rounds`` rounds times every row's original, plugin and first streamed
+chunk once (after one warm-up call each), so a busy moment on the shared machine hits both sides of a ratio;
+the table gives median RTFs, the median of the per-round ratios original / vcframe, and the load average range.
 
 Rows: RTVC's per-sample loop transcribed (the baseline, RTVC's defaults: folded 8000/800, and unbatched), and
 this plugin's generator at the RTVC preset (unbatched and folded, 1 and 2 threads, C++ kernel and PyTorch
@@ -20,19 +22,29 @@ generation time / audio duration (below 1 = faster than real time). Prints a mar
 
 from __future__ import annotations
 
-import argparse
 import os
-import time
-from pathlib import Path
 
-import numpy as np
-import torch
-from vcframe_wavernn.generate import reference_generate, steps_for
-from vcframe_wavernn.model import WaveRNNVocoder
-from vcframe_wavernn.spec import WaveRNNConfig
+from vcframe.cli import _prefer_passive_openmp_wait
 
-from vcframe.specs import RTVC_SYNTHESIZER_MEL
-from vcframe.types import Mel
+_prefer_passive_openmp_wait()  # idle OpenMP threads sleep, as in `vcframe run` (set before torch loads)
+# The HiFi-GAN rows hold 3 generators x 2 precisions x 2 thread counts, each at several lengths: more oneDNN
+# convolution primitives than its default cache keeps (1,024), so every call would build its primitives again
+# (measured: V3 in bfloat16 0.21 instead of 0.02 s a call). A process vocoding with one generator stays within it.
+os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16384")
+
+import argparse  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from vcframe_hifigan.model import torch_threads  # noqa: E402
+from vcframe_wavernn.generate import reference_generate, steps_for  # noqa: E402
+from vcframe_wavernn.model import WaveRNNVocoder  # noqa: E402
+from vcframe_wavernn.spec import WaveRNNConfig  # noqa: E402
+
+from vcframe.specs import RTVC_SYNTHESIZER_MEL  # noqa: E402
+from vcframe.types import Mel  # noqa: E402
 
 
 def benchmark_mel(seconds: float) -> Mel:
@@ -66,62 +78,223 @@ def hifigan_mel(seconds: float) -> Mel:
     return Mel(values.unsqueeze(0).contiguous(), HIFIGAN_MEL)
 
 
-def hifigan_rows(seconds: float, threads: int, repeats: int) -> None:
+class OriginalResBlock1(torch.nn.Module):
+    """jik876/hifi-gan ``ResBlock1`` as SPEC section 4.3 describes it (old-style ``weight_norm`` hooks)."""
+
+    def __init__(self, channels: int, kernel_size: int, dilations: tuple[int, ...]) -> None:
+        super().__init__()
+        wn = torch.nn.utils.weight_norm
+        self.convs1 = torch.nn.ModuleList(
+            wn(torch.nn.Conv1d(channels, channels, kernel_size, 1, dilation=d, padding=(kernel_size * d - d) // 2))
+            for d in dilations
+        )
+        self.convs2 = torch.nn.ModuleList(
+            wn(torch.nn.Conv1d(channels, channels, kernel_size, 1, dilation=1, padding=(kernel_size - 1) // 2))
+            for _ in dilations
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for c1, c2 in zip(self.convs1, self.convs2, strict=True):
+            xt = torch.nn.functional.leaky_relu(x, 0.1)
+            xt = c1(xt)
+            xt = torch.nn.functional.leaky_relu(xt, 0.1)
+            xt = c2(xt)
+            x = xt + x
+        return x
+
+    def remove_weight_norm(self) -> None:
+        for conv in [*self.convs1, *self.convs2]:
+            torch.nn.utils.remove_weight_norm(conv)
+
+
+class OriginalResBlock2(torch.nn.Module):
+    """jik876/hifi-gan ``ResBlock2`` (SPEC section 4.3)."""
+
+    def __init__(self, channels: int, kernel_size: int, dilations: tuple[int, ...]) -> None:
+        super().__init__()
+        self.convs = torch.nn.ModuleList(
+            torch.nn.utils.weight_norm(
+                torch.nn.Conv1d(channels, channels, kernel_size, 1, dilation=d, padding=(kernel_size * d - d) // 2)
+            )
+            for d in dilations
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for c in self.convs:
+            xt = torch.nn.functional.leaky_relu(x, 0.1)
+            xt = c(xt)
+            x = xt + x
+        return x
+
+    def remove_weight_norm(self) -> None:
+        for conv in self.convs:
+            torch.nn.utils.remove_weight_norm(conv)
+
+
+class OriginalGenerator(torch.nn.Module):
+    """jik876/hifi-gan ``Generator``, transcribed from SPEC section 4.2 (the baseline, as ``inference_e2e.py`` runs
+    it: built with weight norm, the checkpoint loaded, ``eval()``, ``remove_weight_norm()``, ``no_grad``)."""
+
+    def __init__(self, h) -> None:
+        super().__init__()
+        wn = torch.nn.utils.weight_norm
+        self.num_kernels = len(h.resblock_kernel_sizes)
+        self.num_upsamples = len(h.upsample_rates)
+        self.conv_pre = wn(torch.nn.Conv1d(80, h.upsample_initial_channel, 7, 1, padding=3))
+        resblock = OriginalResBlock1 if h.resblock == "1" else OriginalResBlock2
+        self.ups = torch.nn.ModuleList()
+        for i, (u, k) in enumerate(zip(h.upsample_rates, h.upsample_kernel_sizes, strict=True)):
+            channels = h.upsample_initial_channel // (2**i)
+            self.ups.append(wn(torch.nn.ConvTranspose1d(channels, channels // 2, k, u, padding=(k - u) // 2)))
+        self.resblocks = torch.nn.ModuleList()
+        for i in range(len(self.ups)):
+            ch = h.upsample_initial_channel // (2 ** (i + 1))
+            for k, d in zip(h.resblock_kernel_sizes, h.resblock_dilation_sizes, strict=True):
+                self.resblocks.append(resblock(ch, k, d))
+        self.conv_post = wn(torch.nn.Conv1d(ch, 1, 7, 1, padding=3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv_pre(x)
+        for i in range(self.num_upsamples):
+            x = torch.nn.functional.leaky_relu(x, 0.1)
+            x = self.ups[i](x)
+            xs = None
+            for j in range(self.num_kernels):
+                if xs is None:
+                    xs = self.resblocks[i * self.num_kernels + j](x)
+                else:
+                    xs += self.resblocks[i * self.num_kernels + j](x)
+            x = xs / self.num_kernels
+        x = torch.nn.functional.leaky_relu(x)
+        x = self.conv_post(x)
+        return torch.tanh(x)
+
+    def remove_weight_norm(self) -> None:
+        for layer in self.ups:
+            torch.nn.utils.remove_weight_norm(layer)
+        for block in self.resblocks:
+            block.remove_weight_norm()
+        torch.nn.utils.remove_weight_norm(self.conv_pre)
+        torch.nn.utils.remove_weight_norm(self.conv_post)
+
+
+def original_generator(config, state: dict[str, torch.Tensor]) -> OriginalGenerator:
+    """The baseline loaded as ``inference_e2e.py`` does, from a ``weight_g`` / ``weight_v`` state dict."""
+    network = OriginalGenerator(config)
+    network.load_state_dict(state)
+    network.eval()
+    network.remove_weight_norm()
+    return network
+
+
+def hifigan_rows(seconds: float, threads: int, rounds: int) -> None:
     """Print the HiFi-GAN table (see the module docstring)."""
     import statistics
 
-    from vcframe_hifigan.generator import Generator
+    from vcframe_hifigan.generator import Generator, to_original_layout
     from vcframe_hifigan.model import HiFiGANVocoder
     from vcframe_hifigan.spec import HiFiGANConfig
 
-    rows: list[tuple[str, float, float, float]] = []
     rtvc_hop = {"preset": "v3", "upsample_rates": (8, 5, 5), "upsample_kernel_sizes": (16, 11, 11)}
+    demo = {**rtvc_hop, "upsample_initial_channel": 128, "mel": RTVC_SYNTHESIZER_MEL}
     mels = {"hifigan": hifigan_mel(seconds), "rtvc": benchmark_mel(seconds)}
+    # per row: the timed call for the original (None: no baseline) and for the plugin, the audio seconds per call
+    rows: dict[str, tuple] = {}
+    loads: list[float] = []
+    # per generator: (label, mel, the original, the plugin at its default precision) for the new-length call
+    fresh: list[tuple[str, Mel, OriginalGenerator, HiFiGANVocoder]] = []
 
-    def timed(run) -> tuple[float, float]:
-        run()  # warm-up
-        times = []
-        for _ in range(repeats):
-            started = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - started)
-        return min(times), statistics.median(times)
-
-    def measure(name: str, mel: Mel, vocoder: HiFiGANVocoder, batch: int = 1) -> None:
+    def add(name: str, mel: Mel, count: int, baseline, vocoder: HiFiGANVocoder | None, batch: int = 1) -> None:
         batched = Mel(mel.frames.repeat(batch, 1, 1), mel.spec)
         audio_s = batch * mel.frames.shape[-1] * mel.spec.hop_length / mel.spec.sample_rate
-        best, median = timed(lambda: vocoder.vocode(batched))
-        first, _ = timed(lambda: next(iter(vocoder.vocode_stream(mel))))
-        rows.append((name, best / audio_s, median / audio_s, first))
-        print(f"  {name}: RTF {best / audio_s:.3f}, first chunk {first * 1000:.0f} ms", flush=True)
+
+        def original() -> None:
+            with torch_threads(count), torch.no_grad():
+                baseline(batched.frames)
+
+        ours = (lambda: vocoder.vocode(batched)) if vocoder is not None else None
+        stream = (lambda: next(iter(vocoder.vocode_stream(mel)))) if vocoder is not None and batch == 1 else None
+        rows[name] = (original if baseline is not None else None, ours, stream, audio_s)
 
     for label, options, mel_name in (
         ("V1", {"preset": "v1"}, "hifigan"),
         ("V3", {"preset": "v3"}, "hifigan"),
-        ("V3-like, 16 kHz hop 200", {**rtvc_hop, "mel": RTVC_SYNTHESIZER_MEL}, "rtvc"),
+        ("demo size (V3 layout, 128 ch, 8x5x5, 16 kHz hop 200)", demo, "rtvc"),
     ):
         mel = mels[mel_name]
+        torch.manual_seed(0)
+        config = HiFiGANConfig(checkpoint=None, threads=1, **options)
+        weights = Generator(config.generator_config(num_mels=80), weight_norm=True)
+        state = to_original_layout(weights.state_dict())
+        baseline = original_generator(config.generator_config(num_mels=80), state)
         for count in sorted({1, threads}):
-            torch.manual_seed(0)
-            vocoder = HiFiGANVocoder(HiFiGANConfig(checkpoint=None, threads=count, **options))
-            measure(f"{label}, batch 1, {count} thread(s)", mel, vocoder)
-            if count == 1 and label in ("V1", "V3"):
-                fast = HiFiGANVocoder(vocoder.config.model_copy(update={"precision": "bfloat16"}))
-                measure(f"{label}, batch 1, 1 thread, bfloat16 autocast", mel, fast)
-            if label == "V3" and count == 1:
-                measure(f"{label}, batch 4, 1 thread", mel, vocoder, batch=4)
-                folded = vocoder.network
-                vocoder.network = Generator(folded.config, weight_norm=True).eval().requires_grad_(False)
-                measure(f"{label}, batch 1, 1 thread, weight norm kept (training form)", mel, vocoder)
-                vocoder.network = folded
+            for precision in ("auto", "float32"):
+                vocoder = HiFiGANVocoder(HiFiGANConfig(checkpoint=None, threads=count, precision=precision, **options))
+                vocoder.network.load_state_dict(_folded(weights))  # the baseline's weights
+                vocoder.repack()
+                name = f"{label}, batch 1, {count} thread(s), precision {precision} ({vocoder.dtype})"
+                add(name, mel, count, baseline, vocoder)
+                if count == 1 and precision == "auto" and label != "V1":
+                    add(f"{label}, batch 4, 1 thread, precision auto", mel, count, baseline, vocoder, batch=4)
+                if count == 1 and precision == "auto":
+                    fresh.append((label, mel, baseline, vocoder))
+
+    def timed(run) -> float:
+        started = time.perf_counter()
+        run()
+        return time.perf_counter() - started
+
+    # interleaved: every round times each row's original, plugin and first chunk once, after one warm-up each
+    samples: dict[str, tuple[list[float], list[float], list[float]]] = {name: ([], [], []) for name in rows}
+    for calls in rows.values():
+        for call in calls[:3]:
+            if call is not None:
+                call()
+    for _ in range(rounds):
+        for name, (original, ours, stream, _audio_s) in rows.items():
+            for times, call in zip(samples[name], (original, ours, stream), strict=True):
+                if call is not None:
+                    times.append(timed(call))
+            loads.append(os.getloadavg()[0])
     print(
-        f"\nHiFi-GAN: {seconds:.2f} s mels; torch {torch.__version__}; load average {os.getloadavg()[0]:.2f} on "
-        f"{os.cpu_count()} CPUs; RTF = compute seconds per second of audio (min and median of {repeats})\n"
+        f"\nHiFi-GAN: {seconds:.2f} s mels; torch {torch.__version__}; load average {min(loads):.2f}-{max(loads):.2f} "
+        f"on {os.cpu_count()} CPUs; RTF = compute seconds per second of audio, median of {rounds} interleaved "
+        "rounds (min in brackets); ratio = original / vcframe (median of per-round ratios)\n"
     )
-    print("| generator | RTF (min) | RTF (median) | first streamed chunk (ms) |")
-    print("|---|---|---|---|")
-    for name, best, median, first in rows:
-        print(f"| {name} | {best:.3f} | {median:.3f} | {first * 1000:.0f} |")
+    print("| generator | original RTF | vcframe RTF | speed-up vs original | first streamed chunk (ms) |")
+    print("|---|---|---|---|---|")
+    for name, (original_times, our_times, stream_times) in samples.items():
+        audio_s = rows[name][3]
+        cells = [
+            f"{statistics.median(t) / audio_s:.3f} ({min(t) / audio_s:.3f})" if t else "-"
+            for t in (original_times, our_times)
+        ]
+        ratio = (
+            f"{statistics.median(o / v for o, v in zip(original_times, our_times, strict=True)):.2f}x"
+            if original_times
+            else "-"
+        )
+        first = f"{statistics.median(stream_times) * 1000:.0f}" if stream_times else "-"
+        print(f"| {name} | {cells[0]} | {cells[1]} | {ratio} | {first} |")
+
+    # oneDNN creates a convolution primitive for each new input length: the first call at a length pays for it
+    print("\nFirst call at a length not seen before (1 thread; the plugin pads lengths to 8 per octave, so a process")
+    print("meets few), and the second call at that length:\n")
+    print("| generator | original: first, second call (ms) | vcframe: first, second call (ms) |")
+    print("|---|---|---|")
+    for label, mel, baseline, vocoder in fresh:
+        frames = mel.frames.shape[-1] + mel.frames.shape[-1] // 2  # 1.5x: a length (and a bucket) not used above
+        longer = Mel(mel.frames.repeat(1, 1, 2)[:, :, :frames].contiguous(), mel.spec)
+        with torch_threads(1), torch.no_grad():
+            original = [timed(lambda b=baseline, m=longer: b(m.frames)) * 1000 for _ in range(2)]
+        ours = [timed(lambda v=vocoder, m=longer: v.vocode(m)) * 1000 for _ in range(2)]
+        print(f"| {label}, {frames} frames | {original[0]:.0f}, {original[1]:.0f} | {ours[0]:.0f}, {ours[1]:.0f} |")
+
+
+def _folded(network) -> dict[str, torch.Tensor]:
+    from vcframe_hifigan.generator import to_module_state
+
+    return to_module_state(network.state_dict(), weight_norm=False)
 
 
 def main() -> None:
@@ -138,10 +311,10 @@ def main() -> None:
     parser.add_argument("--skip-baseline", action="store_true", help="leave out RTVC's loop (slow)")
     parser.add_argument("--skip-unbatched-baseline", action="store_true", help="leave out RTVC's unbatched loop")
     parser.add_argument("--family", choices=("wavernn", "hifigan", "all"), default="all", help="which vocoders to time")
-    parser.add_argument("--repeats", type=int, default=5, help="timed calls per HiFi-GAN row (the minimum counts)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the HiFi-GAN rows")
     args = parser.parse_args()
     if args.family in ("hifigan", "all"):
-        hifigan_rows(args.seconds, args.threads, args.repeats)
+        hifigan_rows(args.seconds, args.threads, args.rounds)
     if args.family == "hifigan":
         return
     mel = benchmark_mel(args.seconds)

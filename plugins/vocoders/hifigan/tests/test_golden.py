@@ -109,7 +109,7 @@ def test_original_checkpoint_loads_with_its_config_json(hifigan_fixtures, refere
     checkpoint = tmp_path / "g_00000001"
     shutil.copyfile(hifigan_fixtures / f"generator_{version}.pt", checkpoint)
     (tmp_path / "config.json").write_text(json.dumps(original_config))
-    vocoder = HiFiGANVocoder(HiFiGANConfig(checkpoint=str(checkpoint)))
+    vocoder = HiFiGANVocoder(HiFiGANConfig(checkpoint=str(checkpoint), precision="float32"))
     assert vocoder.network.config == PRESETS[version] and vocoder.input_spec == HIFIGAN_MEL
     assert not vocoder.network.has_weight_norm  # folded at load
     waveform = vocoder.vocode(_mel(reference))
@@ -120,7 +120,7 @@ def test_original_checkpoint_loads_with_its_config_json(hifigan_fixtures, refere
 def test_original_checkpoint_without_config_json_is_recognised_by_shape(hifigan_fixtures, reference, tmp_path) -> None:
     checkpoint = tmp_path / "g_02500000"
     shutil.copyfile(hifigan_fixtures / "generator_v3.pt", checkpoint)
-    vocoder = HiFiGANVocoder(HiFiGANConfig(checkpoint=str(checkpoint)))
+    vocoder = HiFiGANVocoder(HiFiGANConfig(checkpoint=str(checkpoint), precision="float32"))
     assert vocoder.network.config == PRESETS["v3"]
     torch.testing.assert_close(
         vocoder.vocode(_mel(reference)).samples, reference["gen_v3.audio"][0], rtol=0, atol=AUDIO_ATOL
@@ -131,7 +131,7 @@ def test_folded_checkpoint_loads(hifigan_fixtures, reference, tmp_path) -> None:
     """Third-party exports hold folded ``weight`` keys instead of weight_g / weight_v."""
     state, _ = _weights(hifigan_fixtures, "v2")
     torch.save({"generator": to_module_state(state, weight_norm=False)}, tmp_path / "g_folded")
-    vocoder = HiFiGANVocoder(HiFiGANConfig(checkpoint=str(tmp_path / "g_folded"), preset="v2"))
+    vocoder = HiFiGANVocoder(HiFiGANConfig(checkpoint=str(tmp_path / "g_folded"), preset="v2", precision="float32"))
     torch.testing.assert_close(
         vocoder.vocode(_mel(reference)).samples, reference["gen_v2.audio"][0], rtol=0, atol=AUDIO_ATOL
     )

@@ -47,6 +47,7 @@ from vcframe.specs import HIFIGAN_MEL, RTVC_SYNTHESIZER_MEL, MelSpec
 from vcframe_hifigan.data import EpochSegments, TrainingClip, collate, load_clips
 from vcframe_hifigan.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
 from vcframe_hifigan.generator import Generator
+from vcframe_hifigan.inference import cpu_has_bf16
 from vcframe_hifigan.losses import discriminator_loss, feature_loss, generator_loss, mel_loss
 from vcframe_hifigan.melspec import MelFrontEnd, loss_mel_spec
 from vcframe_hifigan.spec import PRESETS, SIZE_FIELDS, GeneratorConfig, HiFiGANConfig, check_fits
@@ -65,20 +66,6 @@ LEARNING_RATE, ADAM_BETAS, WEIGHT_DECAY, LR_DECAY = 2e-4, (0.8, 0.99), 0.01, 0.9
 
 
 # -- precision ----------------------------------------------------------------------------------------------
-
-
-def cpu_has_bf16() -> bool:
-    """True when the CPU computes bfloat16 natively (AMX tiles or AVX-512 BF16), where bfloat16 autocast pays."""
-    for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
-        check = getattr(torch.cpu, name, None)
-        if check is not None:
-            with contextlib.suppress(Exception):
-                if check():
-                    return True
-    with contextlib.suppress(OSError):
-        flags = Path("/proc/cpuinfo").read_text().split()
-        return "amx_bf16" in flags or "avx512_bf16" in flags
-    return False
 
 
 def resolve_precision(requested: str, device: torch.device) -> str:
