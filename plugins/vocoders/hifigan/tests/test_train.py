@@ -14,8 +14,9 @@ from vcframe_hifigan.discriminators import MultiPeriodDiscriminator, MultiScaleD
 from vcframe_hifigan.generator import Generator
 from vcframe_hifigan.melspec import MelFrontEnd, loss_mel_spec
 from vcframe_hifigan.spec import PRESETS
-from vcframe_hifigan.train import GANStep, app, cpu_has_bf16, resolve_precision
+from vcframe_hifigan.train import GANStep, app, resolve_precision
 
+from vcframe.cpu import cpu_has_bf16
 from vcframe.errors import VcframeError
 from vcframe.specs import RTVC_SYNTHESIZER_MEL
 from vcframe.testing import write_tone_corpus
@@ -165,7 +166,9 @@ def test_bf16_losses_equal_fp32_within_tolerance():
 def test_auto_precision_falls_back_to_fp32_without_native_bf16(monkeypatch):
     import vcframe_hifigan.train as train
 
-    monkeypatch.setattr(train, "cpu_has_bf16", lambda: False)
+    import vcframe.cpu
+
+    monkeypatch.setattr(vcframe.cpu, "cpu_has_bf16", lambda: False)  # the one detection, shared by the trainers
     assert train.resolve_precision("auto", torch.device("cpu")) == "fp32"
     assert train.resolve_precision("bf16", torch.device("cpu")) == "bf16"  # asked for: emulated, slower
 

@@ -9,37 +9,21 @@ picks another summation order for the channels-last kernels); in bfloat16 every 
 bfloat16 (AMX tiles / AVX-512 BF16 where the CPU has them), and ``conv_post`` and the final ``tanh`` run in
 float32, so the waveform is not rounded to bfloat16's 8-bit mantissa.
 
-Which form runs is decided at run time (:func:`packed_available`, :func:`vcframe_hifigan.model.resolve_precision`):
+Which form runs is decided at run time (:func:`packed_available`, :func:`vcframe_hifigan.model.resolve_precision`,
+:func:`vcframe.cpu.cpu_has_bf16`):
 without oneDNN the vocoder falls back to the plain generator, and ``auto`` precision picks bfloat16 only where
 the CPU computes it natively. Measured speed-ups are in the README (Speed).
 """
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from vcframe_hifigan.generator import FINAL_LRELU_SLOPE, LRELU_SLOPE, Generator, ResBlock1, ResBlock2
-
-
-def cpu_has_bf16() -> bool:
-    """True when the CPU computes bfloat16 natively (AMX tiles or AVX-512 BF16), where bfloat16 pays (checked at
-    run time: torch's CPU capability checks, else /proc/cpuinfo's flags)."""
-    for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
-        check = getattr(torch.cpu, name, None)
-        if check is not None:
-            with contextlib.suppress(Exception):
-                if check():
-                    return True
-    with contextlib.suppress(OSError):
-        flags = Path("/proc/cpuinfo").read_text().split()
-        return "amx_bf16" in flags or "avx512_bf16" in flags
-    return False
 
 
 def packed_available() -> bool:

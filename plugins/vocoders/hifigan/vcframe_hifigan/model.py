@@ -17,12 +17,13 @@ from typing import Any
 import torch
 
 from vcframe.checkpoints import load_state, resolve, save_safetensors
+from vcframe.cpu import cpu_has_bf16
 from vcframe.errors import CheckpointError, InputError
 from vcframe.interfaces import BaseVocoder
 from vcframe.specs import MelSpec
 from vcframe.types import Mel, Waveform
 from vcframe_hifigan.generator import Generator, receptive_field_frames, to_module_state, to_original_layout
-from vcframe_hifigan.inference import PackedGenerator, cpu_has_bf16, packed_available
+from vcframe_hifigan.inference import PackedGenerator, packed_available
 from vcframe_hifigan.spec import (
     CHECKPOINT_FORMAT,
     PRESETS,

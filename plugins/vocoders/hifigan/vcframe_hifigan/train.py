@@ -41,13 +41,13 @@ import torch
 import typer
 
 from vcframe.checkpoints import load_torch, save_torch
+from vcframe.cpu import limit_threads, resolve_precision
 from vcframe.datasets import manifest_command
 from vcframe.errors import CheckpointError, ConfigError, InputError
 from vcframe.specs import HIFIGAN_MEL, RTVC_SYNTHESIZER_MEL, MelSpec
 from vcframe_hifigan.data import EpochSegments, TrainingClip, collate, load_clips
 from vcframe_hifigan.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
 from vcframe_hifigan.generator import Generator
-from vcframe_hifigan.inference import cpu_has_bf16
 from vcframe_hifigan.losses import discriminator_loss, feature_loss, generator_loss, mel_loss
 from vcframe_hifigan.melspec import MelFrontEnd, loss_mel_spec
 from vcframe_hifigan.spec import PRESETS, SIZE_FIELDS, GeneratorConfig, HiFiGANConfig, check_fits
@@ -63,31 +63,6 @@ MELS: dict[str, MelSpec] = {"rtvc": RTVC_SYNTHESIZER_MEL, "hifigan": HIFIGAN_MEL
 
 #: The original's optimiser and schedule (config_v1.json): AdamW with torch's default weight decay 0.01.
 LEARNING_RATE, ADAM_BETAS, WEIGHT_DECAY, LR_DECAY = 2e-4, (0.8, 0.99), 0.01, 0.999
-
-
-# -- precision ----------------------------------------------------------------------------------------------
-
-
-def resolve_precision(requested: str, device: torch.device) -> str:
-    """``fp32`` or ``bf16`` for ``--precision`` (``auto``: bf16 where the device computes it natively)."""
-    if requested not in ("auto", "fp32", "bf16"):
-        raise ConfigError(f"--precision must be auto, fp32 or bf16, got {requested!r}")
-    if requested != "auto":
-        return requested
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    return "bf16" if cpu_has_bf16() else "fp32"
-
-
-def limit_threads(count: int) -> None:
-    """``count`` threads for torch and for the BLAS numpy uses (through threadpoolctl, when installed): loading
-    computes every clip's mel with numpy, whose OpenBLAS would otherwise spin a thread per core."""
-    torch.set_num_threads(count)
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return
-    threadpool_limits(limits=count)
 
 
 # -- the step -----------------------------------------------------------------------------------------------

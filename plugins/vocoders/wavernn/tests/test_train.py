@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import soundfile
 import torch
 from typer.testing import CliRunner
@@ -169,3 +170,94 @@ def test_resume_after_a_kill_cleans_temporaries_and_repeats_no_log_row(tmp_path)
     rows = (run_dir / "log.csv").read_text().splitlines()
     assert rows[0] == "step,loss,seconds" and [int(row.split(",")[0]) for row in rows[1:]] == [1, 2, 3, 4]
     assert "5.123456" not in rows[3] and not stale.exists()
+
+
+TINY = ["--preset", "tiny", "--batch-size", "2", "--seq-len", "400", "--sample-every", "0", "--threads", "1"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [["--fused", "--precision", "fp32"], ["--fused", "--precision", "bf16"], ["--reference", "--precision", "fp32"]],
+)
+def test_resume_is_exact_on_each_training_path(tmp_path, path):
+    """4 steps straight equal 2 + 2 resumed, bit for bit, on the fused path (float32 and bfloat16, the C++
+    kernel where it builds) and on the reference path."""
+    data = make_corpus(tmp_path / "data")
+    common = ["--data", str(data), "--save-every", "1", *TINY, *path]
+    run(["fit", "--run-dir", str(tmp_path / "straight"), "--max-steps", "4", *common])
+    run(["fit", "--run-dir", str(tmp_path / "resumed"), "--max-steps", "2", *common])
+    output = run(["fit", "--run-dir", str(tmp_path / "resumed"), "--max-steps", "4", "--resume", *common])
+    assert "resumed at step 2" in output
+    straight = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)
+    resumed = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)
+    for key, value in straight["model_state"].items():
+        assert torch.equal(value, resumed["model_state"][key]), key
+    for expected, actual in zip(
+        straight["optimizer_state"]["state"].values(), resumed["optimizer_state"]["state"].values(), strict=True
+    ):
+        assert all(torch.equal(expected[name], actual[name]) for name in expected)
+
+
+def test_training_paths_log_the_same_first_loss(tmp_path):
+    """The first step's loss (same weights, same batch) on each path, as the log records it: equal within the
+    tolerances of test_fused.py; the path and precision are printed."""
+    data = make_corpus(tmp_path / "data")
+    losses = {}
+    for name, path in {
+        "reference": ["--reference", "--precision", "fp32"],
+        "fused-torch": ["--fused", "--precision", "fp32", "--engine", "torch"],
+        "fused": ["--fused", "--precision", "fp32"],
+        "fused-bf16": ["--fused", "--precision", "bf16"],
+    }.items():
+        output = run(["fit", "--data", str(data), "--run-dir", str(tmp_path / name), "--max-steps", "1", *TINY, *path])
+        assert "training path: " + ("reference (nn.GRU)" if name == "reference" else "fused (") in output
+        assert output.split("training path: ")[1].split("\n")[0].endswith("bf16" if name == "fused-bf16" else "fp32")
+        losses[name] = float((tmp_path / name / "log.csv").read_text().splitlines()[1].split(",")[1])
+    assert losses["fused-torch"] == pytest.approx(losses["reference"], rel=1e-5, abs=2e-6)  # log: 6 decimals
+    assert losses["fused"] == pytest.approx(losses["reference"], rel=1e-5, abs=2e-6)
+    assert losses["fused-bf16"] == pytest.approx(losses["reference"], rel=1e-3)
+
+
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        (["--precision", "fp16"], "--precision must be auto, fp32 or bf16, got 'fp16'"),
+        (["--engine", "cuda"], "--engine must be auto, cpp or torch, got 'cuda'"),
+    ],
+)
+def test_bad_training_path_options_are_one_line(tmp_path, option, message):
+    from vcframe.cli import app as vcframe_app
+
+    data = make_corpus(tmp_path / "data")
+    arguments = [
+        "train",
+        "vocoder",
+        "--plugin",
+        "wavernn",
+        "fit",
+        "--data",
+        str(data),
+        "--run-dir",
+        str(tmp_path / "run"),
+    ]
+    result = CliRunner().invoke(vcframe_app, [*arguments, "--max-steps", "1", *TINY, *option])
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_a_clip_listed_twice_is_loaded_once_with_16_bit_labels(tmp_path):
+    """A manifest that repeats a clip (the shared manifest's --real-speech-repeat) lists it as often, so the
+    sampler draws it as often, but holds it once; labels take 2 bytes a sample instead of int64's 8."""
+    from vcframe_wavernn.data import collate, load_items
+
+    from vcframe.specs import RTVC_SYNTHESIZER_MEL as spec
+
+    data = make_corpus(tmp_path / "data")
+    lines = [str(data / "utt0.wav"), str(data / "utt1.wav"), str(data / "utt0.wav")]
+    (tmp_path / "repeated.txt").write_text("\n".join(lines) + "\n")
+    items, description = load_items(tmp_path / "repeated.txt", spec, bits=9)
+    assert len(items) == 3 and items[0] is items[2] and items[0] is not items[1]
+    assert "3 utterances (2 distinct)" in description
+    assert items[0].labels.dtype == np.uint16 and items[0].labels.max() < 512
+    _, labels, _ = collate(items[:2], [0, 1], 400, 200, 2, 9)
+    assert labels.dtype == torch.int64

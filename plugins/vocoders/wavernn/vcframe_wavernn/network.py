@@ -9,7 +9,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.profiler import record_function
 
+from vcframe_wavernn.fused import Engine, gru_sequence
 from vcframe_wavernn.upsample import UpsampleNetwork
 
 
@@ -76,10 +78,14 @@ class WaveRNN(nn.Module):
         width = self.aux_dims
         return [aux[..., width * i : width * (i + 1)] for i in range(4)]
 
-    def forward(self, samples: torch.Tensor, mel: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, samples: torch.Tensor, mel: torch.Tensor, fused: bool = False, engine: Engine = "auto"
+    ) -> torch.Tensor:
         # RTVC increments the step counter on every forward; kept so step counts mean the same thing
         with torch.no_grad():
             self.step += 1
+        if fused:
+            return self._fused_forward(samples, mel, engine)
         batch = samples.size(0)
         h1 = samples.new_zeros(1, batch, self.rnn_dims)
         h2 = samples.new_zeros(1, batch, self.rnn_dims)
@@ -95,6 +101,82 @@ class WaveRNN(nn.Module):
         hidden = F.relu(self.fc1(torch.cat([hidden, a3], dim=2)))
         hidden = F.relu(self.fc2(torch.cat([hidden, a4], dim=2)))
         return self.fc3(hidden)
+
+    def _fused_forward(self, samples: torch.Tensor, mel: torch.Tensor, engine: Engine) -> torch.Tensor:
+        """The training forward (``fused=True``): the same function, arranged for speed on the CPU.
+
+        * Time-major (S, B, .) throughout, as the GRUs step through time: every step reads contiguous memory.
+          The logits come back as a (B, S, n_classes) view of (S, B, n_classes) memory.
+        * The aux features enter I, rnn2, fc1 and fc2 through their own columns of those layers' weights; that
+          part is computed once per frame and added to the frame's ``hop`` samples by broadcasting (the
+          reference repeats the features ``hop`` times and multiplies them at every sample).
+        * The mel path of the upsampler is linear in the mel and the same for every band: a (S, frames)
+          operator (:meth:`UpsampleNetwork.mel_operator`), applied after I's mel columns, so the (B, S, n_mels)
+          upsampled mel is never formed.
+        * Both GRUs run as :func:`~vcframe_wavernn.fused.gru_sequence` (``engine``: 'auto', 'cpp', 'torch').
+        * Under bfloat16 autocast the residual stream and the GRUs' recurrent products are bfloat16 too.
+
+        Its parts are labelled for ``torch.profiler`` (``wavernn.mel_resnet``, ``wavernn.upsample``,
+        ``wavernn.input``, ``wavernn.gru1``, ``wavernn.gru2``, ``wavernn.output``).
+        """
+        batch, length = samples.shape
+        hop, rnn, n_mels = self.hop_length, self.rnn_dims, self.feat_dims
+        frames = length // hop
+        low_precision = torch.is_autocast_enabled("cpu")
+        matmul_dtype = torch.get_autocast_dtype("cpu") if low_precision else torch.float32
+
+        def per_frame(hidden: torch.Tensor, frame_term: torch.Tensor) -> torch.Tensor:
+            # (S, B, D) + (T, B, D) repeated hop times along S, without forming the repetition
+            width = hidden.shape[-1]
+            return (hidden.view(frames, hop, batch, width) + frame_term.unsqueeze(1)).view(length, batch, width)
+
+        with record_function("wavernn.mel_resnet"):
+            aux = self.upsample.resnet(mel).permute(2, 0, 1)  # (T, B, 4 aux), once per frame
+            a1, a2, a3, a4 = self.split_aux(aux)
+        in_weight = self.I.weight  # columns: previous sample | mel | a1
+        with record_function("wavernn.upsample"):
+            mel_projection = F.linear(mel.permute(2, 0, 1), in_weight[:, 1 : 1 + n_mels])  # (T + 2 pad, B, rnn)
+            operator = self.upsample.mel_operator(mel.shape[-1])  # (S, T + 2 pad)
+            mel_term = torch.matmul(operator, mel_projection.flatten(1)).view(length, batch, rnn)
+        with record_function("wavernn.input"):
+            hidden = per_frame(
+                torch.addcmul(mel_term, samples.t().unsqueeze(-1), in_weight[:, 0]),
+                F.linear(a1, in_weight[:, 1 + n_mels :], self.I.bias),
+            )
+            if low_precision:
+                hidden = hidden.to(matmul_dtype)
+        zeros = hidden.new_zeros(batch, rnn, dtype=torch.float32)
+        with record_function("wavernn.gru1"):
+            residual, rnn1 = hidden, self.rnn1
+            projection = F.linear(hidden, rnn1.weight_ih_l0)
+            hidden = residual + gru_sequence(
+                projection,
+                zeros,
+                rnn1.weight_hh_l0,
+                rnn1.bias_ih_l0,
+                rnn1.bias_hh_l0,
+                matmul_dtype=matmul_dtype,
+                engine=engine,
+            )
+        with record_function("wavernn.gru2"):
+            residual, rnn2 = hidden, self.rnn2
+            weight = rnn2.weight_ih_l0  # columns: rnn1's output | a2
+            projection = per_frame(F.linear(hidden, weight[:, :rnn]), F.linear(a2, weight[:, rnn:]))
+            hidden = residual + gru_sequence(
+                projection,
+                zeros,
+                rnn2.weight_hh_l0,
+                rnn2.bias_ih_l0,
+                rnn2.bias_hh_l0,
+                matmul_dtype=matmul_dtype,
+                engine=engine,
+            )
+        with record_function("wavernn.output"):
+            weight = self.fc1.weight
+            hidden = F.relu(per_frame(F.linear(hidden, weight[:, :rnn]), F.linear(a3, weight[:, rnn:], self.fc1.bias)))
+            weight, fc = self.fc2.weight, self.fc_dims
+            hidden = F.relu(per_frame(F.linear(hidden, weight[:, :fc]), F.linear(a4, weight[:, fc:], self.fc2.bias)))
+            return self.fc3(hidden).transpose(0, 1)
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)

@@ -4,6 +4,10 @@ RTVC's recipe: random 1000-sample segments (9-frame mel windows), cross-entropy 
 no clipping or schedule. Checkpoints (``run_dir/checkpoint.pt``) are written atomically and hold the model,
 the optimizer, the step and every random state (torch, numpy, python, and the data sampler), so ``--resume``
 continues exactly where the run stopped. ``export`` writes the weights as safetensors with their metadata.
+
+The step runs the fused training path by default (``--fused``: :meth:`WaveRNN.forward` with ``fused=True``,
+the GRUs and the loss in :mod:`vcframe_wavernn.fused`), under bfloat16 autocast where the CPU computes it
+natively (``--precision auto``); ``--reference --precision fp32`` is RTVC's step as it was.
 """
 
 from __future__ import annotations
@@ -19,10 +23,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 import typer
+from torch.profiler import record_function
 
 from vcframe.checkpoints import load_torch, save_safetensors, save_torch
 from vcframe.datasets import manifest_command
-from vcframe.errors import CheckpointError
+from vcframe.errors import CheckpointError, ConfigError
 from vcframe_wavernn.data import VocoderItem, collate, load_items, max_offset
 from vcframe_wavernn.spec import SPEC, WaveRNNConfig
 
@@ -113,6 +118,45 @@ def _write_sample(network, item: VocoderItem, path: Path, seconds: float, seed: 
     save_audio(Waveform.from_numpy(wave, RTVC_SYNTHESIZER_MEL.sample_rate), path)
 
 
+def training_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    samples: torch.Tensor,
+    labels: torch.Tensor,
+    mels: torch.Tensor,
+    *,
+    fused: bool,
+    engine: str,
+    precision: str,
+    weight: float = 1.0,
+) -> torch.Tensor:
+    """One optimiser step on a collated batch; returns the batch's loss (detached).
+
+    Args:
+        model: the :class:`~vcframe_wavernn.network.WaveRNN` (or its DDP wrapper).
+        samples, labels, mels: :func:`~vcframe_wavernn.data.collate`'s x (B, S), y (B, S), mels (B, n_mels, F).
+        fused: the fused training path (``WaveRNN.forward(fused=True)`` and
+            :func:`~vcframe_wavernn.fused.cross_entropy`) or RTVC's forward and ``F.cross_entropy``.
+        engine: the fused path's 'auto', 'cpp' or 'torch'.
+        precision: 'fp32', or 'bf16' for the forward pass under bfloat16 autocast.
+        weight: factor on the loss before the backward pass (DDP's unequal shares; default 1).
+    """
+    from vcframe_wavernn.fused import cross_entropy
+
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+        logits = model(samples, mels, fused=True, engine=engine) if fused else model(samples, mels)
+    with record_function("wavernn.loss"):
+        if fused:
+            loss = cross_entropy(logits, labels, engine=engine)  # type: ignore[arg-type]
+        else:  # RTVC's: classes on dim 1 of a 4-D input
+            loss = F.cross_entropy(logits.float().transpose(1, 2).unsqueeze(-1), labels.unsqueeze(-1))
+    optimizer.zero_grad()
+    (loss * weight if weight != 1.0 else loss).backward()
+    with record_function("wavernn.optimizer"):
+        optimizer.step()
+    return loss.detach()
+
+
 @app.command()
 def fit(
     data: Annotated[
@@ -143,6 +187,23 @@ def fit(
     seed: Annotated[int, typer.Option(help="Seed of the initial weights and the data sampler.")] = 0,
     resume: Annotated[bool, typer.Option(help="Continue from run_dir/checkpoint.pt exactly.")] = False,
     threads: Annotated[int, typer.Option(min=1, help="torch threads.")] = 2,
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="auto (bf16 where the CPU has AMX / AVX-512 BF16, else fp32), fp32 or bf16: the forward pass under "
+            "bfloat16 autocast (weights, optimizer and loss stay float32)."
+        ),
+    ] = "auto",
+    fused: Annotated[
+        bool,
+        typer.Option(
+            "--fused/--reference",
+            help="The fused training path (same function, engineered for the CPU) or RTVC's forward with nn.GRU.",
+        ),
+    ] = True,
+    engine: Annotated[
+        str, typer.Option(help="The fused path's GRUs and loss: auto (C++ kernel if it builds), cpp or torch.")
+    ] = "auto",
 ) -> None:
     """Train on ground-truth or GTA mels with RTVC's random segments and cross-entropy on mu-law classes.
 
@@ -172,12 +233,27 @@ def _fit(
     seed: int,
     resume: bool,
     threads: int,
+    precision: str,
+    fused: bool,
+    engine: str,
 ) -> None:
+    from vcframe.cpu import keep_freed_memory, limit_threads, resolve_precision
     from vcframe.distributed import ShardedBatchSampler, TrainingClock, prepare_run_folder
     from vcframe.specs import RTVC_SYNTHESIZER_MEL
+    from vcframe_wavernn.fused import training_kernel
     from vcframe_wavernn.model import build_network
 
-    torch.set_num_threads(threads)
+    limit_threads(threads)
+    keep_freed_memory()
+    precision = resolve_precision(precision, torch.device("cpu"))
+    if engine not in ("auto", "cpp", "torch"):
+        raise ConfigError(f"--engine must be auto, cpp or torch, got {engine!r}")
+    if fused:
+        try:
+            kernel = training_kernel(engine)  # type: ignore[arg-type]
+        except RuntimeError as error:
+            raise ConfigError(str(error), hint="use --engine torch (or auto)") from None
+        engine = "cpp" if kernel is not None else "torch"
     spec = RTVC_SYNTHESIZER_MEL
     config = WaveRNNConfig.model_validate({**json.loads(config_json), "preset": preset, "checkpoint": None})
     hop = spec.hop_length
@@ -215,6 +291,8 @@ def _fit(
             lr_changes.append({"step": step, "old": saved_lr, "new": lr})
             session.echo(f"learning rate changed at step {step}: {saved_lr:g} -> {lr:g}")
     model = session.wrap(network)
+    path = f"fused ({'C++ kernel' if engine == 'cpp' else 'PyTorch'})" if fused else "reference (nn.GRU)"
+    session.echo(f"training path: {path}, {precision}")
 
     def save() -> None:
         states = _rng_states(sampler)
@@ -251,14 +329,12 @@ def _fit(
             config.pad,
             config.bits,
         )
-        logits = model(x, mels)
-        loss = F.cross_entropy(logits.transpose(1, 2).unsqueeze(-1), y.unsqueeze(-1))
-        optimizer.zero_grad()
         # DDP averages over ranks; the weight makes that the mean over the global batch for unequal shares
-        (loss * shard.weight if shard.weight != 1.0 else loss).backward()
-        optimizer.step()
+        loss = training_step(
+            model, optimizer, x, y, mels, fused=fused, engine=engine, precision=precision, weight=shard.weight
+        )
         step += 1
-        mean_loss = session.weighted_mean({"loss": loss.detach()}, len(shard))["loss"]
+        mean_loss = session.weighted_mean({"loss": loss}, len(shard))["loss"]
         if log is not None:
             log.write(f"{step},{mean_loss:.6f},{clock.seconds():.2f}\n")
             log.flush()

@@ -121,3 +121,17 @@ class UpsampleNetwork(nn.Module):
             upsampled = layer(upsampled)
         upsampled = upsampled.squeeze(1)[:, :, self.indent : -self.indent]
         return upsampled.transpose(1, 2), aux.transpose(1, 2)
+
+    def mel_operator(self, frames: int) -> torch.Tensor:
+        """The mel path of :meth:`forward` as a matrix: (S, frames), ``S = (frames - 2 pad) * hop``.
+
+        The stretch + smoothing stages are linear in the mel and the same for every band, so the mel path of a
+        ``frames``-frame window is ``operator @ mel_band`` for each band. The operator is the response of the
+        stages to unit impulses: one small batch of ``frames`` rows instead of ``batch * n_mels`` (the single-
+        channel convolutions are slow to differentiate at that size). Differentiable in the smoothing kernels.
+        """
+        impulses = torch.eye(frames, dtype=self.up_layers[1].weight.dtype, device=self.up_layers[1].weight.device)
+        upsampled = impulses.view(frames, 1, 1, frames)
+        for layer in self.up_layers:
+            upsampled = layer(upsampled)
+        return upsampled.view(frames, -1)[:, self.indent : -self.indent].t()
