@@ -363,6 +363,7 @@ static inline __m256 vc_tanh8(__m256 x) {
 #if defined(__linux__) && defined(__x86_64__) && \
     ((defined(__clang__) && __clang_major__ >= 12) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 11))
 #define VC_HAVE_AMX 1
+#include <immintrin.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
