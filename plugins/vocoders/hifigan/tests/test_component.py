@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import soundfile
 import torch
 from vcframe_hifigan import model
 from vcframe_hifigan.generator import Generator, receptive_field_frames
@@ -282,7 +283,23 @@ def test_a_hifigan_at_rtvcs_mel_fits_the_rtvc_tacotron(tmp_path) -> None:
     assert report.mel_mismatches() == []
 
 
-def test_run_without_weights_says_how_to_give_a_checkpoint(vcframe_cli, speech_like_wav, tmp_path) -> None:
+def test_run_with_the_shipped_demo_weights_says_they_are_a_demo(vcframe_cli, speech_like_wav, tmp_path) -> None:
+    out = tmp_path / "out.wav"
+    result = vcframe_cli(
+        "run", "--vocoder", "hifigan", "--reference", speech_like_wav(), "--text", "Hello.", "--out", out
+    )
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    assert "hifigan [demo: " in result.stdout + result.stderr
+    assert soundfile.info(str(out)).samplerate == RTVC_SYNTHESIZER_MEL.sample_rate
+
+
+def test_run_without_weights_says_how_to_give_a_checkpoint(vcframe_cli, speech_like_wav, tmp_path, monkeypatch) -> None:
+    from vcframe import checkpoints
+
+    shipped = checkpoints.registry_entries()
+    monkeypatch.setattr(
+        checkpoints, "registry_entries", lambda: tuple(e for e in shipped if e.component != "vocoder/hifigan")
+    )
     out = tmp_path / "out.wav"
     result = vcframe_cli(
         "run", "--vocoder", "hifigan", "--reference", speech_like_wav(), "--text", "Hello.", "--out", out
