@@ -330,10 +330,17 @@ def test_bundle_options_sit_beneath_explicit_settings(published) -> None:
 
 
 def test_status_shows_in_plugins_show_models_list_and_bundles(published, vcframe_cli, monkeypatch) -> None:
+    from vcframe import cli
+
+    # wide enough for a table row to stay on one line; the console's width, not COLUMNS, which rich may have
+    # resolved already (under pytest-xdist it had: 80 columns)
     monkeypatch.setenv("COLUMNS", "400")
+    monkeypatch.setattr(cli.stdout, "_width", 400)
     shown = vcframe_cli("plugins", "show", "wavernn")
     assert shown.exit_code == 0, shown.stderr
-    row = next(line for line in shown.stdout.splitlines() if "registry:wavernn-demo" in line)
+    rows = [line for line in shown.stdout.splitlines() if "registry:wavernn-demo" in line]
+    assert rows, shown.stdout
+    row = rows[0]
     assert "demo" in row and "6.5 % words heard right, similarity 0.555 (c5c3eb9)" in row
     row = next(line for line in shown.stdout.splitlines() if "registry:rtvc-vocoder" in line)
     assert "published" in row and "vcframe models pull" in row
