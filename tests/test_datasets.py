@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +24,7 @@ from vcframe.datasets import (
 )
 from vcframe.errors import InputError
 from vcframe.testing import speech_like
+from vcframe.testing.shared import shared_path
 
 
 def write(path: Path, seconds: float = 0.2, sample_rate: int = 16000, scale: float = 1.0) -> Path:
@@ -142,12 +142,8 @@ def test_manifest_command_writes_training_and_held_out_lists(tmp_path):
     assert result.exit_code != 0 and isinstance(result.exception, InputError)
 
 
-@pytest.mark.skipif(
-    not (Path(os.environ.get("VCFRAME_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "data").is_dir(),
-    reason="../shared/data not found (set VCFRAME_SHARED)",
-)
 def test_the_shared_recordings():
-    shared = Path(os.environ.get("VCFRAME_SHARED", Path(__file__).resolve().parents[2] / "shared")) / "data"
+    shared = shared_path("data", anchor=__file__)
     training, held_out = real_speech_clips(shared)
     speakers = {c.speaker for c in training}
     assert len([s for s in speakers if s.startswith("librispeech-")]) == 251 and "ljspeech" in speakers

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from tests.conftest import SHARED
 from vcframe.audio import (
     amplitude_to_mel_values,
     frames_for,
@@ -23,17 +22,18 @@ from vcframe.audio import (
 )
 from vcframe.checkpoints import locate_source, read_safetensors_metadata
 from vcframe.specs import HIFIGAN_MEL, RTVC_ENCODER_MEL, RTVC_SYNTHESIZER_MEL, MelSpec
+from vcframe.testing.shared import shared_path
 
-HIFIGAN_FIXTURES = SHARED / "hifigan" / "fixtures"
 #: README section 7: log-mels atol 1e-3, and 2e-4 where the reference is above -9; STFT magnitude atol 5e-5.
 LOG_MEL_ATOL, LOG_MEL_ATOL_ABOVE_MINUS_9, MAGNITUDE_ATOL = 1e-3, 2e-4, 5e-5
 
 
 @pytest.fixture(scope="module")
 def hifigan_features() -> dict[str, np.ndarray]:
-    path = HIFIGAN_FIXTURES / "features_ref.safetensors"
-    if not path.is_file():
-        pytest.skip(f"HiFi-GAN fixtures not found at {HIFIGAN_FIXTURES} (set VCFRAME_SHARED to the shared folder)")
+    path = (
+        shared_path("hifigan", "fixtures", needs="features_ref.safetensors", anchor=__file__)
+        / "features_ref.safetensors"
+    )
     from safetensors.numpy import load_file
 
     return load_file(str(path))

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 
+from vcframe.testing.shared import shared_path
 from vcframe.text import (
     basic_cleaners,
     english_cleaners,
@@ -17,19 +17,20 @@ from vcframe.text import (
     transliteration_cleaners,
 )
 
-_SHARED = Path(os.environ.get("VCFRAME_SHARED", Path(__file__).resolve().parents[1] / ".." / "shared"))
-_FEATURES = _SHARED / "rtvc" / "fixtures" / "features_ref.safetensors"
-
 # RTVC's symbol table, to check ids without depending on a synthesizer plugin
 _SYMBOLS = ["_", "~", *"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz!'\"(),-.:;? "]
 
 
+def _features() -> Path:
+    return (
+        shared_path("rtvc", "fixtures", needs="features_ref.safetensors", anchor=__file__) / "features_ref.safetensors"
+    )
+
+
 def _fixture_metadata() -> dict[str, str]:
-    if not _FEATURES.is_file():
-        pytest.skip(f"RTVC fixtures not found at {_FEATURES} (set VCFRAME_SHARED)")
     from safetensors import safe_open
 
-    with safe_open(str(_FEATURES), framework="pt") as handle:
+    with safe_open(str(_features()), framework="pt") as handle:
         return dict(handle.metadata())
 
 
@@ -43,7 +44,7 @@ def test_english_cleaners_ids_match_rtvc_fixture_ids() -> None:
     metadata = _fixture_metadata()
     from safetensors.torch import load_file
 
-    tensors = load_file(str(_FEATURES))
+    tensors = load_file(str(_features()))
     table = {symbol: index for index, symbol in enumerate(_SYMBOLS)}
     for index, text in enumerate(json.loads(metadata["texts"])):
         ids = [table[c] for c in english_cleaners(text) if c in table and c not in "_~"] + [1]

@@ -1,25 +1,19 @@
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import torch
 
 from vcframe.testing import load_rtvc_state
+from vcframe.testing.shared import shared_path
 
 torch.set_num_threads(1)
-
-REPO = Path(__file__).resolve().parents[4]
-SHARED = Path(os.environ.get("VCFRAME_SHARED", REPO / ".." / "shared"))
-FIXTURES = SHARED / "rtvc" / "fixtures"
 
 
 @pytest.fixture(scope="session")
 def rtvc_fixtures() -> Path:
-    if not (FIXTURES / "synthesizer_weights.safetensors").is_file():
-        pytest.skip(f"RTVC fixtures not found at {FIXTURES} (set VCFRAME_SHARED to the shared folder)")
-    return FIXTURES
+    return shared_path("rtvc", "fixtures", needs="synthesizer_weights.safetensors", anchor=__file__)
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,9 @@
-import os
 from pathlib import Path
 
 import pytest
 import torch
+
+from vcframe.testing.shared import shared_path
 
 
 def pytest_configure(config):
@@ -11,9 +12,4 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
-    shared = os.environ.get("VCFRAME_SHARED")
-    root = Path(shared) if shared else Path(__file__).resolve().parents[4] / ".." / "shared"
-    folder = root / "rtvc" / "fixtures"
-    if not (folder / "vocoder_ref.safetensors").is_file():
-        pytest.skip(f"RTVC fixtures not found at {folder} (set VCFRAME_SHARED to the shared folder)")
-    return folder
+    return shared_path("rtvc", "fixtures", needs="vocoder_ref.safetensors", anchor=__file__)
