@@ -11,6 +11,8 @@
 #   recipes/demo/train.sh hifigan      # HiFi-GAN at RTVC's mel: V3 layout, 128 channels, discriminators at width 0.25
 #   recipes/demo/train.sh hifigan-gta  # (after gta) a list of the GTA pairs + the real recordings, then:
 #   HIFIGAN_DATA=$RUNS/hifigan_data/gta_mix.txt recipes/demo/train.sh hifigan   # ... continued on the GTA mels
+#   HIFIGAN_INIT=plugins/vocoders/hifigan/vcframe_hifigan/weights/hifigan-demo.safetensors ADVERSARIAL_START=0 \
+#       recipes/demo/train.sh hifigan  # a new session (runs do not persist): from the shipped generator, fresh discriminators
 #   recipes/demo/train.sh export       # safetensors exports of the runs into $RUNS/export/
 #
 # Paths: CORPUS (default /work/corpus/demo), RUNS (default /work/runs), SHARED (default ../shared). THREADS
@@ -23,6 +25,8 @@ PREP=${PREP:-${CORPUS}_prep}
 VCFRAME=${VCFRAME:-.venv/bin/vcframe}
 PYTHON=${PYTHON:-.venv/bin/python}
 resume_flag() { [ -f "$1/checkpoint.pt" ] && echo "--resume" || true; }
+# a run folder without a checkpoint starts from HIFIGAN_INIT's generator when that is set (runs do not outlive a session)
+init_flag() { [ ! -f "$1/checkpoint.pt" ] && [ -n "${HIFIGAN_INIT:-}" ] && echo "--init $HIFIGAN_INIT" || true; }
 # the held-out folders make_corpus.py writes beside the corpus: unseen voices, unseen sentences in seen voices
 HELD_OUT="${CORPUS}_eval ${CORPUS}_seen"
 valid_flags() {  # each one, once preprocessed, as --valid-data
@@ -74,7 +78,7 @@ hifigan)
         --batch-size 16 --segment-frames 32 --disc-width "${DISC_WIDTH:-0.25}" --adversarial-start "${ADVERSARIAL_START:-3000}" \
         --max-steps "${MAX_STEPS:-100000}" --checkpoint-every 200 --backup-every 5000 --log-every 10 --sample-every 1000 \
         --valid-data "$RUNS/hifigan_data/valid_real.txt" --valid-data "${CORPUS}_eval" --valid-every 1000 --valid-clips 8 \
-        --precision auto --threads "${THREADS:-1}" $(resume_flag "$RUNS/hifigan") ;;
+        --precision auto --threads "${THREADS:-1}" $(resume_flag "$RUNS/hifigan") $(init_flag "$RUNS/hifigan") ;;
 export)
     mkdir -p "$RUNS/export"
     $VCFRAME train synthesizer export --run-dir "$RUNS/taco" --out "$RUNS/export/tacotron-demo.safetensors" \
