@@ -17,34 +17,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vcframe.specs import MelSpec
-
-#: HiFi-GAN's magnitude epsilon (inside the square root) and log floor.
-MAGNITUDE_EPSILON = 1e-9
-LOG_FLOOR = 1e-5
+from vcframe.specs import HIFIGAN_MEL, MelSpec
 
 
 def loss_mel_spec(spec: MelSpec) -> MelSpec:
-    """HiFi-GAN's loss mel for a generator that reads ``spec``: the same rate, FFT, window, hop and band count;
-    0 Hz to sr/2, natural log of ``sqrt(re^2 + im^2 + 1e-9)`` floored at 1e-5, not centred, reflect-padded by
-    ``(n_fft - hop) / 2``, no pre-emphasis."""
+    """HiFi-GAN's loss mel for a generator that reads ``spec``: :data:`~vcframe.specs.HIFIGAN_MEL`'s convention
+    (natural log of ``sqrt(re^2 + im^2 + 1e-9)`` floored at 1e-5, not centred, no pre-emphasis), at ``spec``'s
+    rate, FFT, window, hop and band count, reflect-padded by ``(n_fft - hop) / 2``, from 0 Hz to sr/2."""
     return MelSpec(
-        sample_rate=spec.sample_rate,
-        n_fft=spec.n_fft,
-        win_length=spec.win_length,
-        hop_length=spec.hop_length,
-        n_mels=spec.n_mels,
-        fmin=0.0,
-        fmax=spec.sample_rate / 2,
-        center=False,
-        pad_mode="reflect",
-        pad_length=(spec.n_fft - spec.hop_length) // 2,
-        magnitude_epsilon=MAGNITUDE_EPSILON,
-        magnitude_power=1.0,
-        amplitude_scale="ln",
-        amplitude_floor=LOG_FLOOR,
-        normalization="none",
-        clip=False,
+        **{
+            **HIFIGAN_MEL.model_dump(),
+            "sample_rate": spec.sample_rate,
+            "n_fft": spec.n_fft,
+            "win_length": spec.win_length,
+            "hop_length": spec.hop_length,
+            "n_mels": spec.n_mels,
+            "fmin": 0.0,
+            "fmax": spec.sample_rate / 2,
+            "pad_length": (spec.n_fft - spec.hop_length) // 2,
+        }
     )
 
 
