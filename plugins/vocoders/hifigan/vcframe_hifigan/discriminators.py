@@ -47,6 +47,20 @@ Logits = list[torch.Tensor]
 FeatureMaps = list[list[torch.Tensor]]
 
 
+def _logits_and_feature_maps(
+    convs: nn.ModuleList, conv_post: nn.Module, signal: torch.Tensor
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Both discriminators' body: each conv then LeakyReLU 0.1 (every activation a feature map), then
+    ``conv_post`` (its raw output is the last feature map); returns (logits flattened to (B, -1), feature maps)."""
+    feature_maps = []
+    for conv in convs:
+        signal = F.leaky_relu(conv(signal), LRELU_SLOPE)
+        feature_maps.append(signal)
+    signal = conv_post(signal)
+    feature_maps.append(signal)
+    return torch.flatten(signal, 1, -1), feature_maps
+
+
 class _WeightNorm:
     """Mixin: replaces a convolution's ``weight`` parameter by ``weight_g`` (one gain per output channel) and
     ``weight_v`` (the direction), as ``torch.nn.utils.weight_norm(conv)`` does (dim 0, ``g = ||v||`` at start)."""
@@ -135,15 +149,7 @@ class PeriodDiscriminator(nn.Module):
                     f"a {length}-sample signal is too short to reflect-pad to a multiple of the period {self.period}"
                 )
             waveform = F.pad(waveform, (0, padding), "reflect")
-            length += padding
-        signal = waveform.view(batch, channels, length // self.period, self.period)
-        feature_maps = []
-        for conv in self.convs:
-            signal = F.leaky_relu(conv(signal), LRELU_SLOPE)
-            feature_maps.append(signal)
-        signal = self.conv_post(signal)
-        feature_maps.append(signal)
-        return torch.flatten(signal, 1, -1), feature_maps
+        return _logits_and_feature_maps(self.convs, self.conv_post, waveform.view(batch, channels, -1, self.period))
 
 
 class MultiPeriodDiscriminator(nn.Module):
@@ -216,14 +222,7 @@ class ScaleDiscriminator(nn.Module):
         return WeightNormConv1d(in_channels, out_channels, kernel, stride, groups=groups, padding=padding)
 
     def forward(self, waveform: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        feature_maps = []
-        signal = waveform
-        for conv in self.convs:
-            signal = F.leaky_relu(conv(signal), LRELU_SLOPE)
-            feature_maps.append(signal)
-        signal = self.conv_post(signal)
-        feature_maps.append(signal)
-        return torch.flatten(signal, 1, -1), feature_maps
+        return _logits_and_feature_maps(self.convs, self.conv_post, waveform)
 
 
 class MultiScaleDiscriminator(nn.Module):
