@@ -15,6 +15,7 @@ from vcframe.datasets import (
     HUMAN_YARDSTICK_CLIPS,
     AudioClip,
     find_clips,
+    load_each_once,
     load_mel,
     load_training_audio,
     manifest_command,
@@ -150,3 +151,12 @@ def test_the_shared_recordings():
     evaluation = {p.name for p in (shared / "librispeech" / "LibriSpeech" / "test-other").iterdir()}
     assert not {s.removeprefix("librispeech-") for s in speakers} & evaluation
     assert len(held_out) == len(evaluation) + HUMAN_YARDSTICK_CLIPS
+
+
+def test_load_each_once_loads_a_repeated_listing_once(tmp_path):
+    first, second = AudioClip(tmp_path / "a.wav", "s"), AudioClip(tmp_path / "b.wav", "s")
+    with_mel = AudioClip(tmp_path / "a.wav", "s", mel=tmp_path / "a.npy")
+    calls: list[AudioClip] = []
+    loaded = load_each_once([first, second, first, with_mel], lambda clip: calls.append(clip) or [clip.audio.name])
+    assert calls == [first, second, with_mel]  # the same audio with another mel is another item
+    assert loaded[0] is loaded[2] and loaded[0] is not loaded[3] and loaded[1] == ["b.wav"]

@@ -26,16 +26,21 @@ from __future__ import annotations
 import csv
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
 
 import numpy as np
 import typer
 
 from vcframe._io import atomic_write
 from vcframe.errors import InputError
+
+if TYPE_CHECKING:
+    from vcframe.specs import MelSpec
+
+Loaded = TypeVar("Loaded")
 
 #: Audio files a folder source contributes.
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
@@ -199,6 +204,27 @@ def load_training_audio(clip: AudioClip | str | os.PathLike[str], sample_rate: i
     path = clip.audio if isinstance(clip, AudioClip) else Path(clip)
     samples = load_audio(path, sample_rate=sample_rate).item(0)
     return np.asarray(rescale_peak(samples), dtype=np.float32)
+
+
+def load_audio_and_mel(clip: AudioClip, spec: MelSpec) -> tuple[np.ndarray, np.ndarray]:
+    """A clip's training audio (:func:`load_training_audio` at ``spec``'s rate) and the mel the vocoder reads for
+    it: the one given with the clip (:func:`load_mel`: a GTA mel) or ``spec``'s mel of that audio (ground truth)."""
+    from vcframe.audio import mel_spectrogram
+
+    audio = load_training_audio(clip, spec.sample_rate)
+    mel = load_mel(clip.mel, spec.n_mels) if clip.mel is not None else mel_spectrogram(audio, spec)
+    return audio, mel
+
+
+def load_each_once(clips: Sequence[AudioClip], load: Callable[[AudioClip], Loaded]) -> list[Loaded]:
+    """``load(clip)`` for every listing, computed once per distinct (audio, mel) pair: a clip listed n times (a
+    manifest's ``--real-speech-repeat``) is n references to one loaded object, so an epoch draws it n times
+    without holding it n times."""
+    cache: dict[tuple[Path, Path | None], Loaded] = {}
+    for clip in clips:
+        if (clip.audio, clip.mel) not in cache:
+            cache[clip.audio, clip.mel] = load(clip)
+    return [cache[clip.audio, clip.mel] for clip in clips]
 
 
 def load_array(

@@ -22,12 +22,11 @@ import hashlib
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from vcframe.datasets import AudioClip, find_clips, load_mel, load_training_audio
+from vcframe.datasets import AudioClip, find_clips, load_audio_and_mel, load_each_once
 from vcframe.errors import InputError
 from vcframe.specs import MelSpec
 
@@ -59,11 +58,8 @@ class TrainingClip:
 def load_clip(clip: AudioClip, spec: MelSpec) -> TrainingClip:
     """A clip in memory (see :class:`TrainingClip`); InputError when a given mel covers more audio than the clip
     has (more than one hop beyond its end: not the clip's mel)."""
-    from vcframe.audio import mel_spectrogram
-
     hop = spec.hop_length
-    audio = load_training_audio(clip, spec.sample_rate)
-    mel = load_mel(clip.mel, spec.n_mels) if clip.mel is not None else mel_spectrogram(audio, spec)
+    audio, mel = load_audio_and_mel(clip, spec)
     frames = mel.shape[1]
     if frames * hop > len(audio) + hop:
         raise InputError(
@@ -89,11 +85,7 @@ def load_clips(
     clips: list[AudioClip] = []
     for source in sources:
         clips += find_clips(source)
-    cache: dict[tuple[Path, Path | None], TrainingClip] = {}
-    for clip in clips:  # a clip listed several times (a manifest's --real-speech-repeat) is loaded once
-        if (clip.audio, clip.mel) not in cache:
-            cache[clip.audio, clip.mel] = load_clip(clip, spec)
-    loaded = [cache[clip.audio, clip.mel] for clip in clips]
+    loaded = load_each_once(clips, lambda clip: load_clip(clip, spec))
     usable = [clip for clip in loaded if clip.frames >= min_frames]
     if not usable:
         raise InputError(

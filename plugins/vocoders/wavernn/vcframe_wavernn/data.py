@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from vcframe.audio import mel_spectrogram, preemphasis
-from vcframe.datasets import find_clips, load_mel, load_training_audio
+from vcframe.audio import preemphasis
+from vcframe.datasets import find_clips, load_audio_and_mel, load_each_once
 from vcframe.errors import InputError
 from vcframe.specs import MelSpec
 from vcframe_wavernn.signal import encode_mu_law
@@ -76,18 +75,11 @@ def load_items(data: str | os.PathLike[str], spec: MelSpec, bits: int) -> tuple[
     level. A clip listed more than once (a manifest's ``--real-speech-repeat``) is loaded once and listed as often,
     so the sampler draws it as often without holding it twice; labels are stored as 16-bit classes (a quarter of
     int64's memory: 12.7 h of listed audio would otherwise take 5.8 GB)."""
-    items = []
-    loaded: dict[tuple[Path, Path | None], VocoderItem] = {}
-    gta = 0
-    for clip in find_clips(data):
-        key = (clip.audio, clip.mel)
-        if key not in loaded:
-            wav = load_training_audio(clip, spec.sample_rate)
-            mel = load_mel(clip.mel, spec.n_mels) if clip.mel is not None else mel_spectrogram(wav, spec)
-            loaded[key] = make_item(clip.audio.stem, wav, mel, spec, bits)
-        gta += clip.mel is not None
-        items.append(loaded[key])
+    clips = find_clips(data)
+    items = load_each_once(clips, lambda clip: make_item(clip.audio.stem, *load_audio_and_mel(clip, spec), spec, bits))
+    gta = sum(clip.mel is not None for clip in clips)
     seconds = sum(item.labels.size for item in items) / spec.sample_rate
+    loaded = {id(item) for item in items}
     distinct = f" ({len(loaded)} distinct)" if len(loaded) < len(items) else ""
     description = (
         f"{len(items)} utterances{distinct}, {seconds:.1f} s, from {data} ({gta} given mels, "
