@@ -262,12 +262,8 @@ def load_state(
     """
     import torch
 
-    source = Path(path)
+    source = _existing_file(path, "checkpoint")
     name = str(source)
-    if not source.is_file():
-        raise CheckpointError(f"checkpoint {name!r} not found", hint="check the path")
-    if source.stat().st_size == 0:
-        raise CheckpointError(f"checkpoint {name!r} is empty", hint="the download or copy was interrupted")
     with open(source, "rb") as stream:
         head = stream.read(16)
     if _looks_like_safetensors(head, source.stat().st_size):
@@ -296,6 +292,16 @@ def load_state(
     return dict(state), {"checkpoint": others}
 
 
+def _existing_file(path: str | os.PathLike[str], what: str) -> Path:
+    """``path`` as a Path; CheckpointError naming ``what`` when it is not a file or is empty."""
+    source = Path(path)
+    if not source.is_file():
+        raise CheckpointError(f"{what} {str(source)!r} not found", hint="check the path")
+    if source.stat().st_size == 0:
+        raise CheckpointError(f"{what} {str(source)!r} is empty", hint="the download or copy was interrupted")
+    return source
+
+
 def load_torch(path: str | os.PathLike[str], *, what: str = "checkpoint") -> Any:
     """The object in a torch ``.pt`` file, loaded safely (``torch.load(weights_only=True)``): trainers' resume,
     export and GTA files go through here too.
@@ -306,12 +312,8 @@ def load_torch(path: str | os.PathLike[str], *, what: str = "checkpoint") -> Any
     """
     import torch
 
-    source = Path(path)
+    source = _existing_file(path, what)
     name = str(source)
-    if not source.is_file():
-        raise CheckpointError(f"{what} {name!r} not found", hint="check the path")
-    if source.stat().st_size == 0:
-        raise CheckpointError(f"{what} {name!r} is empty", hint="the download or copy was interrupted")
     try:
         return torch.load(name, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
