@@ -40,3 +40,15 @@ def test_values_parse_as_toml_or_string() -> None:
     assert parse_value("true") is True
     assert parse_value("[1, 2]") == [1, 2]
     assert parse_value("/some/path.pt") == "/some/path.pt"
+
+
+def test_parse_json_options_reads_json_values_and_refuses_items_without_a_key() -> None:
+    from vcframe.config import parse_json_options
+    from vcframe.errors import ConfigError
+
+    parsed = parse_json_options(["upsample_rates=[8,5,5]", "width=128", "masking=clean", "flag=true", "empty="])
+    assert parsed == {"upsample_rates": [8, 5, 5], "width": 128, "masking": "clean", "flag": True, "empty": ""}
+    assert parse_json_options(None) == {}
+    for bad in ("width", "=3"):
+        with pytest.raises(ConfigError, match="is not key=value"):
+            parse_json_options([bad], example="-o width=128")

@@ -24,6 +24,7 @@ plugins name their own variables ``VCFRAME_<PLUGIN>_<WORD>`` with single undersc
 from __future__ import annotations
 
 import functools
+import json
 import os
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -117,6 +118,21 @@ def parse_value(text: str) -> Any:
         return tomllib.loads(f"value = {text}")["value"]
     except tomllib.TOMLDecodeError:
         return text
+
+
+def parse_json_options(items: Sequence[str] | None, *, example: str = "-o key=VALUE") -> dict[str, Any]:
+    """A trainer's ``-o key=value`` options as a dict: each value read as JSON (``256``, ``[8,5,5]``, ``true``),
+    or kept as the string when it is not JSON. ConfigError for an item without ``=`` or without a key."""
+    parsed: dict[str, Any] = {}
+    for item in items or []:
+        key, separator, value = item.partition("=")
+        if not separator or not key:
+            raise ConfigError(f"option {item!r} is not key=value", hint=f"e.g. {example}")
+        try:
+            parsed[key] = json.loads(value)
+        except ValueError:
+            parsed[key] = value
+    return parsed
 
 
 def _assign(tree: dict[str, Any], dotted: str, value: Any, source: str) -> None:

@@ -21,6 +21,7 @@ import torch
 import typer
 
 from vcframe.checkpoints import load_torch, save_torch
+from vcframe.config import parse_json_options
 from vcframe.datasets import load_array
 from vcframe.distributed import ShardedBatchSampler, TrainingClock, prepare_run_folder
 from vcframe.errors import CheckpointError, ConfigError
@@ -384,13 +385,7 @@ def preprocess(
     max_frames: Annotated[int, typer.Option(help="Longer utterances are skipped (RTVC 900).")] = 900,
 ) -> None:
     """Compute mels and speaker embeddings for every utterance; resumable (done files are kept)."""
-    overrides = {}
-    for item in encoder_option or []:
-        key, _, value = item.partition("=")
-        try:
-            overrides[key] = json.loads(value)
-        except ValueError:
-            overrides[key] = value
+    overrides = parse_json_options(encoder_option, example="-e KEY=JSON")
     manifest = run_preprocess(
         str(corpus),
         str(out),
@@ -501,13 +496,7 @@ def _fit(
         raise ConfigError(f"masking must be rtvc or clean, got {masking!r}")
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = run_dir / "checkpoint.pt"
-    overrides: dict[str, Any] = {}
-    for item in option or []:
-        key, _, value = item.partition("=")
-        try:
-            overrides[key] = json.loads(value)
-        except ValueError:
-            overrides[key] = value
+    overrides = parse_json_options(option, example="-o lstm_dims=256")
     given_stages = parse_schedule(schedule) if schedule is not None else None
     stages = given_stages or parse_schedule(SMALL_SCHEDULE if preset == "small" else RTVC_SCHEDULE)
     saved: dict[str, Any] | None = None

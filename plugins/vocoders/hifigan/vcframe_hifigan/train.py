@@ -41,6 +41,7 @@ import torch
 import typer
 
 from vcframe.checkpoints import load_torch, save_torch
+from vcframe.config import parse_json_options
 from vcframe.cpu import limit_threads, resolve_precision
 from vcframe.datasets import manifest_command
 from vcframe.errors import CheckpointError, ConfigError, InputError
@@ -174,20 +175,6 @@ class GANStep:
 
 
 # -- generator sizes ----------------------------------------------------------------------------------------
-
-
-def parse_options(options: Sequence[str] | None) -> dict[str, Any]:
-    """``key=JSON value`` pairs (a value that is not JSON is taken as a string)."""
-    parsed: dict[str, Any] = {}
-    for item in options or []:
-        key, separator, value = item.partition("=")
-        if not separator or not key:
-            raise ConfigError(f"option {item!r} is not key=value", hint="e.g. -o upsample_initial_channel=128")
-        try:
-            parsed[key] = json.loads(value)
-        except ValueError:
-            parsed[key] = value
-    return parsed
 
 
 def generator_sizes(preset: str, options: dict[str, Any], mel: MelSpec) -> GeneratorConfig:
@@ -364,7 +351,9 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
         settings = {
             "mel": MELS[args["mel"]].model_dump(mode="json"),
             "generator": generator_sizes(
-                args["preset"], parse_options(args["option"]), MELS[args["mel"]]
+                args["preset"],
+                parse_json_options(args["option"], example="-o upsample_initial_channel=128"),
+                MELS[args["mel"]],
             ).to_original(),
             **{name: args[name] for name in ("batch_size", "segment_frames", "disc_width", "seed")},
         }
