@@ -3,7 +3,7 @@
 #
 #   recipes/demo/train.sh prepare      # mels + GE2E embeddings of the corpus and its held-out folders (resumable)
 #   recipes/demo/train.sh synthesizer  # small Tacotron, r=4, guided attention (background it with nohup)
-#   recipes/demo/train.sh gta          # teacher-forced (GTA) mels of every clip from the synthesizer run
+#   recipes/demo/train.sh gta          # teacher-forced (GTA) mels of every clip: the synthesizer run, else the shipped weights
 #   recipes/demo/train.sh vocoder      # small WaveRNN on the corpus' wavs and their ground-truth mels
 #   VOC_DATA=$RUNS/hifigan_data/train.txt recipes/demo/train.sh vocoder   # ... on real speech + the corpus (after hifigan-data)
 #   VOC_DATA=/work/runs/gta/pairs.txt recipes/demo/train.sh vocoder   # ... continued on the GTA mels
@@ -53,7 +53,9 @@ synthesizer)
         $(valid_flags) --valid-every 500 \
         --threads "${THREADS:-1}" $(resume_flag "$RUNS/taco") ;;
 gta)
-    exec $VCFRAME train synthesizer gta --run-dir "$RUNS/taco" --data "$PREP" --out "$RUNS/gta" ;;
+    # from the synthesizer run when this machine has one, else from the shipped weights (runs do not outlive a session)
+    if [ -f "$RUNS/taco/checkpoint.pt" ]; then source_flag="--run-dir $RUNS/taco"; else source_flag="--checkpoint default"; fi
+    exec $VCFRAME train synthesizer gta $source_flag --data "$PREP" --out "$RUNS/gta" ;;
 vocoder)
     # the fused training path in bfloat16 where the CPU has AMX / AVX-512 BF16 (float32 elsewhere): 0.54 CPU s a
     # step on 1 thread here, 6.0x RTVC's step; batch 32 kept (64 and 128 add 2 % and 6 % samples/s, see the README)

@@ -229,7 +229,7 @@ def test_valid_data_of_another_embedding_is_refused(prepared: Path, tmp_path: Pa
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
 
 
-def test_gta_and_export(prepared: Path, tmp_path: Path) -> None:
+def test_gta_and_export(prepared: Path, tmp_path: Path, vcframe_cli: Any) -> None:
     from vcframe_tacotron.model import TacotronSynthesizer
     from vcframe_tacotron.spec import SPEC
 
@@ -268,6 +268,25 @@ def test_gta_and_export(prepared: Path, tmp_path: Path) -> None:
     assert auto.config.preset == "tiny" and auto.config.sizes() == synthesizer.config.sizes()
     with pytest.raises(CheckpointError, match="is not a Tacotron of this layout"):
         TacotronSynthesizer(config.model_copy(update={"preset": "small"}))
+    # the export gives the run's GTA mels; exactly one source; another embedding space is refused
+    result = RUNNER.invoke(
+        app, ["gta", "--checkpoint", str(exported), "--data", str(prepared), "--out", str(tmp_path / "gta_export")]
+    )
+    assert result.exit_code == 0, result.output
+    for row in rows:
+        np.testing.assert_allclose(
+            np.load(tmp_path / "gta_export" / row["gta"]), np.load(tmp_path / "gta" / row["gta"]), atol=1e-5
+        )
+    for sources in ([], ["--run-dir", str(run_dir), "--checkpoint", str(exported)]):
+        result = vcframe_cli("train", "synthesizer", "gta", *sources, "--data", str(prepared), "--out", str(tmp_path))
+        assert result.exit_code == 2 and "give exactly one of --run-dir and --checkpoint" in result.stderr
+    result = vcframe_cli(
+        *("train", "synthesizer", "gta", "--checkpoint", "default", "--data", str(prepared)),
+        *("--out", str(tmp_path / "gta_default")),
+    )
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "ge2e/rtvc" in result.stderr and "random/per-speaker" in result.stderr
+    assert not (tmp_path / "gta_default").exists()
 
 
 def test_schedule_and_buckets() -> None:

@@ -706,11 +706,31 @@ def _load_run(run_dir: Path) -> tuple[TacotronConfig, Any, dict[str, Any]]:
     return config, network, saved
 
 
+def _load_checkpoint(reference: str, dataset_folder: Path) -> tuple[TacotronConfig, Any]:
+    """The network of a finished checkpoint ('default', 'registry:<id>', a safetensors export or an RTVC .pt),
+    checked against the embedding and mel specs of the preprocessed folder it will be run on."""
+    from vcframe_tacotron.model import TacotronSynthesizer
+
+    _, info = read_manifest(dataset_folder)
+    config = TacotronConfig(checkpoint=reference, embedding=embedding_spec_of(info), mel=mel_spec_of(info))
+    synthesizer = TacotronSynthesizer(config)
+    return synthesizer.config, synthesizer.network
+
+
 @app.command()
 def gta(
-    run_dir: Annotated[Path, typer.Option(help="Training run folder (uses its checkpoint.pt).")],
     data: Annotated[Path, typer.Option(help="Preprocessed folder whose utterances get GTA mels.")],
     out: Annotated[Path, typer.Option(help="Output folder: gta/<id>.npy, manifest.jsonl and pairs.txt.")],
+    run_dir: Annotated[
+        Path | None, typer.Option(help="Training run folder (uses its checkpoint.pt); or give --checkpoint.")
+    ] = None,
+    checkpoint: Annotated[
+        str | None,
+        typer.Option(
+            help="A finished synthesizer instead of a run: 'default', 'registry:<id>' or a safetensors export "
+            "with the synthesizer's default options."
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="Utterances per forward pass.")] = 16,
 ) -> None:
     """Ground-truth-aligned mels: the teacher-forced post-net output (dropout 0) for every utterance.
@@ -719,11 +739,21 @@ def gta(
     ``audio|gta mel`` per line, the vocoder training manifest (e.g. ``python -m vcframe_wavernn.train fit
     --data OUT/pairs.txt``).
     """
-    config, network, saved = _load_run(run_dir)
+    if (run_dir is None) == (checkpoint is None):
+        raise ConfigError(
+            "give exactly one of --run-dir and --checkpoint",
+            hint="--run-dir for a training run folder, --checkpoint for a shipped or exported synthesizer",
+        )
+    if run_dir is not None:
+        config, network, saved = _load_run(run_dir)
+        clean = saved["train"]["masking"] == "clean"
+    else:
+        assert checkpoint is not None
+        config, network = _load_checkpoint(checkpoint, data)
+        clean = config.masking == "clean"
     network.eval()
     dataset = Dataset(data, config.frontend)
     (out / "gta").mkdir(parents=True, exist_ok=True)
-    clean = saved["train"]["masking"] == "clean"
     from vcframe._io import atomic_path, atomic_write
 
     rows = []
