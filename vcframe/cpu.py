@@ -1,10 +1,11 @@
 """What the CPU offers a run: native bfloat16, the precision a run uses, its threads, how freed memory is kept.
 
-One place for the vocoder trainers (HiFi-GAN, WaveRNN) and the HiFi-GAN vocoder: :func:`cpu_has_bf16` checks at
-run time whether bfloat16 pays (AMX or AVX-512 BF16), :func:`resolve_precision` turns a ``--precision
-auto|fp32|bf16`` option into ``fp32`` or ``bf16``, :func:`limit_threads` holds torch and numpy's BLAS to
-``--threads``, and :func:`keep_freed_memory` stops glibc from handing large freed blocks back to the kernel,
-which a training step otherwise pays for as page faults on every activation it writes (measured on RTVC's
+One place for the vocoder trainers (HiFi-GAN, WaveRNN), the HiFi-GAN vocoder and the Tacotron synthesizer:
+:func:`cpu_has_bf16` checks at run time whether bfloat16 pays (AMX or AVX-512 BF16), :func:`resolve_precision`
+turns a ``--precision auto|fp32|bf16`` option into ``fp32`` or ``bf16``, :func:`inference_dtype` a component's
+``precision = "auto" | "float32" | "bfloat16"`` option into a dtype, :func:`limit_threads` holds torch and
+numpy's BLAS to ``--threads``, and :func:`keep_freed_memory` stops glibc from handing large freed blocks back to
+the kernel, which a training step otherwise pays for as page faults on every activation it writes (measured on RTVC's
 WaveRNN step, batch 32, 1 thread: 3.26 CPU s with glibc's default, 2.81 with freed memory kept).
 """
 
@@ -13,6 +14,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
+import os
 from pathlib import Path
 
 import torch
@@ -26,18 +29,46 @@ PRECISIONS = ("auto", "fp32", "bf16")
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
 
 
-def cpu_has_bf16() -> bool:
-    """True when the CPU computes bfloat16 natively (AMX tiles or AVX-512 BF16), where bfloat16 autocast pays."""
-    for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported"):
+def _torch_cpu_flags() -> set[str]:
+    """The flags torch's own CPU checks vouch for, in Linux's names (where /proc/cpuinfo cannot be read)."""
+    checks = {
+        "_is_avx2_supported": ("avx2", "fma"),
+        "_is_avx512_supported": ("avx512f", "avx512bw", "avx512vl", "avx512dq"),
+        "_is_vnni_supported": ("avx512_vnni",),
+        "_is_avx512_bf16_supported": ("avx512_bf16",),
+        "_is_amx_tile_supported": ("amx_tile", "amx_bf16", "amx_int8"),
+    }
+    flags: set[str] = set()
+    for name, names in checks.items():
         check = getattr(torch.cpu, name, None)
         if check is not None:
             with contextlib.suppress(Exception):
                 if check():
-                    return True
+                    flags.update(names)
+    return flags
+
+
+@functools.lru_cache(maxsize=1)
+def _detected_cpu_flags() -> frozenset[str]:
     with contextlib.suppress(OSError):
-        flags = Path("/proc/cpuinfo").read_text().split()
-        return "amx_bf16" in flags or "avx512_bf16" in flags
-    return False
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return frozenset(line.partition(":")[2].split())
+    return frozenset(_torch_cpu_flags())
+
+
+def cpu_flags() -> frozenset[str]:
+    """The CPU's instruction-set flags in Linux's names (``avx2``, ``fma``, ``avx512f``, ``avx512_vnni``,
+    ``avx512_bf16``, ``amx_tile``, ``amx_bf16``, ``amx_int8``, ...): /proc/cpuinfo's, else those torch's checks
+    report. Flags listed in the environment variable ``VCFRAME_CPU_DISABLE`` (comma-separated) are left out, so a
+    run (or a test) can take the path a CPU without them would take."""
+    disabled = {name.strip().lower() for name in os.environ.get("VCFRAME_CPU_DISABLE", "").split(",") if name.strip()}
+    return frozenset(flag for flag in _detected_cpu_flags() if flag not in disabled)
+
+
+def cpu_has_bf16() -> bool:
+    """True when the CPU computes bfloat16 natively (AMX tiles or AVX-512 BF16), where bfloat16 autocast pays."""
+    return bool({"amx_bf16", "avx512_bf16"} & cpu_flags())
 
 
 def resolve_precision(requested: str, device: torch.device) -> str:
@@ -52,6 +83,18 @@ def resolve_precision(requested: str, device: torch.device) -> str:
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
     return "bf16" if cpu_has_bf16() else "fp32"
+
+
+def inference_dtype(precision: str) -> torch.dtype:
+    """The dtype a CPU inference path computes in for a component's ``precision`` option: ``float32``,
+    ``bfloat16``, or ``auto`` = bfloat16 where the CPU computes it natively (:func:`cpu_has_bf16`), else float32.
+
+    Raises ConfigError for any other value."""
+    if precision not in ("auto", "float32", "bfloat16"):
+        raise ConfigError(f"precision must be auto, float32 or bfloat16, got {precision!r}")
+    if precision == "auto":
+        return torch.bfloat16 if cpu_has_bf16() else torch.float32
+    return torch.bfloat16 if precision == "bfloat16" else torch.float32
 
 
 def limit_threads(count: int) -> None:

@@ -55,23 +55,31 @@ def test_synthesize_shapes_lengths_alignment() -> None:
     assert int(mel.lengths.max()) <= 40
 
 
-def test_clean_batched_equals_one_at_a_time() -> None:
-    synthesizer = _tiny(trim_threshold=None)
+#: batched against one-at-a-time synthesis: float32 agrees to rounding; bfloat16's products round differently at
+#: another batch size (oneDNN picks its kernel by the batch), measured 3.7e-5 apart on the tiny model
+BATCH_ATOL = {"float32": 1e-5, "bfloat16": 1e-4}
+
+
+@pytest.mark.parametrize("precision", list(BATCH_ATOL))
+def test_clean_batched_equals_one_at_a_time(precision: str) -> None:
+    synthesizer = _tiny(trim_threshold=None, precision=precision)
+    atol = BATCH_ATOL[precision]
     batched = synthesizer.synthesize(TEXTS, _embedding(3))
     for index, text in enumerate(TEXTS):
         single = synthesizer.synthesize([text], _embedding(3).select(index))
         length = int(single.lengths[0])
         assert int(batched.lengths[index]) == length
-        torch.testing.assert_close(batched.frames[index, :, :length], single.frames[0, :, :length], atol=1e-5, rtol=0)
+        torch.testing.assert_close(batched.frames[index, :, :length], single.frames[0, :, :length], atol=atol, rtol=0)
         steps, chars = single.alignment.shape[1:]
-        torch.testing.assert_close(batched.alignment[index, :steps, :chars], single.alignment[0], atol=1e-5, rtol=0)
+        torch.testing.assert_close(batched.alignment[index, :steps, :chars], single.alignment[0], atol=atol, rtol=0)
 
 
-def test_small_batch_size_chunks_give_the_same_result() -> None:
-    whole = _tiny(trim_threshold=None).synthesize(TEXTS, _embedding(3))
-    chunked = _tiny(trim_threshold=None, batch_size=1).synthesize(TEXTS, _embedding(3))
+@pytest.mark.parametrize("precision", list(BATCH_ATOL))
+def test_small_batch_size_chunks_give_the_same_result(precision: str) -> None:
+    whole = _tiny(trim_threshold=None, precision=precision).synthesize(TEXTS, _embedding(3))
+    chunked = _tiny(trim_threshold=None, batch_size=1, precision=precision).synthesize(TEXTS, _embedding(3))
     assert whole.lengths.tolist() == chunked.lengths.tolist()
-    torch.testing.assert_close(whole.frames, chunked.frames, atol=1e-5, rtol=0)
+    torch.testing.assert_close(whole.frames, chunked.frames, atol=BATCH_ATOL[precision], rtol=0)
 
 
 def test_seed_makes_dropout_synthesis_reproducible() -> None:
@@ -200,3 +208,65 @@ def test_inference_dropout_comes_from_the_config_then_the_checkpoint_then_rtvc(t
     save_safetensors(state, broken, {**metadata, "synthesis": '{"inference_dropout": 1.5}'})
     with pytest.raises(CheckpointError, match=r"recommends inference_dropout 1.5, outside \[0, 1\)"):
         load(broken)
+
+
+def test_precision_auto_follows_the_cpu_and_each_form_is_forced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """auto: bfloat16 where the CPU computes it natively, float32 elsewhere; oneDNN's packed weights where they
+    run, PyTorch's bfloat16 products otherwise; every form gives the plain loop's mel within its tolerance."""
+    import vcframe_tacotron.inference as inference
+
+    import vcframe.cpu
+
+    plain = _tiny(trim_threshold=None, precision="float32")
+    embedding = _embedding(3)
+    ids = plain.texts_to_ids(TEXTS)
+    chars = torch.zeros(3, max(map(len, ids)), dtype=torch.long)
+    for row, item in enumerate(ids):
+        chars[row, : len(item)] = torch.tensor(item)
+    lengths = torch.tensor([len(item) for item in ids])
+    expected = plain.network.generate(chars, embedding.vector, steps=40, p=0.0, text_lengths=lengths)[1]
+
+    monkeypatch.setattr(vcframe.cpu, "cpu_has_bf16", lambda: False)
+    assert _tiny(precision="auto").dtype == torch.float32
+    monkeypatch.setattr(vcframe.cpu, "cpu_has_bf16", lambda: True)
+    synthesizer = _tiny(trim_threshold=None, precision="auto")
+    assert synthesizer.dtype == torch.bfloat16
+    forms = [(True, 1e-3)] if inference.packed_bf16_available() else []
+    for packed, atol in [*forms, (False, 1e-3)]:
+        monkeypatch.setattr(inference, "packed_bf16_available", lambda packed=packed: packed)
+        synthesizer._decoder_step = None
+        step = synthesizer.decoder_step()
+        assert step is not None and step.dtype == torch.bfloat16 and step.packed is packed
+        assert all(linear.packed is packed for linear in [*step.lstms, step.rnn_input, step.mel_proj])
+        mel = synthesizer.network.generate(chars, embedding.vector, steps=40, p=0.0, text_lengths=lengths, step=step)
+        torch.testing.assert_close(mel[1], expected, atol=atol, rtol=0)
+        assert not torch.equal(mel[1], expected)  # bfloat16 did round
+    float32_step = plain.decoder_step()
+    assert float32_step is not None and float32_step.dtype == torch.float32 and not float32_step.packed
+    fast = plain.network.generate(chars, embedding.vector, steps=40, p=0.0, text_lengths=lengths, step=float32_step)
+    torch.testing.assert_close(fast[1], expected, atol=1e-5, rtol=0)
+
+
+def test_unknown_precision_is_refused() -> None:
+    from vcframe.cpu import inference_dtype
+
+    with pytest.raises(ValueError, match="precision"):
+        _tiny(precision="int4")
+    with pytest.raises(ConfigError, match="precision must be auto, float32 or bfloat16, got 'int4'"):
+        inference_dtype("int4")
+
+
+def test_decoder_step_is_rebuilt_when_weights_or_r_change() -> None:
+    synthesizer = _tiny(trim_threshold=None, precision="float32")
+    first = synthesizer.decoder_step()
+    assert synthesizer.decoder_step() is first  # built once
+    before = synthesizer.synthesize(TEXTS[:1], _embedding(1))
+    with torch.no_grad():
+        synthesizer.network.decoder.res_rnn1.weight_hh.mul_(1.5)  # in place, as an optimizer step
+    second = synthesizer.decoder_step()
+    assert second is not first
+    after = synthesizer.synthesize(TEXTS[:1], _embedding(1))
+    assert not torch.equal(before.frames, after.frames)
+    synthesizer.network.r = 3
+    third = synthesizer.decoder_step()
+    assert third is not None and third.r == 3

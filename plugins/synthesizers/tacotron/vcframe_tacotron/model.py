@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -13,12 +13,14 @@ import torch.nn.functional as F
 
 from vcframe.adaptation import AdaptedEmbedding, SpeakerAdaptation
 from vcframe.checkpoints import check_checkpoint_component, load_state, resolve
+from vcframe.cpu import inference_dtype
 from vcframe.errors import CheckpointError, ConfigError, InputError
 from vcframe.interfaces import BaseSynthesizer
 from vcframe.seeding import seeded
 from vcframe.specs import EmbeddingSpec, MelSpec, with_recorded_sizes
 from vcframe.types import Mel, SpeakerEmbedding
 from vcframe_tacotron.frontend import get_frontend
+from vcframe_tacotron.inference import DecoderStep
 from vcframe_tacotron.spec import SIZE_FIELDS, SPEC, TacotronConfig
 from vcframe_tacotron.tacotron import Tacotron
 
@@ -116,6 +118,14 @@ def check_metadata_against(
         )
 
 
+def _versions(parameters: Iterable[torch.Tensor]) -> tuple[int, ...] | None:
+    """The in-place version counters of ``parameters`` (None for inference tensors, which have none)."""
+    try:
+        return tuple(parameter._version for parameter in parameters)
+    except RuntimeError:
+        return None
+
+
 class TacotronSynthesizer(BaseSynthesizer):
     """RTVC's Tacotron synthesizer behind the vcframe Synthesizer interface.
 
@@ -143,6 +153,7 @@ class TacotronSynthesizer(BaseSynthesizer):
                 hint=f"set num_chars={len(self.frontend.symbols)}",
             )
         self.checkpoint_metadata: dict[str, Any] = {}
+        self._decoder_step: tuple[tuple[Any, ...], DecoderStep] | None = None
         self.recommended_inference_dropout: float | None = None
         loaded: tuple[Mapping[str, torch.Tensor], Mapping[str, Any], str] | None = None
         if self.config.checkpoint is not None:
@@ -186,6 +197,27 @@ class TacotronSynthesizer(BaseSynthesizer):
         if self.recommended_inference_dropout is not None:
             return self.recommended_inference_dropout
         return RTVC_INFERENCE_DROPOUT
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """What the decoder's large products compute in: ``config.precision`` resolved for this CPU (float32 on
+        CUDA)."""
+        return inference_dtype(self.config.precision) if self.device.type == "cpu" else torch.float32
+
+    def decoder_step(self) -> DecoderStep | None:
+        """The fast decoder step (:mod:`vcframe_tacotron.inference`) for the network's current ``r``, weights and
+        precision: built on first use and again when any of them changed (a weight modified in place, e.g. by a
+        training step, moves its version counter). None on CUDA, where the plain step runs."""
+        if self.device.type != "cpu":
+            return None
+        decoder = self.network.decoder
+        key = (self.network.r, self.dtype, _versions(decoder.parameters()))
+        cached = self._decoder_step
+        if cached is None or cached[0] != key:
+            with torch.inference_mode(False):
+                cached = (key, DecoderStep(decoder, self.network.r, self.dtype))
+            self._decoder_step = cached
+        return cached[1]
 
     def texts_to_ids(self, texts: list[str]) -> list[list[int]]:
         limit = SPEC.text.max_chars if SPEC.text else 2000
@@ -248,6 +280,7 @@ class TacotronSynthesizer(BaseSynthesizer):
             stop_threshold=config.stop_threshold,
             min_frames=config.min_decoder_frames,
             silence_value=config.mel.silence_value,
+            step=self.decoder_step(),
         )
         mels, alignments = [], []
         r = self.network.r

@@ -12,11 +12,16 @@ One model in this file, built from small modules. Module and parameter names are
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from vcframe.distributed import bernoulli_mask, dropout
+
+if TYPE_CHECKING:
+    from vcframe_tacotron.inference import DecoderStep
 
 
 def _dropout(x: torch.Tensor, p: float) -> torch.Tensor:
@@ -516,8 +521,13 @@ class Tacotron(nn.Module):
         stop_threshold: float = 0.5,
         min_frames: int = 10,
         silence_value: float = -4.0,
+        step: DecoderStep | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Free-running synthesis (eval mode; the module's train/eval mode is restored afterwards).
+
+        ``step``: a :class:`~vcframe_tacotron.inference.DecoderStep` built from this network's decoder at its
+        current ``r`` runs the decoder loop (weights laid out once, float32 or bfloat16); None runs
+        :meth:`Decoder.forward` (RTVC's arithmetic).
 
         RTVC mode (``text_lengths`` None): pads masked multiplicatively, the loop stops when every stop
         probability exceeds ``stop_threshold`` at one step with ``t > min_frames``; every item gets the full
@@ -537,12 +547,18 @@ class Tacotron(nn.Module):
             state = self.decoder.initial_state(encoder_seq)
             prenet_in = encoder_seq.new_zeros(batch, self.n_mels)
             r = self.r
+            if step is not None and step.r != r:
+                raise ValueError(f"the decoder step was built for r={step.r}, the network has r={r}")
+            memory = None if step is None else step.prepare(encoder_seq, encoder_seq_proj, mask, clean)
             lengths = torch.full((batch,), -1, dtype=torch.long, device=chars.device)
             mel_outputs, attn_scores = [], []
             for t in range(0, steps, r):
-                frames, scores, stop, state = self.decoder(
-                    encoder_seq, encoder_seq_proj, prenet_in, state, mask, p, clean
-                )
+                if step is None or memory is None:
+                    frames, scores, stop, state = self.decoder(
+                        encoder_seq, encoder_seq_proj, prenet_in, state, mask, p, clean
+                    )
+                else:
+                    frames, scores, stop, state = step(memory, prenet_in, state, p)
                 mel_outputs.append(frames)
                 attn_scores.append(scores.unsqueeze(1))
                 prenet_in = frames[:, :, -1]
