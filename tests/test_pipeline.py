@@ -94,12 +94,25 @@ def test_incompatible_components_refused_before_loading(dummy_registry, monkeypa
 def test_allow_mismatch_and_adapter_are_recorded(dummy_registry, speech_like_wav) -> None:
     from vcframe_griffinlim.spec import SPEC
 
+    from vcframe._adapters import adapted_frame_count
+    from vcframe.testing.dummy_specs import TEST_MEL
+
     dummy_registry.register(SPEC)
     options = {"vocoder": {"n_iter": 2}}
-    # hop lengths differ: the built-in adapter cannot change the frame rate, so the mismatch stands
-    with pytest.raises(IncompatibleComponentsError, match="hop_length"):
+    # hop lengths differ (64 -> 200 at 16 kHz): the built-in adapter resamples the frame rate
+    resampled = Pipeline(
+        "test-tone", "test-constant", "griffinlim", settings=Settings(), device="cpu", options=options, adapt=True
+    )
+    assert resampled.bridged[0].startswith("mel adapter mel-remap(16000 Hz / hop 64 / 20 bands 50-7000 Hz")
+    frames = adapted_frame_count(4 * len("Hi there."), TEST_MEL, SPEC.input)
+    assert resampled.clone("Hi there.", speech_like_wav(), seed=1).lengths.item() == frames * 200
+    # bands wholly beyond the synthesizer's 50-7,000 Hz cannot be adapted: refused in one line naming both specs
+    beyond = {"vocoder": {"griffinlim": {"mel": {**SPEC.input.model_dump(), "fmin": 7500.0, "fmax": 8000.0}}}}
+    with pytest.raises(
+        IncompatibleComponentsError, match="cannot adapt mels of 16000 Hz / hop 64 .* to 16000 Hz / hop 200"
+    ):
         Pipeline(
-            "test-tone", "test-constant", "griffinlim", settings=Settings(), device="cpu", options=options, adapt=True
+            "test-tone", "test-constant", "griffinlim", settings=Settings(components=beyond), device="cpu", adapt=True
         )
     allowed = Pipeline(
         "test-tone",
