@@ -151,18 +151,33 @@ class Generator:
     Args:
         network: the model (its weights are copied into transposed, contiguous matrices).
         engine: 'cpp' (kernel, must be available), 'torch', or 'auto'.
-        threads: fold groups run in parallel (default: torch.get_num_threads()).
+        threads: threads of the kernel, each owning a slice of every weight matrix (default:
+            torch.get_num_threads()).
         block_steps: steps precomputed at once and the streaming granularity.
+        precision: the recurrent and output weights in 'float32', 'bfloat16' or 'int8' (per-column scales,
+            activations quantised per fold; see ``kernel.GENERATION_SOURCE``).
+        isa: the kernel's instruction set, 'auto' (the best this CPU has) or one of ``kernel.ISAS``; one the CPU
+            lacks falls back to the next one down.
     """
 
     def __init__(
-        self, network: WaveRNN, *, engine: str = "auto", threads: int | None = None, block_steps: int = 400
+        self,
+        network: WaveRNN,
+        *,
+        engine: str = "auto",
+        threads: int | None = None,
+        block_steps: int = 400,
+        precision: str = "float32",
+        isa: str = "auto",
     ) -> None:
-        from vcframe_wavernn.kernel import load_kernel
+        from vcframe_wavernn.kernel import PRECISIONS, choose_isa, load_kernel
 
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.network = network
         self.block_steps = block_steps
         self.threads = threads or torch.get_num_threads()
+        self.precision = precision
         self.kernel = None
         if engine in ("auto", "cpp"):
             self.kernel = load_kernel()
@@ -171,7 +186,12 @@ class Generator:
                     "the C++ generation kernel could not be built here (no compiler?); use engine='torch'"
                 )
         self.engine = "cpp" if self.kernel is not None else "torch"
+        #: the instruction set the kernel runs ("torch" for the PyTorch loop)
+        self.isa = choose_isa(self.kernel, isa, precision) if self.kernel is not None else "torch"
         self.refresh_weights()
+
+    #: the six step products: (name of the transposed weight, gates)
+    STEP_PRODUCTS = (("whh1_t", 3), ("wih2_t", 3), ("whh2_t", 3), ("fc1_t", 1), ("fc2_t", 1), ("fc3_t", 1))
 
     def refresh_weights(self) -> None:
         """Re-read the network's weights (call after loading or training)."""
@@ -207,12 +227,12 @@ class Generator:
             )
             self.fc3_t = net.fc3.weight.detach().t().contiguous()
             self.b3 = net.fc3.bias.detach().contiguous()
-            from vcframe_wavernn.kernel import pack_panels
+            from vcframe_wavernn.kernel import pack_matrix
 
-            self._packed = {
-                name: pack_panels(getattr(self, name))
-                for name in ("whh1_t", "wih2_t", "whh2_t", "fc1_t", "fc2_t", "fc3_t")
-            }
+            isa = self.isa if self.kernel is not None else "avx2"
+            self._packed = [
+                pack_matrix(getattr(self, name), self.precision, isa, gates) for name, gates in self.STEP_PRODUCTS
+            ]
             self.table = label_to_float(torch.arange(net.n_classes), net.n_classes).contiguous()
 
     # -- conditioning ----------------------------------------------------------------------------
@@ -340,35 +360,36 @@ class Generator:
         pre_a4 = torch.addmm(self.fc2_b, a4.flatten(0, 1), self.fc2_aux_t)
         return pre_i, pre_g1, pre_a2, pre_a3, pre_a4
 
-    def _steps(self, pre, noise, argmax, x, h1, h2, out, steps) -> None:
+    def _steps(self, pre, noise, argmax, x, h1, h2, out, steps, forced=None, logits_out=None) -> None:
+        """Run ``steps`` steps from the block's precomputed products ``pre``; state ``x, h1, h2`` in place.
+
+        ``forced`` ((steps, F) or None): the previous sample fed at each step instead of the drawn one;
+        ``logits_out`` ((steps, F, C) or None): receives each step's logits."""
+        from vcframe_wavernn.kernel import _ISA_CODES, _PRECISION_CODES
+
         pre_i, pre_g1, pre_a2, pre_a3, pre_a4 = pre
         if self.kernel is not None:
-            self.kernel.run_steps(
-                pre_i,
-                pre_g1,
-                pre_a2,
-                pre_a3,
-                pre_a4,
+            packed = self._packed
+            self.kernel.run_packed_steps(
+                [pre_i, pre_g1, pre_a2, pre_a3, pre_a4],
                 noise,
                 argmax,
-                self.w_sample,
-                self.v_sample,
-                self._packed["whh1_t"],
-                self.bhh1,
-                self._packed["wih2_t"],
-                self._packed["whh2_t"],
-                self.bhh2,
-                self._packed["fc1_t"],
-                self._packed["fc2_t"],
-                self._packed["fc3_t"],
-                self.b3,
-                self.table,
+                forced if forced is not None else torch.empty(0),
+                logits_out if logits_out is not None else torch.empty(0),
+                [self.w_sample, self.v_sample, self.bhh1, self.bhh2, self.b3, self.table],
+                [matrix.weight for matrix in packed],
+                [matrix.scale for matrix in packed],
+                [matrix.colsum for matrix in packed],
                 x,
                 h1,
                 h2,
                 out,
                 steps,
+                _PRECISION_CODES[self.precision],
+                _ISA_CODES[self.isa],
                 self.threads,
+                self.network.fc_dims,
+                self.network.n_classes,
             )
             return
         folds, rnn = h1.shape
@@ -378,27 +399,71 @@ class Generator:
         pre_a2 = pre_a2.view(-1, folds, 3 * rnn)
         pre_a3 = pre_a3.view(-1, folds, fc)
         pre_a4 = pre_a4.view(-1, folds, fc)
+        whh1, wih2, whh2, fc1, fc2, fc3 = self._packed
         gh = torch.empty(folds, 3 * rnn)
         gi = torch.empty(folds, 3 * rnn)
         for k in range(steps):
+            if forced is not None:
+                x.copy_(forced[k])
             xs = x.unsqueeze(1)
-            torch.addmm(self.bhh1, h1, self.whh1_t, out=gh)
+            self._product(self.bhh1, h1, whh1, gh)
             torch.addcmul(pre_g1[k], xs, self.v_sample, out=gi)
             h1.copy_(_gru(gi, gh, h1))
             x1 = torch.addcmul(pre_i[k], xs, self.w_sample) + h1
-            torch.addmm(pre_a2[k], x1, self.wih2_t, out=gi)
-            torch.addmm(self.bhh2, h2, self.whh2_t, out=gh)
+            self._product(pre_a2[k], x1, wih2, gi)
+            self._product(self.bhh2, h2, whh2, gh)
             h2.copy_(_gru(gi, gh, h2))
             x2 = x1 + h2
-            y1 = torch.relu(torch.addmm(pre_a3[k], x2, self.fc1_t))
-            y2 = torch.relu(torch.addmm(pre_a4[k], y1, self.fc2_t))
-            logits = torch.addmm(self.b3, y2, self.fc3_t)
+            y1 = torch.relu(self._product(pre_a3[k], x2, fc1))
+            y2 = torch.relu(self._product(pre_a4[k], y1, fc2))
+            logits = self._product(self.b3, y2, fc3)
+            if logits_out is not None:
+                logits_out[k] = logits
             scores = torch.softmax(logits, dim=1)
             if not argmax:
                 scores = scores / noise[k]
             index = scores.argmax(dim=1)
             x.copy_(self.table[index])
             out[k] = x
+
+    def _product(self, bias: torch.Tensor, rows: torch.Tensor, matrix, result: torch.Tensor | None = None):
+        """``bias + rows @ W`` as the kernel computes it at this precision (the PyTorch loop's products)."""
+        if self.precision != "int8":
+            if result is None:
+                return torch.addmm(bias, rows, matrix.dequantized)
+            return torch.addmm(bias, rows, matrix.dequantized, out=result)
+        from vcframe_wavernn.kernel import quantize_rows
+
+        integers, scales = quantize_rows(rows)
+        product = (integers @ matrix.dequantized) * scales * matrix.dequantized_scale + bias
+        if result is None:
+            return product
+        return result.copy_(product)
+
+    @torch.no_grad()
+    def teacher_forced_logits(self, mels: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
+        """The step loop's logits with every previous sample given, as the network's training forward computes
+        them: ``mels`` (B, n_mels, T + 2 pad) padded mel windows, ``samples`` (B, T * hop) previous samples in
+        [-1, 1] -> logits (B, T * hop, classes). Compares a precision or instruction set with float32 or RTVC."""
+        net = self.network
+        was_training = net.training
+        net.eval()
+        try:
+            upsampled, aux = net.upsample(mels.float())
+        finally:
+            net.train(was_training)
+        a1, a2, a3, a4 = net.split_aux(aux)
+        folds, steps = samples.shape
+        pre = self._precompute(upsampled, a1, a2, a3, a4)
+        x = torch.zeros(folds)
+        h1 = torch.zeros(folds, net.rnn_dims)
+        h2 = torch.zeros(folds, net.rnn_dims)
+        out = torch.empty(steps, folds)
+        logits = torch.empty(steps, folds, net.n_classes)
+        forced = samples.float().t().contiguous()
+        noise = torch.empty(0)
+        self._steps(pre, noise, True, x, h1, h2, out, steps, forced=forced, logits_out=logits)
+        return logits.transpose(0, 1)
 
 
 def _gru(gi: torch.Tensor, gh: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:

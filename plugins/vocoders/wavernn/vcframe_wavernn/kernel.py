@@ -5,11 +5,13 @@ Built with ``torch.utils.cpp_extension.load_inline`` at first use (never at inst
 environment would fetch a CUDA build of torch). Without a compiler, :func:`load_kernel` returns None and the
 caller uses the pure-PyTorch loop of :mod:`vcframe_wavernn.generate`, which computes the same thing.
 
-One call runs ``n_steps`` steps for all folds. Everything that does not depend on the previous sample was
-precomputed by the caller as whole-block matrix products; a step is then five small GEMMs (the recurrent
-products, rnn2's input and the fc layers, through ATen/MKL into preallocated buffers) and fused loops for
-the GRU gates, the residuals, the ReLUs and the sampler. Folds are split in contiguous groups over the
-threads (plain ``std::thread``); groups never synchronise, so two cores give close to twice the speed.
+One call runs ``n_steps`` steps for all folds (``GENERATION_SOURCE``). Everything that does not depend on the
+previous sample was precomputed by the caller as whole-block matrix products; a step is then six products (the
+recurrent products, rnn2's input and the fc layers) with weights packed once by :func:`pack_matrix` in float32,
+bfloat16 or int8 (per-column scales), and fused loops for the GRU gates, the residuals, the ReLUs and the sampler.
+The products run on the instruction set :func:`choose_isa` picks at run time (AMX, AVX-512 with VNNI, AVX2, or
+plain C++; the PyTorch loop when nothing builds). Threads split every matrix by output columns, so each core
+streams only its own slice of the weights, which stays in its L2; the six stages of a step meet at barriers.
 
 ``TRAINING_SOURCE`` adds what :mod:`vcframe_wavernn.fused` runs for training: a GRU layer over a whole
 teacher-forced sequence, forward and backward (one product and one vectorised pass over the gates per step;
@@ -26,6 +28,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
@@ -104,198 +107,6 @@ static inline void vc_apply(float* v, int64_t count, int mode) {
   }
 }
 
-// C (M, N) = A (M, K) @ B (K, N), all row-major and contiguous. Register-blocked for small M (the folds of a
-// thread): 4 rows x 16 columns of accumulators, B streamed once per 4 rows with its 16-column strip in L1.
-// MKL is slow at these shapes (and oversubscribes inside our threads); this loop vectorises with -O3 -mavx2.
-#ifdef VC_HAVE_AVX2
-// MB rows x (8 NV) columns of C. MB * NV independent accumulator chains hide the FMA latency: with few rows
-// (few folds per thread) the tile gets wider instead.
-template <int MB, int NV>
-static inline void gemm_tile(const float* __restrict A, int64_t K, const float* __restrict B, int64_t ldb,
-                             float* __restrict C, int64_t N, int64_t n0) {
-  __m256 acc[MB][NV];
-  for (int r = 0; r < MB; ++r)
-    for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_setzero_ps();
-  for (int64_t k = 0; k < K; ++k) {
-    const float* b = B + k * ldb;
-    __m256 bv[NV];
-    for (int v = 0; v < NV; ++v) bv[v] = _mm256_loadu_ps(b + 8 * v);
-    for (int r = 0; r < MB; ++r) {
-      const __m256 av = _mm256_broadcast_ss(A + r * K + k);
-      for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_fmadd_ps(av, bv[v], acc[r][v]);
-    }
-  }
-  for (int r = 0; r < MB; ++r)
-    for (int v = 0; v < NV; ++v) _mm256_storeu_ps(C + r * N + n0 + 8 * v, acc[r][v]);
-}
-
-#endif
-
-// b is either a (K, N) matrix (then ATen's mm is used) or, packed by the caller, (N / P, K, P) panels of P
-// columns (P = 64 or 16): each panel is contiguous, so the tiles stream it with the hardware prefetcher
-// (rows of a plain (K, N) matrix lie N floats apart, a page or more, where prefetchers stop).
-static void small_gemm(const torch::Tensor& a, const torch::Tensor& b, torch::Tensor& c) {
-#ifdef VC_HAVE_AVX2
-  if (b.dim() == 3) {
-    const int64_t M = a.size(0), K = a.size(1), P = b.size(2), N = b.size(0) * P;
-    const float* A = a.data_ptr<float>();
-    const float* Bp = b.data_ptr<float>();
-    float* C = c.data_ptr<float>();
-    for (int64_t p = 0; p < N / P; ++p) {
-      const float* B = Bp + p * K * P;
-      const int64_t n0 = p * P;
-      int64_t m0 = 0;
-      for (; m0 + 4 <= M; m0 += 4)
-        for (int64_t off = 0; off < P; off += 16)
-          gemm_tile<4, 2>(A + m0 * K, K, B + off, P, C + m0 * N, N, n0 + off);
-      const int64_t rest = M - m0;
-      if (rest == 0) continue;
-      const float* Ar = A + m0 * K;
-      float* Cr = C + m0 * N;
-      if (P == 64) {
-        if (rest == 1) gemm_tile<1, 8>(Ar, K, B, P, Cr, N, n0);
-        else if (rest == 2) {
-          gemm_tile<2, 4>(Ar, K, B, P, Cr, N, n0);
-          gemm_tile<2, 4>(Ar, K, B + 32, P, Cr, N, n0 + 32);
-        } else {
-          gemm_tile<3, 4>(Ar, K, B, P, Cr, N, n0);
-          gemm_tile<3, 4>(Ar, K, B + 32, P, Cr, N, n0 + 32);
-        }
-      } else {
-        if (rest == 1) gemm_tile<1, 2>(Ar, K, B, P, Cr, N, n0);
-        else if (rest == 2) gemm_tile<2, 2>(Ar, K, B, P, Cr, N, n0);
-        else gemm_tile<3, 2>(Ar, K, B, P, Cr, N, n0);
-      }
-    }
-    return;
-  }
-#endif
-  at::mm_out(c, a, b.dim() == 3 ? b.permute({1, 0, 2}).reshape({a.size(1), -1}) : b);
-}
-
-// Runs n_steps generation steps. Shapes (F folds, R rnn dims, H fc dims, C classes, K >= n_steps):
-// pre_i (K,F,R) = I(mel, a1) + bias without the sample term; pre_g1 (K,F,3R) = W_ih1 pre_i + b_ih1;
-// pre_a2 (K,F,3R) = W_ih2[:,R:] a2 + b_ih2; pre_a3 (K,F,H) = fc1 a3 part + bias; pre_a4 (K,F,H) likewise.
-// noise (K,F,C) Exp(1) draws (ignored when argmax). State x (F), h1 (F,R), h2 (F,R) is updated in place.
-void run_steps(torch::Tensor pre_i, torch::Tensor pre_g1, torch::Tensor pre_a2, torch::Tensor pre_a3,
-               torch::Tensor pre_a4, torch::Tensor noise, bool argmax,
-               torch::Tensor w_sample, torch::Tensor v_sample,
-               torch::Tensor whh1_t, torch::Tensor bhh1, torch::Tensor wih2_t,
-               torch::Tensor whh2_t, torch::Tensor bhh2,
-               torch::Tensor fc1_t, torch::Tensor fc2_t, torch::Tensor fc3_t, torch::Tensor b3,
-               torch::Tensor table, torch::Tensor x, torch::Tensor h1, torch::Tensor h2,
-               torch::Tensor out, int64_t n_steps, int64_t groups) {
-  auto columns = [](const torch::Tensor& t) { return t.dim() == 3 ? t.size(0) * t.size(2) : t.size(1); };
-  const int64_t F = h1.size(0), R = h1.size(1), H = columns(fc1_t), C = columns(fc3_t);
-  groups = std::max<int64_t>(1, std::min<int64_t>(groups, F));
-  auto run_group = [&](int64_t g) {
-    {
-      const int64_t f0 = F * g / groups, f1 = F * (g + 1) / groups, nf = f1 - f0;
-      if (nf <= 0) return;
-      auto opts = h1.options();
-      torch::Tensor h1v = h1.narrow(0, f0, nf), h2v = h2.narrow(0, f0, nf);
-      torch::Tensor gh1 = torch::empty({nf, 3 * R}, opts), gi2 = torch::empty({nf, 3 * R}, opts);
-      torch::Tensor gh2 = torch::empty({nf, 3 * R}, opts), x1 = torch::empty({nf, R}, opts);
-      torch::Tensor x2 = torch::empty({nf, R}, opts), y1 = torch::empty({nf, H}, opts);
-      torch::Tensor y2 = torch::empty({nf, H}, opts), logits = torch::empty({nf, C}, opts);
-      torch::Tensor scores = torch::empty({C}, opts);
-      float* px = x.data_ptr<float>() + f0;
-      float* ph1 = h1v.data_ptr<float>();
-      float* ph2 = h2v.data_ptr<float>();
-      float* pgh1 = gh1.data_ptr<float>();
-      float* pgi2 = gi2.data_ptr<float>();
-      float* pgh2 = gh2.data_ptr<float>();
-      float* px1 = x1.data_ptr<float>();
-      float* px2 = x2.data_ptr<float>();
-      float* py1 = y1.data_ptr<float>();
-      float* py2 = y2.data_ptr<float>();
-      float* plog = logits.data_ptr<float>();
-      float* psc = scores.data_ptr<float>();
-      const float* w0 = w_sample.data_ptr<float>();
-      const float* v1 = v_sample.data_ptr<float>();
-      const float* pbh1 = bhh1.data_ptr<float>();
-      const float* pbh2 = bhh2.data_ptr<float>();
-      const float* pb3 = b3.data_ptr<float>();
-      const float* ptable = table.data_ptr<float>();
-      for (int64_t k = 0; k < n_steps; ++k) {
-        const float* pi = pre_i.data_ptr<float>() + (k * F + f0) * R;
-        const float* g1 = pre_g1.data_ptr<float>() + (k * F + f0) * 3 * R;
-        const float* a2 = pre_a2.data_ptr<float>() + (k * F + f0) * 3 * R;
-        const float* a3 = pre_a3.data_ptr<float>() + (k * F + f0) * H;
-        const float* a4 = pre_a4.data_ptr<float>() + (k * F + f0) * H;
-        small_gemm(h1v, whh1_t, gh1);
-        for (int64_t f = 0; f < nf; ++f) {
-          const float xs = px[f];
-          const float* gi = g1 + f * 3 * R;
-          float* gh = pgh1 + f * 3 * R;  // becomes r | z | n in place
-          float* h = ph1 + f * R;
-          float* xo = px1 + f * R;
-          const float* pif = pi + f * R;
-          for (int64_t j = 0; j < 2 * R; ++j) gh[j] = (gh[j] + pbh1[j]) + (xs * v1[j] + gi[j]);
-          vc_apply(gh, 2 * R, 1);
-          for (int64_t j = 0; j < R; ++j)
-            gh[2 * R + j] = (xs * v1[2 * R + j] + gi[2 * R + j]) + (gh[2 * R + j] + pbh1[2 * R + j]) * gh[j];
-          vc_apply(gh + 2 * R, R, 2);
-          for (int64_t j = 0; j < R; ++j) {
-            const float n = gh[2 * R + j];
-            const float hn = (h[j] - n) * gh[R + j] + n;
-            h[j] = hn;
-            xo[j] = (xs * w0[j] + pif[j]) + hn;
-          }
-        }
-        small_gemm(x1, wih2_t, gi2);
-        small_gemm(h2v, whh2_t, gh2);
-        for (int64_t f = 0; f < nf; ++f) {
-          const float* gi = pgi2 + f * 3 * R;
-          const float* ga = a2 + f * 3 * R;
-          float* gh = pgh2 + f * 3 * R;
-          float* h = ph2 + f * R;
-          const float* xi = px1 + f * R;
-          float* xo = px2 + f * R;
-          for (int64_t j = 0; j < 2 * R; ++j) gh[j] = (gh[j] + pbh2[j]) + (gi[j] + ga[j]);
-          vc_apply(gh, 2 * R, 1);
-          for (int64_t j = 0; j < R; ++j)
-            gh[2 * R + j] = (gi[2 * R + j] + ga[2 * R + j]) + (gh[2 * R + j] + pbh2[2 * R + j]) * gh[j];
-          vc_apply(gh + 2 * R, R, 2);
-          for (int64_t j = 0; j < R; ++j) {
-            const float n = gh[2 * R + j];
-            const float hn = (h[j] - n) * gh[R + j] + n;
-            h[j] = hn;
-            xo[j] = xi[j] + hn;
-          }
-        }
-        small_gemm(x2, fc1_t, y1);
-        for (int64_t i = 0; i < nf * H; ++i) { float v = py1[i] + a3[i]; py1[i] = v > 0.0f ? v : 0.0f; }
-        small_gemm(y1, fc2_t, y2);
-        for (int64_t i = 0; i < nf * H; ++i) { float v = py2[i] + a4[i]; py2[i] = v > 0.0f ? v : 0.0f; }
-        small_gemm(y2, fc3_t, logits);
-        float* po = out.data_ptr<float>() + k * F + f0;
-        for (int64_t f = 0; f < nf; ++f) {
-          float* l = plog + f * C;
-          float top = -INFINITY;
-          for (int64_t c = 0; c < C; ++c) { l[c] += pb3[c]; top = l[c] > top ? l[c] : top; }
-          for (int64_t c = 0; c < C; ++c) psc[c] = l[c] - top;
-          vc_apply(psc, C, 0);
-          if (!argmax) {
-            const float* e = noise.data_ptr<float>() + (k * F + f0 + f) * C;
-            for (int64_t c = 0; c < C; ++c) psc[c] = psc[c] / e[c];
-          }
-          int64_t best = 0;
-          float best_score = psc[0];
-          for (int64_t c = 1; c < C; ++c) if (psc[c] > best_score) { best_score = psc[c]; best = c; }
-          px[f] = ptable[best];
-          po[f] = px[f];
-        }
-      }
-    }
-  };
-  // plain threads, no OpenMP: the groups never synchronise, and in an extension built without -fopenmp
-  // at::parallel_for runs serially
-  std::vector<std::thread> workers;
-  for (int64_t g = 1; g < groups; ++g) workers.emplace_back(run_group, g);
-  run_group(0);
-  for (auto& worker : workers) worker.join();
-}
 """
 
 
@@ -746,6 +557,589 @@ void cross_entropy_backward(torch::Tensor logits, torch::Tensor labels, torch::T
 }
 """
 
+GENERATION_SOURCE = r"""
+// ---- generation (vcframe_wavernn.generate): weights packed once, the rows of every product split over threads ----
+// A step's six products (W_hh1 h1, W_ih2 x1, W_hh2 h2, fc1, fc2, fc3 on the hidden part) read every weight once for
+// all folds. Each matrix is packed by the caller (pack_generation_weights in kernel.py) as panels of 32 output
+// columns, K padded to a multiple of 64 with zeros; a panel is contiguous, so a thread that owns a range of panels
+// streams only its own slice of the weights, which stays in its core's L2 from step to step. Thread t owns the same
+// column range of every matrix (for the GRUs: of each of the gates r, z, n, so it computes the new state's columns
+// [j0, j1) itself); a step is six stages separated by barriers.
+//
+// Precision (of the weights; everything else is float32) and instruction set, chosen by the caller:
+//   float32  AVX2 or AVX-512 FMA: the same per-column chain of fused multiply-adds in either (bit for bit equal to
+//            each other and to the kernel before this one, hence RTVC's fixtures).
+//   bfloat16 AVX2 / AVX-512: weights widened to float32, float32 activations; AMX: activations rounded to bfloat16
+//            too, bfloat16 pairs summed into float32 tiles.
+//   int8     per-output-column weight scales, activations quantised per fold row (scale max|a| / 127, round to
+//            nearest even); the integer dot products are exact on every path (AVX2/AVX-512: float FMAs of integers
+//            below 2^24; AVX-512 VNNI: vpdpbusd; AMX: tdpbssd), so all int8 paths give the same bits.
+// Layouts of a panel (kp = padded K): float32 / widened bfloat16 / int8 on AVX2 (kp, 32); bfloat16 on AMX (kp / 2,
+// 32, 2); int8 on VNNI and AMX (kp / 4, 32, 4). Every panel holds kp * 32 elements.
+
+#include <atomic>
+
+enum : int64_t { VC_P_F32 = 0, VC_P_BF16 = 1, VC_P_I8 = 2 };
+enum : int64_t { VC_ISA_GENERIC = 0, VC_ISA_AVX2 = 1, VC_ISA_AVX512 = 2, VC_ISA_AMX = 3 };
+
+#if defined(VC_HAVE_AVX2) && defined(__x86_64__) && \
+    ((defined(__clang__) && __clang_major__ >= 12) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 11))
+#define VC_HAVE_AVX512 1
+#define VC_AVX512 __attribute__((target("avx2,fma,avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")))
+#endif
+
+// The instruction sets this build can run (the caller intersects them with the CPU's).
+std::vector<std::string> generation_isas() {
+  std::vector<std::string> isas{"generic"};
+#ifdef VC_HAVE_AVX2
+  isas.push_back("avx2");
+#endif
+#ifdef VC_HAVE_AVX512
+  isas.push_back("avx512");
+#endif
+#ifdef VC_HAVE_AMX
+  if (vc_amx_permitted()) isas.push_back("amx");
+#endif
+  return isas;
+}
+
+struct VcMatrix {
+  const void* weight = nullptr;     // panels, kp * 32 elements each
+  const float* scale = nullptr;     // int8: (panels * 32) per-column scales
+  const int32_t* colsum = nullptr;  // int8 on VNNI: (panels * 32) column sums of the integer weights
+  int64_t kp = 0;
+};
+
+struct VcOperand {                  // one product's input rows, as the instruction set reads them
+  const float* values = nullptr;    // (rows, kp) float32, or (int8 widened) the quantised integers as floats
+  const vc_bf16* b16 = nullptr;     // (padded rows, kp) bfloat16 (AMX)
+  const uint8_t* bytes = nullptr;   // (padded rows, kp) int8 (AMX) or int8 + 128 (VNNI)
+  const float* row_scale = nullptr; // int8: (rows) scales of the quantised rows
+  int64_t rows = 0, kp = 0;
+};
+
+// ---- panel products: C[r, 0:32] (row stride ldc) = A rows times one 32-column panel ----
+
+template <typename W> static inline float vc_widen(W value);
+template <> inline float vc_widen<float>(float value) { return value; }
+template <> inline float vc_widen<vc_bf16>(vc_bf16 value) { return vc_to_float(value); }
+template <> inline float vc_widen<int8_t>(int8_t value) { return static_cast<float>(value); }
+
+template <typename W>
+static void vc_panel_generic(const float* A, int64_t rows, int64_t kp, const W* B, float* C, int64_t ldc) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float acc[32] = {};
+    const float* a = A + r * kp;
+    for (int64_t k = 0; k < kp; ++k)
+      for (int c = 0; c < 32; ++c) acc[c] = std::fma(a[k], vc_widen<W>(B[k * 32 + c]), acc[c]);
+    for (int c = 0; c < 32; ++c) C[r * ldc + c] = acc[c];
+  }
+}
+
+#ifdef VC_HAVE_AVX2
+static inline __m256 vc_load8w(const float* p) { return _mm256_loadu_ps(p); }
+static inline __m256 vc_load8w(const vc_bf16* p) { return vc_load8(p); }
+static inline __m256 vc_load8w(const int8_t* p) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+}
+
+// MB rows x 16 columns (half a panel): one chain of FMAs per output, k in order (the same sums as AVX-512's).
+template <typename W, int MB>
+static inline void vc_half_avx2(const float* A, int64_t kp, const W* B, float* C, int64_t ldc) {
+  __m256 acc[MB][2];
+  for (int r = 0; r < MB; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < kp; ++k) {
+    const __m256 w0 = vc_load8w(B + k * 32), w1 = vc_load8w(B + k * 32 + 8);
+    for (int r = 0; r < MB; ++r) {
+      const __m256 a = _mm256_broadcast_ss(A + r * kp + k);
+      acc[r][0] = _mm256_fmadd_ps(a, w0, acc[r][0]);
+      acc[r][1] = _mm256_fmadd_ps(a, w1, acc[r][1]);
+    }
+  }
+  for (int r = 0; r < MB; ++r) {
+    _mm256_storeu_ps(C + r * ldc, acc[r][0]);
+    _mm256_storeu_ps(C + r * ldc + 8, acc[r][1]);
+  }
+}
+
+template <typename W>
+static void vc_panel_avx2(const float* A, int64_t rows, int64_t kp, const W* B, float* C, int64_t ldc) {
+  for (int half = 0; half < 2; ++half) {
+    int64_t r = 0;
+    for (; r + 4 <= rows; r += 4) vc_half_avx2<W, 4>(A + r * kp, kp, B + 16 * half, C + r * ldc + 16 * half, ldc);
+    switch (rows - r) {
+      case 1: vc_half_avx2<W, 1>(A + r * kp, kp, B + 16 * half, C + r * ldc + 16 * half, ldc); break;
+      case 2: vc_half_avx2<W, 2>(A + r * kp, kp, B + 16 * half, C + r * ldc + 16 * half, ldc); break;
+      case 3: vc_half_avx2<W, 3>(A + r * kp, kp, B + 16 * half, C + r * ldc + 16 * half, ldc); break;
+      default: break;
+    }
+  }
+}
+#endif
+
+#ifdef VC_HAVE_AVX512
+VC_AVX512 static inline __m512 vc_load16w(const float* p) { return _mm512_loadu_ps(p); }
+VC_AVX512 static inline __m512 vc_load16w(const vc_bf16* p) {
+  const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(raw), 16));
+}
+VC_AVX512 static inline __m512 vc_load16w(const int8_t* p) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+}
+
+template <typename W, int MB>
+VC_AVX512 static inline void vc_rows_avx512(const float* A, int64_t kp, const W* B, float* C, int64_t ldc) {
+  __m512 acc[MB][2];
+  for (int r = 0; r < MB; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kp; ++k) {
+    const __m512 w0 = vc_load16w(B + k * 32), w1 = vc_load16w(B + k * 32 + 16);
+    for (int r = 0; r < MB; ++r) {
+      const __m512 a = _mm512_set1_ps(A[r * kp + k]);
+      acc[r][0] = _mm512_fmadd_ps(a, w0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(a, w1, acc[r][1]);
+    }
+  }
+  for (int r = 0; r < MB; ++r) {
+    _mm512_storeu_ps(C + r * ldc, acc[r][0]);
+    _mm512_storeu_ps(C + r * ldc + 16, acc[r][1]);
+  }
+}
+
+template <typename W>
+VC_AVX512 static void vc_panel_avx512(const float* A, int64_t rows, int64_t kp, const W* B, float* C, int64_t ldc) {
+  int64_t r = 0;
+  for (; r + 8 <= rows; r += 8) vc_rows_avx512<W, 8>(A + r * kp, kp, B, C + r * ldc, ldc);
+  const float* a = A + r * kp;
+  float* c = C + r * ldc;
+  switch (rows - r) {
+    case 1: vc_rows_avx512<W, 1>(a, kp, B, c, ldc); break;
+    case 2: vc_rows_avx512<W, 2>(a, kp, B, c, ldc); break;
+    case 3: vc_rows_avx512<W, 3>(a, kp, B, c, ldc); break;
+    case 4: vc_rows_avx512<W, 4>(a, kp, B, c, ldc); break;
+    case 5: vc_rows_avx512<W, 5>(a, kp, B, c, ldc); break;
+    case 6: vc_rows_avx512<W, 6>(a, kp, B, c, ldc); break;
+    case 7: vc_rows_avx512<W, 7>(a, kp, B, c, ldc); break;
+    default: break;
+  }
+}
+
+// int8 on AVX-512 VNNI: A as uint8 (int8 + 128), B (kp / 4, 32, 4) int8; C = the exact integer sums as floats
+// (the + 128 offset taken out with the column sums).
+template <int MB>
+VC_AVX512 static inline void vc_rows_vnni(const uint8_t* A, int64_t kp, const int8_t* B, const int32_t* colsum,
+                                          float* C, int64_t ldc) {
+  __m512i acc[MB][2];
+  for (int r = 0; r < MB; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
+  for (int64_t q = 0; q < kp / 4; ++q) {
+    const __m512i w0 = _mm512_loadu_si512(B + q * 128), w1 = _mm512_loadu_si512(B + q * 128 + 64);
+    for (int r = 0; r < MB; ++r) {
+      int32_t quad;
+      std::memcpy(&quad, A + r * kp + 4 * q, sizeof(quad));
+      const __m512i a = _mm512_set1_epi32(quad);
+      acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], a, w0);
+      acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], a, w1);
+    }
+  }
+  const __m512i offset0 = _mm512_slli_epi32(_mm512_loadu_si512(colsum), 7);
+  const __m512i offset1 = _mm512_slli_epi32(_mm512_loadu_si512(colsum + 16), 7);
+  for (int r = 0; r < MB; ++r) {
+    _mm512_storeu_ps(C + r * ldc, _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][0], offset0)));
+    _mm512_storeu_ps(C + r * ldc + 16, _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][1], offset1)));
+  }
+}
+
+VC_AVX512 static void vc_panel_vnni(const uint8_t* A, int64_t rows, int64_t kp, const int8_t* B, const int32_t* colsum,
+                                    float* C, int64_t ldc) {
+  int64_t r = 0;
+  for (; r + 8 <= rows; r += 8) vc_rows_vnni<8>(A + r * kp, kp, B, colsum, C + r * ldc, ldc);
+  const uint8_t* a = A + r * kp;
+  float* c = C + r * ldc;
+  switch (rows - r) {
+    case 1: vc_rows_vnni<1>(a, kp, B, colsum, c, ldc); break;
+    case 2: vc_rows_vnni<2>(a, kp, B, colsum, c, ldc); break;
+    case 3: vc_rows_vnni<3>(a, kp, B, colsum, c, ldc); break;
+    case 4: vc_rows_vnni<4>(a, kp, B, colsum, c, ldc); break;
+    case 5: vc_rows_vnni<5>(a, kp, B, colsum, c, ldc); break;
+    case 6: vc_rows_vnni<6>(a, kp, B, colsum, c, ldc); break;
+    case 7: vc_rows_vnni<7>(a, kp, B, colsum, c, ldc); break;
+    default: break;
+  }
+}
+#endif
+
+#ifdef VC_HAVE_AMX
+static vc_tile_config vc_generation_tiles() {
+  vc_tile_config config;
+  for (int tile = 0; tile < 8; ++tile) {  // every tile 16 rows x 64 bytes
+    config.rows[tile] = 16;
+    config.colsb[tile] = 64;
+  }
+  return config;
+}
+// A global, not a local: GCC 12 dropped the stores to a local configuration that only ldtilecfg reads (the
+// instruction then faulted on the uninitialised bytes).
+static const vc_tile_config vc_generation_tile_config = vc_generation_tiles();
+__attribute__((target("amx-tile"))) static void vc_amx_configure() { _tile_loadconfig(&vc_generation_tile_config); }
+__attribute__((target("amx-tile"))) static void vc_amx_release() { _tile_release(); }
+
+// bfloat16: A (padded rows, kp) bfloat16, B (kp / 2, 32, 2); C float, every padded row written.
+__attribute__((target("amx-tile,amx-bf16"))) static void vc_panel_amx_bf16(const vc_bf16* A, int64_t padded_rows,
+                                                                           int64_t kp, const vc_bf16* B, float* C,
+                                                                           int64_t ldc) {
+  for (int64_t m = 0; m < padded_rows; m += 16) {
+    _tile_zero(0);
+    _tile_zero(1);
+    for (int64_t k = 0; k < kp; k += 32) {
+      _tile_loadd(4, A + m * kp + k, kp * 2);
+      _tile_loadd(6, B + k * 32, 128);
+      _tile_loadd(7, B + k * 32 + 32, 128);
+      _tile_dpbf16ps(0, 4, 6);
+      _tile_dpbf16ps(1, 4, 7);
+    }
+    _tile_stored(0, C + m * ldc, ldc * 4);
+    _tile_stored(1, C + m * ldc + 16, ldc * 4);
+  }
+}
+
+// int8: A (padded rows, kp) int8, B (kp / 4, 32, 4); C = the integer sums as floats (sums: 16 x 32 scratch).
+__attribute__((target("amx-tile,amx-int8"))) static void vc_panel_amx_int8(const uint8_t* A, int64_t padded_rows,
+                                                                           int64_t kp, const int8_t* B, float* C,
+                                                                           int64_t ldc, int32_t* sums) {
+  for (int64_t m = 0; m < padded_rows; m += 16) {
+    _tile_zero(0);
+    _tile_zero(1);
+    for (int64_t k = 0; k < kp; k += 64) {
+      _tile_loadd(4, A + m * kp + k, kp);
+      _tile_loadd(6, B + k * 32, 128);
+      _tile_loadd(7, B + k * 32 + 64, 128);
+      _tile_dpbssd(0, 4, 6);
+      _tile_dpbssd(1, 4, 7);
+    }
+    _tile_stored(0, sums, 128);
+    _tile_stored(1, sums + 16, 128);
+    for (int r = 0; r < 16; ++r)
+      for (int c = 0; c < 32; ++c) C[(m + r) * ldc + c] = static_cast<float>(sums[r * 32 + c]);
+  }
+}
+#endif
+
+// ---- one thread's scratch: its copy of a stage's input in the form its products read ----
+struct VcScratch {
+  std::vector<float> values, row_scale;
+  std::vector<vc_bf16> b16;
+  std::vector<uint8_t> bytes;
+  std::vector<int32_t> sums;
+  VcScratch(int64_t padded_rows, int64_t kmax)
+      : values(padded_rows * kmax, 0.0f), row_scale(padded_rows, 0.0f), b16(padded_rows * kmax, 0),
+        bytes(padded_rows * kmax, 0), sums(16 * 32, 0) {}
+};
+
+// Row scale max|a| / 127 and integers round(a * 127 / max|a|) (nearest even), 0 for an all-zero row.
+static inline float vc_quantise_row(const float* a, int64_t kp, float* integers) {
+  float top = 0.0f;
+  for (int64_t k = 0; k < kp; ++k) top = std::fmax(top, std::fabs(a[k]));
+  const float inverse = top > 0.0f ? 127.0f / top : 0.0f;
+  for (int64_t k = 0; k < kp; ++k) integers[k] = std::fmin(127.0f, std::fmax(-127.0f, std::nearbyint(a[k] * inverse)));
+  return top / 127.0f;
+}
+
+static VcOperand vc_prepare(const float* rows_in, int64_t rows, int64_t kp, int64_t precision, int64_t isa,
+                            VcScratch& scratch) {
+  VcOperand operand;
+  operand.rows = rows;
+  operand.kp = kp;
+  operand.values = rows_in;
+  if (precision == VC_P_BF16 && isa == VC_ISA_AMX) {
+    for (int64_t i = 0; i < rows * kp; ++i) scratch.b16[i] = vc_from_float<vc_bf16>(rows_in[i]);
+    operand.b16 = scratch.b16.data();
+  } else if (precision == VC_P_I8) {
+    float* integers = scratch.values.data();
+    for (int64_t r = 0; r < rows; ++r) scratch.row_scale[r] = vc_quantise_row(rows_in + r * kp, kp, integers + r * kp);
+    operand.row_scale = scratch.row_scale.data();
+    operand.values = integers;
+    if (isa == VC_ISA_AMX || isa == VC_ISA_AVX512) {
+      const int offset = isa == VC_ISA_AMX ? 0 : 128;
+      for (int64_t i = 0; i < rows * kp; ++i)
+        scratch.bytes[i] = static_cast<uint8_t>(static_cast<int32_t>(integers[i]) + offset);
+      operand.bytes = scratch.bytes.data();
+    }
+  }
+  return operand;
+}
+
+// C[:, 32 p : 32 (p + 1)] for panels p in [p0, p1) of `matrix` (C has padded rows for AMX), int8 scales applied.
+static void vc_product(const VcMatrix& matrix, const VcOperand& a, int64_t padded_rows, int64_t p0, int64_t p1,
+                       float* C, int64_t ldc, int64_t precision, int64_t isa, VcScratch& scratch) {
+  const int64_t kp = matrix.kp, panel = kp * 32;
+  for (int64_t p = p0; p < p1; ++p) {
+    float* c = C + 32 * p;
+    if (precision == VC_P_F32) {
+      const float* w = static_cast<const float*>(matrix.weight) + p * panel;
+#ifdef VC_HAVE_AVX512
+      if (isa >= VC_ISA_AVX512) { vc_panel_avx512<float>(a.values, a.rows, kp, w, c, ldc); continue; }
+#endif
+#ifdef VC_HAVE_AVX2
+      if (isa >= VC_ISA_AVX2) { vc_panel_avx2<float>(a.values, a.rows, kp, w, c, ldc); continue; }
+#endif
+      vc_panel_generic<float>(a.values, a.rows, kp, w, c, ldc);
+    } else if (precision == VC_P_BF16) {
+      const vc_bf16* w = static_cast<const vc_bf16*>(matrix.weight) + p * panel;
+#ifdef VC_HAVE_AMX
+      if (isa == VC_ISA_AMX) { vc_panel_amx_bf16(a.b16, padded_rows, kp, w, c, ldc); continue; }
+#endif
+#ifdef VC_HAVE_AVX512
+      if (isa >= VC_ISA_AVX512) { vc_panel_avx512<vc_bf16>(a.values, a.rows, kp, w, c, ldc); continue; }
+#endif
+#ifdef VC_HAVE_AVX2
+      if (isa >= VC_ISA_AVX2) { vc_panel_avx2<vc_bf16>(a.values, a.rows, kp, w, c, ldc); continue; }
+#endif
+      vc_panel_generic<vc_bf16>(a.values, a.rows, kp, w, c, ldc);
+    } else {
+      const int8_t* w = static_cast<const int8_t*>(matrix.weight) + p * panel;
+      bool done = false;
+#ifdef VC_HAVE_AMX
+      if (!done && isa == VC_ISA_AMX) {
+        vc_panel_amx_int8(a.bytes, padded_rows, kp, w, c, ldc, scratch.sums.data());
+        done = true;
+      }
+#endif
+#ifdef VC_HAVE_AVX512
+      if (!done && isa == VC_ISA_AVX512) {
+        vc_panel_vnni(a.bytes, a.rows, kp, w, matrix.colsum + 32 * p, c, ldc);
+        done = true;
+      }
+#endif
+#ifdef VC_HAVE_AVX2
+      if (!done && isa >= VC_ISA_AVX2) {
+        vc_panel_avx2<int8_t>(a.values, a.rows, kp, w, c, ldc);
+        done = true;
+      }
+#endif
+      if (!done) vc_panel_generic<int8_t>(a.values, a.rows, kp, w, c, ldc);
+      const float* column_scale = matrix.scale + 32 * p;
+      for (int64_t r = 0; r < a.rows; ++r)
+        for (int cc = 0; cc < 32; ++cc) c[r * ldc + cc] = (c[r * ldc + cc] * a.row_scale[r]) * column_scale[cc];
+    }
+  }
+}
+
+// A barrier for the threads of one call: spin briefly, then yield (another job may hold the other core).
+struct VcBarrier {
+  std::atomic<int64_t> waiting{0}, phase{0};
+  int64_t count = 1;
+  void wait() {
+    if (count == 1) return;
+    const int64_t current = phase.load(std::memory_order_acquire);
+    if (waiting.fetch_add(1, std::memory_order_acq_rel) == count - 1) {
+      waiting.store(0, std::memory_order_relaxed);
+      phase.store(current + 1, std::memory_order_release);
+      return;
+    }
+    for (int spins = 0; phase.load(std::memory_order_acquire) == current; ++spins) {
+      if (spins < 4000) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+      } else {
+        std::this_thread::yield();
+      }
+    }
+  }
+};
+
+// Runs n_steps generation steps. Shapes (F folds, R rnn dims, H fc dims, C classes, K >= n_steps):
+// pre_i (K,F,R) = I(mel, a1) + bias without the sample term; pre_g1 (K,F,3R) = W_ih1 pre_i + b_ih1;
+// pre_a2 (K,F,3R) = W_ih2[:,R:] a2 + b_ih2; pre_a3 (K,F,H) = fc1 a3 part + bias; pre_a4 (K,F,H) likewise.
+// noise (K,F,C) Exp(1) draws (ignored when argmax). forced (K,F) or empty: the previous sample fed at each step
+// instead of the drawn one (teacher forcing); logits_out (K,F,C) or empty: receives each step's logits.
+// vectors: w_sample (R), v_sample (3R), b_hh1 (3R), b_hh2 (3R), b3 (C), table (C). weights / scales / colsums:
+// W_hh1^T, W_ih2[:, :R]^T, W_hh2^T, fc1[:, :R]^T, fc2[:, :H]^T, fc3^T packed (see above). State x (F),
+// h1 (F,R), h2 (F,R) is updated in place; out (K,F) receives the samples.
+void run_packed_steps(std::vector<torch::Tensor> pre, torch::Tensor noise, bool argmax, torch::Tensor forced,
+                      torch::Tensor logits_out, std::vector<torch::Tensor> vectors, std::vector<torch::Tensor> weights,
+                      std::vector<torch::Tensor> scales, std::vector<torch::Tensor> colsums, torch::Tensor x,
+                      torch::Tensor h1, torch::Tensor h2, torch::Tensor out, int64_t n_steps, int64_t precision,
+                      int64_t isa, int64_t threads, int64_t fc_dims, int64_t classes) {
+  TORCH_CHECK(pre.size() == 5 && vectors.size() == 6 && weights.size() == 6 && scales.size() == 6 &&
+                  colsums.size() == 6,
+              "run_packed_steps: 5 precomputed inputs, 6 vectors and 6 packed matrices expected");
+  const int64_t F = h1.size(0), R = h1.size(1), H = fc_dims, C = classes;
+  const int64_t padded_rows = (F + 15) / 16 * 16;
+  VcMatrix mats[6];
+  for (int i = 0; i < 6; ++i) {
+    mats[i].weight = weights[i].data_ptr();
+    mats[i].scale = scales[i].numel() ? scales[i].data_ptr<float>() : nullptr;
+    mats[i].colsum = colsums[i].numel() ? colsums[i].data_ptr<int32_t>() : nullptr;
+    mats[i].kp = weights[i].numel() / weights[i].size(0) / 32;
+  }
+  const int64_t Rk = mats[0].kp, Hk = mats[4].kp;                          // padded K of R- and H-wide inputs
+  const int64_t Rp = weights[0].size(0) / 3 * 32, Hp = weights[3].size(0) * 32, Cp = weights[5].size(0) * 32;
+  TORCH_CHECK(Rp >= R && Hp >= H && Cp >= C && Rk >= R && Hk >= H, "run_packed_steps: packed sizes do not fit");
+  auto opts = h1.options();
+  auto zeros = [&](int64_t rows, int64_t columns) { return torch::zeros({rows, columns}, opts); };
+  torch::Tensor h1s[2] = {zeros(padded_rows, Rk), zeros(padded_rows, Rk)};
+  torch::Tensor h2s[2] = {zeros(padded_rows, Rk), zeros(padded_rows, Rk)};
+  h1s[0].narrow(0, 0, F).narrow(1, 0, R).copy_(h1);
+  h2s[0].narrow(0, 0, F).narrow(1, 0, R).copy_(h2);
+  torch::Tensor x1 = zeros(padded_rows, Rk), x2 = zeros(padded_rows, Rk);
+  torch::Tensor y1 = zeros(padded_rows, Hk), y2 = zeros(padded_rows, Hk);
+  torch::Tensor gh1 = zeros(padded_rows, 3 * Rp), gi2 = zeros(padded_rows, 3 * Rp), gh2 = zeros(padded_rows, 3 * Rp);
+  torch::Tensor z1 = zeros(padded_rows, Hp), z2 = zeros(padded_rows, Hp), logits = zeros(padded_rows, Cp);
+  const float* w0 = vectors[0].data_ptr<float>();
+  const float* v1 = vectors[1].data_ptr<float>();
+  const float* bh1 = vectors[2].data_ptr<float>();
+  const float* bh2 = vectors[3].data_ptr<float>();
+  const float* b3 = vectors[4].data_ptr<float>();
+  const float* table = vectors[5].data_ptr<float>();
+  const float* pre_i = pre[0].data_ptr<float>();
+  const float* pre_g1 = pre[1].data_ptr<float>();
+  const float* pre_a2 = pre[2].data_ptr<float>();
+  const float* pre_a3 = pre[3].data_ptr<float>();
+  const float* pre_a4 = pre[4].data_ptr<float>();
+  const float* pnoise = argmax ? nullptr : noise.data_ptr<float>();
+  const float* pforced = forced.numel() ? forced.data_ptr<float>() : nullptr;
+  float* plogits_out = logits_out.numel() ? logits_out.data_ptr<float>() : nullptr;
+  float* px = x.data_ptr<float>();
+  float* pout = out.data_ptr<float>();
+  float* ph1[2] = {h1s[0].data_ptr<float>(), h1s[1].data_ptr<float>()};
+  float* ph2[2] = {h2s[0].data_ptr<float>(), h2s[1].data_ptr<float>()};
+  float* px1 = x1.data_ptr<float>();
+  float* px2 = x2.data_ptr<float>();
+  float* py1 = y1.data_ptr<float>();
+  float* py2 = y2.data_ptr<float>();
+  float* pgh1 = gh1.data_ptr<float>();
+  float* pgi2 = gi2.data_ptr<float>();
+  float* pgh2 = gh2.data_ptr<float>();
+  float* pz1 = z1.data_ptr<float>();
+  float* pz2 = z2.data_ptr<float>();
+  float* plog = logits.data_ptr<float>();
+  const int64_t gru_panels = Rp / 32, fc_panels = Hp / 32, out_panels = Cp / 32;
+  threads = std::max<int64_t>(1, std::min<int64_t>(threads, std::max(gru_panels, out_panels)));
+  VcBarrier barrier;
+  barrier.count = threads;
+  const int64_t ldg = 3 * Rp;
+
+  auto run_thread = [&](int64_t t) {
+    VcScratch scratch(padded_rows, std::max(Rk, Hk));
+    std::vector<float> scores(C);
+#ifdef VC_HAVE_AMX
+    if (isa == VC_ISA_AMX) vc_amx_configure();
+#endif
+    auto range = [&](int64_t panels) { return std::make_pair(panels * t / threads, panels * (t + 1) / threads); };
+    const auto gp = range(gru_panels), fp = range(fc_panels), op = range(out_panels);
+    const int64_t j0 = std::min(R, 32 * gp.first), j1 = std::min(R, 32 * gp.second);
+    auto gate_product = [&](int m, const VcOperand& a, float* C_) {
+      for (int64_t g = 0; g < 3; ++g)
+        vc_product(mats[m], a, padded_rows, g * gru_panels + gp.first, g * gru_panels + gp.second, C_, ldg, precision,
+                   isa, scratch);
+    };
+    for (int64_t k = 0; k < n_steps; ++k) {
+      const int64_t cur = k & 1, nxt = cur ^ 1;
+      const float* h1c = ph1[cur];
+      float* h1n = ph1[nxt];
+      const float* h2c = ph2[cur];
+      float* h2n = ph2[nxt];
+      // stage A: rnn1
+      gate_product(0, vc_prepare(h1c, F, Rk, precision, isa, scratch), pgh1);
+      for (int64_t f = 0; f < F && j1 > j0; ++f) {
+        const float xs = pforced ? pforced[k * F + f] : px[f];
+        const float* gi = pre_g1 + (k * F + f) * 3 * R;
+        const float* pif = pre_i + (k * F + f) * R;
+        float* gh = pgh1 + f * ldg;  // becomes r | z | n in place
+        for (int64_t j = j0; j < j1; ++j) gh[j] = (gh[j] + bh1[j]) + (xs * v1[j] + gi[j]);
+        for (int64_t j = j0; j < j1; ++j) gh[Rp + j] = (gh[Rp + j] + bh1[R + j]) + (xs * v1[R + j] + gi[R + j]);
+        vc_apply(gh + j0, j1 - j0, 1);
+        vc_apply(gh + Rp + j0, j1 - j0, 1);
+        for (int64_t j = j0; j < j1; ++j)
+          gh[2 * Rp + j] = (xs * v1[2 * R + j] + gi[2 * R + j]) + (gh[2 * Rp + j] + bh1[2 * R + j]) * gh[j];
+        vc_apply(gh + 2 * Rp + j0, j1 - j0, 2);
+        for (int64_t j = j0; j < j1; ++j) {
+          const float n = gh[2 * Rp + j];
+          const float hn = (h1c[f * Rk + j] - n) * gh[Rp + j] + n;
+          h1n[f * Rk + j] = hn;
+          px1[f * Rk + j] = (xs * w0[j] + pif[j]) + hn;
+        }
+      }
+      barrier.wait();
+      // stage B: rnn2
+      gate_product(1, vc_prepare(px1, F, Rk, precision, isa, scratch), pgi2);
+      gate_product(2, vc_prepare(h2c, F, Rk, precision, isa, scratch), pgh2);
+      for (int64_t f = 0; f < F && j1 > j0; ++f) {
+        const float* gi = pgi2 + f * ldg;
+        const float* ga = pre_a2 + (k * F + f) * 3 * R;
+        float* gh = pgh2 + f * ldg;
+        for (int64_t j = j0; j < j1; ++j) gh[j] = (gh[j] + bh2[j]) + (gi[j] + ga[j]);
+        for (int64_t j = j0; j < j1; ++j) gh[Rp + j] = (gh[Rp + j] + bh2[R + j]) + (gi[Rp + j] + ga[R + j]);
+        vc_apply(gh + j0, j1 - j0, 1);
+        vc_apply(gh + Rp + j0, j1 - j0, 1);
+        for (int64_t j = j0; j < j1; ++j)
+          gh[2 * Rp + j] = (gi[2 * Rp + j] + ga[2 * R + j]) + (gh[2 * Rp + j] + bh2[2 * R + j]) * gh[j];
+        vc_apply(gh + 2 * Rp + j0, j1 - j0, 2);
+        for (int64_t j = j0; j < j1; ++j) {
+          const float n = gh[2 * Rp + j];
+          const float hn = (h2c[f * Rk + j] - n) * gh[Rp + j] + n;
+          h2n[f * Rk + j] = hn;
+          px2[f * Rk + j] = px1[f * Rk + j] + hn;
+        }
+      }
+      barrier.wait();
+      // stage C, D: fc1, fc2 with ReLU
+      const int64_t n0 = std::min(H, 32 * fp.first), n1 = std::min(H, 32 * fp.second);
+      vc_product(mats[3], vc_prepare(px2, F, Rk, precision, isa, scratch), padded_rows, fp.first, fp.second, pz1, Hp,
+                 precision, isa, scratch);
+      for (int64_t f = 0; f < F; ++f) {
+        const float* a3 = pre_a3 + (k * F + f) * H;
+        for (int64_t n = n0; n < n1; ++n) { float v = pz1[f * Hp + n] + a3[n]; py1[f * Hk + n] = v > 0.0f ? v : 0.0f; }
+      }
+      barrier.wait();
+      vc_product(mats[4], vc_prepare(py1, F, Hk, precision, isa, scratch), padded_rows, fp.first, fp.second, pz2, Hp,
+                 precision, isa, scratch);
+      for (int64_t f = 0; f < F; ++f) {
+        const float* a4 = pre_a4 + (k * F + f) * H;
+        for (int64_t n = n0; n < n1; ++n) { float v = pz2[f * Hp + n] + a4[n]; py2[f * Hk + n] = v > 0.0f ? v : 0.0f; }
+      }
+      barrier.wait();
+      // stage E: fc3
+      const int64_t c0 = std::min(C, 32 * op.first), c1 = std::min(C, 32 * op.second);
+      vc_product(mats[5], vc_prepare(py2, F, Hk, precision, isa, scratch), padded_rows, op.first, op.second, plog, Cp,
+                 precision, isa, scratch);
+      for (int64_t f = 0; f < F; ++f)
+        for (int64_t c = c0; c < c1; ++c) plog[f * Cp + c] += b3[c];
+      barrier.wait();
+      // stage F: the sampler, folds split over the threads
+      for (int64_t f = t; f < F; f += threads) {
+        float* l = plog + f * Cp;
+        if (plogits_out) std::memcpy(plogits_out + (k * F + f) * C, l, C * sizeof(float));
+        float top = -INFINITY;
+        for (int64_t c = 0; c < C; ++c) top = l[c] > top ? l[c] : top;
+        for (int64_t c = 0; c < C; ++c) scores[c] = l[c] - top;
+        vc_apply(scores.data(), C, 0);
+        if (pnoise) {
+          const float* e = pnoise + (k * F + f) * C;
+          for (int64_t c = 0; c < C; ++c) scores[c] = scores[c] / e[c];
+        }
+        int64_t best = 0;
+        float best_score = scores[0];
+        for (int64_t c = 1; c < C; ++c) if (scores[c] > best_score) { best_score = scores[c]; best = c; }
+        px[f] = table[best];
+        pout[k * F + f] = px[f];
+      }
+      barrier.wait();
+    }
+#ifdef VC_HAVE_AMX
+    if (isa == VC_ISA_AMX) vc_amx_release();
+#endif
+  };
+  std::vector<std::thread> workers;
+  for (int64_t t = 1; t < threads; ++t) workers.emplace_back(run_thread, t);
+  run_thread(0);
+  for (auto& worker : workers) worker.join();
+  const int64_t last = n_steps & 1;
+  h1.copy_(h1s[last].narrow(0, 0, F).narrow(1, 0, R));
+  h2.copy_(h2s[last].narrow(0, 0, F).narrow(1, 0, R));
+}
+"""
+
 #: A build lock older than this is taken to be left over from a killed build.
 STALE_LOCK_S = 600
 
@@ -758,14 +1152,137 @@ def _cache_dir() -> Path:
     return Path(root) / "vcframe" / "wavernn_kernel"
 
 
-def pack_panels(matrix_t: torch.Tensor) -> torch.Tensor:
-    """(K, N) -> (N / P, K, P) contiguous column panels for the kernel's GEMM (P = 64 or 16); unchanged if
-    N is not a multiple of 16 (the kernel then uses ATen's mm)."""
+#: Weight precisions of the generation kernel.
+PRECISIONS = ("float32", "bfloat16", "int8")
+#: Instruction sets of the generation kernel, best first ("generic": plain C++, any CPU).
+ISAS = ("amx", "avx512", "avx2", "generic")
+_ISA_CODES = {"generic": 0, "avx2": 1, "avx512": 2, "amx": 3}
+_PRECISION_CODES = {"float32": 0, "bfloat16": 1, "int8": 2}
+#: Columns of a packed panel, and the multiple K is padded to (one AMX int8 tile row).
+PANEL, K_MULTIPLE = 32, 64
+
+
+@dataclass
+class PackedMatrix:
+    """One product's weights as the generation kernel reads them (see ``GENERATION_SOURCE``).
+
+    Attributes:
+        weight: panels of ``PANEL`` output columns, ``(panels, kp, 32)`` (float32, bfloat16, int8 on AVX2),
+            ``(panels, kp / 2, 32, 2)`` (bfloat16 on AMX) or ``(panels, kp / 4, 32, 4)`` (int8 on VNNI / AMX).
+        scale: int8: ``(panels * 32,)`` per-column scales (the weight is ``integer * scale``); else empty.
+        colsum: int8 on VNNI: ``(panels * 32,)`` int32 column sums of the integers; else empty.
+        dequantized: ``(K, N)`` float32, the weights the kernel computes with (the integers for int8), for the
+            PyTorch loop.
+        dequantized_scale: int8: ``(N,)`` the scales of ``dequantized``'s columns; else None.
+    """
+
+    weight: torch.Tensor
+    scale: torch.Tensor
+    colsum: torch.Tensor
+    dequantized: torch.Tensor
+    dequantized_scale: torch.Tensor | None
+
+
+def quantize_columns(matrix_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(K, N) float -> (integers in [-127, 127] as int8 (K, N), per-column scales (N,)): ``matrix_t`` is about
+    ``integers * scales``, each column's largest magnitude mapped to 127 (an all-zero column gets scale 0)."""
+    top = matrix_t.abs().amax(dim=0)
+    scales = top / 127.0
+    safe = torch.where(top > 0, scales, torch.ones_like(scales))
+    integers = torch.round(matrix_t / safe).clamp_(-127, 127).to(torch.int8)
+    return integers, scales
+
+
+def quantize_rows(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The kernel's int8 activations: (M, K) float -> (the integers as float (M, K), scales (M, 1)), each row's
+    largest magnitude mapped to 127, rounded to nearest even (an all-zero row gets integers and scale 0)."""
+    top = rows.abs().amax(dim=1, keepdim=True)
+    inverse = torch.where(top > 0, 127.0 / torch.where(top > 0, top, torch.ones_like(top)), torch.zeros_like(top))
+    return torch.round(rows * inverse).clamp_(-127, 127), top / 127.0
+
+
+def pack_matrix(matrix_t: torch.Tensor, precision: str, isa: str, gates: int = 1) -> PackedMatrix:
+    """(K, N) float32 weights (``N = gates * columns``: a GRU's r | z | n blocks) -> the kernel's panels.
+
+    Each gate's columns are padded to a multiple of ``PANEL`` and K to a multiple of ``K_MULTIPLE`` with zeros.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     rows, columns = matrix_t.shape
-    panel = 64 if columns % 64 == 0 else 16 if columns % 16 == 0 else 0
-    if not panel:
-        return matrix_t.contiguous()
-    return matrix_t.reshape(rows, columns // panel, panel).permute(1, 0, 2).contiguous()
+    if columns % gates:
+        raise ValueError(f"{columns} columns do not split into {gates} gates")
+    width = columns // gates
+    padded_width = -(-width // PANEL) * PANEL
+    kp = -(-rows // K_MULTIPLE) * K_MULTIPLE
+    matrix_t = matrix_t.detach().float()
+    padded = torch.zeros(kp, gates, padded_width)
+    padded[:rows, :, :width] = matrix_t.reshape(rows, gates, width)
+    padded = padded.reshape(kp, gates * padded_width)
+    panels = gates * padded_width // PANEL
+    empty_f, empty_i = torch.empty(0), torch.empty(0, dtype=torch.int32)
+
+    def as_panels(values: torch.Tensor, group: int) -> torch.Tensor:
+        # (kp, panels * 32) -> (panels, kp / group, 32, group): ``group`` consecutive k of a column side by side
+        shaped = values.reshape(kp // group, group, panels, PANEL).permute(2, 0, 3, 1).contiguous()
+        return shaped.reshape(panels, kp, PANEL) if group == 1 else shaped
+
+    if precision == "float32":
+        return PackedMatrix(as_panels(padded, 1), empty_f, empty_i, matrix_t.contiguous(), None)
+    if precision == "bfloat16":
+        rounded = padded.to(torch.bfloat16)
+        weight = as_panels(rounded, 2 if isa == "amx" else 1)
+        return PackedMatrix(weight, empty_f, empty_i, matrix_t.to(torch.bfloat16).float().contiguous(), None)
+    integers, scales = quantize_columns(padded)
+    vnni = isa in ("amx", "avx512")
+    colsum = integers.int().sum(dim=0, dtype=torch.int32).contiguous() if vnni else empty_i
+    logical = integers.reshape(kp, gates, padded_width)[:rows, :, :width].reshape(rows, columns)
+    logical_scale = scales.reshape(gates, padded_width)[:, :width].reshape(columns)
+    return PackedMatrix(
+        as_panels(integers, 4 if vnni else 1), scales.contiguous(), colsum, logical.float().contiguous(), logical_scale
+    )
+
+
+def available_isas(kernel: ModuleType | None) -> list[str]:
+    """The instruction sets the generation kernel can use here, best first: compiled into ``kernel`` and
+    present on this CPU (``vcframe.cpu.cpu_flags``, which honours ``VCFRAME_CPU_DISABLE``)."""
+    from vcframe.cpu import cpu_flags
+
+    if kernel is None:
+        return []
+    compiled = set(kernel.generation_isas())
+    flags = cpu_flags()
+    needs = {
+        "amx": ("amx_tile", "avx512f", "avx512bw", "avx512vl", "avx512dq"),
+        "avx512": ("avx512f", "avx512bw", "avx512vl", "avx512dq"),
+        "avx2": ("avx2", "fma"),
+        "generic": (),
+    }
+    return [isa for isa in ISAS if isa in compiled and all(flag in flags for flag in needs[isa])]
+
+
+def choose_isa(kernel: ModuleType | None, requested: str, precision: str) -> str:
+    """The instruction set the kernel runs ``precision`` with: ``requested`` ('auto': the best; the environment
+    variable ``VCFRAME_WAVERNN_ISA`` overrides 'auto') where this CPU and build have it and it serves the precision,
+    else the next one down (AMX: bfloat16 needs amx_bf16, int8 amx_int8, float32 has no AMX path; int8 on AVX-512
+    needs avx512_vnni)."""
+    from vcframe.cpu import cpu_flags
+
+    if requested == "auto":
+        requested = os.environ.get("VCFRAME_WAVERNN_ISA", "").strip().lower() or ISAS[0]
+    if requested not in ISAS:
+        raise ValueError(f"instruction set must be 'auto' or one of {ISAS}, got {requested!r}")
+    flags = cpu_flags()
+    available = available_isas(kernel)
+    serves = {
+        "amx": (precision == "bfloat16" and "amx_bf16" in flags) or (precision == "int8" and "amx_int8" in flags),
+        "avx512": precision != "int8" or "avx512_vnni" in flags,
+        "avx2": True,
+        "generic": True,
+    }
+    for isa in ISAS[ISAS.index(requested) :]:
+        if isa in available and serves[isa]:
+            return isa
+    return "generic"
 
 
 def _cpu_flags() -> list[str]:
@@ -812,7 +1329,7 @@ def _cache_key(flags: list[str]) -> str:
         sys.implementation.cache_tag or "",
     ]
     return hashlib.sha256(
-        "\0".join([CPP_SOURCE + TRAINING_SOURCE, *installation, " ".join(flags)]).encode()
+        "\0".join([CPP_SOURCE + TRAINING_SOURCE + GENERATION_SOURCE, *installation, " ".join(flags)]).encode()
     ).hexdigest()[:16]
 
 
@@ -837,9 +1354,10 @@ def load_kernel(verbose: bool = False) -> ModuleType | None:
             with _build_guard(build_dir):
                 module = load_inline(
                     name=f"vcframe_wavernn_kernel_{key}",
-                    cpp_sources=[CPP_SOURCE + TRAINING_SOURCE],
+                    cpp_sources=[CPP_SOURCE + TRAINING_SOURCE + GENERATION_SOURCE],
                     functions=[
-                        "run_steps",
+                        "run_packed_steps",
+                        "generation_isas",
                         "gru_forward",
                         "gru_backward",
                         "cross_entropy_forward",

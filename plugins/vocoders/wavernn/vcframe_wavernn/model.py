@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from vcframe.checkpoints import check_checkpoint_component, load_state, resolve
+from vcframe.cpu import cpu_has_bf16
 from vcframe.errors import CheckpointError
 from vcframe.interfaces import BaseVocoder
 from vcframe.seeding import item_generators
@@ -58,6 +59,14 @@ def load_weights(network: WaveRNN, state: dict[str, torch.Tensor], source: str) 
     network.load_state_dict({key: state[key].to(value.dtype) for key, value in own.items()}, strict=True)
 
 
+def resolve_precision(requested: str) -> str:
+    """The generation loop's weight precision for ``precision``: 'auto' = bfloat16 where the CPU computes it
+    natively (AMX or AVX-512 BF16, :func:`vcframe.cpu.cpu_has_bf16`), else float32."""
+    if requested == "auto":
+        return "bfloat16" if cpu_has_bf16() else "float32"
+    return requested
+
+
 class WaveRNNVocoder(BaseVocoder):
     """WaveRNN vocoder (RTVC's fatchord model): mel -> 16 kHz waveform, sample by sample.
 
@@ -102,7 +111,12 @@ class WaveRNNVocoder(BaseVocoder):
             if engine == "reference":
                 engine = "torch"
             self._generator = Generator(
-                self.network, engine=engine, threads=config.threads, block_steps=config.block_steps
+                self.network,
+                engine=engine,
+                threads=config.threads,
+                block_steps=config.block_steps,
+                precision=resolve_precision(config.precision),
+                isa=config.isa,
             )
         return self._generator
 

@@ -70,6 +70,18 @@ class WaveRNNConfig(BaseModel):
         description="Generation loop: 'cpp' (JIT-compiled C++ kernel), 'torch' (same algorithm in PyTorch), "
         "'reference' (plain transcription of RTVC's loop, slow); 'auto' = cpp, else torch without a compiler.",
     )
+    precision: Literal["auto", "float32", "bfloat16", "int8"] = Field(
+        "float32",
+        description="Weights of the recurrent and output layers in the generation loop: 'float32' (RTVC's "
+        "arithmetic, within the fixtures' tolerances), 'bfloat16' (half the bytes a step reads), 'int8' (a quarter: "
+        "per-column scales, activations quantised per fold), 'auto' = bfloat16 where the CPU computes it natively "
+        "(AMX / AVX-512 BF16), else float32. What each costs in quality: see the README.",
+    )
+    isa: Literal["auto", "amx", "avx512", "avx2", "generic"] = Field(
+        "auto",
+        description="Instruction set of the C++ kernel: 'auto' = the best this CPU has (the environment variable "
+        "VCFRAME_WAVERNN_ISA overrides it); one the CPU or the precision lacks falls back to the next one down.",
+    )
     threads: int | None = Field(
         None, ge=1, le=256, description="CPU threads for generation (None: torch.get_num_threads())."
     )
