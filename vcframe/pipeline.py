@@ -8,7 +8,8 @@ then builds them (which loads weights), each on first use: ``embed`` never loads
     >>> vcframe.audio.save_audio(waveform, "hello.wav")
 
 Long text is split into sentences, synthesized in batches and joined with short pauses. ``stream`` yields
-audio sentence by sentence, and fold by fold inside a sentence when the vocoder streams.
+audio sentence by sentence, and fold by fold inside a sentence when the vocoder streams; it synthesizes the next
+batch of sentences in a worker thread while the current one is vocoded (``overlap=True``, same output).
 
 ``clone(..., adapt_speaker=30, reference_text="...")`` first fits the speaker embedding to the reference clip
 through the synthesizer (:mod:`vcframe.adaptation`); off by default.
@@ -17,6 +18,8 @@ through the synthesizer (:mod:`vcframe.adaptation`); off by default.
 from __future__ import annotations
 
 import os
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -345,6 +348,19 @@ class Pipeline:
             mels.extend(mel.select(index) for index in range(mel.batch_size))
         return mels
 
+    def _synthesis(
+        self, pieces: Sequence[str], speaker: SpeakerEmbedding, seed: int | None, overlap: bool
+    ) -> _Synthesis:
+        """The mels of ``pieces`` by batch of ``synthesis_batch_size`` (batch ``start`` seeded ``seed + start``);
+        with ``overlap`` a worker thread synthesizes ahead of the caller (:class:`_SynthesisAhead`)."""
+        size = self.settings.synthesis_batch_size
+
+        def batch_at(start: int) -> list[Mel]:
+            return self.synthesize(pieces[start : start + size], speaker, seed=None if seed is None else seed + start)
+
+        starts = list(range(0, len(pieces), size))
+        return _SynthesisAhead(batch_at, starts) if overlap else _Synthesis(batch_at, starts)
+
     def _run(
         self,
         text: str,
@@ -356,6 +372,7 @@ class Pipeline:
         streaming: bool,
         adaptation: SpeakerAdaptation | None = None,
         reference_text: str | None = None,
+        overlap: bool = False,
     ) -> Iterator[Waveform]:
         seed = self.settings.seed if seed is None else seed
         pieces = self.sentences(text)
@@ -373,35 +390,37 @@ class Pipeline:
                 run["speaker_adaptation"] = adapted.summary()
             started = time.perf_counter()
             index = 0
-            for sentence_index in range(len(pieces)):
-                if sentence_index % self.settings.synthesis_batch_size == 0:
-                    start = sentence_index
-                    progress("synthesize", start, len(pieces))
-                    batch = self.synthesize(
-                        pieces[start : start + self.settings.synthesis_batch_size],
-                        speaker,
-                        seed=None if seed is None else seed + start,
+            size = self.settings.synthesis_batch_size
+            synthesis = self._synthesis(pieces, speaker, seed, overlap)
+            try:
+                if overlap:
+                    self.component("vocoder")  # built (weights loaded) while the worker synthesizes
+                for sentence_index in range(len(pieces)):
+                    if sentence_index % size == 0:
+                        progress("synthesize", sentence_index, len(pieces))
+                        batch = synthesis.batch(sentence_index)
+                    mel = batch[sentence_index % size]
+                    self.last_mels.append(mel)
+                    vocoder_seed = None if seed is None else seed + sentence_index
+                    progress("vocode", sentence_index, len(pieces))
+                    chunks = (
+                        self.vocoder.vocode_stream(mel, seed=vocoder_seed)
+                        if streaming and hasattr(self.vocoder, "vocode_stream")
+                        else iter([self.vocoder.vocode(mel, seed=vocoder_seed)])
                     )
-                mel = batch[sentence_index - start]
-                self.last_mels.append(mel)
-                vocoder_seed = None if seed is None else seed + sentence_index
-                progress("vocode", sentence_index, len(pieces))
-                chunks = (
-                    self.vocoder.vocode_stream(mel, seed=vocoder_seed)
-                    if streaming and hasattr(self.vocoder, "vocode_stream")
-                    else iter([self.vocoder.vocode(mel, seed=vocoder_seed)])
-                )
-                if sentence_index and self.settings.sentence_pause_s > 0:
-                    pause = _silence(self.settings.sentence_pause_s, self._output_rate())
-                    produced.append(pause)
-                    yield pause
-                with torch.inference_mode():
-                    for chunk in chunks:
-                        chunk = chunk.to("cpu")
-                        hooks.vcframe_run_chunk(run=run, index=index, chunk=chunk)
-                        index += 1
-                        produced.append(chunk)
-                        yield chunk
+                    if sentence_index and self.settings.sentence_pause_s > 0:
+                        pause = _silence(self.settings.sentence_pause_s, self._output_rate())
+                        produced.append(pause)
+                        yield pause
+                    with torch.inference_mode():
+                        for chunk in chunks:
+                            chunk = chunk.to("cpu")
+                            hooks.vcframe_run_chunk(run=run, index=index, chunk=chunk)
+                            index += 1
+                            produced.append(chunk)
+                            yield chunk
+            finally:
+                synthesis.close()
             progress("vocode", len(pieces), len(pieces))
             run["seconds"] = time.perf_counter() - started
         except BaseException as error:
@@ -472,14 +491,25 @@ class Pipeline:
         progress: Progress = _no_progress,
         adapt_speaker: int | SpeakerAdaptation | None = None,
         reference_text: str | None = None,
+        overlap: bool = True,
     ) -> Iterator[Waveform]:
         """Yield audio chunks as they are ready: fold by fold with a streaming vocoder, else by sentence.
 
         Output processors are not applied to streamed chunks (they may need the whole signal).
         ``adapt_speaker`` and ``reference_text`` as in :meth:`clone`.
+
+        Args:
+            overlap: synthesize in a worker thread, ahead of the vocoder (default True): the next batch of
+                ``synthesis_batch_size`` sentences is synthesized while the current one is vocoded, and the
+                vocoder is built while the first batch is synthesized. The chunks are the ones ``overlap=False``
+                gives, in the same order (seeded components draw one after the other:
+                :func:`vcframe.seeding.seeded`); an error in a sentence's synthesis is raised once, after the
+                audio of the sentences before it, and the worker is stopped when the stream ends or is closed.
         """
         adaptation = SpeakerAdaptation.from_value(adapt_speaker)
-        yield from self._run(text, reference, embedding, voice, seed, progress, True, adaptation, reference_text)
+        yield from self._run(
+            text, reference, embedding, voice, seed, progress, True, adaptation, reference_text, overlap
+        )
 
     # -- processors -----------------------------------------------------------------------------------
 
@@ -495,6 +525,69 @@ class Pipeline:
             waveform = processor(waveform)
             applied.append(processor.name)
         return waveform.with_metadata(**{f"{which}_processors": applied}) if applied else waveform
+
+
+class _Synthesis:
+    """Batches of mels made on demand: ``batch(start)`` synthesizes the batch that starts at sentence ``start``.
+
+    Args:
+        batch_at: ``start -> [Mel, ...]``, one batch-of-one Mel per sentence of the batch.
+        starts: the first sentence of every batch, in order.
+    """
+
+    def __init__(self, batch_at: Callable[[int], list[Mel]], starts: list[int]) -> None:
+        self.batch_at = batch_at
+        self.starts = starts
+
+    def batch(self, start: int) -> list[Mel]:
+        return self.batch_at(start)
+
+    def close(self) -> None:
+        return None
+
+
+class _SynthesisAhead(_Synthesis):
+    """Batches synthesized in a worker thread, in order, ahead of the caller (at most two batches ahead: one
+    waiting in the queue, one being made). ``batch(start)`` waits for that batch; the worker's error for a batch
+    is raised there, once (and the worker stops). ``close()`` stops the worker after the batch it is making and
+    waits for it, so no synthesis outlives the stream. Batches must be asked for in order."""
+
+    def __init__(self, batch_at: Callable[[int], list[Mel]], starts: list[int]) -> None:
+        super().__init__(batch_at, starts)
+        self._ready: queue.Queue[tuple[int, list[Mel] | BaseException]] = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._work, name="vcframe-synthesis", daemon=True)
+        self._worker.start()
+
+    def _work(self) -> None:
+        for start in self.starts:
+            if self._stop.is_set():
+                return
+            outcome: list[Mel] | BaseException
+            try:
+                outcome = self.batch_at(start)
+            except BaseException as error:  # handed to the caller's thread, raised there
+                outcome = error
+            while not self._stop.is_set():
+                try:
+                    self._ready.put((start, outcome), timeout=0.05)
+                    break
+                except queue.Full:
+                    continue
+            if isinstance(outcome, BaseException):
+                return
+
+    def batch(self, start: int) -> list[Mel]:
+        ready, outcome = self._ready.get()
+        if ready != start:
+            raise RuntimeError(f"batches must be taken in order: asked for sentence {start}, next is {ready}")
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def close(self) -> None:
+        self._stop.set()
+        self._worker.join()
 
 
 def _silence(seconds: float, sample_rate: int) -> Waveform:

@@ -5,6 +5,11 @@ torch's global RNG, seeds it, and restores the previous state on exit, so a seed
 leaves the caller's random stream untouched. RTVC draws from the *global* generator, so bit-exact RTVC
 behaviour needs the global stream, which is why this forks it rather than passing a Generator around.
 
+torch's, numpy's and Python's global generators are shared by every thread of the process, so seeded blocks
+hold one process-wide lock: a seeded block in one thread (a synthesizer in ``Pipeline.stream``'s worker thread)
+and one in another (the vocoder in the caller's thread) run one after the other, never interleaved, and each
+draws what it would draw alone. Components that draw from their own ``torch.Generator`` run in parallel freely.
+
 A batch must give the same items as one call per item (the conformance kit checks it), so a component whose
 items draw random numbers gives each item its own stream: :func:`item_generators`.
 """
@@ -13,10 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import random
+import threading
 from collections.abc import Iterator
 
 import numpy as np
 import torch
+
+#: held by every seeded block (re-entrant: seeded blocks nest within one thread)
+_GLOBAL_RANDOM_STATE = threading.RLock()
 
 
 @contextlib.contextmanager
@@ -32,6 +41,8 @@ def seeded(seed: int | None, *, devices: list[torch.device] | None = None) -> It
 
         with seeded(seed):
             mask = torch.rand(frames.shape) < dropout   # the same mask for the same seed
+
+    A seeded block holds a process-wide lock, so seeded blocks of other threads wait until it ends.
     """
     if seed is None:
         yield
@@ -39,17 +50,18 @@ def seeded(seed: int | None, *, devices: list[torch.device] | None = None) -> It
     if not 0 <= seed < 2**63:
         raise ValueError(f"seed must be in [0, 2**63), got {seed}")
     cuda_devices = [d for d in (devices or []) if d.type == "cuda"]
-    numpy_state = np.random.get_state()
-    python_state = random.getstate()
-    with torch.random.fork_rng(devices=[d.index or 0 for d in cuda_devices], enabled=True):
-        torch.manual_seed(seed)
-        np.random.seed(seed % 2**32)
-        random.seed(seed)
-        try:
-            yield
-        finally:
-            np.random.set_state(numpy_state)
-            random.setstate(python_state)
+    with _GLOBAL_RANDOM_STATE:
+        numpy_state = np.random.get_state()
+        python_state = random.getstate()
+        with torch.random.fork_rng(devices=[d.index or 0 for d in cuda_devices], enabled=True):
+            torch.manual_seed(seed)
+            np.random.seed(seed % 2**32)
+            random.seed(seed)
+            try:
+                yield
+            finally:
+                np.random.set_state(numpy_state)
+                random.setstate(python_state)
 
 
 def item_generators(seed: int | None, count: int, *, device: str | torch.device = "cpu") -> list[torch.Generator]:
