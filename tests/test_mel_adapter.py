@@ -71,7 +71,7 @@ def test_speech_like_audio_adapts_close_to_its_direct_target_mel() -> None:
     adapted = remapper.convert(mel_spectrogram(t16, RTVC_SYNTHESIZER_MEL))
     direct = mel_spectrogram(t22, HIFIGAN_MEL)
     frames = min(adapted.shape[1], direct.shape[1])
-    audible = (direct[:, :frames] > direct.max() - 6.0) & remapper.covered[:, np.newaxis]  # within 26 dB of the peak
+    audible = (direct[:, :frames] > direct.max() - 6.0) & remapper.covered[:, np.newaxis]  # within 52 dB of the peak
     difference = adapted[:, :frames][audible] - direct[:, :frames][audible]
     assert audible.sum() > 1000
     assert abs(float(np.median(difference))) < 0.15 and float(np.mean(np.abs(difference))) < 0.4
