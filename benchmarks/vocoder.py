@@ -13,11 +13,14 @@ rows are timed interleaved: each of ``--rounds`` rounds times every row's origin
 chunk once (after one warm-up call each), so a busy moment on the shared machine hits both sides of a ratio;
 the table gives median RTFs, the median of the per-round ratios original / vcframe, and the load average range.
 
-Rows: RTVC's per-sample loop transcribed (the baseline, RTVC's defaults: folded 8000/800, and unbatched), and
-this plugin's generator at the RTVC preset (unbatched and folded, 1 and 2 threads, C++ kernel and PyTorch
-loop) and at the small preset. Weights are random (speed does not depend on them); the mel is the fixtures'
+WaveRNN rows (``--family wavernn``): RTVC's per-sample loop transcribed (the baseline, RTVC's defaults: folded
+8000/800, ``--baseline-threads``), and this plugin at the RTVC and small presets, each precision (float32,
+bfloat16, int8) with the fold count chosen from the length, and float32 with RTVC's 8000/800, on 1 and
+``--threads`` threads, timed interleaved over ``--wavernn-rounds`` rounds (wall and the process's CPU time), with the
+first chunk of ``vocode_stream``. Weights are random (speed does not depend on them); the mel is the fixtures'
 synthetic utterance when ../shared is present (repeated to the requested length), else random. RTF =
-generation time / audio duration (below 1 = faster than real time). Prints a markdown table and the load.
+generation time / audio duration (below 1 = faster than real time). Prints the CPU model and flags, a markdown
+table and the load average.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ _prefer_passive_openmp_wait()  # idle OpenMP threads sleep, as in `vcframe run` 
 os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16384")
 
 import argparse  # noqa: E402
+import contextlib  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -309,82 +313,112 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=2, help="threads for the multi-threaded rows")
     parser.add_argument("--skip-baseline", action="store_true", help="leave out RTVC's loop (slow)")
-    parser.add_argument("--skip-unbatched-baseline", action="store_true", help="leave out RTVC's unbatched loop")
     parser.add_argument("--family", choices=("wavernn", "hifigan", "all"), default="all", help="which vocoders to time")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds of the HiFi-GAN rows")
+    parser.add_argument("--wavernn-rounds", type=int, default=1, help="interleaved rounds of the WaveRNN rows")
     args = parser.parse_args()
     if args.family in ("hifigan", "all"):
         hifigan_rows(args.seconds, args.threads, args.rounds)
     if args.family == "hifigan":
         return
+    wavernn_rows(args)
+
+
+def cpu_description() -> str:
+    """The CPU model and the instruction-set flags the WaveRNN kernel chooses from."""
+    from vcframe.cpu import cpu_flags
+
+    model = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.partition(":")[2].strip()
+                break
+    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+    return f"{model}, {os.cpu_count()} CPUs, flags: {' '.join(f for f in wanted if f in cpu_flags())}"
+
+
+def wavernn_rows(args: argparse.Namespace) -> None:
+    """WaveRNN: RTVC's loop (the baseline) beside the plugin at the RTVC and small presets, each precision, 1 and
+    ``--threads`` threads, the fold count chosen from the length (and RTVC's 8000/800 for float32), timed
+    interleaved over ``--rounds`` rounds; wall and CPU seconds, first streamed chunk."""
+    import statistics
+
     mel = benchmark_mel(args.seconds)
     frames = mel.frames.shape[-1]
     audio_s = frames * 200 / 16000
-    rows: list[tuple[str, str, float]] = []
+    rows: dict[str, tuple] = {}  # name -> (call, folds x steps, stream call or None)
 
-    def record(name: str, config: dict, run) -> float:
-        folds, steps = steps_for(
-            frames, 200, config.get("batched", True), config.get("target", 8000), config.get("overlap", 800)
-        )
-        started = time.perf_counter()
-        run()
-        elapsed = time.perf_counter() - started
-        rows.append((name, f"{folds} x {steps}", elapsed))
-        print(f"  {name}: {elapsed:.2f} s", flush=True)
-        return elapsed
-
-    def ours(name: str, threads: int, **overrides) -> None:
-        torch.set_num_threads(threads)
-        config = {"checkpoint": None, "threads": threads, **overrides}
+    def add(name: str, preset: str, threads: int, **options) -> None:
         torch.manual_seed(0)
-        vocoder = WaveRNNVocoder(WaveRNNConfig(**config))
+        vocoder = WaveRNNVocoder(WaveRNNConfig(checkpoint=None, preset=preset, threads=threads, **options))
+        target, overlap = vocoder.folding(frames)
+        folds, steps = steps_for(frames, 200, True, target, overlap)
+        label = f"{name} [{vocoder.generator.isa}, {target}/{overlap}]"
         vocoder.vocode(Mel(mel.frames[:, :, :30], mel.spec), seed=0)  # build / load the kernel, warm up
-        record(name, config, lambda: vocoder.vocode(mel, seed=0))
+
+        def stream(v=vocoder) -> None:
+            next(iter(v.vocode_stream(mel, seed=0)))
+
+        rows[label] = (lambda v=vocoder: v.vocode(mel, seed=0), f"{folds} x {steps}", stream, threads)
 
     if not args.skip_baseline:
-        torch.set_num_threads(args.baseline_threads)
         torch.manual_seed(0)
         network = WaveRNNVocoder(WaveRNNConfig(checkpoint=None)).network
         model_mel = mel.frames / 4
-        record(
-            f"baseline: RTVC loop, folded 8000/800, {args.baseline_threads} thread(s)",
-            {},
-            lambda: reference_generate(network, model_mel, batched=True, target=8000, overlap=800),
-        )
-        if not args.skip_unbatched_baseline:
-            record(
-                f"baseline: RTVC loop, unbatched, {args.baseline_threads} thread(s)",
-                {"batched": False},
-                lambda: reference_generate(network, model_mel, batched=False, target=8000, overlap=800),
-            )
-    ours("rtvc preset, unbatched, cpp, 1 thread", 1, batched=False)
-    ours(f"rtvc preset, unbatched, cpp, {args.threads} threads", args.threads, batched=False)
-    ours("rtvc preset, folded 8000/800, cpp, 1 thread", 1)
-    ours(f"rtvc preset, folded 8000/800, cpp, {args.threads} threads", args.threads)
-    ours(f"rtvc preset, folded 4000/400, cpp, {args.threads} threads", args.threads, target=4000, overlap=400)
-    ours(f"rtvc preset, folded 2000/200, cpp, {args.threads} threads", args.threads, target=2000, overlap=200)
-    ours(f"rtvc preset, folded 8000/800, torch loop, {args.threads} threads", args.threads, engine="torch")
-    ours(f"small preset, folded 8000/800, cpp, {args.threads} threads", args.threads, preset="small")
-    ours(
-        f"small preset, folded 2000/200, cpp, {args.threads} threads",
-        args.threads,
-        preset="small",
-        target=2000,
-        overlap=200,
-    )
+        folds, steps = steps_for(frames, 200, True, 8000, 800)
 
-    baseline = rows[0][2] if not args.skip_baseline else None
+        def baseline() -> None:
+            with torch_threads(args.baseline_threads):
+                reference_generate(network, model_mel, batched=True, target=8000, overlap=800)
+
+        rows[f"baseline: RTVC's loop, folded 8000/800, {args.baseline_threads} thread(s)"] = (
+            baseline,
+            f"{folds} x {steps}",
+            None,
+            args.baseline_threads,
+        )
+    for preset in ("rtvc", "small"):
+        for count in sorted({1, args.threads}):
+            add(f"{preset}, float32, RTVC's folding, {count} thread(s)", preset, count, target=8000, overlap=800)
+            for precision in ("float32", "bfloat16", "int8"):
+                add(f"{preset}, {precision}, {count} thread(s)", preset, count, precision=precision)
+
+    def timed(call, threads: int) -> tuple[float, float]:
+        with torch_threads(threads):
+            wall, cpu = time.perf_counter(), time.process_time()
+            call()
+            return time.perf_counter() - wall, time.process_time() - cpu
+
+    samples: dict[str, tuple[list[float], list[float], list[float]]] = {name: ([], [], []) for name in rows}
+    loads: list[float] = [os.getloadavg()[0]]
+    for round_index in range(args.wavernn_rounds):
+        for name, (call, _shape, stream, threads) in rows.items():
+            wall, cpu = timed(call, threads)
+            samples[name][0].append(wall)
+            samples[name][1].append(cpu)
+            if stream is not None:
+                samples[name][2].append(timed(stream, threads)[0])
+            loads.append(os.getloadavg()[0])
+            print(f"  round {round_index + 1}: {name}: {wall:.2f} s wall, {cpu:.2f} s CPU", flush=True)
+    baseline_name = next((name for name in rows if name.startswith("baseline")), None)
     print(
-        f"\nmel: {frames} frames = {audio_s:.2f} s of audio; torch {torch.__version__}; "
-        f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs\n"
+        f"\nWaveRNN: {frames} frames = {audio_s:.2f} s of audio; {cpu_description()}; torch {torch.__version__}; "
+        f"load average {min(loads):.2f}-{max(loads):.2f}; median of {args.wavernn_rounds} interleaved round(s). "
+        "RTF = seconds per second of audio (wall; CPU = the process's user+system time, what the work costs when "
+        "another job holds a core); speed-up = baseline wall / row wall, median of per-round ratios\n"
     )
-    print("| generator | folds x steps | time (s) | samples/s | RTF | speed-up vs baseline |")
+    print("| generator [instruction set, folding] | folds x steps | RTF wall | RTF CPU | vs RTVC | first chunk (s) |")
     print("|---|---|---|---|---|---|")
-    for name, shape, elapsed in rows:
-        speedup = f"{baseline / elapsed:.1f}x" if baseline else "-"
+    for name, (walls, cpus, streams) in samples.items():
+        speedup = "-"
+        if baseline_name is not None:
+            ratios = [b / w for b, w in zip(samples[baseline_name][0], walls, strict=True)]
+            speedup = f"{statistics.median(ratios):.1f}x"
+        first = f"{statistics.median(streams):.2f}" if streams else "-"
         print(
-            f"| {name} | {shape} | {elapsed:.2f} | {frames * 200 / elapsed:,.0f} | {elapsed / audio_s:.2f} "
-            f"| {speedup} |"
+            f"| {name} | {rows[name][1]} | {statistics.median(walls) / audio_s:.2f} | "
+            f"{statistics.median(cpus) / audio_s:.2f} | {speedup} | {first} |"
         )
 
 

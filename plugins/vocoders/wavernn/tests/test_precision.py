@@ -168,3 +168,26 @@ def test_precision_option(monkeypatch):
         WaveRNNConfig(precision="float16")
     vocoder = WaveRNNVocoder(WaveRNNConfig(preset="tiny", checkpoint=None, precision="int8", engine="torch"))
     assert vocoder.generator.precision == "int8" and vocoder.generator.isa == "torch"
+
+
+def test_folding_is_chosen_from_the_length_unless_fixed():
+    from vcframe_wavernn.generate import MAX_AUTO_FOLDS, choose_folding, steps_for
+
+    for seconds in (0.1, 0.5, 2, 6, 30):
+        samples = int(seconds * 16000)
+        target = choose_folding(samples)
+        folds, steps = steps_for(samples // 200, 200, True, target, target // 10)
+        assert 2000 <= target <= 8000
+        assert folds <= MAX_AUTO_FOLDS or target == 8000
+        assert steps <= 9600  # never more sequential steps than RTVC's 8000/800
+    assert choose_folding(32000) == 2000  # 2 s: 15 folds x 2,400 steps instead of 4 x 9,600
+    vocoder = WaveRNNVocoder(WaveRNNConfig(preset="tiny", checkpoint=None))
+    assert vocoder.folding(160) == (2000, 200)
+    assert WaveRNNVocoder(WaveRNNConfig(preset="tiny", checkpoint=None, target=8000)).folding(160) == (8000, 800)
+    fixed = WaveRNNVocoder(WaveRNNConfig(preset="tiny", checkpoint=None, target=300, overlap=30))
+    assert fixed.folding(160) == (300, 30)
+    mel = Mel(torch.rand(1, 80, 30) * 8 - 4, RTVC_SYNTHESIZER_MEL)
+    assert WaveRNNVocoder(WaveRNNConfig(preset="tiny", checkpoint=None, block_steps=500)).vocode(mel).samples.shape == (
+        1,
+        30 * 200,
+    )

@@ -556,15 +556,39 @@ def _gru_cell(gru: torch.nn.GRU) -> torch.nn.GRUCell:
     return cell
 
 
+#: Folds one step computes for little more than the cost of one: the rows of an AMX tile (and two blocks of the
+#: AVX-512 kernel's 8), while the weights are read once per step whatever the fold count.
+MAX_AUTO_FOLDS = 16
+#: The range ``choose_folding`` picks targets from: RTVC's 8000 at most, 2000 (RTVC's README's fast setting,
+#: 125 ms per fold) at least.
+AUTO_TARGET_RANGE = (2000, 8000)
+
+
+def choose_folding(samples: int, max_folds: int = MAX_AUTO_FOLDS) -> int:
+    """The fold target for ``samples`` output samples when the user has not fixed it: the smallest target (so the
+    fewest sequential steps) that keeps the fold count at most ``max_folds``, within ``AUTO_TARGET_RANGE``, with
+    the overlap RTVC's tenth of it. RTVC's fixed 8000/800 runs 9,600 steps for any length; a 2 s utterance gets
+    2,000/200 here (15 folds x 2,400 steps), 6 s 5,454/545 (16 x 6,544)."""
+    low, high = AUTO_TARGET_RANGE
+    target = -(-samples * 10 // (11 * max_folds))  # target + overlap = 1.1 target per fold
+    target = max(low, min(high, target))
+    while target < high and _fold_count(samples, target, target // 10) > max_folds:
+        target += 1
+    return target
+
+
+def _fold_count(samples: int, target: int, overlap: int) -> int:
+    """RTVC's ``fold_with_overlap`` count for ``samples`` samples."""
+    folds = max(0, (samples - overlap) // (target + overlap))
+    return folds + 1 if folds * (target + overlap) + overlap != samples else folds
+
+
 def steps_for(frames: int, hop_length: int, batched: bool, target: int, overlap: int) -> tuple[int, int]:
     """(folds, steps per fold) RTVC's generation runs for a mel of ``frames`` frames."""
     total = frames * hop_length
     if not batched:
         return 1, total
-    folds = max(0, (total - overlap) // (target + overlap))
-    if folds * (target + overlap) + overlap != total:
-        folds += 1
-    return folds, target + 2 * overlap
+    return _fold_count(total, target, overlap), target + 2 * overlap
 
 
-__all__ = ["Generator", "reference_generate", "draw_rtvc_gru_cell_numbers", "steps_for"]
+__all__ = ["Generator", "choose_folding", "reference_generate", "draw_rtvc_gru_cell_numbers", "steps_for"]

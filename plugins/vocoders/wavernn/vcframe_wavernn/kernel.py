@@ -801,10 +801,12 @@ __attribute__((target("amx-tile,amx-bf16"))) static void vc_panel_amx_bf16(const
   }
 }
 
-// int8: A (padded rows, kp) int8, B (kp / 4, 32, 4); C = the integer sums as floats (sums: 16 x 32 scratch).
-__attribute__((target("amx-tile,amx-int8"))) static void vc_panel_amx_int8(const uint8_t* A, int64_t padded_rows,
+// int8: A (rows padded to 16, kp) int8, B (kp / 4, 32, 4); C[:rows] = the integer sums as floats (sums: 16 x 32
+// scratch).
+__attribute__((target("amx-tile,amx-int8"))) static void vc_panel_amx_int8(const uint8_t* A, int64_t rows,
                                                                            int64_t kp, const int8_t* B, float* C,
                                                                            int64_t ldc, int32_t* sums) {
+  const int64_t padded_rows = (rows + 15) / 16 * 16;
   for (int64_t m = 0; m < padded_rows; m += 16) {
     _tile_zero(0);
     _tile_zero(1);
@@ -817,7 +819,7 @@ __attribute__((target("amx-tile,amx-int8"))) static void vc_panel_amx_int8(const
     }
     _tile_stored(0, sums, 128);
     _tile_stored(1, sums + 16, 128);
-    for (int r = 0; r < 16; ++r)
+    for (int64_t r = 0; r < std::min<int64_t>(16, rows - m); ++r)
       for (int c = 0; c < 32; ++c) C[(m + r) * ldc + c] = static_cast<float>(sums[r * 32 + c]);
   }
 }
@@ -834,12 +836,43 @@ struct VcScratch {
         bytes(padded_rows * kmax, 0), sums(16 * 32, 0) {}
 };
 
-// Row scale max|a| / 127 and integers round(a * 127 / max|a|) (nearest even), 0 for an all-zero row.
-static inline float vc_quantise_row(const float* a, int64_t kp, float* integers) {
+// Row scale max|a| / 127 and integers round(a * 127 / max|a|) (nearest even), 0 for an all-zero row; with
+// `bytes`, the integers also as bytes plus `offset` (0: int8 for AMX, 128: uint8 for VNNI). The AVX2 lanes do the
+// same operations as the scalar tail (max is exact, one rounding per product, round to nearest even).
+static inline float vc_quantise_row(const float* a, int64_t kp, float* integers, uint8_t* bytes, int offset) {
   float top = 0.0f;
-  for (int64_t k = 0; k < kp; ++k) top = std::fmax(top, std::fabs(a[k]));
+  int64_t k = 0;
+#ifdef VC_HAVE_AVX2
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  __m256 lanes = _mm256_setzero_ps();
+  for (; k + 8 <= kp; k += 8) lanes = _mm256_max_ps(lanes, _mm256_andnot_ps(sign, _mm256_loadu_ps(a + k)));
+  float parts[8];
+  _mm256_storeu_ps(parts, lanes);
+  for (float part : parts) top = std::fmax(top, part);
+#endif
+  for (; k < kp; ++k) top = std::fmax(top, std::fabs(a[k]));
   const float inverse = top > 0.0f ? 127.0f / top : 0.0f;
-  for (int64_t k = 0; k < kp; ++k) integers[k] = std::fmin(127.0f, std::fmax(-127.0f, std::nearbyint(a[k] * inverse)));
+  k = 0;
+#ifdef VC_HAVE_AVX2
+  const __m256 scale = _mm256_set1_ps(inverse), high = _mm256_set1_ps(127.0f), low = _mm256_set1_ps(-127.0f);
+  const __m256i shift = _mm256_set1_epi32(offset);
+  for (; k + 8 <= kp; k += 8) {
+    const __m256 rounded = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(a + k), scale),
+                                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m256 clamped = _mm256_min_ps(high, _mm256_max_ps(low, rounded));
+    _mm256_storeu_ps(integers + k, clamped);
+    if (bytes) {
+      const __m256i words = _mm256_add_epi32(_mm256_cvtps_epi32(clamped), shift);
+      alignas(32) int32_t values[8];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(values), words);
+      for (int i = 0; i < 8; ++i) bytes[k + i] = static_cast<uint8_t>(values[i]);
+    }
+  }
+#endif
+  for (; k < kp; ++k) {
+    integers[k] = std::fmin(127.0f, std::fmax(-127.0f, std::nearbyint(a[k] * inverse)));
+    if (bytes) bytes[k] = static_cast<uint8_t>(static_cast<int32_t>(integers[k]) + offset);
+  }
   return top / 127.0f;
 }
 
@@ -850,19 +883,22 @@ static VcOperand vc_prepare(const float* rows_in, int64_t rows, int64_t kp, int6
   operand.kp = kp;
   operand.values = rows_in;
   if (precision == VC_P_BF16 && isa == VC_ISA_AMX) {
-    for (int64_t i = 0; i < rows * kp; ++i) scratch.b16[i] = vc_from_float<vc_bf16>(rows_in[i]);
+    int64_t i = 0;
+#ifdef VC_HAVE_AVX2
+    for (; i + 8 <= rows * kp; i += 8) vc_store8(scratch.b16.data() + i, _mm256_loadu_ps(rows_in + i));
+#endif
+    for (; i < rows * kp; ++i) scratch.b16[i] = vc_from_float<vc_bf16>(rows_in[i]);
     operand.b16 = scratch.b16.data();
   } else if (precision == VC_P_I8) {
+    const bool as_bytes = isa == VC_ISA_AMX || isa == VC_ISA_AVX512;
+    const int offset = isa == VC_ISA_AMX ? 0 : 128;
     float* integers = scratch.values.data();
-    for (int64_t r = 0; r < rows; ++r) scratch.row_scale[r] = vc_quantise_row(rows_in + r * kp, kp, integers + r * kp);
+    for (int64_t r = 0; r < rows; ++r)
+      scratch.row_scale[r] = vc_quantise_row(rows_in + r * kp, kp, integers + r * kp,
+                                             as_bytes ? scratch.bytes.data() + r * kp : nullptr, offset);
     operand.row_scale = scratch.row_scale.data();
     operand.values = integers;
-    if (isa == VC_ISA_AMX || isa == VC_ISA_AVX512) {
-      const int offset = isa == VC_ISA_AMX ? 0 : 128;
-      for (int64_t i = 0; i < rows * kp; ++i)
-        scratch.bytes[i] = static_cast<uint8_t>(static_cast<int32_t>(integers[i]) + offset);
-      operand.bytes = scratch.bytes.data();
-    }
+    if (as_bytes) operand.bytes = scratch.bytes.data();
   }
   return operand;
 }
@@ -899,7 +935,7 @@ static void vc_product(const VcMatrix& matrix, const VcOperand& a, int64_t padde
       bool done = false;
 #ifdef VC_HAVE_AMX
       if (!done && isa == VC_ISA_AMX) {
-        vc_panel_amx_int8(a.bytes, padded_rows, kp, w, c, ldc, scratch.sums.data());
+        vc_panel_amx_int8(a.bytes, a.rows, kp, w, c, ldc, scratch.sums.data());
         done = true;
       }
 #endif

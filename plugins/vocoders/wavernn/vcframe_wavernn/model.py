@@ -15,7 +15,7 @@ from vcframe.interfaces import BaseVocoder
 from vcframe.seeding import item_generators
 from vcframe.specs import with_recorded_sizes
 from vcframe.types import Mel, Waveform
-from vcframe_wavernn.generate import Generator
+from vcframe_wavernn.generate import Generator, choose_folding
 from vcframe_wavernn.network import WaveRNN
 from vcframe_wavernn.spec import PRESETS, SPEC, UPSAMPLE_FACTORS, WaveRNNConfig
 
@@ -133,17 +133,26 @@ class WaveRNNVocoder(BaseVocoder):
             return [None] * count
         return [*item_generators(seed, count)]
 
+    def folding(self, frames: int) -> tuple[int, int]:
+        """(target, overlap) for a batch whose longest mel has ``frames`` frames: the config's, else chosen from
+        the length (:func:`~vcframe_wavernn.generate.choose_folding`)."""
+        config = self.config
+        target = config.target or choose_folding(frames * self.network.hop_length)
+        overlap = config.overlap if config.overlap is not None else target // 10
+        return target, min(overlap, target)
+
     def _chunks(self, mel: Mel, seed: int | None) -> Iterator[list[np.ndarray]]:
         config = self.config
         mels = self._item_mels(mel)
+        target, overlap = self.folding(max(int(item.shape[-1]) for item in mels))
         if config.engine == "reference":
-            yield self._reference(mels, seed)
+            yield self._reference(mels, seed, target, overlap)
             return
         yield from self.generator.run(
             mels,
             batched=config.batched,
-            target=config.target,
-            overlap=config.overlap,
+            target=target,
+            overlap=overlap,
             argmax=config.sampler == "argmax",
             generators=self._generators(len(mels), seed),
             preemphasis=mel.spec.preemphasis,
@@ -151,7 +160,7 @@ class WaveRNNVocoder(BaseVocoder):
             rtvc_rng=config.rtvc_rng,
         )
 
-    def _reference(self, mels: list[torch.Tensor], seed: int | None) -> list[np.ndarray]:
+    def _reference(self, mels: list[torch.Tensor], seed: int | None, target: int, overlap: int) -> list[np.ndarray]:
         """RTVC's own loop (slow; rtvc_quirks only): the baseline, for checks and benchmarks."""
         from vcframe.seeding import seeded
         from vcframe_wavernn.generate import reference_generate
@@ -166,8 +175,8 @@ class WaveRNNVocoder(BaseVocoder):
                     self.network,
                     mel.unsqueeze(0).cpu(),
                     batched=config.batched,
-                    target=config.target,
-                    overlap=config.overlap,
+                    target=target,
+                    overlap=overlap,
                     argmax=config.sampler == "argmax",
                 )
             outputs.append(np.concatenate([wave, np.zeros(mel.shape[-1] * self.network.hop_length - len(wave))]))

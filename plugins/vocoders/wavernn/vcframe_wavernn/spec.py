@@ -49,8 +49,18 @@ class WaveRNNConfig(BaseModel):
     batched: bool = Field(
         True, description="Fold the sequence into overlapping segments generated in parallel (RTVC's batched mode)."
     )
-    target: int = Field(8000, ge=1, description="Samples per fold, without overlap (RTVC's infer_waveform: 8000).")
-    overlap: int = Field(800, ge=0, description="Samples cross-faded between folds (RTVC's infer_waveform: 800).")
+    target: int | None = Field(
+        None,
+        ge=1,
+        description="Samples per fold, without overlap (RTVC's infer_waveform: 8000). None: chosen from the length "
+        "(generate.choose_folding: up to 16 folds, which one step computes for the cost of a few, target 2000-8000).",
+    )
+    overlap: int | None = Field(
+        None,
+        ge=0,
+        description="Samples cross-faded between folds (RTVC's infer_waveform: 800). None: target // 10 (RTVC's "
+        "ratio).",
+    )
     sampler: Literal["sample", "argmax"] = Field(
         "sample", description="Draw each class from the softmax (RTVC) or take the most likely one (deterministic)."
     )
@@ -97,7 +107,7 @@ class WaveRNNConfig(BaseModel):
         dims = self.sizes()
         if dims["res_out_dims"] % 4:
             raise ValueError(f"res_out_dims ({dims['res_out_dims']}) must be a multiple of 4 (four aux slices)")
-        if self.overlap > self.target:
+        if self.overlap is not None and self.target is not None and self.overlap > self.target:
             raise ValueError(f"overlap ({self.overlap}) must not exceed target ({self.target})")
         return self
 
