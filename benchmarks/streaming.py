@@ -1,0 +1,130 @@
+"""Streaming latency: when the first audio comes, and whether every chunk is ready before playback needs it.
+
+    python benchmarks/streaming.py [--vocoders griffinlim,hifigan,wavernn] [--threads 2] [--rounds 3]
+
+With the default bundle's encoder and synthesizer (GE2E, the shipped tacotron-demo weights) and each vocoder on
+its shipped weights (Griffin-Lim; hifigan-demo; wavernn-demo, the small preset), models loaded and warmed up:
+
+* ``vocode_stream``: the vocoder alone on one synthesized sentence's mel: seconds from the call to the first
+  chunk, and the smallest slack over the chunks when playback starts at the first chunk (chunk ``k`` is needed
+  at ``first + audio before k / sample rate``; slack = needed - ready; negative = the player would stall).
+* ``Pipeline.stream``: a three-sentence text read with a sample voice, from the call (embedding known) to the
+  first chunk, and the same slack over the whole stream, with the synthesis overlapped (``overlap=True``, the
+  default) and sequential (``overlap=False``).
+
+Each figure is the median over ``--rounds`` runs; prints the CPU model and the load average range. The shared
+machine's other jobs make absolute figures upper bounds.
+"""
+
+from __future__ import annotations
+
+import os
+
+from vcframe.cli import _prefer_passive_openmp_wait
+
+_prefer_passive_openmp_wait()  # idle OpenMP threads sleep, as in `vcframe run` (set before torch loads)
+
+import argparse  # noqa: E402
+import statistics  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import torch  # noqa: E402
+
+from vcframe.config import Settings  # noqa: E402
+from vcframe.pipeline import Pipeline  # noqa: E402
+from vcframe.types import Waveform  # noqa: E402
+
+SENTENCE = "The quick brown fox jumps over the lazy dog, and then it runs back home again."
+TEXT = (
+    "Streaming should start at once. The next sentence is synthesized while this one plays. "
+    "And the last one follows without a gap."
+)
+VOICE = "clara"
+
+
+def cpu_line() -> str:
+    model, flags = "unknown CPU", set()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name") and model == "unknown CPU":
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("flags") and not flags:
+                flags = set(line.split(":", 1)[1].split())
+    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+    return f"{model} ({', '.join(f for f in wanted if f in flags)}), {os.cpu_count()} CPUs"
+
+
+def load() -> float:
+    return float(Path("/proc/loadavg").read_text().split()[0]) if Path("/proc/loadavg").is_file() else float("nan")
+
+
+def timed(chunks: Iterator[Waveform]) -> tuple[float, float, float, float, int]:
+    """(seconds to the first chunk, smallest slack, seconds to the end, seconds of audio, chunks) of a chunk
+    iterator started now."""
+    started = time.perf_counter()
+    first = None
+    audio = 0.0
+    slack = float("inf")
+    count = 0
+    for chunk in chunks:
+        ready = time.perf_counter() - started
+        if first is None:
+            first = ready
+        slack = min(slack, first + audio - ready)
+        audio += chunk.durations[0]
+        count += 1
+    assert first is not None
+    return first, slack, time.perf_counter() - started, audio, count
+
+
+def measure(vocoder: str, rounds: int, loads: list[float], batch_size: int) -> dict[str, list[float]]:
+    """Case -> median (first audio, smallest slack, total, audio seconds, chunks) for one vocoder."""
+    pipeline = Pipeline(vocoder=vocoder, settings=Settings(synthesis_batch_size=batch_size), device="cpu")
+    speaker = pipeline.voice_embedding(VOICE)
+    with torch.inference_mode():
+        mel = pipeline.synthesize([SENTENCE], speaker, seed=0)[0]
+    list(pipeline.stream(TEXT, embedding=speaker, seed=0))  # warm-up: builds every component
+    cases = {
+        "vocode_stream (one sentence)": lambda: pipeline.vocoder.vocode_stream(mel, seed=0),
+        "Pipeline.stream, overlap": lambda: pipeline.stream(TEXT, embedding=speaker, seed=0),
+        "Pipeline.stream, sequential": lambda: pipeline.stream(TEXT, embedding=speaker, seed=0, overlap=False),
+    }
+    medians = {}
+    for what, make in cases.items():
+        results = []
+        for _ in range(rounds):
+            with torch.inference_mode():
+                results.append(timed(make()))
+            loads.append(load())
+        medians[what] = [statistics.median(values) for values in zip(*results, strict=True)]
+    return medians
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Streaming: first audio and chunk slack per vocoder.")
+    parser.add_argument("--vocoders", default="griffinlim,hifigan,wavernn")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--batch-size", type=int, default=8, help="synthesis_batch_size (8, the default, puts the text in one batch)"
+    )
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(
+        f"torch {torch.__version__}; {cpu_line()}; {args.threads} torch threads; synthesis_batch_size "
+        f"{args.batch_size}; {args.rounds} rounds (median)"
+    )
+    print("| vocoder | what | first audio (s) | smallest slack (s) | total (s) | audio (s) | chunks |")
+    print("|---|---|---|---|---|---|---|")
+    loads = [load()]
+    for vocoder in args.vocoders.split(","):
+        for what, (first, slack, total, audio, count) in measure(vocoder, args.rounds, loads, args.batch_size).items():
+            print(f"| {vocoder} | {what} | {first:.3f} | {slack:+.3f} | {total:.2f} | {audio:.2f} | {int(count)} |")
+    print(f"load average (1 min) during the run: {min(loads):.2f}-{max(loads):.2f}")
+
+
+if __name__ == "__main__":
+    main()
