@@ -560,7 +560,7 @@ def test_page_is_served_with_a_strict_csp_and_no_network_asset(client) -> None:
         body = client.get(f"/static/{name}").text
         assert "http://" not in body and "https://" not in body, name
     js = client.get("/static/app.js").text
-    for endpoint in ("/v1/info", "/v1/plugins", "/v1/voices", "/v1/jobs", "EventSource"):
+    for endpoint in ("/v1/info", "/v1/plugins", "/v1/voices", "/v1/speech/stream", "/v1/jobs", "EventSource"):
         assert endpoint in js
     _problem(client.get("/static/../app.py"), 404)
     _problem(client.get("/static/index.html.bak"), 404)
@@ -593,6 +593,7 @@ def test_openapi_declares_every_error_status(client) -> None:
         ("DELETE", "/v1/voices/{name}"): {403, 404},
         ("POST", "/v1/embeddings"): {403, 413, 415, 429},
         ("POST", "/v1/speech"): {403, 409, 413, 415, 429},
+        ("POST", "/v1/speech/stream"): {403, 409, 413, 415, 429, 503},
         ("POST", "/v1/jobs"): {403, 409, 413, 415, 429},
         ("GET", "/v1/jobs/{job_id}"): {404},
         ("GET", "/v1/jobs/{job_id}/events"): {404},

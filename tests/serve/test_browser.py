@@ -188,3 +188,38 @@ def test_the_page_fits_a_phone_and_checks_the_clip_length_before_uploading(page,
     time.sleep(0.3)
     assert "needs at least 0.10 s" in page.text_content("#error") and page.is_enabled("#clone")
     assert posted == []
+
+
+def test_the_page_plays_the_first_chunk_while_the_rest_is_made(page, monkeypatch) -> None:
+    from tests.serve.test_streaming import TEXT, HeldVocoder
+
+    page, requested = page
+    vocoder = HeldVocoder(monkeypatch)  # makes chunk 1, then waits for release before each further chunk
+    page.fill("#text", TEXT)
+    page.fill("#seed", "5")
+    page.click("#clone")
+    _wait_until(lambda: "first audio after" in page.text_content("#progress-label"))
+    assert len(vocoder.made) == 1  # the page plays while the server still holds chunk 2
+    playing = page.evaluate(
+        """() => ({context: state.audio.state, rate: state.audio.sampleRate,
+                   samples: state.stream.player.samples, sources: state.stream.player.sources.length})"""
+    )
+    assert playing == {"context": "running", "rate": 16000, "samples": 16 * 64, "sources": 1}, playing
+    vocoder.release.set()
+    page.locator("#history li").first.wait_for(timeout=20000)
+    assert page.is_hidden("#error")
+    assert len(vocoder.made) == 6
+    facts = page.text_content("#result-facts")
+    assert "seed 5" in facts and "first audio after" in facts, facts
+    assert any(url.endswith("/v1/speech/stream") for url in requested)
+    assert not any(url.endswith("/v1/jobs") for url in requested)  # streamed, not a job started by the page
+    # the player and the download hold the whole file: every sample that was played
+    duration = page.evaluate(
+        """async () => {
+            const audio = document.getElementById("result-audio");
+            if (audio.readyState < 1) await new Promise((resolve) => { audio.onloadedmetadata = resolve; });
+            return audio.duration;
+        }"""
+    )
+    assert duration == pytest.approx(6 * 16 * 64 / 16000, abs=1e-3)
+    assert page.get_attribute("#result-download", "href") == page.get_attribute("#result-audio", "src")

@@ -14,7 +14,7 @@ import json
 import logging
 import secrets
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import FastAPI, File, Form, Path, Request, UploadFile
@@ -28,7 +28,16 @@ from vcframe.config import Settings
 from vcframe.discovery import Registry
 from vcframe.errors import PluginError, VcframeError
 from vcframe.serve import models
-from vcframe.serve.engine import Engine, Progress, SpeechResult, joined_mel, speak, wav_bytes
+from vcframe.serve.engine import (
+    Engine,
+    Progress,
+    SpeechResult,
+    joined_mel,
+    speak,
+    speak_stream,
+    streaming_wav_header,
+    wav_bytes,
+)
 from vcframe.serve.jobs import JOB_ID_PATTERN, Job, JobCancelled, JobStore
 from vcframe.serve.png import mel_png
 from vcframe.serve.problems import (
@@ -36,6 +45,7 @@ from vcframe.serve.problems import (
     ClientGone,
     Conflict,
     Forbidden,
+    InternalError,
     NotFound,
     ServerStopping,
     problem,
@@ -44,6 +54,7 @@ from vcframe.serve.problems import (
 )
 from vcframe.serve.security import FrontDoor
 from vcframe.serve.settings import ServeSettings
+from vcframe.serve.streaming import AudioChannel, AudioChunk, StreamEnd
 from vcframe.serve.uploads import MEDIA_TYPES, AudioUpload, inspect_upload
 from vcframe.serve.worker import InferenceWorker
 from vcframe.specs import KINDS
@@ -89,6 +100,11 @@ JobIdPath = Annotated[str, Path(pattern=JOB_ID_PATTERN, description="Job id from
 VoiceNamePath = Annotated[str, Path(max_length=40, description="Voice name.")]
 
 WAV_RESPONSE = {"content": {"audio/wav": {"schema": {"type": "string", "format": "binary"}}}}
+WAV_STREAM_RESPONSE = {
+    "description": "A 16-bit mono WAV stream: a 44-byte header whose sizes are 0xFFFFFFFF (length unknown), then "
+    "little-endian PCM samples at X-Vcframe-Sample-Rate Hz as they are made (chunked transfer).",
+    **WAV_RESPONSE,
+}
 
 
 class ServerState:
@@ -150,14 +166,25 @@ class ServerState:
         waiting = asyncio.wrap_future(future)
         if request is None:
             return await waiting
+
+        def drop() -> None:
+            if not self.worker.withdraw(future) and abandoned is not None:
+                abandoned.set()  # running: it stops at its next checkpoint
+
+        return await self.watch(waiting, request=request, on_gone=drop)
+
+    async def watch(self, waiting: Awaitable[T], *, request: Request, on_gone: Callable[[], None]) -> T:
+        """Await ``waiting`` while checking every ``DISCONNECT_POLL_S`` s that the client of ``request`` is still
+        connected; once it is gone: ``on_gone()`` (stop the work), ``waiting`` is cancelled and
+        :class:`ClientGone` is raised."""
+        pending = asyncio.ensure_future(waiting)
         while True:
-            done, _ = await asyncio.wait({waiting}, timeout=DISCONNECT_POLL_S)
+            done, _ = await asyncio.wait({pending}, timeout=DISCONNECT_POLL_S)
             if done:
-                return waiting.result()
+                return pending.result()
             if await request.is_disconnected():
-                if not self.worker.withdraw(future) and abandoned is not None:
-                    abandoned.set()  # running: it stops at its next checkpoint
-                waiting.cancel()
+                on_gone()
+                pending.cancel()
                 log.info("%s %s: the client disconnected; its request was dropped", request.method, request.url.path)
                 raise ClientGone("the client disconnected")
 
@@ -206,7 +233,15 @@ def create_app(
             allow_origins=list(serve.cors_origins),
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["*"],
-            expose_headers=["X-Vcframe-Seed", "X-Vcframe-Similarity", "X-Vcframe-Components", "Location"],
+            expose_headers=[
+                "X-Vcframe-Seed",
+                "X-Vcframe-Similarity",
+                "X-Vcframe-Components",
+                "X-Vcframe-Duration",
+                "X-Vcframe-Job",
+                "X-Vcframe-Sample-Rate",
+                "Location",
+            ],
         )
     app.add_middleware(
         FrontDoor,
@@ -676,14 +711,16 @@ def _add_api_routes(app: FastAPI, state: ServerState) -> None:  # noqa: C901 - o
 
     # -- jobs --
 
-    def _run_job(job: Job, pipeline: Any, text: str, found: Any, upload: AudioUpload | None) -> None:
-        """A job's work on the inference worker; its outcome is recorded in the job, never raised."""
+    def _run_job(job: Job, work: Callable[[], SpeechResult]) -> BaseException | None:
+        """A job's work on the inference worker; its outcome is recorded in the job, never raised.
+
+        Returns the error that failed it (None when it is done or cancelled)."""
         if job.cancel_requested.is_set():
             job.move_to("cancelled")
-            return
+            return None
         job.move_to("running")
         try:
-            result = speak(pipeline, text, voice=found, upload=upload, seed=job.seed, progress=job.progress)
+            result = work()
             mel = joined_mel(result.mels)
             state.jobs.finish(job, result.summary(), wav_bytes(result.waveform), None if mel is None else mel_png(mel))
         except JobCancelled:
@@ -692,6 +729,7 @@ def _add_api_routes(app: FastAPI, state: ServerState) -> None:  # noqa: C901 - o
             status, body = problem_of(error)
             job.error = {key: body[key] for key in ("status", "detail", "hint", "error")}
             job.move_to("failed", error=job.error)
+            return error
         except Exception as error:  # noqa: BLE001 - recorded in the job; the traceback goes to the log
             log.exception("job %s failed", job.id)
             job.error = {
@@ -701,6 +739,100 @@ def _add_api_routes(app: FastAPI, state: ServerState) -> None:  # noqa: C901 - o
                 "error": "InternalError",
             }
             job.move_to("failed", error=job.error)
+            return error
+        return None
+
+    def _start_job(
+        pipeline: Any, text: str, voice: str | None, seed: int | None, task: Callable[[Job], Any]
+    ) -> tuple[Job, Any]:
+        """A new job for ``text`` (the job limit applies: 429) with ``task(job)`` queued on the worker (429 when
+        the queue is full, 503 while stopping). Returns the job and the task's future."""
+        chosen = secrets.randbelow(2**31) if seed is None else seed
+        components = {kind: spec.name for kind, spec in pipeline.specs.items()}
+        if state.stopping.is_set():
+            raise ServerStopping()
+        job = state.jobs.create(text_chars=len(text), seed=chosen, components=components, voice=voice or None)
+        try:
+            state.worker.start()
+            future = state.worker.submit(lambda: task(job))
+        except VcframeError:
+            state.jobs.delete(job.id)
+            raise
+        return job, future
+
+    # -- speech, streamed --
+
+    @app.post(
+        "/v1/speech/stream",
+        response_class=StreamingResponse,
+        responses={200: WAV_STREAM_RESPONSE, **responses(403, 409, 429, 503, 413, 415)},
+        tags=["speech"],
+    )
+    async def speech_stream(
+        request: Request,
+        text: TextField,
+        voice: VoiceField = None,
+        reference: ReferenceField = None,
+        encoder: ComponentField = None,
+        synthesizer: ComponentField = None,
+        vocoder: ComponentField = None,
+        seed: SeedField = None,
+    ) -> Response:
+        """Speak ``text`` as ``POST /v1/speech`` does, answering the audio while it is made: a 16-bit WAV stream
+        (header with unknown sizes, then PCM chunks at ``X-Vcframe-Sample-Rate`` Hz) whose first chunk leaves
+        as soon as the vocoder gives it; texts up to the job limit.
+
+        It runs as a job (the job limit applies): ``X-Vcframe-Job`` and ``Location`` name it, its events show
+        the progress and, once the stream has ended, it holds the similarity, the mel and the whole file.
+        Errors before the first chunk are JSON problems, as for ``/v1/speech``; an error after it ends the
+        stream early (the job then says ``failed`` and why). A client that hangs up stops the work.
+        """
+        pipeline, found, upload = await _speech_inputs(
+            text,
+            voice,
+            reference,
+            encoder,
+            synthesizer,
+            vocoder,
+            state.settings.max_text_chars,
+            "split the text into several requests",
+        )
+        channel = AudioChannel(asyncio.get_running_loop())
+
+        def task(job: Job) -> None:
+            def hand_over(chunk: Any) -> None:
+                if job.cancel_requested.is_set():
+                    raise JobCancelled(job.id)
+                channel.put(chunk)
+
+            error = _run_job(
+                job,
+                lambda: speak_stream(
+                    pipeline, text, voice=found, upload=upload, seed=job.seed, progress=job.progress, on_chunk=hand_over
+                ),
+            )
+            channel.end(error)
+
+        job, future = _start_job(pipeline, text, voice, seed, task)
+
+        def drop() -> None:
+            job.cancel_requested.set()
+            if state.worker.withdraw(future):
+                job.move_to("cancelled")
+
+        first = await state.watch(channel.get(), request=request, on_gone=drop)
+        if isinstance(first, StreamEnd):
+            raise _unstreamed_error(job, first, stopping=state.stopping.is_set())
+        headers = {
+            "X-Vcframe-Seed": str(job.seed),
+            "X-Vcframe-Components": ",".join(f"{kind}={name}" for kind, name in job.components.items()),
+            "X-Vcframe-Job": job.id,
+            "Location": f"/v1/jobs/{job.id}",
+            "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no",
+            "X-Vcframe-Sample-Rate": str(first.sample_rate),
+        }
+        return StreamingResponse(_audio_stream(job, channel, first), media_type="audio/wav", headers=headers)
 
     @app.post(
         "/v1/jobs",
@@ -734,17 +866,13 @@ def _add_api_routes(app: FastAPI, state: ServerState) -> None:  # noqa: C901 - o
             state.settings.max_text_chars,
             "split the text into several jobs",
         )
-        chosen = secrets.randbelow(2**31) if seed is None else seed
-        components = {kind: spec.name for kind, spec in pipeline.specs.items()}
-        if state.stopping.is_set():
-            raise ServerStopping()
-        job = state.jobs.create(text_chars=len(text), seed=chosen, components=components, voice=voice or None)
-        try:
-            state.worker.start()
-            state.worker.submit(lambda: _run_job(job, pipeline, text, found, upload))
-        except VcframeError:
-            state.jobs.delete(job.id)
-            raise
+
+        def task(job: Job) -> None:
+            _run_job(
+                job, lambda: speak(pipeline, text, voice=found, upload=upload, seed=job.seed, progress=job.progress)
+            )
+
+        job, _ = _start_job(pipeline, text, voice, seed, task)
         response.headers["Location"] = f"/v1/jobs/{job.id}"
         return job.describe(serve.job_ttl_s)
 
@@ -807,6 +935,55 @@ def _add_api_routes(app: FastAPI, state: ServerState) -> None:  # noqa: C901 - o
         """A finished job's synthesized mel spectrogram (sentences side by side) as a PNG."""
         job = state.jobs.get(job_id)
         return FileResponse(state.jobs.result_file(job, "mel"), media_type="image/png")
+
+
+def _unstreamed_error(job: Job, end: StreamEnd, *, stopping: bool) -> VcframeError:
+    """Why a streamed job ended before its first chunk, as the error the client gets (JSON, usual status)."""
+    if isinstance(end.error, VcframeError):
+        return end.error
+    if job.state == "failed":  # unexpected: the job logged its traceback
+        return InternalError(str((job.error or {}).get("detail", "unexpected error")))
+    if job.state == "cancelled":
+        return ServerStopping() if stopping else Conflict("the job was cancelled", hint="send the request again")
+    return InternalError(f"the job ended {job.state} without any audio")
+
+
+async def _audio_stream(job: Job, channel: AudioChannel, first: AudioChunk) -> AsyncIterator[bytes]:
+    """The WAV stream of a streamed job: header and first chunk, then each chunk as the worker hands it over.
+
+    Ends when the job's task ends; an error after the first chunk ends the stream early and is logged (the job
+    records it). If the client goes away first, Starlette closes this generator: the job is cancelled and its
+    task stops before its next chunk."""
+    route = "POST /v1/speech/stream"
+    finished = False
+    try:
+        yield streaming_wav_header(first.sample_rate) + first.pcm
+        while True:
+            item = await channel.get()
+            if isinstance(item, StreamEnd):
+                finished = True
+                if job.state == "failed":
+                    detail = (job.error or {}).get("detail")
+                    log.warning("%s: job %s failed after streaming began; the stream ends: %s", route, job.id, detail)
+                elif job.state == "cancelled":
+                    log.info("%s: job %s was cancelled while streaming; the stream ends", route, job.id)
+                return
+            if item.sample_rate != first.sample_rate:
+                finished = True
+                job.cancel_requested.set()
+                log.error(
+                    "%s: job %s changed its sample rate while streaming (%d Hz, then %d Hz); the stream ends",
+                    route,
+                    job.id,
+                    first.sample_rate,
+                    item.sample_rate,
+                )
+                return
+            yield item.pcm
+    finally:
+        if not finished:
+            job.cancel_requested.set()
+            log.info("%s: the client disconnected; job %s stops before its next chunk", route, job.id)
 
 
 async def _event_stream(job: Job, after: int, poll_s: float = 0.05, keepalive_s: float = 15.0) -> AsyncIterator[str]:

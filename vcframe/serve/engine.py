@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -24,10 +25,11 @@ from vcframe.discovery import Registry
 from vcframe.errors import AudioInputError, InputError
 from vcframe.pipeline import Pipeline
 from vcframe.specs import KINDS
+from vcframe.types import Waveform
 
 if TYPE_CHECKING:
     from vcframe.serve.uploads import AudioUpload
-    from vcframe.types import Mel, SpeakerEmbedding, Waveform
+    from vcframe.types import Mel, SpeakerEmbedding
     from vcframe.voices import Voice
 
 Progress = Callable[[str, int, int], None]
@@ -152,6 +154,34 @@ def wav_bytes(waveform: Waveform) -> bytes:
     return buffer.getvalue()
 
 
+#: The RIFF and data chunk sizes of a WAV stream whose length is not known when its header is sent.
+UNKNOWN_WAV_SIZE = 0xFFFFFFFF
+
+
+def streaming_wav_header(sample_rate: int) -> bytes:
+    """The 44-byte header of a mono 16-bit PCM WAV stream of unknown length (both chunk sizes 0xFFFFFFFF, as
+    ffmpeg writes to a pipe): libsndfile, ffmpeg and browsers' WAV readers take the data up to the end."""
+    if sample_rate < 1:
+        raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+    return (
+        b"RIFF"
+        + struct.pack("<I", UNKNOWN_WAV_SIZE)
+        + b"WAVEfmt "
+        + struct.pack("<IHHIIHH", 16, 1, 1, sample_rate, sample_rate * 2, 2, 16)
+        + b"data"
+        + struct.pack("<I", UNKNOWN_WAV_SIZE)
+    )
+
+
+def pcm16_bytes(waveform: Waveform) -> bytes:
+    """Item 0 of ``waveform`` as little-endian 16-bit PCM samples, converted exactly as :func:`wav_bytes` does
+    (clipped to [-1, 1], libsndfile's rounding), so the chunks of a stream add up to the whole file's data."""
+    buffer = io.BytesIO()
+    samples = np.clip(waveform.item(0), -1.0, 1.0)
+    soundfile.write(buffer, samples, waveform.sample_rate, format="RAW", subtype="PCM_16", endian="LITTLE")
+    return buffer.getvalue()
+
+
 def joined_mel(mels: list[Mel]) -> np.ndarray | None:
     """The sentences' mels side by side, (n_mels, frames), or None when there are none."""
     if not mels:
@@ -207,7 +237,47 @@ def speak(
     pipeline.sentences(text)  # refuse bad text before embedding anything
     speaker = reference_embedding(pipeline, voice=voice, upload=upload, progress=progress)
     waveform = pipeline.clone(text, embedding=speaker, seed=seed, progress=progress)
+    return _result(pipeline, speaker, waveform, seed)
+
+
+def _result(pipeline: Pipeline, speaker: SpeakerEmbedding, waveform: Waveform, seed: int) -> SpeechResult:
     mels = list(pipeline.last_mels)
     similarity = output_similarity(pipeline, speaker, waveform)
     components = {kind: spec.name for kind, spec in pipeline.specs.items()}
     return SpeechResult(waveform, seed, components, similarity, mels)
+
+
+def speak_stream(
+    pipeline: Pipeline,
+    text: str,
+    *,
+    voice: Voice | None,
+    upload: AudioUpload | None,
+    seed: int,
+    on_chunk: Callable[[Waveform], None],
+    progress: Progress = _no_progress,
+) -> SpeechResult:
+    """:func:`speak`, handing each chunk of audio to ``on_chunk`` as soon as it is made
+    (:meth:`Pipeline.stream <vcframe.pipeline.Pipeline.stream>`: fold by fold with a streaming vocoder, else
+    sentence by sentence, the next sentences synthesized meanwhile). Runs on the worker thread.
+
+    An exception from ``on_chunk`` or ``progress`` (a cancellation) stops the stream at once: no more chunk is
+    made and the synthesis thread ends. The result's waveform is the chunks joined: the audio that was handed
+    out (output processors are not applied to streamed audio).
+    """
+    from vcframe.text import speakable_text
+
+    pipeline.sentences(text)  # refuse bad text before embedding anything
+    speaker = reference_embedding(pipeline, voice=voice, upload=upload, progress=progress)
+    chunks: list[Waveform] = []
+    stream = pipeline.stream(text, embedding=speaker, seed=seed, progress=progress)
+    try:
+        for chunk in stream:
+            chunks.append(chunk)
+            on_chunk(chunk)
+    finally:
+        if isinstance(stream, Generator):  # stop the synthesis thread now, not when the generator is collected
+            stream.close()
+    dropped = [f"U+{ord(character):04X}" for character in speakable_text(text).dropped]
+    waveform = Waveform.concatenate(chunks).with_metadata(dropped_characters=dropped)
+    return _result(pipeline, speaker, waveform, seed)

@@ -104,6 +104,21 @@ class ServerStopping(HTTPProblem):
         super().__init__(message, hint=hint, headers=headers)
 
 
+class InternalError(HTTPProblem):
+    """An unexpected failure whose traceback is already in the server log (e.g. a job's, answered later)."""
+
+    status = 500
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = "the server log has the traceback; please report it",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint, headers=headers)
+
+
 class ClientGone(HTTPProblem):
     """The client disconnected while its request waited or ran; the answer goes to nobody (nginx's 499)."""
 

@@ -1,4 +1,6 @@
-// The vcframe page: voice (sample, upload or microphone), text, components, seed -> a job -> audio, mel, history.
+// The vcframe page: voice (sample, upload or microphone), text, components, seed -> audio, mel, history.
+// The audio plays while it is made (POST /v1/speech/stream, chunks scheduled back to back with Web Audio); a
+// browser without fetch streams or Web Audio runs a job instead and plays the finished file.
 // Plain JavaScript, no network asset, no inline code (the page's Content-Security-Policy forbids both).
 "use strict";
 
@@ -16,6 +18,9 @@ const state = {
   recorder: null,
   job: null,
   events: null,
+  stream: null, // {controller, player, jobId} while a streamed clone runs
+  audio: null, // the AudioContext streamed audio plays in (at the stream's sample rate)
+  streamRate: 16000, // the last stream's sample rate: the first context is made at it
   busy: false,
   history: [],
 };
@@ -395,6 +400,7 @@ async function clone() {
   showError(null);
   let request;
   try { request = buildRequest(); } catch (error) { showError(error); return; }
+  if (canStream()) { await cloneStreaming(request); return; }
   setBusy(true, "queued…");
   try {
     const job = await apiJson("/v1/jobs", { method: "POST", body: request.form });
@@ -403,6 +409,160 @@ async function clone() {
   } catch (error) {
     setBusy(false);
     showError(error);
+  }
+}
+
+// -- streamed audio --------------------------------------------------------------------------------
+
+const WAV_HEADER_BYTES = 44;
+// Scheduling slack: the first chunk starts this long after it arrives, and so does a chunk that came late.
+const STREAM_LEAD_S = 0.05;
+
+function canStream() {
+  return Boolean(window.AudioContext && window.ReadableStream && window.AbortController);
+}
+
+// One AudioContext at the stream's own sample rate, so chunks are never resampled one by one (no seams).
+function audioContextFor(sampleRate) {
+  if (state.audio && state.audio.sampleRate === sampleRate) return state.audio;
+  if (state.audio) state.audio.close();
+  state.audio = new AudioContext({ sampleRate });
+  return state.audio;
+}
+
+// Plays a 16-bit mono WAV stream as it arrives: the 44-byte header first, then each run of samples as an
+// AudioBuffer scheduled right after the previous one (sample-exact times, so the joins make no click).
+class StreamPlayer {
+  constructor(context, sampleRate, requestedAt) {
+    this.context = context;
+    this.sampleRate = sampleRate;
+    this.requestedAt = requestedAt;
+    this.header = new Uint8Array(WAV_HEADER_BYTES);
+    this.headerBytes = 0;
+    this.carry = null; // an odd byte left over from the last read
+    this.samples = 0; // samples scheduled so far
+    this.origin = null; // context time of sample 0
+    this.late = 0; // chunks that came after their time (a gap in the sound)
+    this.firstAudio = null; // seconds from the request to the first sound
+    this.sources = [];
+    this.onFirstAudio = () => {};
+  }
+
+  get seconds() { return this.samples / this.sampleRate; }
+
+  push(bytes) {
+    let offset = 0;
+    if (this.headerBytes < WAV_HEADER_BYTES) {
+      offset = Math.min(WAV_HEADER_BYTES - this.headerBytes, bytes.length);
+      this.header.set(bytes.subarray(0, offset), this.headerBytes);
+      this.headerBytes += offset;
+      if (this.headerBytes === WAV_HEADER_BYTES) this.checkHeader();
+    }
+    let pcm = bytes.subarray(offset);
+    if (this.carry !== null) {
+      const joined = new Uint8Array(pcm.length + 1);
+      joined[0] = this.carry;
+      joined.set(pcm, 1);
+      pcm = joined;
+      this.carry = null;
+    }
+    if (pcm.length % 2) {
+      this.carry = pcm[pcm.length - 1];
+      pcm = pcm.subarray(0, pcm.length - 1);
+    }
+    if (pcm.length) this.schedule(pcm);
+  }
+
+  checkHeader() {
+    const view = new DataView(this.header.buffer);
+    const tag = (at) => String.fromCharCode(...this.header.subarray(at, at + 4));
+    const rate = view.getUint32(24, true);
+    if (tag(0) !== "RIFF" || tag(8) !== "WAVE" || view.getUint16(22, true) !== 1 || view.getUint16(34, true) !== 16 || rate !== this.sampleRate) {
+      throw { message: "the server sent audio this page cannot play", hint: "reload the page; the server may be newer" };
+    }
+  }
+
+  schedule(pcm) {
+    const view = new DataView(pcm.buffer, pcm.byteOffset, pcm.length);
+    const count = pcm.length / 2;
+    const buffer = this.context.createBuffer(1, count, this.sampleRate);
+    const channel = buffer.getChannelData(0);
+    for (let i = 0; i < count; i++) channel[i] = view.getInt16(2 * i, true) / 32768;
+    const now = this.context.currentTime;
+    if (this.origin === null || this.origin + this.seconds < now) {
+      if (this.origin !== null) this.late += 1;
+      this.origin = now + STREAM_LEAD_S - this.seconds;
+    }
+    const when = this.origin + this.seconds;
+    const source = this.context.createBufferSource();
+    source.buffer = buffer;
+    source.connect(this.context.destination);
+    source.start(when);
+    source.onended = () => { this.sources = this.sources.filter((playing) => playing !== source); };
+    this.sources.push(source);
+    this.samples += count;
+    if (this.firstAudio === null) {
+      this.firstAudio = (performance.now() - this.requestedAt) / 1000 + (when - now);
+      this.onFirstAudio(this.firstAudio);
+    }
+  }
+
+  stop() {
+    for (const source of this.sources) source.stop();
+    this.sources = [];
+  }
+}
+
+async function cloneStreaming(request) {
+  // Made (or resumed) here, in the click, because browsers let a page start sound only from a user action.
+  audioContextFor(state.streamRate).resume();
+  if (state.stream && state.stream.player) state.stream.player.stop();
+  const stream = { controller: new AbortController(), player: null, jobId: null };
+  state.stream = stream;
+  const requestedAt = performance.now();
+  setBusy(true, "waiting for the first audio…");
+  $("progress").removeAttribute("value"); // no fraction known: an indeterminate bar
+  let ended = "";
+  try {
+    const response = await api("/v1/speech/stream", { method: "POST", body: request.form, signal: stream.controller.signal });
+    stream.jobId = response.headers.get("X-Vcframe-Job");
+    const rate = Number(response.headers.get("X-Vcframe-Sample-Rate"));
+    state.streamRate = rate;
+    const context = audioContextFor(rate);
+    await context.resume();
+    const player = new StreamPlayer(context, rate, requestedAt);
+    stream.player = player;
+    const label = () => `playing · first audio after ${player.firstAudio.toFixed(2)} s · ${player.seconds.toFixed(1)} s received`;
+    player.onFirstAudio = () => { $("progress-label").textContent = label(); };
+    const reader = response.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      player.push(value);
+      if (player.firstAudio !== null) $("progress-label").textContent = label();
+    }
+    const job = await apiJson(`/v1/jobs/${stream.jobId}`);
+    if (job.state === "done") {
+      await showResult(job.id, request, { firstAudio: player.firstAudio, late: player.late });
+    } else if (job.state === "failed") {
+      const problem = job.error || {};
+      showError({ message: problem.detail || "the synthesis failed", hint: problem.hint || "" });
+    } else {
+      ended = job.state;
+    }
+  } catch (error) {
+    if (error && error.name === "AbortError") {
+      ended = "cancelled";
+    } else {
+      stream.controller.abort(); // stop the server's work for a stream this page cannot use
+      if (stream.player) stream.player.stop();
+      showError(error);
+    }
+  } finally {
+    if (state.stream === stream) state.stream = null;
+    setBusy(false);
+    $("progress").value = 0;
+    $("progress-label").textContent = ended;
   }
 }
 
@@ -457,6 +617,11 @@ function follow(job, request) {
 }
 
 async function cancel() {
+  if (state.stream) { // hanging up stops the work on the server
+    state.stream.controller.abort();
+    if (state.stream.player) state.stream.player.stop();
+    return;
+  }
   if (!state.job) return;
   try {
     await api(`/v1/jobs/${state.job.id}/cancel`, { method: "POST" });
@@ -465,7 +630,7 @@ async function cancel() {
   }
 }
 
-async function showResult(jobId, request) {
+async function showResult(jobId, request, streamed = null) {
   const job = await apiJson(`/v1/jobs/${jobId}`);
   const [audio, mel] = await Promise.all([
     api(job.links.audio).then((r) => r.blob()),
@@ -478,6 +643,8 @@ async function showResult(jobId, request) {
     similarity: job.result.similarity,
     duration: job.result.duration_s,
     components: job.result.components,
+    firstAudio: streamed ? streamed.firstAudio : null,
+    gaps: streamed ? streamed.late : 0,
     audioUrl: URL.createObjectURL(audio),
     melUrl: mel ? URL.createObjectURL(mel) : null,
     time: new Date(),
@@ -495,7 +662,9 @@ async function showResult(jobId, request) {
 function facts(entry) {
   const similarity = entry.similarity === null ? "n/a" : entry.similarity.toFixed(3);
   const parts = KINDS.map((kind) => entry.components[kind]).join(" → ");
-  return `similarity to reference ${similarity} · seed ${entry.seed} · ${entry.duration.toFixed(2)} s · ${parts}`;
+  let first = entry.firstAudio === null ? "" : ` · first audio after ${entry.firstAudio.toFixed(2)} s`;
+  if (entry.gaps) first += ` (${entry.gaps} gap${entry.gaps > 1 ? "s" : ""}: the audio came slower than it plays)`;
+  return `similarity to reference ${similarity} · seed ${entry.seed} · ${entry.duration.toFixed(2)} s${first} · ${parts}`;
 }
 
 function addHistory(entry) {
