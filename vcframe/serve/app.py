@@ -447,10 +447,15 @@ def _find_voice(state: ServerState, name: str, *, field: bool = False) -> Any:
     raise NotFound(f"no voice {name!r}", hint=hint)
 
 
+def _components_header(components: dict[str, str]) -> str:
+    """``X-Vcframe-Components``: ``encoder=NAME,synthesizer=NAME,vocoder=NAME``."""
+    return ",".join(f"{kind}={name}" for kind, name in components.items())
+
+
 def _speech_headers(result: SpeechResult) -> dict[str, str]:
     headers = {
         "X-Vcframe-Seed": str(result.seed),
-        "X-Vcframe-Components": ",".join(f"{kind}={name}" for kind, name in result.components.items()),
+        "X-Vcframe-Components": _components_header(result.components),
         "X-Vcframe-Duration": f"{result.duration_s:.3f}",
     }
     if result.similarity is not None:
@@ -825,7 +830,7 @@ def _add_api_routes(app: FastAPI, state: ServerState) -> None:  # noqa: C901 - o
             raise _unstreamed_error(job, first, stopping=state.stopping.is_set())
         headers = {
             "X-Vcframe-Seed": str(job.seed),
-            "X-Vcframe-Components": ",".join(f"{kind}={name}" for kind, name in job.components.items()),
+            "X-Vcframe-Components": _components_header(job.components),
             "X-Vcframe-Job": job.id,
             "Location": f"/v1/jobs/{job.id}",
             "Cache-Control": "no-store",
