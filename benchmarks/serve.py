@@ -1,6 +1,7 @@
 """``vcframe serve`` benchmark and page screenshot: latencies of the API and of the page in headless Chromium.
 
 Run by hand:  .venv/bin/python benchmarks/serve.py [--screenshot docs/serve-page.png] [--rounds 20]
+                 [--first-audio griffinlim,hifigan] [--threads 1,2] [--stream-rounds 5] [--skip-api]
 
 Starts a real uvicorn server on a free loopback port whose registry holds the installed plugins plus the
 dummy test components (test-tone -> test-constant -> test-sine are the defaults, so cloning works without
@@ -15,6 +16,13 @@ trained weights), then measures:
 
 Prints a markdown table. The numbers are the server's overhead around the (dummy, near-instant) models.
 
+``--first-audio griffinlim,hifigan`` then measures ``POST /v1/speech/stream`` with the installed plugins and the
+settings' defaults (``--vocoder`` swapped per row, as ``vcframe serve --vocoder hifigan``), models loaded and
+warmed up, at each of ``--threads`` (default 1,2): milliseconds from the request to the first audio byte (the
+response headers leave with it), the smallest slack of the received audio against playback starting at the first byte
+(negative: a player would stall), the stream's and ``POST /v1/speech``'s total seconds for the same text and seed,
+and compute seconds per second of audio. Medians over ``--stream-rounds``; CPU model, flags and load average.
+
 ``--screenshot PATH`` then starts a second server with the installed plugins and the settings' defaults (the
 real components and their shipped weights, as ``vcframe serve`` runs), clones a sample voice in Chromium and
 saves the page after the result (docs/serve-page.png).
@@ -22,22 +30,27 @@ saves the page after the result (docs/serve-page.png).
 
 from __future__ import annotations
 
-import argparse
-import shutil
-import statistics
-import tempfile
-import threading
-import time
-from collections.abc import Callable
-from pathlib import Path
+from vcframe.cli import _prefer_passive_openmp_wait
 
-import httpx2 as httpx
+_prefer_passive_openmp_wait()  # idle OpenMP threads sleep, as in `vcframe serve` (set before torch loads)
 
-from vcframe.config import Settings, load_settings
-from vcframe.discovery import Registry
-from vcframe.serve import ServeSettings, create_app
-from vcframe.testing.dummy_specs import DUMMY_SPECS
-from vcframe.voices import VoiceStore
+import argparse  # noqa: E402
+import re  # noqa: E402
+import shutil  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import httpx2 as httpx  # noqa: E402
+
+from vcframe.config import Settings, load_settings  # noqa: E402
+from vcframe.discovery import Registry  # noqa: E402
+from vcframe.serve import ServeSettings, create_app  # noqa: E402
+from vcframe.testing.dummy_specs import DUMMY_SPECS  # noqa: E402
+from vcframe.voices import VoiceStore  # noqa: E402
 
 
 def start_server(app: object) -> tuple[str, Callable[[], None]]:
@@ -84,6 +97,90 @@ def run_job(client: httpx.Client) -> None:
     client.get(f"{location}/audio").raise_for_status()
 
 
+#: Three sentences, as benchmarks/streaming.py reads them.
+STREAM_TEXT = (
+    "Streaming should start at once. The next sentence is synthesized while this one plays. "
+    "And the last one follows without a gap."
+)
+
+
+def stream_once(client: httpx.Client, form: dict[str, str]) -> dict[str, float]:
+    """One POST /v1/speech/stream read to the end: seconds to the headers, to the first audio byte and to the
+    end, seconds of audio, and the smallest slack (audio received before each piece, played from the first
+    byte on, minus the piece's arrival)."""
+    started = time.perf_counter()
+    with client.stream("POST", "/v1/speech/stream", data=form) as response:
+        headers = time.perf_counter() - started
+        response.raise_for_status()
+        rate = int(response.headers["x-vcframe-sample-rate"])
+        received = 0
+        first = None
+        slack = float("inf")
+        for piece in response.iter_raw():
+            arrived = time.perf_counter() - started
+            audio_bytes = max(0, received - 44)
+            received += len(piece)
+            if first is None and received > 44:
+                first = arrived
+            elif first is not None:
+                slack = min(slack, first + audio_bytes / 2 / rate - arrived)
+    assert first is not None, "no audio"
+    total = time.perf_counter() - started
+    return {"headers": headers, "first": first, "slack": slack, "total": total, "audio": (received - 44) / 2 / rate}
+
+
+def first_audio_rows(vocoders: list[str], threads: list[int], rounds: int) -> None:
+    """Time to first audio through the server with the real default components and each vocoder (printed as
+    a markdown table, row by row as they are measured)."""
+    from streaming import cpu_line, load  # the sibling benchmark's CPU and load lines
+
+    from vcframe.cpu import limit_threads
+
+    print(f"CPU: {cpu_line()}\n", flush=True)
+    print(
+        "| vocoder | threads | first audio ms | min slack ms | stream s | /v1/speech s | audio s "
+        "| compute s / audio s | load |\n|---|---|---|---|---|---|---|---|---|",
+        flush=True,
+    )
+    base_settings = load_settings([])
+    form = {"text": STREAM_TEXT, "voice": "clara", "seed": "1"}
+    for vocoder in vocoders:
+        settings = load_settings([], explicit={"vocoder": vocoder})
+        with tempfile.TemporaryDirectory() as voices:
+            registry = Registry.from_entry_points(settings.disable_plugins)
+            app = create_app(settings, registry, ServeSettings(preload=False), voice_store=VoiceStore(voices))
+            base, stop = start_server(app)
+            try:
+                with httpx.Client(base_url=base, timeout=600) as client:
+                    for count in threads:
+                        limit_threads(count)
+                        stream_once(client, form)  # load and warm up
+                        client.post("/v1/speech", data=form).raise_for_status()
+                        loads = [load()]
+                        runs = []
+                        whole = []
+                        for _ in range(rounds):
+                            runs.append(stream_once(client, form))
+                            started = time.perf_counter()
+                            client.post("/v1/speech", data=form).raise_for_status()
+                            whole.append(time.perf_counter() - started)
+                            loads.append(load())
+                        middle = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+                        print(
+                            f"| {vocoder} | {count} | {middle['first'] * 1000:.0f} "
+                            f"| {middle['slack'] * 1000:.0f} | {middle['total']:.2f} | {statistics.median(whole):.2f} "
+                            f"| {middle['audio']:.2f} | {middle['total'] / middle['audio']:.2f} "
+                            f"| {min(loads):.1f}-{max(loads):.1f} |",
+                            flush=True,
+                        )
+            finally:
+                stop()
+    print(
+        f"\nComponents: {base_settings.encoder} -> {base_settings.synthesizer} -> (vocoder per row); "
+        f"text: {len(STREAM_TEXT)} characters, 3 sentences; medians of {rounds} rounds."
+    )
+
+
 def page_timings(base: str, rounds: int) -> list[str]:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     try:
@@ -104,13 +201,20 @@ def page_timings(base: str, rounds: int) -> list[str]:
         page.fill("#text", "Hello! This is my cloned voice, made on this machine. It runs offline.")
         page.fill("#seed", "42")
         clones = []
+        first_audio = []  # the page's own measure: from its request to the first sound
         for index in range(max(3, rounds // 4)):
             started = time.perf_counter()
             page.click("#clone")
             page.locator("#history li").nth(index).wait_for()
             clones.append(time.perf_counter() - started)
+            found = re.search(r"first audio after ([0-9.]+) s", page.text_content("#result-facts") or "")
+            if found:
+                first_audio.append(float(found.group(1)))
         browser.close()
-    return [row("page load to ready (Chromium)", loads), row("page Clone to result (Chromium)", clones)]
+    rows = [row("page load to ready (Chromium)", loads), row("page Clone to result (Chromium)", clones)]
+    if first_audio:
+        rows.append(row("page Clone to first audio (Chromium, streamed)", first_audio))
+    return rows
 
 
 def screenshot_default_components(path: Path) -> float:
@@ -148,7 +252,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--screenshot", type=Path, default=None, help="save a PNG of the page after a clone")
+    parser.add_argument(
+        "--first-audio",
+        default="",
+        help="comma-separated vocoders: time to first audio of POST /v1/speech/stream with the real components",
+    )
+    parser.add_argument("--threads", default="1,2", help="torch threads for --first-audio, comma-separated")
+    parser.add_argument("--stream-rounds", type=int, default=5)
+    parser.add_argument("--skip-api", action="store_true", help="only --first-audio and --screenshot")
     options = parser.parse_args()
+    if not options.skip_api:
+        api_rows(options.rounds)
+    if options.first_audio:
+        vocoders = [name for name in options.first_audio.split(",") if name]
+        threads = [int(count) for count in options.threads.split(",")]
+        first_audio_rows(vocoders, threads, options.stream_rounds)
+    if options.screenshot is not None:
+        seconds = screenshot_default_components(options.screenshot)
+        print(f"\n{options.screenshot}: the page after a clone by {settings_line()} ({seconds:.1f} s)")
+
+
+def api_rows(rounds: int) -> None:
+    """The API and page latencies over the dummy components (printed as a markdown table)."""
 
     registry = Registry.from_entry_points()
     for spec in DUMMY_SPECS:
@@ -160,37 +285,32 @@ def main() -> None:
         try:
             lines = ["| measurement | n | median ms | max ms |", "|---|---|---|---|"]
             with httpx.Client(base_url=base, timeout=30) as client:
-                lines.append(row("GET /healthz (idle)", timed(lambda: client.get("/healthz"), options.rounds)))
+                lines.append(row("GET /healthz (idle)", timed(lambda: client.get("/healthz"), rounds)))
                 speech = {"text": "Hello there, how are you?", "voice": "clara", "seed": "1"}
                 lines.append(
                     row(
                         "POST /v1/speech (sample voice)",
-                        timed(lambda: client.post("/v1/speech", data=speech).raise_for_status(), options.rounds),
+                        timed(lambda: client.post("/v1/speech", data=speech).raise_for_status(), rounds),
                     )
                 )
-                lines.append(
-                    row("POST /v1/jobs -> done (SSE) -> audio", timed(lambda: run_job(client), options.rounds))
-                )
+                lines.append(row("POST /v1/jobs -> done (SSE) -> audio", timed(lambda: run_job(client), rounds)))
                 state = app.state.vcframe
                 release = threading.Event()
                 state.worker.submit(lambda: release.wait(60))
                 time.sleep(0.05)
                 state.worker.submit(lambda: None)
                 state.worker.submit(lambda: None)
-                refused = timed(lambda: client.post("/v1/speech", data=speech), options.rounds)
+                refused = timed(lambda: client.post("/v1/speech", data=speech), rounds)
                 status = client.post("/v1/speech", data=speech).status_code
                 lines.append(row(f"POST /v1/speech, queue full (answers {status})", refused))
                 lines.append(
-                    row("GET /healthz (worker busy, queue full)", timed(lambda: client.get("/healthz"), options.rounds))
+                    row("GET /healthz (worker busy, queue full)", timed(lambda: client.get("/healthz"), rounds))
                 )
                 release.set()
-            lines += page_timings(base, options.rounds)
+            lines += page_timings(base, rounds)
         finally:
             stop()
     print("\n".join(lines))
-    if options.screenshot is not None:
-        seconds = screenshot_default_components(options.screenshot)
-        print(f"\n{options.screenshot}: the page after a clone by {settings_line()} ({seconds:.1f} s)")
 
 
 def settings_line() -> str:
