@@ -154,6 +154,8 @@ class Generator:
         threads: threads of the kernel, each owning a slice of every weight matrix (default:
             torch.get_num_threads()).
         block_steps: steps precomputed at once and the streaming granularity.
+        first_block_steps: steps of the first block (at most ``block_steps``): the first streamed audio comes
+            after them, so a small first block starts the stream sooner for the cost of one more block.
         precision: the recurrent and output weights in 'float32', 'bfloat16' or 'int8' (per-column scales,
             activations quantised per fold; see ``kernel.GENERATION_SOURCE``).
         isa: the kernel's instruction set, 'auto' (the best this CPU has) or one of ``kernel.ISAS``; one the CPU
@@ -167,6 +169,7 @@ class Generator:
         engine: str = "auto",
         threads: int | None = None,
         block_steps: int = 400,
+        first_block_steps: int = 100,
         precision: str = "float32",
         isa: str = "auto",
     ) -> None:
@@ -175,7 +178,10 @@ class Generator:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.network = network
+        if first_block_steps < 1 or block_steps < 1:
+            raise ValueError(f"block_steps ({block_steps}) and first_block_steps ({first_block_steps}) must be >= 1")
         self.block_steps = block_steps
+        self.first_block_steps = first_block_steps
         self.threads = threads or torch.get_num_threads()
         self.precision = precision
         self.kernel = None
@@ -234,15 +240,21 @@ class Generator:
                 pack_matrix(getattr(self, name), self.precision, isa, gates) for name, gates in self.STEP_PRODUCTS
             ]
             self.table = label_to_float(torch.arange(net.n_classes), net.n_classes).contiguous()
+            self.mel_taps = net.upsample.phase_taps()
 
     # -- conditioning ----------------------------------------------------------------------------
 
     def condition(self, mel: torch.Tensor, pad_value: float) -> tuple[torch.Tensor, torch.Tensor]:
-        """(n_mels, T) model-scale mel -> upsampled (S, n_mels) and aux (S, 4 aux) with S = T * hop."""
-        pad = self.network.pad
-        padded = F.pad(mel.unsqueeze(0), (pad, pad), value=pad_value)
-        upsampled, aux = self.network.upsample(padded)
-        return upsampled[0], aux[0]
+        """(n_mels, T) model-scale mel -> upsampled (S, n_mels) and aux (S, 4 aux) with S = T * hop.
+
+        The network's upsampler, computed faster: the mel path by its per-phase taps
+        (``UpsampleNetwork.mel_path_by_phase``, within float32 rounding of the convolutions) and the aux path as
+        the mel ResNet's frames repeated ``hop`` times (the same values as the stretch)."""
+        net = self.network
+        padded = F.pad(mel.unsqueeze(0), (net.pad, net.pad), value=pad_value)
+        upsampled = net.upsample.mel_path_by_phase(padded[0], self.mel_taps)
+        aux = net.upsample.resnet(padded)[0].t().repeat_interleave(net.hop_length, dim=0)
+        return upsampled, aux
 
     # -- main loop --------------------------------------------------------------------------------
 
@@ -326,8 +338,7 @@ class Generator:
         per_step = total_folds * (7 * rnn + 2 * net.fc_dims + net.n_classes)
         block = max(1, min(self.block_steps, length, (16 << 20) // per_step))
         noise = torch.empty(block, total_folds, net.n_classes)
-        for start in range(0, length, block):
-            stop = min(length, start + block)
+        for start, stop in block_bounds(length, block, self.first_block_steps):
             steps = stop - start
             pre = self._precompute(
                 cond_m[:, start:stop], a1[:, start:stop], a2[:, start:stop], a3[:, start:stop], a4[:, start:stop]
@@ -466,6 +477,16 @@ class Generator:
         return logits.transpose(0, 1)
 
 
+def block_bounds(length: int, block: int, first_block: int) -> Iterator[tuple[int, int]]:
+    """(start, stop) of the step blocks over ``length`` steps: a first block of ``min(first_block, block)`` steps
+    (the first streamed audio), then blocks of ``block``."""
+    start = 0
+    stop = min(length, first_block, block)
+    while start < length:
+        yield start, stop
+        start, stop = stop, min(length, stop + block)
+
+
 def _gru(gi: torch.Tensor, gh: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
     """PyTorch's GRUCell arithmetic from precomputed input (gi) and hidden (gh) projections with biases."""
     i_r, i_z, i_n = gi.chunk(3, 1)
@@ -591,4 +612,11 @@ def steps_for(frames: int, hop_length: int, batched: bool, target: int, overlap:
     return _fold_count(total, target, overlap), target + 2 * overlap
 
 
-__all__ = ["Generator", "choose_folding", "reference_generate", "draw_rtvc_gru_cell_numbers", "steps_for"]
+__all__ = [
+    "Generator",
+    "block_bounds",
+    "choose_folding",
+    "reference_generate",
+    "draw_rtvc_gru_cell_numbers",
+    "steps_for",
+]

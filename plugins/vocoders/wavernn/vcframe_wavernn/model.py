@@ -115,6 +115,7 @@ class WaveRNNVocoder(BaseVocoder):
                 engine=engine,
                 threads=config.threads,
                 block_steps=config.block_steps,
+                first_block_steps=config.first_block_steps,
                 precision=resolve_precision(config.precision),
                 isa=config.isa,
             )

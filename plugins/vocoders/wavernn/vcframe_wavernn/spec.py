@@ -101,6 +101,12 @@ class WaveRNNConfig(BaseModel):
         le=100000,
         description="Steps whose input projections are precomputed at once (also the streaming chunk).",
     )
+    first_block_steps: int = Field(
+        100,
+        ge=1,
+        le=100000,
+        description="Steps of the first block (at most block_steps): the first streamed chunk comes after them.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> WaveRNNConfig:
