@@ -199,7 +199,7 @@ def main() -> None:
     ).stdout.strip()
     header = (
         f"commit {commit}; {cpu_description()}; torch {torch.__version__}; 1 thread; load average "
-        f"{min(loads):.2f}-{max(loads):.2f}; argmax sampling; isa auto"
+        f"{min(loads):.2f}-{max(loads):.2f}; argmax and RTVC's sampler (seed 0); isa auto"
     )
     report = {"commit": commit, "header": header, "demo": demo, "rtvc_fixture": fixture, "table": table(demo, fixture)}
     print("\n" + header + "\n\n" + report["table"])

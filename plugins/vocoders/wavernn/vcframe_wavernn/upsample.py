@@ -141,8 +141,8 @@ class UpsampleNetwork(nn.Module):
         weight of mel frame ``f + d`` in output sample ``f * hop + p``.
 
         The stretch + smoothing stages are shift-invariant by one frame (``hop`` samples), and their smoothing
-        reaches ``sum(scale_i // ... )`` well under ``reach`` frames (RTVC's (5, 5, 8) reaches 248 samples, 1.24
-        frames), so the (S, frames) operator is ``hop`` rows of ``2 reach + 1`` taps repeated along the diagonal.
+        reaches less than ``reach`` frames to each side (RTVC's (5, 5, 8): 248 samples, 1.24 frames), so the
+        (S, frames) operator is ``hop`` rows of ``2 reach + 1`` taps repeated along the diagonal.
         Read off the operator of a ``2 (reach + pad) + 1``-frame window at its middle frame.
         """
         pad = self.indent // self._hop()
