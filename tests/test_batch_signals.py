@@ -75,7 +75,8 @@ def start_batch(tmp_path: Path, speech_like_wav) -> Callable[[], tuple[subproces
 
 
 def _outputs(out: Path) -> list[Path]:
-    return sorted(out.glob("*.wav")) if out.is_dir() else []
+    """Finished outputs: a worker's temporary (a dot-file ending in .wav, renamed when whole) is not one."""
+    return sorted(path for path in out.glob("*.wav") if not path.name.startswith(".")) if out.is_dir() else []
 
 
 def _children(pid: int) -> list[int]:
