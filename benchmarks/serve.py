@@ -2,6 +2,7 @@
 
 Run by hand:  .venv/bin/python benchmarks/serve.py [--screenshot docs/serve-page.png] [--rounds 20]
                  [--first-audio griffinlim,hifigan] [--threads 1,2] [--stream-rounds 5] [--skip-api]
+                 [--first-batch-sizes 8,1]
 
 Starts a real uvicorn server on a free loopback port whose registry holds the installed plugins plus the
 dummy test components (test-tone -> test-constant -> test-sine are the defaults, so cloning works without
@@ -22,6 +23,9 @@ warmed up, at each of ``--threads`` (default 1,2): milliseconds from the request
 response headers leave with it), the smallest slack of the received audio against playback starting at the first byte
 (negative: a player would stall), the stream's and ``POST /v1/speech``'s total seconds for the same text and seed,
 and compute seconds per second of audio. Medians over ``--stream-rounds``; CPU model, flags and load average.
+``--first-batch-sizes 8,1`` gives a row per ``synthesis_first_batch_size`` (8: the whole three-sentence text in
+the first batch, as before issue 26's first-sentence batch; 1: the first sentence alone, the default), their
+rounds interleaved so that both see the same load.
 
 ``--screenshot PATH`` then starts a second server with the installed plugins and the settings' defaults (the
 real components and their shipped weights, as ``vcframe serve`` runs), clones a sample voice in Chromium and
@@ -129,17 +133,17 @@ def stream_once(client: httpx.Client, form: dict[str, str]) -> dict[str, float]:
     return {"headers": headers, "first": first, "slack": slack, "total": total, "audio": (received - 44) / 2 / rate}
 
 
-def first_audio_rows(vocoders: list[str], threads: list[int], rounds: int) -> None:
-    """Time to first audio through the server with the real default components and each vocoder (printed as
-    a markdown table, row by row as they are measured)."""
+def first_audio_rows(vocoders: list[str], threads: list[int], rounds: int, first_batch_sizes: list[int]) -> None:
+    """Time to first audio through the server with the real default components and each vocoder, at each
+    ``synthesis_first_batch_size`` (printed as a markdown table, row by row as they are measured)."""
     from streaming import cpu_line, load  # the sibling benchmark's CPU and load lines
 
     from vcframe.cpu import limit_threads
 
     print(f"CPU: {cpu_line()}\n", flush=True)
     print(
-        "| vocoder | threads | first audio ms | min slack ms | stream s | /v1/speech s | audio s "
-        "| compute s / audio s | load |\n|---|---|---|---|---|---|---|---|---|",
+        "| vocoder | threads | first batch | first audio ms | min slack ms | stream s | /v1/speech s | audio s "
+        "| compute s / audio s | load |\n|---|---|---|---|---|---|---|---|---|---|",
         flush=True,
     )
     base_settings = load_settings([])
@@ -157,22 +161,26 @@ def first_audio_rows(vocoders: list[str], threads: list[int], rounds: int) -> No
                         stream_once(client, form)  # load and warm up
                         client.post("/v1/speech", data=form).raise_for_status()
                         loads = [load()]
-                        runs = []
-                        whole = []
+                        runs: dict[int, list[dict[str, float]]] = {size: [] for size in first_batch_sizes}
+                        whole: dict[int, list[float]] = {size: [] for size in first_batch_sizes}
                         for _ in range(rounds):
-                            runs.append(stream_once(client, form))
-                            started = time.perf_counter()
-                            client.post("/v1/speech", data=form).raise_for_status()
-                            whole.append(time.perf_counter() - started)
-                            loads.append(load())
-                        middle = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
-                        print(
-                            f"| {vocoder} | {count} | {middle['first'] * 1000:.0f} "
-                            f"| {middle['slack'] * 1000:.0f} | {middle['total']:.2f} | {statistics.median(whole):.2f} "
-                            f"| {middle['audio']:.2f} | {middle['total'] / middle['audio']:.2f} "
-                            f"| {min(loads):.1f}-{max(loads):.1f} |",
-                            flush=True,
-                        )
+                            for size in first_batch_sizes:
+                                settings.synthesis_first_batch_size = size  # the served pipelines' settings
+                                runs[size].append(stream_once(client, form))
+                                started = time.perf_counter()
+                                client.post("/v1/speech", data=form).raise_for_status()
+                                whole[size].append(time.perf_counter() - started)
+                                loads.append(load())
+                        for size in first_batch_sizes:
+                            middle = {key: statistics.median(run[key] for run in runs[size]) for key in runs[size][0]}
+                            print(
+                                f"| {vocoder} | {count} | {size} | {middle['first'] * 1000:.0f} "
+                                f"| {middle['slack'] * 1000:.0f} | {middle['total']:.2f} "
+                                f"| {statistics.median(whole[size]):.2f} "
+                                f"| {middle['audio']:.2f} | {middle['total'] / middle['audio']:.2f} "
+                                f"| {min(loads):.1f}-{max(loads):.1f} |",
+                                flush=True,
+                            )
             finally:
                 stop()
     print(
@@ -259,6 +267,9 @@ def main() -> None:
     )
     parser.add_argument("--threads", default="1,2", help="torch threads for --first-audio, comma-separated")
     parser.add_argument("--stream-rounds", type=int, default=5)
+    parser.add_argument(
+        "--first-batch-sizes", default="1", help="synthesis_first_batch_size values for --first-audio, comma-separated"
+    )
     parser.add_argument("--skip-api", action="store_true", help="only --first-audio and --screenshot")
     options = parser.parse_args()
     if not options.skip_api:
@@ -266,7 +277,8 @@ def main() -> None:
     if options.first_audio:
         vocoders = [name for name in options.first_audio.split(",") if name]
         threads = [int(count) for count in options.threads.split(",")]
-        first_audio_rows(vocoders, threads, options.stream_rounds)
+        first_batch_sizes = [int(size) for size in options.first_batch_sizes.split(",") if size]
+        first_audio_rows(vocoders, threads, options.stream_rounds, first_batch_sizes)
     if options.screenshot is not None:
         seconds = screenshot_default_components(options.screenshot)
         print(f"\n{options.screenshot}: the page after a clone by {settings_line()} ({seconds:.1f} s)")

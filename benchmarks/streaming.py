@@ -1,6 +1,7 @@
 """Streaming latency: when the first audio comes, and whether every chunk is ready before playback needs it.
 
     python benchmarks/streaming.py [--vocoders griffinlim,hifigan,wavernn] [--threads 2] [--rounds 3]
+                                   [--batch-size 8] [--first-batch-sizes 8,1]
 
 With the default bundle's encoder and synthesizer (GE2E, the shipped tacotron-demo weights) and each vocoder on
 its shipped weights (Griffin-Lim; hifigan-demo; wavernn-demo, the small preset), models loaded and warmed up:
@@ -11,6 +12,11 @@ its shipped weights (Griffin-Lim; hifigan-demo; wavernn-demo, the small preset),
 * ``Pipeline.stream``: a three-sentence text read with a sample voice, from the call (embedding known) to the
   first chunk, and the same slack over the whole stream, with the synthesis overlapped (``overlap=True``, the
   default) and sequential (``overlap=False``).
+* ``Pipeline.clone``: the same text whole (first audio = total), which synthesizes the same batches.
+
+``--first-batch-sizes 8,1`` measures each case at each ``synthesis_first_batch_size`` (8 with batch size 8: the
+whole text in one batch, as before issue 26's first-sentence batch; 1: the first sentence alone, the default),
+interleaved round by round so that both see the same load.
 
 Each figure is the median over ``--rounds`` runs; prints the CPU model and the load average range. The shared
 machine's other jobs make absolute figures upper bounds.
@@ -27,14 +33,14 @@ _prefer_passive_openmp_wait()  # idle OpenMP threads sleep, as in `vcframe run` 
 import argparse  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
 from vcframe.config import Settings  # noqa: E402
 from vcframe.pipeline import Pipeline  # noqa: E402
-from vcframe.types import Waveform  # noqa: E402
+from vcframe.types import SpeakerEmbedding, Waveform  # noqa: E402
 
 SENTENCE = "The quick brown fox jumps over the lazy dog, and then it runs back home again."
 TEXT = (
@@ -80,27 +86,45 @@ def timed(chunks: Iterator[Waveform]) -> tuple[float, float, float, float, int]:
     return first, slack, time.perf_counter() - started, audio, count
 
 
-def measure(vocoder: str, rounds: int, loads: list[float], batch_size: int) -> dict[str, list[float]]:
-    """Case -> median (first audio, smallest slack, total, audio seconds, chunks) for one vocoder."""
+def _whole(pipeline: Pipeline, speaker: SpeakerEmbedding) -> Iterator[Waveform]:
+    """``clone`` of the text as one chunk, made when the iterator is first advanced."""
+    yield pipeline.clone(TEXT, embedding=speaker, seed=0)
+
+
+def measure(
+    vocoder: str, rounds: int, loads: list[float], batch_size: int, first_batch_sizes: list[int]
+) -> dict[str, list[float]]:
+    """Case -> median (first audio, smallest slack, total, audio seconds, chunks) for one vocoder; the pipeline
+    cases once per first batch size (named ``... (first batch N)``), rounds interleaved."""
     pipeline = Pipeline(vocoder=vocoder, settings=Settings(synthesis_batch_size=batch_size), device="cpu")
     speaker = pipeline.voice_embedding(VOICE)
     with torch.inference_mode():
         mel = pipeline.synthesize([SENTENCE], speaker, seed=0)[0]
     list(pipeline.stream(TEXT, embedding=speaker, seed=0))  # warm-up: builds every component
-    cases = {
-        "vocode_stream (one sentence)": lambda: pipeline.vocoder.vocode_stream(mel, seed=0),
-        "Pipeline.stream, overlap": lambda: pipeline.stream(TEXT, embedding=speaker, seed=0),
-        "Pipeline.stream, sequential": lambda: pipeline.stream(TEXT, embedding=speaker, seed=0, overlap=False),
+    cases: dict[str, tuple[int | None, Callable[[], Iterator[Waveform]]]] = {
+        "vocode_stream (one sentence)": (None, lambda: pipeline.vocoder.vocode_stream(mel, seed=0))
     }
-    medians = {}
-    for what, make in cases.items():
-        results = []
-        for _ in range(rounds):
+    for first in first_batch_sizes:
+        cases |= {
+            f"Pipeline.stream, overlap (first batch {first})": (
+                first,
+                lambda: pipeline.stream(TEXT, embedding=speaker, seed=0),
+            ),
+            f"Pipeline.stream, sequential (first batch {first})": (
+                first,
+                lambda: pipeline.stream(TEXT, embedding=speaker, seed=0, overlap=False),
+            ),
+            f"Pipeline.clone (first batch {first})": (first, lambda: _whole(pipeline, speaker)),
+        }
+    results: dict[str, list[tuple[float, float, float, float, int]]] = {what: [] for what in cases}
+    for _ in range(rounds):
+        for what, (first, make) in cases.items():
+            if first is not None:
+                pipeline.settings.synthesis_first_batch_size = first
             with torch.inference_mode():
-                results.append(timed(make()))
+                results[what].append(timed(make()))
             loads.append(load())
-        medians[what] = [statistics.median(values) for values in zip(*results, strict=True)]
-    return medians
+    return {what: [statistics.median(values) for values in zip(*rows, strict=True)] for what, rows in results.items()}
 
 
 def main() -> None:
@@ -111,6 +135,12 @@ def main() -> None:
     parser.add_argument(
         "--batch-size", type=int, default=8, help="synthesis_batch_size (8, the default, puts the text in one batch)"
     )
+    parser.add_argument(
+        "--first-batch-sizes",
+        default="1",
+        help="comma-separated synthesis_first_batch_size values to compare (1, the default: the first sentence "
+        "alone; 8: the whole first batch at once, as before)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(
@@ -120,8 +150,10 @@ def main() -> None:
     print("| vocoder | what | first audio (s) | smallest slack (s) | total (s) | audio (s) | chunks |")
     print("|---|---|---|---|---|---|---|")
     loads = [load()]
+    first_batch_sizes = [int(size) for size in args.first_batch_sizes.split(",") if size]
     for vocoder in args.vocoders.split(","):
-        for what, (first, slack, total, audio, count) in measure(vocoder, args.rounds, loads, args.batch_size).items():
+        medians = measure(vocoder, args.rounds, loads, args.batch_size, first_batch_sizes)
+        for what, (first, slack, total, audio, count) in medians.items():
             print(f"| {vocoder} | {what} | {first:.3f} | {slack:+.3f} | {total:.2f} | {audio:.2f} | {int(count)} |")
     print(f"load average (1 min) during the run: {min(loads):.2f}-{max(loads):.2f}")
 

@@ -11,7 +11,8 @@ import torch
 
 from vcframe.config import Settings
 from vcframe.errors import InputError
-from vcframe.pipeline import Pipeline
+from vcframe.pipeline import Pipeline, synthesis_batches
+from vcframe.types import Waveform
 
 SENTENCES = ["First one here.", "A second, longer sentence follows it.", "Third!", "Fourth one.", "And a fifth."]
 TEXT = " ".join(SENTENCES)
@@ -55,6 +56,9 @@ def test_overlapped_stream_equals_the_sequential_one(reference, vocoder) -> None
     other_seed = torch.cat([c.samples for c in pipeline.stream(TEXT, reference, seed=5)], dim=1)
     assert not torch.equal(other_seed, torch.cat([c.samples for c in overlapped], dim=1))
     assert _worker_threads() == []
+    # clone synthesizes the same batches (the first sentence alone) with the same seeds: the same audio
+    cloned = pipeline.clone(TEXT, reference, seed=4).samples
+    torch.testing.assert_close(torch.cat([c.samples for c in overlapped], dim=1), cloned, atol=1e-6, rtol=0)
 
 
 def _dummy_pipeline(batch_size: int) -> Pipeline:
@@ -89,6 +93,46 @@ def test_next_batch_is_synthesized_while_the_current_one_is_vocoded(dummy_regist
     assert [text for text, _ in started] == SENTENCES[:3]
     assert {thread for _, thread in started} == {"vcframe-synthesis"}
     assert len(chunks) >= 3
+
+
+def test_synthesis_batches_put_the_first_sentence_alone() -> None:
+    assert synthesis_batches(5, 2) == [range(0, 1), range(1, 3), range(3, 5)]
+    assert synthesis_batches(3, 8) == [range(0, 1), range(1, 3)]
+    assert synthesis_batches(1, 8) == [range(0, 1)]
+    assert synthesis_batches(0, 8) == []
+    assert synthesis_batches(10, 4, first_batch_size=2) == [range(0, 2), range(2, 6), range(6, 10)]
+    assert synthesis_batches(10, 4, first_batch_size=9) == [range(0, 4), range(4, 8), range(8, 10)]  # as before
+    with pytest.raises(ValueError, match="first_batch_size=0"):
+        synthesis_batches(3, 2, first_batch_size=0)
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_first_audio_comes_before_the_second_sentence_is_synthesized(dummy_registry, speech_like_wav, overlap) -> None:
+    """All five sentences fit one batch of 8, yet the first is synthesized alone and its first chunk reaches the
+    caller before the rest are synthesized (one batch, seeded seed + 1). The worker's second call waits (10 s at
+    most) for the caller's first chunk: were the first chunk to need the second sentence, it would come too late."""
+    pipeline = _dummy_pipeline(batch_size=8)
+    synthesizer = pipeline.synthesizer
+    synthesize = synthesizer.synthesize
+    received: list[Waveform] = []
+    first_chunk_received = threading.Event()
+    calls: list[tuple[list[str], int | None, int]] = []  # (texts, seed, chunks the caller had at the call)
+
+    def recording_synthesize(texts, embedding, **kwargs):
+        if calls:
+            first_chunk_received.wait(timeout=10)
+        calls.append((list(texts), kwargs.get("seed"), len(received)))
+        return synthesize(texts, embedding, **kwargs)
+
+    synthesizer.synthesize = recording_synthesize
+    for chunk in pipeline.stream(TEXT, speech_like_wav(), seed=1, overlap=overlap):
+        received.append(chunk)
+        first_chunk_received.set()
+    assert [(texts, seed) for texts, seed, _ in calls] == [(SENTENCES[:1], 1), (SENTENCES[1:], 2)]
+    assert calls[0][2] == 0 and calls[1][2] >= 1  # the second sentence was synthesized after the first chunk
+    samples = torch.cat([chunk.samples for chunk in received], dim=1)
+    synthesizer.synthesize = synthesize
+    torch.testing.assert_close(samples, pipeline.clone(TEXT, speech_like_wav(), seed=1).samples, atol=1e-6, rtol=0)
 
 
 def _stream_by_sentence(pipeline: Pipeline, reference, by_sentence: list[int] | None = None):

@@ -74,6 +74,14 @@ class Settings(BaseModel):
     max_sentence_chars: int = Field(200, ge=10, description="Longer sentences are split at commas and spaces.")
     sentence_pause_s: float = Field(0.15, ge=0, le=5, description="Silence between sentences (RTVC's toolbox: 0.15).")
     synthesis_batch_size: int = Field(8, gt=0, description="Sentences synthesized together.")
+    synthesis_first_batch_size: int = Field(
+        1,
+        gt=0,
+        description="Sentences in a run's first synthesis batch (1: the first sentence alone, so streamed audio "
+        "starts after one sentence; a value above synthesis_batch_size counts as synthesis_batch_size); the rest "
+        "go synthesis_batch_size at a time. Streamed and whole runs use the same batches, so a seed gives the "
+        "same audio either way.",
+    )
     dataset_root: str | None = Field(
         None, description="LibriSpeech folder for librispeech:<id> references (else $VCFRAME_LIBRISPEECH)."
     )

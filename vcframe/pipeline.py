@@ -7,9 +7,11 @@ then builds them (which loads weights), each on first use: ``embed`` never loads
     >>> waveform = pipeline.clone("Hello there.", reference="voice.wav", seed=1)
     >>> vcframe.audio.save_audio(waveform, "hello.wav")
 
-Long text is split into sentences, synthesized in batches and joined with short pauses. ``stream`` yields
+Long text is split into sentences, synthesized in batches (the first sentence alone, then
+``synthesis_batch_size`` at a time: :func:`synthesis_batches`) and joined with short pauses. ``stream`` yields
 audio sentence by sentence, and fold by fold inside a sentence when the vocoder streams; it synthesizes the next
-batch of sentences in a worker thread while the current one is vocoded (``overlap=True``, same output).
+batch of sentences in a worker thread while the current one is vocoded (``overlap=True``, same output), so its
+first audio waits for one sentence's synthesis, not a whole batch's.
 
 ``clone(..., adapt_speaker=30, reference_text="...")`` first fits the speaker embedding to the reference clip
 through the synthesizer (:mod:`vcframe.adaptation`); off by default.
@@ -351,15 +353,18 @@ class Pipeline:
     def _synthesis(
         self, pieces: Sequence[str], speaker: SpeakerEmbedding, seed: int | None, overlap: bool
     ) -> _Synthesis:
-        """The mels of ``pieces`` by batch of ``synthesis_batch_size`` (batch ``start`` seeded ``seed + start``);
-        with ``overlap`` a worker thread synthesizes ahead of the caller (:class:`_SynthesisAhead`)."""
-        size = self.settings.synthesis_batch_size
+        """The mels of ``pieces`` by the batches of :func:`synthesis_batches` (the batch that starts at sentence
+        ``start`` seeded ``seed + start``); with ``overlap`` a worker thread synthesizes ahead of the caller
+        (:class:`_SynthesisAhead`)."""
+        batches = synthesis_batches(
+            len(pieces), self.settings.synthesis_batch_size, self.settings.synthesis_first_batch_size
+        )
 
-        def batch_at(start: int) -> list[Mel]:
-            return self.synthesize(pieces[start : start + size], speaker, seed=None if seed is None else seed + start)
+        def synthesize_batch(batch: range) -> list[Mel]:
+            seeded_at = None if seed is None else seed + batch.start
+            return self.synthesize(pieces[batch.start : batch.stop], speaker, seed=seeded_at)
 
-        starts = list(range(0, len(pieces), size))
-        return _SynthesisAhead(batch_at, starts) if overlap else _Synthesis(batch_at, starts)
+        return _SynthesisAhead(synthesize_batch, batches) if overlap else _Synthesis(synthesize_batch, batches)
 
     def _run(
         self,
@@ -390,16 +395,16 @@ class Pipeline:
                 run["speaker_adaptation"] = adapted.summary()
             started = time.perf_counter()
             index = 0
-            size = self.settings.synthesis_batch_size
             synthesis = self._synthesis(pieces, speaker, seed, overlap)
             try:
                 if overlap:
                     self.component("vocoder")  # built (weights loaded) while the worker synthesizes
+                batch_mels: list[Mel] = []
                 for sentence_index in range(len(pieces)):
-                    if sentence_index % size == 0:
+                    if synthesis.starts_batch(sentence_index):
                         progress("synthesize", sentence_index, len(pieces))
-                        batch = synthesis.batch(sentence_index)
-                    mel = batch[sentence_index % size]
+                        batch_mels = synthesis.batch(sentence_index)
+                    mel = batch_mels[sentence_index - synthesis.batch_start]
                     self.last_mels.append(mel)
                     vocoder_seed = None if seed is None else seed + sentence_index
                     progress("vocode", sentence_index, len(pieces))
@@ -500,11 +505,16 @@ class Pipeline:
 
         Args:
             overlap: synthesize in a worker thread, ahead of the vocoder (default True): the next batch of
-                ``synthesis_batch_size`` sentences is synthesized while the current one is vocoded, and the
-                vocoder is built while the first batch is synthesized. The chunks are the ones ``overlap=False``
-                gives, in the same order (seeded components draw one after the other:
-                :func:`vcframe.seeding.seeded`); an error in a sentence's synthesis is raised once, after the
-                audio of the sentences before it, and the worker is stopped when the stream ends or is closed.
+                sentences (:func:`synthesis_batches`: the first sentence alone, then ``synthesis_batch_size`` at a
+                time) is synthesized while the current one is vocoded, and the vocoder is built while the first
+                batch is synthesized. The chunks are the ones ``overlap=False`` gives, in the same order (seeded
+                components draw one after the other: :func:`vcframe.seeding.seeded`); an error in a sentence's
+                synthesis is raised once, after the audio of the sentences before it, and the worker is stopped
+                when the stream ends or is closed.
+
+        The first audio waits for the first sentence's synthesis only (``synthesis_first_batch_size``, 1).
+        ``clone`` synthesizes the same batches with the same seeds, so the streamed chunks add up to its audio
+        with any synthesizer, even one whose output depends on the batch (Tacotron with pre-net dropout).
         """
         adaptation = SpeakerAdaptation.from_value(adapt_speaker)
         yield from self._run(
@@ -527,20 +537,50 @@ class Pipeline:
         return waveform.with_metadata(**{f"{which}_processors": applied}) if applied else waveform
 
 
+def synthesis_batches(count: int, batch_size: int, first_batch_size: int = 1) -> list[range]:
+    """The sentences of a run synthesized together: the first ``first_batch_size``, then ``batch_size`` at a time.
+
+    Args:
+        count: sentences in the run (>= 0).
+        batch_size: ``Settings.synthesis_batch_size`` (> 0).
+        first_batch_size: ``Settings.synthesis_first_batch_size`` (> 0, default 1: the first sentence alone, so a
+            stream's first audio waits for one sentence; above ``batch_size`` it counts as ``batch_size``).
+
+    Returns the batches as ranges of sentence indices, in order: ``synthesis_batches(5, 2) == [range(0, 1),
+    range(1, 3), range(3, 5)]``.
+    """
+    if count < 0:
+        raise ValueError(f"count must be >= 0, got {count}")
+    if batch_size <= 0 or first_batch_size <= 0:
+        raise ValueError(f"batch sizes must be > 0, got batch_size={batch_size}, first_batch_size={first_batch_size}")
+    first = min(first_batch_size, batch_size, count)
+    batches = [range(0, first)] if first else []
+    batches += [range(start, min(start + batch_size, count)) for start in range(first, count, batch_size)]
+    return batches
+
+
 class _Synthesis:
     """Batches of mels made on demand: ``batch(start)`` synthesizes the batch that starts at sentence ``start``.
 
     Args:
-        batch_at: ``start -> [Mel, ...]``, one batch-of-one Mel per sentence of the batch.
-        starts: the first sentence of every batch, in order.
+        synthesize_batch: ``batch -> [Mel, ...]``, one batch-of-one Mel per sentence of the batch.
+        batches: the batches' sentence indices, in order (:func:`synthesis_batches`).
     """
 
-    def __init__(self, batch_at: Callable[[int], list[Mel]], starts: list[int]) -> None:
-        self.batch_at = batch_at
-        self.starts = starts
+    def __init__(self, synthesize_batch: Callable[[range], list[Mel]], batches: list[range]) -> None:
+        self.synthesize_batch = synthesize_batch
+        self.batches = batches
+        self._by_start = {batch.start: batch for batch in batches}
+        #: the first sentence of the batch last taken with ``batch``
+        self.batch_start = 0
+
+    def starts_batch(self, sentence_index: int) -> bool:
+        """Whether a batch starts at ``sentence_index``."""
+        return sentence_index in self._by_start
 
     def batch(self, start: int) -> list[Mel]:
-        return self.batch_at(start)
+        self.batch_start = start
+        return self.synthesize_batch(self._by_start[start])
 
     def close(self) -> None:
         return None
@@ -552,20 +592,21 @@ class _SynthesisAhead(_Synthesis):
     is raised there, once (and the worker stops). ``close()`` stops the worker after the batch it is making and
     waits for it, so no synthesis outlives the stream. Batches must be asked for in order."""
 
-    def __init__(self, batch_at: Callable[[int], list[Mel]], starts: list[int]) -> None:
-        super().__init__(batch_at, starts)
+    def __init__(self, synthesize_batch: Callable[[range], list[Mel]], batches: list[range]) -> None:
+        super().__init__(synthesize_batch, batches)
         self._ready: queue.Queue[tuple[int, list[Mel] | BaseException]] = queue.Queue(maxsize=1)
         self._stop = threading.Event()
         self._worker = threading.Thread(target=self._work, name="vcframe-synthesis", daemon=True)
         self._worker.start()
 
     def _work(self) -> None:
-        for start in self.starts:
+        for batch in self.batches:
             if self._stop.is_set():
                 return
+            start = batch.start
             outcome: list[Mel] | BaseException
             try:
-                outcome = self.batch_at(start)
+                outcome = self.synthesize_batch(batch)
             except BaseException as error:  # handed to the caller's thread, raised there
                 outcome = error
             while not self._stop.is_set():
@@ -578,6 +619,7 @@ class _SynthesisAhead(_Synthesis):
                 return
 
     def batch(self, start: int) -> list[Mel]:
+        self.batch_start = start
         ready, outcome = self._ready.get()
         if ready != start:
             raise RuntimeError(f"batches must be taken in order: asked for sentence {start}, next is {ready}")
