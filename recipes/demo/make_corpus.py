@@ -33,6 +33,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.machinery
+import importlib.util
 import io
 import json
 import os
@@ -45,13 +47,14 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import soundfile
 
-RECIPE_VERSION = 1
+RECIPE_VERSION = 2  # 2: the catalogue with WORLD voices; corpus.json records the speakers
 SAMPLE_RATE = 16000
 PEAK = 0.9  # peak after normalisation (RTVC's synthesizer preprocessing rescales to 0.9 too)
 MARGIN_S = 0.1  # silence kept (or padded) before and after the speech
@@ -80,6 +83,7 @@ LICENCES = {
     "espeak-ng": "espeak-ng GPL-3.0-or-later (the program); its synthesized audio carries no licence restriction",
 }
 SOX_NOTE = "processed with sox (GPL-2.0/LGPL-2.1 program; output unrestricted)"
+WORLD_NOTE = "resynthesized with the WORLD vocoder (pyworld MIT, WORLD modified-BSD; output unrestricted)"
 
 
 @dataclass(frozen=True)
@@ -101,10 +105,21 @@ class Speaker:
     sox_pitch_cents: int = 0
     sox_tempo: float = 1.0
     extra: tuple[str, ...] = field(default_factory=tuple)
+    world_f0_factor: float = 1.0  # WORLD resynthesis: F0 multiplier (world_transform)
+    world_warp: float = 1.0  # WORLD resynthesis: spectral-envelope frequency warp (> 1: shorter vocal tract)
+
+    @property
+    def uses_world(self) -> bool:
+        return self.world_f0_factor != 1.0 or self.world_warp != 1.0
 
     @property
     def licence(self) -> str:
-        return LICENCES[self.licence_key] + (f"; {SOX_NOTE}" if self.sox_pitch_cents or self.sox_tempo != 1 else "")
+        notes = [LICENCES[self.licence_key]]
+        if self.sox_pitch_cents or self.sox_tempo != 1:
+            notes.append(SOX_NOTE)
+        if self.uses_world:
+            notes.append(WORLD_NOTE)
+        return "; ".join(notes)
 
     def describe(self) -> dict[str, object]:
         info = asdict(self)
@@ -116,9 +131,10 @@ class Speaker:
         return info
 
 
-# Ordered by preference: --num-speakers N takes the first N train speakers. Every pair is distinct to the GE2E
-# encoder (centroid cosine < 0.80, measured with recipes/demo/measure_speakers.py; see README.md).
-SPEAKERS: tuple[Speaker, ...] = (
+# The engine voices as they come (the whole catalogue of recipe version 1), in order of preference. Every pair
+# is distinct to the GE2E encoder (centroid cosine < 0.80, measured with recipes/demo/measure_speakers.py; see
+# README.md).
+ENGINE_SPEAKERS: tuple[Speaker, ...] = (
     Speaker("flite-rms", "flite", "rms", "flite CMU ARCTIC rms, US male", "flite"),
     Speaker("festival-slt-hts", "festival", "cmu_us_slt_arctic_hts", "festival HTS slt, US female", "festival-hts"),
     Speaker("flite-awb", "flite", "awb", "flite CMU ARCTIC awb, Scottish male", "flite"),
@@ -198,6 +214,144 @@ SPEAKERS: tuple[Speaker, ...] = (
         "espeak-f1", "espeak-ng", "en-us+f1", "espeak-ng US English, variant f1 (female)", "espeak-ng", split="eval"
     ),
 )
+
+# -- WORLD voices: engine voices with another pitch and vocal-tract length ----------------------------------
+
+ESPEAK_DIALECTS = {
+    "en-us": "us",
+    "en-gb": "gb",
+    "en-gb-scotland": "scotland",
+    "en-gb-x-rp": "rp",
+    "en-gb-x-gbclan": "lancaster",
+    "en-gb-x-gbcwmd": "westmidlands",
+    "en-029": "caribbean",
+    "en-us-nyc": "nyc",
+}
+_ENGINE_SPEAKERS_BY_ID = {speaker.id: speaker for speaker in ENGINE_SPEAKERS}
+
+
+def world_base(key: str) -> Speaker:
+    """The engine voice a WORLD voice starts from.
+
+    ``key`` is an engine speaker id of the catalogue (``flite-rms``), ``flite-slt`` (flite's slt voice as it
+    comes, which the catalogue only has lowered), or ``<espeak-ng dialect>+<variant>`` (``en-029+zac``).
+    """
+    if key in _ENGINE_SPEAKERS_BY_ID:
+        base = _ENGINE_SPEAKERS_BY_ID[key]
+        if base.sox_pitch_cents or base.sox_tempo != 1.0 or base.engine_pitch is not None:
+            raise ValueError(f"WORLD base {key!r} is itself a modified voice; use an unmodified engine voice")
+        return base
+    if key == "flite-slt":
+        return Speaker("flite-slt", "flite", "slt", "flite CMU ARCTIC slt, US female", "flite")
+    dialect, _, variant = key.partition("+")
+    if dialect not in ESPEAK_DIALECTS or not variant:
+        raise ValueError(
+            f"unknown WORLD base {key!r}: expected an engine speaker id, flite-slt or <dialect>+<variant> with a "
+            f"dialect of {', '.join(ESPEAK_DIALECTS)}"
+        )
+    return Speaker(
+        f"espeak-{ESPEAK_DIALECTS[dialect]}-{variant.lower()}",
+        "espeak-ng",
+        key,
+        f"espeak-ng {dialect}, variant {variant}",
+        "espeak-ng",
+    )
+
+
+def world_voice(base_key: str, f0_factor: float, warp: float, character: str) -> Speaker:
+    """A training speaker: ``world_base(base_key)`` with F0 times ``f0_factor`` and its spectral envelope warped
+    by ``warp`` (``world_transform``). The id says both, in hundredths: ``flite-awb-f254-w134``."""
+    base = world_base(base_key)
+    return replace(
+        base,
+        id=f"{base.id}-f{round(f0_factor * 100):03d}-w{round(warp * 100):03d}",
+        description=f"{base.description}; WORLD: F0 x{f0_factor:g}, formants x{warp:g}: {character}",
+        split="train",
+        world_f0_factor=f0_factor,
+        world_warp=warp,
+    )
+
+
+# (base, F0 factor, envelope warp, what it sounds like): chosen from ~2,900 candidates (6 flite/festival and 93
+# espeak-ng bases x F0/warp grids) as a set whose pairs (with the engine voices above) stay below GE2E centroid
+# cosine 0.79 on 3 clips each, natural (flite/festival) bases first; then the 24 that reached 0.80 with another
+# training or held-out voice on a fresh 4-clip sample of the recipe's own output were dropped. README.md "WORLD
+# voices" tells how. "What it sounds like" comes from the voice's median F0 and vocal-tract scale after the
+# change (female bases count as 1.17x shorter than male).
+WORLD_VOICES: tuple[tuple[str, float, float, str], ...] = (
+    # base, F0 factor, warp, character  # median F0 and vocal-tract scale (x adult male) after the change
+    ("festival-ked", 2.29, 1.16, "female"),  # 230 Hz, tract x1.16
+    ("flite-kal16", 1.56, 0.95, "male"),  # 137 Hz, tract x0.95
+    ("flite-kal16", 1.86, 1.22, "female"),  # 163 Hz, tract x1.22
+    ("festival-slt-hts", 1.9, 1.04, "female"),  # 325 Hz, tract x1.22
+    ("flite-slt", 1.34, 1.04, "female"),  # 230 Hz, tract x1.22
+    ("flite-awb", 2.21, 1.41, "child-like"),  # 274 Hz, tract x1.41
+    ("festival-slt-hts", 1.13, 0.9, "androgynous"),  # 193 Hz, tract x1.05
+    ("festival-slt-hts", 0.56, 0.78, "male"),  # 97 Hz, tract x0.91
+    ("flite-rms", 1.62, 1.1, "female"),  # 163 Hz, tract x1.10
+    ("flite-rms", 2.29, 1.34, "child-like"),  # 230 Hz, tract x1.34
+    ("flite-awb", 2.21, 1.16, "female"),  # 274 Hz, tract x1.16
+    ("flite-awb", 1.31, 1.22, "female"),  # 163 Hz, tract x1.22
+    ("en-us+anika", 0.55, 0.78, "male"),  # 148 Hz, tract x0.91
+    ("en-us+anika", 0.62, 1, "female"),  # 164 Hz, tract x1.17
+    ("en-us+steph", 1.85, 1.35, "child-like"),  # 340 Hz, tract x1.58
+    ("en-us+anika", 0.8, 1.22, "female"),  # 212 Hz, tract x1.43
+    ("en-029+Marco", 2, 1.35, "child-like"),  # 264 Hz, tract x1.35
+    ("en-us+travis", 1.25, 0.82, "deep male"),  # 126 Hz, tract x0.82
+    ("en-029+steph", 1.6, 1.1, "child-like"),  # 296 Hz, tract x1.29
+    ("en-gb-scotland+steph2", 1, 1.22, "female"),  # 183 Hz, tract x1.43
+    ("en-gb-scotland+steph2", 0.62, 1, "androgynous"),  # 113 Hz, tract x1.17
+    ("en-us+norbert", 1.38, 1, "male"),  # 140 Hz, tract x1.00
+    ("en-us+anika", 1, 0.91, "androgynous"),  # 265 Hz, tract x1.06
+    ("en-us+travis", 1.38, 1.13, "androgynous"),  # 139 Hz, tract x1.13
+    ("en-us+grandma", 1.72, 1.35, "child-like"),  # 340 Hz, tract x1.58
+    ("en-us+Alicia", 0.55, 0.78, "male"),  # 138 Hz, tract x0.91
+    ("en-us+Marco", 0.55, 0.78, "deep male"),  # 70 Hz, tract x0.78
+    ("en-us+Marco", 1.38, 0.88, "deep male"),  # 179 Hz, tract x0.88
+    ("en-us+Marco", 0.62, 1, "deep male"),  # 80 Hz, tract x1.00
+    ("en-us+Marco", 0.8, 1.22, "androgynous"),  # 104 Hz, tract x1.22
+    ("en-us+Storm", 0.77, 0.78, "deep male"),  # 65 Hz, tract x0.78
+    ("en-us+Hugo", 1.25, 1.1, "androgynous"),  # 133 Hz, tract x1.10
+    ("en-029+m8", 2, 1.35, "female"),  # 170 Hz, tract x1.35
+    ("en-us+Jacky", 2, 1.35, "female"),  # 221 Hz, tract x1.35
+    ("en-us+Hugo", 2, 1.35, "female"),  # 215 Hz, tract x1.35
+    ("en-gb-x-gbcwmd+klatt2", 2, 1.35, "female"),  # 199 Hz, tract x1.35
+    ("en-us+edward", 1.6, 1.22, "female"),  # 161 Hz, tract x1.22
+    ("en-us+belinda", 0.55, 0.78, "male"),  # 124 Hz, tract x0.91
+    ("en-gb-x-gbcwmd+edward", 0.62, 0.91, "deep male"),  # 62 Hz, tract x0.91
+    ("en-us+Hugo", 1, 0.91, "male"),  # 107 Hz, tract x0.91
+    ("en-us+m8", 0.77, 0.78, "deep male"),  # 65 Hz, tract x0.78
+    ("en-us+grandma", 1.25, 0.82, "androgynous"),  # 247 Hz, tract x0.96
+    ("en-gb-x-gbcwmd+klatt3", 1.6, 1.1, "female"),  # 162 Hz, tract x1.10
+    ("en-gb-scotland+iven", 0.8, 0.91, "deep male"),  # 79 Hz, tract x0.91
+    ("en-029+iven2", 1.25, 0.82, "deep male"),  # 126 Hz, tract x0.82
+    ("en-us+boris", 0.65, 0.78, "deep male"),  # 65 Hz, tract x0.78
+    ("en-us+rob", 0.62, 0.91, "deep male"),  # 65 Hz, tract x0.91
+    ("en-gb-x-gbcwmd+paul", 1.6, 1, "male"),  # 134 Hz, tract x1.00
+    ("en-gb-x-rp+iven3", 1.6, 1.22, "female"),  # 159 Hz, tract x1.22
+    ("en-us+shelby", 0.72, 0.88, "male"),  # 128 Hz, tract x1.03
+    ("en-us+boris", 0.62, 1.1, "androgynous"),  # 62 Hz, tract x1.10
+    ("en-us+Jacky", 0.59, 0.78, "deep male"),  # 65 Hz, tract x0.78
+    ("en-us+Lee", 1, 0.91, "male"),  # 95 Hz, tract x0.91
+    ("en-us+Lee", 1.6, 1.22, "female"),  # 152 Hz, tract x1.22
+    ("en-029+iven2", 0.72, 1.13, "androgynous"),  # 72 Hz, tract x1.13
+    ("en-us+norbert", 1, 1.22, "androgynous"),  # 101 Hz, tract x1.22
+    ("en-gb-x-gbclan+Tweaky", 1.38, 1.13, "androgynous"),  # 140 Hz, tract x1.13
+    ("en-us+edward2", 1.6, 1.1, "female"),  # 159 Hz, tract x1.10
+    ("en-029+Storm", 2, 1.35, "female"),  # 166 Hz, tract x1.35
+    ("en-029+m2", 1, 1.13, "androgynous"),  # 99 Hz, tract x1.13
+    ("en-us+david", 1.38, 1.13, "androgynous"),  # 104 Hz, tract x1.13
+    ("en-us+david", 1, 0.91, "deep male"),  # 75 Hz, tract x0.91
+    ("en-029+m2", 0.8, 0.82, "deep male"),  # 79 Hz, tract x0.82
+    ("en-us-nyc+f2", 1.6, 0.91, "androgynous"),  # 307 Hz, tract x1.06
+    ("en-us+Gene2", 2, 1.35, "female"),  # 227 Hz, tract x1.35
+    ("en-us+boris", 2, 1.35, "female"),  # 200 Hz, tract x1.35
+    ("en-us+Alicia", 0.8, 1.22, "female"),  # 200 Hz, tract x1.43
+    ("en-us+f4", 1, 1.13, "female"),  # 176 Hz, tract x1.32
+    ("en-gb-x-gbcwmd+f5", 1.6, 1.22, "child-like"),  # 325 Hz, tract x1.43
+)
+
+SPEAKERS: tuple[Speaker, ...] = ENGINE_SPEAKERS + tuple(world_voice(*row) for row in WORLD_VOICES)
 SPEAKERS_BY_ID = {speaker.id: speaker for speaker in SPEAKERS}
 
 
@@ -243,6 +397,115 @@ def sox_effects(speaker: Speaker) -> list[str]:
     return effects + ["rate", "-v", str(SAMPLE_RATE)]
 
 
+# -- WORLD voice transform -----------------------------------------------------------------------------------
+
+WORLD_FRAME_PERIOD_MS = 5.0  # analysis/synthesis hop of the WORLD vocoder
+WORLD_F0_FLOOR_HZ = 60.0  # F0 search range of the analysis (the engines' voices lie within 70..330 Hz)
+WORLD_F0_CEIL_HZ = 500.0
+PYWORLD_MISSING = "pyworld is not installed (pip install -r requirements-dev.txt, or pip install pyworld==0.3.5)"
+
+
+def load_pyworld() -> ModuleType:
+    """pyworld's WORLD bindings, imported on first use (only WORLD speakers and their tests need them).
+
+    pyworld 0.3.5's ``__init__`` imports ``pkg_resources`` only to read its own version, and setuptools >= 81
+    no longer ships it; then the compiled extension next to it (``pyworld/pyworld.*.so``, which holds every
+    function) is loaded directly. Raises ``RuntimeError`` naming the install command when pyworld is absent.
+    """
+    try:
+        import pyworld
+
+        return pyworld
+    except ModuleNotFoundError as error:
+        if error.name != "pkg_resources":
+            raise RuntimeError(PYWORLD_MISSING) from error
+    module_name = "pyworld.pyworld"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    package = importlib.util.find_spec("pyworld")
+    locations = list(package.submodule_search_locations or []) if package else []
+    extensions = [
+        path
+        for location in locations
+        for path in Path(location).glob("pyworld*")
+        if path.name.endswith(tuple(importlib.machinery.EXTENSION_SUFFIXES))
+    ]
+    if not extensions:
+        raise RuntimeError(PYWORLD_MISSING)
+    loader = importlib.machinery.ExtensionFileLoader(module_name, str(extensions[0]))
+    spec = importlib.util.spec_from_file_location(module_name, extensions[0], loader=loader)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    sys.modules[module_name] = module
+    return module
+
+
+def warp_envelope(envelope: np.ndarray, warp_factor: float) -> np.ndarray:
+    """Scale the frequency axis of a spectral envelope: ``out(f) = in(f / warp_factor)``.
+
+    Args:
+        envelope: (frames, bins) power envelope (or aperiodicity) from 0 Hz to Nyquist, bins evenly spaced.
+        warp_factor: > 1 moves formants up, as a shorter vocal tract does (a vocal tract ``k`` times shorter has
+            formants ``k`` times higher); < 1 moves them down. Values past Nyquist repeat the top bin.
+
+    Returns the warped (frames, bins) array, interpolated linearly in log amplitude (power) between bins.
+    """
+    if warp_factor <= 0:
+        raise ValueError(f"warp_factor must be positive, got {warp_factor}")
+    num_bins = envelope.shape[1]
+    source_bins = np.minimum(np.arange(num_bins) / warp_factor, num_bins - 1)
+    lower = np.floor(source_bins).astype(np.int64)
+    upper = np.minimum(lower + 1, num_bins - 1)
+    weight = source_bins - lower
+    log_envelope = np.log(np.maximum(envelope, 1e-16))
+    warped = log_envelope[:, lower] * (1.0 - weight) + log_envelope[:, upper] * weight
+    return np.ascontiguousarray(np.exp(warped))  # pyworld needs C order; column indexing may give F order
+
+
+def world_transform(waveform: np.ndarray, sample_rate: int, *, f0_factor: float, warp_factor: float) -> np.ndarray:
+    """A new voice from ``waveform``: WORLD analysis, F0 scaled, spectral envelope warped, WORLD synthesis.
+
+    F0 (DIO refined by StoneMask), the CheapTrick spectral envelope and the D4C aperiodicity are estimated
+    every 5 ms; the F0 contour is multiplied by ``f0_factor`` (intonation keeps its shape on a log scale) and
+    the envelope and aperiodicity are warped in frequency by ``warp_factor`` (``warp_envelope``); the two are
+    independent, so pitch and apparent vocal-tract length change separately. Deterministic (WORLD's noise
+    generator is reseeded in every call) and thread-safe (pyworld releases the GIL).
+
+    Args:
+        waveform: (samples,) mono float audio.
+        sample_rate: its rate in Hz.
+        f0_factor: F0 multiplier (> 0); 2.0 is an octave up.
+        warp_factor: frequency-axis scale of the envelope (> 0); 1.2 sounds like a 1.2x shorter vocal tract.
+
+    Returns (samples,) float32 audio of the same length at the same rate.
+    """
+    if f0_factor <= 0 or warp_factor <= 0:
+        raise ValueError(f"f0_factor and warp_factor must be positive, got {f0_factor} and {warp_factor}")
+    pyworld = load_pyworld()
+    signal = np.ascontiguousarray(waveform, dtype=np.float64)
+    f0, times = pyworld.dio(
+        signal, sample_rate, f0_floor=WORLD_F0_FLOOR_HZ, f0_ceil=WORLD_F0_CEIL_HZ, frame_period=WORLD_FRAME_PERIOD_MS
+    )
+    f0 = pyworld.stonemask(signal, f0, times, sample_rate)
+    envelope = pyworld.cheaptrick(signal, f0, times, sample_rate)
+    aperiodicity = pyworld.d4c(signal, f0, times, sample_rate)
+    if warp_factor != 1.0:
+        envelope = warp_envelope(envelope, warp_factor)
+        aperiodicity = np.clip(warp_envelope(aperiodicity, warp_factor), 0.0, 1.0)
+    synthesized = pyworld.synthesize(
+        np.ascontiguousarray(f0 * f0_factor),
+        np.ascontiguousarray(envelope),
+        np.ascontiguousarray(aperiodicity),
+        sample_rate,
+        WORLD_FRAME_PERIOD_MS,
+    )
+    resized = np.zeros(len(signal), dtype=np.float32)
+    kept = min(len(signal), len(synthesized))
+    resized[:kept] = synthesized[:kept]
+    return resized
+
+
 ENGINE_BINARIES = {"flite": "flite", "festival": "text2wave", "espeak-ng": "espeak-ng"}
 
 
@@ -253,10 +516,12 @@ def missing_tools(speakers: Iterable[Speaker]) -> list[str]:
 
 @dataclass
 class CpuClock:
-    """CPU seconds spent, split into the synthesizer engine, sox and our own Python post-processing."""
+    """CPU seconds spent, split into the synthesizer engine, sox, the WORLD transform and the rest of our own
+    Python post-processing."""
 
     engine: float = 0.0
     sox: float = 0.0
+    world: float = 0.0
     python: float = 0.0
 
 
@@ -303,7 +568,14 @@ def synthesize(speaker: Speaker, text: str, clock: CpuClock | None = None) -> np
         clock.python += time.thread_time() - started
     if rate != SAMPLE_RATE:
         raise RuntimeError(f"sox produced {rate} Hz audio, expected {SAMPLE_RATE} Hz")
-    return np.asarray(samples, dtype=np.float32)
+    samples = np.asarray(samples, dtype=np.float32)
+    if speaker.uses_world:
+        started = time.thread_time()
+        samples = world_transform(
+            samples, SAMPLE_RATE, f0_factor=speaker.world_f0_factor, warp_factor=speaker.world_warp
+        )
+        clock.world += time.thread_time() - started
+    return samples
 
 
 def trim_and_normalise(samples: np.ndarray, *, margin_s: float = MARGIN_S, peak: float = PEAK) -> np.ndarray:
@@ -523,22 +795,28 @@ def run_plan(
 
 
 def timing_table(results: Sequence[Result]) -> str:
-    """CPU seconds per minute of speech, per engine (engine, sox, post-processing)."""
+    """CPU seconds per minute of speech, per engine with or without WORLD (engine, sox, WORLD, the rest)."""
     rows = [
-        "| engine | clips | minutes of speech | engine CPU s/min | sox CPU s/min | python CPU s/min | total s/min |",
-        "|---|---|---|---|---|---|---|",
+        "| engine | clips | minutes of speech | engine CPU s/min | sox CPU s/min | WORLD CPU s/min | python CPU s/min "
+        "| total s/min |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for engine in sorted({result.utterance.speaker.engine for result in results}):
-        own = [result for result in results if result.utterance.speaker.engine == engine and not result.rejected]
+
+    def kind(speaker: Speaker) -> str:
+        return speaker.engine + (" + WORLD" if speaker.uses_world else "")
+
+    for engine in sorted({kind(result.utterance.speaker) for result in results}):
+        own = [result for result in results if kind(result.utterance.speaker) == engine and not result.rejected]
         minutes = sum(result.seconds for result in own) / 60
         if minutes == 0:
             continue
         engine_cpu = sum(result.clock.engine for result in own) / minutes
         sox_cpu = sum(result.clock.sox for result in own) / minutes
+        world_cpu = sum(result.clock.world for result in own) / minutes
         python_cpu = sum(result.clock.python for result in own) / minutes
         rows.append(
-            f"| {engine} | {len(own)} | {minutes:.1f} | {engine_cpu:.2f} | {sox_cpu:.2f} | {python_cpu:.2f} "
-            f"| {engine_cpu + sox_cpu + python_cpu:.2f} |"
+            f"| {engine} | {len(own)} | {minutes:.1f} | {engine_cpu:.2f} | {sox_cpu:.2f} | {world_cpu:.2f} "
+            f"| {python_cpu:.2f} | {engine_cpu + sox_cpu + world_cpu + python_cpu:.2f} |"
         )
     return "\n".join(rows)
 
@@ -616,17 +894,27 @@ CONTENT_OPTIONS = (
 )
 
 
-def check_parameters(args: argparse.Namespace) -> None:
-    """Refuse to resume into a corpus made with different content options (more sentences are fine)."""
+def short_repr(value: object, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 5] + " ...]"
+
+
+def check_parameters(args: argparse.Namespace, plan: Plan) -> None:
+    """Refuse to resume into a corpus made with different content options or speakers (more sentences are
+    fine). The speaker ids are recorded because the catalogue grows between recipe versions."""
     wanted = {"recipe_version": RECIPE_VERSION, **{name: getattr(args, name) for name in CONTENT_OPTIONS}}
     wanted["texts"] = str(Path(args.texts).resolve())
+    wanted["train_speakers"] = [speaker.id for speaker in plan.train_speakers]
+    wanted["eval_speakers_used"] = [speaker.id for speaker in plan.eval_speakers]
     path = Path(args.out) / "corpus.json"
     if path.exists():
         existing = json.loads(path.read_text())
         existing.pop("sentences_per_speaker", None)
         differing = sorted(key for key in set(existing) | set(wanted) if existing.get(key) != wanted.get(key))
         if differing:
-            details = ", ".join(f"{key}: {existing.get(key)!r} there, {wanted.get(key)!r} now" for key in differing)
+            details = ", ".join(
+                f"{key}: {short_repr(existing.get(key))} there, {short_repr(wanted.get(key))} now" for key in differing
+            )
             raise SystemExit(
                 f"{path} was made with other options ({details}); use the same options to resume or "
                 "choose another --out"
@@ -638,8 +926,9 @@ def check_parameters(args: argparse.Namespace) -> None:
 
 def speaker_table() -> str:
     rows = [
-        "| speaker | split | engine | voice | engine pitch | engine rate | sox pitch (cents) | sox tempo | licence |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| speaker | split | engine | voice | engine pitch | engine rate | sox pitch (cents) | sox tempo | WORLD F0 x "
+        "| WORLD formants x | licence |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for speaker in SPEAKERS:
         rows.append(
@@ -647,7 +936,8 @@ def speaker_table() -> str:
             f"{'' if speaker.engine_pitch is None else f'{speaker.engine_pitch:g}'} | "
             f"{'' if speaker.engine_rate is None else f'{speaker.engine_rate:g}'} | "
             f"{speaker.sox_pitch_cents or ''} | {'' if speaker.sox_tempo == 1 else f'{speaker.sox_tempo:g}'} | "
-            f"{speaker.licence_key} |"
+            f"{f'{speaker.world_f0_factor:g}' if speaker.uses_world else ''} | "
+            f"{f'{speaker.world_warp:g}' if speaker.uses_world else ''} | {speaker.licence_key} |"
         )
     return "\n".join(rows)
 
@@ -719,7 +1009,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"missing programs: {', '.join(missing)} (apt-get install flite festival festvox-kallpc16k "
             "festvox-kdlpc16k festvox-us-slt-hts espeak-ng sox)"
         )
-    check_parameters(args)
+    if any(speaker.uses_world for speaker in plan.train_speakers + plan.eval_speakers):
+        try:
+            load_pyworld()
+        except RuntimeError as error:
+            raise SystemExit(f"{error}; WORLD voices need it (or choose others with --speakers)") from None
+    check_parameters(args, plan)
     print(
         f"{len(plan.train_speakers)} training speakers, {len(plan.eval_speakers)} held-out speakers, "
         f"{len(plan.eval_sentences)} held-out sentences -> {args.out} (eval: {args.eval_out}, seen: {args.seen_out})",
