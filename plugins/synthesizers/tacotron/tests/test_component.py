@@ -13,7 +13,7 @@ from vcframe_tacotron.spec import SPEC
 
 from vcframe.errors import CheckpointError, ConfigError, InputError
 from vcframe.specs import GE2E_RTVC_EMBEDDING, EmbeddingSpec
-from vcframe.types import SpeakerEmbedding
+from vcframe.types import Mel, SpeakerEmbedding
 
 TEXTS = ["Hello world.", "A somewhat longer sentence, with 3 numbers!", "Hi"]
 
@@ -245,6 +245,64 @@ def test_precision_auto_follows_the_cpu_and_each_form_is_forced(monkeypatch: pyt
     assert float32_step is not None and float32_step.dtype == torch.float32 and not float32_step.packed
     fast = plain.network.generate(chars, embedding.vector, steps=40, p=0.0, text_lengths=lengths, step=float32_step)
     torch.testing.assert_close(fast[1], expected, atol=1e-5, rtol=0)
+
+
+def test_default_precision_is_auto_as_measured(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default stays ``auto`` (bfloat16 where the CPU computes it natively) because it was measured to cost no
+    quality on the shipped demo weights (README "Fast decoding", issue 26): words heard right within the noise of
+    Griffin-Lim's seed, speaker similarity within 0.002, no alignment that missed the text's end. Changing the
+    default means measuring again (benchmarks/quality.py and plugins/synthesizers/tacotron/benchmarks/precision.py
+    with -o synthesizer.tacotron.precision=float32 / bfloat16)."""
+    import vcframe.cpu
+
+    assert SPEC.make_config({}).precision == "auto"
+    assert "precision" not in SPEC.test_config  # the tiny model below runs the default
+    monkeypatch.setattr(vcframe.cpu, "cpu_has_bf16", lambda: True)
+    assert _tiny().dtype == torch.bfloat16
+    monkeypatch.setattr(vcframe.cpu, "cpu_has_bf16", lambda: False)
+    assert _tiny().dtype == torch.float32
+
+
+def test_precision_benchmark_counts_stops_and_alignment_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    """benchmarks/precision.py's per-item summary: decoder steps without the batch's zero padding rows, the final
+    attention position against the text's own characters, the cap, and mel differences over the common frames."""
+    import importlib.util
+
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")  # the script sets it on import; restored after the test
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "precision.py"
+    spec = importlib.util.spec_from_file_location("tacotron_precision_benchmark", path)
+    assert spec is not None and spec.loader is not None
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    mel_spec = SPEC.output
+    attention = torch.zeros(1, 6, 9)  # 4 steps over 7 characters, then a padding row and padding columns
+    for step, position in enumerate([0, 2, 4, 6]):
+        attention[0, step, position] = 1.0
+    frames = torch.zeros(1, 80, 16)
+    mel = Mel(frames, mel_spec, torch.tensor([14]), attention)
+    summary = benchmark.alignment_summary(mel, 7, 4, 2000, 0)
+    assert summary == {
+        "characters": 7,
+        "decoder_steps": 4,
+        "stop_frame": 16,
+        "frames": 14,
+        "final_position": 6,
+        "capped": False,
+        "reached_end": True,
+    }
+    short = attention.clone()
+    short[0, 3] = 0.0
+    short[0, 3, 3] = 1.0  # the last step attends to character 3 of 7
+    assert not benchmark.alignment_summary(Mel(frames, mel_spec, torch.tensor([14]), short), 7, 4, 2000, 2)[
+        "reached_end"
+    ]
+    assert benchmark.alignment_summary(Mel(frames, mel_spec, torch.tensor([14]), short), 7, 4, 2000, 3)["reached_end"]
+    capped = benchmark.alignment_summary(mel, 7, 4, 16, 0)
+    assert capped["capped"] and not capped["reached_end"]
+    later = frames.clone()
+    later[0, :, 7:] += 0.5
+    whole, second_half = benchmark.mel_difference(mel, Mel(later, mel_spec, torch.tensor([16]), attention))
+    assert whole == pytest.approx(0.5 * 7 / 14) and second_half == pytest.approx(0.5)
 
 
 def test_unknown_precision_is_refused() -> None:
