@@ -34,11 +34,11 @@ import argparse  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 
 from vcframe.config import Settings  # noqa: E402
+from vcframe.cpu import cpu_flags, cpu_model  # noqa: E402
 from vcframe.pipeline import Pipeline  # noqa: E402
 from vcframe.types import SpeakerEmbedding, Waveform  # noqa: E402
 
@@ -51,20 +51,10 @@ VOICE = "clara"
 
 
 def cpu_line() -> str:
-    model, flags = "unknown CPU", set()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name") and model == "unknown CPU":
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
+    """The CPU model, the flags that decide the fast paths, and the CPU count."""
+    flags = cpu_flags()
     wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
-    return f"{model} ({', '.join(f for f in wanted if f in flags)}), {os.cpu_count()} CPUs"
-
-
-def load() -> float:
-    return float(Path("/proc/loadavg").read_text().split()[0]) if Path("/proc/loadavg").is_file() else float("nan")
+    return f"{cpu_model()} ({', '.join(f for f in wanted if f in flags)}), {os.cpu_count()} CPUs"
 
 
 def timed(chunks: Iterator[Waveform]) -> tuple[float, float, float, float, int]:
@@ -123,7 +113,7 @@ def measure(
                 pipeline.settings.synthesis_first_batch_size = first
             with torch.inference_mode():
                 results[what].append(timed(make()))
-            loads.append(load())
+            loads.append(os.getloadavg()[0])
     return {what: [statistics.median(values) for values in zip(*rows, strict=True)] for what, rows in results.items()}
 
 
@@ -149,7 +139,7 @@ def main() -> None:
     )
     print("| vocoder | what | first audio (s) | smallest slack (s) | total (s) | audio (s) | chunks |")
     print("|---|---|---|---|---|---|---|")
-    loads = [load()]
+    loads = [os.getloadavg()[0]]
     first_batch_sizes = [int(size) for size in args.first_batch_sizes.split(",") if size]
     for vocoder in args.vocoders.split(","):
         medians = measure(vocoder, args.rounds, loads, args.batch_size, first_batch_sizes)

@@ -30,10 +30,10 @@ from vcframe.cli import _prefer_passive_openmp_wait
 _prefer_passive_openmp_wait()  # idle OpenMP threads sleep, as in `vcframe run` (set before torch loads)
 
 import argparse  # noqa: E402
+import os  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -42,7 +42,7 @@ from vcframe_tacotron.model import TacotronSynthesizer  # noqa: E402
 from vcframe_tacotron.spec import SPEC  # noqa: E402
 from vcframe_tacotron.tacotron import Tacotron  # noqa: E402
 
-from vcframe.cpu import cpu_has_bf16  # noqa: E402
+from vcframe.cpu import cpu_flags, cpu_has_bf16, cpu_model  # noqa: E402
 from vcframe.specs import GE2E_RTVC_EMBEDDING  # noqa: E402
 from vcframe.types import SpeakerEmbedding  # noqa: E402
 
@@ -51,21 +51,10 @@ TEXT = "The quick brown fox jumps over the lazy dog, and then it runs back home 
 
 def cpu_description() -> str:
     """The CPU model and the flags that decide the bfloat16 path."""
-    model, flags = "unknown CPU", set()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name") and model == "unknown CPU":
-                model = line.split(":", 1)[1].strip()
-            if line.startswith("flags") and not flags:
-                flags = set(line.split(":", 1)[1].split())
+    flags = cpu_flags()
     wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
     present = ", ".join(flag for flag in wanted if flag in flags) or "none of " + ", ".join(wanted)
-    return f"{model} ({present}); bf16 native: {cpu_has_bf16()}, oneDNN packed bf16: {packed_bf16_available()}"
-
-
-def load() -> float:
-    return float(Path("/proc/loadavg").read_text().split()[0]) if Path("/proc/loadavg").is_file() else float("nan")
+    return f"{cpu_model()} ({present}); bf16 native: {cpu_has_bf16()}, oneDNN packed bf16: {packed_bf16_available()}"
 
 
 # -- RTVC's decoder loop (synthesizer/models/tacotron.py), transcribed ---------------------------------------
@@ -216,7 +205,7 @@ def main() -> None:
     print(f"{args.frames} frames per item, {args.rounds} interleaved rounds, RTVC behaviour (dropout 0.5, RTVC mask)")
     print("| preset | batch | threads | row | frames/s (median) | x RTVC (median of rounds) |")
     print("|---|---|---|---|---|---|")
-    loads = [load()]
+    loads = [os.getloadavg()[0]]
     for preset in args.presets.split(","):
         config = SPEC.make_config(
             {
@@ -244,7 +233,7 @@ def main() -> None:
                         started = time.perf_counter()
                         made = run()
                         rates[name].append(made / (time.perf_counter() - started))
-                    loads.append(load())
+                    loads.append(os.getloadavg()[0])
                 for name in rows:
                     ratio = statistics.median(a / b for a, b in zip(rates[name], rates["rtvc"], strict=True))
                     print(

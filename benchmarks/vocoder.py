@@ -36,7 +36,6 @@ _prefer_passive_openmp_wait()  # idle OpenMP threads sleep, as in `vcframe run` 
 os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "16384")
 
 import argparse  # noqa: E402
-import contextlib  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
@@ -326,16 +325,10 @@ def main() -> None:
 
 def cpu_description() -> str:
     """The CPU model and the instruction-set flags the WaveRNN kernel chooses from."""
-    from vcframe.cpu import cpu_flags
+    from vcframe.cpu import cpu_flags, cpu_model
 
-    model = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.partition(":")[2].strip()
-                break
     wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
-    return f"{model}, {os.cpu_count()} CPUs, flags: {' '.join(f for f in wanted if f in cpu_flags())}"
+    return f"{cpu_model()}, {os.cpu_count()} CPUs, flags: {' '.join(f for f in wanted if f in cpu_flags())}"
 
 
 def wavernn_rows(args: argparse.Namespace) -> None:

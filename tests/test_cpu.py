@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -22,6 +23,15 @@ def test_precision_resolves_and_auto_follows_the_cpu(monkeypatch):
     assert cpu.resolve_precision("auto", torch.device("cpu")) == "bf16"
     with pytest.raises(ConfigError, match="--precision must be auto, fp32 or bf16, got 'fp16'"):
         cpu.resolve_precision("fp16", torch.device("cpu"))
+
+
+def test_cpu_model_names_the_cpu_and_says_so_where_it_cannot(monkeypatch, tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: X\nmodel name\t: Test CPU 9000 @ 3.00GHz\nflags\t\t: fpu avx2\n")
+    monkeypatch.setattr(cpu, "Path", lambda path: cpuinfo if path == "/proc/cpuinfo" else Path(path))
+    assert cpu.cpu_model() == "Test CPU 9000 @ 3.00GHz"
+    cpuinfo.unlink()
+    assert cpu.cpu_model() == "unknown CPU"
 
 
 FAULTS_OF_A_SECOND_ALLOCATION = """

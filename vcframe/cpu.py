@@ -57,6 +57,16 @@ def _detected_cpu_flags() -> frozenset[str]:
     return frozenset(_torch_cpu_flags())
 
 
+def cpu_model() -> str:
+    """The CPU's model name as /proc/cpuinfo gives it (``"unknown CPU"`` where it cannot be read), for the
+    benchmarks' reports."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.partition(":")[2].strip()
+    return "unknown CPU"
+
+
 def cpu_flags() -> frozenset[str]:
     """The CPU's instruction-set flags in Linux's names (``avx2``, ``fma``, ``avx512f``, ``avx512_vnni``,
     ``avx512_bf16``, ``amx_tile``, ``amx_bf16``, ``amx_int8``, ...): /proc/cpuinfo's, else those torch's checks
