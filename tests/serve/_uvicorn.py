@@ -1,10 +1,11 @@
-"""A real uvicorn server in a thread, for tests that need HTTP on a socket (browsers, disconnecting clients)."""
+"""A real uvicorn server in a thread, for tests that need HTTP on a socket (browsers, disconnecting clients), and
+:func:`until` to wait there for what the server does."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 
@@ -24,3 +25,13 @@ def uvicorn_in_thread(app: Any, *, lifespan: str) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(10)
+
+
+def until(condition: Callable[[], bool], timeout: float, what: str, *, poll_s: float = 0.01) -> float:
+    """Poll ``condition`` every ``poll_s`` seconds until it holds; fails naming ``what`` after ``timeout`` seconds.
+    Returns the seconds it took."""
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < timeout, f"{what}: not within {timeout} s"
+        time.sleep(poll_s)
+    return time.monotonic() - started

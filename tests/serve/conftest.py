@@ -110,6 +110,15 @@ def hold_worker() -> Iterator[Callable[[TestClient], Gate]]:
 
 
 @pytest.fixture
+def served(make_client) -> Iterator[tuple[str, object]]:
+    """A uvicorn server (in a thread) over the dummy components; yields (base URL, the TestClient of the same
+    app, whose lifespan runs the app's start and stop)."""
+    client = make_client()
+    for base in uvicorn_in_thread(client.app, lifespan="off"):
+        yield base, client
+
+
+@pytest.fixture
 def audio() -> Callable[..., bytes]:
     """``audio(seconds=1.0, rate=16000, f0=150.0, file_format="WAV", subtype=None)``: encoded clip bytes."""
     return audio_bytes

@@ -15,22 +15,12 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx2 as httpx
 import pytest
 
-from tests.serve._uvicorn import uvicorn_in_thread
-
-
-@pytest.fixture
-def served(make_client) -> Iterator[tuple[str, object]]:
-    """A uvicorn server (in a thread) over the dummy components; yields (base URL, the TestClient of the same
-    app, whose lifespan runs the app's start and stop)."""
-    client = make_client()
-    for base in uvicorn_in_thread(client.app, lifespan="off"):
-        yield base, client
+from tests.serve._uvicorn import until
 
 
 def _send_and_hang_up(base: str, text: str) -> socket.socket:
@@ -41,14 +31,6 @@ def _send_and_hang_up(base: str, text: str) -> socket.socket:
     connection = socket.create_connection((request.url.host, request.url.port))
     connection.sendall(head.encode() + b"\r\n" + request.read())
     return connection
-
-
-def _until(condition: Callable[[], bool], timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < timeout, f"{what}: not within {timeout} s"
-        time.sleep(0.02)
-    return time.monotonic() - started
 
 
 def test_a_request_whose_client_left_while_it_waited_is_never_computed(served, hold_worker, monkeypatch) -> None:
@@ -66,14 +48,14 @@ def test_a_request_whose_client_left_while_it_waited_is_never_computed(served, h
     monkeypatch.setattr(app_module, "speak", counted_speak)
     gate = hold_worker(client)
     connections = [_send_and_hang_up(base, f"Waiting {index}.") for index in range(3)]
-    _until(lambda: state.worker.pending == 3, 10, "the requests reached the queue")
+    until(lambda: state.worker.pending == 3, 10, "the requests reached the queue")
     for connection in connections:
         connection.close()
-    seconds = _until(lambda: state.worker.pending == 0, 5, "the queue emptied while the worker was busy")
+    seconds = until(lambda: state.worker.pending == 0, 5, "the queue emptied while the worker was busy")
     assert seconds < 2.0
     assert httpx.get(f"{base}/healthz").json()["queue_pending"] == 0  # room for other clients: no 429
     gate.release.set()
-    _until(lambda: not state.worker.busy, 10, "the worker went idle")
+    until(lambda: not state.worker.busy, 10, "the worker went idle")
     time.sleep(0.3)
     assert spoken == []  # none of them was synthesized
 
@@ -94,9 +76,9 @@ def test_a_running_request_whose_client_left_stops_at_its_next_step(served, monk
 
     monkeypatch.setattr(app_module, "speak", endless_speak)
     connection = _send_and_hang_up(base, "A long text.")
-    _until(lambda: len(steps) > 2, 10, "the request started")
+    until(lambda: len(steps) > 2, 10, "the request started")
     connection.close()
-    seconds = _until(lambda: not state.worker.busy, 5, "the worker stopped the abandoned request")
+    seconds = until(lambda: not state.worker.busy, 5, "the worker stopped the abandoned request")
     assert seconds < 2.0 and len(steps) < 40
 
 
@@ -158,19 +140,19 @@ def test_ctrl_c_cancels_running_work_and_exits_within_seconds(tmp_path: Path) ->
     )
     try:
         base = f"http://127.0.0.1:{int(process.stdout.readline())}"  # bound; listening once uvicorn has started
-        _until(lambda: _answers(f"{base}/healthz"), 20, "the server started")
+        until(lambda: _answers(f"{base}/healthz"), 20, "the server started")
         job = httpx.post(f"{base}/v1/jobs", data={"text": "A long job.", "voice": "clara"}).json()
         events: list[str] = []
         follower = threading.Thread(target=_events, args=(base, job["id"], events), daemon=True)
         follower.start()
-        _until(lambda: httpx.get(f"{base}/v1/jobs/{job['id']}").json()["state"] == "running", 20, "the job ran")
+        until(lambda: httpx.get(f"{base}/v1/jobs/{job['id']}").json()["state"] == "running", 20, "the job ran")
         answers: list[httpx.Response] = []
         waiting = threading.Thread(
             target=lambda: answers.append(httpx.post(f"{base}/v1/speech", data={"text": "Hi.", "voice": "clara"})),
             daemon=True,
         )
         waiting.start()
-        _until(lambda: httpx.get(f"{base}/healthz").json()["queue_pending"] == 1, 10, "the request waited")
+        until(lambda: httpx.get(f"{base}/healthz").json()["queue_pending"] == 1, 10, "the request waited")
         started = time.monotonic()
         process.send_signal(signal.SIGINT)
         process.wait(timeout=15)

@@ -12,14 +12,14 @@ import logging
 import struct
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import httpx2 as httpx
 import numpy as np
 import pytest
 import soundfile
 
-from tests.serve._uvicorn import uvicorn_in_thread
+from tests.serve._uvicorn import until
 from tests.serve.test_api import _problem
 from vcframe.testing._dummy_models import SineVocoder
 from vcframe.testing.dummy_specs import TEST_MEL
@@ -37,14 +37,6 @@ def _pcm(body: bytes) -> np.ndarray:
     channels, rate, bits = struct.unpack("<H", body[22:24])[0], *struct.unpack("<I", body[24:28]), body[34]
     assert (channels, rate, bits) == (1, 16000, 16)
     return np.frombuffer(body[44:], "<i2")
-
-
-def _until(condition: Callable[[], bool], timeout: float, what: str) -> float:
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < timeout, f"{what}: not within {timeout} s"
-        time.sleep(0.01)
-    return time.monotonic() - started
 
 
 class HeldVocoder:
@@ -71,15 +63,6 @@ class HeldVocoder:
                 yield chunk
 
         monkeypatch.setattr(SineVocoder, "vocode_stream", vocode_stream)
-
-
-@pytest.fixture
-def served(make_client) -> Iterator[tuple[str, object]]:
-    """A uvicorn server (in a thread) over the dummy components; yields (base URL, the TestClient of the same
-    app, whose lifespan runs the app's start and stop)."""
-    client = make_client()
-    for base in uvicorn_in_thread(client.app, lifespan="off"):
-        yield base, client
 
 
 # -- what is sent -------------------------------------------------------------------------------------------
@@ -184,7 +167,7 @@ def test_a_client_that_hangs_up_stops_the_stream(served, monkeypatch, caplog) ->
         job_id = r.headers["x-vcframe-job"]
         next(r.iter_raw())
     # the connection is closed
-    seconds = _until(lambda: not state.worker.busy, 5, "the worker stopped the abandoned stream")
+    seconds = until(lambda: not state.worker.busy, 5, "the worker stopped the abandoned stream")
     assert seconds < 2.0 and len(vocoder.made) < 40
     assert client.get(f"/v1/jobs/{job_id}").json()["state"] == "cancelled"
     assert any("client disconnected" in record.getMessage() for record in caplog.records)
@@ -206,9 +189,9 @@ def test_a_stream_waiting_for_the_worker_is_dropped_when_its_client_leaves(serve
     asker.start()
     asker.join(5)
     assert answers, "the request was answered while the worker was held"
-    _until(lambda: state.worker.pending == 0, 5, "the waiting stream left the queue")
+    until(lambda: state.worker.pending == 0, 5, "the waiting stream left the queue")
     gate.release.set()
-    _until(lambda: not state.worker.busy, 5, "the worker went idle")
+    until(lambda: not state.worker.busy, 5, "the worker went idle")
     [job] = state.jobs._jobs.values()
     assert job.state == "cancelled" and not any(event.name == "progress" for event in job.events)
 
