@@ -204,7 +204,9 @@ def test_the_page_plays_the_first_chunk_while_the_rest_is_made(page, monkeypatch
         """() => ({context: state.audio.state, rate: state.audio.sampleRate,
                    samples: state.stream.player.samples, sources: state.stream.player.sources.length})"""
     )
-    assert playing == {"context": "running", "rate": 16000, "samples": 16 * 64, "sources": 1}, playing
+    # one chunk scheduled; its source may already have ended (64 ms) on a loaded machine, so 0 or 1 still live
+    assert playing.pop("sources") in (0, 1), playing
+    assert playing == {"context": "running", "rate": 16000, "samples": 16 * 64}, playing
     vocoder.release.set()
     page.locator("#history li").first.wait_for(timeout=20000)
     assert page.is_hidden("#error")
