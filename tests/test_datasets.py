@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,9 @@ from vcframe.audio import TRAINING_PEAK
 from vcframe.datasets import (
     HUMAN_YARDSTICK_CLIPS,
     AudioClip,
+    MelCache,
     find_clips,
+    load_audio_and_mel,
     load_each_once,
     load_mel,
     load_training_audio,
@@ -160,3 +163,76 @@ def test_load_each_once_loads_a_repeated_listing_once(tmp_path):
     loaded = load_each_once([first, second, first, with_mel], lambda clip: calls.append(clip) or [clip.audio.name])
     assert calls == [first, second, with_mel]  # the same audio with another mel is another item
     assert loaded[0] is loaded[2] and loaded[0] is not loaded[3] and loaded[1] == ["b.wav"]
+
+
+def _mel_cache_setup(tmp_path):
+    from vcframe.specs import RTVC_SYNTHESIZER_MEL
+
+    clip = AudioClip(write(tmp_path / "voice" / "a.wav", seconds=0.3), "voice")
+    return clip, RTVC_SYNTHESIZER_MEL, MelCache(tmp_path / "cache")
+
+
+def test_mel_cache_hit_returns_the_stored_mel_without_computing(tmp_path, monkeypatch):
+    """The first load computes and stores the mel (the uncached one); a later load, from a new cache object as a
+    new run makes, reads it back and computes nothing."""
+    import vcframe.audio
+
+    clip, spec, cache = _mel_cache_setup(tmp_path)
+    audio, uncached = load_audio_and_mel(clip, spec)
+    _, first = load_audio_and_mel(clip, spec, mel_cache=cache)
+    assert (cache.hits, cache.misses) == (0, 1) and len(list(cache.folder.glob("*.npy"))) == 1
+    np.testing.assert_allclose(first, uncached, atol=1e-6)
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("a cache hit computed the mel")
+
+    monkeypatch.setattr(vcframe.audio, "mel_spectrogram", refuse)
+    again = MelCache(tmp_path / "cache")
+    audio_again, second = load_audio_and_mel(clip, spec, mel_cache=again)
+    assert (again.hits, again.misses) == (1, 0) and again.describe().endswith(": 1 read, 0 computed")
+    assert second.dtype == np.float32 and np.array_equal(second, first) and np.array_equal(audio_again, audio)
+    given = AudioClip(clip.audio, "voice", mel=tmp_path / "given.npy")  # a given (GTA) mel bypasses the cache
+    np.save(given.mel, np.zeros((spec.n_mels, 3), np.float32))
+    assert load_audio_and_mel(given, spec, mel_cache=again)[1].shape == (spec.n_mels, 3) and again.hits == 1
+
+
+def test_mel_cache_misses_for_another_spec_or_a_modified_file(tmp_path):
+    clip, spec, cache = _mel_cache_setup(tmp_path)
+    load_audio_and_mel(clip, spec, mel_cache=cache)
+    other_spec = spec.model_copy(update={"fmax": 7000.0})
+    _, other = load_audio_and_mel(clip, other_spec, mel_cache=cache)
+    assert (cache.hits, cache.misses) == (0, 2) and cache.entry(clip.audio, spec) != cache.entry(clip.audio, other_spec)
+    np.testing.assert_allclose(other, load_audio_and_mel(clip, other_spec)[1], atol=1e-6)
+    write(clip.audio, seconds=0.3, scale=0.5)  # same size, other samples: the mtime tells
+    status = clip.audio.stat()
+    os.utime(clip.audio, ns=(status.st_atime_ns, status.st_mtime_ns + 1_000_000_000))
+    _, after_edit = load_audio_and_mel(clip, spec, mel_cache=cache)
+    assert (cache.hits, cache.misses) == (0, 3)
+    np.testing.assert_allclose(after_edit, load_audio_and_mel(clip, spec)[1], atol=1e-6)
+    write(clip.audio, seconds=0.4)  # another length
+    _, longer = load_audio_and_mel(clip, spec, mel_cache=cache)
+    assert cache.misses == 4 and longer.shape[1] > after_edit.shape[1]
+    load_audio_and_mel(clip, spec, mel_cache=cache)
+    assert cache.hits == 1
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda path: path.write_bytes(b"\x93NUMPY garbage"),  # truncated
+        lambda path: path.write_bytes(b""),  # empty
+        lambda path: np.save(path, np.zeros((80, 2), np.float32)),  # another shape
+        lambda path: np.save(path, np.zeros((2, 2), object)),  # pickled objects: never loaded
+    ],
+)
+def test_a_corrupt_mel_cache_entry_is_recomputed_and_replaced(tmp_path, damage):
+    clip, spec, cache = _mel_cache_setup(tmp_path)
+    _, first = load_audio_and_mel(clip, spec, mel_cache=cache)
+    entry = cache.entry(clip.audio, spec)
+    damage(entry)
+    again = MelCache(cache.folder)
+    _, recomputed = load_audio_and_mel(clip, spec, mel_cache=again)
+    assert (again.hits, again.misses) == (0, 1)
+    np.testing.assert_allclose(recomputed, first, atol=1e-6)
+    assert np.array_equal(np.load(entry, allow_pickle=False), recomputed)  # replaced by a good entry
+    assert sorted(path.name for path in cache.folder.iterdir()) == [entry.name]  # no temporaries left

@@ -19,11 +19,16 @@ synthesizer). Every vocoder trainer gets its clips here, so they all read the sa
 :func:`load_training_audio` reads a clip the way every trainer must: resampled to the mel's rate and
 peak-normalised to :data:`vcframe.audio.TRAINING_PEAK`, as the synthesizer's preprocessing normalises before it
 computes the mels a GTA run starts from (so a given mel and its audio agree in level).
+
+A :class:`MelCache` keeps the ground-truth mels on disk between runs (one ``.npy`` per audio file and mel spec),
+so a trainer's start reads them instead of computing every clip's mel again.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import os
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -48,6 +53,9 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 #: How many LJSpeech-mini clips (metadata order) ``benchmarks/quality.py`` uses as its human and vocoder
 #: yardsticks by default (``--human-clips``); the first of them is also its LJSpeech reference voice.
 HUMAN_YARDSTICK_CLIPS = 12
+
+#: Part of every :class:`MelCache` key: raise it when the mel front-end changes what it computes for a spec.
+MEL_CACHE_VERSION = 1
 
 _LIBRISPEECH_NAME = re.compile(r"^(\d+)-(\d+)-(\d+)$")
 _HINT = "give a folder of audio files (with optional .npy mels beside them) or a manifest of 'audio|mel|speaker' lines"
@@ -206,13 +214,87 @@ def load_training_audio(clip: AudioClip | str | os.PathLike[str], sample_rate: i
     return np.asarray(rescale_peak(samples), dtype=np.float32)
 
 
-def load_audio_and_mel(clip: AudioClip, spec: MelSpec) -> tuple[np.ndarray, np.ndarray]:
+class MelCache:
+    """Ground-truth training mels kept on disk: one ``<key>.npy`` in ``folder`` per audio file and mel spec.
+
+    The key is a sha256 of the audio file's resolved path, size and modification time, the MelSpec (its JSON),
+    the training peak level and :data:`MEL_CACHE_VERSION`: a file edited in place, another spec or another
+    normalisation misses and is computed anew (the stale entry stays, unused). Entries are written atomically;
+    one that cannot be read back as the mel the audio should have (corrupt, truncated, another shape) is
+    recomputed and replaced, never fatal. Several trainers may share a folder (the vocoders train at the same
+    spec on the same clips), also at the same time.
+
+    Args:
+        folder: where the entries go (created at the first write).
+
+    Attributes:
+        hits, misses: entries read back and mels computed since construction.
+    """
+
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
+        self.folder = Path(folder)
+        self.hits = 0
+        self.misses = 0
+
+    def entry(self, audio: str | os.PathLike[str], spec: MelSpec) -> Path:
+        """The cache file of ``audio``'s mel at ``spec`` (existing or not)."""
+        from vcframe.audio import TRAINING_PEAK
+
+        source = Path(audio).resolve()
+        status = source.stat()
+        identity = {
+            "version": MEL_CACHE_VERSION,
+            "audio": str(source),
+            "size": status.st_size,
+            "mtime_ns": status.st_mtime_ns,
+            "spec": spec.model_dump_json(),
+            "peak": TRAINING_PEAK,
+        }
+        key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+        return self.folder / f"{key}.npy"
+
+    def mel(self, audio: str | os.PathLike[str], samples: np.ndarray, spec: MelSpec) -> np.ndarray:
+        """``spec``'s (n_mels, frames) float32 mel of ``samples`` (the training audio of the file ``audio``): the
+        cached one when its entry holds a mel of that shape, else computed and stored."""
+        from vcframe.audio import frames_for, mel_spectrogram
+
+        path = self.entry(audio, spec)
+        expected = (spec.n_mels, frames_for(len(samples), spec))
+        if path.is_file():
+            try:
+                cached = load_array(path, what="cached mel")
+            except InputError:
+                cached = None  # corrupt: computed again below and replaced
+            if cached is not None and cached.dtype == np.float32 and cached.shape == expected:
+                self.hits += 1
+                return cached
+        mel = mel_spectrogram(samples, spec)
+        self.misses += 1
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path, "wb") as stream:
+            np.save(stream, mel, allow_pickle=False)
+        return mel
+
+    def describe(self) -> str:
+        """``mel cache FOLDER: H read, M computed``."""
+        return f"mel cache {self.folder}: {self.hits} read, {self.misses} computed"
+
+
+def load_audio_and_mel(
+    clip: AudioClip, spec: MelSpec, *, mel_cache: MelCache | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """A clip's training audio (:func:`load_training_audio` at ``spec``'s rate) and the mel the vocoder reads for
-    it: the one given with the clip (:func:`load_mel`: a GTA mel) or ``spec``'s mel of that audio (ground truth)."""
+    it: the one given with the clip (:func:`load_mel`: a GTA mel) or ``spec``'s mel of that audio (ground truth),
+    read from and kept in ``mel_cache`` when one is given (default None: computed)."""
     from vcframe.audio import mel_spectrogram
 
     audio = load_training_audio(clip, spec.sample_rate)
-    mel = load_mel(clip.mel, spec.n_mels) if clip.mel is not None else mel_spectrogram(audio, spec)
+    if clip.mel is not None:
+        mel = load_mel(clip.mel, spec.n_mels)
+    elif mel_cache is not None:
+        mel = mel_cache.mel(clip.audio, audio, spec)
+    else:
+        mel = mel_spectrogram(audio, spec)
     return audio, mel
 
 

@@ -79,13 +79,16 @@ def test_resume_is_exact(corpus, tmp_path):
     """4 steps straight == 2 steps, then a resumed run to 4: crossing an epoch (3 batches) and the adversarial
     start, with a killed run's leftovers (a log record past the checkpoint, a half-written checkpoint) removed."""
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    run(fit_arguments(corpus, straight, "--max-steps", "4"))
+    shared = tmp_path / "mels"
+    output = run(fit_arguments(corpus, straight, "--max-steps", "4", "--mel-cache", str(shared)))
+    assert f"mel cache {shared}: 0 read, 7 computed" in output and len(list(shared.glob("*.npy"))) == 7
     run(fit_arguments(corpus, resumed, "--max-steps", "2"))
     with open(resumed / "log.jsonl", "a") as log:  # a run killed after logging step 3, before checkpointing it
         log.write(json.dumps({"step": 3, "gen": 0.0}) + "\n" + '{"step": 4, "ge')
     (resumed / ".checkpoint.pt.k1ll3d_x.pt").write_bytes(b"half-written")
     output = run(fit_arguments(corpus, resumed, "--max-steps", "4", "--resume"))
     assert "resumed at step 2 (epoch 0, batch 2)" in output and "log.jsonl: 2 rows after step 2 removed" in output
+    assert f"mel cache {resumed / 'mel_cache'}: 7 read, 0 computed" in output  # the first start's mels
     assert "removed 1 stale checkpoint temporary" in output and not list(resumed.glob(".checkpoint.pt.*"))
     first, second = load_checkpoint(straight / "checkpoint.pt"), load_checkpoint(resumed / "checkpoint.pt")
     assert first["step"] == second["step"] == 4 and first["epoch"] == second["epoch"] == 1

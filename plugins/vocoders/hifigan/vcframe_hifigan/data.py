@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from vcframe.datasets import AudioClip, find_clips, load_audio_and_mel, load_each_once
+from vcframe.datasets import AudioClip, MelCache, find_clips, load_audio_and_mel, load_each_once
 from vcframe.errors import InputError
 from vcframe.specs import MelSpec
 
@@ -55,11 +55,12 @@ class TrainingClip:
         return int(self.mel.shape[1])
 
 
-def load_clip(clip: AudioClip, spec: MelSpec) -> TrainingClip:
-    """A clip in memory (see :class:`TrainingClip`); InputError when a given mel covers more audio than the clip
-    has (more than one hop beyond its end: not the clip's mel)."""
+def load_clip(clip: AudioClip, spec: MelSpec, mel_cache: MelCache | None = None) -> TrainingClip:
+    """A clip in memory (see :class:`TrainingClip`; a ground-truth mel read from ``mel_cache`` when given);
+    InputError when a given mel covers more audio than the clip has (more than one hop beyond its end: not the
+    clip's mel)."""
     hop = spec.hop_length
-    audio, mel = load_audio_and_mel(clip, spec)
+    audio, mel = load_audio_and_mel(clip, spec, mel_cache=mel_cache)
     frames = mel.shape[1]
     if frames * hop > len(audio) + hop:
         raise InputError(
@@ -74,18 +75,23 @@ def load_clip(clip: AudioClip, spec: MelSpec) -> TrainingClip:
 
 
 def load_clips(
-    sources: Sequence[str | os.PathLike[str]], spec: MelSpec, *, min_frames: int = 1
+    sources: Sequence[str | os.PathLike[str]],
+    spec: MelSpec,
+    *,
+    min_frames: int = 1,
+    mel_cache: MelCache | None = None,
 ) -> tuple[list[TrainingClip], str, str]:
     """Every clip of ``sources`` with at least ``min_frames`` mel frames, a one-line description and a
     fingerprint of the clip list (sha256 of the paths, to notice a resumed run whose data changed). A clip listed
-    n times is in the list n times (an epoch draws n segments of it) but in memory once.
+    n times is in the list n times (an epoch draws n segments of it) but in memory once. Ground-truth mels are
+    read from and kept in ``mel_cache`` when one is given (default None: computed).
 
     Raises InputError when no clip is long enough.
     """
     clips: list[AudioClip] = []
     for source in sources:
         clips += find_clips(source)
-    loaded = load_each_once(clips, lambda clip: load_clip(clip, spec))
+    loaded = load_each_once(clips, lambda clip: load_clip(clip, spec, mel_cache))
     usable = [clip for clip in loaded if clip.frames >= min_frames]
     if not usable:
         raise InputError(

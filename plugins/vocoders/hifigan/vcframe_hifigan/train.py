@@ -43,7 +43,7 @@ import typer
 from vcframe.checkpoints import load_torch, save_torch
 from vcframe.config import parse_json_options
 from vcframe.cpu import limit_threads, resolve_precision
-from vcframe.datasets import manifest_command
+from vcframe.datasets import MelCache, manifest_command
 from vcframe.errors import CheckpointError, ConfigError, InputError
 from vcframe.specs import HIFIGAN_MEL, RTVC_SYNTHESIZER_MEL, MelSpec
 from vcframe_hifigan.data import EpochSegments, TrainingClip, collate, load_clips
@@ -269,6 +269,10 @@ def fit(
         typer.Option(help="Training audio: a folder (+ .npy GTA mels beside the audio) or a manifest (repeatable)."),
     ],
     run_dir: Annotated[Path, typer.Option(help="checkpoint.pt, log.jsonl, valid.jsonl and samples/ go here.")],
+    mel_cache: Annotated[
+        Path | None,
+        typer.Option(help="Keep the ground-truth mels here between runs (default: RUN_DIR/mel_cache; shareable)."),
+    ] = None,
     mel: Annotated[str, typer.Option(help="The mel the generator reads: rtvc (16 kHz, hop 200) or hifigan.")] = "rtvc",
     preset: Annotated[str, typer.Option(help="Generator layout: v1, v2 or v3 (sizes overridable with -o).")] = "v3",
     option: Annotated[
@@ -370,8 +374,9 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
     msd = MultiScaleDiscriminator(width=settings["disc_width"]).to(target)
     if saved is None:
         _initialise(generator, mpd, msd, args["init"], args["init_discriminators"])
-    clips, description, fingerprint = load_clips(args["data"], spec, min_frames=segment_frames)
-    session.echo(f"training data: {description}")
+    mel_cache = MelCache(args["mel_cache"] or run_dir / "mel_cache")
+    clips, description, fingerprint = load_clips(args["data"], spec, min_frames=segment_frames, mel_cache=mel_cache)
+    session.echo(f"training data: {description} ({mel_cache.describe()})")
     held_out = [held_out_clips(path, spec, args["valid_clips"]) for path in args["valid_data"] or []]
     optim_g = torch.optim.AdamW(generator.parameters(), LEARNING_RATE, betas=ADAM_BETAS, weight_decay=WEIGHT_DECAY)
     optim_d = torch.optim.AdamW(

@@ -261,3 +261,84 @@ def test_a_clip_listed_twice_is_loaded_once_with_16_bit_labels(tmp_path):
     assert items[0].labels.dtype == np.uint16 and items[0].labels.max() < 512
     _, labels, _ = collate(items[:2], [0, 1], 400, 200, 2, 9)
     assert labels.dtype == torch.int64
+
+
+def test_fit_keeps_mels_in_the_run_folder_or_a_shared_cache(tmp_path):
+    """A new run computes the ground-truth mels into RUN_DIR/mel_cache; another run given --mel-cache of that
+    folder reads them all and computes none, and trains on the same first batch (same loss)."""
+    data = make_corpus(tmp_path / "data")
+    first = run(["fit", "--data", str(data), "--run-dir", str(tmp_path / "one"), "--max-steps", "1", *TINY])
+    assert f"mel cache {tmp_path / 'one' / 'mel_cache'}: 0 read, 2 computed" in first
+    assert len(list((tmp_path / "one" / "mel_cache").glob("*.npy"))) == 2
+    second = run(
+        ["fit", "--data", str(data), "--run-dir", str(tmp_path / "two"), "--max-steps", "1", *TINY]
+        + ["--mel-cache", str(tmp_path / "one" / "mel_cache")]
+    )
+    assert ": 2 read, 0 computed" in second and not (tmp_path / "two" / "mel_cache").exists()
+    first_loss, second_loss = ((tmp_path / name / "log.csv").read_text().splitlines()[1] for name in ("one", "two"))
+    assert first_loss.split(",")[1] == second_loss.split(",")[1]
+
+
+def test_init_starts_a_new_run_from_exported_weights(tmp_path):
+    """--init loads the weights (step 0, fresh optimizer), records where they came from in the checkpoints and
+    the export, and is not applied again on --resume."""
+    data = make_corpus(tmp_path / "data")
+    common = ["--data", str(data), "--save-every", "1", *TINY]
+    run(["fit", "--run-dir", str(tmp_path / "source"), "--max-steps", "2", "--seed", "3", *common])
+    exported = tmp_path / "source.safetensors"
+    run(["export", "--run-dir", str(tmp_path / "source"), "--out", str(exported)])
+    weights, _ = load_state(exported)
+    # a learning rate so small that one Adam step leaves the weights where --init put them
+    output = run(["fit", "--run-dir", str(tmp_path / "init"), "--max-steps", "1", "--init", str(exported)] + common
+                 + ["--lr", "1e-12"])  # fmt: skip
+    assert f"initialised from {exported} (source.safetensors, 2 steps)" in output
+    checkpoint = torch.load(tmp_path / "init" / "checkpoint.pt", weights_only=True)
+    assert checkpoint["step"] == 1 and checkpoint["init"].startswith(str(exported))
+    from vcframe_wavernn.model import build_network
+    from vcframe_wavernn.spec import WaveRNNConfig
+
+    network = build_network(WaveRNNConfig(preset="tiny", checkpoint=None))
+    trained = [name for name, parameter in network.named_parameters() if parameter.requires_grad]
+    for key in trained:  # the rest moves in training mode (batch-norm statistics, RTVC's step counter)
+        torch.testing.assert_close(checkpoint["model_state"][key], weights[key], atol=1e-8, rtol=0, msg=key)
+    assert int(checkpoint["model_state"]["step"]) == int(weights["step"]) + 1  # goes on from the file's
+    fresh = torch.load(tmp_path / "source" / "checkpoint.pt", weights_only=True)["model_state"]
+    random_start = run(["fit", "--run-dir", str(tmp_path / "random"), "--max-steps", "1", *common, "--lr", "1e-12"])
+    assert "initialised" not in random_start
+    started = torch.load(tmp_path / "random" / "checkpoint.pt", weights_only=True)["model_state"]
+    assert not torch.allclose(started["fc3.weight"], fresh["fc3.weight"], atol=1e-3)  # a different seed's weights
+    output = run(["fit", "--run-dir", str(tmp_path / "init"), "--max-steps", "2", "--resume", *common])
+    assert "resumed at step 1" in output and "initialised" not in output
+    assert torch.load(tmp_path / "init" / "checkpoint.pt", weights_only=True)["init"] == checkpoint["init"]
+    run(["export", "--run-dir", str(tmp_path / "init"), "--out", str(tmp_path / "init.safetensors")])
+    assert load_state(tmp_path / "init.safetensors")[1]["init"] == checkpoint["init"]
+
+
+def test_init_from_the_shipped_weights_and_layout_mismatch_is_one_line(tmp_path):
+    """registry:wavernn-demo loads into a small network exactly; into the tiny preset it is refused in one line
+    naming both layouts, before any data loads or checkpoint is written (exit 2, no traceback)."""
+    from vcframe_wavernn.model import build_network
+    from vcframe_wavernn.spec import WaveRNNConfig
+    from vcframe_wavernn.train import initialise
+
+    from vcframe.checkpoints import resolve
+    from vcframe.cli import app as vcframe_app
+
+    config = WaveRNNConfig(preset="small", checkpoint=None)
+    network = build_network(config)
+    described = initialise(network, config, "registry:wavernn-demo")
+    assert described.startswith("registry:wavernn-demo (wavernn-demo.safetensors, ")
+    shipped, _ = load_state(resolve("vocoder", "wavernn", "registry:wavernn-demo").path)
+    for key, value in network.state_dict().items():
+        assert torch.equal(value, shipped[key].float()), key
+
+    arguments = ["train", "vocoder", "--plugin", "wavernn", "fit", "--data", str(tmp_path / "nowhere")]
+    arguments += ["--run-dir", str(tmp_path / "run"), "--max-steps", "1", *TINY, "--init", "registry:wavernn-demo"]
+    result = CliRunner().invoke(vcframe_app, arguments)
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    message = " ".join(result.output.split())
+    assert "--init 'registry:wavernn-demo' is a WaveRNN of rnn_dims 256, fc_dims 256" in message
+    assert "(preset small), but this run builds rnn_dims 32, fc_dims 32" in message and "(preset tiny)" in message
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+    result = CliRunner().invoke(vcframe_app, [*arguments[:-1], str(tmp_path / "missing.safetensors")])
+    assert result.exit_code == 2 and "not found" in result.output and "Traceback" not in result.output

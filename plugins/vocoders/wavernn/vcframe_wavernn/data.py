@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from vcframe.audio import preemphasis
-from vcframe.datasets import find_clips, load_audio_and_mel, load_each_once
+from vcframe.datasets import MelCache, find_clips, load_audio_and_mel, load_each_once
 from vcframe.errors import InputError
 from vcframe.specs import MelSpec
 from vcframe_wavernn.signal import encode_mu_law
@@ -66,9 +66,12 @@ def max_offset(item: VocoderItem, seq_len: int, hop: int, pad: int) -> int:
     return item.mel.shape[1] - 2 - (mel_win + 2 * pad)
 
 
-def load_items(data: str | os.PathLike[str], spec: MelSpec, bits: int) -> tuple[list[VocoderItem], str]:
+def load_items(
+    data: str | os.PathLike[str], spec: MelSpec, bits: int, *, mel_cache: MelCache | None = None
+) -> tuple[list[VocoderItem], str]:
     """Items for every clip of ``data`` (a folder or manifest, :func:`vcframe.datasets.find_clips`; the
-    ground-truth mel computed when the clip gives none) and a one-line description.
+    ground-truth mel computed when the clip gives none, or read from ``mel_cache``, default None: no cache) and a
+    one-line description.
 
     Each wav is peak-normalised first (:func:`vcframe.datasets.load_training_audio`), as the synthesizer's
     preprocessing does before it computes the mels a GTA run starts from, so a given mel and its wav agree in
@@ -76,7 +79,10 @@ def load_items(data: str | os.PathLike[str], spec: MelSpec, bits: int) -> tuple[
     so the sampler draws it as often without holding it twice; labels are stored as 16-bit classes (a quarter of
     int64's memory: 12.7 h of listed audio would otherwise take 5.8 GB)."""
     clips = find_clips(data)
-    items = load_each_once(clips, lambda clip: make_item(clip.audio.stem, *load_audio_and_mel(clip, spec), spec, bits))
+    items = load_each_once(
+        clips,
+        lambda clip: make_item(clip.audio.stem, *load_audio_and_mel(clip, spec, mel_cache=mel_cache), spec, bits),
+    )
     gta = sum(clip.mel is not None for clip in clips)
     seconds = sum(item.labels.size for item in items) / spec.sample_rate
     loaded = {id(item) for item in items}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -59,6 +60,17 @@ def load_weights(network: WaveRNN, state: dict[str, torch.Tensor], source: str) 
     network.load_state_dict({key: state[key].to(value.dtype) for key, value in own.items()}, strict=True)
 
 
+def read_checkpoint(reference: str) -> tuple[dict[str, torch.Tensor], dict[str, Any], Path]:
+    """(state dict, metadata, file) of a WaveRNN checkpoint ``reference``: 'default', 'registry:<id>' (verified
+    against the registry's sha256) or a path to a vcframe-wavernn safetensors file or an RTVC ``vocoder.pt``.
+
+    Raises CheckpointError when it cannot be found or read, or records another component."""
+    resolved = resolve("vocoder", SPEC.name, reference)
+    state, metadata = load_state(resolved.path)
+    check_checkpoint_component(metadata, "vocoder", SPEC.name, str(resolved.path))
+    return state, metadata, resolved.path
+
+
 def resolve_precision(requested: str) -> str:
     """The generation loop's weight precision for ``precision``: 'auto' = bfloat16 where the CPU computes it
     natively (AMX or AVX-512 BF16, :func:`vcframe.cpu.cpu_has_bf16`), else float32."""
@@ -90,12 +102,10 @@ class WaveRNNVocoder(BaseVocoder):
         self.config: WaveRNNConfig
         self.checkpoint_metadata: dict[str, Any] = {}
         if self.config.checkpoint is not None:
-            resolved = resolve("vocoder", SPEC.name, self.config.checkpoint)
-            state, metadata = load_state(resolved.path)
-            check_checkpoint_component(metadata, "vocoder", SPEC.name, str(resolved.path))
+            state, metadata, path = read_checkpoint(self.config.checkpoint)
             self.config = with_recorded_sizes(self.config, metadata, PRESETS["rtvc"])
             self.network = build_network(self.config)
-            load_weights(self.network, state, str(resolved.path))
+            load_weights(self.network, state, str(path))
             self.checkpoint_metadata = metadata
         else:
             self.network = build_network(self.config)

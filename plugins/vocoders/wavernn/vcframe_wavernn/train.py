@@ -26,7 +26,7 @@ import typer
 from torch.profiler import record_function
 
 from vcframe.checkpoints import load_torch, save_safetensors, save_torch
-from vcframe.datasets import manifest_command
+from vcframe.datasets import MelCache, manifest_command
 from vcframe.errors import CheckpointError, ConfigError
 from vcframe_wavernn.data import VocoderItem, collate, load_items, max_offset
 from vcframe_wavernn.spec import SPEC, WaveRNNConfig
@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 
 #: Adam learning rate of a new run when --lr is not given (RTVC's).
 DEFAULT_LR = 1e-4
+
+#: What must agree between an --init checkpoint and the run: the sizes, the mu-law bits and the mel padding.
+LAYOUT_FIELDS = ("rnn_dims", "fc_dims", "compute_dims", "res_out_dims", "res_blocks", "bits", "pad")
 
 app = typer.Typer(add_completion=False, help="Train the WaveRNN vocoder (RTVC recipe) and export its weights.")
 app.command("manifest")(manifest_command)  # the vocoder trainers' shared data manifest (vcframe.datasets)
@@ -157,6 +160,48 @@ def training_step(
     return loss.detach()
 
 
+def describe_layout(layout: dict[str, Any]) -> str:
+    """``rnn_dims 256, fc_dims 256, ...`` of a WaveRNN's sizes, bits and pad (the fields of :data:`LAYOUT_FIELDS`
+    present in ``layout``)."""
+    return ", ".join(f"{name} {layout[name]}" for name in LAYOUT_FIELDS if name in layout)
+
+
+def initialise(network: torch.nn.Module, config: WaveRNNConfig, reference: str) -> str:
+    """Load the weights of ``reference`` (see :func:`~vcframe_wavernn.model.read_checkpoint`) into the new run's
+    ``network`` (built from ``config``); returns a description of where they came from (recorded in the run's
+    checkpoints).
+
+    Raises CheckpointError, in one line naming both layouts, when the file records other sizes, bits or pad than
+    the run's, or a mel spec other than the trained one; an RTVC ``vocoder.pt`` (no recorded layout) is checked
+    tensor by tensor (:func:`~vcframe_wavernn.model.load_weights`).
+    """
+    from vcframe.specs import RTVC_SYNTHESIZER_MEL, MelSpec
+    from vcframe_wavernn.model import load_weights, read_checkpoint
+
+    state, metadata, path = read_checkpoint(reference)
+    recorded = metadata.get("config")
+    wanted = {**config.sizes(), "bits": config.bits, "pad": config.pad}
+    if isinstance(recorded, dict) and any(name in recorded and recorded[name] != wanted[name] for name in wanted):
+        raise CheckpointError(
+            f"--init {reference!r} is a WaveRNN of {describe_layout(recorded)} (preset "
+            f"{recorded.get('preset', '?')}), but this run builds {describe_layout(wanted)} (preset {config.preset})",
+            hint="give the --preset (or --config-json sizes) the checkpoint was trained with",
+        )
+    recorded_mel = metadata.get("mel_spec")
+    try:  # through the model, so fields added to MelSpec since the file was written take their defaults
+        same_mel = not isinstance(recorded_mel, dict) or MelSpec.model_validate(recorded_mel) == RTVC_SYNTHESIZER_MEL
+    except ValueError:  # pydantic's ValidationError
+        same_mel = False
+    if not same_mel:
+        raise CheckpointError(
+            f"--init {reference!r} was trained at another mel spec than the trainer's (RTVC's synthesizer mel)",
+            hint="give a WaveRNN checkpoint of RTVC's 16 kHz, hop 200 mel",
+        )
+    load_weights(network, state, str(path))  # type: ignore[arg-type]
+    steps = metadata.get("steps")
+    return f"{reference} ({path.name}{f', {steps} steps' if steps is not None else ''})"
+
+
 @app.command()
 def fit(
     data: Annotated[
@@ -186,6 +231,21 @@ def fit(
     sample_seconds: Annotated[float, typer.Option(help="Length of the sample wavs.")] = 1.0,
     seed: Annotated[int, typer.Option(help="Seed of the initial weights and the data sampler.")] = 0,
     resume: Annotated[bool, typer.Option(help="Continue from run_dir/checkpoint.pt exactly.")] = False,
+    init: Annotated[
+        str | None,
+        typer.Option(
+            help="Start a new run from these weights: registry:<id> (e.g. registry:wavernn-demo), default, or a "
+            "vcframe-wavernn .safetensors / RTVC vocoder.pt path; its layout must be the run's (--preset, "
+            "--config-json). Fresh optimizer, step 0. Not used with --resume (the checkpoint's weights go on)."
+        ),
+    ] = None,
+    mel_cache: Annotated[
+        Path | None,
+        typer.Option(
+            help="Keep the ground-truth mels here between runs (default: RUN_DIR/mel_cache); the HiFi-GAN trainer "
+            "reads the same entries at the same mel spec."
+        ),
+    ] = None,
     threads: Annotated[int, typer.Option(min=1, help="torch threads.")] = 2,
     precision: Annotated[
         str,
@@ -232,6 +292,8 @@ def _fit(
     sample_seconds: float,
     seed: int,
     resume: bool,
+    init: str | None,
+    mel_cache: Path | None,
     threads: int,
     precision: str,
     fused: bool,
@@ -261,23 +323,31 @@ def _fit(
         raise typer.BadParameter(f"seq_len ({seq_len}) must be a multiple of the hop length ({hop})")
     if batch_size < session.world_size:
         raise typer.BadParameter(f"--batch-size {batch_size} is smaller than the {session.world_size} processes")
-    items, description = load_items(data, spec, config.bits)
-    usable = [item for item in items if max_offset(item, seq_len, hop, config.pad) > 0]
-    if not usable:
-        raise typer.BadParameter(f"every utterance is shorter than a {seq_len}-sample segment plus context")
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = run_dir / "checkpoint.pt"
-    torch.manual_seed(seed)
+    torch.manual_seed(seed)  # the network first: a bad --init is refused before the data loads
     network = build_network(config)
-    optimizer = torch.optim.Adam(network.parameters(), lr=DEFAULT_LR if lr is None else lr)
-    sampler = np.random.default_rng(seed)
-    step = 0
     saved: dict[str, Any] | None = None
-    lr_changes: list[dict[str, Any]] = []
+    initialised_from: str | None = None
     if session.should_resume(resume, checkpoint_path):
         if not checkpoint_path.is_file():
             raise CheckpointError(f"nothing to resume: {str(checkpoint_path)!r} does not exist", hint="drop --resume")
         saved = load_torch(checkpoint_path, what="training checkpoint")
+        initialised_from = saved.get("init")
+    elif init is not None:
+        initialised_from = initialise(network, config, init)
+        session.echo(f"initialised from {initialised_from}")
+    cache = MelCache(mel_cache or run_dir / "mel_cache")
+    items, description = load_items(data, spec, config.bits, mel_cache=cache)
+    session.echo(f"training data: {description} ({cache.describe()})")
+    usable = [item for item in items if max_offset(item, seq_len, hop, config.pad) > 0]
+    if not usable:
+        raise typer.BadParameter(f"every utterance is shorter than a {seq_len}-sample segment plus context")
+    optimizer = torch.optim.Adam(network.parameters(), lr=DEFAULT_LR if lr is None else lr)
+    sampler = np.random.default_rng(seed)
+    step = 0
+    lr_changes: list[dict[str, Any]] = []
+    if saved is not None:
         network.load_state_dict(saved["model_state"])
         optimizer.load_state_dict(saved["optimizer_state"])  # brings the saved learning rate
         step = int(saved["step"])
@@ -305,6 +375,7 @@ def _fit(
             "train_seconds": clock.seconds(),
             "rng": states,
             **({"lr_changes": lr_changes} if lr_changes else {}),
+            **({"init": initialised_from} if initialised_from else {}),
             **session.checkpoint_extras(states, network),
         }
         session.on_main(save_torch, payload, checkpoint_path)
@@ -367,6 +438,7 @@ def export(
         "mel_spec": RTVC_SYNTHESIZER_MEL.model_dump(),
         "steps": int(saved["step"]),
         "training_data": saved["training_data"],
+        **({"init": saved["init"]} if saved.get("init") else {}),
         "license": license,
     }
     save_safetensors(saved["model_state"], out, metadata)
