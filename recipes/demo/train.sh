@@ -4,9 +4,10 @@
 #   recipes/demo/train.sh prepare      # mels + GE2E embeddings of the corpus and its held-out folders (resumable)
 #   recipes/demo/train.sh synthesizer  # small Tacotron, r=4, guided attention (background it with nohup)
 #   recipes/demo/train.sh gta          # teacher-forced (GTA) mels of every clip: the synthesizer run, else the shipped weights
-#   recipes/demo/train.sh vocoder      # small WaveRNN on the corpus' wavs and their ground-truth mels
-#   VOC_DATA=$RUNS/hifigan_data/train.txt recipes/demo/train.sh vocoder   # ... on real speech + the corpus (after hifigan-data)
-#   VOC_DATA=/work/runs/gta/pairs.txt recipes/demo/train.sh vocoder   # ... continued on the GTA mels
+#   recipes/demo/train.sh vocoder      # small WaveRNN on real speech + the corpus (hifigan-data's list; else the corpus),
+#                                      # a new run starting from the shipped registry:wavernn-demo (VOC_INIT)
+#   VOC_DATA=$RUNS/hifigan_data/gta_mix.txt recipes/demo/train.sh vocoder   # ... continued on GTA mels + real speech
+#                                      # (after gta and hifigan-gta)
 #   recipes/demo/train.sh hifigan-data # the vocoders' lists: the shared real recordings (each x8) + the corpus; held out
 #   recipes/demo/train.sh hifigan      # HiFi-GAN at RTVC's mel: V3 layout, 128 channels, discriminators at width 0.25
 #   recipes/demo/train.sh hifigan-gta  # (after gta) a list of the GTA pairs + the real recordings, then:
@@ -15,8 +16,9 @@
 #       recipes/demo/train.sh hifigan  # a new session (runs do not persist): from the shipped generator, fresh discriminators
 #   recipes/demo/train.sh export       # safetensors exports of the runs into $RUNS/export/
 #
-# Paths: CORPUS (default /work/corpus/demo), RUNS (default /work/runs), SHARED (default ../shared). THREADS
-# (default 1) torch threads, MAX_STEPS caps a run; the vocoders run under nice so the synthesizer keeps priority.
+# Paths: CORPUS (default /work/corpus/demo), RUNS (default /work/runs), SHARED (default ../shared), MEL_CACHE (default
+# $RUNS/mel_cache: the vocoders' ground-truth mels, computed once). THREADS (default 1) torch threads, MAX_STEPS caps
+# a run; the vocoders run under nice so the synthesizer keeps priority.
 set -eu
 cd "$(dirname "$0")/../.."
 CORPUS=${CORPUS:-/work/corpus/demo}
@@ -25,8 +27,10 @@ PREP=${PREP:-${CORPUS}_prep}
 VCFRAME=${VCFRAME:-.venv/bin/vcframe}
 PYTHON=${PYTHON:-.venv/bin/python}
 resume_flag() { [ -f "$1/checkpoint.pt" ] && echo "--resume" || true; }
-# a run folder without a checkpoint starts from HIFIGAN_INIT's generator when that is set (runs do not outlive a session)
-init_flag() { [ ! -f "$1/checkpoint.pt" ] && [ -n "${HIFIGAN_INIT:-}" ] && echo "--init $HIFIGAN_INIT" || true; }
+# a run folder without a checkpoint starts from the weights $2 when that is set (runs do not outlive a session)
+init_flag() { [ ! -f "$1/checkpoint.pt" ] && [ -n "$2" ] && echo "--init $2" || true; }
+# the ground-truth mels both vocoder trainers compute at RTVC's mel, kept between starts
+MEL_CACHE=${MEL_CACHE:-$RUNS/mel_cache}
 # the held-out folders make_corpus.py writes beside the corpus: unseen voices, unseen sentences in seen voices
 HELD_OUT="${CORPUS}_eval ${CORPUS}_seen"
 valid_flags() {  # each one, once preprocessed, as --valid-data
@@ -58,11 +62,15 @@ gta)
     exec $VCFRAME train synthesizer gta $source_flag --data "$PREP" --out "$RUNS/gta" ;;
 vocoder)
     # the fused training path in bfloat16 where the CPU has AMX / AVX-512 BF16 (float32 elsewhere): 0.54 CPU s a
-    # step on 1 thread here, 6.0x RTVC's step; batch 32 kept (64 and 128 add 2 % and 6 % samples/s, see the README)
-    exec nice -n "${NICE:-19}" $PYTHON -m vcframe_wavernn.train fit --data "${VOC_DATA:-$CORPUS}" --run-dir "$RUNS/voc" \
+    # step on 1 thread here, 6.0x RTVC's step; batch 32 kept (64 and 128 add 2 % and 6 % samples/s, see the README).
+    # Data: VOC_DATA, else hifigan-data's list (real speech x8 + the corpus) when it exists, else the corpus. A new
+    # run starts from VOC_INIT (default the shipped registry:wavernn-demo; VOC_INIT= for random weights).
+    if [ -f "$RUNS/hifigan_data/train.txt" ]; then voc_data="$RUNS/hifigan_data/train.txt"; else voc_data="$CORPUS"; fi
+    exec nice -n "${NICE:-19}" $PYTHON -m vcframe_wavernn.train fit --data "${VOC_DATA:-$voc_data}" --run-dir "$RUNS/voc" \
         --preset small --batch-size 32 --seq-len 1000 --lr 2e-4 --max-steps "${MAX_STEPS:-100000}" \
-        --fused --precision "${PRECISION:-auto}" \
-        --save-every 200 --sample-every 2000 --threads "${THREADS:-1}" $(resume_flag "$RUNS/voc") ;;
+        --fused --precision "${PRECISION:-auto}" --mel-cache "$MEL_CACHE" \
+        --save-every 200 --sample-every 2000 --threads "${THREADS:-1}" \
+        $(resume_flag "$RUNS/voc") $(init_flag "$RUNS/voc" "${VOC_INIT-registry:wavernn-demo}") ;;
 hifigan-data)
     mkdir -p "$RUNS/hifigan_data"
     $VCFRAME train vocoder --plugin hifigan manifest --out "$RUNS/hifigan_data/train.txt" \
@@ -80,7 +88,8 @@ hifigan)
         --batch-size 16 --segment-frames 32 --disc-width "${DISC_WIDTH:-0.25}" --adversarial-start "${ADVERSARIAL_START:-3000}" \
         --max-steps "${MAX_STEPS:-100000}" --checkpoint-every 200 --backup-every 5000 --log-every 10 --sample-every 1000 \
         --valid-data "$RUNS/hifigan_data/valid_real.txt" --valid-data "${CORPUS}_eval" --valid-every 1000 --valid-clips 8 \
-        --precision auto --threads "${THREADS:-1}" $(resume_flag "$RUNS/hifigan") $(init_flag "$RUNS/hifigan") ;;
+        --precision auto --mel-cache "$MEL_CACHE" --threads "${THREADS:-1}" \
+        $(resume_flag "$RUNS/hifigan") $(init_flag "$RUNS/hifigan" "${HIFIGAN_INIT:-}") ;;
 export)
     mkdir -p "$RUNS/export"
     $VCFRAME train synthesizer export --run-dir "$RUNS/taco" --out "$RUNS/export/tacotron-demo.safetensors" \
@@ -93,5 +102,5 @@ export)
         $VCFRAME train vocoder --plugin hifigan export --run-dir "$RUNS/hifigan" --out "$RUNS/export/hifigan-demo.safetensors" --license "MIT"
     fi ;;
 *)
-    sed -n '2,17p' "$0"; exit 2 ;;
+    sed -n '2,18p' "$0"; exit 2 ;;
 esac
