@@ -59,6 +59,8 @@ synthesizer)
 gta)
     # from the synthesizer run when this machine has one, else from the shipped weights (runs do not outlive a session)
     if [ -f "$RUNS/taco/checkpoint.pt" ]; then source_flag="--run-dir $RUNS/taco"; else source_flag="--checkpoint default"; fi
+    # one torch thread unless THREADS says more: under load, OpenMP spinning made it about 10x slower
+    export OMP_NUM_THREADS="${THREADS:-1}"
     exec $VCFRAME train synthesizer gta $source_flag --data "$PREP" --out "$RUNS/gta" ;;
 vocoder)
     # the fused training path in bfloat16 where the CPU has AMX / AVX-512 BF16 (float32 elsewhere): 0.54 CPU s a
