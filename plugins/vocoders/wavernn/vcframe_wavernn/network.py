@@ -146,31 +146,25 @@ class WaveRNN(nn.Module):
             if low_precision:
                 hidden = hidden.to(matmul_dtype)
         zeros = hidden.new_zeros(batch, rnn, dtype=torch.float32)
+
+        def recurrent(projection: torch.Tensor, gru: torch.nn.GRU) -> torch.Tensor:
+            """``gru`` over the whole sequence from a zero state, given its input projection (S, B, 3 rnn)."""
+            return gru_sequence(
+                projection,
+                zeros,
+                gru.weight_hh_l0,
+                gru.bias_ih_l0,
+                gru.bias_hh_l0,
+                matmul_dtype=matmul_dtype,
+                engine=engine,
+            )
+
         with record_function("wavernn.gru1"):
-            residual, rnn1 = hidden, self.rnn1
-            projection = F.linear(hidden, rnn1.weight_ih_l0)
-            hidden = residual + gru_sequence(
-                projection,
-                zeros,
-                rnn1.weight_hh_l0,
-                rnn1.bias_ih_l0,
-                rnn1.bias_hh_l0,
-                matmul_dtype=matmul_dtype,
-                engine=engine,
-            )
+            hidden = hidden + recurrent(F.linear(hidden, self.rnn1.weight_ih_l0), self.rnn1)
         with record_function("wavernn.gru2"):
-            residual, rnn2 = hidden, self.rnn2
-            weight = rnn2.weight_ih_l0  # columns: rnn1's output | a2
+            weight = self.rnn2.weight_ih_l0  # columns: rnn1's output | a2
             projection = per_frame(F.linear(hidden, weight[:, :rnn]), F.linear(a2, weight[:, rnn:]))
-            hidden = residual + gru_sequence(
-                projection,
-                zeros,
-                rnn2.weight_hh_l0,
-                rnn2.bias_ih_l0,
-                rnn2.bias_hh_l0,
-                matmul_dtype=matmul_dtype,
-                engine=engine,
-            )
+            hidden = hidden + recurrent(projection, self.rnn2)
         with record_function("wavernn.output"):
             weight = self.fc1.weight
             hidden = F.relu(per_frame(F.linear(hidden, weight[:, :rnn]), F.linear(a3, weight[:, rnn:], self.fc1.bias)))
