@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile
@@ -33,6 +35,17 @@ def run(args):
     return result.output
 
 
+def _straight_and_resumed(tmp_path: Path, common: list[str]) -> tuple[dict, dict]:
+    """The checkpoints of 4 steps straight and of 2 + 2 steps with ``--resume`` (which must say it resumed)."""
+    run(["fit", "--run-dir", str(tmp_path / "straight"), "--max-steps", "4", *common])
+    run(["fit", "--run-dir", str(tmp_path / "resumed"), "--max-steps", "2", *common])
+    output = run(["fit", "--run-dir", str(tmp_path / "resumed"), "--max-steps", "4", "--resume", *common])
+    assert "resumed at step 2" in output
+    straight = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)
+    resumed = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)
+    return straight, resumed
+
+
 def test_resume_is_exact_and_export(tmp_path):
     data = make_corpus(tmp_path / "data")
     common = [
@@ -51,12 +64,7 @@ def test_resume_is_exact_and_export(tmp_path):
         "--threads",
         "1",
     ]
-    run(["fit", "--run-dir", str(tmp_path / "straight"), "--max-steps", "4", *common])
-    run(["fit", "--run-dir", str(tmp_path / "resumed"), "--max-steps", "2", *common])
-    output = run(["fit", "--run-dir", str(tmp_path / "resumed"), "--max-steps", "4", "--resume", *common])
-    assert "resumed at step 2" in output
-    straight = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)
-    resumed = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)
+    straight, resumed = _straight_and_resumed(tmp_path, common)
     assert straight["step"] == resumed["step"] == 4
     for key, value in straight["model_state"].items():
         assert torch.equal(value, resumed["model_state"][key]), key
@@ -184,12 +192,7 @@ def test_resume_is_exact_on_each_training_path(tmp_path, path):
     kernel where it builds) and on the reference path."""
     data = make_corpus(tmp_path / "data")
     common = ["--data", str(data), "--save-every", "1", *TINY, *path]
-    run(["fit", "--run-dir", str(tmp_path / "straight"), "--max-steps", "4", *common])
-    run(["fit", "--run-dir", str(tmp_path / "resumed"), "--max-steps", "2", *common])
-    output = run(["fit", "--run-dir", str(tmp_path / "resumed"), "--max-steps", "4", "--resume", *common])
-    assert "resumed at step 2" in output
-    straight = torch.load(tmp_path / "straight" / "checkpoint.pt", weights_only=True)
-    resumed = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)
+    straight, resumed = _straight_and_resumed(tmp_path, common)
     for key, value in straight["model_state"].items():
         assert torch.equal(value, resumed["model_state"][key]), key
     for expected, actual in zip(
