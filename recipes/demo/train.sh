@@ -90,7 +90,7 @@ hifigan)
         --batch-size 16 --segment-frames 32 --disc-width "${DISC_WIDTH:-0.25}" --adversarial-start "${ADVERSARIAL_START:-3000}" \
         --max-steps "${MAX_STEPS:-100000}" --checkpoint-every 200 --backup-every 5000 --log-every 10 --sample-every 1000 \
         --valid-data "$RUNS/hifigan_data/valid_real.txt" --valid-data "${CORPUS}_eval" --valid-every 1000 --valid-clips 8 \
-        --precision auto --mel-cache "$MEL_CACHE" --threads "${THREADS:-1}" \
+        --precision auto --mel-cache "$MEL_CACHE" --threads "${THREADS:-1}" --stft-weight "${STFT_WEIGHT:-0}" \
         $(resume_flag "$RUNS/hifigan") $(init_flag "$RUNS/hifigan" "${HIFIGAN_INIT:-}") ;;
 export)
     mkdir -p "$RUNS/export"

@@ -166,6 +166,68 @@ def test_bf16_losses_equal_fp32_within_tolerance():
     assert resolve_precision("auto", torch.device("cpu")) == ("bf16" if cpu_has_bf16() else "fp32")
 
 
+def numpy_stft_magnitude(signal: np.ndarray, n_fft: int, hop: int, win: int) -> np.ndarray:
+    """|STFT| written out: reflect-padded by n_fft // 2, periodic Hann of ``win`` centred in ``n_fft``."""
+    padded = np.pad(signal, n_fft // 2, mode="reflect")
+    window = np.zeros(n_fft)
+    left = (n_fft - win) // 2
+    window[left : left + win] = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(win) / win)
+    frames = [padded[start : start + n_fft] * window for start in range(0, len(padded) - n_fft + 1, hop)]
+    return np.sqrt(np.maximum(np.abs(np.fft.rfft(np.array(frames), axis=1)) ** 2, 1e-7)).T
+
+
+def test_stft_loss_matches_its_definition_and_weighs_loud_cells():
+    from vcframe_hifigan.losses import stft_loss
+
+    rng = np.random.default_rng(3)
+    time = np.arange(3200) / 16000
+    loud = 0.5 * np.sin(2 * np.pi * 220 * time)
+    quiet = 0.005 * rng.standard_normal(3200)
+    target = (loud + quiet).astype(np.float32)
+    softer_loud = (0.5 * loud + quiet).astype(np.float32)  # the loud part 6 dB down
+    softer_quiet = (loud + 0.5 * quiet).astype(np.float32)  # the quiet part 6 dB down
+    resolution = (512, 50, 240)
+    real = numpy_stft_magnitude(target.astype(np.float64), *resolution)
+    fake = numpy_stft_magnitude(softer_loud.astype(np.float64), *resolution)
+    convergence, log_magnitude = stft_loss(
+        torch.from_numpy(target)[None, None], torch.from_numpy(softer_loud)[None, None], [resolution]
+    )
+    assert float(convergence) == pytest.approx(np.linalg.norm(real - fake) / np.linalg.norm(real), rel=1e-4)
+    assert float(log_magnitude) == pytest.approx(np.mean(np.abs(np.log(real) - np.log(fake))), rel=1e-4)
+    same = stft_loss(torch.from_numpy(target)[None], torch.from_numpy(target)[None])
+    assert float(same[0]) == 0.0 and float(same[1]) == 0.0
+    loud_down = stft_loss(torch.from_numpy(target)[None], torch.from_numpy(softer_loud)[None])
+    quiet_down = stft_loss(torch.from_numpy(target)[None], torch.from_numpy(softer_quiet)[None])
+    assert float(loud_down[0]) > 0.4 and float(quiet_down[0]) < 0.05  # spectral convergence: the loud cells
+    with pytest.raises(ValueError, match=r"shape \(1, 3200\) but the generated one \(1, 3000\)"):
+        stft_loss(torch.from_numpy(target)[None], torch.from_numpy(target[:3000])[None])
+
+
+def test_stft_weight_adds_the_stft_loss_to_the_generator_objective():
+    step, mels, audio = tiny_step("fp32")
+    step.stft_weight = 2.5
+    losses = step(mels, audio)
+    original = sum(float(losses[name]) for name in ("gen_s", "gen_f", "fm_s", "fm_f", "mel"))
+    added = 2.5 * (float(losses["stft_sc"]) + float(losses["stft_mag"]))
+    assert added > 0 and float(losses["gen"]) == pytest.approx(original + added, rel=1e-6)
+    plain, _, _ = tiny_step("fp32")
+    assert "stft_sc" not in plain(mels, audio)  # off by default: the original recipe
+
+
+def test_stft_weight_change_on_resume_is_recorded(corpus, tmp_path):
+    run_dir = tmp_path / "run"
+    run(fit_arguments(corpus, run_dir, "--max-steps", "2"))
+    output = run(fit_arguments(corpus, run_dir, "--max-steps", "3", "--resume", "--stft-weight", "2.5"))
+    assert "the STFT loss weight changed at step 2: 0 -> 2.5" in output
+    output = run(fit_arguments(corpus, run_dir, "--max-steps", "4", "--resume", "--stft-weight", "2.5"))
+    assert "STFT loss weight changed" not in output  # the same weight again: nothing to record
+    checkpoint = load_checkpoint(run_dir / "checkpoint.pt")
+    assert checkpoint["loss_changes"] == [{"step": 2, "stft_weight": 2.5}]
+    assert json.loads((run_dir / "config.json").read_text())["loss_changes"] == checkpoint["loss_changes"]
+    logged = records(run_dir / "log.jsonl")
+    assert "stft_sc" not in logged[1] and logged[2]["stft_sc"] > 0 and logged[3]["stft_mag"] > 0
+
+
 def test_auto_precision_falls_back_to_fp32_without_native_bf16(monkeypatch):
     import vcframe_hifigan.train as train
 

@@ -49,7 +49,7 @@ from vcframe.specs import HIFIGAN_MEL, RTVC_SYNTHESIZER_MEL, MelSpec
 from vcframe_hifigan.data import EpochSegments, TrainingClip, collate, load_clips
 from vcframe_hifigan.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
 from vcframe_hifigan.generator import Generator
-from vcframe_hifigan.losses import discriminator_loss, feature_loss, generator_loss, mel_loss
+from vcframe_hifigan.losses import discriminator_loss, feature_loss, generator_loss, mel_loss, stft_loss
 from vcframe_hifigan.melspec import MelFrontEnd, loss_mel_spec
 from vcframe_hifigan.spec import PRESETS, SIZE_FIELDS, GeneratorConfig, HiFiGANConfig, check_fits
 
@@ -102,6 +102,8 @@ class GANStep:
         precision: ``fp32``, or ``bf16``: the discriminators under bfloat16 autocast (losses, the loss mel and
             all parameters and gradients stay float32).
         bf16_generator: with ``bf16``, the generator's forward pass under autocast too.
+        stft_weight: weight of the multi-resolution STFT loss added to the generator's
+            (:func:`vcframe_hifigan.losses.stft_loss`, spectral convergence + log magnitude; 0: the original recipe).
         train_generator, train_mpd, train_msd: what to call for training forward passes (DDP wrappers in a
             distributed run; the networks themselves otherwise).
     """
@@ -114,6 +116,7 @@ class GANStep:
     loss_front_end: MelFrontEnd
     precision: str = "fp32"
     bf16_generator: bool = False
+    stft_weight: float = 0.0
     train_generator: torch.nn.Module | None = None
     train_mpd: torch.nn.Module | None = None
     train_msd: torch.nn.Module | None = None
@@ -168,6 +171,9 @@ class GANStep:
             losses["gen_f"] = generator_loss(_floats(mpd_generated))[0]
             losses["gen_s"] = generator_loss(_floats(msd_generated))[0]
             total = losses["gen_s"] + losses["gen_f"] + losses["fm_s"] + losses["fm_f"] + losses["mel"]
+        if self.stft_weight:
+            losses["stft_sc"], losses["stft_mag"] = stft_loss(audio, generated)
+            total = total + self.stft_weight * (losses["stft_sc"] + losses["stft_mag"])
         losses["gen"] = total
         (total * weight).backward()
         self.optim_g.step()
@@ -310,6 +316,14 @@ def fit(
     bf16_generator: Annotated[
         bool, typer.Option(help="With bf16: the generator's forward pass under bfloat16 autocast too.")
     ] = False,
+    stft_weight: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Add Parallel WaveGAN's multi-resolution STFT loss (spectral convergence + log magnitude) with "
+            "this weight; not in the original (0). A change on --resume is recorded in the checkpoint.",
+        ),
+    ] = 0.0,
     threads: Annotated[int, typer.Option(min=0, help="torch CPU threads (0: torch's default).")] = 1,
     seed: Annotated[int, typer.Option(help="Seed of the initial weights, the clip order and the segments.")] = 1234,
     init: Annotated[
@@ -386,6 +400,7 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
     sched_d = torch.optim.lr_scheduler.ExponentialLR(optim_d, gamma=LR_DECAY)
     step, epoch, batch_in_epoch = 0, 0, 0
     data_changes: list[dict[str, Any]] = []
+    loss_changes: list[dict[str, Any]] = []
     if saved is not None:
         generator.load_state_dict(saved["generator"])
         mpd.load_state_dict(saved["mpd"])
@@ -402,7 +417,14 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
                 epoch, batch_in_epoch = epoch + 1, 0
             data_changes.append({"step": step, "epoch": epoch, "data": description})
             session.echo(f"the training data changed at step {step}: epoch {epoch} starts over the new clips")
+        loss_changes = list(saved.get("loss_changes", []))
+        previous_weight = loss_changes[-1]["stft_weight"] if loss_changes else 0.0
+        if args["stft_weight"] != previous_weight:
+            loss_changes.append({"step": step, "stft_weight": args["stft_weight"]})
+            session.echo(f"the STFT loss weight changed at step {step}: {previous_weight:g} -> {args['stft_weight']:g}")
         session.echo(f"resumed at step {step} (epoch {epoch}, batch {batch_in_epoch})")
+    elif args["stft_weight"]:
+        loss_changes.append({"step": 0, "stft_weight": args["stft_weight"]})
     for note in session.on_main(prepare_run_folder, run_dir, step, ["log.jsonl", "valid.jsonl"]) or []:
         session.echo(note)
     config_record = {
@@ -411,6 +433,8 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
         "precision": precision,
         "bf16_generator": args["bf16_generator"],
         "adversarial_start": args["adversarial_start"],
+        "stft_weight": args["stft_weight"],
+        "loss_changes": loss_changes,
         "parameters": {name: sum(p.numel() for p in m.parameters()) for name, m in _networks(generator, mpd, msd)},
     }
     if session.is_main:
@@ -434,6 +458,7 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
         MelFrontEnd(loss_mel_spec(spec)).to(target),
         precision,
         args["bf16_generator"],
+        args["stft_weight"],
         session.wrap(generator),
         session.wrap(mpd),
         session.wrap(msd),
@@ -460,6 +485,7 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
             "data": description,
             "data_fingerprint": fingerprint,
             "data_changes": data_changes,
+            "loss_changes": loss_changes,
             "rng": states,
             "train_seconds": clock.seconds(),
             **session.checkpoint_extras(states, networks),
