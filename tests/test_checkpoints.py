@@ -181,3 +181,59 @@ def test_shipped_registry_entries_are_complete() -> None:
             assert entry.sha256 is not None and len(entry.sha256) == 64 and entry.steps is not None
     defaults = [entry.component for entry in entries if entry.default]
     assert len(defaults) == len(set(defaults)), "a component has two default checkpoints"
+
+
+class _Layers(torch.nn.Module):
+    """Every layer kind the reference models initialise at random, plus deterministic state the build keeps."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embedding = torch.nn.Embedding(10, 6, padding_idx=0)
+        self.lstm = torch.nn.LSTM(6, 8, num_layers=2, batch_first=True)
+        self.conv = torch.nn.Conv1d(8, 8, 3, padding=1)
+        self.norm = torch.nn.BatchNorm1d(8)
+        self.linear = torch.nn.Linear(8, 4)
+        self.gain = torch.nn.Parameter(torch.empty(4))
+        torch.nn.init.xavier_uniform_(self.linear.weight)
+        torch.nn.init.normal_(self.gain)
+        self.register_buffer("window", torch.hann_window(8), persistent=False)  # deterministic: rebuilt, not loaded
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        hidden, _ = self.lstm(self.embedding(ids))
+        features = self.norm(self.conv(hidden.transpose(1, 2)) * self.window[:, None]).transpose(1, 2)
+        return self.linear(features) * self.gain
+
+
+def test_uninitialised_module_loads_to_the_same_module_without_drawing_random_numbers() -> None:
+    torch.manual_seed(0)
+    reference = _Layers().eval()
+    reference.norm.running_mean.uniform_()  # a trained-looking state to load
+    state = {key: value.half() if value.is_floating_point() else value for key, value in reference.state_dict().items()}
+    random_state = torch.get_rng_state()
+    built = checkpoints.uninitialised(_Layers)
+    assert torch.equal(torch.get_rng_state(), random_state)  # no random fill ran
+    assert torch.equal(built.window, torch.hann_window(8))  # deterministic state is built as usual
+    built.load_state_dict(state, strict=True)
+    built.eval()
+    normal = _Layers().eval()
+    normal.load_state_dict(state, strict=True)
+    for key, value in normal.state_dict().items():
+        assert built.state_dict()[key].dtype == value.dtype and torch.equal(built.state_dict()[key], value), key
+    ids = torch.tensor([[1, 4, 2, 0], [3, 3, 9, 5]])
+    torch.testing.assert_close(built(ids), normal(ids), rtol=1e-6, atol=1e-6)
+
+
+class _RandomOutsideTheState(torch.nn.Module):
+    def __init__(self, where: str) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(3, 3)
+        if where == "attribute":
+            self.projection = torch.empty(3, 3).normal_()
+        else:
+            self.register_buffer("projection", torch.empty(3, 3).uniform_(), persistent=False)
+
+
+@pytest.mark.parametrize("where", ["attribute", "non-persistent buffer"])
+def test_uninitialised_refuses_a_random_tensor_no_checkpoint_fills(where: str) -> None:
+    with pytest.raises(ValueError, match=r"_RandomOutsideTheState fills a \(3, 3\) tensor at random"):
+        checkpoints.uninitialised(lambda: _RandomOutsideTheState(where))

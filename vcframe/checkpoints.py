@@ -31,15 +31,18 @@ import os
 import pickle
 import tomllib
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vcframe._io import atomic_path
 from vcframe.errors import CheckpointError
+
+if TYPE_CHECKING:
+    import torch
 
 #: Quality status of a checkpoint, worst first: ``demo`` weights prove the pipeline but are below their component's
 #: bar (docs/models.md); ``usable`` weights trained here meet it; ``published`` weights are their authors' release.
@@ -392,6 +395,59 @@ def _maybe_json(value: str) -> Any:
         return json.loads(value)
     except (TypeError, ValueError):
         return value
+
+
+ModuleT = TypeVar("ModuleT", bound="torch.nn.Module")
+
+
+def uninitialised(build: Callable[[], ModuleT]) -> ModuleT:
+    """``build()``'s module without its random initialisation, for a checkpoint to fill at once with
+    ``load_state_dict(..., strict=True)``.
+
+    A plugin about to load weights calls ``uninitialised(functools.partial(build_network, config))`` instead of
+    ``build_network(config)``. The module is built on the CPU as usual, but the random fills that ``torch.nn.init``
+    and the layers' ``reset_parameters`` run (``uniform_``, ``normal_``, ``xavier_uniform_``, ...) are skipped: those
+    tensors keep the uninitialised memory ``torch.empty`` gave them, and no random numbers are drawn. Every
+    deterministic step (zeros, ones, a padding row, constants) still runs, and the load copies into the tensors as
+    it copies into initialised ones (float16 weights are upcast alike), so the loaded module is the same. Building
+    the default Tacotron took 80-90 ms of CPU with the fills and 11-13 ms without. (The meta device would skip
+    the allocation too, but its random fills import torch's compiler: 1.3 s of CPU.)
+
+    Args:
+        build: makes the module (``() -> torch.nn.Module``).
+
+    Raises ValueError when a skipped fill was on a tensor that is not (a view of) a parameter or persistent
+    buffer of the module, which a strict load would leave uninitialised: build such a module normally.
+    """
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    #: Tensor methods and torch.nn.init functions that fill a tensor at random (the init functions dispatch here
+    #: before they call the methods, and the methods they call are not seen again)
+    random_fills = {"uniform_", "normal_", "trunc_normal_", "orthogonal_", "sparse_"}
+    random_fills |= {f"{name}_{law}_" for name in ("xavier", "kaiming") for law in ("uniform", "normal")}
+    skipped: dict[int, torch.Tensor] = {}
+
+    class SkipRandomFills(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+            kwargs = kwargs or {}
+            # torch.nn.init passes the tensor by keyword, Tensor methods positionally
+            target = kwargs.get("tensor", args[0] if args else None)
+            if getattr(func, "__name__", None) in random_fills and isinstance(target, torch.Tensor) and target.numel():
+                skipped[target.untyped_storage().data_ptr()] = target
+                return target
+            return func(*args, **kwargs)
+
+    with SkipRandomFills():
+        module = build()
+    loaded = {tensor.untyped_storage().data_ptr() for tensor in module.state_dict(keep_vars=True).values()}
+    for storage, tensor in skipped.items():
+        if storage not in loaded:
+            raise ValueError(
+                f"{type(module).__name__} fills a {tuple(tensor.shape)} tensor at random that is not in its state "
+                "dict, so no checkpoint would fill it; build it normally"
+            )
+    return module
 
 
 def save_safetensors(

@@ -131,3 +131,16 @@ def test_default_checkpoint_is_the_resemblyzer_file():
     assert encoder.checkpoint.entry.id == "ge2e-resemblyzer"
     assert encoder.checkpoint.metadata["checkpoint"]["step"] == 1564501
     assert "resemblyzer" not in sys.modules or "resemblyzer.voice_encoder" not in sys.modules
+
+
+def test_a_checkpoint_loads_into_an_uninitialised_network_with_the_same_embeddings(tmp_path):
+    """No random initialisation for weights about to load (cold start, issue 26): no random numbers drawn, and the
+    same embeddings as the randomly initialised network the weights were loaded into."""
+    source = tiny()
+    path = tmp_path / "encoder.pt"
+    torch.save({"step": 1, "model_state": source.network.state_dict()}, path)
+    random_state = torch.get_rng_state()
+    loaded = GE2EEncoder(SPEC.make_config({**SPEC.test_config, "checkpoint": str(path)}))
+    assert torch.equal(torch.get_rng_state(), random_state)
+    clips = Waveform.from_numpy([speechlike(2.0, 120, 1), speechlike(2.5, 210, 2)], 16000)
+    torch.testing.assert_close(loaded.embed(clips).vector, source.embed(clips).vector, rtol=1e-6, atol=1e-6)

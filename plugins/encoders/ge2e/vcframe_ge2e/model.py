@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from vcframe.checkpoints import ResolvedCheckpoint, check_checkpoint_component, load_state, resolve
+from vcframe.checkpoints import ResolvedCheckpoint, check_checkpoint_component, load_state, resolve, uninitialised
 from vcframe.errors import AudioInputError, CheckpointError, InputError
 from vcframe.interfaces import BaseSpeakerEncoder
 from vcframe.types import SpeakerEmbedding, Waveform
@@ -101,9 +102,11 @@ class GE2EEncoder(BaseSpeakerEncoder):
         self.config: GE2EConfig
         if self.config.max_batch_partials < 1:
             raise ValueError(f"max_batch_partials must be at least 1, got {self.config.max_batch_partials}")
-        self.network = build_network(self.config)
         self.checkpoint: ResolvedCheckpoint | None = None
-        if self.config.checkpoint is not None:
+        if self.config.checkpoint is None:
+            self.network = build_network(self.config)
+        else:  # the weights overwrite every parameter: no random initialisation
+            self.network = uninitialised(functools.partial(build_network, self.config))
             self.checkpoint = load_weights(self.network, self.config.checkpoint)
         self.network.eval().to(self.device)
 

@@ -328,3 +328,21 @@ def test_decoder_step_is_rebuilt_when_weights_or_r_change() -> None:
     synthesizer.network.r = 3
     third = synthesizer.decoder_step()
     assert third is not None and third.r == 3
+
+
+def test_a_checkpoint_loads_into_an_uninitialised_network_with_the_same_mels(tmp_path: Path) -> None:
+    """No random initialisation for weights about to load (cold start, issue 26): no random numbers drawn, and the
+    same mels as the randomly initialised network the weights were loaded into."""
+    source = _tiny(inference_dropout=0.0)
+    path = tmp_path / "tacotron.safetensors"
+    source.export(str(path), steps=0, training_data="none", license="MIT")
+    random_state = torch.get_rng_state()
+    loaded = TacotronSynthesizer(
+        SPEC.make_config({**SPEC.test_config, "checkpoint": str(path), "inference_dropout": 0.0})
+    )
+    assert torch.equal(torch.get_rng_state(), random_state)
+    for key, value in source.network.state_dict().items():
+        assert torch.equal(loaded.network.state_dict()[key], value), key
+    mel, expected = loaded.synthesize(TEXTS, _embedding(3), seed=0), source.synthesize(TEXTS, _embedding(3), seed=0)
+    assert torch.equal(mel.lengths, expected.lengths)
+    torch.testing.assert_close(mel.frames, expected.frames, rtol=1e-5, atol=1e-5)
