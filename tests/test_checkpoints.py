@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -237,3 +239,98 @@ class _RandomOutsideTheState(torch.nn.Module):
 def test_uninitialised_refuses_a_random_tensor_no_checkpoint_fills(where: str) -> None:
     with pytest.raises(ValueError, match=r"_RandomOutsideTheState fills a \(3, 3\) tensor at random"):
         checkpoints.uninitialised(lambda: _RandomOutsideTheState(where))
+
+
+@dataclass
+class _Sha256Cache:
+    file: Path  # the cache file
+    hashed: list[Path]  # every file sha256_of read
+
+
+@pytest.fixture
+def sha256_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> _Sha256Cache:
+    """An empty user cache folder, files remembered however recently they changed, and sha256_of counted."""
+    from vcframe import downloads
+
+    monkeypatch.setenv(downloads.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(checkpoints, "SHA256_SETTLE_NS", 0)
+    cache = _Sha256Cache(tmp_path / "cache" / checkpoints.SHA256_CACHE_FILE, [])
+    real = checkpoints.sha256_of
+
+    def counted(path: str | os.PathLike[str]) -> str:
+        cache.hashed.append(Path(path))
+        return real(path)
+
+    monkeypatch.setattr(checkpoints, "sha256_of", counted)
+    return cache
+
+
+def test_a_shipped_file_is_hashed_once_per_version(fake_registry: Path, sha256_cache: _Sha256Cache) -> None:
+    for _ in range(3):
+        assert resolve("vocoder", "demo", "default").path == fake_registry
+    assert sha256_cache.hashed == [fake_registry]
+    assert json.loads(sha256_cache.file.read_text())[str(fake_registry)]["sha256"] == sha256_of(fake_registry)
+    assert not [path for path in sha256_cache.file.parent.iterdir() if path.name.startswith(".")]  # atomic write
+    resolve("vocoder", "demo", "default", rehash=True)  # vcframe models verify reads the file again
+    assert sha256_cache.hashed == [fake_registry, fake_registry]
+
+
+def test_a_modified_file_is_caught_even_with_its_size_and_mtime_kept(
+    fake_registry: Path, sha256_cache: _Sha256Cache
+) -> None:
+    resolve("vocoder", "demo", "default")
+    status = fake_registry.stat()
+    contents = bytearray(fake_registry.read_bytes())
+    contents[-1] ^= 0xFF  # one flipped bit in the last tensor value, same size
+    with open(fake_registry, "r+b") as stream:
+        stream.write(contents)
+    os.utime(fake_registry, ns=(status.st_atime_ns, status.st_mtime_ns))
+    assert fake_registry.stat().st_size == status.st_size and fake_registry.stat().st_mtime_ns == status.st_mtime_ns
+    with pytest.raises(CheckpointError, match="sha256"):
+        resolve("vocoder", "demo", "default")
+    replacement = fake_registry.with_suffix(".new")  # replaced by another file with the same bytes: hashed again
+    replacement.write_bytes(bytes(contents))
+    os.replace(replacement, fake_registry)
+    with pytest.raises(CheckpointError, match="sha256"):
+        resolve("vocoder", "demo", "default")
+    assert len(sha256_cache.hashed) == 3
+
+
+def test_a_file_changed_just_now_is_not_remembered(
+    fake_registry: Path, sha256_cache: _Sha256Cache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(checkpoints, "SHA256_SETTLE_NS", 60 * 10**9)  # written a moment ago by the fixture
+    resolve("vocoder", "demo", "default")
+    resolve("vocoder", "demo", "default")
+    assert len(sha256_cache.hashed) == 2 and not sha256_cache.file.exists()
+
+
+@pytest.mark.parametrize("cache_text", ["{not json", "[1, 2]", '{"x": {"identity": 3, "sha256": "ab"}}'])
+def test_a_corrupt_cache_means_hashing_again(fake_registry: Path, sha256_cache: _Sha256Cache, cache_text: str) -> None:
+    sha256_cache.file.parent.mkdir(parents=True)
+    sha256_cache.file.write_text(cache_text)
+    resolve("vocoder", "demo", "default")
+    assert sha256_cache.hashed == [fake_registry]
+    assert str(fake_registry) in json.loads(sha256_cache.file.read_text())  # rewritten whole
+
+
+def test_a_poisoned_cache_row_for_another_version_of_the_file_is_not_believed(
+    fake_registry: Path, sha256_cache: _Sha256Cache
+) -> None:
+    """A row whose identity is not the file's (an old version) is ignored, whatever checksum it claims."""
+    identity = checkpoints._file_identity(fake_registry.stat())
+    identity[-1] -= 1  # another status-change time: another version of the file
+    sha256_cache.file.parent.mkdir(parents=True)
+    rows = {str(fake_registry.resolve()): {"identity": identity, "sha256": "0" * 64}}
+    sha256_cache.file.write_text(json.dumps(rows))
+    assert resolve("vocoder", "demo", "default").path == fake_registry
+    assert sha256_cache.hashed == [fake_registry]
+
+
+def test_an_unwritable_cache_folder_means_hashing_every_time(
+    fake_registry: Path, sha256_cache: _Sha256Cache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VCFRAME_CACHE_DIR", "/proc/vcframe-cache")  # cannot be created
+    resolve("vocoder", "demo", "default")
+    resolve("vocoder", "demo", "default")
+    assert len(sha256_cache.hashed) == 2

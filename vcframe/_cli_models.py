@@ -191,7 +191,7 @@ def models_verify(
                 receipt = verify_download(entry)
                 detail = f"sha256 {receipt.sha256[:16]}... {'pinned' if receipt.sha256_pinned else 'recorded'}"
             else:
-                resolved = resolve(kind, name, f"registry:{entry.id}")
+                resolved = resolve(kind, name, f"registry:{entry.id}", rehash=True)
                 detail = f"sha256 {entry.sha256 and entry.sha256[:16]}... pinned ({resolved.path.name})"
             table.add_row(entry.id, "[green]ok[/]", escape(detail))
         except VcframeError as error:

@@ -29,6 +29,7 @@ import importlib.util
 import json
 import os
 import pickle
+import time
 import tomllib
 import zipfile
 from collections.abc import Callable, Mapping
@@ -39,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vcframe._io import atomic_path
-from vcframe.errors import CheckpointError
+from vcframe.errors import CheckpointError, VcframeError
 
 if TYPE_CHECKING:
     import torch
@@ -193,6 +194,90 @@ def sha256_of(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
+#: The file in the user cache folder (:func:`vcframe.downloads.cache_root`) where :func:`shipped_sha256`
+#: remembers the checksums of shipped weight files.
+SHA256_CACHE_FILE = "shipped-sha256.json"
+#: A file changed less than this long ago is hashed but not remembered: a second change within the file system's
+#: timestamp resolution could keep its size and times ("racily clean", as git calls it).
+SHA256_SETTLE_NS = 2_000_000_000
+#: Files remembered at most (the oldest are forgotten first).
+SHA256_CACHE_ENTRIES = 64
+
+
+def _file_identity(status: os.stat_result) -> list[int]:
+    """What changes when a file's bytes change: its device, inode, size, modification and status-change times
+    (``st_ctime`` is set by the kernel on every write, rename or ``touch``; no user can set it back)."""
+    return [status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns]
+
+
+def shipped_sha256(path: str | os.PathLike[str]) -> str:
+    """The sha256 of a weight file shipped inside an installed package, hashed once per version of the file.
+
+    The checksum is remembered in :data:`SHA256_CACHE_FILE` under the file's resolved path with its identity
+    (:func:`_file_identity`); while the file keeps that identity the remembered checksum is returned, so a run no
+    longer reads and hashes each shipped file every time (0.02 s of CPU per 17 MB file, two in the default bundle).
+    Any write to the file, a replacement, a ``touch`` or a copy over it changes the identity and the file is hashed
+    again. A file changed in the last :data:`SHA256_SETTLE_NS` is not remembered; the cache is written atomically
+    and an unreadable, corrupt or unwritable cache only means hashing every time. (Downloaded files in the cache
+    folder are always hashed: their checksum would sit beside them, as writable as they are.)
+    """
+    source = Path(path).resolve()
+    before = _file_identity(source.stat())
+    cache_file = _sha256_cache_file()
+    remembered = _read_sha256_cache(cache_file)
+    row = remembered.get(str(source))
+    if row is not None and row.get("identity") == before:
+        return str(row["sha256"])
+    digest = sha256_of(source)
+    status = source.stat()
+    settled = time.time_ns() - max(status.st_mtime_ns, status.st_ctime_ns) >= SHA256_SETTLE_NS
+    if cache_file is not None and settled and _file_identity(status) == before:
+        remembered.pop(str(source), None)
+        remembered[str(source)] = {"identity": before, "sha256": digest}
+        _write_sha256_cache(cache_file, dict(list(remembered.items())[-SHA256_CACHE_ENTRIES:]))
+    return digest
+
+
+def _sha256_cache_file() -> Path | None:
+    from vcframe.downloads import cache_root
+
+    try:
+        return cache_root() / SHA256_CACHE_FILE
+    except Exception:  # noqa: BLE001 - no cache folder (no home, platformdirs failing): hash every time
+        return None
+
+
+def _read_sha256_cache(cache_file: Path | None) -> dict[str, dict[str, Any]]:
+    """The remembered rows (path -> identity, sha256); empty when the cache is missing, unreadable or corrupt."""
+    if cache_file is None:
+        return {}
+    try:
+        rows = json.loads(cache_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(rows, dict):
+        return {}
+    return {
+        path: row
+        for path, row in rows.items()
+        if isinstance(row, dict)
+        and isinstance(row.get("identity"), list)
+        and isinstance(row.get("sha256"), str)
+        and len(row["sha256"]) == 64
+    }
+
+
+def _write_sha256_cache(cache_file: Path, rows: dict[str, dict[str, Any]]) -> None:
+    from vcframe._io import atomic_write
+
+    try:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(cache_file, "w") as stream:
+            json.dump(rows, stream, indent=1)
+    except (OSError, VcframeError):  # a read-only cache folder: remember nothing
+        return
+
+
 @dataclass
 class ResolvedCheckpoint:
     """A checkpoint file ready to load, with the registry entry it came from (if any)."""
@@ -202,8 +287,13 @@ class ResolvedCheckpoint:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def resolve(component_kind: str, component_name: str, reference: str, *, verify: bool = True) -> ResolvedCheckpoint:
+def resolve(
+    component_kind: str, component_name: str, reference: str, *, verify: bool = True, rehash: bool = False
+) -> ResolvedCheckpoint:
     """Turn a checkpoint reference into a verified local file.
+
+    A file shipped in a package is checked against its registry sha256 as remembered for this version of the file
+    (:func:`shipped_sha256`), or hashed afresh with ``rehash`` (``vcframe models verify``).
 
     A published (downloadable) registry entry resolves to its file in the user cache, or DownloadError naming
     the ``vcframe models pull`` command when it is not there; nothing downloads here. Hooks
@@ -223,7 +313,7 @@ def resolve(component_kind: str, component_name: str, reference: str, *, verify:
                 f"checkpoint file {str(path)!r} of registry:{entry.id} is missing", hint="reinstall the plugin"
             )
         if verify:
-            actual = sha256_of(path)
+            actual = sha256_of(path) if rehash else shipped_sha256(path)
             expected = entry.sha256 or ""  # always set for shipped files (CheckpointEntry checks it)
             if actual != expected:
                 raise CheckpointError(
