@@ -112,3 +112,25 @@ def test_listing_plugins_imports_no_torch_and_no_model_code() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "HEAVY []"
+
+
+def test_the_registry_and_the_disable_check_scan_the_installed_distributions_once(site, monkeypatch) -> None:
+    """Each ``importlib.metadata.entry_points`` call reads every distribution's metadata (cold start, issue 26)."""
+    from importlib import metadata
+
+    from vcframe.discovery import unknown_plugin_names
+
+    calls: list[object] = []
+    real = metadata.entry_points
+
+    def counted(**selection: str) -> metadata.EntryPoints:
+        calls.append(selection)
+        return real(**selection)
+
+    _vocoder(site, "thirdparty-one", "flat", "thirdparty_one")
+    monkeypatch.setattr(metadata, "entry_points", counted)
+    registry = Registry.from_entry_points()
+    assert registry.row("vocoder", "flat").ok and registry.of_kind("encoder") and registry.of_kind("synthesizer")
+    assert len(calls) == 1
+    assert unknown_plugin_names(["flat", "thirdparty-one:flat", "no-such-plugin"]) == ["no-such-plugin"]
+    assert len(calls) == 2

@@ -86,6 +86,13 @@ RowT = TypeVar("RowT", bound=EntryPointRow[Any])
 KeyT = TypeVar("KeyT")
 
 
+def entry_points_of(groups: Iterable[str]) -> dict[str, list[metadata.EntryPoint]]:
+    """The entry points of each group, sorted by name, from one scan of the installed distributions
+    (``importlib.metadata.entry_points(group=...)`` reads every distribution's metadata again for each group)."""
+    every = metadata.entry_points()
+    return {group: sorted(every.select(group=group), key=lambda entry: entry.name) for group in groups}
+
+
 def disabled_from_environment() -> list[str]:
     return [name.strip() for name in os.environ.get(DISABLE_ENV, "").split(",") if name.strip()]
 
@@ -100,8 +107,8 @@ def unknown_plugin_names(names: Iterable[str]) -> list[str]:
     from vcframe.metrics.registry import METRIC_GROUP
 
     known: set[str] = set()
-    for group in (*GROUPS.values(), HOOK_GROUP, METRIC_GROUP):
-        for entry in metadata.entry_points(group=group):
+    for entries in entry_points_of((*GROUPS.values(), HOOK_GROUP, METRIC_GROUP)).values():
+        for entry in entries:
             known.add(entry.name)
             if entry.dist is not None:
                 known.add(f"{entry.dist.name}:{entry.name}")
@@ -248,9 +255,10 @@ class Registry:
     def from_entry_points(cls, disabled: Iterable[str] = ()) -> Registry:
         blocked = set(disabled) | set(disabled_from_environment())
         rows: list[PluginRow] = []
+        found = entry_points_of(GROUPS[kind] for kind in KINDS)
         for kind in KINDS:
             new_row = functools.partial(PluginRow, kind=kind)
-            for entry in sorted(metadata.entry_points(group=GROUPS[kind]), key=lambda e: e.name):
+            for entry in found[GROUPS[kind]]:
                 rows.append(load_entry_point_row(entry, new_row, blocked, validate_row))
         return cls(rows)
 
