@@ -54,7 +54,7 @@ from types import ModuleType
 import numpy as np
 import soundfile
 
-RECIPE_VERSION = 2  # 2: the catalogue with WORLD voices; corpus.json records the speakers
+RECIPE_VERSION = 3  # 2: WORLD voices; 3: WORLD voices with a spectral tilt; corpus.json records the speakers
 SAMPLE_RATE = 16000
 PEAK = 0.9  # peak after normalisation (RTVC's synthesizer preprocessing rescales to 0.9 too)
 MARGIN_S = 0.1  # silence kept (or padded) before and after the speech
@@ -107,10 +107,11 @@ class Speaker:
     extra: tuple[str, ...] = field(default_factory=tuple)
     world_f0_factor: float = 1.0  # WORLD resynthesis: F0 multiplier (world_transform)
     world_warp: float = 1.0  # WORLD resynthesis: spectral-envelope frequency warp (> 1: shorter vocal tract)
+    world_tilt_db: float = 0.0  # WORLD resynthesis: envelope tilt in dB per octave about 1 kHz (> 0: brighter)
 
     @property
     def uses_world(self) -> bool:
-        return self.world_f0_factor != 1.0 or self.world_warp != 1.0
+        return self.world_f0_factor != 1.0 or self.world_warp != 1.0 or self.world_tilt_db != 0.0
 
     @property
     def licence(self) -> str:
@@ -258,17 +259,22 @@ def world_base(key: str) -> Speaker:
     )
 
 
-def world_voice(base_key: str, f0_factor: float, warp: float, character: str) -> Speaker:
-    """A training speaker: ``world_base(base_key)`` with F0 times ``f0_factor`` and its spectral envelope warped
-    by ``warp`` (``world_transform``). The id says both, in hundredths: ``flite-awb-f254-w134``."""
+def world_voice(base_key: str, f0_factor: float, warp: float, character: str, tilt_db: float = 0.0) -> Speaker:
+    """A training speaker: ``world_base(base_key)`` with F0 times ``f0_factor``, its spectral envelope warped by
+    ``warp`` and tilted by ``tilt_db`` dB per octave (``world_transform``). The id says the factors in hundredths
+    and a tilt in tenths of a dB per octave, ``p`` for plus and ``m`` for minus: ``flite-awb-f254-w134``,
+    ``flite-rms-f182-w082-tp34`` (+3.4 dB per octave), ``flite-slt-f046-w111-tm37`` (-3.7)."""
     base = world_base(base_key)
+    tilt = f"-t{'p' if tilt_db > 0 else 'm'}{round(abs(tilt_db) * 10):02d}" if tilt_db else ""
+    tilt_words = f", tilt {tilt_db:+g} dB/octave" if tilt_db else ""
     return replace(
         base,
-        id=f"{base.id}-f{round(f0_factor * 100):03d}-w{round(warp * 100):03d}",
-        description=f"{base.description}; WORLD: F0 x{f0_factor:g}, formants x{warp:g}: {character}",
+        id=f"{base.id}-f{round(f0_factor * 100):03d}-w{round(warp * 100):03d}{tilt}",
+        description=f"{base.description}; WORLD: F0 x{f0_factor:g}, formants x{warp:g}{tilt_words}: {character}",
         split="train",
         world_f0_factor=f0_factor,
         world_warp=warp,
+        world_tilt_db=tilt_db,
     )
 
 
@@ -351,7 +357,61 @@ WORLD_VOICES: tuple[tuple[str, float, float, str], ...] = (
     ("en-gb-x-gbcwmd+f5", 1.6, 1.22, "child-like"),  # 325 Hz, tract x1.43
 )
 
-SPEAKERS: tuple[Speaker, ...] = ENGINE_SPEAKERS + tuple(world_voice(*row) for row in WORLD_VOICES)
+# (base, F0 factor, envelope warp, tilt in dB per octave, what it sounds like): recipe version 3, appended so that
+# --num-speakers 84 keeps meaning version 2's catalogue (and --skip-speakers 84 selects these). Chosen from 1,300
+# random (F0, warp, tilt) candidates of the 48 bases above (4 clips each) as a set below GE2E centroid cosine 0.76
+# to the 89 voices above and to each other, then checked on a fresh sample of the recipe's own output (6 clips,
+# other sentences): all below 0.80; the 2 at 0.78-0.79 to a version-2 voice were dropped. README.md "Tilted WORLD
+# voices" tells how. Comments: median F0 and vocal-tract scale after the change (female bases count as 1.17x
+# shorter), cosine to the nearest of the 89 on the check sample.
+TILTED_VOICES: tuple[tuple[str, float, float, float, str], ...] = (
+    ("flite-awb", 0.83, 1.08, 4.7, "male, bright"),  # 101 Hz, x1.08, 0.762
+    ("festival-slt-hts", 1.7, 0.88, 5.6, "androgynous, bright"),  # 287 Hz, x1.03, 0.718
+    ("en-029+m2", 2.13, 0.99, -5, "androgynous, dark"),  # 211 Hz, x0.99, 0.768
+    ("flite-rms", 1.82, 0.82, 3.4, "androgynous, bright"),  # 181 Hz, x0.82, 0.684
+    ("flite-rms", 1.56, 0.96, 5.3, "male, bright"),  # 155 Hz, x0.96, 0.666
+    ("flite-rms", 0.92, 1.12, 4.1, "androgynous, bright"),  # 92 Hz, x1.12, 0.743
+    ("flite-slt", 0.58, 0.85, 5.7, "deep male, bright"),  # 97 Hz, x0.99, 0.712
+    ("en-us+edward2", 2.65, 1.19, 4.7, "female, bright"),  # 263 Hz, x1.19, 0.753
+    ("en-029+iven2", 2.92, 1.09, -3.1, "androgynous, dark"),  # 288 Hz, x1.09, 0.763
+    ("en-us+Alicia", 0.71, 0.93, 6, "androgynous, bright"),  # 177 Hz, x1.09, 0.704
+    ("en-us+boris", 2.43, 1.16, 5.2, "female, bright"),  # 244 Hz, x1.16, 0.725
+    ("en-us+boris", 1.15, 0.87, 4.6, "deep male, bright"),  # 115 Hz, x0.87, 0.737
+    ("en-us+f4", 0.44, 0.88, 4.7, "deep male, bright"),  # 78 Hz, x1.03, 0.700
+    ("en-us+edward", 1.44, 0.85, 4.5, "deep male, bright"),  # 144 Hz, x0.85, 0.726
+    ("en-gb-x-gbcwmd+edward", 1.79, 0.97, 5.4, "androgynous, bright"),  # 180 Hz, x0.97, 0.749
+    ("en-gb-x-gbcwmd+f5", 0.67, 0.86, 5.3, "male, bright"),  # 137 Hz, x1.01, 0.737
+    ("flite-slt", 0.66, 1.26, 5.7, "androgynous, bright"),  # 110 Hz, x1.47, 0.736
+    ("en-gb-x-gbcwmd+edward", 2.06, 1.15, -2.7, "female, dark"),  # 207 Hz, x1.15, 0.774
+    ("en-029+m2", 0.81, 1.01, -5.5, "deep male, dark"),  # 80 Hz, x1.01, 0.758
+    ("en-us+Lee", 0.97, 1.08, -5.7, "deep male, dark"),  # 92 Hz, x1.08, 0.741
+    ("en-us+Marco", 1.37, 1.28, -3.9, "female, dark"),  # 178 Hz, x1.28, 0.738
+    ("en-us+Marco", 2.15, 0.88, -4.4, "androgynous, dark"),  # 280 Hz, x0.88, 0.712
+    ("en-gb-scotland+steph2", 0.76, 0.88, 3.7, "male, bright"),  # 139 Hz, x1.03, 0.773
+    ("en-us+Storm", 2.37, 1.09, 3.8, "androgynous, bright"),  # 199 Hz, x1.09, 0.764
+    ("flite-awb", 1.63, 0.92, 2.9, "androgynous, bright"),  # 199 Hz, x0.92, 0.747
+    ("festival-ked", 2.36, 0.91, 5.6, "androgynous, bright"),  # 236 Hz, x0.91, 0.697
+    ("en-us+Jacky", 2.67, 1, 4.7, "female, bright"),  # 294 Hz, x1.17, 0.747
+    ("en-029+m8", 2.45, 0.85, 5.6, "androgynous, bright"),  # 205 Hz, x0.85, 0.672
+    ("en-us+Marco", 2.19, 1.12, 4.6, "female, bright"),  # 285 Hz, x1.12, 0.725
+    ("en-us+Jacky", 1.6, 0.99, -5.6, "female, dark"),  # 176 Hz, x1.16, 0.753
+    ("en-gb-x-gbcwmd+paul", 2.47, 1.17, -4.4, "female, dark"),  # 208 Hz, x1.17, 0.765
+    ("flite-slt", 1.26, 1.07, -5, "female, dark"),  # 210 Hz, x1.25, 0.741
+    ("flite-rms", 2.76, 1.08, -4.3, "androgynous, dark"),  # 275 Hz, x1.08, 0.746
+    ("en-us+boris", 0.76, 1.35, -4.9, "androgynous, dark"),  # 76 Hz, x1.35, 0.756
+    ("en-us+edward", 1.17, 1.14, -3.7, "androgynous, dark"),  # 117 Hz, x1.14, 0.733
+    ("flite-slt", 0.91, 1.19, -3.7, "androgynous, dark"),  # 152 Hz, x1.39, 0.743
+    ("flite-rms", 1.43, 0.94, -4.1, "male, dark"),  # 142 Hz, x0.94, 0.756
+    ("en-us+Hugo", 0.82, 0.85, -4.9, "deep male, dark"),  # 88 Hz, x0.85, 0.695
+    ("en-us+Marco", 0.7, 0.93, -5.8, "deep male, dark"),  # 91 Hz, x0.93, 0.752
+    ("en-gb-x-gbcwmd+edward", 0.86, 1.33, -4.7, "androgynous, dark"),  # 86 Hz, x1.33, 0.716
+)
+
+SPEAKERS: tuple[Speaker, ...] = (
+    ENGINE_SPEAKERS
+    + tuple(world_voice(*row) for row in WORLD_VOICES)
+    + tuple(world_voice(base, f0, warp, character, tilt) for base, f0, warp, tilt, character in TILTED_VOICES)
+)
 SPEAKERS_BY_ID = {speaker.id: speaker for speaker in SPEAKERS}
 
 
@@ -463,20 +523,47 @@ def warp_envelope(envelope: np.ndarray, warp_factor: float) -> np.ndarray:
     return np.ascontiguousarray(np.exp(warped))  # pyworld needs C order; column indexing may give F order
 
 
-def world_transform(waveform: np.ndarray, sample_rate: int, *, f0_factor: float, warp_factor: float) -> np.ndarray:
-    """A new voice from ``waveform``: WORLD analysis, F0 scaled, spectral envelope warped, WORLD synthesis.
+TILT_PIVOT_HZ = 1000.0  # the spectral tilt leaves this frequency's level alone
+TILT_FLOOR_HZ = 100.0  # below it the tilt's gain stays at its 100 Hz value (no boost without bound toward 0 Hz)
+
+
+def tilt_envelope(envelope: np.ndarray, sample_rate: int, db_per_octave: float) -> np.ndarray:
+    """Tilt a power spectral envelope: ``db_per_octave * log2(f / 1 kHz)`` dB at frequency ``f``.
+
+    Args:
+        envelope: (frames, bins) power envelope from 0 Hz to Nyquist (``sample_rate / 2``), bins evenly spaced.
+        sample_rate: the audio's rate in Hz.
+        db_per_octave: > 0 brightens (more energy above 1 kHz, less below: a tenser, pressed voice), < 0 darkens
+            (a softer, laxer voice); the gain below ``TILT_FLOOR_HZ`` is held at its value there.
+
+    Returns the (frames, bins) tilted envelope, C-contiguous.
+    """
+    frequencies = np.maximum(np.linspace(0.0, sample_rate / 2, envelope.shape[1]), TILT_FLOOR_HZ)
+    gain_db = db_per_octave * np.log2(frequencies / TILT_PIVOT_HZ)
+    return np.ascontiguousarray(envelope * 10.0 ** (gain_db / 10.0))
+
+
+def world_transform(
+    waveform: np.ndarray, sample_rate: int, *, f0_factor: float, warp_factor: float, tilt_db_per_octave: float = 0.0
+) -> np.ndarray:
+    """A new voice from ``waveform``: WORLD analysis, F0 scaled, spectral envelope warped and tilted, WORLD
+    synthesis.
 
     F0 (DIO refined by StoneMask), the CheapTrick spectral envelope and the D4C aperiodicity are estimated
     every 5 ms; the F0 contour is multiplied by ``f0_factor`` (intonation keeps its shape on a log scale) and
     the envelope and aperiodicity are warped in frequency by ``warp_factor`` (``warp_envelope``); the two are
-    independent, so pitch and apparent vocal-tract length change separately. Deterministic (WORLD's noise
-    generator is reseeded in every call) and thread-safe (pyworld releases the GIL).
+    independent, so pitch and apparent vocal-tract length change separately. The warped envelope is then tilted
+    by ``tilt_db_per_octave`` (``tilt_envelope``), the spectral slope of the voice source, which GE2E hears
+    as another voice where F0 and warp alone no longer give one (README.md "WORLD voices"). Deterministic
+    (WORLD's noise generator is reseeded in every call) and thread-safe (pyworld releases the GIL).
 
     Args:
         waveform: (samples,) mono float audio.
         sample_rate: its rate in Hz.
         f0_factor: F0 multiplier (> 0); 2.0 is an octave up.
         warp_factor: frequency-axis scale of the envelope (> 0); 1.2 sounds like a 1.2x shorter vocal tract.
+        tilt_db_per_octave: spectral tilt about 1 kHz in dB per octave (default 0: none); +3 is brighter,
+            -3 darker.
 
     Returns (samples,) float32 audio of the same length at the same rate.
     """
@@ -493,6 +580,8 @@ def world_transform(waveform: np.ndarray, sample_rate: int, *, f0_factor: float,
     if warp_factor != 1.0:
         envelope = warp_envelope(envelope, warp_factor)
         aperiodicity = np.clip(warp_envelope(aperiodicity, warp_factor), 0.0, 1.0)
+    if tilt_db_per_octave != 0.0:
+        envelope = tilt_envelope(envelope, sample_rate, tilt_db_per_octave)
     synthesized = pyworld.synthesize(
         np.ascontiguousarray(f0 * f0_factor),
         np.ascontiguousarray(envelope),
@@ -572,7 +661,11 @@ def synthesize(speaker: Speaker, text: str, clock: CpuClock | None = None) -> np
     if speaker.uses_world:
         started = time.thread_time()
         samples = world_transform(
-            samples, SAMPLE_RATE, f0_factor=speaker.world_f0_factor, warp_factor=speaker.world_warp
+            samples,
+            SAMPLE_RATE,
+            f0_factor=speaker.world_f0_factor,
+            warp_factor=speaker.world_warp,
+            tilt_db_per_octave=speaker.world_tilt_db,
         )
         clock.world += time.thread_time() - started
     return samples
@@ -695,6 +788,12 @@ def make_plan(args: argparse.Namespace) -> Plan:
     else:
         eval_speakers = [speaker for speaker in chosen if speaker.split == "eval"]
     train_speakers = [speaker for speaker in chosen if speaker not in eval_speakers]
+    if args.skip_speakers:
+        if args.skip_speakers >= len(train_speakers):
+            raise SystemExit(
+                f"--skip-speakers {args.skip_speakers} leaves none of the {len(train_speakers)} training speakers"
+            )
+        train_speakers = train_speakers[args.skip_speakers :]
     if args.num_speakers is not None:
         if args.num_speakers > len(train_speakers):
             raise SystemExit(
@@ -882,9 +981,6 @@ def write_index(plan: Plan, args: argparse.Namespace) -> tuple[float, float]:
 CONTENT_OPTIONS = (
     "texts",
     "seed",
-    "speakers",
-    "eval_speakers",
-    "num_speakers",
     "eval_sentences",
     "eval_utterances",
     "min_chars",
@@ -892,6 +988,10 @@ CONTENT_OPTIONS = (
     "min_seconds",
     "max_seconds",
 )
+# Recorded, not compared: they only choose speakers, and the speakers they chose (train_speakers,
+# eval_speakers_used: ids that name every setting of a voice) are compared. So a corpus made by an older recipe
+# version resumes when the same speakers are asked for, e.g. with --num-speakers after the catalogue grew.
+SELECTION_OPTIONS = ("speakers", "eval_speakers", "num_speakers", "skip_speakers")
 
 
 def short_repr(value: object, limit: int = 80) -> str:
@@ -901,27 +1001,35 @@ def short_repr(value: object, limit: int = 80) -> str:
 
 def check_parameters(args: argparse.Namespace, plan: Plan) -> None:
     """Refuse to resume into a corpus made with different content options or speakers (more sentences are
-    fine). The speaker ids are recorded because the catalogue grows between recipe versions."""
-    wanted = {"recipe_version": RECIPE_VERSION, **{name: getattr(args, name) for name in CONTENT_OPTIONS}}
+    fine). The speaker ids are recorded because the catalogue grows between recipe versions; when it grew after
+    the corpus was made, the message names the ``--num-speakers`` that resumes it."""
+    wanted: dict[str, object] = {name: getattr(args, name) for name in CONTENT_OPTIONS}
     wanted["texts"] = str(Path(args.texts).resolve())
     wanted["train_speakers"] = [speaker.id for speaker in plan.train_speakers]
     wanted["eval_speakers_used"] = [speaker.id for speaker in plan.eval_speakers]
+    recorded = {"recipe_version": RECIPE_VERSION, **{name: getattr(args, name) for name in SELECTION_OPTIONS}}
     path = Path(args.out) / "corpus.json"
     if path.exists():
         existing = json.loads(path.read_text())
-        existing.pop("sentences_per_speaker", None)
+        for name in ("sentences_per_speaker", *recorded):
+            existing.pop(name, None)
         differing = sorted(key for key in set(existing) | set(wanted) if existing.get(key) != wanted.get(key))
         if differing:
             details = ", ".join(
                 f"{key}: {short_repr(existing.get(key))} there, {short_repr(wanted.get(key))} now" for key in differing
             )
+            made_with = existing.get("train_speakers")
+            hint = ""
+            if differing == ["train_speakers"] and isinstance(made_with, list) and made_with:
+                if wanted["train_speakers"][: len(made_with)] == made_with:  # type: ignore[index]
+                    hint = f" (the catalogue grew since: --num-speakers {len(made_with)} resumes it)"
             raise SystemExit(
-                f"{path} was made with other options ({details}); use the same options to resume or "
+                f"{path} was made with other options ({details}){hint}; use the same options to resume or "
                 "choose another --out"
             )
-    wanted["sentences_per_speaker"] = args.sentences_per_speaker
+    document = {**recorded, **wanted, "sentences_per_speaker": args.sentences_per_speaker}
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(wanted, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(document, indent=2) + "\n")
 
 
 def speaker_table() -> str:
@@ -953,6 +1061,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--texts", default=str(DEFAULT_TEXTS), help="sentences, one per line")
     parser.add_argument("--sentences-per-speaker", type=int, default=280, help="utterances per training speaker")
     parser.add_argument("--num-speakers", type=int, help="use only the first N training speakers of the catalogue")
+    parser.add_argument(
+        "--skip-speakers",
+        type=int,
+        default=0,
+        help="leave out the first N training speakers (84: only the voices recipe version 3 added)",
+    )
     parser.add_argument(
         "--speakers",
         type=lambda text: text.split(","),
@@ -998,6 +1112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out = str(Path(args.out).resolve())
     args.eval_out = str(Path(args.eval_out).resolve()) if args.eval_out else args.out.rstrip("/") + "_eval"
     args.seen_out = str(seen_out_of(args).resolve())
+    if args.skip_speakers < 0:
+        raise SystemExit(f"--skip-speakers must be 0 or more, got {args.skip_speakers}")
     if args.seen_utterances < 0:
         raise SystemExit(f"--seen-utterances must be 0 or more, got {args.seen_utterances}")
     if not Path(args.texts).is_file():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import types
 from pathlib import Path
@@ -110,7 +111,7 @@ def test_catalogue_has_many_training_voices_with_unique_ids() -> None:
     ids = [speaker.id for speaker in corpus.SPEAKERS]
     assert len(train) >= 80 and len(ids) == len(set(ids))
     assert corpus.SPEAKERS[: len(corpus.ENGINE_SPEAKERS)] == corpus.ENGINE_SPEAKERS  # earlier corpora stay a prefix
-    world = [speaker for speaker in corpus.SPEAKERS if speaker.uses_world]
+    world = [speaker for speaker in corpus.SPEAKERS if speaker.uses_world and not speaker.world_tilt_db]
     assert len(world) == len(corpus.WORLD_VOICES) and all(speaker.split == "train" for speaker in world)
     settings = {(s.engine, s.voice, s.world_f0_factor, s.world_warp) for s in world}
     assert len(settings) == len(world)  # no two ids for one voice
@@ -211,5 +212,107 @@ def test_resuming_after_the_catalogue_grew_is_refused(tmp_path: Path, monkeypatc
     monkeypatch.setattr(corpus, "SPEAKERS", (steph,))
     assert corpus.main(arguments) == 0
     monkeypatch.setattr(corpus, "SPEAKERS", (steph, andy))
-    with pytest.raises(SystemExit, match="train_speakers: \\['espeak-steph'\\] there"):
+    with pytest.raises(SystemExit, match="train_speakers: \\['espeak-steph'\\] there.*--num-speakers 1 resumes it"):
         corpus.main(arguments)
+
+
+def test_a_corpus_of_an_older_recipe_version_resumes_with_num_speakers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The catalogue grew (recipe version 3 appended voices): --num-speakers N selects the speakers the corpus
+    was made with, and it resumes (extends) without a re-deal although its corpus.json says version 2."""
+    needs_tools("espeak-steph", "espeak-andy")
+    texts = tmp_path / "sentences.txt"
+    texts.write_text("The quick brown fox jumped over the lazy dog by the river.\n" * 4)
+    out = tmp_path / "c"
+    arguments = ["--out", str(out), "--texts", str(texts), "--eval-speakers", "", "--eval-sentences", "1"]
+    arguments += ["--seen-utterances", "0"]
+    steph, andy = corpus.SPEAKERS_BY_ID["espeak-steph"], corpus.SPEAKERS_BY_ID["espeak-andy"]
+    monkeypatch.setattr(corpus, "SPEAKERS", (steph,))
+    assert corpus.main([*arguments, "--sentences-per-speaker", "1"]) == 0
+    recorded = json.loads((out / "corpus.json").read_text())
+    recorded["recipe_version"] = 2
+    (out / "corpus.json").write_text(json.dumps(recorded))
+    before = {name: payload for name, payload in read_tree(out).items() if name.endswith(".wav")}
+    monkeypatch.setattr(corpus, "SPEAKERS", (steph, andy))
+    assert corpus.main([*arguments, "--sentences-per-speaker", "2", "--num-speakers", "1"]) == 0
+    tree = read_tree(out)
+    wavs = sorted(name for name in tree if name.endswith(".wav"))
+    assert len(before) == 1 and len(wavs) == 2 and all(name.startswith("espeak-steph/") for name in wavs)
+    assert all(tree[name] == payload for name, payload in before.items())  # kept, not re-dealt
+    assert json.loads(tree["corpus.json"])["num_speakers"] == 1
+    with pytest.raises(SystemExit, match="seed"):  # content options are still compared
+        corpus.main([*arguments, "--sentences-per-speaker", "2", "--num-speakers", "1", "--seed", "7"])
+
+
+def test_tilt_envelope_gives_the_asked_slope_about_one_kilohertz() -> None:
+    envelope = np.ones((2, 513))
+    tilted = corpus.tilt_envelope(envelope, RATE, 3.0)
+    assert tilted.shape == envelope.shape and tilted.flags.c_contiguous
+    frequencies = np.linspace(0, RATE / 2, 513)
+    level_db = 10 * np.log10(tilted[0])
+    for hertz, expected_db in ((1000, 0.0), (2000, 3.0), (4000, 6.0), (500, -3.0), (250, -6.0)):
+        assert level_db[int(np.argmin(np.abs(frequencies - hertz)))] == pytest.approx(expected_db, abs=0.05)
+    assert np.allclose(level_db[frequencies < 100], 3.0 * np.log2(100 / 1000))  # held below 100 Hz
+    assert np.allclose(10 * np.log10(corpus.tilt_envelope(envelope, RATE, -3.0)[0]), -level_db)
+    assert np.array_equal(corpus.tilt_envelope(envelope, RATE, 0.0), envelope)
+
+
+def test_world_transform_tilts_the_spectrum_keeps_f0_length_and_is_deterministic() -> None:
+    source = vowel(120.0)
+    plain = corpus.world_transform(source, RATE, f0_factor=1.0, warp_factor=1.0)
+    brighter = corpus.world_transform(source, RATE, f0_factor=1.0, warp_factor=1.0, tilt_db_per_octave=5.0)
+    darker = corpus.world_transform(source, RATE, f0_factor=1.0, warp_factor=1.0, tilt_db_per_octave=-5.0)
+    assert brighter.shape == darker.shape == source.shape and brighter.dtype == np.float32
+    assert np.array_equal(
+        brighter, corpus.world_transform(source.copy(), RATE, f0_factor=1.0, warp_factor=1.0, tilt_db_per_octave=5.0)
+    )
+    assert spectral_centroid(brighter) > 1.15 * spectral_centroid(plain)
+    assert spectral_centroid(darker) < 0.85 * spectral_centroid(plain)
+    for changed in (brighter, darker):
+        assert f0_of(changed) == pytest.approx(120.0, rel=0.03)
+        start, stop = loud_span(changed)
+        assert abs(start - 0.2) <= 0.03 and abs(stop - 0.8) <= 0.03
+
+
+def test_tilted_voice_ids_say_the_tilt() -> None:
+    brighter = corpus.world_voice("flite-rms", 1.82, 0.82, "female", 3.4)
+    darker = corpus.world_voice("en-us+Marco", 0.5, 1.1, "male", -3.75)
+    assert brighter.id == "flite-rms-f182-w082-tp34" and darker.id == "espeak-us-marco-f050-w110-tm38"
+    assert brighter.world_tilt_db == 3.4 and "tilt +3.4 dB/octave" in brighter.description
+    assert corpus.world_voice("flite-rms", 1.62, 1.1, "female").id == "flite-rms-f162-w110"  # version-2 ids stay
+    tilt_only = corpus.world_voice("flite-rms", 1.0, 1.0, "male", -3.0)
+    assert tilt_only.uses_world and "WORLD" in tilt_only.licence
+
+
+def test_catalogue_version_3_appends_tilted_voices_after_the_84() -> None:
+    """Recipe version 3: 100+ training voices, ids unique, the tilted WORLD voices after version 2's 84 (so
+    --num-speakers 84 keeps meaning version 2's catalogue and --skip-speakers 84 selects the new ones)."""
+    train = [speaker for speaker in corpus.SPEAKERS if speaker.split == "train"]
+    ids = [speaker.id for speaker in corpus.SPEAKERS]
+    assert len(train) >= 100 and len(ids) == len(set(ids))
+    version_2 = len(corpus.ENGINE_SPEAKERS) - 5 + len(corpus.WORLD_VOICES)
+    assert version_2 == 84 and not any(speaker.world_tilt_db for speaker in train[:version_2])
+    tilted = train[version_2:]
+    assert len(tilted) == len(corpus.TILTED_VOICES) and all(speaker.world_tilt_db != 0 for speaker in tilted)
+    settings = {(s.engine, s.voice, s.world_f0_factor, s.world_warp, s.world_tilt_db) for s in train if s.uses_world}
+    assert len(settings) == len(corpus.WORLD_VOICES) + len(tilted)
+    for speaker in tilted:
+        assert 2.5 <= abs(speaker.world_tilt_db) <= 6.0 and speaker.id.split("-")[-1][:2] in {"tp", "tm"}
+        assert 0.4 <= speaker.world_f0_factor <= 3.1 and 0.8 <= speaker.world_warp <= 1.36
+        assert "WORLD" in speaker.licence and "dB/octave" in speaker.describe()["description"]
+
+
+def test_skip_speakers_plans_only_the_voices_after_the_first_n(tmp_path: Path) -> None:
+    texts = tmp_path / "sentences.txt"
+    texts.write_text("".join(f"Sentence number {index} is long enough to be read aloud here.\n" for index in range(9)))
+    args = plan_args(texts, tmp_path / "c", eval_sentences=1, sentences_per_speaker=1, seen_utterances=0)
+    train = [speaker for speaker in corpus.SPEAKERS if speaker.split == "train"]
+    args.skip_speakers = 84
+    plan = corpus.make_plan(args)
+    assert plan.train_speakers == train[84:] and all(speaker.world_tilt_db for speaker in plan.train_speakers)
+    args.num_speakers = 2
+    assert corpus.make_plan(args).train_speakers == train[84:86]
+    args.skip_speakers = len(train)
+    with pytest.raises(SystemExit, match="leaves none"):
+        corpus.make_plan(args)
