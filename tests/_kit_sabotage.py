@@ -26,6 +26,10 @@ from vcframe.testing.dummy_specs import (
 )
 from vcframe.types import Mel, SpeakerEmbedding, Waveform
 
+#: Griffin-Lim's capabilities less 'streaming', for defects of vocode alone (its stream would differ from vocode
+#: too, a second failure).
+NOT_STREAMING = GRIFFINLIM.capabilities - {"streaming"}
+
 
 def variant(base: ComponentSpec, name: str, factory: str, **update: Any) -> ComponentSpec:
     return base.model_copy(update={"name": name, "factory": f"tests._kit_sabotage:{factory}", **update})
@@ -139,7 +143,7 @@ class UnbuildableVocoder(SineVocoder):
 class NoDeemphasisVocoder(GriffinLimVocoder):
     """Griffin-Lim that forgets to undo the mel's pre-emphasis: it returns the pre-emphasised signal."""
 
-    spec = variant(GRIFFINLIM, "no-deemphasis", "NoDeemphasisVocoder")
+    spec = variant(GRIFFINLIM, "no-deemphasis", "NoDeemphasisVocoder", capabilities=NOT_STREAMING)
 
     def _invert(self, mel_values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         signal = preemphasis(super()._invert(mel_values, rng), self.config.mel.preemphasis)
@@ -149,7 +153,7 @@ class NoDeemphasisVocoder(GriffinLimVocoder):
 class WrongFmaxVocoder(GriffinLimVocoder):
     """Griffin-Lim that declares the mel it is configured for (fmax 7600 Hz) but inverts with fmax 8000 Hz."""
 
-    spec = variant(GRIFFINLIM, "wrong-fmax", "WrongFmaxVocoder")
+    spec = variant(GRIFFINLIM, "wrong-fmax", "WrongFmaxVocoder", capabilities=NOT_STREAMING)
 
     def __init__(self, config: Any = None, *, device: torch.device | str = "cpu") -> None:
         super().__init__(config, device=device)
@@ -165,6 +169,19 @@ class LoudSilenceVocoder(GriffinLimVocoder):
     def _invert(self, mel_values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         signal = super()._invert(mel_values, rng)
         return (signal * 0.97 / max(float(np.abs(signal).max()), 1e-12)).astype(np.float32)
+
+
+class GappyStreamVocoder(GriffinLimVocoder):
+    """Griffin-Lim whose stream starts each chunk after the first with 25 ms of silence (a seam a listener hears),
+    within the spectral bound the plugin declares for its stream on average but not in the frames of the gap."""
+
+    spec = variant(GRIFFINLIM, "gappy-stream", "GappyStreamVocoder")
+
+    def vocode_stream(self, mel: Mel, *, seed: int | None = None):  # type: ignore[no-untyped-def]
+        for index, chunk in enumerate(super().vocode_stream(mel, seed=seed)):
+            if index:
+                chunk.samples[:, : chunk.sample_rate // 40] = 0.0
+            yield chunk
 
 
 class LengthOnlyEncoder(ToneEncoder):

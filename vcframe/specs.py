@@ -321,6 +321,15 @@ class ComponentSpec(BaseModel):
         description="Vocoders with 'streaming': largest absolute difference allowed between the concatenated "
         "chunks of vocode_stream and the output of vocode (the conformance kit checks it).",
     )
+    streaming_spectrum_db: float | None = Field(
+        None,
+        gt=0,
+        description="Vocoders with 'streaming' whose stream is another estimate of the same audio, not the same "
+        "samples (Griffin-Lim's phase is estimated block by block): the kit then checks, instead of "
+        "streaming_tolerance, that the stream has vocode's length and that its mel differs from vocode's output's "
+        "by at most this many dB in any frame (mean over the frame's cells within 30 dB of the loudest cell, "
+        "level removed; vcframe.testing.checks.frame_spectral_distance).",
+    )
     trainer: ImportString | None = Field(None, description="'module:app' of a typer app run by 'vcframe train KIND'.")
     license: str = Field("unknown", description="SPDX licence of the component's code.")
     homepage: str | None = Field(None, description="Project URL.")
