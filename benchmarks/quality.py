@@ -19,6 +19,9 @@ Run by hand (minutes per system on 2 cores):
 * Per-voice similarity (real voices): the output's similarity to the reference beside two yardsticks, the same
   speaker's second recording (the next LibriSpeech test-other clip of the speaker, the next LJSpeech-mini clip)
   and Griffin-Lim resynthesis of the reference from its own mel (what the vocoder alone leaves of the voice).
+* ``--stream-yardstick``: only the vocoder yardstick, vocoded whole and streamed (``vocode_stream``) with the same
+  mels and seeds: what streaming costs (words heard right, spectral convergence and log-spectral distance to the
+  recordings, level, CPU, frames at chunk seams against all frames).
 * ``--adapt N``: each system also runs with speaker adaptation (``vcframe.adaptation``, N steps, once per
   voice) as system ``<vocoder>+adapt<N>``; the transcript is the clip's own where known (LJSpeech-mini, the sample
   voices), recognised otherwise (all of them with ``--adapt-recognised``). Each adaptation's record (steps,
@@ -42,11 +45,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import soundfile
 import torch
 
 from vcframe.adaptation import SpeakerAdaptation
-from vcframe.audio import load_audio, mel_spectrogram, save_audio
+from vcframe.audio import load_audio, mel_spectrogram, save_audio, stft
 from vcframe.config import load_settings
 from vcframe.datasets import HUMAN_YARDSTICK_CLIPS
 from vcframe.metrics.asr import default_recognizer, word_error_rate, word_errors
@@ -212,6 +216,92 @@ def vocoder_yardstick(vocoder: str, args: argparse.Namespace, scratch: Path) -> 
     return {**heard(pairs), "clips": len(pairs)}
 
 
+def spectral_scores(recording: np.ndarray, output: np.ndarray, spec: Any) -> tuple[float, float]:
+    """(spectral convergence, log-spectral distance in dB) of ``output``'s STFT magnitude (the mel spec's n_fft,
+    hop, window) to ``recording``'s, after the single gain that fits them best (the vocoder's level is its own);
+    the log-spectral distance floors both at -80 dB below the recording's loudest cell."""
+    settings = {"n_fft": spec.n_fft, "hop_length": spec.hop_length, "win_length": spec.win_length}
+    expected = np.abs(stft(recording.astype(np.float64), **settings))
+    actual = np.abs(stft(np.resize(output.astype(np.float64), len(recording)), **settings))
+    actual *= float((expected * actual).sum() / max((actual * actual).sum(), 1e-30))
+    convergence = float(np.linalg.norm(expected - actual) / np.linalg.norm(expected))
+    floor = expected.max() * 1e-4
+    difference = 20 * np.log10(np.maximum(expected, floor)) - 20 * np.log10(np.maximum(actual, floor))
+    return convergence, float(np.mean(np.sqrt(np.mean(difference**2, axis=0))))
+
+
+def stream_yardstick(vocoder: str, args: argparse.Namespace, scratch: Path) -> dict[str, dict[str, float]] | None:
+    """The vocoder yardstick's clips vocoded whole (``vocode``) and streamed (``vocode_stream``, chunks joined),
+    same mels, same seeds: words heard right, spectral convergence and log-spectral distance to the recording,
+    the output level (dBFS RMS), CPU seconds per second of audio, and the seam check: the mean per-frame
+    spectral convergence of the frames within two of a chunk boundary against all frames."""
+    clips = ljspeech_clips(args.shared, args.human_clips)
+    if not clips:
+        return None
+    pipeline = Pipeline(vocoder=vocoder, device="cpu", settings=load_settings(args.option or []))
+    spec = pipeline.vocoder.input_spec
+    recognizer = default_recognizer()
+    results: dict[str, dict[str, list[Any]]] = {way: {} for way in ("whole", "streamed")}
+    for index, (wav, text) in enumerate(clips):
+        samples = load_audio(wav, sample_rate=spec.sample_rate).item(0)
+        mel = Mel.from_numpy([mel_spectrogram(samples, spec)], spec)
+        for way in results:
+            started = time.process_time()
+            if way == "whole":
+                output, boundaries = pipeline.vocoder.vocode(mel, seed=args.seed + index).item(0), []
+            else:
+                chunks = [chunk.item(0) for chunk in pipeline.vocoder.vocode_stream(mel, seed=args.seed + index)]
+                output, boundaries = np.concatenate(chunks), np.cumsum([len(chunk) for chunk in chunks])[:-1]
+            cpu = time.process_time() - started
+            path = scratch / f"stream_{vocoder}_{way}_{index}.wav"
+            soundfile.write(str(path), output, spec.sample_rate)
+            convergence, distance = spectral_scores(samples, output, spec)
+            row = results[way]
+            row.setdefault("pairs", []).append((text, recognizer.transcribe(path)))
+            row.setdefault("spectral_convergence", []).append(convergence)
+            row.setdefault("log_spectral_distance_db", []).append(distance)
+            row.setdefault("level_dbfs", []).append(20 * np.log10(max(float(np.sqrt(np.mean(output**2))), 1e-9)))
+            row.setdefault("cpu_s", []).append(cpu)
+            row.setdefault("audio_s", []).append(len(output) / spec.sample_rate)
+            if way == "streamed":
+                row.setdefault("seams", []).append(seam_convergence(samples, output, boundaries, spec))
+    summary: dict[str, dict[str, float]] = {}
+    for way, row in results.items():
+        summary[way] = {
+            **heard(row.pop("pairs")),
+            "cpu_per_audio_s": sum(row.pop("cpu_s")) / sum(row.pop("audio_s")),
+            **{name: float(np.mean(values)) for name, values in row.items() if name != "seams"},
+        }
+        if "seams" in row:
+            near, overall = zip(*row["seams"], strict=True)
+            summary[way] |= {
+                "seam_frames_convergence": float(np.mean(near)),
+                "all_frames_convergence": float(np.mean(overall)),
+            }
+    whole_level, streamed_level = results["whole"]["level_dbfs"], results["streamed"]["level_dbfs"]
+    level_change = [streamed - whole for whole, streamed in zip(whole_level, streamed_level, strict=True)]
+    summary["streamed"] |= {"level_change_db_min": min(level_change), "level_change_db_max": max(level_change)}
+    return summary
+
+
+def seam_convergence(recording: np.ndarray, output: np.ndarray, boundaries: Any, spec: Any) -> tuple[float, float]:
+    """(mean per-frame spectral convergence to the recording over frames within two hops of a chunk boundary,
+    the same over all frames), after the best single gain; frames where the recording is within 40 dB of its
+    loudest frame only."""
+    settings = {"n_fft": spec.n_fft, "hop_length": spec.hop_length, "win_length": spec.win_length}
+    expected = np.abs(stft(recording.astype(np.float64), **settings))
+    actual = np.abs(stft(np.resize(output.astype(np.float64), len(recording)), **settings))
+    actual *= float((expected * actual).sum() / max((actual * actual).sum(), 1e-30))
+    per_frame = np.linalg.norm(expected - actual, axis=0) / np.maximum(np.linalg.norm(expected, axis=0), 1e-30)
+    energy = np.linalg.norm(expected, axis=0)
+    loud = energy >= energy.max() * 10 ** (-40 / 20)
+    near = np.zeros_like(loud)
+    for boundary in boundaries:
+        frame = int(round(boundary / spec.hop_length))
+        near[max(0, frame - 2) : frame + 3] = True
+    return float(per_frame[near & loud].mean()), float(per_frame[loud].mean())
+
+
 def source_voice_yardstick(recipe: Any, sentences: list[str], judge: SpeakerJudge, scratch: Path) -> dict[str, Any]:
     """The held-out voices' own engines reading the sentences: WER, words heard right, and similarity to the
     sample clip."""
@@ -363,7 +453,22 @@ def main() -> None:
         help="LJSpeech-mini clips in the human yardstick (the default ones are never vocoder training data)",
     )
     parser.add_argument("--table-from", type=Path, help="print the table of an earlier results.json and stop")
+    parser.add_argument(
+        "--stream-yardstick",
+        action="store_true",
+        help="only the vocoder yardstick, each --vocoder whole (vocode) and streamed (vocode_stream): words heard "
+        "right, spectral convergence / log-spectral distance to the recordings, level, CPU, seams",
+    )
     args = parser.parse_args()
+    if args.stream_yardstick:
+        from vcframe.config import default_bundle
+
+        with tempfile.TemporaryDirectory() as scratch_name:
+            for vocoder in args.vocoder or [default_bundle()["vocoder"]]:
+                summary = stream_yardstick(vocoder, args, Path(scratch_name))
+                print(f"{vocoder} ({args.human_clips} LJSpeech-mini clips, their own mels, seeds {args.seed}+):")
+                print(json.dumps(summary, indent=2))
+        return
     if args.table_from:
         saved = json.loads(args.table_from.read_text())
         print(table(saved["rows"]))

@@ -23,6 +23,9 @@ warmed up, at each of ``--threads`` (default 1,2): milliseconds from the request
 response headers leave with it), the smallest slack of the received audio against playback starting at the first byte
 (negative: a player would stall), the stream's and ``POST /v1/speech``'s total seconds for the same text and seed,
 and compute seconds per second of audio. Medians over ``--stream-rounds``; CPU model, flags and load average.
+A row may carry ``-o`` options after its vocoder, joined by ``+``:
+``griffinlim+vocoder.griffinlim.stream_first_chunk_frames=10000`` is Griffin-Lim streamed in one block (the whole
+sentence in one chunk, as before it streamed).
 ``--first-batch-sizes 8,1`` gives a row per ``synthesis_first_batch_size`` (8: the whole three-sentence text in
 the first batch, as before issue 26's first-sentence batch; 1: the first sentence alone, the default), their
 rounds interleaved so that both see the same load.
@@ -39,6 +42,7 @@ from vcframe.cli import _prefer_passive_openmp_wait
 _prefer_passive_openmp_wait()  # idle OpenMP threads sleep, as in `vcframe serve` (set before torch loads)
 
 import argparse  # noqa: E402
+import os  # noqa: E402
 import re  # noqa: E402
 import shutil  # noqa: E402
 import statistics  # noqa: E402
@@ -136,7 +140,10 @@ def stream_once(client: httpx.Client, form: dict[str, str]) -> dict[str, float]:
 def first_audio_rows(vocoders: list[str], threads: list[int], rounds: int, first_batch_sizes: list[int]) -> None:
     """Time to first audio through the server with the real default components and each vocoder, at each
     ``synthesis_first_batch_size`` (printed as a markdown table, row by row as they are measured)."""
-    from streaming import cpu_line, load  # the sibling benchmark's CPU and load lines
+    from streaming import cpu_line  # the sibling benchmark's CPU line
+
+    def load() -> float:
+        return os.getloadavg()[0]
 
     from vcframe.cpu import limit_threads
 
@@ -148,8 +155,9 @@ def first_audio_rows(vocoders: list[str], threads: list[int], rounds: int, first
     )
     base_settings = load_settings([])
     form = {"text": STREAM_TEXT, "voice": "clara", "seed": "1"}
-    for vocoder in vocoders:
-        settings = load_settings([], explicit={"vocoder": vocoder})
+    for row_name in vocoders:
+        vocoder, *options = row_name.split("+")  # NAME+KEY=VALUE+...: -o options of that row
+        settings = load_settings(options, explicit={"vocoder": vocoder})
         with tempfile.TemporaryDirectory() as voices:
             registry = Registry.from_entry_points(settings.disable_plugins)
             app = create_app(settings, registry, ServeSettings(preload=False), voice_store=VoiceStore(voices))
@@ -174,7 +182,7 @@ def first_audio_rows(vocoders: list[str], threads: list[int], rounds: int, first
                         for size in first_batch_sizes:
                             middle = {key: statistics.median(run[key] for run in runs[size]) for key in runs[size][0]}
                             print(
-                                f"| {vocoder} | {count} | {size} | {middle['first'] * 1000:.0f} "
+                                f"| {row_name} | {count} | {size} | {middle['first'] * 1000:.0f} "
                                 f"| {middle['slack'] * 1000:.0f} | {middle['total']:.2f} "
                                 f"| {statistics.median(whole[size]):.2f} "
                                 f"| {middle['audio']:.2f} | {middle['total'] / middle['audio']:.2f} "

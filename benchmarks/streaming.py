@@ -9,6 +9,8 @@ its shipped weights (Griffin-Lim; hifigan-demo; wavernn-demo, the small preset),
 * ``vocode_stream``: the vocoder alone on one synthesized sentence's mel: seconds from the call to the first
   chunk, and the smallest slack over the chunks when playback starts at the first chunk (chunk ``k`` is needed
   at ``first + audio before k / sample rate``; slack = needed - ready; negative = the player would stall).
+* ``vocode``: the same mel whole, one chunk (the reference: ``vocode_stream``'s total against it is what
+  streaming costs; equal by construction for vocoders whose stream is their vocode, not for Griffin-Lim).
 * ``Pipeline.stream``: a three-sentence text read with a sample voice, from the call (embedding known) to the
   first chunk, and the same slack over the whole stream, with the synthesis overlapped (``overlap=True``, the
   default) and sequential (``overlap=False``).
@@ -40,7 +42,7 @@ import torch  # noqa: E402
 from vcframe.config import Settings  # noqa: E402
 from vcframe.cpu import cpu_flags, cpu_model  # noqa: E402
 from vcframe.pipeline import Pipeline  # noqa: E402
-from vcframe.types import SpeakerEmbedding, Waveform  # noqa: E402
+from vcframe.types import Mel, SpeakerEmbedding, Waveform  # noqa: E402
 
 SENTENCE = "The quick brown fox jumps over the lazy dog, and then it runs back home again."
 TEXT = (
@@ -81,6 +83,11 @@ def _whole(pipeline: Pipeline, speaker: SpeakerEmbedding) -> Iterator[Waveform]:
     yield pipeline.clone(TEXT, embedding=speaker, seed=0)
 
 
+def _vocoded(pipeline: Pipeline, mel: Mel) -> Iterator[Waveform]:
+    """``vocode`` of the mel as one chunk, made when the iterator is first advanced."""
+    yield pipeline.vocoder.vocode(mel, seed=0)
+
+
 def measure(
     vocoder: str, rounds: int, loads: list[float], batch_size: int, first_batch_sizes: list[int]
 ) -> dict[str, list[float]]:
@@ -92,7 +99,8 @@ def measure(
         mel = pipeline.synthesize([SENTENCE], speaker, seed=0)[0]
     list(pipeline.stream(TEXT, embedding=speaker, seed=0))  # warm-up: builds every component
     cases: dict[str, tuple[int | None, Callable[[], Iterator[Waveform]]]] = {
-        "vocode_stream (one sentence)": (None, lambda: pipeline.vocoder.vocode_stream(mel, seed=0))
+        "vocode_stream (one sentence)": (None, lambda: pipeline.vocoder.vocode_stream(mel, seed=0)),
+        "vocode (one sentence, whole)": (None, lambda: _vocoded(pipeline, mel)),
     }
     for first in first_batch_sizes:
         cases |= {

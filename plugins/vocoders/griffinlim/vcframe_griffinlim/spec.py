@@ -25,7 +25,7 @@ class GriffinLimConfig(BaseModel):
     )
     momentum: float = Field(0.99, ge=0, lt=1, description="Fast Griffin-Lim momentum (0 = classic algorithm).")
     stream_first_chunk_frames: int = Field(
-        8,
+        16,
         ge=1,
         le=10000,
         description="vocode_stream: mel frames committed by the first block (its chunk holds their audio less "
@@ -39,7 +39,7 @@ class GriffinLimConfig(BaseModel):
         "per frame, larger chunks).",
     )
     stream_lookahead_frames: int = Field(
-        16,
+        8,
         ge=0,
         le=10000,
         description="vocode_stream: frames after a block iterated with it (their phase guides the block's) but not "
