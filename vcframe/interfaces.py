@@ -61,7 +61,12 @@ class Vocoder(Component, Protocol):
 
 @runtime_checkable
 class StreamingVocoder(Vocoder, Protocol):
-    def vocode_stream(self, mel: Mel, *, seed: int | None = None) -> Iterator[Waveform]: ...
+    def vocode_stream(self, mel: Mel, *, seed: int | None = None) -> Iterator[Waveform]:
+        """Mel (1, n_mels, T) -> Waveform (1, n) chunks, in order, as soon as each is ready. Concatenated they
+        equal ``vocode``'s output within ``spec.streaming_tolerance``, or, for a vocoder that declares
+        ``spec.streaming_spectrum_db`` (a stream that is another estimate of the same audio, as Griffin-Lim's
+        blockwise phase), have its length and a mel within that many dB of it in every frame."""
+        ...
 
 
 class BaseComponent(abc.ABC):
