@@ -97,6 +97,41 @@ def test_run_gives_numpy_blas_one_thread_unless_the_user_chose_a_count(monkeypat
     assert os.environ["OPENBLAS_NUM_THREADS"] == "2"
 
 
+#: Every command that runs models, with arguments it refuses (exit 2) right after setting the thread defaults.
+MODEL_COMMANDS = {
+    "run": ["run", "--reference", "{tmp}/missing.wav", "--text", "Hi.", "--out", "{tmp}/o.txt"],
+    "embed": ["embed", "--out", "{tmp}/e.npy"],
+    "serve": ["serve", "--max-upload-mb", "-1"],
+    "batch": ["batch", "{tmp}/missing.csv", "--out", "{tmp}/out", "--shard", "nonsense"],
+    "compare": ["compare", "--out", "{tmp}/a-file"],
+    "voices add": ["voices", "add", "Not A Name!", "{tmp}/missing.wav", "--consent"],
+}
+
+
+@pytest.mark.parametrize("command", sorted(MODEL_COMMANDS))
+def test_every_model_command_sets_the_thread_defaults_unless_the_user_chose(command, monkeypatch, tmp_path) -> None:
+    """One sleeping-OpenMP and one-OpenBLAS-thread default for run, embed, serve, batch, compare and voices add (the
+    server's Griffin-Lim built its pseudo-inverse with two OpenBLAS threads before)."""
+    import os
+
+    from typer.testing import CliRunner
+
+    from vcframe.cli import app
+
+    (tmp_path / "a-file").write_text("not a folder")
+    arguments = [argument.replace("{tmp}", str(tmp_path)) for argument in MODEL_COMMANDS[command]]
+    for name in ("OMP_WAIT_POLICY", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.setenv(name, "unset below; restored after the test")
+        monkeypatch.delenv(name)
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 2, result.output
+    assert (os.environ.get("OMP_WAIT_POLICY"), os.environ.get("OPENBLAS_NUM_THREADS")) == ("PASSIVE", "1")
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
+    assert CliRunner().invoke(app, arguments).exit_code == 2
+    assert (os.environ["OMP_WAIT_POLICY"], os.environ["OPENBLAS_NUM_THREADS"]) == ("ACTIVE", "2")
+
+
 def test_the_run_command_sets_numpy_blas_threads_before_numpy_loads(tmp_path) -> None:
     """The variable only counts if numpy was not loaded yet: in a fresh process the run command's setting holds."""
     pytest.importorskip("threadpoolctl")

@@ -16,6 +16,7 @@ from vcframe.cli import (
     VocoderOption,
     _registry,
     _settings,
+    _thread_defaults_for_models,
     app,
     handle_errors,
     stderr,
@@ -61,6 +62,7 @@ def batch(
     """Clone every row of MANIFEST into OUT: skips existing outputs, records each row's status and error in a
     results file, and keeps going past bad rows (exit 2 at the end if any row failed). Ctrl+C or SIGTERM stops
     the workers, writes the results (unfinished rows 'interrupted') and exits 130 or 143."""
+    _thread_defaults_for_models()
     import signal
 
     from rich.markup import escape

@@ -12,7 +12,17 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from vcframe.cli import DatasetRootOption, DeviceOption, OverrideOption, _settings, app, handle_errors, stderr, stdout
+from vcframe.cli import (
+    DatasetRootOption,
+    DeviceOption,
+    OverrideOption,
+    _settings,
+    _thread_defaults_for_models,
+    app,
+    handle_errors,
+    stderr,
+    stdout,
+)
 from vcframe.errors import InputError
 
 if TYPE_CHECKING:
@@ -187,6 +197,7 @@ def compare(
     title: Annotated[str | None, typer.Option("--title", help="Title of report.html.")] = None,
 ) -> None:
     """Compare systems: every system speaks every text in every voice; metrics, plots and report.html in OUT."""
+    _thread_defaults_for_models()
     from vcframe.compare import plan_comparison, run_comparison, write_report
     from vcframe.compare.report import metric_warnings, summarize
 

@@ -16,6 +16,7 @@ from vcframe.cli import (
     VocoderOption,
     _registry,
     _settings,
+    _thread_defaults_for_models,
     app,
     handle_errors,
     stderr,
@@ -57,6 +58,7 @@ def serve(
     ] = True,
 ) -> None:
     """Serve the page and the REST API (http://127.0.0.1:8000 by default; OpenAPI at /openapi.json)."""
+    _thread_defaults_for_models()
     from pydantic import ValidationError
 
     from vcframe.errors import ConfigError

@@ -23,6 +23,7 @@ from vcframe.cli import (
     _adaptation_steps,
     _registry,
     _settings,
+    _thread_defaults_for_models,
     app,
     handle_errors,
     stderr,
@@ -93,6 +94,7 @@ def voices_add(
 ) -> None:
     """Register a clip as a named voice (stores its embedding and a 16 kHz copy of the clip; with
     --adapt-speaker also the embedding adapted to the clip through the synthesizer, used with those weights)."""
+    _thread_defaults_for_models()
     from vcframe.adaptation import SpeakerAdaptation
     from vcframe.pipeline import Pipeline
     from vcframe.voices import VoiceStore, resolve_reference

@@ -223,6 +223,16 @@ def _single_threaded_numpy_blas() -> None:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
+def _thread_defaults_for_models() -> None:
+    """The thread defaults of every command that runs models (``run``, ``embed``, ``serve``, ``batch``, ``compare``,
+    ``voices add``), each a default the user's own variable overrides: idle OpenMP threads sleep
+    (:func:`_prefer_passive_openmp_wait`) and numpy's OpenBLAS has one thread (:func:`_single_threaded_numpy_blas`).
+    Called first in those commands, before anything loads torch or numpy; worker processes inherit them (a batch
+    worker's OpenMP and OpenBLAS thread counts are still its ``--threads``, batch.thread_environment)."""
+    _prefer_passive_openmp_wait()
+    _single_threaded_numpy_blas()
+
+
 def _check_one_voice(reference: list[str] | None, voice: str | None, embedding: Path | None = None) -> None:
     sources = (("--reference", reference), ("--voice", voice), ("--embedding", embedding))
     given = [name for name, value in sources if value]
@@ -304,8 +314,7 @@ def run(
     metadata: Annotated[bool, typer.Option("--metadata", help="Write OUT.json with the run's metadata.")] = False,
 ) -> None:
     """Clone a voice: speak TEXT in the voice of the reference clip(s)."""
-    _prefer_passive_openmp_wait()
-    _single_threaded_numpy_blas()
+    _thread_defaults_for_models()
     from vcframe._io import check_output_path
     from vcframe.audio import check_audio_output_path
 
@@ -437,6 +446,7 @@ def embed(
     option: OverrideOption = None,
 ) -> None:
     """Compute one speaker embedding from reference clips (for reuse with run --embedding)."""
+    _thread_defaults_for_models()
     from vcframe._io import check_output_path
 
     check_output_path(out)
