@@ -2,7 +2,7 @@
 
 Run by hand:  .venv/bin/python benchmarks/serve.py [--screenshot docs/serve-page.png] [--rounds 20]
                  [--first-audio griffinlim,hifigan] [--threads 1,2] [--stream-rounds 5] [--skip-api]
-                 [--first-batch-sizes 8,1]
+                 [--first-batch-sizes 8,1] [--cold-serve 4]
 
 Starts a real uvicorn server on a free loopback port whose registry holds the installed plugins plus the
 dummy test components (test-tone -> test-constant -> test-sine are the defaults, so cloning works without
@@ -30,6 +30,12 @@ sentence in one chunk, as before it streamed).
 the first batch, as before issue 26's first-sentence batch; 1: the first sentence alone, the default), their
 rounds interleaved so that both see the same load.
 
+``--cold-serve 4`` starts ``vcframe serve --no-preload`` (the installed plugins and the settings' defaults) that
+many times per configuration, the configurations interleaved: its own thread defaults (one OpenBLAS thread), and
+``OPENBLAS_NUM_THREADS`` set to the core count (numpy's default before ``vcframe serve`` set one). It times the
+server's first ``POST /v1/speech`` (which builds the models, Griffin-Lim's pseudo-inverse of the mel basis among
+them) in wall and in the server process's CPU seconds (user + sys, from /proc), and the CPU seconds to ready.
+
 ``--screenshot PATH`` then starts a second server with the installed plugins and the settings' defaults (the
 real components and their shipped weights, as ``vcframe serve`` runs), clones a sample voice in Chromium and
 saves the page after the result (docs/serve-page.png).
@@ -37,9 +43,9 @@ saves the page after the result (docs/serve-page.png).
 
 from __future__ import annotations
 
-from vcframe.cli import _prefer_passive_openmp_wait
+from vcframe.cli import _thread_defaults_for_models
 
-_prefer_passive_openmp_wait()  # idle OpenMP threads sleep, as in `vcframe serve` (set before torch loads)
+_thread_defaults_for_models()  # sleeping OpenMP threads, one OpenBLAS thread: as `vcframe serve` (before torch loads)
 
 import argparse  # noqa: E402
 import os  # noqa: E402
@@ -197,6 +203,78 @@ def first_audio_rows(vocoders: list[str], threads: list[int], rounds: int, first
     )
 
 
+def _process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cold_serve_once(blas_threads: str | None) -> dict[str, float]:
+    """One fresh ``vcframe serve --no-preload`` process: CPU seconds to ready, then the first POST /v1/speech's
+    wall and CPU seconds and the load average before it (``blas_threads``: OPENBLAS_NUM_THREADS, None: unset)."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    environment = {key: value for key, value in os.environ.items() if key != "OPENBLAS_NUM_THREADS"}
+    if blas_threads is not None:
+        environment["OPENBLAS_NUM_THREADS"] = blas_threads
+    command = [sys.executable, "-m", "vcframe", "serve", "--no-preload", "--port", str(port)]
+    server = subprocess.Popen(command, env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=600) as client:
+            deadline = time.monotonic() + 300
+            while True:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"vcframe serve did not start (exit {server.returncode})")
+                try:
+                    if client.get("/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.05)
+            ready_cpu = _process_cpu_seconds(server.pid)
+            load = os.getloadavg()[0]
+            started = time.perf_counter()
+            form = {"text": "Hello there, this is a test.", "voice": "clara", "seed": "1"}
+            client.post("/v1/speech", data=form).raise_for_status()
+            wall = time.perf_counter() - started
+            request_cpu = _process_cpu_seconds(server.pid) - ready_cpu
+    finally:
+        server.terminate()
+        server.wait(30)
+    return {"ready_cpu": ready_cpu, "wall": wall, "cpu": request_cpu, "load": load}
+
+
+def cold_serve_rows(rounds: int) -> None:
+    """The first request of a fresh ``vcframe serve --no-preload``, with one and with a core's worth of OpenBLAS
+    threads, interleaved (printed as a markdown table)."""
+    from streaming import cpu_line  # the sibling benchmark's CPU line
+
+    configurations = {
+        "one OpenBLAS thread (the default)": None,
+        f"OPENBLAS_NUM_THREADS={os.cpu_count()}": str(os.cpu_count()),
+    }
+    cold_serve_once(None)  # warm the page cache
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in configurations}
+    for _ in range(rounds):
+        for name, blas_threads in configurations.items():
+            runs[name].append(cold_serve_once(blas_threads))
+    loads = [run["load"] for results in runs.values() for run in results]
+    print(f"\nCPU: {cpu_line()}; load average {min(loads):.1f}-{max(loads):.1f}; {settings_line()}, --no-preload\n")
+    print("| vcframe serve | first /v1/speech wall s | its CPU s | CPU s to ready | walls |\n|---|---|---|---|---|")
+    for name, results in runs.items():
+        walls = ", ".join(f"{run['wall']:.2f}" for run in results)
+        print(
+            f"| {name} | {statistics.median(run['wall'] for run in results):.2f} "
+            f"| {statistics.median(run['cpu'] for run in results):.2f} "
+            f"| {statistics.median(run['ready_cpu'] for run in results):.2f} | {walls} |",
+            flush=True,
+        )
+
+
 def page_timings(base: str, rounds: int) -> list[str]:
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     try:
@@ -278,7 +356,10 @@ def main() -> None:
     parser.add_argument(
         "--first-batch-sizes", default="1", help="synthesis_first_batch_size values for --first-audio, comma-separated"
     )
-    parser.add_argument("--skip-api", action="store_true", help="only --first-audio and --screenshot")
+    parser.add_argument(
+        "--cold-serve", type=int, default=0, help="fresh `vcframe serve` processes per OpenBLAS thread count"
+    )
+    parser.add_argument("--skip-api", action="store_true", help="only --first-audio, --cold-serve and --screenshot")
     options = parser.parse_args()
     if not options.skip_api:
         api_rows(options.rounds)
@@ -287,6 +368,8 @@ def main() -> None:
         threads = [int(count) for count in options.threads.split(",")]
         first_batch_sizes = [int(size) for size in options.first_batch_sizes.split(",") if size]
         first_audio_rows(vocoders, threads, options.stream_rounds, first_batch_sizes)
+    if options.cold_serve:
+        cold_serve_rows(options.cold_serve)
     if options.screenshot is not None:
         seconds = screenshot_default_components(options.screenshot)
         print(f"\n{options.screenshot}: the page after a clone by {settings_line()} ({seconds:.1f} s)")
