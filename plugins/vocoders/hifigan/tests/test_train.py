@@ -226,6 +226,11 @@ def test_stft_weight_change_on_resume_is_recorded(corpus, tmp_path):
     assert json.loads((run_dir / "config.json").read_text())["loss_changes"] == checkpoint["loss_changes"]
     logged = records(run_dir / "log.jsonl")
     assert "stft_sc" not in logged[1] and logged[2]["stft_sc"] > 0 and logged[3]["stft_mag"] > 0
+    run(["export", "--run-dir", str(run_dir), "--out", str(tmp_path / "g.safetensors")])
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "g.safetensors"), "pt") as exported:  # the shipped file says how it was trained
+        assert json.loads(exported.metadata()["loss_changes"]) == [{"step": 2, "stft_weight": 2.5}]
 
 
 def test_auto_precision_falls_back_to_fp32_without_native_bf16(monkeypatch):

@@ -636,6 +636,7 @@ def export(
             training_data=training_data or saved["data"],
             license=license,
             discriminator_width=saved["train"]["disc_width"],
+            **({"loss_changes": saved["loss_changes"]} if saved.get("loss_changes") else {}),
         )
         typer.echo(f"wrote {out} (step {step}, {generator.config.describe()})")
     if original_dir is not None:
