@@ -42,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -197,33 +198,56 @@ def ljspeech_clips(shared: Path, count: int) -> list[tuple[Path, str]]:
     return clips
 
 
-def vocoder_yardstick(vocoder: str, args: argparse.Namespace, scratch: Path) -> dict[str, float] | None:
-    """``vocoder`` turning the person's recordings (the human yardstick's clips) back into audio from their own
-    mels, computed with the vocoder's input mel spec: the share of words the vocoder alone keeps."""
+def yardstick_setup(
+    vocoder: str, args: argparse.Namespace
+) -> tuple[Pipeline, Any, Iterator[tuple[int, str, np.ndarray, Mel]]] | None:
+    """What the vocoder yardsticks share: a pipeline with ``vocoder``, the recognizer, and the human yardstick's
+    clips as (index, transcript, samples at the vocoder's rate, their own mel at its input spec), computed as
+    they are read; None without LJSpeech-mini."""
     clips = ljspeech_clips(args.shared, args.human_clips)
     if not clips:
         return None
     pipeline = Pipeline(vocoder=vocoder, device="cpu", settings=load_settings(args.option or []))
     spec = pipeline.vocoder.input_spec
-    recognizer = default_recognizer()
+
+    def items() -> Iterator[tuple[int, str, np.ndarray, Mel]]:
+        for index, (wav, text) in enumerate(clips):
+            samples = load_audio(wav, sample_rate=spec.sample_rate).item(0)
+            yield index, text, samples, Mel.from_numpy([mel_spectrogram(samples, spec)], spec)
+
+    return pipeline, default_recognizer(), items()
+
+
+def vocoder_yardstick(vocoder: str, args: argparse.Namespace, scratch: Path) -> dict[str, float] | None:
+    """``vocoder`` turning the person's recordings (the human yardstick's clips) back into audio from their own
+    mels, computed with the vocoder's input mel spec: the share of words the vocoder alone keeps."""
+    setup = yardstick_setup(vocoder, args)
+    if setup is None:
+        return None
+    pipeline, recognizer, items = setup
     pairs = []
-    for index, (wav, text) in enumerate(clips):
-        samples = load_audio(wav, sample_rate=spec.sample_rate).item(0)
-        mel = Mel.from_numpy([mel_spectrogram(samples, spec)], spec)
+    for index, text, _, mel in items:
         path = scratch / f"resynthesis_{vocoder}_{index}.wav"
         save_audio(pipeline.vocoder.vocode(mel, seed=args.seed + index), path)
         pairs.append((text, recognizer.transcribe(path)))
     return {**heard(pairs), "clips": len(pairs)}
 
 
-def spectral_scores(recording: np.ndarray, output: np.ndarray, spec: Any) -> tuple[float, float]:
-    """(spectral convergence, log-spectral distance in dB) of ``output``'s STFT magnitude (the mel spec's n_fft,
-    hop, window) to ``recording``'s, after the single gain that fits them best (the vocoder's level is its own);
-    the log-spectral distance floors both at -80 dB below the recording's loudest cell."""
+def fitted_magnitudes(recording: np.ndarray, output: np.ndarray, spec: Any) -> tuple[np.ndarray, np.ndarray]:
+    """STFT magnitudes (the mel spec's n_fft, hop, window) of ``recording`` and of ``output`` (cut or repeated to
+    the recording's length) after the single gain that fits the second to the first best (least squares)."""
     settings = {"n_fft": spec.n_fft, "hop_length": spec.hop_length, "win_length": spec.win_length}
     expected = np.abs(stft(recording.astype(np.float64), **settings))
     actual = np.abs(stft(np.resize(output.astype(np.float64), len(recording)), **settings))
     actual *= float((expected * actual).sum() / max((actual * actual).sum(), 1e-30))
+    return expected, actual
+
+
+def spectral_scores(recording: np.ndarray, output: np.ndarray, spec: Any) -> tuple[float, float]:
+    """(spectral convergence, log-spectral distance in dB) of ``output``'s STFT magnitude (the mel spec's n_fft,
+    hop, window) to ``recording``'s, after the single gain that fits them best (the vocoder's level is its own);
+    the log-spectral distance floors both at -80 dB below the recording's loudest cell."""
+    expected, actual = fitted_magnitudes(recording, output, spec)
     convergence = float(np.linalg.norm(expected - actual) / np.linalg.norm(expected))
     floor = expected.max() * 1e-4
     difference = 20 * np.log10(np.maximum(expected, floor)) - 20 * np.log10(np.maximum(actual, floor))
@@ -235,16 +259,13 @@ def stream_yardstick(vocoder: str, args: argparse.Namespace, scratch: Path) -> d
     same mels, same seeds: words heard right, spectral convergence and log-spectral distance to the recording,
     the output level (dBFS RMS), CPU seconds per second of audio, and the seam check: the mean per-frame
     spectral convergence of the frames within two of a chunk boundary against all frames."""
-    clips = ljspeech_clips(args.shared, args.human_clips)
-    if not clips:
+    setup = yardstick_setup(vocoder, args)
+    if setup is None:
         return None
-    pipeline = Pipeline(vocoder=vocoder, device="cpu", settings=load_settings(args.option or []))
+    pipeline, recognizer, items = setup
     spec = pipeline.vocoder.input_spec
-    recognizer = default_recognizer()
     results: dict[str, dict[str, list[Any]]] = {way: {} for way in ("whole", "streamed")}
-    for index, (wav, text) in enumerate(clips):
-        samples = load_audio(wav, sample_rate=spec.sample_rate).item(0)
-        mel = Mel.from_numpy([mel_spectrogram(samples, spec)], spec)
+    for index, text, samples, mel in items:
         for way in results:
             started = time.process_time()
             if way == "whole":
@@ -288,10 +309,7 @@ def seam_convergence(recording: np.ndarray, output: np.ndarray, boundaries: Any,
     """(mean per-frame spectral convergence to the recording over frames within two hops of a chunk boundary,
     the same over all frames), after the best single gain; frames where the recording is within 40 dB of its
     loudest frame only."""
-    settings = {"n_fft": spec.n_fft, "hop_length": spec.hop_length, "win_length": spec.win_length}
-    expected = np.abs(stft(recording.astype(np.float64), **settings))
-    actual = np.abs(stft(np.resize(output.astype(np.float64), len(recording)), **settings))
-    actual *= float((expected * actual).sum() / max((actual * actual).sum(), 1e-30))
+    expected, actual = fitted_magnitudes(recording, output, spec)
     per_frame = np.linalg.norm(expected - actual, axis=0) / np.maximum(np.linalg.norm(expected, axis=0), 1e-30)
     energy = np.linalg.norm(expected, axis=0)
     loud = energy >= energy.max() * 10 ** (-40 / 20)
