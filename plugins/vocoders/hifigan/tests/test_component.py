@@ -314,3 +314,23 @@ def test_vocoder_on_a_missing_file_fails_in_one_line(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError) as refused:
         HiFiGANVocoder(HiFiGANConfig(checkpoint=str(tmp_path / "g_missing")))
     assert "not found" in _one_line(refused)
+
+
+def test_a_checkpoint_loads_into_an_uninitialised_generator_with_the_same_waveform(tmp_path) -> None:
+    """No random initialisation for weights about to load (cold start, issue 26): no random numbers drawn, the
+    same state, and the same waveform as the randomly initialised generator the weights came from."""
+    torch.manual_seed(2)
+    network = Generator(HiFiGANConfig(**RTVC_HOP_SIZES).generator_config(), weight_norm=False)
+    path = tmp_path / "hifigan.safetensors"
+    save_generator(network, RTVC_SYNTHESIZER_MEL, path, training_data="tones", steps=1, license="MIT")
+    random_state = torch.get_rng_state()
+    vocoder = HiFiGANVocoder(HiFiGANConfig(checkpoint=str(path), precision="float32"))
+    assert torch.equal(torch.get_rng_state(), random_state)
+    for key, value in network.state_dict().items():
+        assert torch.equal(vocoder.network.state_dict()[key], value), key
+    mel = probe_mel(RTVC_SYNTHESIZER_MEL, (12, 20))
+    waveform = vocoder.vocode(mel)
+    for index, frames in enumerate(mel.lengths.tolist()):
+        with torch.inference_mode():
+            expected = network(mel.frames[index : index + 1, :, :frames])[0, 0]
+        torch.testing.assert_close(waveform.samples[index, : frames * 200], expected, rtol=0, atol=1e-5)

@@ -8,6 +8,7 @@ data, the steps and the licence (:func:`save_generator` writes one).
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -16,7 +17,7 @@ from typing import Any
 
 import torch
 
-from vcframe.checkpoints import load_state, resolve, save_safetensors
+from vcframe.checkpoints import load_state, resolve, save_safetensors, uninitialised
 from vcframe.cpu import cpu_has_bf16
 from vcframe.errors import CheckpointError, InputError
 from vcframe.interfaces import BaseVocoder
@@ -227,7 +228,8 @@ class HiFiGANVocoder(BaseVocoder):
                 base = _original_generator_config(self.config, resolved.path, state)
             generator_config = self.config.generator_config(base)
             check_fits(generator_config, mel)
-            self.network = Generator(generator_config, weight_norm=False)
+            # the weights overwrite every parameter: no random initialisation
+            self.network = uninitialised(functools.partial(Generator, generator_config, weight_norm=False))
             load_generator_state(self.network, state, str(resolved.path))
             self.checkpoint_metadata = metadata
         else:

@@ -148,6 +148,21 @@ def test_checkpoint_roundtrip_and_shape_mismatch(tmp_path):
         tiny(checkpoint=str(tmp_path / "missing.pt"))
 
 
+def test_a_checkpoint_loads_into_an_uninitialised_network_with_the_same_waveform(tmp_path):
+    """No random initialisation for weights about to load (cold start, issue 26): no random numbers drawn, the
+    same state, and the same waveform (same seed) as the randomly initialised network the weights came from."""
+    source = tiny()
+    path = tmp_path / "tiny.safetensors"
+    save_safetensors(source.network.state_dict(), path, {"config": {"preset": "tiny"}})
+    random_state = torch.get_rng_state()
+    loaded = WaveRNNVocoder(SPEC.make_config({**SPEC.test_config, "engine": "torch", "checkpoint": str(path)}))
+    assert torch.equal(torch.get_rng_state(), random_state)
+    for key, value in source.network.state_dict().items():
+        assert torch.equal(loaded.network.state_dict()[key], value), key
+    mel = random_mel(6, seed=3)
+    torch.testing.assert_close(loaded.vocode(mel, seed=5).samples, source.vocode(mel, seed=5).samples)
+
+
 def test_fold_and_xfade_roundtrip_shapes():
     sequence = torch.arange(10.0).view(1, 10, 1)
     assert fold_with_overlap(sequence, 2, 1)[:, :, 0].tolist() == [[0, 1, 2, 3], [3, 4, 5, 6], [6, 7, 8, 9]]

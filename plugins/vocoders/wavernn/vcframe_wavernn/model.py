@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vcframe.checkpoints import check_checkpoint_component, load_state, resolve
+from vcframe.checkpoints import check_checkpoint_component, load_state, resolve, uninitialised
 from vcframe.cpu import cpu_has_bf16
 from vcframe.errors import CheckpointError
 from vcframe.interfaces import BaseVocoder
@@ -104,7 +105,8 @@ class WaveRNNVocoder(BaseVocoder):
         if self.config.checkpoint is not None:
             state, metadata, path = read_checkpoint(self.config.checkpoint)
             self.config = with_recorded_sizes(self.config, metadata, PRESETS["rtvc"])
-            self.network = build_network(self.config)
+            # the weights overwrite every parameter: no random initialisation
+            self.network = uninitialised(functools.partial(build_network, self.config))
             load_weights(self.network, state, str(path))
             self.checkpoint_metadata = metadata
         else:
