@@ -61,6 +61,46 @@ save_audio(pipeline.clone("Hello there.", {str(tmp_path / "reference.wav")!r}, s
     assert sorted(loaded & set(NOT_FOR_A_RUN)) == []
 
 
+#: Modules that a run does not use: rich's emoji table (the consoles replace no emoji codes), the server, Dask,
+#: comparisons. (rich.table comes with rich.progress, which draws the run's progress bar.)
+NOT_FOR_THE_RUN_COMMAND = (
+    "rich._emoji_codes",
+    "vcframe.serve",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "dask",
+    "vcframe.compare",
+)
+
+
+def test_the_run_command_loads_no_module_only_other_commands_use(tmp_path) -> None:
+    """``vcframe run`` end to end (the default bundle and its shipped weights, short output) loads no emoji table,
+    server or comparison code."""
+    seconds = np.arange(2 * 22050) / 22050
+    soundfile.write(
+        str(tmp_path / "reference.wav"), (0.3 * np.sin(2 * np.pi * 150 * seconds)).astype(np.float32), 22050
+    )
+    options = ["encoder.ge2e.require_speech=false", "synthesizer.tacotron.max_frames=20", "vocoder.griffinlim.n_iter=2"]
+    arguments = ["run", "-r", str(tmp_path / "reference.wav"), "-t", "Hello there.", "--out", str(tmp_path / "out.wav")]
+    arguments += [part for option in options for part in ("-o", option)]
+    code = f"""
+import json, sys
+from typer.testing import CliRunner
+from vcframe.cli import app
+result = CliRunner().invoke(app, {arguments!r})
+assert result.exit_code == 0, result.output
+print(json.dumps(sorted(sys.modules)))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert soundfile.info(str(tmp_path / "out.wav")).frames > 0
+    assert {"rich.console", "rich.progress", "typer", "vcframe_griffinlim"} <= set(loaded)  # the check sees the run
+    unwanted = [name for name in loaded if name.startswith(NOT_FOR_THE_RUN_COMMAND)]
+    assert unwanted == []
+
+
 def test_run_lets_idle_openmp_threads_sleep_unless_the_user_chose_a_policy(monkeypatch, tmp_path) -> None:
     """Spinning OpenMP threads made a one-sentence run 1.5-3 times slower with another job on the cores."""
     import os
@@ -154,3 +194,15 @@ print(json.dumps([pool["num_threads"] for pool in pools]))
     if not threads:
         pytest.skip("numpy here is not built with OpenBLAS")
     assert threads == [1] * len(threads)
+
+
+def test_messages_print_emoji_codes_as_given(tmp_path) -> None:
+    """A ``:name:`` in a path is a path, not an emoji (and rich's emoji table stays unloaded)."""
+    from typer.testing import CliRunner
+
+    from vcframe.cli import app
+
+    missing = tmp_path / ":x: take:thumbs_up:.wav"
+    result = CliRunner().invoke(app, ["run", "-r", str(missing), "-t", "Hi.", "--out", str(tmp_path / "o.wav")])
+    assert result.exit_code == 2
+    assert ":x: take:thumbs_up:.wav" in result.output

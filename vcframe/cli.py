@@ -49,9 +49,11 @@ config_app = typer.Typer(help="Show the merged configuration.", no_args_is_help=
 app.add_typer(plugins_app, name="plugins")
 app.add_typer(config_app, name="config")
 
-stdout = Console()
-#: Messages are never hard-wrapped: one message is one line, on a terminal or in a log file.
-stderr = Console(stderr=True, soft_wrap=True)
+#: Emoji codes are not replaced: a ``:name:`` in a path, a text or a voice name is printed as given (and a run does
+#: not load rich's emoji table). Messages are never hard-wrapped: one message is one line, on a terminal or in a
+#: log file.
+stdout = Console(emoji=False)
+stderr = Console(stderr=True, soft_wrap=True, emoji=False)
 
 
 class _State:
@@ -263,9 +265,9 @@ class _ProgressReporter:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.progress = Progress(
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),  # plain text: no markup, no emoji codes
             BarColumn(),
-            TextColumn("{task.completed}/{task.total}"),
+            TextColumn("{task.completed}/{task.total}", markup=False),
             TimeElapsedColumn(),
             console=stderr,
             transient=True,
