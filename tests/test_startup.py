@@ -101,42 +101,6 @@ print(json.dumps(sorted(sys.modules)))
     assert unwanted == []
 
 
-def test_run_lets_idle_openmp_threads_sleep_unless_the_user_chose_a_policy(monkeypatch, tmp_path) -> None:
-    """Spinning OpenMP threads made a one-sentence run 1.5-3 times slower with another job on the cores."""
-    import os
-
-    from typer.testing import CliRunner
-
-    from vcframe.cli import app
-
-    arguments = ["run", "--reference", str(tmp_path / "missing.wav"), "--text", "Hi.", "--out", str(tmp_path / "o.wav")]
-    monkeypatch.setenv("OMP_WAIT_POLICY", "unset below; restored after the test")
-    monkeypatch.delenv("OMP_WAIT_POLICY")
-    assert CliRunner().invoke(app, arguments).exit_code == 2
-    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
-    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
-    assert CliRunner().invoke(app, arguments).exit_code == 2
-    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
-
-
-def test_run_gives_numpy_blas_one_thread_unless_the_user_chose_a_count(monkeypatch, tmp_path) -> None:
-    """Griffin-Lim's pseudo-inverse took 0.5 s wall with two OpenBLAS threads under load, 0.002 s with one."""
-    import os
-
-    from typer.testing import CliRunner
-
-    from vcframe.cli import app
-
-    arguments = ["run", "--reference", str(tmp_path / "missing.wav"), "--text", "Hi.", "--out", str(tmp_path / "o.wav")]
-    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "unset below; restored after the test")
-    monkeypatch.delenv("OPENBLAS_NUM_THREADS")
-    assert CliRunner().invoke(app, arguments).exit_code == 2
-    assert os.environ["OPENBLAS_NUM_THREADS"] == "1"
-    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "2")
-    assert CliRunner().invoke(app, arguments).exit_code == 2
-    assert os.environ["OPENBLAS_NUM_THREADS"] == "2"
-
-
 #: Every command that runs models, with arguments it refuses (exit 2) right after setting the thread defaults.
 MODEL_COMMANDS = {
     "run": ["run", "--reference", "{tmp}/missing.wav", "--text", "Hi.", "--out", "{tmp}/o.txt"],
