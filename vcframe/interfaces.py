@@ -59,6 +59,24 @@ class Vocoder(Component, Protocol):
     def vocode(self, mel: Mel, *, seed: int | None = None) -> Waveform: ...
 
 
+def stream_chunks(total: int, first: int, largest: int) -> list[tuple[int, int]]:
+    """The ``(start, end)`` frames of each chunk a streaming vocoder yields: ``first`` frames, then twice as many
+    each time up to ``largest`` (a small first chunk starts playback early; larger ones later cost less context,
+    or fewer look-ahead frames, per frame). For plugin authors; HiFi-GAN and Griffin-Lim use it.
+
+    >>> stream_chunks(40, 4, 16)
+    [(0, 4), (4, 12), (12, 28), (28, 40)]
+    """
+    if first < 1 or largest < 1:
+        raise ValueError(f"chunk sizes must be at least one frame, got first={first} and largest={largest}")
+    chunks, start, size = [], 0, min(first, largest)
+    while start < total:
+        end = min(total, start + size)
+        chunks.append((start, end))
+        start, size = end, min(largest, 2 * size)
+    return chunks
+
+
 @runtime_checkable
 class StreamingVocoder(Vocoder, Protocol):
     def vocode_stream(self, mel: Mel, *, seed: int | None = None) -> Iterator[Waveform]:

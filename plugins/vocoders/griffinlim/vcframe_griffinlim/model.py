@@ -9,7 +9,7 @@ import torch
 
 from vcframe.audio import deemphasis, hann_window, istft, mel_basis, mel_values_to_amplitude, overlap_add, stft
 from vcframe.errors import InputError
-from vcframe.interfaces import BaseVocoder
+from vcframe.interfaces import BaseVocoder, stream_chunks
 from vcframe.specs import MelSpec
 from vcframe.types import Mel, Waveform
 from vcframe_griffinlim.spec import SPEC, GriffinLimConfig
@@ -195,22 +195,6 @@ def griffin_lim(
     return istft(angles, length=length, **settings)
 
 
-def stream_blocks(total: int, first: int, largest: int) -> list[tuple[int, int]]:
-    """The ``(start, end)`` frames committed by each block of :func:`griffin_lim_stream`: ``first`` frames, then
-    twice as many each time up to ``largest`` (a small first block starts playback early; larger ones later
-    spend fewer iterations on look-ahead frames per committed frame).
-
-    >>> stream_blocks(40, 4, 16)
-    [(0, 4), (4, 12), (12, 28), (28, 40)]
-    """
-    blocks, start, size = [], 0, min(first, largest)
-    while start < total:
-        end = min(total, start + size)
-        blocks.append((start, end))
-        start, size = end, min(largest, 2 * size)
-    return blocks
-
-
 def griffin_lim_stream(
     magnitude: np.ndarray,
     spec: MelSpec,
@@ -284,7 +268,7 @@ def griffin_lim_stream(
         return np.where(inside, signal[np.clip(source, 0, len(signal) - 1)], 0.0)
 
     given = 0  # signal samples yielded so far
-    for block_start, block_end in stream_blocks(total, first_frames, largest_frames):
+    for block_start, block_end in stream_chunks(total, first_frames, largest_frames):
         stop = min(total, block_end + lookahead_frames)
         context = max(0, block_start - overlap + 1)
         target = magnitude[:, block_start:stop]

@@ -14,11 +14,12 @@ import torch
 from vcframe_hifigan import model
 from vcframe_hifigan.generator import Generator, receptive_field_frames
 from vcframe_hifigan.inference import PackedGenerator
-from vcframe_hifigan.model import HiFiGANVocoder, save_generator, stream_chunks
+from vcframe_hifigan.model import HiFiGANVocoder, save_generator
 from vcframe_hifigan.spec import PRESETS, SPEC, GeneratorConfig, HiFiGANConfig, resolve_io
 
 from vcframe.compat import check
 from vcframe.errors import CheckpointError, ConfigError
+from vcframe.interfaces import stream_chunks
 from vcframe.specs import HIFIGAN_MEL, RTVC_SYNTHESIZER_MEL
 from vcframe.testing.checks import probe_mel
 from vcframe.testing.dummy_specs import TONE_ENCODER
@@ -222,6 +223,8 @@ def test_streaming_starts_small_and_grows_to_the_largest_chunk(hifigan_fixtures)
     concatenate to the whole utterance within the tolerance (float32) and equal it closely in bfloat16."""
     assert stream_chunks(40, 4, 16) == [(0, 4), (4, 12), (12, 28), (28, 40)]
     assert stream_chunks(3, 4, 16) == [(0, 3)] and stream_chunks(9, 8, 2) == [(0, 2), (2, 4), (4, 6), (6, 8), (8, 9)]
+    with pytest.raises(ValueError, match="first=0 and largest=16"):
+        stream_chunks(40, 0, 16)
     from safetensors.torch import load_file
 
     mel = Mel(load_file(str(hifigan_fixtures / "generator_ref.safetensors"))["mel"], HIFIGAN_MEL)

@@ -20,7 +20,7 @@ import torch
 from vcframe.checkpoints import load_state, resolve, save_safetensors, uninitialised
 from vcframe.cpu import cpu_has_bf16
 from vcframe.errors import CheckpointError, InputError
-from vcframe.interfaces import BaseVocoder
+from vcframe.interfaces import BaseVocoder, stream_chunks
 from vcframe.specs import MelSpec
 from vcframe.types import Mel, Waveform
 from vcframe_hifigan.generator import Generator, receptive_field_frames, to_module_state, to_original_layout
@@ -62,21 +62,6 @@ def resolve_precision(requested: str) -> torch.dtype:
     if requested == "auto":
         return torch.bfloat16 if cpu_has_bf16() else torch.float32
     return torch.bfloat16 if requested == "bfloat16" else torch.float32
-
-
-def stream_chunks(total: int, first: int, largest: int) -> list[tuple[int, int]]:
-    """The ``(start, end)`` frames of each streamed chunk: ``first`` frames, then twice as many each time up to
-    ``largest`` (a small first chunk starts playback early, larger ones later cost less context per frame).
-
-    >>> stream_chunks(40, 4, 16)
-    [(0, 4), (4, 12), (12, 28), (28, 40)]
-    """
-    chunks, start, size = [], 0, min(first, largest)
-    while start < total:
-        end = min(total, start + size)
-        chunks.append((start, end))
-        start, size = end, min(largest, 2 * size)
-    return chunks
 
 
 def _expected_shapes(config: GeneratorConfig) -> dict[str, tuple[int, ...]]:
