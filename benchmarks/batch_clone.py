@@ -112,7 +112,7 @@ def loop(threads: int, out: str) -> None:
     torch.set_num_threads(threads)
     threadpool_limits(limits=threads)
     Path(out).mkdir()
-    pipeline = Pipeline()
+    pipeline = Pipeline(threads=threads)
     with open("manifest.csv", newline="") as stream:
         for row in csv.DictReader(stream):
             waveform = pipeline.clone(row["text"], row["reference"], seed=int(row["seed"]))

@@ -163,7 +163,8 @@ def real_items(paths: Paths, args: argparse.Namespace) -> list[dict[str, Any]]:
 
 def tacotron_items(paths: Paths, args: argparse.Namespace) -> list[dict[str, Any]]:
     sentences = held_out_sentences(load_recipe(), args.sentences)
-    pipeline = Pipeline(device="cpu")  # the default bundle (its synthesizer writes RTVC's mel)
+    # the default bundle (its synthesizer writes RTVC's mel), at --threads
+    pipeline = Pipeline(device="cpu", threads=torch.get_num_threads())
     if pipeline.synthesizer.output_spec != RTVC_SYNTHESIZER_MEL:
         raise SystemExit(f"error: the default synthesizer writes {pipeline.synthesizer.output_spec}, not RTVC's mel")
     rows = []

@@ -111,7 +111,9 @@ def voice_yardsticks(
 ):
     """Per real voice: similarity of the speaker's second recording to the reference (None with one clip), and of
     Griffin-Lim's resynthesis of the reference from its own mel (Griffin-Lim's input spec, the run's options)."""
-    pipeline = Pipeline(vocoder="griffinlim", device="cpu", settings=load_settings(args.option or []))
+    pipeline = Pipeline(
+        vocoder="griffinlim", device="cpu", settings=load_settings(args.option or []), threads=torch.get_num_threads()
+    )
     vocoder = pipeline.vocoder
     spec = vocoder.input_spec
     rows = {}
@@ -207,7 +209,9 @@ def yardstick_setup(
     clips = ljspeech_clips(args.shared, args.human_clips)
     if not clips:
         return None
-    pipeline = Pipeline(vocoder=vocoder, device="cpu", settings=load_settings(args.option or []))
+    pipeline = Pipeline(
+        vocoder=vocoder, device="cpu", settings=load_settings(args.option or []), threads=torch.get_num_threads()
+    )
     spec = pipeline.vocoder.input_spec
 
     def items() -> Iterator[tuple[int, str, np.ndarray, Mel]]:
@@ -351,7 +355,12 @@ def run_system(
     embedding is adapted to its clip first (transcript: the voice's fourth field, None = recognised)."""
     settings = load_settings(args.option or [])  # the CLI's -o KEY=VALUE rules
     pipeline = Pipeline(
-        encoder=args.encoder, synthesizer=args.synthesizer, vocoder=vocoder, device="cpu", settings=settings
+        encoder=args.encoder,
+        synthesizer=args.synthesizer,
+        vocoder=vocoder,
+        device="cpu",
+        settings=settings,
+        threads=torch.get_num_threads(),  # --threads, else torch's default, as before
     )
     recognizer = default_recognizer()
     system = f"{vocoder}+adapt{adapt_steps}" if adapt_steps else vocoder

@@ -163,15 +163,17 @@ def first_audio_rows(vocoders: list[str], threads: list[int], rounds: int, first
     form = {"text": STREAM_TEXT, "voice": "clara", "seed": "1"}
     for row_name in vocoders:
         vocoder, *options = row_name.split("+")  # NAME+KEY=VALUE+...: -o options of that row
-        settings = load_settings(options, explicit={"vocoder": vocoder})
-        with tempfile.TemporaryDirectory() as voices:
-            registry = Registry.from_entry_points(settings.disable_plugins)
-            app = create_app(settings, registry, ServeSettings(preload=False), voice_store=VoiceStore(voices))
-            base, stop = start_server(app)
-            try:
-                with httpx.Client(base_url=base, timeout=600) as client:
-                    for count in threads:
-                        limit_threads(count)
+        for count in threads:
+            # a server per thread count: torch's count is per thread once a thread has run torch operations, so
+            # the served pipelines are built at this count (the threads setting) on a fresh worker thread
+            settings = load_settings(options, explicit={"vocoder": vocoder, "threads": count})
+            limit_threads(count)  # numpy's BLAS too
+            with tempfile.TemporaryDirectory() as voices:
+                registry = Registry.from_entry_points(settings.disable_plugins)
+                app = create_app(settings, registry, ServeSettings(preload=False), voice_store=VoiceStore(voices))
+                base, stop = start_server(app)
+                try:
+                    with httpx.Client(base_url=base, timeout=600) as client:
                         stream_once(client, form)  # load and warm up
                         client.post("/v1/speech", data=form).raise_for_status()
                         loads = [load()]
@@ -195,8 +197,8 @@ def first_audio_rows(vocoders: list[str], threads: list[int], rounds: int, first
                                 f"| {min(loads):.1f}-{max(loads):.1f} |",
                                 flush=True,
                             )
-            finally:
-                stop()
+                finally:
+                    stop()
     print(
         f"\nComponents: {base_settings.encoder} -> {base_settings.synthesizer} -> (vocoder per row); "
         f"text: {len(STREAM_TEXT)} characters, 3 sentences; medians of {rounds} rounds."

@@ -93,7 +93,12 @@ def measure(
 ) -> dict[str, list[float]]:
     """Case -> median (first audio, smallest slack, total, audio seconds, chunks) for one vocoder; the pipeline
     cases once per first batch size (named ``... (first batch N)``), rounds interleaved."""
-    pipeline = Pipeline(vocoder=vocoder, settings=Settings(synthesis_batch_size=batch_size), device="cpu")
+    pipeline = Pipeline(
+        vocoder=vocoder,
+        settings=Settings(synthesis_batch_size=batch_size),
+        device="cpu",
+        threads=torch.get_num_threads(),  # --threads
+    )
     speaker = pipeline.voice_embedding(VOICE)
     with torch.inference_mode():
         mel = pipeline.synthesize([SENTENCE], speaker, seed=0)[0]

@@ -171,3 +171,30 @@ def test_disabling_a_name_no_plugin_has_warns(dummy_registry, vcframe_cli, tmp_p
     assert shown.exit_code == 0, shown.stderr
     assert "VCFRAME_DISABLE_PLUGINS 'nothing-here'" in shown.stderr and "tacotron-frontend" not in shown.stderr
     assert "disable_plugins 'also-nothing'" in shown.stderr
+
+
+def test_run_uses_one_torch_thread_unless_the_user_chose(
+    dummy_registry, vcframe_cli, speech_like_wav, tmp_path, torch_threads, monkeypatch
+) -> None:
+    import torch
+
+    def run(*extra) -> int:
+        out = tmp_path / "out.wav"
+        result = vcframe_cli("run", *DUMMIES, "-r", speech_like_wav(), "-t", "Hi.", "--out", out, *extra)
+        assert result.exit_code == 0, (result.stderr, result.exception)
+        return torch.get_num_threads()
+
+    torch_threads(8)  # torch's default on an 8-core machine
+    assert run() == 1
+    assert run("--threads", 3) == 3
+    torch_threads(8)
+    assert run("-o", "threads=2") == 2
+    torch_threads(5)
+    monkeypatch.setenv("OMP_NUM_THREADS", "5")  # torch started with it
+    assert run() == 5
+    assert run("--threads", 2) == 2
+    refused = vcframe_cli("run", *DUMMIES, "-t", "Hi.", "--threads", 0)  # typer's usage error
+    assert refused.exit_code == 2 and "--threads" in refused.stderr
+    assert "threads" in one_line_error(
+        vcframe_cli("run", *DUMMIES, "-r", speech_like_wav(), "-t", "Hi.", "-o", "threads=0")
+    )

@@ -58,3 +58,28 @@ def test_kept_memory_is_reused_without_page_faults():
     }
     assert faults["default"] > 6000, faults
     assert faults["keep"] < faults["default"] / 10, faults
+
+
+def test_torch_threads_default_to_one_unless_the_user_chose(monkeypatch):
+    for name in cpu.THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert cpu.torch_threads() == cpu.DEFAULT_TORCH_THREADS == 1
+    assert cpu.torch_threads(3) == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")  # torch has read it: leave its count alone
+    assert cpu.torch_threads() is None
+    assert cpu.torch_threads(2) == 2  # an explicit count still wins
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setenv("MKL_NUM_THREADS", "4")
+    assert cpu.torch_threads() is None
+    with pytest.raises(ConfigError, match="threads must be at least 1, got 0"):
+        cpu.torch_threads(0)
+
+
+def test_apply_torch_threads_sets_the_count_torch_then_has(torch_threads, monkeypatch):
+    calls = torch_threads(8)  # torch's default on an 8-core machine, whatever this one has
+    assert cpu.apply_torch_threads() == 1 and calls == [1]
+    assert cpu.apply_torch_threads(3) == 3 and calls == [1, 3]
+    assert cpu.apply_torch_threads(3) == 3 and calls == [1, 3]  # already so: not set again
+    calls = torch_threads(6)
+    monkeypatch.setenv("OMP_NUM_THREADS", "6")
+    assert cpu.apply_torch_threads() == 6 and calls == []

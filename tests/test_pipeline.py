@@ -138,3 +138,18 @@ def test_allow_mismatch_and_adapter_are_recorded(dummy_registry, speech_like_wav
     waveform = bridged.clone("Hi there.", speech_like_wav(), seed=1)
     assert waveform.metadata["bridged"] == bridged.bridged
     assert waveform.lengths.item() == 4 * len("Hi there.") * 64
+
+
+def test_pipeline_sets_one_torch_thread_when_nothing_is_chosen(dummy_registry, torch_threads) -> None:
+    calls = torch_threads(8)  # torch's own default on an 8-core machine
+    pipeline = Pipeline(**DUMMIES, settings=Settings(), device="cpu")
+    assert calls == [1] and torch.get_num_threads() == 1 and pipeline.threads == 1
+
+
+def test_explicit_thread_choices_win_over_the_default(dummy_registry, torch_threads, monkeypatch) -> None:
+    torch_threads(8)
+    assert Pipeline(**DUMMIES, settings=Settings(threads=2), device="cpu").threads == 2  # the threads setting
+    assert Pipeline(**DUMMIES, settings=Settings(threads=2), device="cpu", threads=3).threads == 3  # the argument
+    calls = torch_threads(4)
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")  # read by torch at start: its count stays
+    assert Pipeline(**DUMMIES, settings=Settings(), device="cpu").threads == 4 and calls == []

@@ -13,6 +13,7 @@ from vcframe.cli import (
     EncoderOption,
     OverrideOption,
     SynthesizerOption,
+    ThreadsOption,
     VocoderOption,
     _registry,
     _settings,
@@ -33,6 +34,7 @@ def serve(
     synthesizer: SynthesizerOption = None,
     vocoder: VocoderOption = None,
     device: DeviceOption = None,
+    threads: ThreadsOption = None,
     option: OverrideOption = None,
     allow_mismatch: AllowMismatchOption = False,
     adapt: AdaptOption = False,
@@ -70,6 +72,7 @@ def serve(
         synthesizer=synthesizer,
         vocoder=vocoder,
         device=device,
+        threads=threads,
         allow_mismatch=allow_mismatch or None,
         adapt=adapt or None,
     )

@@ -236,6 +236,8 @@ _CLONING = threading.Lock()
 def _pipeline_for(job: CloneJob) -> Pipeline:
     key = (job.settings, job.components)
     if key not in _PIPELINES:
+        import torch
+
         from vcframe.config import Settings
         from vcframe.discovery import default_registry
         from vcframe.pipeline import Pipeline
@@ -249,6 +251,7 @@ def _pipeline_for(job: CloneJob) -> Pipeline:
             chosen.get("vocoder"),
             settings=settings,
             registry=registry,
+            threads=torch.get_num_threads(),  # the worker's (_apply_torch_threads), not the pipeline default
         )
     return _PIPELINES[key]
 

@@ -163,6 +163,14 @@ EncoderOption = Annotated[str | None, typer.Option("--encoder", help="Speaker en
 SynthesizerOption = Annotated[str | None, typer.Option("--synthesizer", help="Synthesizer plugin.")]
 VocoderOption = Annotated[str | None, typer.Option("--vocoder", help="Vocoder plugin.")]
 DeviceOption = Annotated[str | None, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")]
+ThreadsOption = Annotated[
+    int | None,
+    typer.Option(
+        "--threads",
+        min=1,
+        help="torch's CPU threads (default: the threads setting, else OMP_NUM_THREADS when set, else 1).",
+    ),
+]
 VoiceOption = Annotated[
     str | None, typer.Option("--voice", "-v", help="A named voice (see 'vcframe voices list') instead of --reference.")
 ]
@@ -306,6 +314,7 @@ def run(
     vocoder: VocoderOption = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Seed for reproducible output.")] = None,
     device: DeviceOption = None,
+    threads: ThreadsOption = None,
     option: OverrideOption = None,
     allow_mismatch: AllowMismatchOption = False,
     adapt: AdaptOption = False,
@@ -334,6 +343,7 @@ def run(
         synthesizer=synthesizer,
         vocoder=vocoder,
         device=device,
+        threads=threads,
         seed=seed,
         allow_mismatch=allow_mismatch or None,
         adapt=adapt or None,

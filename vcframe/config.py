@@ -66,6 +66,13 @@ class Settings(BaseModel):
         "beneath every setting given explicitly.",
     )
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N.")
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="torch's CPU threads for the models (process-wide, set when a pipeline is built); None: "
+        "OMP_NUM_THREADS or MKL_NUM_THREADS when set, else 1 (vcframe.cpu.DEFAULT_TORCH_THREADS: measured faster "
+        "than one per core on 2 cores, for every vocoder through the server and for a cold run).",
+    )
     seed: int | None = Field(None, ge=0, description="Seed for every random draw; None = not reproducible.")
     disable_plugins: list[str] = Field(default_factory=list, description="Plugins not to load.")
     allow_mismatch: bool = Field(False, description="Run incompatible components anyway (recorded in metadata).")

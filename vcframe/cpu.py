@@ -4,9 +4,11 @@ One place for the vocoder trainers (HiFi-GAN, WaveRNN), the HiFi-GAN vocoder and
 :func:`cpu_has_bf16` checks at run time whether bfloat16 pays (AMX or AVX-512 BF16), :func:`resolve_precision`
 turns a ``--precision auto|fp32|bf16`` option into ``fp32`` or ``bf16``, :func:`inference_dtype` a component's
 ``precision = "auto" | "float32" | "bfloat16"`` option into a dtype, :func:`limit_threads` holds torch and
-numpy's BLAS to ``--threads``, and :func:`keep_freed_memory` stops glibc from handing large freed blocks back to
-the kernel, which a training step otherwise pays for as page faults on every activation it writes (measured on RTVC's
-WaveRNN step, batch 32, 1 thread: 3.26 CPU s with glibc's default, 2.81 with freed memory kept).
+numpy's BLAS to ``--threads``, :func:`apply_torch_threads` gives a pipeline (``vcframe run``, ``vcframe serve``,
+``Pipeline``) its torch thread count (:data:`DEFAULT_TORCH_THREADS` unless the user chose one), and
+:func:`keep_freed_memory` stops glibc from handing large freed blocks back to the kernel, which a training step
+otherwise pays for as page faults on every activation it writes (measured on RTVC's WaveRNN step, batch 32, 1
+thread: 3.26 CPU s with glibc's default, 2.81 with freed memory kept).
 """
 
 from __future__ import annotations
@@ -24,6 +26,17 @@ from vcframe.errors import ConfigError
 
 #: The values ``--precision`` accepts.
 PRECISIONS = ("auto", "fp32", "bf16")
+
+#: torch's thread count for a pipeline when the user chose none (torch's own default is one per core). Measured on
+#: a 2-core Intel Xeon (AVX-512, AMX), quiet machine (load 1.1-1.3), commit 0eb09df: through the server
+#: (``benchmarks/serve.py --first-audio``, 3 sentences, 7.4 s of audio) 1 thread against 2 gave the first audio after
+#: 175 / 258 ms (Griffin-Lim), 143 / 239 (HiFi-GAN), 265 / 332 (WaveRNN small), the whole stream in 1.04 / 1.23,
+#: 0.53 / 0.83, 5.16 / 5.29 s; a cold one-sentence ``vcframe run`` took 2.66 / 2.75 s wall. The pipeline already
+#: runs two threads of its own (synthesis of the next sentences beside the vocoder), so a second torch thread per
+#: product only waits for a core.
+DEFAULT_TORCH_THREADS = 1
+#: Environment variables through which a user chooses torch's thread count (torch reads them when it starts).
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 # glibc's mallopt parameters (malloc.h)
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
@@ -116,6 +129,35 @@ def limit_threads(count: int) -> None:
     except ImportError:
         return
     threadpool_limits(limits=count)
+
+
+def torch_threads(requested: int | None = None) -> int | None:
+    """The torch thread count a pipeline runs with: ``requested`` (``--threads``, the ``threads`` setting,
+    ``Pipeline(threads=...)``) when given; None (torch's count left as it is) when ``OMP_NUM_THREADS`` or
+    ``MKL_NUM_THREADS`` is set, which torch has read at start; else :data:`DEFAULT_TORCH_THREADS`.
+
+    Raises ConfigError for a ``requested`` count under 1."""
+    if requested is not None:
+        if requested < 1:
+            raise ConfigError(f"threads must be at least 1, got {requested}")
+        return requested
+    if any(os.environ.get(name, "").strip() for name in THREAD_VARIABLES):
+        return None
+    return DEFAULT_TORCH_THREADS
+
+
+def apply_torch_threads(requested: int | None = None) -> int:
+    """Set torch's thread count to :func:`torch_threads` (``requested``) and return the count torch now has.
+
+    The count holds for the calling thread and for every thread that runs its first torch operation later (torch
+    keeps the count per thread from then on), so a pipeline sets it on the thread that builds it, before its
+    worker threads start. A component that reads ``torch.get_num_threads()`` when it is built (WaveRNN's kernel
+    without its own ``threads`` option) follows it; a component's own thread option (WaveRNN's and HiFi-GAN's
+    ``threads``) still wins for that component."""
+    count = torch_threads(requested)
+    if count is not None and torch.get_num_threads() != count:
+        torch.set_num_threads(count)
+    return torch.get_num_threads()
 
 
 def keep_freed_memory() -> bool:

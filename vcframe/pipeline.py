@@ -34,6 +34,7 @@ from vcframe.adaptation import AdaptedEmbedding, SpeakerAdaptation, adapt_speake
 from vcframe.audio import load_audio, resample_waveform
 from vcframe.compat import CompatReport, check
 from vcframe.config import Settings, load_settings
+from vcframe.cpu import apply_torch_threads
 from vcframe.discovery import Registry, build_component, default_registry, make_config, plugin_manager
 from vcframe.errors import AudioInputError, IncompatibleComponentsError, InputError
 from vcframe.seeding import resolve_device
@@ -64,6 +65,10 @@ class Pipeline:
         adapt: bridge a mel mismatch with the first ``vcframe_mel_adapter`` hook that supports it.
         registry: where components are looked up; default: installed entry points.
         embedding_only: resolve the encoder alone (for ``embed``); clone and stream are unavailable.
+        threads: torch's CPU threads, set for the whole process when the pipeline is built; None takes the
+            ``threads`` setting, and where that is None too, ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` when set
+            (torch's count is then left as it is), else 1 (:data:`vcframe.cpu.DEFAULT_TORCH_THREADS`). A program
+            that sets torch's count itself passes ``threads=torch.get_num_threads()`` to keep it.
     """
 
     def __init__(
@@ -79,8 +84,11 @@ class Pipeline:
         adapt: bool | None = None,
         registry: Registry | None = None,
         embedding_only: bool = False,
+        threads: int | None = None,
     ) -> None:
         self.settings = settings if settings is not None else load_settings()
+        #: torch's thread count after the pipeline set it (:func:`vcframe.cpu.apply_torch_threads`)
+        self.threads = apply_torch_threads(threads if threads is not None else self.settings.threads)
         self.registry = registry if registry is not None else default_registry(self.settings.disable_plugins)
         self.device = resolve_device(device if device is not None else self.settings.device)
         names = {

@@ -76,3 +76,15 @@ def test_a_busy_port_is_one_line_before_the_banner(dummy_registry, vcframe_cli, 
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and f"127.0.0.1:{port}: the port is in use" in lines[0], result.stderr
     assert "another port with --port" in lines[0] and not captured_run
+
+
+def test_serve_runs_one_torch_thread_unless_told(dummy_registry, vcframe_cli, captured_run, torch_threads) -> None:
+    import torch
+
+    torch_threads(8)
+    assert vcframe_cli("serve", *DUMMIES, "--port", 0, "--no-preload").exit_code == 0
+    assert torch.get_num_threads() == 1
+    result = vcframe_cli("serve", *DUMMIES, "--port", 0, "--no-preload", "--threads", 2)
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    assert torch.get_num_threads() == 2
+    assert captured_run[-1]["app"].state.vcframe.engine.pipeline().threads == 2

@@ -161,6 +161,8 @@ def _short(name: str) -> str:
 def _plan_system(
     entry: SystemEntry, grid: Grid, settings: Settings, registry: Registry, index: int
 ) -> tuple[SystemEntry, PlannedSystem]:
+    import torch
+
     from vcframe.pipeline import Pipeline
 
     names = {
@@ -182,6 +184,7 @@ def _plan_system(
             allow_mismatch=entry.allow_mismatch,
             adapt=entry.adapt,
             registry=registry,
+            threads=torch.get_num_threads(),  # describing the entry leaves the comparison's threads alone
         )
         description = pipeline.describe()
         description["device"] = grid.device
@@ -452,6 +455,8 @@ class ItemWorker:
 
     def _build(self, name: str) -> Any:
         if name not in self.pipelines:
+            import torch
+
             from vcframe.pipeline import Pipeline
 
             system = self.config.systems[name]
@@ -465,6 +470,7 @@ class ItemWorker:
                 allow_mismatch=system.allow_mismatch,
                 adapt=system.adapt,
                 registry=self.config.registry,
+                threads=torch.get_num_threads(),  # the worker's --threads share (_init_worker), else torch's
             )
             for kind in ("encoder", "synthesizer", "vocoder"):
                 pipeline.component(kind)

@@ -55,6 +55,8 @@ class SpeakerJudge:
         settings: Any = None,
         registry: Any = None,
     ) -> None:
+        import torch
+
         from vcframe.pipeline import Pipeline
 
         self.pipeline = Pipeline(
@@ -64,6 +66,7 @@ class SpeakerJudge:
             registry=registry,
             options={"encoder": dict(options or {})},
             embedding_only=True,
+            threads=torch.get_num_threads(),  # a metric keeps the thread count of the program that runs it
         )
         self.name = self.pipeline.specs["encoder"].name
         self._cache: dict[tuple[str, ...], np.ndarray] = {}

@@ -15,6 +15,9 @@ Fixtures:
   settings in the environment and returns ``exit_code``, ``stdout``, ``stderr`` and ``exception``:
   ``vcframe_cli("run", "--vocoder", "mine", ...)``.
 * ``speech_like_wav``: a factory writing a short harmonic, speech-like WAV file.
+* ``torch_threads``: torch's thread count faked for the test, independent of this machine's cores:
+  ``torch_threads(8)`` makes torch report 8 (torch's default on an 8-core machine) with ``OMP_NUM_THREADS`` and
+  ``MKL_NUM_THREADS`` unset, and returns the list of counts later passed to ``torch.set_num_threads``.
 
 Importing this module imports no torch (pytest loads it in every session of an environment with vcframe).
 """
@@ -177,3 +180,28 @@ def speech_like_wav(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return make
+
+
+@pytest.fixture
+def torch_threads(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], list[int]]:
+    """``torch_threads(count)``: torch reports ``count`` threads (as if it had started on a machine where that is
+    its default; OMP_NUM_THREADS and MKL_NUM_THREADS are unset) and ``torch.set_num_threads`` changes only the
+    fake; returns the list of counts set since, so a test sees what a pipeline or component chose without
+    depending on this machine's cores or changing its real thread pools."""
+    import torch
+
+    def fake(count: int) -> list[int]:
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            monkeypatch.delenv(name, raising=False)
+        current = [count]
+        calls: list[int] = []
+
+        def set_num_threads(value: int) -> None:
+            calls.append(value)
+            current[0] = value
+
+        monkeypatch.setattr(torch, "get_num_threads", lambda: current[0])
+        monkeypatch.setattr(torch, "set_num_threads", set_num_threads)
+        return calls
+
+    return fake

@@ -170,3 +170,25 @@ def test_fold_and_xfade_roundtrip_shapes():
     ones = np.ones((3, 14))
     unfolded = xfade_and_unfold(ones, 10, 2)
     assert unfolded.shape == (38,) and np.array_equal(ones, np.ones((3, 14)))
+
+
+def test_kernel_threads_follow_the_pipeline_default_unless_set(vcframe_registry, torch_threads):
+    """In a pipeline the kernel runs torch's count, which the pipeline sets to 1 when nothing is chosen (not one
+    per core); the ``threads`` option wins."""
+    from vcframe.config import Settings
+    from vcframe.pipeline import Pipeline
+
+    selection = vcframe_registry.register_with_partners(SPEC)
+    names = dict(zip(selection[::2], selection[1::2], strict=True))
+    components = {flag.lstrip("-"): name for flag, name in names.items()}
+
+    def kernel_threads(**vocoder_options) -> int:
+        pipeline = Pipeline(
+            **components, settings=Settings(), device="cpu", options={"vocoder": {"engine": "torch", **vocoder_options}}
+        )
+        return pipeline.vocoder.generator.threads
+
+    torch_threads(8)  # torch's default on an 8-core machine
+    assert kernel_threads() == 1
+    torch_threads(8)
+    assert kernel_threads(threads=2) == 2
