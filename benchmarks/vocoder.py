@@ -15,7 +15,8 @@ the table gives median RTFs, the median of the per-round ratios original / vcfra
 
 WaveRNN rows (``--family wavernn``): RTVC's per-sample loop transcribed (the baseline, RTVC's defaults: folded
 8000/800, ``--baseline-threads``), and this plugin at the RTVC and small presets, each precision (float32,
-bfloat16, int8) with the fold count chosen from the length, and float32 with RTVC's 8000/800, on 1 and
+bfloat16, int8) with the fold count chosen from the length, with RTVC's sampler and with the inverse-CDF sampler
+(``sampler="inverse_cdf"``: one uniform number per fold and step), and float32 with RTVC's 8000/800, on 1 and
 ``--threads`` threads, timed interleaved over ``--wavernn-rounds`` rounds (wall and the process's CPU time), with the
 first chunk of ``vocode_stream``. Weights are random (speed does not depend on them); the mel is the fixtures'
 synthetic utterance when ../shared is present (repeated to the requested length), else random. RTF =
@@ -376,6 +377,9 @@ def wavernn_rows(args: argparse.Namespace) -> None:
             add(f"{preset}, float32, RTVC's folding, {count} thread(s)", preset, count, target=8000, overlap=800)
             for precision in ("float32", "bfloat16", "int8"):
                 add(f"{preset}, {precision}, {count} thread(s)", preset, count, precision=precision)
+            for precision in ("float32", "bfloat16", "int8"):
+                name = f"{preset}, {precision}, inverse_cdf sampler, {count} thread(s)"
+                add(name, preset, count, precision=precision, sampler="inverse_cdf")
 
     def timed(call, threads: int) -> tuple[float, float]:
         with torch_threads(threads):

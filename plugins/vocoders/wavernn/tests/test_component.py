@@ -73,8 +73,15 @@ def test_output_length_lengths_and_device(quirks):
         assert not wave.item(0)[-HOP:].any()
 
 
-def test_batch_equals_single_calls_and_seeding():
-    vocoder = tiny()
+@pytest.mark.parametrize("engine", ["torch", "cpp"])
+@pytest.mark.parametrize("sampler", ["sample", "inverse_cdf"])
+def test_batch_equals_single_calls_and_seeding(sampler, engine):
+    if engine == "cpp":
+        from vcframe_wavernn.kernel import load_kernel
+
+        if load_kernel() is None:
+            pytest.skip("no C++ compiler: the kernel cannot be built here")
+    vocoder = tiny(sampler=sampler, engine=engine)
     mel = random_mel(9, batch=2)
     batch = vocoder.vocode(mel, seed=3)
     for index in range(2):
@@ -105,9 +112,10 @@ def test_empty_and_mismatched_input():
         vocoder.vocode(Mel(torch.zeros(1, 80, 4), other))
 
 
+@pytest.mark.parametrize("sampler", ["sample", "inverse_cdf"])
 @pytest.mark.parametrize("batched", [True, False])
-def test_stream_concatenation_equals_vocode(batched):
-    vocoder = tiny(batched=batched, block_steps=60)
+def test_stream_concatenation_equals_vocode(batched, sampler):
+    vocoder = tiny(batched=batched, block_steps=60, sampler=sampler)
     mel = random_mel(40)  # 8000 samples: the first 3800 are not under RTVC's final 4000-sample fade
     chunks = list(vocoder.vocode_stream(mel, seed=2))
     assert len(chunks) > 2
@@ -133,6 +141,14 @@ def test_reference_engine_matches_fast_engine_on_tiny_model(engine):
     fast = tiny(target=1000, overlap=200, engine=engine, threads=2).generate_float64(mel, seed=11)[0]
     reference = tiny(target=1000, overlap=200, engine="reference").generate_float64(mel, seed=11)[0]
     assert np.array_equal(fast, reference)
+
+
+def test_inverse_cdf_is_not_rtvcs_random_stream_and_the_reference_loop_refuses_it():
+    mel = random_mel(6)
+    sampled, inverse = (tiny(sampler=name).vocode(mel, seed=1).samples for name in ("sample", "inverse_cdf"))
+    assert not torch.equal(sampled, inverse)  # another use of the seed's numbers: other audio
+    with pytest.raises(ValueError, match="inverse_cdf"):
+        tiny(sampler="inverse_cdf", engine="reference").vocode(mel, seed=1)
 
 
 def test_checkpoint_roundtrip_and_shape_mismatch(tmp_path):

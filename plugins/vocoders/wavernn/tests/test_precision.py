@@ -54,13 +54,18 @@ def _require(kernel, path: str, precision: str) -> None:
         pytest.skip(f"this CPU has no {path} path for {precision}")
 
 
+@pytest.mark.parametrize("frame_tables", [False, True])
 @pytest.mark.parametrize("precision", ["float32", "bfloat16", "int8"])
 @pytest.mark.parametrize("path", [*ISAS, "torch"])
-def test_teacher_forced_logits_match_rtvc(kernel, fixture_vocoder, ref, precision, path):
+def test_teacher_forced_logits_match_rtvc(kernel, fixture_vocoder, ref, precision, path, frame_tables):
+    """Both forms of the conditioning: precomputed block-wide (RTVC's arithmetic, float32's default) and summed at
+    each step from per-frame tables (the reduced precisions' default, C++ kernel only)."""
     _require(kernel, path, precision)
+    if frame_tables and path == "torch":
+        pytest.skip("the frame tables are read by the C++ kernel only")
     generator = _generator(fixture_vocoder.network, precision, path, threads=2)
     assert generator.isa == path
-    logits = generator.teacher_forced_logits(ref["collate_mels"], ref["collate_x"])
+    logits, _ = generator.teacher_forced(ref["collate_mels"], ref["collate_x"], frame_tables=frame_tables)
     expected = ref["forward_eval_logits"]
     assert logits.shape == expected.shape
     error = (logits - expected).abs().max().item()
@@ -70,6 +75,24 @@ def test_teacher_forced_logits_match_rtvc(kernel, fixture_vocoder, ref, precisio
         assert error <= RELATIVE_TOLERANCE[precision] * expected.abs().max().item()
         if precision == "int8" or path == "amx":
             assert error > 0  # weights or activations really rounded
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_frame_tables_generate_what_the_precomputed_conditioning_generates(kernel, batched):
+    """The same waveform in float32 from either form of the conditioning (they differ by float rounding, about 1e-7
+    of the logits): a batch of two lengths, folds padded past an item's end, the first and later blocks."""
+    torch.manual_seed(0)
+    vocoder = WaveRNNVocoder(
+        WaveRNNConfig(preset="tiny", checkpoint=None, target=300, overlap=40, block_steps=170, batched=batched)
+    )
+    assert vocoder.generator.engine == "cpp" and not vocoder.generator.frame_tables  # float32's default
+    frames = torch.rand(2, 80, 11) * 8 - 4
+    mel = Mel(frames, RTVC_SYNTHESIZER_MEL, torch.tensor([11, 6]))
+    precomputed = vocoder.generate_float64(mel, seed=2)
+    vocoder.generator.frame_tables = True
+    tables = vocoder.generate_float64(mel, seed=2)
+    for item in range(2):
+        assert np.array_equal(tables[item], precomputed[item])
 
 
 def test_int8_paths_give_the_same_bits(kernel, fixture_vocoder, ref):
@@ -83,11 +106,20 @@ def test_int8_paths_give_the_same_bits(kernel, fixture_vocoder, ref):
         assert torch.equal(logits, results[0]), isa
 
 
+@pytest.mark.parametrize("sampler", ["sample", "inverse_cdf"])
 @pytest.mark.parametrize("precision", ["float32", "bfloat16", "int8"])
-def test_thread_count_does_not_change_the_samples(kernel, precision):
+def test_thread_count_does_not_change_the_samples(kernel, precision, sampler):
     """Threads split every matrix by output columns; each column is computed the same way whatever the split."""
     torch.manual_seed(0)
-    config = WaveRNNConfig(preset="tiny", checkpoint=None, target=400, overlap=50, block_steps=100, precision=precision)
+    config = WaveRNNConfig(
+        preset="tiny",
+        checkpoint=None,
+        target=400,
+        overlap=50,
+        block_steps=100,
+        precision=precision,
+        sampler=sampler,
+    )
     mel = Mel(torch.rand(1, 80, 12) * 8 - 4, RTVC_SYNTHESIZER_MEL)
     outputs = []
     for threads in (1, 2, 3):
@@ -96,6 +128,34 @@ def test_thread_count_does_not_change_the_samples(kernel, precision):
         vocoder.network.load_state_dict(WaveRNNVocoder(config).network.state_dict())
         outputs.append(vocoder.generate_float64(mel, seed=3)[0])
     assert np.array_equal(outputs[0], outputs[1]) and np.array_equal(outputs[0], outputs[2])
+
+
+@pytest.mark.parametrize("precision", ["float32", "int8"])
+@pytest.mark.parametrize("path", [*ISAS, "torch"])
+def test_inverse_cdf_draws_the_class_at_the_uniform_number(kernel, precision, path):
+    """Each step draws the first class whose cumulative softmax probability (of the step's own logits) exceeds its
+    uniform number: computed here in float64, the same class wherever the number is not within float rounding of a
+    boundary between two classes, on every instruction set and in the PyTorch loop."""
+    _require(kernel, path, precision)
+    torch.manual_seed(0)
+    network = WaveRNNVocoder(WaveRNNConfig(preset="tiny", checkpoint=None)).network
+    with torch.no_grad():
+        network.fc3.weight.mul_(40)  # peaked softmaxes beside flat ones
+    generator = _generator(network, precision, path, threads=2)
+    folds, frames, classes = 3, 4, network.n_classes
+    mels = torch.rand(folds, 80, frames + 2 * network.pad) * 2 - 1
+    samples = torch.rand(folds, frames * 200) * 2 - 1
+    uniforms = torch.rand(frames * 200, folds, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    logits, drawn = generator.teacher_forced(mels, samples, "inverse_cdf", uniforms)
+    cumulative = torch.softmax(logits.double(), dim=2).cumsum(dim=2)
+    threshold = uniforms.t().unsqueeze(2)
+    expected = (cumulative <= threshold).sum(dim=2).clamp(max=classes - 1)
+    got = torch.round((drawn.double() + 1) * (classes - 1) / 2).long()
+    clear = (cumulative - threshold).abs().amin(dim=2) > 1e-5  # float sums of 512 terms: well under 1e-5 off
+    assert clear.double().mean() > 0.95  # observed 0.989 (peaked softmaxes crowd their tails' boundaries)
+    assert torch.equal(got[clear], expected[clear])
+    top = logits.argmax(dim=2)
+    assert 0.05 < (got != top).double().mean() < 0.95  # draws, not the most likely class
 
 
 @pytest.mark.parametrize(

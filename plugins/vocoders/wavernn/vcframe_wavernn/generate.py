@@ -11,7 +11,8 @@ RTVC's order, section 6 of the fixtures README) but restructures the arithmetic:
   hidden part, the GRU gates and the sampler, run by the C++ kernel (:mod:`vcframe_wavernn.kernel`) or an
   equivalent PyTorch loop with preallocated buffers;
 * the Exp(1) noise of RTVC's sampler is drawn for a whole block ahead (it does not depend on the samples),
-  per item with its own generator, in RTVC's order;
+  per item with its own generator, in RTVC's order; the inverse-CDF sampler (``sampler="inverse_cdf"``) draws one
+  uniform number per fold and step instead of one Exp(1) number per class;
 * folds of every item in a batch run together, split over the CPU threads.
 
 Audio is produced block by block: after ``k`` steps every fold holds its first ``k`` samples, so the first
@@ -46,6 +47,14 @@ def draw_rtvc_gru_cell_numbers(network: WaveRNN, generator: torch.Generator | No
     sizes = [3 * rnn * rnn, 3 * rnn * rnn, 3 * rnn, 3 * rnn, 3 * rnn * (rnn + aux), 3 * rnn * rnn, 3 * rnn, 3 * rnn]
     for size in sizes:
         torch.empty(size).uniform_(generator=generator)
+
+
+#: How a step picks its sample from the softmax: RTVC's ``Categorical`` draw (``argmax(p / Exp(1))`` with RTVC's
+#: random numbers), the most likely class, or the inverse CDF of the softmax at one uniform draw (the same
+#: distribution as "sample" from 1 random number per fold and step instead of one per class; not RTVC's numbers).
+SAMPLERS = ("sample", "argmax", "inverse_cdf")
+#: The kernel's codes for :data:`SAMPLERS` (``VC_SAMPLE_*`` in ``kernel.GENERATION_SOURCE``).
+_SAMPLER_CODES = {"sample": 0, "argmax": 1, "inverse_cdf": 2}
 
 
 @dataclass
@@ -194,6 +203,9 @@ class Generator:
         self.engine = "cpp" if self.kernel is not None else "torch"
         #: the instruction set the kernel runs ("torch" for the PyTorch loop)
         self.isa = choose_isa(self.kernel, isa, precision) if self.kernel is not None else "torch"
+        #: conditioning from per-frame tables summed at each step by the kernel (reduced precisions: no block-wide
+        #: products, no upsampled or folded copies), or precomputed block by block as RTVC's arithmetic (float32)
+        self.frame_tables = self.kernel is not None and precision != "float32"
         self.refresh_weights()
 
     #: the six step products: (name of the transposed weight, gates)
@@ -241,6 +253,20 @@ class Generator:
             ]
             self.table = label_to_float(torch.arange(net.n_classes), net.n_classes).contiguous()
             self.mel_taps = net.upsample.phase_taps()
+            # the frame tables' products (``_frame_tables``): I and W_ih1 I on the mel, the aux slices' products
+            n_mels, aux = net.upsample.resnet.conv_in.in_channels, net.aux_dims
+            mel_i, aux_i = self.i_rest[:n_mels], self.i_rest[n_mels:]
+            self.table_mel_weight = torch.cat([mel_i, mel_i @ self.wih1_t], dim=1).contiguous()  # (n_mels, 4R)
+            blocks = torch.zeros(4 * aux, 7 * rnn + 2 * fc)
+            blocks[:aux, :rnn] = aux_i
+            blocks[:aux, rnn : 4 * rnn] = aux_i @ self.wih1_t
+            blocks[aux : 2 * aux, 4 * rnn : 7 * rnn] = self.wih2_aux_t
+            blocks[2 * aux : 3 * aux, 7 * rnn : 7 * rnn + fc] = self.fc1_aux_t
+            blocks[3 * aux :, 7 * rnn + fc :] = self.fc2_aux_t
+            self.table_aux_weight = blocks
+            self.table_bias = torch.cat(
+                [self.i_bias, self.i_bias @ self.wih1_t + self.bih1, self.bih2, self.fc1_b, self.fc2_b]
+            ).contiguous()
 
     # -- conditioning ----------------------------------------------------------------------------
 
@@ -266,7 +292,7 @@ class Generator:
         batched: bool,
         target: int,
         overlap: int,
-        argmax: bool,
+        sampler: str,
         generators: list[torch.Generator | None],
         preemphasis: float,
         quirks: bool,
@@ -275,60 +301,44 @@ class Generator:
         """Yield, after each block of steps, the new final float64 output samples of every item.
 
         ``mels`` are (n_mels, T_b) tensors already scaled to the model's range (RTVC: mel / 4). Each item's
-        output ends with exactly ``T_b * hop`` samples.
+        output ends with exactly ``T_b * hop`` samples. ``sampler`` is one of :data:`SAMPLERS`; the random draws of
+        item ``b`` come from ``generators[b]`` (``rtvc_rng``: after RTVC's throwaway draws, "sample" only).
         """
+        if sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {sampler!r}")
         net = self.network
         was_training = net.training
         net.eval()
         try:
-            yield from self._run(mels, batched, target, overlap, argmax, generators, preemphasis, quirks, rtvc_rng)
+            yield from self._run(mels, batched, target, overlap, sampler, generators, preemphasis, quirks, rtvc_rng)
         finally:
             net.train(was_training)
 
-    def _run(self, mels, batched, target, overlap, argmax, generators, preemphasis, quirks, rtvc_rng):
+    def _run(self, mels, batched, target, overlap, sampler, generators, preemphasis, quirks, rtvc_rng):
         net = self.network
         hop = net.hop_length
         pad_value = 0.0 if quirks else -1.0
-        conditioned = [self.condition(mel.float(), pad_value) for mel in mels]
+        item_steps = [int(mel.shape[-1]) * hop for mel in mels]
+        length = target + 2 * overlap if batched else max(item_steps)  # steps of every fold
         plans: list[ItemPlan] = []
-        folded_m, folded_a = [], []
-        fold_length = 0
-        if not batched:
-            fold_length = max(m.shape[0] for m, _ in conditioned)
-        for (upsampled, aux), mel in zip(conditioned, mels, strict=True):
+        for mel, steps in zip(mels, item_steps, strict=True):
             frames = int(mel.shape[-1])
-            steps = upsampled.shape[0]
-            if batched:
-                fm = fold_with_overlap(upsampled.unsqueeze(0), target, overlap)
-                fa = fold_with_overlap(aux.unsqueeze(0), target, overlap)
-                stride, length = target + overlap, target + 2 * overlap
-                unfolded = fm.shape[0] * stride + overlap
+            if batched:  # RTVC's fold_with_overlap
+                num_folds, stride = _fold_count(steps, target, overlap), target + overlap
+                unfolded = num_folds * stride + overlap
             else:
-                fm = F.pad(upsampled, (0, 0, 0, fold_length - steps)).unsqueeze(0)
-                fa = F.pad(aux, (0, 0, 0, fold_length - steps)).unsqueeze(0)
-                stride = length = fold_length
-                unfolded = steps
-            plans.append(
-                ItemPlan(
-                    sum(p.num_folds for p in plans),
-                    fm.shape[0],
-                    length,
-                    stride,
-                    unfolded,
-                    frames * hop,
-                    (frames - 1) * hop,
-                )
-            )
-            folded_m.append(fm)
-            folded_a.append(fa)
-        cond_m = torch.cat(folded_m)  # (F, L, n_mels)
-        cond_a = torch.cat(folded_a)  # (F, L, 4 aux)
-        total_folds, length, _ = cond_m.shape
+                num_folds, stride, unfolded = 1, length, steps
+            first = sum(p.num_folds for p in plans)
+            plans.append(ItemPlan(first, num_folds, length, stride, unfolded, frames * hop, (frames - 1) * hop))
+        total_folds = sum(p.num_folds for p in plans)
+        if self.frame_tables:
+            mel_table, aux_table, fold_info = self._frame_tables([mel.float() for mel in mels], plans, pad_value)
+        else:
+            cond_m, a1, a2, a3, a4 = self._folded_conditioning(mels, plans, batched, target, overlap, pad_value)
         assemblers = [_Assembler(p, overlap, batched, net.n_classes, preemphasis, quirks, hop) for p in plans]
-        if not argmax and rtvc_rng:
+        if sampler == "sample" and rtvc_rng:
             for generator in generators:
                 draw_rtvc_gru_cell_numbers(net, generator)
-        a1, a2, a3, a4 = net.split_aux(cond_a)
         rnn = net.rnn_dims
         x = torch.zeros(total_folds)
         h1 = torch.zeros(total_folds, rnn)
@@ -337,25 +347,83 @@ class Generator:
         # precomputed products take (R + 6R + 2H) floats per fold and step: keep a block under ~64 MB
         per_step = total_folds * (7 * rnn + 2 * net.fc_dims + net.n_classes)
         block = max(1, min(self.block_steps, length, (16 << 20) // per_step))
-        noise = torch.empty(block, total_folds, net.n_classes)
+        if sampler == "inverse_cdf":
+            noise = torch.empty(block, total_folds, dtype=torch.float64)
+        else:
+            noise = torch.empty(block, total_folds, net.n_classes if sampler == "sample" else 0)
         for start, stop in block_bounds(length, block, self.first_block_steps):
             steps = stop - start
-            pre = self._precompute(
-                cond_m[:, start:stop], a1[:, start:stop], a2[:, start:stop], a3[:, start:stop], a4[:, start:stop]
-            )
-            if not argmax:
-                for step in range(steps):
-                    for plan, generator in zip(plans, generators, strict=True):
-                        rows = noise[step, plan.first_fold : plan.first_fold + plan.num_folds]
-                        rows.exponential_(1, generator=generator)
+            if self.frame_tables:
+                block_info = fold_info.clone()
+                block_info[:, 2] += start
+                pre: tuple[torch.Tensor, ...] = (mel_table, aux_table, self.mel_taps, block_info)
+            else:
+                pre = self._precompute(
+                    cond_m[:, start:stop], a1[:, start:stop], a2[:, start:stop], a3[:, start:stop], a4[:, start:stop]
+                )
+            # one call per item and block draws the same numbers as one per step: step by step, fold by fold
+            for plan, generator in zip(plans, generators, strict=True):
+                rows = noise[:steps, plan.first_fold : plan.first_fold + plan.num_folds]
+                if sampler == "sample":
+                    rows.exponential_(1, generator=generator)
+                elif sampler == "inverse_cdf":
+                    rows.uniform_(generator=generator)
             out = torch.empty(steps, total_folds)
-            self._steps(pre, noise, argmax, x, h1, h2, out, steps)
+            self._steps(pre, noise, sampler, x, h1, h2, out, steps)
             samples[:, start:stop] = out.t()
             chunks = []
             for plan, assembler in zip(plans, assemblers, strict=True):
                 item_folds = samples[plan.first_fold : plan.first_fold + plan.num_folds]
                 chunks.append(assembler.advance(item_folds, stop))
             yield chunks
+
+    def _folded_conditioning(self, mels, plans, batched, target, overlap, pad_value) -> tuple[torch.Tensor, ...]:
+        """The upsampled mel and the four aux slices of every fold, (F, L, .) each (RTVC's folding)."""
+        length = plans[0].fold_length
+        folded_m, folded_a = [], []
+        for mel in mels:
+            upsampled, aux = self.condition(mel.float(), pad_value)
+            if batched:
+                folded_m.append(fold_with_overlap(upsampled.unsqueeze(0), target, overlap))
+                folded_a.append(fold_with_overlap(aux.unsqueeze(0), target, overlap))
+            else:
+                folded_m.append(F.pad(upsampled, (0, 0, 0, length - upsampled.shape[0])).unsqueeze(0))
+                folded_a.append(F.pad(aux, (0, 0, 0, length - aux.shape[0])).unsqueeze(0))
+        cond_m = torch.cat(folded_m)  # (F, L, n_mels)
+        cond_a = torch.cat(folded_a)  # (F, L, 4 aux)
+        return (cond_m, *self.network.split_aux(cond_a))
+
+    def _frame_tables(
+        self, mels: list[torch.Tensor], plans: list[ItemPlan], pad_value: float
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The kernel's frame tables (see ``run_packed_steps``) of model-scale mels (n_mels, T_b): every item's mel
+        rows, its aux rows, and the biases-alone row last; fold_info (F, 4) = [first mel row, first aux row, first
+        position, samples] of every fold (positions of the first block)."""
+        net = self.network
+        mel_rows, aux_rows, info = [], [], []
+        mel_start = aux_start = 0
+        for mel, plan in zip(mels, plans, strict=True):
+            padded = F.pad(mel.unsqueeze(0), (net.pad, net.pad), value=pad_value)
+            mel_rows.append(self.tap_frames(padded[0]) @ self.table_mel_weight)
+            aux = net.upsample.resnet(padded)[0].t()  # (T, 4 aux)
+            aux_rows.append(torch.addmm(self.table_bias, aux, self.table_aux_weight))
+            for fold in range(plan.num_folds):
+                info.append([mel_start, aux_start, fold * plan.stride, plan.output_length])
+            mel_start += mel_rows[-1].shape[0]
+            aux_start += aux_rows[-1].shape[0]
+        aux_rows.append(self.table_bias.unsqueeze(0))
+        return torch.cat(mel_rows), torch.cat(aux_rows), torch.tensor(info, dtype=torch.int64)
+
+    def tap_frames(self, padded: torch.Tensor) -> torch.Tensor:
+        """(n_mels, T + 2 pad) padded mel -> (T + 2 reach, n_mels): the frames the upsampler's taps read, row
+        ``f + j`` meeting tap ``j`` of output frame ``f`` (as :meth:`UpsampleNetwork.mel_path_by_phase` reads them;
+        zeros beyond the padded mel)."""
+        width = self.mel_taps.shape[1]
+        reach, pad = width // 2, self.network.pad
+        frames = padded.shape[1] - 2 * pad
+        extended = F.pad(padded, (max(0, reach - pad), max(0, reach - pad))).t()
+        base = max(pad, reach) - reach
+        return extended[base : base + frames + 2 * reach]
 
     def _precompute(self, m, a1, a2, a3, a4) -> tuple[torch.Tensor, ...]:
         """Block-wide products, laid out (steps, folds, features) for the step loop."""
@@ -371,20 +439,23 @@ class Generator:
         pre_a4 = torch.addmm(self.fc2_b, a4.flatten(0, 1), self.fc2_aux_t)
         return pre_i, pre_g1, pre_a2, pre_a3, pre_a4
 
-    def _steps(self, pre, noise, argmax, x, h1, h2, out, steps, forced=None, logits_out=None) -> None:
-        """Run ``steps`` steps from the block's precomputed products ``pre``; state ``x, h1, h2`` in place.
+    def _steps(self, pre, noise, sampler, x, h1, h2, out, steps, forced=None, logits_out=None) -> None:
+        """Run ``steps`` steps from the block's conditioning ``pre``; state ``x, h1, h2`` in place.
 
+        ``pre``: the five precomputed products of :meth:`_precompute`, or (C++ kernel only) the four frame tables of
+        :meth:`_frame_tables` (mel rows, aux rows, taps, fold_info). ``sampler`` (:data:`SAMPLERS`) reads ``noise``:
+        (steps, F, C) Exp(1) draws for "sample", (steps, F) float64 uniform draws for "inverse_cdf", nothing for
+        "argmax". ``out`` (steps, F) receives the drawn samples;
         ``forced`` ((steps, F) or None): the previous sample fed at each step instead of the drawn one;
         ``logits_out`` ((steps, F, C) or None): receives each step's logits."""
         from vcframe_wavernn.kernel import _ISA_CODES, _PRECISION_CODES
 
-        pre_i, pre_g1, pre_a2, pre_a3, pre_a4 = pre
         if self.kernel is not None:
             packed = self._packed
             self.kernel.run_packed_steps(
-                [pre_i, pre_g1, pre_a2, pre_a3, pre_a4],
+                list(pre),
                 noise,
-                argmax,
+                _SAMPLER_CODES[sampler],
                 forced if forced is not None else torch.empty(0),
                 logits_out if logits_out is not None else torch.empty(0),
                 [self.w_sample, self.v_sample, self.bhh1, self.bhh2, self.b3, self.table],
@@ -403,6 +474,7 @@ class Generator:
                 self.network.n_classes,
             )
             return
+        pre_i, pre_g1, pre_a2, pre_a3, pre_a4 = pre
         folds, rnn = h1.shape
         fc = self.fc1_t.shape[1]
         pre_i = pre_i.view(-1, folds, rnn)
@@ -431,9 +503,16 @@ class Generator:
             if logits_out is not None:
                 logits_out[k] = logits
             scores = torch.softmax(logits, dim=1)
-            if not argmax:
-                scores = scores / noise[k]
-            index = scores.argmax(dim=1)
+            if sampler == "inverse_cdf":
+                # the first class whose cumulative probability exceeds the draw (the kernel sums in chunks: the same
+                # distribution, the same class but where a draw lies within float rounding of a boundary)
+                cumulative = scores.double().cumsum(dim=1)
+                threshold = noise[k].unsqueeze(1) * cumulative[:, -1:]
+                index = torch.searchsorted(cumulative, threshold, right=True).squeeze(1).clamp_(max=scores.shape[1] - 1)
+            else:
+                if sampler == "sample":
+                    scores = scores / noise[k]
+                index = scores.argmax(dim=1)
             x.copy_(self.table[index])
             out[k] = x
 
@@ -451,30 +530,65 @@ class Generator:
             return product
         return result.copy_(product)
 
-    @torch.no_grad()
     def teacher_forced_logits(self, mels: torch.Tensor, samples: torch.Tensor) -> torch.Tensor:
         """The step loop's logits with every previous sample given, as the network's training forward computes
         them: ``mels`` (B, n_mels, T + 2 pad) padded mel windows, ``samples`` (B, T * hop) previous samples in
         [-1, 1] -> logits (B, T * hop, classes). Compares a precision or instruction set with float32 or RTVC."""
+        return self.teacher_forced(mels, samples)[0]
+
+    @torch.no_grad()
+    def teacher_forced(
+        self,
+        mels: torch.Tensor,
+        samples: torch.Tensor,
+        sampler: str = "argmax",
+        noise: torch.Tensor | None = None,
+        frame_tables: bool | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`teacher_forced_logits` with what ``sampler`` draws from them at each step: (logits (B, T * hop,
+        classes), drawn samples (B, T * hop) in [-1, 1]). ``noise``: the sampler's draws as :meth:`_steps` reads
+        them, step-major: (T * hop, B, classes) Exp(1) for "sample", (T * hop, B) float64 uniform for "inverse_cdf".
+        ``frame_tables``: the conditioning from the kernel's frame tables (the upsampler by phase taps) or from the
+        network's upsampler, precomputed; None: as :meth:`run` does for this generator's precision."""
         net = self.network
+        frame_tables = self.frame_tables if frame_tables is None else frame_tables
+        if frame_tables and self.kernel is None:
+            raise ValueError("frame tables are read by the C++ kernel only; this generator runs the PyTorch loop")
+        folds, steps = samples.shape
         was_training = net.training
         net.eval()
         try:
-            upsampled, aux = net.upsample(mels.float())
+            if frame_tables:
+                mel_rows = [self.tap_frames(window) @ self.table_mel_weight for window in mels.float()]
+                aux_rows = [
+                    torch.addmm(self.table_bias, aux.t(), self.table_aux_weight)
+                    for aux in net.upsample.resnet(mels.float())
+                ]
+                info = [
+                    [sum(len(r) for r in mel_rows[:b]), sum(len(r) for r in aux_rows[:b]), 0, steps]
+                    for b in range(folds)
+                ]
+                pre: tuple[torch.Tensor, ...] = (
+                    torch.cat(mel_rows),
+                    torch.cat([*aux_rows, self.table_bias.unsqueeze(0)]),
+                    self.mel_taps,
+                    torch.tensor(info, dtype=torch.int64),
+                )
+            else:
+                upsampled, aux = net.upsample(mels.float())
+                a1, a2, a3, a4 = net.split_aux(aux)
+                pre = self._precompute(upsampled, a1, a2, a3, a4)
         finally:
             net.train(was_training)
-        a1, a2, a3, a4 = net.split_aux(aux)
-        folds, steps = samples.shape
-        pre = self._precompute(upsampled, a1, a2, a3, a4)
         x = torch.zeros(folds)
         h1 = torch.zeros(folds, net.rnn_dims)
         h2 = torch.zeros(folds, net.rnn_dims)
         out = torch.empty(steps, folds)
         logits = torch.empty(steps, folds, net.n_classes)
         forced = samples.float().t().contiguous()
-        noise = torch.empty(0)
-        self._steps(pre, noise, True, x, h1, h2, out, steps, forced=forced, logits_out=logits)
-        return logits.transpose(0, 1)
+        noise = torch.empty(0) if noise is None else noise.contiguous()
+        self._steps(pre, noise, sampler, x, h1, h2, out, steps, forced=forced, logits_out=logits)
+        return logits.transpose(0, 1), out.t()
 
 
 def block_bounds(length: int, block: int, first_block: int) -> Iterator[tuple[int, int]]:
@@ -613,6 +727,7 @@ def steps_for(frames: int, hop_length: int, batched: bool, target: int, overlap:
 
 
 __all__ = [
+    "SAMPLERS",
     "Generator",
     "block_bounds",
     "choose_folding",

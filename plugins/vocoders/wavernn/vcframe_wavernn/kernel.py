@@ -581,6 +581,7 @@ GENERATION_SOURCE = r"""
 
 enum : int64_t { VC_P_F32 = 0, VC_P_BF16 = 1, VC_P_I8 = 2 };
 enum : int64_t { VC_ISA_GENERIC = 0, VC_ISA_AVX2 = 1, VC_ISA_AVX512 = 2, VC_ISA_AMX = 3 };
+enum : int64_t { VC_SAMPLE_EXP_NOISE = 0, VC_SAMPLE_ARGMAX = 1, VC_SAMPLE_INVERSE_CDF = 2 };
 
 #if defined(VC_HAVE_AVX2) && defined(__x86_64__) && \
     ((defined(__clang__) && __clang_major__ >= 12) || (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 11))
@@ -601,6 +602,36 @@ std::vector<std::string> generation_isas() {
   if (vc_amx_permitted()) isas.push_back("amx");
 #endif
   return isas;
+}
+
+// One fold's conditioning at one step from the frame tables (see run_packed_steps), for columns [j0, j1) of the GRU
+// inputs: pre_i's into row_i (R), pre_g1's (3 gates of R) into row_g; returns the fold's aux table row, which holds
+// pre_a2's at + 4R, pre_a3's at + 7R and pre_a4's at + 7R + H. The mel part is the upsampler's 5-tap sum over
+// neighbouring frames, taken after the products (they are linear).
+static const float* vc_frame_rows(const float* mel_table, const float* aux_table, int64_t aux_rows, int64_t aux_width,
+                                  const float* taps, const int64_t* info, int64_t step, int64_t hop, int64_t R,
+                                  int64_t j0, int64_t j1, float* row_i, float* row_g) {
+  const int64_t position = info[2] + step;
+  if (position >= info[3]) {  // past the item's end, where RTVC's folding pads with zeros: the biases alone
+    const float* bias = aux_table + (aux_rows - 1) * aux_width;
+    for (int64_t j = j0; j < j1; ++j) row_i[j] = bias[j];
+    for (int64_t g = 0; g < 3; ++g)
+      for (int64_t j = j0; j < j1; ++j) row_g[g * R + j] = bias[R + g * R + j];
+    return bias;
+  }
+  const int64_t frame = position / hop, width = 4 * R;
+  const float* tap = taps + (position - frame * hop) * 5;
+  const float* aux = aux_table + (info[1] + frame) * aux_width;
+  const float* mel = mel_table + (info[0] + frame) * width;  // the 5 rows frame .. frame + 4 meet the 5 taps
+  const float t0 = tap[0], t1 = tap[1], t2 = tap[2], t3 = tap[3], t4 = tap[4];
+  auto sum_of = [&](int64_t column) {
+    const float* m = mel + column;
+    return aux[column] + ((t0 * m[0] + t1 * m[width]) + (t2 * m[2 * width] + t3 * m[3 * width]) + t4 * m[4 * width]);
+  };
+  for (int64_t j = j0; j < j1; ++j) row_i[j] = sum_of(j);
+  for (int64_t g = 0; g < 3; ++g)
+    for (int64_t j = j0; j < j1; ++j) row_g[g * R + j] = sum_of(R + g * R + j);
+  return aux;
 }
 
 struct VcMatrix {
@@ -959,6 +990,36 @@ static void vc_product(const VcMatrix& matrix, const VcOperand& a, int64_t padde
   }
 }
 
+// The inverse-CDF draw: the first class whose running sum of `weights` (exp(logit - max), unnormalised) exceeds
+// uniform * their total. Chunks of 8 classes are summed in a fixed tree, the chunk sums in class order, and only the
+// chunk holding the threshold is summed class by class: the same float operations on every instruction set, and
+// about 600 additions for 512 classes instead of 512 dependent ones. Where rounding leaves the threshold past every
+// running sum (uniform within about 1e-7 of 1), the last class.
+static int64_t vc_inverse_cdf(const float* weights, int64_t count, double uniform, float* chunk_sums) {
+  const int64_t chunks = (count + 7) / 8;
+  float total = 0.0f;
+  for (int64_t j = 0; j < chunks; ++j) {
+    float w[8];
+    for (int i = 0; i < 8; ++i) w[i] = 8 * j + i < count ? weights[8 * j + i] : 0.0f;
+    chunk_sums[j] = ((w[0] + w[1]) + (w[2] + w[3])) + ((w[4] + w[5]) + (w[6] + w[7]));
+    total += chunk_sums[j];
+  }
+  const double threshold = uniform * static_cast<double>(total);
+  float running = 0.0f;
+  for (int64_t j = 0; j < chunks; ++j) {
+    const float next = running + chunk_sums[j];
+    if (static_cast<double>(next) > threshold) {
+      float partial = running;
+      for (int64_t c = 8 * j; c < std::min(count, 8 * j + 8); ++c) {
+        partial += weights[c];
+        if (static_cast<double>(partial) > threshold) return c;
+      }
+    }
+    running = next;
+  }
+  return count - 1;
+}
+
 // A barrier for the threads of one call: spin briefly, then yield (another job may hold the other core).
 struct VcBarrier {
   std::atomic<int64_t> waiting{0}, phase{0};
@@ -983,22 +1044,32 @@ struct VcBarrier {
   }
 };
 
-// Runs n_steps generation steps. Shapes (F folds, R rnn dims, H fc dims, C classes, K >= n_steps):
-// pre_i (K,F,R) = I(mel, a1) + bias without the sample term; pre_g1 (K,F,3R) = W_ih1 pre_i + b_ih1;
-// pre_a2 (K,F,3R) = W_ih2[:,R:] a2 + b_ih2; pre_a3 (K,F,H) = fc1 a3 part + bias; pre_a4 (K,F,H) likewise.
-// noise (K,F,C) Exp(1) draws (ignored when argmax). forced (K,F) or empty: the previous sample fed at each step
+// Runs n_steps generation steps. Shapes (F folds, R rnn dims, H fc dims, C classes, K >= n_steps). The conditioning
+// comes in one of two forms:
+//   5 precomputed inputs (RTVC's arithmetic): pre_i (K,F,R) = I(mel, a1) + bias without the sample term;
+//     pre_g1 (K,F,3R) = W_ih1 pre_i + b_ih1; pre_a2 (K,F,3R) = W_ih2[:,R:] a2 + b_ih2; pre_a3 (K,F,H) = fc1 a3 part
+//     + bias; pre_a4 (K,F,H) likewise.
+//   4 frame tables, the same sums formed at each step from per-frame products (vc_frame_rows): mel_table
+//     (rows, 4R) = mel frame @ [W_I,mel | W_I,mel W_ih1^T]; aux_table (rows, 7R + 2H) = per aux frame
+//     [I's aux part + bias | the same through W_ih1 + b_ih1 | pre_a2's | pre_a3's | pre_a4's], its last row the biases
+//     alone (positions past an item's end, which RTVC's folding pads with zeros); taps (hop, 5) the upsampler's mel
+//     path by phase (UpsampleNetwork.phase_taps); fold_info (F, 4) int64 per fold [first mel row, first aux row,
+//     position of this call's first step, the item's samples].
+// sampler VC_SAMPLE_*: EXP_NOISE takes argmax(softmax / noise) with noise (K,F,C) float Exp(1) draws (RTVC's
+// Categorical); ARGMAX ignores noise; INVERSE_CDF draws each class by vc_inverse_cdf with noise (K,F) float64 uniform
+// draws in [0, 1). forced (K,F) or empty: the previous sample fed at each step
 // instead of the drawn one (teacher forcing); logits_out (K,F,C) or empty: receives each step's logits.
 // vectors: w_sample (R), v_sample (3R), b_hh1 (3R), b_hh2 (3R), b3 (C), table (C). weights / scales / colsums:
 // W_hh1^T, W_ih2[:, :R]^T, W_hh2^T, fc1[:, :R]^T, fc2[:, :H]^T, fc3^T packed (see above). State x (F),
 // h1 (F,R), h2 (F,R) is updated in place; out (K,F) receives the samples.
-void run_packed_steps(std::vector<torch::Tensor> pre, torch::Tensor noise, bool argmax, torch::Tensor forced,
+void run_packed_steps(std::vector<torch::Tensor> pre, torch::Tensor noise, int64_t sampler, torch::Tensor forced,
                       torch::Tensor logits_out, std::vector<torch::Tensor> vectors, std::vector<torch::Tensor> weights,
                       std::vector<torch::Tensor> scales, std::vector<torch::Tensor> colsums, torch::Tensor x,
                       torch::Tensor h1, torch::Tensor h2, torch::Tensor out, int64_t n_steps, int64_t precision,
                       int64_t isa, int64_t threads, int64_t fc_dims, int64_t classes) {
-  TORCH_CHECK(pre.size() == 5 && vectors.size() == 6 && weights.size() == 6 && scales.size() == 6 &&
-                  colsums.size() == 6,
-              "run_packed_steps: 5 precomputed inputs, 6 vectors and 6 packed matrices expected");
+  TORCH_CHECK((pre.size() == 5 || pre.size() == 4) && vectors.size() == 6 && weights.size() == 6 &&
+                  scales.size() == 6 && colsums.size() == 6,
+              "run_packed_steps: 5 precomputed inputs or 4 frame tables, 6 vectors and 6 packed matrices expected");
   const int64_t F = h1.size(0), R = h1.size(1), H = fc_dims, C = classes;
   const int64_t padded_rows = (F + 15) / 16 * 16;
   VcMatrix mats[6];
@@ -1027,12 +1098,32 @@ void run_packed_steps(std::vector<torch::Tensor> pre, torch::Tensor noise, bool 
   const float* bh2 = vectors[3].data_ptr<float>();
   const float* b3 = vectors[4].data_ptr<float>();
   const float* table = vectors[5].data_ptr<float>();
-  const float* pre_i = pre[0].data_ptr<float>();
-  const float* pre_g1 = pre[1].data_ptr<float>();
-  const float* pre_a2 = pre[2].data_ptr<float>();
-  const float* pre_a3 = pre[3].data_ptr<float>();
-  const float* pre_a4 = pre[4].data_ptr<float>();
-  const float* pnoise = argmax ? nullptr : noise.data_ptr<float>();
+  const bool tables = pre.size() == 4;
+  const float *pre_i = nullptr, *pre_g1 = nullptr, *pre_a2 = nullptr, *pre_a3 = nullptr, *pre_a4 = nullptr;
+  const float *mel_table = nullptr, *aux_table = nullptr, *taps = nullptr;
+  const int64_t* fold_info = nullptr;
+  int64_t aux_rows = 0, aux_width = 0, hop = 1;
+  if (tables) {
+    TORCH_CHECK(pre[0].size(1) == 4 * R && pre[1].size(1) == 7 * R + 2 * H && pre[2].size(1) == 5 &&
+                    pre[3].size(0) == F && pre[3].size(1) == 4 && pre[1].size(0) >= 1,
+                "run_packed_steps: frame tables of the wrong shape");
+    mel_table = pre[0].data_ptr<float>();
+    aux_table = pre[1].data_ptr<float>();
+    taps = pre[2].data_ptr<float>();
+    fold_info = pre[3].data_ptr<int64_t>();
+    aux_rows = pre[1].size(0);
+    aux_width = pre[1].size(1);
+    hop = pre[2].size(0);
+  } else {
+    pre_i = pre[0].data_ptr<float>();
+    pre_g1 = pre[1].data_ptr<float>();
+    pre_a2 = pre[2].data_ptr<float>();
+    pre_a3 = pre[3].data_ptr<float>();
+    pre_a4 = pre[4].data_ptr<float>();
+  }
+  TORCH_CHECK(sampler >= VC_SAMPLE_EXP_NOISE && sampler <= VC_SAMPLE_INVERSE_CDF, "run_packed_steps: unknown sampler");
+  const float* pnoise = sampler == VC_SAMPLE_EXP_NOISE ? noise.data_ptr<float>() : nullptr;
+  const double* puniform = sampler == VC_SAMPLE_INVERSE_CDF ? noise.data_ptr<double>() : nullptr;
   const float* pforced = forced.numel() ? forced.data_ptr<float>() : nullptr;
   float* plogits_out = logits_out.numel() ? logits_out.data_ptr<float>() : nullptr;
   float* px = x.data_ptr<float>();
@@ -1057,7 +1148,9 @@ void run_packed_steps(std::vector<torch::Tensor> pre, torch::Tensor noise, bool 
 
   auto run_thread = [&](int64_t t) {
     VcScratch scratch(padded_rows, std::max(Rk, Hk));
-    std::vector<float> scores(C);
+    std::vector<float> scores(C), chunk_sums((C + 7) / 8);
+    std::vector<float> cond_i(tables ? F * R : 0), cond_g(tables ? F * 3 * R : 0);  // this thread's columns only
+    std::vector<const float*> fold_aux(F, nullptr);
 #ifdef VC_HAVE_AMX
     if (isa == VC_ISA_AMX) vc_amx_configure();
 #endif
@@ -1076,11 +1169,15 @@ void run_packed_steps(std::vector<torch::Tensor> pre, torch::Tensor noise, bool 
       const float* h2c = ph2[cur];
       float* h2n = ph2[nxt];
       // stage A: rnn1
+      if (tables)
+        for (int64_t f = 0; f < F; ++f)
+          fold_aux[f] = vc_frame_rows(mel_table, aux_table, aux_rows, aux_width, taps, fold_info + 4 * f, k, hop, R, j0,
+                                      j1, cond_i.data() + f * R, cond_g.data() + f * 3 * R);
       gate_product(0, vc_prepare(h1c, F, Rk, precision, isa, scratch), pgh1);
       for (int64_t f = 0; f < F && j1 > j0; ++f) {
         const float xs = pforced ? pforced[k * F + f] : px[f];
-        const float* gi = pre_g1 + (k * F + f) * 3 * R;
-        const float* pif = pre_i + (k * F + f) * R;
+        const float* gi = tables ? cond_g.data() + f * 3 * R : pre_g1 + (k * F + f) * 3 * R;
+        const float* pif = tables ? cond_i.data() + f * R : pre_i + (k * F + f) * R;
         float* gh = pgh1 + f * ldg;  // becomes r | z | n in place
         for (int64_t j = j0; j < j1; ++j) gh[j] = (gh[j] + bh1[j]) + (xs * v1[j] + gi[j]);
         for (int64_t j = j0; j < j1; ++j) gh[Rp + j] = (gh[Rp + j] + bh1[R + j]) + (xs * v1[R + j] + gi[R + j]);
@@ -1102,7 +1199,7 @@ void run_packed_steps(std::vector<torch::Tensor> pre, torch::Tensor noise, bool 
       gate_product(2, vc_prepare(h2c, F, Rk, precision, isa, scratch), pgh2);
       for (int64_t f = 0; f < F && j1 > j0; ++f) {
         const float* gi = pgi2 + f * ldg;
-        const float* ga = pre_a2 + (k * F + f) * 3 * R;
+        const float* ga = tables ? fold_aux[f] + 4 * R : pre_a2 + (k * F + f) * 3 * R;
         float* gh = pgh2 + f * ldg;
         for (int64_t j = j0; j < j1; ++j) gh[j] = (gh[j] + bh2[j]) + (gi[j] + ga[j]);
         for (int64_t j = j0; j < j1; ++j) gh[Rp + j] = (gh[Rp + j] + bh2[R + j]) + (gi[Rp + j] + ga[R + j]);
@@ -1124,14 +1221,14 @@ void run_packed_steps(std::vector<torch::Tensor> pre, torch::Tensor noise, bool 
       vc_product(mats[3], vc_prepare(px2, F, Rk, precision, isa, scratch), padded_rows, fp.first, fp.second, pz1, Hp,
                  precision, isa, scratch);
       for (int64_t f = 0; f < F; ++f) {
-        const float* a3 = pre_a3 + (k * F + f) * H;
+        const float* a3 = tables ? fold_aux[f] + 7 * R : pre_a3 + (k * F + f) * H;
         for (int64_t n = n0; n < n1; ++n) { float v = pz1[f * Hp + n] + a3[n]; py1[f * Hk + n] = v > 0.0f ? v : 0.0f; }
       }
       barrier.wait();
       vc_product(mats[4], vc_prepare(py1, F, Hk, precision, isa, scratch), padded_rows, fp.first, fp.second, pz2, Hp,
                  precision, isa, scratch);
       for (int64_t f = 0; f < F; ++f) {
-        const float* a4 = pre_a4 + (k * F + f) * H;
+        const float* a4 = tables ? fold_aux[f] + 7 * R + H : pre_a4 + (k * F + f) * H;
         for (int64_t n = n0; n < n1; ++n) { float v = pz2[f * Hp + n] + a4[n]; py2[f * Hk + n] = v > 0.0f ? v : 0.0f; }
       }
       barrier.wait();
@@ -1150,13 +1247,17 @@ void run_packed_steps(std::vector<torch::Tensor> pre, torch::Tensor noise, bool 
         for (int64_t c = 0; c < C; ++c) top = l[c] > top ? l[c] : top;
         for (int64_t c = 0; c < C; ++c) scores[c] = l[c] - top;
         vc_apply(scores.data(), C, 0);
-        if (pnoise) {
-          const float* e = pnoise + (k * F + f) * C;
-          for (int64_t c = 0; c < C; ++c) scores[c] = scores[c] / e[c];
-        }
         int64_t best = 0;
-        float best_score = scores[0];
-        for (int64_t c = 1; c < C; ++c) if (scores[c] > best_score) { best_score = scores[c]; best = c; }
+        if (puniform) {
+          best = vc_inverse_cdf(scores.data(), C, puniform[k * F + f], chunk_sums.data());
+        } else {
+          if (pnoise) {
+            const float* e = pnoise + (k * F + f) * C;
+            for (int64_t c = 0; c < C; ++c) scores[c] = scores[c] / e[c];
+          }
+          float best_score = scores[0];
+          for (int64_t c = 1; c < C; ++c) if (scores[c] > best_score) { best_score = scores[c]; best = c; }
+        }
         px[f] = table[best];
         pout[k * F + f] = px[f];
       }

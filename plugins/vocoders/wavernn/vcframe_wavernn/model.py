@@ -166,7 +166,7 @@ class WaveRNNVocoder(BaseVocoder):
             batched=config.batched,
             target=target,
             overlap=overlap,
-            argmax=config.sampler == "argmax",
+            sampler=config.sampler,
             generators=self._generators(len(mels), seed),
             preemphasis=mel.spec.preemphasis,
             quirks=config.rtvc_quirks,
@@ -181,6 +181,10 @@ class WaveRNNVocoder(BaseVocoder):
         config = self.config
         if not config.rtvc_quirks:
             raise ValueError("engine='reference' reproduces RTVC only; set rtvc_quirks=True")
+        if config.sampler == "inverse_cdf":
+            raise ValueError(
+                "engine='reference' is RTVC's loop, which has no inverse_cdf sampler; use sample or argmax"
+            )
         outputs = []
         for mel in mels:
             with seeded(seed):

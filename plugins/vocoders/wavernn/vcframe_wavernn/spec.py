@@ -61,8 +61,12 @@ class WaveRNNConfig(BaseModel):
         description="Samples cross-faded between folds (RTVC's infer_waveform: 800). None: target // 10 (RTVC's "
         "ratio).",
     )
-    sampler: Literal["sample", "argmax"] = Field(
-        "sample", description="Draw each class from the softmax (RTVC) or take the most likely one (deterministic)."
+    sampler: Literal["sample", "argmax", "inverse_cdf"] = Field(
+        "sample",
+        description="'sample': draw each sample from the softmax as RTVC does (argmax(p / Exp(1)), one random number "
+        "per class: a seed gives RTVC's audio); 'argmax': the most likely class (deterministic); 'inverse_cdf': the "
+        "same distribution as 'sample' from one uniform number per fold and step (the first class whose cumulative "
+        "probability exceeds it), much cheaper, but a seed gives other audio than RTVC's.",
     )
     rtvc_quirks: bool = Field(
         True,
@@ -73,7 +77,7 @@ class WaveRNNConfig(BaseModel):
     rtvc_rng: bool = Field(
         True,
         description="Draw (and discard) the random numbers of RTVC's two throwaway GRUCells before sampling, so a "
-        "seed gives RTVC's exact waveform.",
+        "seed gives RTVC's exact waveform (sampler 'sample' only).",
     )
     engine: Literal["auto", "cpp", "torch", "reference"] = Field(
         "auto",

@@ -109,7 +109,7 @@ def _write_sample(network, item: VocoderItem, path: Path, seconds: float, seed: 
         batched=True,
         target=2000,
         overlap=200,
-        argmax=False,
+        sampler="sample",
         generators=[torch.Generator().manual_seed(seed)],
         preemphasis=RTVC_SYNTHESIZER_MEL.preemphasis,
         quirks=False,
