@@ -12,6 +12,7 @@ One model in this file, built from small modules. Module and parameter names are
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import TYPE_CHECKING
 
 import torch
@@ -85,8 +86,11 @@ class CBHG(nn.Module):
             (residual). If it differs from ``channels``, ``pre_highway`` (Linear, no bias) adapts it.
         num_highways (int): highway layers.
 
-    Shapes: x (B, in_channels, T), optional lengths (B,) -> (B, T, channels). With lengths, padded frames
-    are zeroed before every convolution and the GRU sees only valid frames (results independent of padding).
+    Shapes: x (B, in_channels, T), optional lengths (B,) -> (B, T, channels), x's dtype. With lengths, padded
+    frames are zeroed before every convolution and the GRU sees only valid frames (results independent of padding).
+    ``compute_dtype`` (default None: x's dtype throughout): the conv bank, projections and highways under
+    autocast to this dtype (bfloat16 in mixed-precision training); the residual, the GRU and the output stay in
+    x's dtype.
     """
 
     def __init__(self, K: int, in_channels: int, channels: int, proj_channels: list[int], num_highways: int) -> None:
@@ -108,24 +112,30 @@ class CBHG(nn.Module):
         self.highways = nn.ModuleList(HighwayNetwork(channels) for _ in range(num_highways))
         self.rnn = nn.GRU(channels, channels // 2, batch_first=True, bidirectional=True)
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, lengths: torch.Tensor | None = None, compute_dtype: torch.dtype | None = None
+    ) -> torch.Tensor:
         seq_len = x.size(-1)
         mask = None if lengths is None else length_mask(lengths, seq_len)[:, None, :].to(x.dtype)
 
         def masked(values: torch.Tensor) -> torch.Tensor:
-            return values if mask is None else values * mask
+            # 0 / 1 in the values' dtype: a bfloat16 activation stays bfloat16 (float32: the same tensor as before)
+            return values if mask is None else values * mask.to(values.dtype)
 
         residual = x
-        x = masked(x)
-        bank = torch.cat([conv(x)[:, :, :seq_len] for conv in self.conv1d_bank], dim=1)
-        x = self.maxpool(bank)[:, :, :seq_len]
-        x = self.conv_project1(masked(x))
-        x = self.conv_project2(masked(x))
-        x = (x + residual).transpose(1, 2)
-        if self.highway_mismatch:
-            x = self.pre_highway(x)
-        for highway in self.highways:
-            x = highway(x)
+        precision = nullcontext() if compute_dtype is None else torch.autocast(x.device.type, dtype=compute_dtype)
+        with precision:
+            x = masked(x)
+            bank = torch.cat([conv(x)[:, :, :seq_len] for conv in self.conv1d_bank], dim=1)
+            x = self.maxpool(bank)[:, :, :seq_len]
+            x = self.conv_project1(masked(x))
+            x = self.conv_project2(masked(x))
+            x = (x + residual).transpose(1, 2)
+            if self.highway_mismatch:
+                x = self.pre_highway(x)
+            for highway in self.highways:
+                x = highway(x)
+        x = x.to(residual.dtype)  # the GRU, like the decoder's recurrent steps, in the input's dtype (float32)
         if lengths is None:
             x, _ = self.rnn(x)
             return x
@@ -179,7 +189,8 @@ class Encoder(nn.Module):
 
     Args:
         embed_dims (int), num_chars (int), encoder_dims (int), K (int), num_highways (int).
-        Shapes: chars (B, L) int64, speaker_embedding (B, S) -> (B, L, encoder_dims + S).
+        Shapes: chars (B, L) int64, speaker_embedding (B, S) -> (B, L, encoder_dims + S). ``cbhg_dtype``: the
+        CBHG's ``compute_dtype``.
     """
 
     def __init__(self, embed_dims: int, num_chars: int, encoder_dims: int, K: int, num_highways: int) -> None:
@@ -189,10 +200,15 @@ class Encoder(nn.Module):
         self.cbhg = CBHG(K, encoder_dims, encoder_dims, [encoder_dims, encoder_dims], num_highways)
 
     def forward(
-        self, chars: torch.Tensor, speaker_embedding: torch.Tensor, p: float, lengths: torch.Tensor | None = None
+        self,
+        chars: torch.Tensor,
+        speaker_embedding: torch.Tensor,
+        p: float,
+        lengths: torch.Tensor | None = None,
+        cbhg_dtype: torch.dtype | None = None,
     ) -> torch.Tensor:
         x = self.pre_net(self.embedding(chars), p).transpose(1, 2)
-        x = self.cbhg(x, lengths)
+        x = self.cbhg(x, lengths, cbhg_dtype)
         speaker = speaker_embedding[:, None, :].expand(-1, x.size(1), -1)
         return torch.cat((x, speaker), dim=2)
 
@@ -464,10 +480,15 @@ class Tacotron(nn.Module):
         self.decoder.r.fill_(value)
 
     def encode(
-        self, chars: torch.Tensor, speaker_embedding: torch.Tensor, p: float, text_lengths: torch.Tensor | None = None
+        self,
+        chars: torch.Tensor,
+        speaker_embedding: torch.Tensor,
+        p: float,
+        text_lengths: torch.Tensor | None = None,
+        cbhg_dtype: torch.dtype | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """-> encoder memory (B, L, encoder_dims + S) and its projection (B, L, decoder_dims)."""
-        encoder_seq = self.encoder(chars, speaker_embedding, p, text_lengths)
+        encoder_seq = self.encoder(chars, speaker_embedding, p, text_lengths, cbhg_dtype)
         return encoder_seq, self.encoder_proj(encoder_seq)
 
     def forward(
@@ -480,12 +501,17 @@ class Tacotron(nn.Module):
         text_lengths: torch.Tensor | None = None,
         mel_lengths: torch.Tensor | None = None,
         silence_value: float | None = None,
+        cbhg_dtype: torch.dtype | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Teacher forcing. With ``text_lengths`` the clean masking is used (-inf pads, masked CBHGs).
 
         With ``mel_lengths`` the post-net sees only each item's frames and gives 0 after them; ``silence_value``
         (with ``mel_lengths``) puts that value there instead, as ``generate`` does after an item's end, so a
         loss over the padded batch counts no error at those frames (their value has no gradient either way).
+
+        ``cbhg_dtype`` (default None: float32 throughout): the encoder's and post-net's CBHGs run their
+        convolutions and highways under autocast to this dtype (``fit --precision bf16``); everything else, the
+        decoder included, and every output stay float32.
 
         Returns mel_decoder (B, n_mels, T'), mel_postnet (B, n_mels, T'), attention (B, T'/r, L),
         stop (B, T') with ``T' = r * ceil(T / r)``. Increments the ``step`` buffer (as RTVC).
@@ -494,7 +520,7 @@ class Tacotron(nn.Module):
         batch, _, steps = mels.shape
         clean = text_lengths is not None
         mask = length_mask(text_lengths, chars.size(1)) if clean else chars != 0
-        encoder_seq, encoder_seq_proj = self.encode(chars, speaker_embedding, p, text_lengths)
+        encoder_seq, encoder_seq_proj = self.encode(chars, speaker_embedding, p, text_lengths, cbhg_dtype)
         r = self.r
         # step t (every r-th frame) reads the frame before it; the first step reads a zero "go" frame
         previous = mels[:, :, r - 1 : steps - 1 : r].transpose(1, 2)
@@ -503,7 +529,7 @@ class Tacotron(nn.Module):
             encoder_seq, encoder_seq_proj, prenet_in, mask, p, clean
         )
         postnet_lengths = None if mel_lengths is None else mel_lengths.clamp_max(mel_decoder.size(2))
-        mel_postnet = self.post_proj(self.postnet(mel_decoder, postnet_lengths)).transpose(1, 2)
+        mel_postnet = self.post_proj(self.postnet(mel_decoder, postnet_lengths, cbhg_dtype)).transpose(1, 2)
         if postnet_lengths is not None and silence_value is not None:
             valid = length_mask(postnet_lengths, mel_postnet.size(2))[:, None, :]
             mel_postnet = mel_postnet.masked_fill(~valid, silence_value)

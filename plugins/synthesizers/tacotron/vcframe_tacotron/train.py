@@ -2,8 +2,8 @@
 ``python -m vcframe_tacotron.train <command> ...``.
 
 Commands: ``preprocess`` (corpus -> mels, embeddings, manifest), ``fit`` (teacher-forced training with
-exact ``--resume`` and ``--max-steps``), ``gta`` (teacher-forced mels for vocoder training), ``export``
-(safetensors with metadata).
+exact ``--resume`` and ``--max-steps``; ``--precision``: the CBHGs in bfloat16 where the CPU computes it
+natively), ``gta`` (teacher-forced mels for vocoder training), ``export`` (safetensors with metadata).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import typer
 
 from vcframe.checkpoints import load_torch, save_torch
 from vcframe.config import parse_json_options
+from vcframe.cpu import resolve_precision
 from vcframe.datasets import load_array
 from vcframe.distributed import ShardedBatchSampler, TrainingClock, prepare_run_folder
 from vcframe.errors import CheckpointError, ConfigError
@@ -330,6 +331,100 @@ def build_config(
     )
 
 
+def training_precision(requested: str, device: torch.device) -> str:
+    """``fp32`` or ``bf16`` for ``fit --precision``: on a CPU :func:`vcframe.cpu.resolve_precision` (``auto``:
+    bf16 where the CPU computes it natively, AMX or AVX-512 BF16); on CUDA ``auto`` is fp32 (the gain was measured
+    on CPUs only). Raises ConfigError for anything but ``auto``, ``fp32`` and ``bf16``."""
+    if requested == "auto" and device.type != "cpu":
+        return "fp32"
+    return resolve_precision(requested, device)
+
+
+@dataclass
+class StepResult:
+    """What :func:`training_step` leaves for logging and plots: the losses (0-d, ``guided_loss`` when it was
+    on), the gradient norm before clipping, the attention (B, T/r, L) and the post-net mel (B, n_mels, T)
+    (float32), and whether the optimizer stepped (not when the gradient norm is NaN: the batch is skipped)."""
+
+    losses: dict[str, torch.Tensor]
+    grad_norm: torch.Tensor
+    attention: torch.Tensor
+    mel_postnet: torch.Tensor
+    stepped: bool
+
+
+def training_step(
+    model: torch.nn.Module,
+    network: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch: dict[str, torch.Tensor],
+    *,
+    dropout: float,
+    clean: bool,
+    silence: float,
+    clip: float,
+    guided_weight: float = 0.0,
+    guided_sigma: float = 0.2,
+    precision: str = "fp32",
+    loss_weight: float = 1.0,
+    global_frames: list[int] | None = None,
+    world_size: int = 1,
+) -> StepResult:
+    """One teacher-forced step of ``fit``: forward, RTVC's loss (+ the guided attention loss), backward, gradient
+    norm clipping, Adam.
+
+    Args:
+        model: what the forward pass calls (the DDP wrapper in a distributed run, else ``network``).
+        network: the Tacotron (its parameters are clipped; ``network.r`` is the step's r).
+        optimizer: the Adam over ``network``'s parameters.
+        batch: :func:`collate_items`'s tensors on the run's device.
+        dropout: pre-net dropout; clean: the clean masking (lengths given to the network), else RTVC's;
+        silence: the mel spec's silence value (the post-net's value after each item, clean masking only).
+        clip: gradient norm clip.
+        guided_weight (default 0: off): weight of the guided attention loss; guided_sigma (default 0.2): its width.
+        precision (default ``fp32``): ``bf16`` runs the CBHGs' convolutions and highways under bfloat16 autocast
+            (:meth:`Tacotron.forward`'s ``cbhg_dtype``); the decoder, the losses, the weights, their gradients,
+            the clipping and Adam's state stay float32. ``fp32`` is the float32 step as it always was.
+        loss_weight (default 1.0): factor on the loss (a distributed shard's weight: DDP's mean over ranks then
+            gives the global batch's mean).
+        global_frames (default None): a distributed run's frame counts of the whole global batch: the guided
+            loss is divided by their decoder steps and ``world_size`` times the rank's value is added, so the
+            ranks' shares add up to the global batch's loss.
+    """
+    if precision not in ("fp32", "bf16"):
+        raise ConfigError(f"precision must be fp32 or bf16, got {precision!r}")
+    mel_decoder, mel_postnet, attention, stop = model(
+        batch["chars"],
+        batch["mels"],
+        batch["embeds"],
+        p=dropout,
+        text_lengths=batch["text_lengths"] if clean else None,
+        mel_lengths=batch["mel_lengths"] if clean else None,
+        silence_value=silence if clean else None,
+        cbhg_dtype=torch.bfloat16 if precision == "bf16" else None,
+    )
+    losses = tacotron_loss(mel_decoder, mel_postnet, stop, batch["mels"], batch["stop_target"])
+    loss = losses["loss"] * loss_weight if loss_weight != 1.0 else losses["loss"]
+    if guided_weight > 0:
+        r = int(network.r)
+        decoder_steps = (batch["mel_lengths"] + r - 1) // r
+        total_steps = None
+        if global_frames is not None:
+            total_steps = max(1, sum(min((frames + r - 1) // r, attention.size(1)) for frames in global_frames))
+        losses["guided_loss"] = guided_attention_loss(
+            attention, batch["text_lengths"], decoder_steps, guided_sigma, total_steps=total_steps
+        )
+        share = losses["guided_loss"] * world_size if world_size != 1 else losses["guided_loss"]
+        loss = loss + guided_weight * share
+    optimizer.zero_grad()
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(network.parameters(), clip)
+    stepped = not math.isnan(float(grad_norm))
+    if stepped:
+        optimizer.step()
+    return StepResult(losses, grad_norm, attention, mel_postnet, stepped)
+
+
 def _save_plots(
     run_dir: Path, step: int, attention: torch.Tensor, mel: torch.Tensor, target: torch.Tensor, spec: MelSpec
 ) -> None:
@@ -449,6 +544,14 @@ def fit(
     valid_clips: Annotated[
         int, typer.Option(min=1, help="Clips measured per --valid-data (at most all of them).")
     ] = 64,
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="auto (bf16 on a CPU with AMX / AVX-512 BF16, else fp32), fp32 or bf16: the CBHGs' convolutions "
+            "and highways under bfloat16 autocast (decoder, losses, weights, gradients and Adam stay float32). "
+            "A change on --resume is recorded in the checkpoint."
+        ),
+    ] = "auto",
     threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")] = "cpu",
 ) -> None:
@@ -487,6 +590,7 @@ def _fit(
     valid_data: list[Path] | None,
     valid_every: int,
     valid_clips: int,
+    precision: str,
     threads: int,
     device: str,
 ) -> None:
@@ -494,6 +598,7 @@ def _fit(
         torch.set_num_threads(threads)
     if masking not in ("rtvc", "clean"):
         raise ConfigError(f"masking must be rtvc or clean, got {masking!r}")
+    precision = training_precision(precision, session.device)
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path = run_dir / "checkpoint.pt"
     overrides = parse_json_options(option, example="-o lstm_dims=256")
@@ -547,9 +652,20 @@ def _fit(
         "seed": seed,
         "masking": masking,
         "data": str(data.resolve()),
+        "precision": precision,
     }
     if saved is not None and "schedule_changes" in saved["train"]:
         train_info["schedule_changes"] = saved["train"]["schedule_changes"]
+    if saved is not None:
+        before = saved["train"].get("precision", "fp32")  # runs from before --precision trained in float32
+        changes = list(saved["train"].get("precision_changes", []))
+        if before != precision:
+            changes.append({"step": step, "old": before, "new": precision})
+            session.echo(f"precision changed at step {step}: {before} -> {precision}")
+        if changes:
+            train_info["precision_changes"] = changes
+    bf16_parts = " (the CBHGs' convolutions and highways in bfloat16)" if precision == "bf16" else ""
+    session.echo(f"precision {precision}{bf16_parts}, {torch.get_num_threads()} thread(s)")
     if session.is_main:
         with open(run_dir / "config.json", "w") as stream:
             json.dump(
@@ -604,38 +720,28 @@ def _fit(
                 pad_like = shard.batch if distributed else None
                 collated = dataset.collate(shard.items, r, silence, pad_like=pad_like)
                 batch = {k: v.to(target) for k, v in collated.items()}
-                clean = masking == "clean"
+                guided = guided_attention > 0 and (guided_until is None or step < guided_until)
                 with session.batch_randomness(shard):
-                    mel_decoder, mel_postnet, attention, stop = model(
-                        batch["chars"],
-                        batch["mels"],
-                        batch["embeds"],
-                        p=config.dropout,
-                        text_lengths=batch["text_lengths"] if clean else None,
-                        mel_lengths=batch["mel_lengths"] if clean else None,
-                        silence_value=silence if clean else None,
+                    result = training_step(
+                        model,
+                        network,
+                        optimizer,
+                        batch,
+                        dropout=config.dropout,
+                        clean=masking == "clean",
+                        silence=silence,
+                        clip=clip,
+                        guided_weight=guided_attention if guided else 0.0,
+                        guided_sigma=guided_sigma,
+                        precision=precision,
+                        # DDP averages over ranks: the weight turns that into the global batch's mean
+                        loss_weight=shard.weight if distributed else 1.0,
+                        global_frames=[dataset.frames[i] for i in shard.batch] if distributed else None,
+                        world_size=session.world_size if distributed else 1,
                     )
-                losses = tacotron_loss(mel_decoder, mel_postnet, stop, batch["mels"], batch["stop_target"])
-                # DDP averages over ranks: the weight turns that into the global batch's mean
-                loss = losses["loss"] * shard.weight if distributed else losses["loss"]
-                if guided_attention > 0 and (guided_until is None or step < guided_until):
-                    decoder_steps = (batch["mel_lengths"] + r - 1) // r
-                    total_steps = None
-                    if distributed:  # divide by the global batch's decoder steps; the ranks' shares add up
-                        steps_per_item = [min((dataset.frames[i] + r - 1) // r, attention.size(1)) for i in shard.batch]
-                        total_steps = max(1, sum(steps_per_item))
-                    losses["guided_loss"] = guided_attention_loss(
-                        attention, batch["text_lengths"], decoder_steps, guided_sigma, total_steps=total_steps
-                    )
-                    share = losses["guided_loss"] * session.world_size if distributed else losses["guided_loss"]
-                    loss = loss + guided_attention * share
-                optimizer.zero_grad()
-                loss.backward()
-                grad_norm = torch.nn.utils.clip_grad_norm_(network.parameters(), clip)
-                if math.isnan(float(grad_norm)):
+                losses, grad_norm = result.losses, result.grad_norm
+                if not result.stepped:
                     session.echo(f"step {step + 1}: gradient is NaN, batch skipped")
-                else:
-                    optimizer.step()
                 step += 1
                 batch_in_epoch = shard.index + 1
                 if step % log_every == 0 or step == limit:
@@ -663,8 +769,8 @@ def _fit(
                     _save_plots(
                         run_dir,
                         step,
-                        attention[0, :steps_used, : int(batch["text_lengths"][0])].detach().cpu(),
-                        mel_postnet[0, :, :length].detach().cpu(),
+                        result.attention[0, :steps_used, : int(batch["text_lengths"][0])].detach().cpu(),
+                        result.mel_postnet[0, :, :length].detach().cpu(),
                         batch["mels"][0, :, :length].cpu(),
                         config.mel,
                     )
