@@ -11,7 +11,8 @@ recurrent products, rnn2's input and the fc layers) with weights packed once by 
 bfloat16 or int8 (per-column scales), and fused loops for the GRU gates, the residuals, the ReLUs and the sampler.
 The products run on the instruction set :func:`choose_isa` picks at run time (AMX, AVX-512 with VNNI, AVX2, or
 plain C++; the PyTorch loop when nothing builds). Threads split every matrix by output columns, so each core
-streams only its own slice of the weights, which stays in its L2; the six stages of a step meet at barriers.
+streams only its own slice of the weights, which stays in its L2; the six stages of a step meet at barriers (spin,
+then sleep on a futex).
 
 ``TRAINING_SOURCE`` adds what :mod:`vcframe_wavernn.fused` runs for training: a GRU layer over a whole
 teacher-forced sequence, forward and backward (one product and one vectorised pass over the gates per step;
@@ -1020,16 +1021,33 @@ static int64_t vc_inverse_cdf(const float* weights, int64_t count, double unifor
   return count - 1;
 }
 
-// A barrier for the threads of one call: spin briefly, then yield (another job may hold the other core).
+#if defined(__linux__)
+#include <climits>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#define VC_HAVE_FUTEX 1
+#endif
+
+// A barrier for the threads of one call: spin briefly (a peer on a core of its own arrives within microseconds),
+// then sleep in the kernel (a Linux futex on the phase word; elsewhere yield), so that a thread waiting for a peer
+// another job has descheduled leaves its core to that job instead of spinning on it.
 struct VcBarrier {
-  std::atomic<int64_t> waiting{0}, phase{0};
+  std::atomic<int64_t> waiting{0};
+  std::atomic<int32_t> phase{0};     // the futex word
+  std::atomic<int32_t> sleepers{0};  // threads asleep (or about to be) on the phase
   int64_t count = 1;
   void wait() {
     if (count == 1) return;
-    const int64_t current = phase.load(std::memory_order_acquire);
+    const int32_t current = phase.load(std::memory_order_acquire);
     if (waiting.fetch_add(1, std::memory_order_acq_rel) == count - 1) {
       waiting.store(0, std::memory_order_relaxed);
-      phase.store(current + 1, std::memory_order_release);
+      phase.store(current + 1, std::memory_order_seq_cst);
+#ifdef VC_HAVE_FUTEX
+      // seq_cst pairs with the sleeper's increment then load: either it sees the new phase or we see it
+      if (sleepers.load(std::memory_order_seq_cst) > 0)
+        syscall(SYS_futex, reinterpret_cast<int32_t*>(&phase), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+#endif
       return;
     }
     for (int spins = 0; phase.load(std::memory_order_acquire) == current; ++spins) {
@@ -1038,7 +1056,14 @@ struct VcBarrier {
         __builtin_ia32_pause();
 #endif
       } else {
+#ifdef VC_HAVE_FUTEX
+        sleepers.fetch_add(1, std::memory_order_seq_cst);
+        if (phase.load(std::memory_order_seq_cst) == current)  // the kernel checks it again before sleeping
+          syscall(SYS_futex, reinterpret_cast<int32_t*>(&phase), FUTEX_WAIT_PRIVATE, current, nullptr, nullptr, 0);
+        sleepers.fetch_sub(1, std::memory_order_seq_cst);
+#else
         std::this_thread::yield();
+#endif
       }
     }
   }
