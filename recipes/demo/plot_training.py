@@ -3,12 +3,17 @@
 
     python recipes/demo/plot_training.py --run-dir /work/runs/taco --out docs/images/tacotron-demo
     python recipes/demo/plot_training.py --kind hifigan --run-dir /work/runs/hifigan --out docs/images/hifigan-demo
+    python recipes/demo/plot_training.py --kind wavernn --run-dir /work/runs/voc --out docs/images/wavernn-demo \
+        --yardstick 0:5.0 --yardstick 2000:29.5
 
 Tacotron: writes ``<out>-losses.png`` and ``<out>-alignment.png`` (the run's latest checkpoint, exported to a
 temporary safetensors file, speaking a sentence in a sample voice with the default options, seed 0), and prints
 the alignment's monotonicity (correlation of the most-attended character with the decoder step).
 HiFi-GAN: writes ``<out>-losses.png``: the generator's mel L1 (x45) and adversarial/feature-matching terms, the
 discriminators' loss, and the held-out mel L1 of valid.jsonl (one line per --valid-data folder) on a second axis.
+WaveRNN: writes ``<out>-losses.png``: the cross-entropy of log.csv (mean of 200 steps) against steps and samples
+seen (``--samples-per-step``: batch x segment), with the vocoder yardstick's words heard right (``--yardstick
+STEP:PERCENT``, measured with benchmarks/quality.py on exports of the run) on a second axis.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ LOSS_KEYS = {
     "tacotron": ("loss", "m1_loss", "m2_loss", "stop_loss", "guided_loss"),
     "hifigan": ("mel", "gen", "fm_f", "fm_s", "gen_f", "gen_s", "disc"),
 }
-TITLES = {"tacotron": "Tacotron demo run", "hifigan": "HiFi-GAN demo run"}
+TITLES = {"tacotron": "Tacotron demo run", "hifigan": "HiFi-GAN demo run", "wavernn": "WaveRNN demo run"}
 
 
 def plot_valid(valid: Path, axis: object) -> None:
@@ -91,15 +96,84 @@ def plot_losses(log: Path, out: Path, kind: str = "tacotron") -> dict[str, float
     return {**last, "training_hours": round(sum(segment_ends) / 3600, 2)}
 
 
+def plot_wavernn(log: Path, out: Path, samples_per_step: int, yardstick: list[tuple[int, float]]) -> dict[str, float]:
+    """WaveRNN's log.csv (step, loss, seconds): the loss's mean over 200 steps, samples seen on a top axis, and
+    the yardstick's words heard right at the measured steps on a second axis."""
+    import csv
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_step: dict[int, float] = {}
+    with log.open() as handle:
+        for row in csv.DictReader(handle):
+            by_step[int(row["step"])] = float(row["loss"])  # a resumed run logs again the steps after its checkpoint
+    steps = np.array(sorted(by_step))
+    losses = np.array([by_step[step] for step in steps])
+    window = min(200, len(losses))
+    smooth = np.convolve(losses, np.ones(window) / window, mode="valid")
+    figure, axis = plt.subplots(figsize=(8, 4))
+    axis.plot(steps, losses, alpha=0.15, color="tab:blue")
+    axis.plot(steps[window - 1 :], smooth, color="tab:blue", label=f"cross-entropy (mean of {window} steps)")
+    axis.set_xlabel("step")
+    axis.set_ylabel("cross-entropy (nats, 512 classes)")
+    axis.grid(alpha=0.3)
+    axis.legend(loc="upper right", fontsize="small")
+    top = axis.secondary_xaxis(
+        "top", functions=(lambda step: step * samples_per_step / 1e6, lambda seen: seen * 1e6 / samples_per_step)
+    )
+    top.set_xlabel("samples seen (millions)")
+    if yardstick:
+        twin = axis.twinx()
+        points = sorted(yardstick)
+        twin.plot(
+            [step for step, _ in points],
+            [percent for _, percent in points],
+            marker="o",
+            color="tab:red",
+            label="vocoder yardstick: words heard right (%)",
+        )
+        twin.set_ylabel("words heard right (%)")
+        twin.set_ylim(0, 100)
+        twin.legend(loc="lower left", fontsize="small")
+    axis.set_title(f"{TITLES['wavernn']}: {steps[-1]} steps")
+    figure.tight_layout()
+    figure.savefig(out, dpi=100)
+    plt.close(figure)
+    return {"step": int(steps[-1]), "loss_mean_last": round(float(smooth[-1]), 4)}
+
+
+def parse_yardstick(text: str) -> tuple[int, float]:
+    """``STEP:PERCENT`` -> (step, percent)."""
+    step, _, percent = text.partition(":")
+    try:
+        return int(step), float(percent)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--yardstick takes STEP:PERCENT (e.g. 2000:29.5), got {text!r}") from None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--kind", choices=sorted(LOSS_KEYS), default="tacotron", help="what the run trains")
+    parser.add_argument("--kind", choices=sorted(TITLES), default="tacotron", help="what the run trains")
     parser.add_argument("--run-dir", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True, help="prefix of the two PNG files")
     parser.add_argument("--voice", default="duncan")
     parser.add_argument("--text", default=SENTENCE)
+    parser.add_argument("--samples-per-step", type=int, default=32_000, help="wavernn: batch x segment samples")
+    parser.add_argument("--yardstick", type=parse_yardstick, action="append", default=[], help="wavernn: STEP:PERCENT")
     args = parser.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.kind == "wavernn":
+        last = plot_wavernn(
+            args.run_dir / "log.csv",
+            args.out.with_name(args.out.name + "-losses.png"),
+            args.samples_per_step,
+            args.yardstick,
+        )
+        print("last:", json.dumps(last))
+        return
     last = plot_losses(args.run_dir / "log.jsonl", args.out.with_name(args.out.name + "-losses.png"), args.kind)
     print("last log record:", json.dumps(last))
     if args.kind != "tacotron":

@@ -28,7 +28,7 @@ TRAINING_DATA = (
     "vcframe demo corpus (recipes/demo/make_corpus.py): 15 synthetic speakers made with flite, festival and "
     "espeak-ng (+ sox pitch shifts) reading 4,187 public-domain LJSpeech sentences, 5.41 h"
 )
-#: What the HiFi-GAN demo trains on besides the corpus (recipes/demo/train.sh hifigan-data).
+#: What both vocoder demos train on besides the corpus (recipes/demo/train.sh hifigan-data: the vocoders' shared list).
 REAL_SPEECH = (
     "real recordings of ../shared/data: LibriSpeech train-clean-100 (251 speakers, one utterance each, CC BY 4.0) "
     "and 20 LJSpeech-mini clips (public domain), without the LibriSpeech test-other speakers and the quality "
@@ -51,7 +51,8 @@ TARGETS = {
         "module": "vcframe_wavernn",
         "file": "wavernn-demo.safetensors",
         "export": [sys.executable, "-m", "vcframe_wavernn.train", "export"],
-        "training_data": TRAINING_DATA,  # + "; " + --mels
+        # the real-speech run of issue 23 (train.sh vocoder: hifigan-data's list) and the shipped weights it began from
+        "training_data": REAL_SPEECH + "; " + TRAINING_DATA,  # + "; " + --mels
     },
     "hifigan": {
         "id": "hifigan-demo",
