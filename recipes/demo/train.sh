@@ -55,7 +55,7 @@ synthesizer)
         --masking clean --guided-attention 1.0 --guided-until 20000 \
         --max-steps "${MAX_STEPS:-40000}" --checkpoint-every 100 --eval-every 500 --log-every 10 \
         $(valid_flags) --valid-every 500 \
-        --threads "${THREADS:-1}" $(resume_flag "$RUNS/taco") ;;
+        --precision "${PRECISION:-auto}" --threads "${THREADS:-1}" $(resume_flag "$RUNS/taco") ;;
 gta)
     # from the synthesizer run when this machine has one, else from the shipped weights (runs do not outlive a session)
     if [ -f "$RUNS/taco/checkpoint.pt" ]; then source_flag="--run-dir $RUNS/taco"; else source_flag="--checkpoint default"; fi
