@@ -137,6 +137,26 @@ def distribution(values: np.ndarray) -> str:
     )
 
 
+def distinct_cover(cosines: np.ndarray, threshold: float) -> list[int]:
+    """Rows of a speaker set whose pairwise cosines all stay below ``threshold``: from a symmetric cosine matrix,
+    drop one speaker at a time, the one in most pairs at or over the threshold (ties: the one with the highest
+    such cosine, then the later row), until no such pair is left. Greedy, so a lower bound on the largest such
+    set; it returns the kept rows in order."""
+    if cosines.ndim != 2 or cosines.shape[0] != cosines.shape[1]:
+        raise ValueError(f"cosines must be a square matrix, got shape {cosines.shape}")
+    over = cosines >= threshold
+    np.fill_diagonal(over, False)
+    kept = np.ones(len(cosines), dtype=bool)
+    while True:
+        counts = (over & kept[None, :] & kept[:, None]).sum(axis=1)
+        if not counts.any():
+            return [int(row) for row in np.flatnonzero(kept)]
+        worst = np.where(kept[None, :] & over, cosines, -np.inf).max(axis=1)
+        candidates = np.flatnonzero(counts == counts.max())
+        drop = max(candidates, key=lambda row: (worst[row], row))
+        kept[drop] = False
+
+
 def training_pairs(speakers: Centroids, threshold: float) -> dict[str, object]:
     """Summary of the centroid cosines between training speakers; prints the pairs at or over the threshold."""
     train = [row for row, role in enumerate(speakers.roles) if role == "train"]
@@ -155,7 +175,15 @@ def training_pairs(speakers: Centroids, threshold: float) -> dict[str, object]:
     )
     for cosine, first, second in sorted(over, reverse=True):
         print(f"  {cosine:.3f}  {first}  {second}")
+    kept = distinct_cover(matrix, threshold)
+    dropped = [speakers.names[train[row]] for row in range(len(train)) if row not in set(kept)]
+    print(
+        f"distinct training voices (greedy cover, every pair below {threshold}): {len(kept)} of {len(train)}"
+        + (f"; dropped: {', '.join(dropped)}" if dropped else "")
+    )
     return {
+        "distinct_training_speakers": len(kept),
+        "dropped_for_distinctness": dropped,
         "training_speakers": len(train),
         "max_pair_cosine": float(upper.max()) if len(upper) else None,
         "mean_pair_cosine": float(upper.mean()) if len(upper) else None,
