@@ -8,11 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 from vcframe_tacotron.train import LengthBucketSampler, app
 
 from vcframe.distributed import BatchShard, ShardedBatchSampler, TrainingSession
-from vcframe.testing import write_tone_corpus
 from vcframe.testing.distributed import (
     check_equals_single_process,
     check_killed_rank_resumes_exactly,
@@ -23,7 +21,6 @@ from vcframe.testing.distributed import (
 #: largest absolute parameter difference allowed between the 2-process and the 1-process run after 6 steps
 #: (the ranks sum gradients and batch-norm statistics in another order; observed: 9.3e-6)
 TOLERANCE = 1e-4
-TEXTS = ["Hello there.", "One two three.", "A cat sat.", "Good morning to you."]
 
 
 def tacotron_fit_args(data: Path, run_dir: Path) -> list[str]:
@@ -45,15 +42,6 @@ def tacotron_fit_args(data: Path, run_dir: Path) -> list[str]:
         precision="fp32",
         threads=1,
     )
-
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = write_tone_corpus(tmp_path_factory.mktemp("corpus"), TEXTS)
-    out = tmp_path_factory.mktemp("prepared")
-    result = CliRunner().invoke(app, ["preprocess", str(root), "--out", str(out), "--encoder", "random-per-speaker"])
-    assert result.exit_code == 0, result.output
-    return out
 
 
 @pytest.fixture(scope="module")

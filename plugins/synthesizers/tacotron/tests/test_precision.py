@@ -17,9 +17,6 @@ from vcframe_tacotron.train import app, collate_items, training_precision, train
 
 import vcframe.cpu
 from vcframe.specs import EmbeddingSpec
-from vcframe.testing import write_tone_corpus
-
-TEXTS = ["Hello there.", "One two three.", "A cat sat.", "Good morning to you."]
 
 #: Largest relative difference between a bfloat16 step's losses and the float32 step's on the same weights, batch
 #: and random masks (measured on an Intel Xeon with AMX, tiny preset: 1.8e-4 on stop_loss, 2.2e-5 on the total;
@@ -137,15 +134,6 @@ def test_auto_precision_is_bf16_only_where_the_cpu_has_it(monkeypatch: pytest.Mo
     assert training_precision("auto", cpu) == "fp32"
     assert training_precision("bf16", cpu) == "bf16"  # asked for: honoured (emulated, slower)
     assert training_precision("fp32", cpu) == "fp32"
-
-
-@pytest.fixture(scope="module")
-def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    corpus = write_tone_corpus(tmp_path_factory.mktemp("corpus"), TEXTS)
-    out = tmp_path_factory.mktemp("prepared")
-    result = CliRunner().invoke(app, ["preprocess", str(corpus), "--out", str(out), "--encoder", "random-per-speaker"])
-    assert result.exit_code == 0, result.output
-    return out
 
 
 def fit(data: Path, run_dir: Path, *extra: str) -> str:
