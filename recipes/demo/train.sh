@@ -24,6 +24,7 @@ cd "$(dirname "$0")/../.."
 CORPUS=${CORPUS:-/work/corpus/demo}
 RUNS=${RUNS:-/work/runs}
 PREP=${PREP:-${CORPUS}_prep}
+TACO_RUN=${TACO_RUN:-$RUNS/taco}
 VCFRAME=${VCFRAME:-.venv/bin/vcframe}
 PYTHON=${PYTHON:-.venv/bin/python}
 resume_flag() { [ -f "$1/checkpoint.pt" ] && echo "--resume" || true; }
@@ -44,21 +45,24 @@ case "${1:-}" in
 prepare)
     $VCFRAME train synthesizer preprocess "$CORPUS" --out "$PREP" --encoder ge2e --workers "${WORKERS:-2}"
     for held_out in $HELD_OUT; do
-        if [ -f "$held_out/manifest.csv" ]; then
+        if [ -d "$held_out" ]; then
             $VCFRAME train synthesizer preprocess "$held_out" --out "${held_out}_prep" --encoder ge2e --workers "${WORKERS:-2}"
         fi
     done ;;
 synthesizer)
-    # the schedule the demo run follows (applied on --resume too): lr 1e-3 to step 8,600, then 2e-4 from 8,600 on
-    exec $VCFRAME train synthesizer fit --data "$PREP" --run-dir "$RUNS/taco" \
-        --preset small -o r=4 --schedule "4,1e-3,8600,16;4,2e-4,20000,16;4,1e-4,80000,16" \
+    # the schedule the demo run follows (applied on --resume too): lr 1e-3 to step 8,600, then 2e-4 from 8,600 on.
+    # TACO_RUN (default $RUNS/taco) is the run folder (gta and export read it too); a new run starts from TACO_INIT
+    # when set (e.g. the shipped weights, continued on a bigger corpus); TACO_SCHEDULE replaces the schedule
+    exec $VCFRAME train synthesizer fit --data "$PREP" --run-dir "$TACO_RUN" \
+        --preset small -o r=4 --schedule "${TACO_SCHEDULE:-4,1e-3,8600,16;4,2e-4,20000,16;4,1e-4,80000,16}" \
         --masking clean --guided-attention 1.0 --guided-until 20000 \
         --max-steps "${MAX_STEPS:-40000}" --checkpoint-every 100 --eval-every 500 --log-every 10 \
         $(valid_flags) --valid-every 500 \
-        --precision "${PRECISION:-auto}" --threads "${THREADS:-1}" $(resume_flag "$RUNS/taco") ;;
+        --precision "${PRECISION:-auto}" --threads "${THREADS:-1}" $(resume_flag "$TACO_RUN") \
+        $(init_flag "$TACO_RUN" "${TACO_INIT:-}") ;;
 gta)
     # from the synthesizer run when this machine has one, else from the shipped weights (runs do not outlive a session)
-    if [ -f "$RUNS/taco/checkpoint.pt" ]; then source_flag="--run-dir $RUNS/taco"; else source_flag="--checkpoint default"; fi
+    if [ -f "$TACO_RUN/checkpoint.pt" ]; then source_flag="--run-dir $TACO_RUN"; else source_flag="--checkpoint default"; fi
     # one torch thread unless THREADS says more: under load, OpenMP spinning made it about 10x slower
     export OMP_NUM_THREADS="${THREADS:-1}"
     exec $VCFRAME train synthesizer gta $source_flag --data "$PREP" --out "$RUNS/gta" ;;
@@ -94,7 +98,7 @@ hifigan)
         $(resume_flag "$RUNS/hifigan") $(init_flag "$RUNS/hifigan" "${HIFIGAN_INIT:-}") ;;
 export)
     mkdir -p "$RUNS/export"
-    $VCFRAME train synthesizer export --run-dir "$RUNS/taco" --out "$RUNS/export/tacotron-demo.safetensors" \
+    $VCFRAME train synthesizer export --run-dir "$TACO_RUN" --out "$RUNS/export/tacotron-demo.safetensors" \
         --training-data "vcframe demo corpus: 15 synthetic speakers (flite, festival, espeak-ng + sox), 4,187 clips, 5.41 h; GE2E (resemblyzer) embeddings" \
         --license "MIT"
     if [ -f "$RUNS/voc/checkpoint.pt" ]; then
