@@ -374,9 +374,11 @@ def wavernn_rows(args: argparse.Namespace) -> None:
         )
     for preset in ("rtvc", "small"):
         for count in sorted({1, args.threads}):
-            add(f"{preset}, float32, RTVC's folding, {count} thread(s)", preset, count, target=8000, overlap=800)
+            rtvc_sampler = {"sampler": "sample"}  # RTVC's draw: the plugin's default is inverse_cdf (issue 26)
+            name = f"{preset}, float32, RTVC's folding, {count} thread(s)"
+            add(name, preset, count, target=8000, overlap=800, precision="float32", **rtvc_sampler)
             for precision in ("float32", "bfloat16", "int8"):
-                add(f"{preset}, {precision}, {count} thread(s)", preset, count, precision=precision)
+                add(f"{preset}, {precision}, {count} thread(s)", preset, count, precision=precision, **rtvc_sampler)
             for precision in ("float32", "bfloat16", "int8"):
                 name = f"{preset}, {precision}, inverse_cdf sampler, {count} thread(s)"
                 add(name, preset, count, precision=precision, sampler="inverse_cdf")

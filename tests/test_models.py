@@ -321,6 +321,7 @@ def test_bundle_options_sit_beneath_explicit_settings(published) -> None:
         800,
     )
     assert vocoder.batched and vocoder.rtvc_quirks
+    assert (vocoder.precision, vocoder.sampler) == ("float32", "sample")  # not the fast defaults: RTVC's stream
     swapped = load_settings(
         ["synthesizer.tacotron.inference_dropout=0"], explicit={"bundle": "rtvc", "vocoder": "griffinlim"}
     )

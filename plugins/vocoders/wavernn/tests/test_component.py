@@ -138,7 +138,8 @@ def test_reference_engine_matches_fast_engine_on_tiny_model(engine):
         if load_kernel() is None:
             pytest.skip("no C++ compiler: the kernel cannot be built here")
     mel = random_mel(25)
-    fast = tiny(target=1000, overlap=200, engine=engine, threads=2).generate_float64(mel, seed=11)[0]
+    rtvc_exact = {"target": 1000, "overlap": 200, "precision": "float32", "sampler": "sample"}
+    fast = tiny(**rtvc_exact, engine=engine, threads=2).generate_float64(mel, seed=11)[0]
     reference = tiny(target=1000, overlap=200, engine="reference").generate_float64(mel, seed=11)[0]
     assert np.array_equal(fast, reference)
 
@@ -147,8 +148,42 @@ def test_inverse_cdf_is_not_rtvcs_random_stream_and_the_reference_loop_refuses_i
     mel = random_mel(6)
     sampled, inverse = (tiny(sampler=name).vocode(mel, seed=1).samples for name in ("sample", "inverse_cdf"))
     assert not torch.equal(sampled, inverse)  # another use of the seed's numbers: other audio
-    with pytest.raises(ValueError, match="inverse_cdf"):
-        tiny(sampler="inverse_cdf", engine="reference").vocode(mel, seed=1)
+    with pytest.raises(ValueError, match="engine='reference' is RTVC's loop, which has no sampler 'inverse_cdf'"):
+        tiny(sampler="inverse_cdf", engine="reference")
+
+
+def test_defaults_are_the_fast_settings_and_the_rtvc_bundle_is_rtvc_exact():
+    """Without options: bfloat16 where the CPU computes it natively and the inverse-CDF draw. The rtvc bundle's
+    options (read through vcframe.bundles; no weights loaded) give RTVC's float32 arithmetic and RTVC's sampler
+    with its random stream, so ``--bundle rtvc`` stays RTVC-exact."""
+    from vcframe.bundles import get_bundle
+
+    defaults = WaveRNNConfig()
+    assert (defaults.precision, defaults.sampler, defaults.engine) == ("auto", "inverse_cdf", "auto")
+    rtvc = SPEC.make_config(get_bundle("rtvc").components["vocoder"]["wavernn"])
+    assert (rtvc.precision, rtvc.sampler, rtvc.rtvc_rng, rtvc.rtvc_quirks) == ("float32", "sample", True, True)
+    assert (rtvc.checkpoint, rtvc.preset, rtvc.batched, rtvc.target, rtvc.overlap) == (
+        "registry:rtvc-vocoder",
+        "rtvc",
+        True,
+        8000,
+        800,
+    )
+
+
+def test_reference_engine_alone_runs_rtvcs_sampler_in_float32():
+    """RTVC's loop has only RTVC's draw in float32: picking the engine alone gives those instead of the fast
+    defaults, and what it cannot compute, asked for explicitly, is refused in one line naming both options."""
+    picked = WaveRNNConfig(engine="reference")
+    assert (picked.precision, picked.sampler) == ("float32", "sample")
+    assert WaveRNNConfig(engine="reference", sampler="argmax").sampler == "argmax"  # explicit values stay
+    mel = random_mel(25)  # RTVC's loop fails under 21 frames (its final fade), as RTVC does
+    alone = tiny(engine="reference").vocode(mel, seed=1).samples
+    explicit = tiny(engine="reference", precision="float32", sampler="sample").vocode(mel, seed=1).samples
+    assert torch.equal(alone, explicit)
+    with pytest.raises(ValueError, match="engine='reference' is RTVC's float32 loop, which has no precision 'int8'"):
+        WaveRNNConfig(engine="reference", precision="int8")
+    assert WaveRNNConfig(engine="reference", precision="auto").precision == "auto"  # auto: float32 there
 
 
 def test_checkpoint_roundtrip_and_shape_mismatch(tmp_path):

@@ -83,7 +83,16 @@ def test_frame_tables_generate_what_the_precomputed_conditioning_generates(kerne
     of the logits): a batch of two lengths, folds padded past an item's end, the first and later blocks."""
     torch.manual_seed(0)
     vocoder = WaveRNNVocoder(
-        WaveRNNConfig(preset="tiny", checkpoint=None, target=300, overlap=40, block_steps=170, batched=batched)
+        WaveRNNConfig(
+            preset="tiny",
+            checkpoint=None,
+            target=300,
+            overlap=40,
+            block_steps=170,
+            batched=batched,
+            precision="float32",
+            sampler="sample",
+        )
     )
     assert vocoder.generator.engine == "cpp" and not vocoder.generator.frame_tables  # float32's default
     frames = torch.rand(2, 80, 11) * 8 - 4
@@ -218,12 +227,15 @@ def test_packing_round_trips_and_quantisation_is_per_column_and_row():
 def test_precision_option(monkeypatch):
     from vcframe_wavernn import model
 
-    assert WaveRNNConfig().precision == "float32"  # RTVC's arithmetic unless asked
+    assert WaveRNNConfig().precision == "auto"  # bfloat16 where it is native (float32 for RTVC's arithmetic)
     monkeypatch.setattr(model, "cpu_has_bf16", lambda: False)
-    assert model.resolve_precision("auto") == "float32"
+    assert model.resolve_precision("auto", kernel=True) == "float32"
     monkeypatch.setattr(model, "cpu_has_bf16", lambda: True)
-    assert model.resolve_precision("auto") == "bfloat16"
-    assert model.resolve_precision("int8") == "int8"
+    assert model.resolve_precision("auto", kernel=True) == "bfloat16"
+    assert model.resolve_precision("auto", kernel=False) == "float32"  # the PyTorch loop: float32 products anyway
+    assert model.resolve_precision("int8", kernel=False) == "int8"
+    torch_loop = WaveRNNVocoder(WaveRNNConfig(preset="tiny", checkpoint=None, engine="torch"))
+    assert torch_loop.generator.precision == "float32"
     with pytest.raises(ValueError):
         WaveRNNConfig(precision="float16")
     vocoder = WaveRNNVocoder(WaveRNNConfig(preset="tiny", checkpoint=None, precision="int8", engine="torch"))

@@ -72,11 +72,13 @@ def read_checkpoint(reference: str) -> tuple[dict[str, torch.Tensor], dict[str, 
     return state, metadata, resolved.path
 
 
-def resolve_precision(requested: str) -> str:
-    """The generation loop's weight precision for ``precision``: 'auto' = bfloat16 where the CPU computes it
-    natively (AMX or AVX-512 BF16, :func:`vcframe.cpu.cpu_has_bf16`), else float32."""
+def resolve_precision(requested: str, *, kernel: bool) -> str:
+    """The generation loop's weight precision for ``precision``: 'auto' = bfloat16 where the C++ kernel runs
+    (``kernel``) on a CPU that computes bfloat16 natively (AMX or AVX-512 BF16, :func:`vcframe.cpu.cpu_has_bf16`),
+    else float32. The PyTorch loop (engine 'torch', no compiler, a GPU) computes every precision's products in
+    float32 from the rounded weights, so there a reduced precision would cost accuracy and save nothing."""
     if requested == "auto":
-        return "bfloat16" if cpu_has_bf16() else "float32"
+        return "bfloat16" if kernel and cpu_has_bf16() else "float32"
     return requested
 
 
@@ -118,17 +120,20 @@ class WaveRNNVocoder(BaseVocoder):
     @property
     def generator(self) -> Generator:
         if self._generator is None:
+            from vcframe_wavernn.kernel import load_kernel
+
             config = self.config
             engine = "torch" if self.device.type != "cpu" and config.engine == "auto" else config.engine
             if engine == "reference":
                 engine = "torch"
+            kernel = engine in ("auto", "cpp") and load_kernel() is not None
             self._generator = Generator(
                 self.network,
                 engine=engine,
                 threads=config.threads,
                 block_steps=config.block_steps,
                 first_block_steps=config.first_block_steps,
-                precision=resolve_precision(config.precision),
+                precision=resolve_precision(config.precision, kernel=kernel),
                 isa=config.isa,
             )
         return self._generator
@@ -177,14 +182,14 @@ class WaveRNNVocoder(BaseVocoder):
         """RTVC's own loop (slow; rtvc_quirks only): the baseline, for checks and benchmarks."""
         from vcframe.seeding import seeded
         from vcframe_wavernn.generate import reference_generate
+        from vcframe_wavernn.spec import reference_engine_conflict
 
         config = self.config
         if not config.rtvc_quirks:
             raise ValueError("engine='reference' reproduces RTVC only; set rtvc_quirks=True")
-        if config.sampler == "inverse_cdf":
-            raise ValueError(
-                "engine='reference' is RTVC's loop, which has no inverse_cdf sampler; use sample or argmax"
-            )
+        conflict = reference_engine_conflict(config)
+        if conflict:
+            raise ValueError(conflict)
         outputs = []
         for mel in mels:
             with seeded(seed):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -62,11 +62,13 @@ class WaveRNNConfig(BaseModel):
         "ratio).",
     )
     sampler: Literal["sample", "argmax", "inverse_cdf"] = Field(
-        "sample",
-        description="'sample': draw each sample from the softmax as RTVC does (argmax(p / Exp(1)), one random number "
-        "per class: a seed gives RTVC's audio); 'argmax': the most likely class (deterministic); 'inverse_cdf': the "
-        "same distribution as 'sample' from one uniform number per fold and step (the first class whose cumulative "
-        "probability exceeds it), much cheaper, but a seed gives other audio than RTVC's.",
+        "inverse_cdf",
+        description="'inverse_cdf': RTVC's distribution drawn from one uniform number per fold and step (the first "
+        "class whose cumulative probability exceeds it), 3-4x cheaper per generation than 'sample' at the small "
+        "preset, but a seed gives other audio than RTVC's; 'sample': RTVC's draw (argmax(p / Exp(1)), one random "
+        "number per class): with precision 'float32' a seed gives RTVC's audio (the rtvc bundle sets both); "
+        "'argmax': the most likely class (deterministic). Engine 'reference' is RTVC's own loop, which has only "
+        "RTVC's draw: with it the default is 'sample' and 'inverse_cdf' is refused.",
     )
     rtvc_quirks: bool = Field(
         True,
@@ -76,20 +78,24 @@ class WaveRNNConfig(BaseModel):
     )
     rtvc_rng: bool = Field(
         True,
-        description="Draw (and discard) the random numbers of RTVC's two throwaway GRUCells before sampling, so a "
-        "seed gives RTVC's exact waveform (sampler 'sample' only).",
+        description="Sampler 'sample' only (the other samplers ignore it): draw (and discard) the random numbers of "
+        "RTVC's two throwaway GRUCells before sampling, so a seed gives RTVC's exact waveform.",
     )
     engine: Literal["auto", "cpp", "torch", "reference"] = Field(
         "auto",
         description="Generation loop: 'cpp' (JIT-compiled C++ kernel), 'torch' (same algorithm in PyTorch), "
-        "'reference' (plain transcription of RTVC's loop, slow); 'auto' = cpp, else torch without a compiler.",
+        "'reference' (plain transcription of RTVC's loop, slow; float32 and RTVC's sampler only, so with it "
+        "precision and sampler default to 'float32' and 'sample'); 'auto' = cpp, else torch without a compiler.",
     )
     precision: Literal["auto", "float32", "bfloat16", "int8"] = Field(
-        "float32",
-        description="Weights of the recurrent and output layers in the generation loop: 'float32' (RTVC's "
-        "arithmetic, within the fixtures' tolerances), 'bfloat16' (half the bytes a step reads), 'int8' (a quarter: "
-        "per-column scales, activations quantised per fold), 'auto' = bfloat16 where the CPU computes it natively "
-        "(AMX / AVX-512 BF16), else float32. What each costs in quality: see the README.",
+        "auto",
+        description="Weights of the recurrent and output layers in the generation loop: 'auto' = bfloat16 where the "
+        "C++ kernel runs on a CPU that computes it natively (AMX / AVX-512 BF16), else float32 (the PyTorch loop "
+        "computes every precision with float32 products, so a reduced one saves nothing there); 'float32' (RTVC's "
+        "arithmetic, within the fixtures' tolerances; the rtvc bundle sets it), 'bfloat16' (half the bytes a step "
+        "reads), 'int8' (a quarter: per-column scales, activations quantised per fold). Engine 'reference' computes "
+        "in float32 only: with it the default is 'float32' and bfloat16 / int8 are refused. What each costs in "
+        "quality: see the README.",
     )
     isa: Literal["auto", "amx", "avx512", "avx2", "generic"] = Field(
         "auto",
@@ -112,8 +118,20 @@ class WaveRNNConfig(BaseModel):
         description="Steps of the first block (at most block_steps): the first streamed chunk comes after them.",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _reference_engine_defaults(cls, data: Any) -> Any:
+        """Engine 'reference' is RTVC's own loop: float32 and RTVC's sampler are all it computes, so with it an
+        unset precision and sampler mean 'float32' and 'sample' (the fast defaults would only be refused)."""
+        if isinstance(data, dict) and data.get("engine") == "reference":
+            return {"precision": "float32", "sampler": "sample", **data}
+        return data
+
     @model_validator(mode="after")
     def _check(self) -> WaveRNNConfig:
+        conflict = reference_engine_conflict(self)
+        if conflict:
+            raise ValueError(conflict)
         dims = self.sizes()
         if dims["res_out_dims"] % 4:
             raise ValueError(f"res_out_dims ({dims['res_out_dims']}) must be a multiple of 4 (four aux slices)")
@@ -129,6 +147,24 @@ class WaveRNNConfig(BaseModel):
             if value is not None:
                 sizes[name] = value
         return sizes
+
+
+def reference_engine_conflict(config: WaveRNNConfig) -> str | None:
+    """Why ``config`` cannot run on engine 'reference' (RTVC's own float32 loop with RTVC's sampler), in one line;
+    None when it can or another engine is chosen."""
+    if config.engine != "reference":
+        return None
+    if config.sampler == "inverse_cdf":
+        return (
+            "engine='reference' is RTVC's loop, which has no sampler 'inverse_cdf': pass sampler='sample' (or "
+            "'argmax'), or engine 'auto' for 'inverse_cdf'"
+        )
+    if config.precision not in ("auto", "float32"):
+        return (
+            f"engine='reference' is RTVC's float32 loop, which has no precision {config.precision!r}: pass "
+            f"precision='float32', or engine 'auto' for {config.precision!r}"
+        )
+    return None
 
 
 SPEC = ComponentSpec(
