@@ -314,6 +314,7 @@ def test_bundle_options_sit_beneath_explicit_settings(published) -> None:
     assert (encoder.checkpoint, encoder.preset) == ("registry:rtvc-encoder", "rtvc")
     assert (synthesizer.checkpoint, synthesizer.preset) == ("registry:rtvc-synthesizer", "rtvc")
     assert (synthesizer.masking, synthesizer.inference_dropout) == ("rtvc", 0.5)
+    assert synthesizer.precision == "float32"  # RTVC's arithmetic, not bfloat16 where the CPU has it
     assert (vocoder.checkpoint, vocoder.preset, vocoder.target, vocoder.overlap) == (
         "registry:rtvc-vocoder",
         "rtvc",
