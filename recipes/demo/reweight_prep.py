@@ -1,0 +1,100 @@
+"""A re-weighted view of a preprocessed synthesizer folder: each utterance listed as often as its voice's engine asks.
+
+    python recipes/demo/reweight_prep.py /work/corpus/many_all_prep --out /work/corpus/many_bal_prep \
+        --speakers /work/corpus/many/speakers.json --speakers /work/corpus/many_v3/speakers.json \
+        --repeat flite=4 --repeat festival=4
+
+The corpus recipe's voices are mostly espeak-ng based (90 of the 123 training voices, 73 % of the clips), and
+pocketsphinx hears few words of them (about 12 % against 73-80 % for the flite and festival based voices, on 2 held-out
+clips per voice): a synthesizer that trains on them learns their articulation. Listing the utterances of the
+other engines' voices N times brings the mix back to what the first demo corpus had (41 % espeak-ng) without
+dropping a voice. The new folder holds ``manifest.jsonl`` (rows in the original order, each repeated in place),
+``info.json`` (copied, with the weights recorded under ``reweighted``) and symlinks to the original ``mels`` and
+``embeds`` folders; nothing is recomputed. ``vcframe train synthesizer fit --data`` reads it like any prepared folder
+(a repeated row is one more draw of that utterance per epoch).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def engine_repeats(specs: Sequence[str]) -> dict[str, int]:
+    """``["flite=4", ...]`` -> ``{"flite": 4}``; refuses a malformed item or a count below 1."""
+    repeats: dict[str, int] = {}
+    for spec in specs:
+        engine, separator, count = spec.partition("=")
+        if not separator or not engine or not count.isdigit() or int(count) < 1:
+            raise SystemExit(f"--repeat {spec!r}: expected ENGINE=N with N >= 1, e.g. flite=4")
+        repeats[engine] = int(count)
+    return repeats
+
+
+def speaker_engines(paths: Sequence[Path]) -> dict[str, str]:
+    """speaker id -> engine from the corpus recipe's speakers.json files (later files win)."""
+    engines: dict[str, str] = {}
+    for path in paths:
+        for speaker, meta in json.loads(path.read_text()).items():
+            engines[speaker] = str(meta.get("engine", "?"))
+    return engines
+
+
+def reweighted_rows(
+    rows: Sequence[dict[str, object]], engines: dict[str, str], repeats: dict[str, int]
+) -> list[dict[str, object]]:
+    """Each row repeated ``repeats[engine of its speaker]`` times (1 for engines not named), in place; refuses a
+    row whose speaker has no engine."""
+    result: list[dict[str, object]] = []
+    for row in rows:
+        speaker = str(row["speaker"])
+        if speaker not in engines:
+            raise SystemExit(f"speaker {speaker!r} is in no --speakers file; pass the corpus's speakers.json")
+        result.extend([row] * repeats.get(engines[speaker], 1))
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("prep", type=Path, help="a folder written by 'vcframe train synthesizer preprocess'")
+    parser.add_argument("--out", type=Path, required=True, help="the re-weighted folder (created; must not exist)")
+    parser.add_argument("--speakers", type=Path, action="append", required=True, help="speakers.json (repeatable)")
+    parser.add_argument("--repeat", action="append", default=[], help="ENGINE=N: list that engine's clips N times")
+    args = parser.parse_args(argv)
+    manifest = args.prep / "manifest.jsonl"
+    if not manifest.is_file():
+        raise SystemExit(f"{manifest} does not exist; run 'vcframe train synthesizer preprocess' first")
+    if args.out.exists():
+        raise SystemExit(f"{args.out} exists; choose a new folder (or remove it)")
+    repeats = engine_repeats(args.repeat)
+    engines = speaker_engines(args.speakers)
+    rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+    result = reweighted_rows(rows, engines, repeats)
+    info = json.loads((args.prep / "info.json").read_text()) if (args.prep / "info.json").is_file() else {}
+    info["reweighted"] = {"from": str(args.prep.resolve()), "repeat": repeats, "rows": len(result)}
+
+    partial = args.out.with_name(f".{args.out.name}.part")
+    partial.mkdir(parents=True)
+    for folder in ("mels", "embeds"):
+        (partial / folder).symlink_to((args.prep / folder).resolve(), target_is_directory=True)
+    (partial / "manifest.jsonl").write_text("".join(json.dumps(row) + "\n" for row in result))
+    (partial / "info.json").write_text(json.dumps(info, indent=1) + "\n")
+    partial.rename(args.out)
+
+    before = Counter(engines[str(row["speaker"])] for row in rows)
+    after = Counter(engines[str(row["speaker"])] for row in result)
+    for engine in sorted(before):
+        print(
+            f"{engine}: {before[engine]} clips = {100 * before[engine] / len(rows):.1f} % -> "
+            f"{after[engine]} rows = {100 * after[engine] / len(result):.1f} %"
+        )
+    print(f"wrote {args.out}: {len(result)} rows from {len(rows)} utterances")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
