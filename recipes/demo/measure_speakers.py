@@ -175,8 +175,8 @@ def training_pairs(speakers: Centroids, threshold: float) -> dict[str, object]:
     )
     for cosine, first, second in sorted(over, reverse=True):
         print(f"  {cosine:.3f}  {first}  {second}")
-    kept = distinct_cover(matrix, threshold)
-    dropped = [speakers.names[train[row]] for row in range(len(train)) if row not in set(kept)]
+    kept = set(distinct_cover(matrix, threshold))
+    dropped = [speakers.names[train[row]] for row in range(len(train)) if row not in kept]
     print(
         f"distinct training voices (greedy cover, every pair below {threshold}): {len(kept)} of {len(train)}"
         + (f"; dropped: {', '.join(dropped)}" if dropped else "")
