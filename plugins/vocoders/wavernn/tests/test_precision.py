@@ -77,22 +77,18 @@ def test_teacher_forced_logits_match_rtvc(kernel, fixture_vocoder, ref, precisio
             assert error > 0  # weights or activations really rounded
 
 
+def _tiny_config(**settings) -> WaveRNNConfig:
+    """A random-weight tiny WaveRNN with short folds, so that a few frames cross several blocks and folds."""
+    return WaveRNNConfig(preset="tiny", checkpoint=None, **settings)
+
+
 @pytest.mark.parametrize("batched", [True, False])
 def test_frame_tables_generate_what_the_precomputed_conditioning_generates(kernel, batched):
     """The same waveform in float32 from either form of the conditioning (they differ by float rounding, about 1e-7
     of the logits): a batch of two lengths, folds padded past an item's end, the first and later blocks."""
     torch.manual_seed(0)
     vocoder = WaveRNNVocoder(
-        WaveRNNConfig(
-            preset="tiny",
-            checkpoint=None,
-            target=300,
-            overlap=40,
-            block_steps=170,
-            batched=batched,
-            precision="float32",
-            sampler="sample",
-        )
+        _tiny_config(target=300, overlap=40, block_steps=170, batched=batched, precision="float32", sampler="sample")
     )
     assert vocoder.generator.engine == "cpp" and not vocoder.generator.frame_tables  # float32's default
     frames = torch.rand(2, 80, 11) * 8 - 4
@@ -120,15 +116,7 @@ def test_int8_paths_give_the_same_bits(kernel, fixture_vocoder, ref):
 def test_thread_count_does_not_change_the_samples(kernel, precision, sampler):
     """Threads split every matrix by output columns; each column is computed the same way whatever the split."""
     torch.manual_seed(0)
-    config = WaveRNNConfig(
-        preset="tiny",
-        checkpoint=None,
-        target=400,
-        overlap=50,
-        block_steps=100,
-        precision=precision,
-        sampler=sampler,
-    )
+    config = _tiny_config(target=400, overlap=50, block_steps=100, precision=precision, sampler=sampler)
     mel = Mel(torch.rand(1, 80, 12) * 8 - 4, RTVC_SYNTHESIZER_MEL)
     outputs = []
     for threads in (1, 2, 3):
