@@ -12,6 +12,11 @@ dropping a voice. The new folder holds ``manifest.jsonl`` (rows in the original 
 ``info.json`` (copied, with the weights recorded under ``reweighted``) and symlinks to the original ``mels`` and
 ``embeds`` folders; nothing is recomputed. ``vcframe train synthesizer fit --data`` reads it like any prepared folder
 (a repeated row is one more draw of that utterance per epoch).
+
+``--heard FILE`` (written by ``measure_intelligibility.py``) weights each voice by how many words pocketsphinx
+hears of its own clips instead of by engine alone: a voice is listed ``max(1, round(SCALE * heard))`` times
+(``--heard-scale``, default 10; times its engine's ``--repeat`` when both are given), so no voice is dropped and
+the formant-warped voices the recogniser cannot follow stop dominating what the synthesizer learns to say.
 """
 
 from __future__ import annotations
@@ -44,17 +49,36 @@ def speaker_engines(paths: Sequence[Path]) -> dict[str, str]:
     return engines
 
 
+def heard_repeats(path: Path, scale: float) -> dict[str, int]:
+    """speaker -> ``max(1, round(scale * heard))`` from a ``measure_intelligibility.py`` report."""
+    if scale <= 0:
+        raise SystemExit(f"--heard-scale {scale:g}: expected a positive number, e.g. 10")
+    try:
+        voices = json.loads(path.read_text())["voices"]
+        return {speaker: max(1, round(scale * float(result["heard"]))) for speaker, result in voices.items()}
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise SystemExit(f"--heard {path}: not a measure_intelligibility.py report ({error})") from None
+
+
 def reweighted_rows(
-    rows: Sequence[dict[str, object]], engines: dict[str, str], repeats: dict[str, int]
+    rows: Sequence[dict[str, object]],
+    engines: dict[str, str],
+    repeats: dict[str, int],
+    voice_repeats: dict[str, int] | None = None,
 ) -> list[dict[str, object]]:
-    """Each row repeated ``repeats[engine of its speaker]`` times (1 for engines not named), in place; refuses a
-    row whose speaker has no engine."""
+    """Each row repeated ``repeats[engine of its speaker]`` times (1 for engines not named), times
+    ``voice_repeats[speaker]`` when given, in place; refuses a row whose speaker has no engine or no voice repeat."""
     result: list[dict[str, object]] = []
     for row in rows:
         speaker = str(row["speaker"])
         if speaker not in engines:
             raise SystemExit(f"speaker {speaker!r} is in no --speakers file; pass the corpus's speakers.json")
-        result.extend([row] * repeats.get(engines[speaker], 1))
+        count = repeats.get(engines[speaker], 1)
+        if voice_repeats is not None:
+            if speaker not in voice_repeats:
+                raise SystemExit(f"speaker {speaker!r} is not in the --heard report; measure every training voice")
+            count *= voice_repeats[speaker]
+        result.extend([row] * count)
     return result
 
 
@@ -64,6 +88,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="the re-weighted folder (created; must not exist)")
     parser.add_argument("--speakers", type=Path, action="append", required=True, help="speakers.json (repeatable)")
     parser.add_argument("--repeat", action="append", default=[], help="ENGINE=N: list that engine's clips N times")
+    parser.add_argument("--heard", type=Path, help="measure_intelligibility.py's report: repeat voices by it")
+    parser.add_argument("--heard-scale", type=float, default=10.0, help="repeats = max(1, round(SCALE * heard))")
     args = parser.parse_args(argv)
     manifest = args.prep / "manifest.jsonl"
     if not manifest.is_file():
@@ -73,9 +99,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     repeats = engine_repeats(args.repeat)
     engines = speaker_engines(args.speakers)
     rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
-    result = reweighted_rows(rows, engines, repeats)
+    voice_repeats = heard_repeats(args.heard, args.heard_scale) if args.heard is not None else None
+    result = reweighted_rows(rows, engines, repeats, voice_repeats)
     info = json.loads((args.prep / "info.json").read_text()) if (args.prep / "info.json").is_file() else {}
     info["reweighted"] = {"from": str(args.prep.resolve()), "repeat": repeats, "rows": len(result)}
+    if args.heard is not None:
+        info["reweighted"]["heard"] = {"report": str(args.heard.resolve()), "scale": args.heard_scale}
 
     partial = args.out.with_name(f".{args.out.name}.part")
     partial.mkdir(parents=True)

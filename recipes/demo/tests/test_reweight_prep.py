@@ -1,4 +1,5 @@
-"""reweight_prep.py on a made-up prepared folder: rows repeated by engine, in place; links, not copies; refusals."""
+"""reweight_prep.py on a made-up prepared folder: rows repeated by engine or by words heard, in place; links, not
+copies; refusals."""
 
 from __future__ import annotations
 
@@ -60,3 +61,35 @@ def test_a_speaker_without_an_engine_and_an_existing_output_are_refused(tmp_path
     assert not (tmp_path / "x").exists()
     with pytest.raises(SystemExit, match="exists"):
         reweight.main([str(prep), "--out", str(prep), "--speakers", str(speakers)])
+
+
+def _heard(tmp_path: Path, heard: dict[str, float]) -> Path:
+    path = tmp_path / "heard.json"
+    path.write_text(json.dumps({"voices": {speaker: {"heard": value} for speaker, value in heard.items()}}))
+    return path
+
+
+def test_voices_repeat_by_words_heard_times_their_engine(tmp_path: Path) -> None:
+    prep, speakers = _prep(tmp_path)
+    heard = _heard(tmp_path, {"espeak-a": 0.04, "flite-f": 0.26, "festival-v": 0.81})
+    out = tmp_path / "heard_view"
+    args = [str(prep), "--out", str(out), "--speakers", str(speakers), "--heard", str(heard), "--heard-scale", "5"]
+    assert reweight.main([*args, "--repeat", "flite=2"]) == 0
+    ids = [json.loads(line)["id"] for line in (out / "manifest.jsonl").read_text().splitlines()]
+    # espeak-a: max(1, round(0.2)) = 1; flite-f: round(1.3) = 1, x2 for its engine; festival-v: round(4.05) = 4
+    assert ids == ["a1", "f1", "f1", "a2", "v1", "v1", "v1", "v1"]
+    info = json.loads((out / "info.json").read_text())["reweighted"]
+    assert info["heard"]["scale"] == 5 and info["rows"] == 8
+
+
+def test_a_voice_missing_from_the_heard_report_or_a_bad_report_is_refused(tmp_path: Path) -> None:
+    prep, speakers = _prep(tmp_path)
+    heard = _heard(tmp_path, {"espeak-a": 0.1, "flite-f": 0.5})
+    with pytest.raises(SystemExit, match="'festival-v' is not in the --heard report"):
+        reweight.main([str(prep), "--out", str(tmp_path / "x"), "--speakers", str(speakers), "--heard", str(heard)])
+    heard.write_text("{}")
+    with pytest.raises(SystemExit, match="not a measure_intelligibility.py report"):
+        reweight.heard_repeats(heard, 10)
+    with pytest.raises(SystemExit, match="--heard-scale 0"):
+        reweight.heard_repeats(heard, 0)
+    assert not (tmp_path / "x").exists()
