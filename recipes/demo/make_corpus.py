@@ -567,8 +567,27 @@ def world_transform(
 
     Returns (samples,) float32 audio of the same length at the same rate.
     """
-    if f0_factor <= 0 or warp_factor <= 0:
-        raise ValueError(f"f0_factor and warp_factor must be positive, got {f0_factor} and {warp_factor}")
+    features = world_analyse(waveform, sample_rate)
+    return world_resynthesize(
+        features, f0_factor=f0_factor, warp_factor=warp_factor, tilt_db_per_octave=tilt_db_per_octave
+    )
+
+
+@dataclass(frozen=True)
+class WorldFeatures:
+    """WORLD's analysis of one clip (5 ms frames): F0 in Hz (0 where unvoiced), the (frames, bins) CheapTrick
+    spectral envelope and D4C aperiodicity, and the clip's length and rate, so that one analysis serves many
+    resyntheses (``search_voices.py`` tries hundreds of settings on the same clips)."""
+
+    f0: np.ndarray
+    envelope: np.ndarray
+    aperiodicity: np.ndarray
+    sample_rate: int
+    num_samples: int
+
+
+def world_analyse(waveform: np.ndarray, sample_rate: int) -> WorldFeatures:
+    """F0 (DIO refined by StoneMask, 60-500 Hz), envelope and aperiodicity of ``waveform`` every 5 ms."""
     pyworld = load_pyworld()
     signal = np.ascontiguousarray(waveform, dtype=np.float64)
     f0, times = pyworld.dio(
@@ -577,20 +596,32 @@ def world_transform(
     f0 = pyworld.stonemask(signal, f0, times, sample_rate)
     envelope = pyworld.cheaptrick(signal, f0, times, sample_rate)
     aperiodicity = pyworld.d4c(signal, f0, times, sample_rate)
+    return WorldFeatures(f0, envelope, aperiodicity, sample_rate, len(signal))
+
+
+def world_resynthesize(
+    features: WorldFeatures, *, f0_factor: float, warp_factor: float, tilt_db_per_octave: float = 0.0
+) -> np.ndarray:
+    """``world_transform``'s second half: the analysed clip with F0 scaled, envelope warped and tilted, as
+    float32 samples of the analysed length."""
+    if f0_factor <= 0 or warp_factor <= 0:
+        raise ValueError(f"f0_factor and warp_factor must be positive, got {f0_factor} and {warp_factor}")
+    pyworld = load_pyworld()
+    envelope, aperiodicity = features.envelope, features.aperiodicity
     if warp_factor != 1.0:
         envelope = warp_envelope(envelope, warp_factor)
         aperiodicity = np.clip(warp_envelope(aperiodicity, warp_factor), 0.0, 1.0)
     if tilt_db_per_octave != 0.0:
-        envelope = tilt_envelope(envelope, sample_rate, tilt_db_per_octave)
+        envelope = tilt_envelope(envelope, features.sample_rate, tilt_db_per_octave)
     synthesized = pyworld.synthesize(
-        np.ascontiguousarray(f0 * f0_factor),
+        np.ascontiguousarray(features.f0 * f0_factor),
         np.ascontiguousarray(envelope),
         np.ascontiguousarray(aperiodicity),
-        sample_rate,
+        features.sample_rate,
         WORLD_FRAME_PERIOD_MS,
     )
-    resized = np.zeros(len(signal), dtype=np.float32)
-    kept = min(len(signal), len(synthesized))
+    resized = np.zeros(features.num_samples, dtype=np.float32)
+    kept = min(features.num_samples, len(synthesized))
     resized[:kept] = synthesized[:kept]
     return resized
 
