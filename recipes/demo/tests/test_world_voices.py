@@ -111,7 +111,7 @@ def test_catalogue_has_many_training_voices_with_unique_ids() -> None:
     ids = [speaker.id for speaker in corpus.SPEAKERS]
     assert len(train) >= 80 and len(ids) == len(set(ids))
     assert corpus.SPEAKERS[: len(corpus.ENGINE_SPEAKERS)] == corpus.ENGINE_SPEAKERS  # earlier corpora stay a prefix
-    world = [speaker for speaker in corpus.SPEAKERS if speaker.uses_world and not speaker.world_tilt_db]
+    world = [speaker for speaker in corpus.SPEAKERS[: 123 + 5] if speaker.uses_world and not speaker.world_tilt_db]
     assert len(world) == len(corpus.WORLD_VOICES) and all(speaker.split == "train" for speaker in world)
     settings = {(s.engine, s.voice, s.world_f0_factor, s.world_warp) for s in world}
     assert len(settings) == len(world)  # no two ids for one voice
@@ -293,14 +293,29 @@ def test_catalogue_version_3_appends_tilted_voices_after_the_84() -> None:
     assert len(train) >= 100 and len(ids) == len(set(ids))
     version_2 = len(corpus.ENGINE_SPEAKERS) - 5 + len(corpus.WORLD_VOICES)
     assert version_2 == 84 and not any(speaker.world_tilt_db for speaker in train[:version_2])
-    tilted = train[version_2:]
+    tilted = train[version_2 : version_2 + len(corpus.TILTED_VOICES)]
     assert len(tilted) == len(corpus.TILTED_VOICES) and all(speaker.world_tilt_db != 0 for speaker in tilted)
     settings = {(s.engine, s.voice, s.world_f0_factor, s.world_warp, s.world_tilt_db) for s in train if s.uses_world}
-    assert len(settings) == len(corpus.WORLD_VOICES) + len(tilted)
+    assert len(settings) == len(corpus.WORLD_VOICES) + len(tilted) + len(corpus.NEAR_REAL_VOICES)
     for speaker in tilted:
         assert 2.5 <= abs(speaker.world_tilt_db) <= 6.0 and speaker.id.split("-")[-1][:2] in {"tp", "tm"}
         assert 0.4 <= speaker.world_f0_factor <= 3.1 and 0.8 <= speaker.world_warp <= 1.36
         assert "WORLD" in speaker.licence and "dB/octave" in speaker.describe()["description"]
+
+
+def test_catalogue_version_4_appends_natural_voices_after_the_123() -> None:
+    """Recipe version 4: voices of the natural bases only (flite, festival), after version 3's 123, each a WORLD
+    voice with settings in the search's ranges (search_voices.py)."""
+    train = [speaker for speaker in corpus.SPEAKERS if speaker.split == "train"]
+    near_real = train[123:]
+    assert len(near_real) == len(corpus.NEAR_REAL_VOICES) >= 20
+    assert len(train[:123]) == 84 + len(corpus.TILTED_VOICES)
+    for speaker in near_real:
+        assert speaker.engine in {"flite", "festival"} and speaker.uses_world
+        assert (
+            0.82 <= speaker.world_warp <= 1.35 and speaker.world_tilt_db == 0 or 2.5 <= abs(speaker.world_tilt_db) <= 6
+        )
+        assert "WORLD" in speaker.licence
 
 
 def test_skip_speakers_plans_only_the_voices_after_the_first_n(tmp_path: Path) -> None:
@@ -310,7 +325,8 @@ def test_skip_speakers_plans_only_the_voices_after_the_first_n(tmp_path: Path) -
     train = [speaker for speaker in corpus.SPEAKERS if speaker.split == "train"]
     args.skip_speakers = 84
     plan = corpus.make_plan(args)
-    assert plan.train_speakers == train[84:] and all(speaker.world_tilt_db for speaker in plan.train_speakers)
+    assert plan.train_speakers == train[84:]
+    assert all(speaker.world_tilt_db for speaker in plan.train_speakers[: len(corpus.TILTED_VOICES)])
     args.num_speakers = 2
     assert corpus.make_plan(args).train_speakers == train[84:86]
     args.skip_speakers = len(train)
