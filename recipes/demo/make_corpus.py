@@ -54,9 +54,8 @@ from types import ModuleType
 import numpy as np
 import soundfile
 
-RECIPE_VERSION = (
-    4  # 2: WORLD voices; 3: with a spectral tilt; 4: natural voices near real ones; corpus.json records the speakers
-)
+# 2: WORLD voices; 3: WORLD voices with a spectral tilt; 4: natural voices near real ones; corpus.json records it
+RECIPE_VERSION = 4
 SAMPLE_RATE = 16000
 PEAK = 0.9  # peak after normalisation (RTVC's synthesizer preprocessing rescales to 0.9 too)
 MARGIN_S = 0.1  # silence kept (or padded) before and after the speech
