@@ -23,8 +23,11 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from vcframe.metrics.asr import word_errors
+
+Clip = TypeVar("Clip")
 
 
 def voice_clips(folder: Path, clips: int) -> list[tuple[Path, str]]:
@@ -38,11 +41,12 @@ def voice_clips(folder: Path, clips: int) -> list[tuple[Path, str]]:
     return pairs
 
 
-def measure_voice(pairs: Sequence[tuple[Path, str]], transcribe: Callable[[Path], str]) -> dict[str, float | int]:
-    """Words and words heard right over a voice's clips (pooled, so long sentences count for more)."""
+def measure_voice(pairs: Sequence[tuple[Clip, str]], transcribe: Callable[[Clip], str]) -> dict[str, float | int]:
+    """Words and words heard right over a voice's clips (pooled, so long sentences count for more); a clip is
+    whatever ``transcribe`` takes (a wav path here, samples in ``search_voices.py``)."""
     words = right = 0
-    for wav, text in pairs:
-        errors = word_errors(text, transcribe(wav))
+    for clip, text in pairs:
+        errors = word_errors(text, transcribe(clip))
         words += errors.reference_words
         right += errors.hits
     return {"clips": len(pairs), "words": words, "words_right": right, "heard": right / words if words else 0.0}

@@ -59,6 +59,7 @@ def load_recipe(name: str) -> ModuleType:
 
 corpus = load_recipe("make_corpus")
 speakers_tool = load_recipe("measure_speakers")
+intelligibility = load_recipe("measure_intelligibility")
 
 #: the natural engine voices (people and the recogniser both follow them) and whether each is a woman's voice
 NATURAL_BASES = {
@@ -217,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from vcframe_ge2e.model import GE2EEncoder
     from vcframe_ge2e.spec import GE2EConfig
 
-    from vcframe.metrics.asr import default_recognizer, word_errors
+    from vcframe.metrics.asr import default_recognizer
 
     torch.set_num_threads(1)
     encoder = GE2EEncoder(GE2EConfig())
@@ -263,12 +264,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     recognizer = default_recognizer()
     heard: dict[int, float] = {}
 
+    def transcribe(clip: np.ndarray) -> str:
+        return recognizer.transcribe(clip, corpus.SAMPLE_RATE)
+
     def accept(index: int) -> bool:
-        words = right = 0
-        for clip, text in zip(audio[index], sentences, strict=True):
-            errors = word_errors(text, recognizer.transcribe(clip, corpus.SAMPLE_RATE))
-            words, right = words + errors.reference_words, right + errors.hits
-        heard[index] = right / words
+        pairs = list(zip(audio[index], sentences, strict=True))
+        heard[index] = float(intelligibility.measure_voice(pairs, transcribe)["heard"])
         verdict = "kept" if heard[index] >= args.min_heard else "refused"
         print(f"{candidates[index].id}: words heard {100 * heard[index]:.0f} % ({verdict})", file=sys.stderr)
         return heard[index] >= args.min_heard
