@@ -14,29 +14,16 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
 import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # when imported by path, not run as a script
+from _recipe_import import load  # noqa: E402
 
-def load_corpus_module() -> ModuleType:
-    """make_corpus.py next to this file, imported by path (recipes/ is not a package)."""
-    name = "vcframe_recipes_demo_make_corpus"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("make_corpus.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-corpus = load_corpus_module()
+corpus = load("make_corpus")
 
 MIN_SECONDS, MAX_SECONDS = 5.0, 8.0
 

@@ -33,33 +33,20 @@ and words heard, plus the search's numbers) and prints the rows to paste into ``
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # when imported by path, not run as a script
+from _recipe_import import load  # noqa: E402
 
-def load_recipe(name: str) -> ModuleType:
-    """``recipes/demo/<name>.py`` imported by path under the name ``make_voices.py`` and the tests use."""
-    module_name = "vcframe_recipes_demo_" + name
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, Path(__file__).with_name(f"{name}.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-corpus = load_recipe("make_corpus")
-speakers_tool = load_recipe("measure_speakers")
-intelligibility = load_recipe("measure_intelligibility")
+corpus = load("make_corpus")
+speakers_tool = load("measure_speakers")
+intelligibility = load("measure_intelligibility")
 
 #: the natural engine voices (people and the recogniser both follow them) and whether each is a woman's voice
 NATURAL_BASES = {
