@@ -453,6 +453,68 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _paired_rows(spec: str) -> tuple[str, dict[tuple[str, str, int], dict[str, Any]]]:
+    """``PATH[:SYSTEM]`` -> (label, rows keyed by (group, voice, sentence)); SYSTEM may be left out when the
+    results.json holds one system."""
+    path_text, _, system = spec.partition(":") if not Path(spec).exists() else (spec, "", "")
+    path = Path(path_text)
+    if not path.is_file():
+        raise SystemExit(f"error: {path} is not a results.json: give PATH[:SYSTEM] of an earlier run's --out")
+    rows = json.loads(path.read_text())["rows"]
+    systems = sorted({row["system"] for row in rows})
+    if not system:
+        if len(systems) != 1:
+            raise SystemExit(f"error: {path} holds systems {', '.join(systems)}: name one as {path}:SYSTEM")
+        system = systems[0]
+    if system not in systems:
+        raise SystemExit(f"error: {path} has no system {system!r} (it has {', '.join(systems)})")
+    chosen = {(row["group"], row["voice"], row["sentence"]): row for row in rows if row["system"] == system}
+    return f"{path.parent.name}:{system}", chosen
+
+
+def paired_table(spec_a: str, spec_b: str, *, seed: int = 0) -> str:
+    """B against A on the items both measured, per voice group: words heard right (pooled, with a bootstrap
+    interval over items) and similarity (mean of per-item differences, Student-t interval), and on how many
+    items B heard more or fewer words. Differences smaller than their interval's half-width are noise."""
+    from vcframe.metrics.stats import mean_confidence_interval, paired_ratio_difference
+
+    label_a, rows_a = _paired_rows(spec_a)
+    label_b, rows_b = _paired_rows(spec_b)
+    shared = sorted(set(rows_a) & set(rows_b))
+    if not shared:
+        raise SystemExit(f"error: {label_a} and {label_b} share no (voice, sentence) items: run them on the same set")
+    for key in shared:
+        if rows_a[key]["text"] != rows_b[key]["text"]:
+            raise SystemExit(f"error: item {key} has different sentences in {label_a} and {label_b}")
+    lines = [
+        f"B = {label_b} against A = {label_a}, same items (95 % intervals):",
+        "",
+        "| voices | items | words heard right A -> B | B - A (interval) | items B hears more / fewer words "
+        "| similarity A -> B | B - A (interval) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for group in sorted({key[0] for key in shared}):
+        keys = [key for key in shared if key[0] == group]
+        count_a = [word_errors(rows_a[key]["text"], rows_a[key]["transcript"]) for key in keys]
+        count_b = [word_errors(rows_b[key]["text"], rows_b[key]["transcript"]) for key in keys]
+        totals = [count.reference_words for count in count_a]
+        words = paired_ratio_difference(
+            [count.hits for count in count_a], [count.hits for count in count_b], totals, seed=seed
+        )
+        similarity = mean_confidence_interval(rows_b[key]["similarity"] - rows_a[key]["similarity"] for key in keys)
+        assert similarity is not None
+        heard_a = sum(count.hits for count in count_a) / sum(totals)
+        spread = "" if similarity.low is None else f" ({similarity.low:+.3f} to {similarity.high:+.3f})"
+        lines.append(
+            f"| {group} | {len(keys)} | {heard_a:.1%} -> {heard_a + words.difference:.1%} "
+            f"| {100 * words.difference:+.1f} points ({100 * words.low:+.1f} to {100 * words.high:+.1f}) "
+            f"| {words.better} / {words.worse} "
+            f"| {statistics.mean(rows_a[k]['similarity'] for k in keys):.3f} -> "
+            f"{statistics.mean(rows_b[k]['similarity'] for k in keys):.3f} | {similarity.mean:+.3f}{spread} |"
+        )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vocoder", action="append", help="vocoder of a system (repeatable; default: the bundle's)")
@@ -481,6 +543,13 @@ def main() -> None:
     )
     parser.add_argument("--table-from", type=Path, help="print the table of an earlier results.json and stop")
     parser.add_argument(
+        "--paired",
+        nargs=2,
+        metavar=("A", "B"),
+        help="compare two earlier runs item by item (each PATH/results.json[:SYSTEM]) and stop: B - A in words "
+        "heard right and similarity with 95 %% intervals",
+    )
+    parser.add_argument(
         "--stream-yardstick",
         action="store_true",
         help="only the vocoder yardstick, each --vocoder whole (vocode) and streamed (vocode_stream): words heard "
@@ -495,6 +564,9 @@ def main() -> None:
                 summary = stream_yardstick(vocoder, args, Path(scratch_name))
                 print(f"{vocoder} ({args.human_clips} LJSpeech-mini clips, their own mels, seeds {args.seed}+):")
                 print(json.dumps(summary, indent=2))
+        return
+    if args.paired:
+        print(paired_table(*args.paired, seed=args.seed))
         return
     if args.table_from:
         saved = json.loads(args.table_from.read_text())

@@ -21,7 +21,7 @@ from vcframe.metrics.registry import MetricRegistry, use_metric_registry
 from vcframe.metrics.resources import PeakMemoryMetric, RealTimeFactorMetric, StageMeter
 from vcframe.metrics.speaker import cosine_similarity
 from vcframe.metrics.spec import NoOptions
-from vcframe.metrics.stats import mean_confidence_interval
+from vcframe.metrics.stats import mean_confidence_interval, paired_ratio_difference
 
 PANGRAM = "The quick brown fox jumps over the lazy dog."
 
@@ -220,6 +220,36 @@ def test_mean_confidence_interval_known_values() -> None:
     single = mean_confidence_interval([0.7])
     assert single is not None and single.mean == 0.7 and single.low is None
     assert mean_confidence_interval([None]) is None
+
+
+def test_paired_ratio_difference_pools_pairs_and_bounds_the_difference() -> None:
+    # words heard right of 3 sentences, 4 words each: A hears 1, 2, 3; B hears 2, 2, 4
+    paired = paired_ratio_difference([1, 2, 3], [2, 2, 4], [4, 4, 4], resamples=2000, seed=3)
+    assert paired.difference == pytest.approx(2 / 12)
+    assert (paired.n, paired.better, paired.worse) == (3, 2, 0)
+    assert 0.0 <= paired.low <= paired.difference <= paired.high <= 2 / 4  # B is never worse on any item
+    assert paired == paired_ratio_difference([1, 2, 3], [2, 2, 4], [4, 4, 4], resamples=2000, seed=3)
+    swapped = paired_ratio_difference([2, 2, 4], [1, 2, 3], [4, 4, 4], resamples=2000, seed=3)
+    assert swapped.difference == pytest.approx(-paired.difference)
+    assert (swapped.low, swapped.high) == pytest.approx((-paired.high, -paired.low))
+    assert (swapped.better, swapped.worse) == (0, 2)
+
+
+def test_paired_ratio_difference_interval_spans_zero_when_systems_trade_items() -> None:
+    paired = paired_ratio_difference([3, 0, 3, 0, 3, 0], [0, 3, 0, 3, 0, 3], [3] * 6, resamples=4000)
+    assert paired.difference == 0.0 and paired.better == paired.worse == 3
+    assert paired.low < -0.2 and paired.high > 0.2
+    same = paired_ratio_difference([1, 2], [1, 2], [2, 2])
+    assert (same.difference, same.low, same.high, same.better, same.worse) == (0.0, 0.0, 0.0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "d", "message"),
+    [([1], [1, 2], [2, 2], "line up"), ([], [], [], "no paired items"), ([0, 0], [0, 0], [0, 0], "sum to zero")],
+)
+def test_paired_ratio_difference_refuses_what_cannot_pair(a: list, b: list, d: list, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        paired_ratio_difference(a, b, d)
 
 
 # -- discovery ----------------------------------------------------------------------------------------

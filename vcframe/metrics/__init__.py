@@ -7,7 +7,7 @@ Reusable functions (import them directly; heavy dependencies load on first use):
   (``vcframe.metrics.asr``; the recogniser needs ``pip install 'vcframe-core[asr]'``)
 * :func:`mel_cepstral_distortion`, :func:`mel_cepstrum` (``vcframe.metrics.mcd``)
 * :class:`StageMeter` (``vcframe.metrics.resources``): seconds and peak memory of each pipeline stage
-* :func:`mean_confidence_interval` (``vcframe.metrics.stats``)
+* :func:`mean_confidence_interval`, :func:`paired_ratio_difference` (``vcframe.metrics.stats``)
 
 Metric plugins: an entry point in the group ``vcframe.metrics`` pointing at a :class:`MetricSpec`
 (pydantic only, no torch), whose ``factory`` builds an object with ``compute(MetricInputs) -> MetricResult``.
@@ -43,6 +43,8 @@ _LAZY = {
     "StageMeter": "vcframe.metrics.resources",
     "MeanInterval": "vcframe.metrics.stats",
     "mean_confidence_interval": "vcframe.metrics.stats",
+    "PairedDifference": "vcframe.metrics.stats",
+    "paired_ratio_difference": "vcframe.metrics.stats",
 }
 
 if TYPE_CHECKING:
@@ -58,7 +60,7 @@ if TYPE_CHECKING:
     )
     from vcframe.metrics.resources import StageMeter
     from vcframe.metrics.speaker import SpeakerJudge, cosine_similarity, speaker_similarity
-    from vcframe.metrics.stats import MeanInterval, mean_confidence_interval
+    from vcframe.metrics.stats import MeanInterval, PairedDifference, mean_confidence_interval, paired_ratio_difference
 
 
 __getattr__ = lazy_attributes(__name__, _LAZY)
@@ -75,6 +77,7 @@ __all__ = [
     "MetricSpec",
     "NEEDS",
     "NoOptions",
+    "PairedDifference",
     "Recognizer",
     "SpeakerJudge",
     "StageMeter",
@@ -86,6 +89,7 @@ __all__ = [
     "mel_cepstral_distortion",
     "mel_cepstrum",
     "normalize_transcript",
+    "paired_ratio_difference",
     "speaker_similarity",
     "use_metric_registry",
     "word_error_rate",
