@@ -460,8 +460,11 @@ def _paired_rows(spec: str) -> tuple[str, dict[tuple[str, str, int], dict[str, A
     path = Path(path_text)
     if not path.is_file():
         raise SystemExit(f"error: {path} is not a results.json: give PATH[:SYSTEM] of an earlier run's --out")
-    rows = json.loads(path.read_text())["rows"]
-    systems = sorted({row["system"] for row in rows})
+    try:
+        rows = json.loads(path.read_text())["rows"]
+        systems = sorted({row["system"] for row in rows})
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise SystemExit(f"error: {path} is not a results.json of benchmarks/quality.py ({error})") from None
     if not system:
         if len(systems) != 1:
             raise SystemExit(f"error: {path} holds systems {', '.join(systems)}: name one as {path}:SYSTEM")
