@@ -22,6 +22,11 @@ Run by hand (minutes per system on 2 cores):
 * ``--stream-yardstick``: only the vocoder yardstick, vocoded whole and streamed (``vocode_stream``) with the same
   mels and seeds: what streaming costs (words heard right, spectral convergence and log-spectral distance to the
   recordings, level, CPU, frames at chunk seams against all frames).
+* ``--smooth-yardstick 0,1,2``: only the vocoder yardstick, each --vocoder from the clips' own mels and from
+  those mels smoothed across mel bands (a Gaussian of each sigma, in bands): how much of its words a vocoder keeps
+  when its input is as smooth as a synthesizer's. Also the band and frame roughness (mean absolute difference
+  between neighbouring bands / frames) of those mels and of the default synthesizer's mels for ``--real`` voices x
+  ``--sentences`` held-out sentences, which says which sigma the synthesizer's mels resemble.
 * ``--adapt N``: each system also runs with speaker adaptation (``vcframe.adaptation``, N steps, once per
   voice) as system ``<vocoder>+adapt<N>``; the transcript is the clip's own where known (LJSpeech-mini, the sample
   voices), recognised otherwise (all of them with ``--adapt-recognised``). Each adaptation's record (steps,
@@ -309,6 +314,61 @@ def stream_yardstick(vocoder: str, args: argparse.Namespace, scratch: Path) -> d
     return summary
 
 
+def mel_roughness(mel: np.ndarray) -> tuple[float, float]:
+    """(mean absolute difference between neighbouring mel bands, the same between neighbouring frames) of a
+    (n_mels, frames) mel: how much fine structure it has across frequency and across time."""
+    return float(np.abs(np.diff(mel, axis=0)).mean()), float(np.abs(np.diff(mel, axis=1)).mean())
+
+
+def smooth_yardstick(
+    vocoder: str, sigmas: list[float], args: argparse.Namespace, scratch: Path
+) -> dict[str, Any] | None:
+    """The vocoder yardstick's clips vocoded from their own mels smoothed across bands (Gaussian, ``sigmas`` in
+    mel bands, 0 = as they are, edges extended): words heard right and the mels' roughness per sigma, and the
+    roughness of the default synthesizer's mels (``args.real`` voices x ``args.sentences`` held-out sentences)."""
+    from scipy.ndimage import gaussian_filter1d
+
+    setup = yardstick_setup(vocoder, args)
+    if setup is None:
+        return None
+    pipeline, recognizer, items = setup
+    spec = pipeline.vocoder.input_spec
+    pairs: dict[float, list[tuple[str, str]]] = {sigma: [] for sigma in sigmas}
+    roughness: dict[float, list[tuple[float, float]]] = {sigma: [] for sigma in sigmas}
+    for index, text, _, mel in items:
+        frames = mel.frames[0].numpy()
+        for sigma in sigmas:
+            smoothed = gaussian_filter1d(frames, sigma, axis=0, mode="nearest") if sigma > 0 else frames
+            roughness[sigma].append(mel_roughness(smoothed))
+            output = pipeline.vocoder.vocode(
+                Mel.from_numpy([smoothed.astype(np.float32)], spec), seed=args.seed + index
+            )
+            path = scratch / f"smooth_{vocoder}_{sigma:g}_{index}.wav"
+            save_audio(output, path)
+            pairs[sigma].append((text, recognizer.transcribe(path)))
+    synthesized = []
+    sentences = held_out_sentences(load_recipe(), args.sentences)
+    for _, clips in real_voice_clips(args.shared)[: args.real]:
+        embedding = pipeline.embed([clips[0]])
+        for output_mel in pipeline.synthesize(sentences, embedding, seed=args.seed):
+            synthesized.append(mel_roughness(output_mel.frames[0, :, : int(output_mel.lengths[0])].numpy()))
+    summary: dict[str, Any] = {
+        f"sigma {sigma:g}": {
+            **heard(pairs[sigma]),
+            "band_roughness": float(np.mean([band for band, _ in roughness[sigma]])),
+            "frame_roughness": float(np.mean([frame for _, frame in roughness[sigma]])),
+        }
+        for sigma in sigmas
+    }
+    if synthesized:
+        summary["synthesizer mels"] = {
+            "mels": len(synthesized),
+            "band_roughness": float(np.mean([band for band, _ in synthesized])),
+            "frame_roughness": float(np.mean([frame for _, frame in synthesized])),
+        }
+    return summary
+
+
 def seam_convergence(recording: np.ndarray, output: np.ndarray, boundaries: Any, spec: Any) -> tuple[float, float]:
     """(mean per-frame spectral convergence to the recording over frames within two hops of a chunk boundary,
     the same over all frames), after the best single gain; frames where the recording is within 40 dB of its
@@ -558,7 +618,28 @@ def main() -> None:
         help="only the vocoder yardstick, each --vocoder whole (vocode) and streamed (vocode_stream): words heard "
         "right, spectral convergence / log-spectral distance to the recordings, level, CPU, seams",
     )
+    parser.add_argument(
+        "--smooth-yardstick",
+        metavar="SIGMAS",
+        help="only the vocoder yardstick, each --vocoder from the clips' own mels smoothed across mel bands by "
+        "each Gaussian sigma (comma-separated, in bands; 0 = as they are): words heard right and mel roughness",
+    )
     args = parser.parse_args()
+    if args.smooth_yardstick:
+        from vcframe.config import default_bundle
+
+        try:
+            sigmas = [float(value) for value in args.smooth_yardstick.split(",")]
+        except ValueError:
+            parser.error(f"--smooth-yardstick takes sigmas like 0,1,2, got {args.smooth_yardstick!r}")
+        if any(sigma < 0 for sigma in sigmas):
+            parser.error(f"--smooth-yardstick sigmas must be >= 0, got {args.smooth_yardstick!r}")
+        with tempfile.TemporaryDirectory() as scratch_name:
+            for vocoder in args.vocoder or [default_bundle()["vocoder"]]:
+                summary = smooth_yardstick(vocoder, sigmas, args, Path(scratch_name))
+                print(f"{vocoder} ({args.human_clips} LJSpeech-mini clips, their own mels smoothed across bands):")
+                print(json.dumps(summary, indent=2))
+        return
     if args.stream_yardstick:
         from vcframe.config import default_bundle
 

@@ -14,6 +14,8 @@
 #   HIFIGAN_DATA=$RUNS/hifigan_data/gta_mix.txt recipes/demo/train.sh hifigan   # ... continued on the GTA mels
 #   HIFIGAN_INIT=plugins/vocoders/hifigan/vcframe_hifigan/weights/hifigan-demo.safetensors ADVERSARIAL_START=0 \
 #       recipes/demo/train.sh hifigan  # a new session (runs do not persist): from the shipped generator, fresh discriminators
+#   MEL_SMOOTHING=2.5 recipes/demo/train.sh hifigan   # input mels smoothed across frequency (half the segments,
+#                                      # sigma up to 2.5 bands): robustness to the synthesizer's smooth mels
 #   recipes/demo/train.sh export       # safetensors exports of the runs into $RUNS/export/
 #
 # Paths: CORPUS (default /work/corpus/demo), RUNS (default /work/runs), SHARED (default ../shared), MEL_CACHE (default
@@ -95,6 +97,7 @@ hifigan)
         --max-steps "${MAX_STEPS:-100000}" --checkpoint-every 200 --backup-every 5000 --log-every 10 --sample-every 1000 \
         --valid-data "$RUNS/hifigan_data/valid_real.txt" --valid-data "${CORPUS}_eval" --valid-every 1000 --valid-clips 8 \
         --precision auto --mel-cache "$MEL_CACHE" --threads "${THREADS:-1}" --stft-weight "${STFT_WEIGHT:-0}" \
+        --mel-smoothing "${MEL_SMOOTHING:-0}" --mel-smoothing-probability "${MEL_SMOOTHING_PROBABILITY:-0.5}" \
         $(resume_flag "$RUNS/hifigan") $(init_flag "$RUNS/hifigan" "${HIFIGAN_INIT:-}") ;;
 export)
     mkdir -p "$RUNS/export"
@@ -108,5 +111,5 @@ export)
         $VCFRAME train vocoder --plugin hifigan export --run-dir "$RUNS/hifigan" --out "$RUNS/export/hifigan-demo.safetensors" --license "MIT"
     fi ;;
 *)
-    sed -n '2,18p' "$0"; exit 2 ;;
+    sed -n '2,20p' "$0"; exit 2 ;;
 esac

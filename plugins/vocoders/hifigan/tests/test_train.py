@@ -233,6 +233,33 @@ def test_stft_weight_change_on_resume_is_recorded(corpus, tmp_path):
         assert json.loads(exported.metadata()["loss_changes"]) == [{"step": 2, "stft_weight": 2.5}]
 
 
+def test_mel_smoothing_changes_the_inputs_resumes_exactly_and_is_recorded(corpus, tmp_path):
+    """--mel-smoothing: another run than without it, exact on resume, and its changes are recorded and exported."""
+    smooth = ("--mel-smoothing", "2.5", "--mel-smoothing-probability", "1.0")
+    plain, straight, resumed = tmp_path / "plain", tmp_path / "straight", tmp_path / "resumed"
+    run(fit_arguments(corpus, plain, "--max-steps", "3"))
+    run(fit_arguments(corpus, straight, "--max-steps", "3", *smooth))
+    run(fit_arguments(corpus, resumed, "--max-steps", "2", *smooth))
+    output = run(fit_arguments(corpus, resumed, "--max-steps", "3", "--resume", *smooth))
+    assert "mel smoothing changed" not in output  # the same settings again: nothing to record
+    first, second = load_checkpoint(straight / "checkpoint.pt"), load_checkpoint(resumed / "checkpoint.pt")
+    for key in STATES:
+        assert compare_states(first[key], second[key]) == 0.0, key
+    assert compare_states(first["generator"], load_checkpoint(plain / "checkpoint.pt")["generator"]) > 0
+    assert second["smoothing_changes"] == [{"step": 0, "mel_smoothing": 2.5, "mel_smoothing_probability": 1.0}]
+    output = run(fit_arguments(corpus, resumed, "--max-steps", "4", "--resume"))  # turned off at step 3
+    assert "the mel smoothing changed at step 3: 2.5 -> 0 bands (probability 0.5)" in output
+    checkpoint = load_checkpoint(resumed / "checkpoint.pt")
+    assert checkpoint["smoothing_changes"][-1] == {"step": 3, "mel_smoothing": 0.0, "mel_smoothing_probability": 0.5}
+    assert json.loads((resumed / "config.json").read_text())["smoothing_changes"] == checkpoint["smoothing_changes"]
+    assert load_checkpoint(plain / "checkpoint.pt")["smoothing_changes"] == []
+    run(["export", "--run-dir", str(resumed), "--out", str(tmp_path / "g.safetensors")])
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "g.safetensors"), "pt") as exported:
+        assert json.loads(exported.metadata()["smoothing_changes"]) == checkpoint["smoothing_changes"]
+
+
 def test_auto_precision_falls_back_to_fp32_without_native_bf16(monkeypatch):
     import vcframe_hifigan.train as train
 

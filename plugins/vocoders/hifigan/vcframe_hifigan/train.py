@@ -11,7 +11,9 @@ the generator and for both discriminators, ExponentialLR 0.999 stepped once per 
 discriminators on (y, y_hat.detach()), then the generator through the just-updated discriminators. For a CPU it
 adds knobs, all defaulting to the original: the segment length, the batch size, the discriminators' width, a
 generator-only warm-up on the mel loss (``--adversarial-start``, as ParallelWaveGAN does), bfloat16 autocast of
-the discriminators (``--precision``; the generator too with ``--bf16-generator``) and the thread count.
+the discriminators (``--precision``; the generator too with ``--bf16-generator``), the thread count, Parallel
+WaveGAN's STFT loss (``--stft-weight``) and input mels smoothed across frequency (``--mel-smoothing``, for the
+synthesizer's smooth mels: :class:`vcframe_hifigan.data.MelSmoothing`).
 
 Two exactness choices: a step's generator pass runs the discriminators with their parameters frozen (the same
 generator gradient as the original, which also computes discriminator gradients it then discards), and the
@@ -46,7 +48,7 @@ from vcframe.cpu import limit_threads, resolve_precision
 from vcframe.datasets import MelCache, manifest_command
 from vcframe.errors import CheckpointError, ConfigError, InputError
 from vcframe.specs import HIFIGAN_MEL, RTVC_SYNTHESIZER_MEL, MelSpec
-from vcframe_hifigan.data import EpochSegments, TrainingClip, collate, load_clips
+from vcframe_hifigan.data import EpochSegments, MelSmoothing, TrainingClip, collate, load_clips
 from vcframe_hifigan.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
 from vcframe_hifigan.generator import Generator
 from vcframe_hifigan.losses import discriminator_loss, feature_loss, generator_loss, mel_loss, stft_loss
@@ -324,6 +326,17 @@ def fit(
             "this weight; not in the original (0). A change on --resume is recorded in the checkpoint.",
         ),
     ] = 0.0,
+    mel_smoothing: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Smooth some input mels across frequency (Gaussian, sigma drawn from [0, this] mel bands), the "
+            "audio target unchanged: robustness to a synthesizer's smooth mels. Not in the original (0).",
+        ),
+    ] = 0.0,
+    mel_smoothing_probability: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="The share of segments --mel-smoothing smooths.")
+    ] = 0.5,
     threads: Annotated[int, typer.Option(min=0, help="torch CPU threads (0: torch's default).")] = 1,
     seed: Annotated[int, typer.Option(help="Seed of the initial weights, the clip order and the segments.")] = 1234,
     init: Annotated[
@@ -401,6 +414,8 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
     step, epoch, batch_in_epoch = 0, 0, 0
     data_changes: list[dict[str, Any]] = []
     loss_changes: list[dict[str, Any]] = []
+    smoothing = {"mel_smoothing": args["mel_smoothing"], "mel_smoothing_probability": args["mel_smoothing_probability"]}
+    smoothing_changes: list[dict[str, Any]] = []
     if saved is not None:
         generator.load_state_dict(saved["generator"])
         mpd.load_state_dict(saved["mpd"])
@@ -422,9 +437,20 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
         if args["stft_weight"] != previous_weight:
             loss_changes.append({"step": step, "stft_weight": args["stft_weight"]})
             session.echo(f"the STFT loss weight changed at step {step}: {previous_weight:g} -> {args['stft_weight']:g}")
+        smoothing_changes = list(saved.get("smoothing_changes", []))
+        last = smoothing_changes[-1] if smoothing_changes else {"mel_smoothing": 0.0}
+        if _smoothing_changed(last, smoothing):
+            smoothing_changes.append({"step": step, **smoothing})
+            session.echo(
+                f"the mel smoothing changed at step {step}: {last['mel_smoothing']:g} -> {smoothing['mel_smoothing']:g}"
+                f" bands (probability {smoothing['mel_smoothing_probability']:g})"
+            )
         session.echo(f"resumed at step {step} (epoch {epoch}, batch {batch_in_epoch})")
-    elif args["stft_weight"]:
-        loss_changes.append({"step": 0, "stft_weight": args["stft_weight"]})
+    else:
+        if args["stft_weight"]:
+            loss_changes.append({"step": 0, "stft_weight": args["stft_weight"]})
+        if args["mel_smoothing"]:
+            smoothing_changes.append({"step": 0, **smoothing})
     for note in session.on_main(prepare_run_folder, run_dir, step, ["log.jsonl", "valid.jsonl"]) or []:
         session.echo(note)
     config_record = {
@@ -435,6 +461,8 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
         "adversarial_start": args["adversarial_start"],
         "stft_weight": args["stft_weight"],
         "loss_changes": loss_changes,
+        **smoothing,
+        "smoothing_changes": smoothing_changes,
         "parameters": {name: sum(p.numel() for p in m.parameters()) for name, m in _networks(generator, mpd, msd)},
     }
     if session.is_main:
@@ -486,6 +514,7 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
             "data_fingerprint": fingerprint,
             "data_changes": data_changes,
             "loss_changes": loss_changes,
+            "smoothing_changes": smoothing_changes,
             "rng": states,
             "train_seconds": clock.seconds(),
             **session.checkpoint_extras(states, networks),
@@ -493,6 +522,9 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
         session.on_main(save_torch, payload, path)
 
     segments = EpochSegments([clip.frames for clip in clips], batch_size, segment_frames, seed)
+    mel_smoothing = (
+        MelSmoothing(args["mel_smoothing"], args["mel_smoothing_probability"], seed) if args["mel_smoothing"] else None
+    )
     sharded = ShardedBatchSampler(segments, session)
     log = open(run_dir / "log.jsonl", "a") if session.is_main else None  # noqa: SIM115 - closed in finally
     valid_log = open(run_dir / "valid.jsonl", "a") if session.is_main and held_out else None  # noqa: SIM115
@@ -507,7 +539,7 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
                 if step >= limit:
                     break
                 session.fault_point(step + 1)
-                mels, audio = collate(clips, shard.items, segment_frames, hop)
+                mels, audio = collate(clips, shard.items, segment_frames, hop, mel_smoothing)
                 adversarial = step >= args["adversarial_start"]
                 losses = gan(mels.to(target), audio.to(target), adversarial=adversarial, weight=shard.weight)
                 step, batch_in_epoch = step + 1, shard.index + 1
@@ -553,6 +585,17 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
                 stream.close()
     save(checkpoint_path)
     session.echo(f"stopped at step {step}; checkpoint {checkpoint_path}")
+
+
+def _smoothing_changed(last: dict[str, Any], current: dict[str, float]) -> bool:
+    """Whether ``current`` (--mel-smoothing and its probability) differs from the ``last`` recorded change (or
+    ``{"mel_smoothing": 0.0}``: off); the probability counts only while smoothing is on."""
+    if not current["mel_smoothing"]:
+        return bool(last["mel_smoothing"])
+    return (last["mel_smoothing"], last.get("mel_smoothing_probability")) != (
+        current["mel_smoothing"],
+        current["mel_smoothing_probability"],
+    )
 
 
 def _networks(
@@ -636,7 +679,7 @@ def export(
             training_data=training_data or saved["data"],
             license=license,
             discriminator_width=saved["train"]["disc_width"],
-            **({"loss_changes": saved["loss_changes"]} if saved.get("loss_changes") else {}),
+            **{key: saved[key] for key in ("loss_changes", "smoothing_changes") if saved.get(key)},
         )
         typer.echo(f"wrote {out} (step {step}, {generator.config.describe()})")
     if original_dir is not None:
