@@ -315,6 +315,31 @@ def test_export_safetensors_loads_as_the_vocoder_and_original_files_load_back(co
     first_step = load_checkpoint(restarted / "checkpoint.pt")
     assert compare_states(saved["mpd"], first_step["mpd"]) == 0.0  # the warm-up step leaves the discriminators
     assert compare_states(saved["msd"], first_step["msd"]) == 0.0
+    assert first_step["init"]["steps"] == 0 and first_step["init"]["discriminators"].endswith("do_00000002")
+
+
+def test_a_run_from_exported_weights_records_them_and_counts_their_steps(corpus, tmp_path):
+    """--init from a vcframe export: the lineage goes into the checkpoints, config.json and the next export, whose
+    steps are the init's plus the run's; --resume keeps it."""
+    from vcframe.checkpoints import load_state
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    run(fit_arguments(corpus, first, "--max-steps", "2"))
+    exported = tmp_path / "first.safetensors"
+    run(["export", "--run-dir", str(first), "--out", str(exported)])
+    output = run(fit_arguments(corpus, second, "--max-steps", "2", "--init", str(exported)))
+    assert f"initialised from {exported} (first.safetensors, 2 steps)" in output
+    output = run(fit_arguments(corpus, second, "--max-steps", "3", "--resume"))
+    assert "initialised from" not in output
+    record = load_checkpoint(second / "checkpoint.pt")["init"]
+    assert record == {"source": f"{exported} (first.safetensors, 2 steps)", "steps": 2, "discriminators": None}
+    assert json.loads((second / "config.json").read_text())["init"] == record
+    output = run(["export", "--run-dir", str(second), "--out", str(tmp_path / "second.safetensors")])
+    assert "(step 3, 5 steps with its --init's," in output
+    _, metadata = load_state(tmp_path / "second.safetensors")
+    assert metadata["steps"] == 5 and metadata["run_steps"] == 3 and metadata["init"] == record
+    _, plain = load_state(exported)
+    assert plain["steps"] == 2 and "run_steps" not in plain and "init" not in plain
 
 
 @pytest.mark.parametrize(

@@ -399,8 +399,11 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
     generator = Generator(sizes).to(target)
     mpd = MultiPeriodDiscriminator(width=settings["disc_width"]).to(target)
     msd = MultiScaleDiscriminator(width=settings["disc_width"]).to(target)
+    initialised_from: dict[str, Any] | None = saved.get("init") if saved is not None else None
     if saved is None:
-        _initialise(generator, mpd, msd, args["init"], args["init_discriminators"])
+        initialised_from = _initialise(generator, mpd, msd, args["init"], args["init_discriminators"])
+        if initialised_from is not None:
+            session.echo(f"initialised from {initialised_from['source']}")
     mel_cache = MelCache(args["mel_cache"] or run_dir / "mel_cache")
     clips, description, fingerprint = load_clips(args["data"], spec, min_frames=segment_frames, mel_cache=mel_cache)
     session.echo(f"training data: {description} ({mel_cache.describe()})")
@@ -463,6 +466,7 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
         "loss_changes": loss_changes,
         **smoothing,
         "smoothing_changes": smoothing_changes,
+        **({"init": initialised_from} if initialised_from else {}),
         "parameters": {name: sum(p.numel() for p in m.parameters()) for name, m in _networks(generator, mpd, msd)},
     }
     if session.is_main:
@@ -515,6 +519,7 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
             "data_changes": data_changes,
             "loss_changes": loss_changes,
             "smoothing_changes": smoothing_changes,
+            **({"init": initialised_from} if initialised_from else {}),
             "rng": states,
             "train_seconds": clock.seconds(),
             **session.checkpoint_extras(states, networks),
@@ -610,14 +615,23 @@ def _initialise(
     msd: MultiScaleDiscriminator,
     init: Path | None,
     init_discriminators: Path | None,
-) -> None:
-    """Load ``--init`` (generator) and ``--init-discriminators`` (an original ``do_`` file's mpd and msd)."""
+) -> dict[str, Any] | None:
+    """Load ``--init`` (generator) and ``--init-discriminators`` (an original ``do_`` file's mpd and msd).
+
+    Returns where the weights came from, recorded in the run's checkpoints and its export (None without
+    ``--init``): ``{"source": "PATH (NAME, N steps)", "steps": N, "discriminators": PATH or None}``, N the steps the
+    file records (0 when it records none, e.g. an original ``g_`` file), so that the steps a generator has seen
+    are its run's plus ``steps``."""
     from vcframe.checkpoints import load_state
     from vcframe_hifigan.model import ORIGINAL_STATE_KEY, load_generator_state
 
+    record: dict[str, Any] | None = None
     if init is not None:
-        state, _ = load_state(init, state_keys=(ORIGINAL_STATE_KEY,))
+        state, metadata = load_state(init, state_keys=(ORIGINAL_STATE_KEY,))
         load_generator_state(generator, state, str(init))
+        steps = int(metadata.get("steps", 0) or 0)
+        source = f"{init} ({init.name}{f', {steps} steps' if steps else ''})"
+        record = {"source": source, "steps": steps, "discriminators": None}
     if init_discriminators is not None:
         for name, network in (("mpd", mpd), ("msd", msd)):
             state, _ = load_state(init_discriminators, state_keys=(name,))
@@ -630,6 +644,8 @@ def _initialise(
                     f"{_width_of(network)} ({(lines[1] if len(lines) > 1 else lines[0]).strip()})",
                     hint="give an original do_XXXXXXXX file; the original's discriminators are --disc-width 1.0",
                 ) from error
+        record = {**(record or {"source": None, "steps": 0}), "discriminators": str(init_discriminators)}
+    return record
 
 
 def _width_of(network: torch.nn.Module) -> float:
@@ -663,7 +679,8 @@ def export(
     license: Annotated[str, typer.Option(help="Licence of the weights.")] = "MIT",
 ) -> None:
     """Write the generator (weight norm folded) as safetensors with its sizes, mel spec, steps, data and licence;
-    optionally the original's training files."""
+    optionally the original's training files. ``steps`` counts those of the run's ``--init`` too (recorded as
+    ``init``; ``run_steps`` is the run's alone)."""
     if out is None and original_dir is None:
         raise InputError("nothing to export", hint="give --out FILE.safetensors and/or --original-dir DIR")
     saved, generator, spec = load_run(run_dir)
@@ -671,17 +688,21 @@ def export(
     if out is not None:
         from vcframe_hifigan.model import save_generator
 
+        # a run started from other weights (--init) records them: the generator has seen their steps and the run's
+        init_steps = int((saved.get("init") or {}).get("steps", 0))
         save_generator(
             generator,
             spec,
             out,
-            steps=step,
+            steps=init_steps + step,
+            **({"run_steps": step} if saved.get("init") else {}),
             training_data=training_data or saved["data"],
             license=license,
             discriminator_width=saved["train"]["disc_width"],
-            **{key: saved[key] for key in ("loss_changes", "smoothing_changes") if saved.get(key)},
+            **{key: saved[key] for key in ("loss_changes", "smoothing_changes", "init") if saved.get(key)},
         )
-        typer.echo(f"wrote {out} (step {step}, {generator.config.describe()})")
+        lineage = f", {init_steps + step} steps with its --init's" if saved.get("init") else ""
+        typer.echo(f"wrote {out} (step {step}{lineage}, {generator.config.describe()})")
     if original_dir is not None:
         _export_original(saved, generator, spec, original_dir)
         typer.echo(f"wrote g_{step:08d}, do_{step:08d} and config.json into {original_dir}")
