@@ -18,7 +18,8 @@ Run by hand (minutes per system on 2 cores):
   and the wall time of one ``vcframe run`` command (model loading included).
 * Per-voice similarity (real voices): the output's similarity to the reference beside two yardsticks, the same
   speaker's second recording (the next LibriSpeech test-other clip of the speaker, the next LJSpeech-mini clip)
-  and Griffin-Lim resynthesis of the reference from its own mel (what the vocoder alone leaves of the voice).
+  and Griffin-Lim resynthesis of the reference from its own mel (what the vocoder alone leaves of the voice), and
+  the same resynthesis by each other ``--vocoder``.
 * ``--stream-yardstick``: only the vocoder yardstick, vocoded whole and streamed (``vocode_stream``) with the same
   mels and seeds: what streaming costs (words heard right, spectral convergence and log-spectral distance to the
   recordings, level, CPU, frames at chunk seams against all frames).
@@ -112,26 +113,39 @@ def known_transcripts(shared: Path) -> dict[Path, str]:
 
 
 def voice_yardsticks(
-    voices: list[tuple[str, list[Path]]], judge: SpeakerJudge, args: argparse.Namespace, scratch: Path
+    voices: list[tuple[str, list[Path]]],
+    judge: SpeakerJudge,
+    args: argparse.Namespace,
+    scratch: Path,
+    vocoders: list[str] | None = None,
 ):
-    """Per real voice: similarity of the speaker's second recording to the reference (None with one clip), and of
-    Griffin-Lim's resynthesis of the reference from its own mel (Griffin-Lim's input spec, the run's options)."""
-    pipeline = Pipeline(
-        vocoder="griffinlim", device="cpu", settings=load_settings(args.option or []), threads=torch.get_num_threads()
-    )
-    vocoder = pipeline.vocoder
-    spec = vocoder.input_spec
+    """Per real voice: similarity of the speaker's second recording to the reference (None with one clip), of
+    Griffin-Lim's resynthesis of the reference from its own mel (Griffin-Lim's input spec, the run's options), and
+    of each other vocoder in ``vocoders``'s resynthesis (``resynthesis_similarity``: what the vocoder alone keeps
+    of the voice, beside what it keeps of a synthesizer's mel)."""
+    names = ["griffinlim", *[vocoder for vocoder in vocoders or [] if vocoder != "griffinlim"]]
+    settings = load_settings(args.option or [])
+    pipelines = {
+        vocoder: Pipeline(vocoder=vocoder, device="cpu", settings=settings, threads=torch.get_num_threads())
+        for vocoder in names
+    }
     rows = {}
     for name, clips in voices:
         reference = clips[0]
-        samples = load_audio(reference, sample_rate=spec.sample_rate).item(0)
-        path = scratch / f"griffinlim_resynthesis_{name}.wav"
-        save_audio(vocoder.vocode(Mel.from_numpy([mel_spectrogram(samples, spec)], spec), seed=args.seed), path)
+        similarity = {}
+        for vocoder, pipeline in pipelines.items():
+            spec = pipeline.vocoder.input_spec
+            samples = load_audio(reference, sample_rate=spec.sample_rate).item(0)
+            path = scratch / f"{vocoder}_resynthesis_{name}.wav"
+            mel = Mel.from_numpy([mel_spectrogram(samples, spec)], spec)
+            save_audio(pipeline.vocoder.vocode(mel, seed=args.seed), path)
+            similarity[vocoder] = judge.similarity(reference, path)
         rows[name] = {
             "reference": reference.name,
             "second_recording": clips[1].name if len(clips) > 1 else None,
             "second_recording_similarity": judge.similarity(reference, clips[1]) if len(clips) > 1 else None,
-            "griffinlim_resynthesis_similarity": judge.similarity(reference, path),
+            "griffinlim_resynthesis_similarity": similarity["griffinlim"],
+            "resynthesis_similarity": similarity,
         }
     return rows
 
@@ -139,10 +153,15 @@ def voice_yardsticks(
 def voice_table(rows: list[dict[str, Any]], yardsticks: dict[str, dict[str, Any]]) -> str:
     """Per real voice: mean similarity of each system's outputs to the reference, then the two yardsticks."""
     systems = sorted({row["system"] for row in rows})
+    others = sorted(
+        {vocoder for yardstick in yardsticks.values() for vocoder in yardstick.get("resynthesis_similarity", {})}
+        - {"griffinlim"}
+    )
     lines = [
         "| voice | " + " | ".join(f"{system} similarity" for system in systems)
-        + " | same speaker, second recording | Griffin-Lim resynthesis of the reference |",
-        "|---|" + "---|" * len(systems) + "---|---|",
+        + " | same speaker, second recording | Griffin-Lim resynthesis of the reference |"
+        + "".join(f" {vocoder} resynthesis |" for vocoder in others),
+        "|---|" + "---|" * len(systems) + "---|---|" + "---|" * len(others),
     ]  # fmt: skip
     for name, yardstick in yardsticks.items():
         cells = []
@@ -153,6 +172,9 @@ def voice_table(rows: list[dict[str, Any]], yardsticks: dict[str, dict[str, Any]
         lines.append(
             f"| {name} | " + " | ".join(cells) + f" | {'-' if second is None else f'{second:.3f}'} "
             f"| {yardstick['griffinlim_resynthesis_similarity']:.3f} |"
+            + "".join(
+                f" {yardstick.get('resynthesis_similarity', {}).get(vocoder, float('nan')):.3f} |" for vocoder in others
+            )
         )
     return "\n".join(lines)
 
@@ -688,7 +710,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch_name:
         scratch = Path(scratch_name)
         if real:
-            report["voice_yardsticks"] = voice_yardsticks(real, judge, args, scratch)
+            report["voice_yardsticks"] = voice_yardsticks(real, judge, args, scratch, vocoders)
             report["voice_table"] = voice_table(rows, report["voice_yardsticks"])
             print("\n" + report["voice_table"] + "\n")
         report["cli"] = {}
