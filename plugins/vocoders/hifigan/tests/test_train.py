@@ -311,7 +311,11 @@ def test_export_safetensors_loads_as_the_vocoder_and_original_files_load_back(co
         "--init-discriminators",
         str(tmp_path / "cp" / "do_00000002"),
     ]
-    run(fit_arguments(corpus, restarted, "--max-steps", "1", "--adversarial-start", "5", *arguments))
+    output = run(fit_arguments(corpus, restarted, "--max-steps", "1", "--adversarial-start", "5", *arguments))
+    assert (
+        f"initialised from {tmp_path / 'cp' / 'g_00000002'} (g_00000002) and {tmp_path / 'cp' / 'do_00000002'}"
+        in output
+    )
     first_step = load_checkpoint(restarted / "checkpoint.pt")
     assert compare_states(saved["mpd"], first_step["mpd"]) == 0.0  # the warm-up step leaves the discriminators
     assert compare_states(saved["msd"], first_step["msd"]) == 0.0

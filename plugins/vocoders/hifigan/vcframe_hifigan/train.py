@@ -403,7 +403,8 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
     if saved is None:
         initialised_from = _initialise(generator, mpd, msd, args["init"], args["init_discriminators"])
         if initialised_from is not None:
-            session.echo(f"initialised from {initialised_from['source']}")
+            sources = [initialised_from["source"], initialised_from["discriminators"]]
+            session.echo(f"initialised from {' and '.join(source for source in sources if source)}")
     mel_cache = MelCache(args["mel_cache"] or run_dir / "mel_cache")
     clips, description, fingerprint = load_clips(args["data"], spec, min_frames=segment_frames, mel_cache=mel_cache)
     session.echo(f"training data: {description} ({mel_cache.describe()})")
