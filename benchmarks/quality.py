@@ -346,8 +346,7 @@ def smooth_yardstick(
     vocoder: str, sigmas: list[float], args: argparse.Namespace, scratch: Path
 ) -> dict[str, Any] | None:
     """The vocoder yardstick's clips vocoded from their own mels smoothed across bands (Gaussian, ``sigmas`` in
-    mel bands, 0 = as they are, edges extended): words heard right and the mels' roughness per sigma, and the
-    roughness of the default synthesizer's mels (``args.real`` voices x ``args.sentences`` held-out sentences)."""
+    mel bands, 0 = as they are, edges extended): words heard right and the mels' roughness per sigma."""
     from scipy.ndimage import gaussian_filter1d
 
     setup = yardstick_setup(vocoder, args)
@@ -368,13 +367,7 @@ def smooth_yardstick(
             path = scratch / f"smooth_{vocoder}_{sigma:g}_{index}.wav"
             save_audio(output, path)
             pairs[sigma].append((text, recognizer.transcribe(path)))
-    synthesized = []
-    sentences = held_out_sentences(load_recipe(), args.sentences)
-    for _, clips in real_voice_clips(args.shared)[: args.real]:
-        embedding = pipeline.embed([clips[0]])
-        for output_mel in pipeline.synthesize(sentences, embedding, seed=args.seed):
-            synthesized.append(mel_roughness(output_mel.frames[0, :, : int(output_mel.lengths[0])].numpy()))
-    summary: dict[str, Any] = {
+    return {
         f"sigma {sigma:g}": {
             **heard(pairs[sigma]),
             "band_roughness": float(np.mean([band for band, _ in roughness[sigma]])),
@@ -382,13 +375,23 @@ def smooth_yardstick(
         }
         for sigma in sigmas
     }
-    if synthesized:
-        summary["synthesizer mels"] = {
-            "mels": len(synthesized),
-            "band_roughness": float(np.mean([band for band, _ in synthesized])),
-            "frame_roughness": float(np.mean([frame for _, frame in synthesized])),
-        }
-    return summary
+
+
+def synthesizer_roughness(args: argparse.Namespace) -> dict[str, Any]:
+    """The band and frame roughness of the default synthesizer's mels (the run's options) for ``args.real`` real
+    voices x ``args.sentences`` held-out sentences: which sigma of ``smooth_yardstick`` they resemble."""
+    pipeline = Pipeline(device="cpu", settings=load_settings(args.option or []), threads=torch.get_num_threads())
+    sentences = held_out_sentences(load_recipe(), args.sentences)
+    synthesized = []
+    for _, clips in real_voice_clips(args.shared)[: args.real]:
+        embedding = pipeline.embed([clips[0]])
+        for output_mel in pipeline.synthesize(sentences, embedding, seed=args.seed):
+            synthesized.append(mel_roughness(output_mel.frames[0, :, : int(output_mel.lengths[0])].numpy()))
+    return {
+        "mels": len(synthesized),
+        "band_roughness": float(np.mean([band for band, _ in synthesized])) if synthesized else None,
+        "frame_roughness": float(np.mean([frame for _, frame in synthesized])) if synthesized else None,
+    }
 
 
 def seam_convergence(recording: np.ndarray, output: np.ndarray, boundaries: Any, spec: Any) -> tuple[float, float]:
@@ -661,6 +664,8 @@ def main() -> None:
                 summary = smooth_yardstick(vocoder, sigmas, args, Path(scratch_name))
                 print(f"{vocoder} ({args.human_clips} LJSpeech-mini clips, their own mels smoothed across bands):")
                 print(json.dumps(summary, indent=2))
+        print(f"the default synthesizer's mels ({args.real} real voices x {args.sentences} held-out sentences):")
+        print(json.dumps(synthesizer_roughness(args), indent=2))
         return
     if args.stream_yardstick:
         from vcframe.config import default_bundle

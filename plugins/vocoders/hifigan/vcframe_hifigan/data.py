@@ -163,9 +163,9 @@ def band_smoothing(bands: int, sigma: float) -> np.ndarray:
         raise ValueError(f"sigma must be positive, got {sigma}")
     offsets = np.arange(-int(4 * sigma + 0.5), int(4 * sigma + 0.5) + 1)
     weights = np.exp(-0.5 * (offsets / sigma) ** 2)
+    rows = np.arange(bands)[:, None]
     matrix = np.zeros((bands, bands))
-    for band in range(bands):
-        np.add.at(matrix[band], np.clip(band + offsets, 0, bands - 1), weights / weights.sum())
+    np.add.at(matrix, (rows, np.clip(rows + offsets, 0, bands - 1)), weights / weights.sum())
     return matrix
 
 

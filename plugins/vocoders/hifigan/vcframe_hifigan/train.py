@@ -399,12 +399,14 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
     generator = Generator(sizes).to(target)
     mpd = MultiPeriodDiscriminator(width=settings["disc_width"]).to(target)
     msd = MultiScaleDiscriminator(width=settings["disc_width"]).to(target)
-    initialised_from: dict[str, Any] | None = saved.get("init") if saved is not None else None
+    initialised_from: dict[str, Any] | None
     if saved is None:
         initialised_from = _initialise(generator, mpd, msd, args["init"], args["init_discriminators"])
         if initialised_from is not None:
             sources = [initialised_from["source"], initialised_from["discriminators"]]
             session.echo(f"initialised from {' and '.join(source for source in sources if source)}")
+    else:  # a resumed run keeps the record of its first start
+        initialised_from = saved.get("init")
     mel_cache = MelCache(args["mel_cache"] or run_dir / "mel_cache")
     clips, description, fingerprint = load_clips(args["data"], spec, min_frames=segment_frames, mel_cache=mel_cache)
     session.echo(f"training data: {description} ({mel_cache.describe()})")
@@ -690,19 +692,21 @@ def export(
         from vcframe_hifigan.model import save_generator
 
         # a run started from other weights (--init) records them: the generator has seen their steps and the run's
-        init_steps = int((saved.get("init") or {}).get("steps", 0))
+        initialised_from = saved.get("init")
+        init_steps = int(initialised_from["steps"]) if initialised_from else 0
+        lineage_metadata: dict[str, Any] = {"run_steps": step, "init": initialised_from} if initialised_from else {}
         save_generator(
             generator,
             spec,
             out,
             steps=init_steps + step,
-            **({"run_steps": step} if saved.get("init") else {}),
             training_data=training_data or saved["data"],
             license=license,
             discriminator_width=saved["train"]["disc_width"],
-            **{key: saved[key] for key in ("loss_changes", "smoothing_changes", "init") if saved.get(key)},
+            **lineage_metadata,
+            **{key: saved[key] for key in ("loss_changes", "smoothing_changes") if saved.get(key)},
         )
-        lineage = f", {init_steps + step} steps with its --init's" if saved.get("init") else ""
+        lineage = f", {init_steps + step} steps with its --init's" if initialised_from else ""
         typer.echo(f"wrote {out} (step {step}{lineage}, {generator.config.describe()})")
     if original_dir is not None:
         _export_original(saved, generator, spec, original_dir)
