@@ -296,7 +296,8 @@ def test_init_starts_a_new_run_from_exported_weights(tmp_path):
                  + ["--lr", "1e-12"])  # fmt: skip
     assert f"initialised from {exported} (source.safetensors, 2 steps)" in output
     checkpoint = torch.load(tmp_path / "init" / "checkpoint.pt", weights_only=True)
-    assert checkpoint["step"] == 1 and checkpoint["init"].startswith(str(exported))
+    assert checkpoint["step"] == 1
+    assert checkpoint["init"] == {"source": f"{exported} (source.safetensors, 2 steps)", "steps": 2}
     from vcframe_wavernn.model import build_network
     from vcframe_wavernn.spec import WaveRNNConfig
 
@@ -313,8 +314,24 @@ def test_init_starts_a_new_run_from_exported_weights(tmp_path):
     output = run(["fit", "--run-dir", str(tmp_path / "init"), "--max-steps", "2", "--resume", *common])
     assert "resumed at step 1" in output and "initialised" not in output
     assert torch.load(tmp_path / "init" / "checkpoint.pt", weights_only=True)["init"] == checkpoint["init"]
-    run(["export", "--run-dir", str(tmp_path / "init"), "--out", str(tmp_path / "init.safetensors")])
-    assert load_state(tmp_path / "init.safetensors")[1]["init"] == checkpoint["init"]
+    output = run(["export", "--run-dir", str(tmp_path / "init"), "--out", str(tmp_path / "init.safetensors")])
+    assert "(step 2, 4 steps with its --init's)" in output
+    metadata = load_state(tmp_path / "init.safetensors")[1]
+    assert metadata["init"] == checkpoint["init"] and (metadata["steps"], metadata["run_steps"]) == (4, 2)
+    assert "run_steps" not in load_state(exported)[1] and load_state(exported)[1]["steps"] == 2
+
+
+def test_an_init_recorded_as_a_string_by_older_runs_is_read_with_its_steps():
+    from vcframe_wavernn.train import init_record
+
+    assert init_record(None) is None and init_record("") is None
+    assert init_record("registry:wavernn-demo (wavernn-demo.safetensors, 2200 steps)") == {
+        "source": "registry:wavernn-demo (wavernn-demo.safetensors, 2200 steps)",
+        "steps": 2200,
+    }
+    assert init_record("vocoder.pt (vocoder.pt)")["steps"] == 0
+    record = {"source": "x (x.safetensors, 5 steps)", "steps": 5}
+    assert init_record(record) is record
 
 
 def test_init_from_the_shipped_weights_and_layout_mismatch_is_one_line(tmp_path):
@@ -330,8 +347,11 @@ def test_init_from_the_shipped_weights_and_layout_mismatch_is_one_line(tmp_path)
     config = WaveRNNConfig(preset="small", checkpoint=None)
     network = build_network(config)
     described = initialise(network, config, "registry:wavernn-demo")
-    assert described.startswith("registry:wavernn-demo (wavernn-demo.safetensors, ")
-    shipped, _ = load_state(resolve("vocoder", "wavernn", "registry:wavernn-demo").path)
+    shipped, shipped_metadata = load_state(resolve("vocoder", "wavernn", "registry:wavernn-demo").path)
+    assert described == {
+        "source": f"registry:wavernn-demo (wavernn-demo.safetensors, {shipped_metadata['steps']} steps)",
+        "steps": shipped_metadata["steps"],
+    }
     for key, value in network.state_dict().items():
         assert torch.equal(value, shipped[key].float()), key
 

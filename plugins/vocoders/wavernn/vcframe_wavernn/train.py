@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -166,10 +167,11 @@ def describe_layout(layout: dict[str, Any]) -> str:
     return ", ".join(f"{name} {layout[name]}" for name in LAYOUT_FIELDS if name in layout)
 
 
-def initialise(network: torch.nn.Module, config: WaveRNNConfig, reference: str) -> str:
+def initialise(network: torch.nn.Module, config: WaveRNNConfig, reference: str) -> dict[str, Any]:
     """Load the weights of ``reference`` (see :func:`~vcframe_wavernn.model.read_checkpoint`) into the new run's
-    ``network`` (built from ``config``); returns a description of where they came from (recorded in the run's
-    checkpoints).
+    ``network`` (built from ``config``); returns where they came from, recorded in the run's checkpoints and its
+    export: ``{"source": "REFERENCE (NAME, N steps)", "steps": N}``, N the steps the file records (0 when it records
+    none, e.g. RTVC's ``vocoder.pt``), so that the steps the network has seen are its run's plus ``steps``.
 
     Raises CheckpointError, in one line naming both layouts, when the file records other sizes, bits or pad than
     the run's, or a mel spec other than the trained one; an RTVC ``vocoder.pt`` (no recorded layout) is checked
@@ -198,8 +200,19 @@ def initialise(network: torch.nn.Module, config: WaveRNNConfig, reference: str) 
             hint="give a WaveRNN checkpoint of RTVC's 16 kHz, hop 200 mel",
         )
     load_weights(network, state, str(path))  # type: ignore[arg-type]
-    steps = metadata.get("steps")
-    return f"{reference} ({path.name}{f', {steps} steps' if steps is not None else ''})"
+    steps = int(metadata.get("steps", 0) or 0)
+    return {"source": f"{reference} ({path.name}{f', {steps} steps' if steps else ''})", "steps": steps}
+
+
+def init_record(saved_init: Any) -> dict[str, Any] | None:
+    """A checkpoint's ``init`` as ``{"source", "steps"}``: runs begun before the record was a dict stored the
+    source string alone, whose ``N steps`` is read back from it."""
+    if not saved_init:
+        return None
+    if isinstance(saved_init, dict):
+        return saved_init
+    counted = re.search(r", (\d+) steps\)$", str(saved_init))
+    return {"source": str(saved_init), "steps": int(counted.group(1)) if counted else 0}
 
 
 @app.command()
@@ -328,15 +341,15 @@ def _fit(
     torch.manual_seed(seed)  # the network first: a bad --init is refused before the data loads
     network = build_network(config)
     saved: dict[str, Any] | None = None
-    initialised_from: str | None = None
+    initialised_from: dict[str, Any] | None = None
     if session.should_resume(resume, checkpoint_path):
         if not checkpoint_path.is_file():
             raise CheckpointError(f"nothing to resume: {str(checkpoint_path)!r} does not exist", hint="drop --resume")
         saved = load_torch(checkpoint_path, what="training checkpoint")
-        initialised_from = saved.get("init")
+        initialised_from = init_record(saved.get("init"))
     elif init is not None:
         initialised_from = initialise(network, config, init)
-        session.echo(f"initialised from {initialised_from}")
+        session.echo(f"initialised from {initialised_from['source']}")
     cache = MelCache(mel_cache or run_dir / "mel_cache")
     items, description = load_items(data, spec, config.bits, mel_cache=cache)
     session.echo(f"training data: {description} ({cache.describe()})")
@@ -427,22 +440,27 @@ def export(
     out: Annotated[Path, typer.Option(help="Output .safetensors file.")],
     license: Annotated[str, typer.Option(help="Licence of the weights.")] = "CC-BY-4.0",
 ) -> None:
-    """Write the trained weights as safetensors with config, mel spec, steps, training data and licence."""
+    """Write the trained weights as safetensors with config, mel spec, steps, training data and licence.
+    ``steps`` counts those of the run's ``--init`` too (recorded as ``init``; ``run_steps`` is the run's alone)."""
     from vcframe.specs import RTVC_SYNTHESIZER_MEL
 
     saved = load_torch(run_dir / "checkpoint.pt", what="training checkpoint")
     config = WaveRNNConfig.model_validate_json(saved["config"])
+    step = int(saved["step"])
+    initialised_from = init_record(saved.get("init"))
+    init_steps = int(initialised_from["steps"]) if initialised_from else 0
     metadata = {
         "component": f"vocoder/{SPEC.name}",
         "config": {"preset": config.preset, **config.sizes(), "bits": config.bits, "pad": config.pad},
         "mel_spec": RTVC_SYNTHESIZER_MEL.model_dump(),
-        "steps": int(saved["step"]),
+        "steps": init_steps + step,
         "training_data": saved["training_data"],
-        **({"init": saved["init"]} if saved.get("init") else {}),
+        **({"run_steps": step, "init": initialised_from} if initialised_from else {}),
         "license": license,
     }
     save_safetensors(saved["model_state"], out, metadata)
-    print(f"wrote {out} ({metadata['steps']} steps)")
+    lineage = f", {init_steps + step} steps with its --init's" if initialised_from else ""
+    print(f"wrote {out} (step {step}{lineage})")
 
 
 def main() -> None:
