@@ -89,6 +89,9 @@ def test_manifest_round_trip_and_relative_paths(tmp_path):
         AudioClip(tmp_path / "x" / "one.wav", "x"),
     ]
     assert find_clips(tmp_path / "x" / "one.wav") == [AudioClip(tmp_path / "x" / "one.wav", "x")]  # one file
+    # GTA pairs of LibriSpeech clips name no speaker: the file name's, as the real-speech lists give it
+    (tmp_path / "gta.txt").write_text("19/198/19-198-0001.flac|gta/19-198-0001.npy\n")
+    assert [clip.speaker for clip in read_manifest(tmp_path / "gta.txt")] == ["librispeech-19"]
     (tmp_path / "binary.txt").write_bytes(b"RIFF\xa4\x00")
     with pytest.raises(InputError, match="not a text manifest"):
         find_clips(tmp_path / "binary.txt")

@@ -110,11 +110,21 @@ def _folder_clips(root: Path) -> list[AudioClip]:
 def _speaker_of(audio: Path, root: Path) -> str:
     """LibriSpeech names carry the speaker; otherwise the first folder under the root (the root's own name for
     files directly in it)."""
-    match = _LIBRISPEECH_NAME.match(audio.stem)
-    if match:
-        return f"librispeech-{match.group(1)}"
+    if librispeech := _librispeech_speaker(audio):
+        return librispeech
     relative = audio.relative_to(root)
     return relative.parts[0] if len(relative.parts) > 1 else root.name
+
+
+def _speaker_of_file(audio: Path) -> str:
+    """The speaker of a manifest line that names none: a LibriSpeech name's, else the audio file's folder."""
+    return _librispeech_speaker(audio) or audio.parent.name
+
+
+def _librispeech_speaker(audio: Path) -> str | None:
+    """``librispeech-<id>`` for a file named ``<speaker>-<chapter>-<utterance>``, else None."""
+    match = _LIBRISPEECH_NAME.match(audio.stem)
+    return f"librispeech-{match.group(1)}" if match else None
 
 
 def _ljspeech_clips(root: Path) -> list[AudioClip]:
@@ -128,8 +138,9 @@ def _ljspeech_ids(root: Path) -> list[str]:
 
 def read_manifest(path: str | os.PathLike[str]) -> list[AudioClip]:
     """The clips of a manifest file: lines ``audio|mel|speaker`` (mel and speaker optional; ``#`` comments and
-    blank lines skipped; relative paths from the manifest's folder). A clip without a speaker gets its audio
-    file's folder name."""
+    blank lines skipped; relative paths from the manifest's folder). A clip without a speaker gets the one its
+    LibriSpeech name carries (``librispeech-<id>``, as the real-speech lists name it), else its audio file's folder
+    name."""
     manifest = Path(path)
     try:
         text = manifest.read_text(encoding="utf-8")
@@ -146,7 +157,7 @@ def read_manifest(path: str | os.PathLike[str]) -> list[AudioClip]:
             )
         audio = (manifest.parent / fields[0]).resolve()
         mel = (manifest.parent / fields[1]).resolve() if len(fields) > 1 and fields[1] else None
-        speaker = fields[2] if len(fields) > 2 and fields[2] else audio.parent.name
+        speaker = fields[2] if len(fields) > 2 and fields[2] else _speaker_of_file(audio)
         clips.append(AudioClip(audio, speaker, mel))
     return clips
 

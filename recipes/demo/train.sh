@@ -12,6 +12,10 @@
 #   recipes/demo/train.sh hifigan      # HiFi-GAN at RTVC's mel: V3 layout, 128 channels, discriminators at width 0.25
 #   recipes/demo/train.sh hifigan-gta  # (after gta) a list of the GTA pairs + the real recordings, then:
 #   HIFIGAN_DATA=$RUNS/hifigan_data/gta_mix.txt recipes/demo/train.sh hifigan   # ... continued on the GTA mels
+#   recipes/demo/train.sh gta-real     # GTA mels of the real LibriSpeech clips, transcribed by pocketsphinx (no
+#                                      # transcripts ship with them): the shipped Tacotron on voices it never heard
+#   recipes/demo/train.sh hifigan-gta-real  # (after gta-real and hifigan-data) train.txt + those pairs (each x8), then:
+#   HIFIGAN_DATA=$RUNS/hifigan_data/gta_real_mix.txt recipes/demo/train.sh hifigan
 #   HIFIGAN_INIT=plugins/vocoders/hifigan/vcframe_hifigan/weights/hifigan-demo.safetensors ADVERSARIAL_START=0 \
 #       recipes/demo/train.sh hifigan  # a new session (runs do not persist): from the shipped generator, fresh discriminators
 #   MEL_SMOOTHING=2.5 recipes/demo/train.sh hifigan   # input mels smoothed across frequency (half the segments,
@@ -87,6 +91,21 @@ hifigan-data)
 hifigan-gta)
     $VCFRAME train vocoder --plugin hifigan manifest --out "$RUNS/hifigan_data/gta_mix.txt" \
         --real-speech "${SHARED:-../shared}/data" --real-speech-repeat "${REAL_REPEAT:-4}" --source "$RUNS/gta/pairs.txt" ;;
+gta-real)
+    # recognised transcripts (resumable), the synthesizer's mels and GE2E embeddings of those clips, their GTA mels
+    export OMP_NUM_THREADS="${THREADS:-1}"
+    $PYTHON recipes/demo/transcribe_real.py "${SHARED:-../shared}/data" --out "$RUNS/real_asr"
+    $VCFRAME train synthesizer preprocess "$RUNS/real_asr" --format librispeech --max-frames 1400 \
+        --out "$RUNS/real_asr_prep" --encoder ge2e
+    if [ -f "$TACO_RUN/checkpoint.pt" ]; then source_flag="--run-dir $TACO_RUN"; else source_flag="--checkpoint default"; fi
+    exec $VCFRAME train synthesizer gta $source_flag --data "$RUNS/real_asr_prep" --out "$RUNS/gta_real" ;;
+hifigan-gta-real)
+    # the real voices' GTA pairs listed GTA_REAL_REPEAT times (default 8, as often as their recordings in train.txt)
+    repeat=${GTA_REAL_REPEAT:-8}
+    : > "$RUNS/hifigan_data/gta_real_pairs.txt"
+    while [ "$repeat" -gt 0 ]; do cat "$RUNS/gta_real/pairs.txt" >> "$RUNS/hifigan_data/gta_real_pairs.txt"; repeat=$((repeat - 1)); done
+    $VCFRAME train vocoder --plugin hifigan manifest --out "$RUNS/hifigan_data/gta_real_mix.txt" \
+        --source "$RUNS/hifigan_data/train.txt" --source "$RUNS/hifigan_data/gta_real_pairs.txt" ;;
 hifigan)
     # the demo size: V3's layout at hop 200 (8 x 5 x 5) with 128 channels (0.39 M parameters; RTF 0.019 on
     # 1 thread), discriminators at width 0.25 (4.4 M) in bfloat16 where the CPU has AMX: 1.46 CPU s a GAN step
