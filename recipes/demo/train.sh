@@ -101,9 +101,11 @@ gta-real)
     exec $VCFRAME train synthesizer gta $source_flag --data "$RUNS/real_asr_prep" --out "$RUNS/gta_real" ;;
 hifigan-gta-real)
     # the real voices' GTA pairs listed GTA_REAL_REPEAT times (default 8, as often as their recordings in train.txt)
+    # (through the manifest command first: it writes absolute paths, pairs.txt's are relative to its folder)
+    $VCFRAME train vocoder --plugin hifigan manifest --out "$RUNS/hifigan_data/gta_real_once.txt" --source "$RUNS/gta_real/pairs.txt"
     repeat=${GTA_REAL_REPEAT:-8}
     : > "$RUNS/hifigan_data/gta_real_pairs.txt"
-    while [ "$repeat" -gt 0 ]; do cat "$RUNS/gta_real/pairs.txt" >> "$RUNS/hifigan_data/gta_real_pairs.txt"; repeat=$((repeat - 1)); done
+    while [ "$repeat" -gt 0 ]; do cat "$RUNS/hifigan_data/gta_real_once.txt" >> "$RUNS/hifigan_data/gta_real_pairs.txt"; repeat=$((repeat - 1)); done
     $VCFRAME train vocoder --plugin hifigan manifest --out "$RUNS/hifigan_data/gta_real_mix.txt" \
         --source "$RUNS/hifigan_data/train.txt" --source "$RUNS/hifigan_data/gta_real_pairs.txt" ;;
 hifigan)
