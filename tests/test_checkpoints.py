@@ -15,6 +15,8 @@ from vcframe import checkpoints
 from vcframe.checkpoints import (
     CheckpointEntry,
     Quality,
+    init_lineage,
+    init_source,
     load_state,
     read_safetensors_metadata,
     resolve,
@@ -334,3 +336,17 @@ def test_an_unwritable_cache_folder_means_hashing_every_time(
     resolve("vocoder", "demo", "default")
     resolve("vocoder", "demo", "default")
     assert len(sha256_cache.hashed) == 2
+
+
+def test_init_lineage_counts_the_init_steps_and_says_so():
+    """The trainers' exports: steps = the run's + its --init's, with run_steps and the record beside them."""
+    assert init_source("registry:x", "x.safetensors", 7000) == "registry:x (x.safetensors, 7000 steps)"
+    assert init_source(Path("g_00000000"), "g_00000000", 0) == "g_00000000 (g_00000000)"
+    record = {"source": "registry:x (x.safetensors, 7000 steps)", "steps": 7000, "discriminators": None}
+    lineage = init_lineage(record, 800)
+    assert (lineage.steps, lineage.note) == (7800, ", 7800 steps with its --init's")
+    assert lineage.metadata == {"run_steps": 800, "init": record} and lineage.metadata["init"] is not record
+    for missing in (None, {}):
+        assert init_lineage(missing, 800) == init_lineage(None, 800)
+        assert (init_lineage(missing, 800).steps, init_lineage(missing, 800).metadata) == (800, {})
+        assert init_lineage(missing, 800).note == ""

@@ -571,3 +571,33 @@ def save_torch(payload: dict[str, Any], path: str | os.PathLike[str]) -> None:
 
     with atomic_path(path, suffix=".pt") as temp:
         torch.save(payload, str(temp))
+
+
+def init_source(reference: str | os.PathLike[str], file_name: str, steps: int) -> str:
+    """How a training run names the weights its ``--init`` loaded: ``REFERENCE (FILE, N steps)`` (no steps part
+    when the file records none)."""
+    return f"{reference} ({file_name}{f', {steps} steps' if steps else ''})"
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """What an export says about the steps its weights have seen.
+
+    Attributes:
+        steps: the run's steps plus those of the weights its ``--init`` loaded.
+        metadata: ``{"run_steps": the run's, "init": the run's init record}``; empty for a run without ``--init``.
+        note: ``", N steps with its --init's"`` for the export's message ('' without ``--init``).
+    """
+
+    steps: int
+    metadata: dict[str, Any]
+    note: str
+
+
+def init_lineage(init: Mapping[str, Any] | None, run_steps: int) -> Lineage:
+    """The :class:`Lineage` of a run's weights after ``run_steps``, from the ``init`` record its checkpoints keep
+    (``{"source", "steps", ...}``, None for a run that started from random weights)."""
+    if not init:
+        return Lineage(run_steps, {}, "")
+    steps = int(init["steps"]) + run_steps
+    return Lineage(steps, {"run_steps": run_steps, "init": dict(init)}, f", {steps} steps with its --init's")

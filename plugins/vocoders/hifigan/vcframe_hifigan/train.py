@@ -42,7 +42,7 @@ import numpy as np
 import torch
 import typer
 
-from vcframe.checkpoints import load_torch, save_torch
+from vcframe.checkpoints import init_lineage, init_source, load_torch, save_torch
 from vcframe.config import parse_json_options
 from vcframe.cpu import limit_threads, resolve_precision
 from vcframe.datasets import MelCache, manifest_command
@@ -633,8 +633,7 @@ def _initialise(
         state, metadata = load_state(init, state_keys=(ORIGINAL_STATE_KEY,))
         load_generator_state(generator, state, str(init))
         steps = int(metadata.get("steps", 0) or 0)
-        source = f"{init} ({init.name}{f', {steps} steps' if steps else ''})"
-        record = {"source": source, "steps": steps, "discriminators": None}
+        record = {"source": init_source(init, init.name, steps), "steps": steps, "discriminators": None}
     if init_discriminators is not None:
         for name, network in (("mpd", mpd), ("msd", msd)):
             state, _ = load_state(init_discriminators, state_keys=(name,))
@@ -692,22 +691,19 @@ def export(
         from vcframe_hifigan.model import save_generator
 
         # a run started from other weights (--init) records them: the generator has seen their steps and the run's
-        initialised_from = saved.get("init")
-        init_steps = int(initialised_from["steps"]) if initialised_from else 0
-        lineage_metadata: dict[str, Any] = {"run_steps": step, "init": initialised_from} if initialised_from else {}
+        lineage = init_lineage(saved.get("init"), step)
         save_generator(
             generator,
             spec,
             out,
-            steps=init_steps + step,
+            steps=lineage.steps,
             training_data=training_data or saved["data"],
             license=license,
             discriminator_width=saved["train"]["disc_width"],
-            **lineage_metadata,
+            **lineage.metadata,
             **{key: saved[key] for key in ("loss_changes", "smoothing_changes") if saved.get(key)},
         )
-        lineage = f", {init_steps + step} steps with its --init's" if initialised_from else ""
-        typer.echo(f"wrote {out} (step {step}{lineage}, {generator.config.describe()})")
+        typer.echo(f"wrote {out} (step {step}{lineage.note}, {generator.config.describe()})")
     if original_dir is not None:
         _export_original(saved, generator, spec, original_dir)
         typer.echo(f"wrote g_{step:08d}, do_{step:08d} and config.json into {original_dir}")

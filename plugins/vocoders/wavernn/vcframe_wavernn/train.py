@@ -26,7 +26,7 @@ import torch.nn.functional as F
 import typer
 from torch.profiler import record_function
 
-from vcframe.checkpoints import load_torch, save_safetensors, save_torch
+from vcframe.checkpoints import init_lineage, init_source, load_torch, save_safetensors, save_torch
 from vcframe.datasets import MelCache, manifest_command
 from vcframe.errors import CheckpointError, ConfigError
 from vcframe_wavernn.data import VocoderItem, collate, load_items, max_offset
@@ -201,7 +201,7 @@ def initialise(network: torch.nn.Module, config: WaveRNNConfig, reference: str) 
         )
     load_weights(network, state, str(path))  # type: ignore[arg-type]
     steps = int(metadata.get("steps", 0) or 0)
-    return {"source": f"{reference} ({path.name}{f', {steps} steps' if steps else ''})", "steps": steps}
+    return {"source": init_source(reference, path.name, steps), "steps": steps}
 
 
 def init_record(saved_init: Any) -> dict[str, Any] | None:
@@ -447,20 +447,18 @@ def export(
     saved = load_torch(run_dir / "checkpoint.pt", what="training checkpoint")
     config = WaveRNNConfig.model_validate_json(saved["config"])
     step = int(saved["step"])
-    initialised_from = init_record(saved.get("init"))
-    init_steps = int(initialised_from["steps"]) if initialised_from else 0
+    lineage = init_lineage(init_record(saved.get("init")), step)
     metadata = {
         "component": f"vocoder/{SPEC.name}",
         "config": {"preset": config.preset, **config.sizes(), "bits": config.bits, "pad": config.pad},
         "mel_spec": RTVC_SYNTHESIZER_MEL.model_dump(),
-        "steps": init_steps + step,
+        "steps": lineage.steps,
         "training_data": saved["training_data"],
-        **({"run_steps": step, "init": initialised_from} if initialised_from else {}),
+        **lineage.metadata,
         "license": license,
     }
     save_safetensors(saved["model_state"], out, metadata)
-    lineage = f", {init_steps + step} steps with its --init's" if initialised_from else ""
-    print(f"wrote {out} (step {step}{lineage})")
+    print(f"wrote {out} (step {step}{lineage.note})")
 
 
 def main() -> None:
