@@ -21,6 +21,9 @@
 #   MEL_SMOOTHING=2.5 recipes/demo/train.sh hifigan   # input mels smoothed across frequency (half the segments,
 #                                      # sigma up to 2.5 bands): robustness to the synthesizer's smooth mels
 #   recipes/demo/train.sh export       # safetensors exports of the runs into $RUNS/export/
+#   recipes/demo/train.sh many-corpus  # the synthesizer's many-voice corpus, all of it (recipe version 4: 154 voices,
+#                                      # 23.7 h; about 3.5 h of one core, resumable), prepared and re-weighted, then:
+#   CORPUS=/work/corpus/many_all4 PREP=/work/corpus/many4_bal_prep TACO_RUN=... recipes/demo/train.sh synthesizer
 #
 # Paths: CORPUS (default /work/corpus/demo), RUNS (default /work/runs), SHARED (default ../shared), MEL_CACHE (default
 # $RUNS/mel_cache: the vocoders' ground-truth mels, computed once). THREADS (default 1) torch threads, MAX_STEPS caps
@@ -47,14 +50,39 @@ valid_flags() {  # each one, once preprocessed, as --valid-data
     true
 }
 
-case "${1:-}" in
-prepare)
-    $VCFRAME train synthesizer preprocess "$CORPUS" --out "$PREP" --encoder ge2e --workers "${WORKERS:-2}"
-    for held_out in $HELD_OUT; do
+prepare_corpus() {  # $1 corpus, $2 its prepared folder: mels + GE2E embeddings of it and of its held-out folders
+    $VCFRAME train synthesizer preprocess "$1" --out "$2" --encoder ge2e --workers "${WORKERS:-2}"
+    for held_out in "$1_eval" "$1_seen"; do
         if [ -d "$held_out" ]; then
             $VCFRAME train synthesizer preprocess "$held_out" --out "${held_out}_prep" --encoder ge2e --workers "${WORKERS:-2}"
         fi
-    done ;;
+    done
+}
+
+case "${1:-}" in
+prepare)
+    prepare_corpus "$CORPUS" "$PREP" ;;
+many-corpus)
+    # recipe version 2's 84 voices, version 3's 39 tilted ones, version 4's 31 natural-base ones: three folders made
+    # (and resumed) one after the other under nice, linked as one corpus with its held-out folders (many_all4, its
+    # _eval: version 2's 5 unseen voices, its _seen: every voice's unseen sentences), prepared, and a view that lists
+    # the flite and festival based voices' clips 4 times (espeak-ng based 25.9 % of the rows, as many4_bal_prep)
+    C=${CORPUS_ROOT:-/work/corpus}
+    renice -n "${NICE:-15}" $$ > /dev/null  # this shell and all it starts: the corpus yields to a training job
+    WORKERS=${WORKERS:-1}
+    make_corpus() { $PYTHON recipes/demo/make_corpus.py --sentences-per-speaker 120 --jobs "${JOBS:-1}" "$@"; }
+    make_corpus --out "$C/many" --num-speakers 84
+    make_corpus --out "$C/many_v3" --skip-speakers 84 --num-speakers 39
+    make_corpus --out "$C/many_v4" --skip-speakers 123
+    mkdir -p "$C/many_all4" "$C/many_all4_seen"
+    ln -sfn "$C"/many/*/ "$C"/many_v3/*/ "$C"/many_v4/*/ "$C/many_all4/"
+    ln -sfn "$C/many_eval" "$C/many_all4_eval"
+    ln -sfn "$C"/many_seen/*/ "$C"/many_v3_seen/*/ "$C"/many_v4_seen/*/ "$C/many_all4_seen/"
+    prepare_corpus "$C/many_all4" "$C/many_all4_prep"
+    if [ -d "$C/many4_bal_prep" ]; then echo "$C/many4_bal_prep is made"; exit 0; fi
+    exec $PYTHON recipes/demo/reweight_prep.py "$C/many_all4_prep" --out "$C/many4_bal_prep" \
+        --speakers "$C/many/speakers.json" --speakers "$C/many_v3/speakers.json" --speakers "$C/many_v4/speakers.json" \
+        --repeat flite=4 --repeat festival=4 ;;
 synthesizer)
     # the schedule the demo run follows (applied on --resume too): lr 1e-3 to step 8,600, then 2e-4 from 8,600 on.
     # TACO_RUN (default $RUNS/taco) is the run folder (gta and export read it too); a new run starts from TACO_INIT

@@ -1,0 +1,82 @@
+"""train.sh's many-corpus step with its programs replaced by stand-ins that log their arguments and make the folders
+the real ones would: the order of the steps, the links of the combined corpus and its held-out folders, the
+re-weighted view, and a second run that resumes instead of failing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from recipes.demo.tests._recipes import DEMO
+
+STAND_IN = """#!{python}
+import json, os, sys
+from pathlib import Path
+with open(os.environ["STAND_IN_LOG"], "a") as log:
+    log.write(" ".join(Path(arg).name if arg.endswith(".py") else arg for arg in sys.argv[1:]) + "\\n")
+args = sys.argv[1:]
+out = Path(args[args.index("--out") + 1])
+if args[0].endswith("make_corpus.py"):
+    voices = {{"many": ["espeak-a", "flite-b"], "many_v3": ["espeak-c"], "many_v4": ["festival-d"]}}[out.name]
+    for voice in voices:
+        (out / voice).mkdir(parents=True, exist_ok=True)
+        (out.parent / (out.name + "_seen") / voice).mkdir(parents=True, exist_ok=True)
+    (out / "speakers.json").write_text(json.dumps({{voice: {{}} for voice in voices}}))
+    (out.parent / (out.name + "_eval") / "held-out").mkdir(parents=True, exist_ok=True)
+else:
+    out.mkdir(parents=True, exist_ok=True)
+"""
+
+
+@pytest.mark.skipif(shutil.which("sh") is None or shutil.which("renice") is None, reason="needs a POSIX sh and renice")
+def test_many_corpus_makes_links_prepares_and_reweights_then_resumes(tmp_path: Path) -> None:
+    stand_in = tmp_path / "stand_in"
+    stand_in.write_text(STAND_IN.format(python=sys.executable))
+    stand_in.chmod(0o755)
+    log = tmp_path / "log.txt"
+    corpus = tmp_path / "corpus"
+    env = dict(
+        os.environ,
+        PYTHON=str(stand_in),
+        VCFRAME=str(stand_in),
+        CORPUS_ROOT=str(corpus),
+        STAND_IN_LOG=str(log),
+        NICE="0",
+    )
+
+    def run() -> list[str]:
+        log.write_text("")
+        result = subprocess.run(["sh", str(DEMO / "train.sh"), "many-corpus"], env=env, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        return log.read_text().splitlines()
+
+    calls = run()
+    assert [call.split(" --out ")[0] for call in calls] == [
+        "make_corpus.py --sentences-per-speaker 120 --jobs 1",
+        "make_corpus.py --sentences-per-speaker 120 --jobs 1",
+        "make_corpus.py --sentences-per-speaker 120 --jobs 1",
+        f"train synthesizer preprocess {corpus}/many_all4",
+        f"train synthesizer preprocess {corpus}/many_all4_eval",
+        f"train synthesizer preprocess {corpus}/many_all4_seen",
+        f"reweight_prep.py {corpus}/many_all4_prep",
+    ]
+    assert calls[0].endswith(f"{corpus}/many --num-speakers 84")
+    assert calls[1].endswith(f"{corpus}/many_v3 --skip-speakers 84 --num-speakers 39")
+    assert calls[2].endswith(f"{corpus}/many_v4 --skip-speakers 123")
+    assert "--workers 1" in calls[3] and "--encoder ge2e" in calls[3]
+    assert calls[6].count("--speakers") == 3 and "--repeat flite=4 --repeat festival=4" in calls[6]
+    combined = corpus / "many_all4"
+    assert sorted(path.name for path in combined.iterdir()) == ["espeak-a", "espeak-c", "festival-d", "flite-b"]
+    assert all(path.is_symlink() and path.is_dir() for path in combined.iterdir())
+    assert (corpus / "many_all4_eval").resolve() == (corpus / "many_eval").resolve()
+    seen = sorted(path.name for path in (corpus / "many_all4_seen").iterdir())
+    assert seen == ["espeak-a", "espeak-c", "festival-d", "flite-b"]
+    assert (corpus / "many4_bal_prep").is_dir()
+
+    again = run()  # everything made: the corpus and preprocess steps resume (their own checks), the view is kept
+    assert len(again) == 6 and not any("reweight_prep.py" in call for call in again)
