@@ -16,6 +16,8 @@ from vcframe.datasets import (
     HUMAN_YARDSTICK_CLIPS,
     AudioClip,
     MelCache,
+    MelSmoothing,
+    band_smoothing,
     find_clips,
     load_audio_and_mel,
     load_each_once,
@@ -24,6 +26,7 @@ from vcframe.datasets import (
     manifest_command,
     read_manifest,
     real_speech_clips,
+    record_smoothing,
     write_manifest,
 )
 from vcframe.errors import InputError
@@ -239,3 +242,58 @@ def test_a_corrupt_mel_cache_entry_is_recomputed_and_replaced(tmp_path, damage):
     np.testing.assert_allclose(recomputed, first, atol=1e-6)
     assert np.array_equal(np.load(entry, allow_pickle=False), recomputed)  # replaced by a good entry
     assert sorted(path.name for path in cache.folder.iterdir()) == [entry.name]  # no temporaries left
+
+
+def test_band_smoothing_is_a_gaussian_across_bands_with_nearest_edges():
+    scipy_ndimage = pytest.importorskip("scipy.ndimage")
+    mel = np.random.default_rng(3).normal(size=(80, 12))
+    for sigma in (0.2, 1.0, 2.5):
+        expected = scipy_ndimage.gaussian_filter1d(mel, sigma, axis=0, mode="nearest")
+        np.testing.assert_allclose(band_smoothing(80, sigma) @ mel, expected, atol=1e-12)
+    flat = np.tile(np.linspace(-4, 4, 12), (80, 1))  # the same value in every band of a frame: left as it is
+    np.testing.assert_allclose(band_smoothing(80, 2.5) @ flat, flat, atol=1e-12)
+    with pytest.raises(ValueError, match="sigma must be positive, got 0"):
+        band_smoothing(80, 0)
+
+
+def test_mel_smoothing_smooths_a_share_of_segments_across_frequency_only():
+    rng = np.random.default_rng(0)
+    mel = rng.normal(size=(80, 8)).astype(np.float32)
+    smoothing = MelSmoothing(2.5, probability=0.5, seed=7)
+    sigmas = [smoothing.sigma(clip, start) for clip in range(200) for start in (0, 5)]
+    assert sigmas == [smoothing.sigma(clip, start) for clip in range(200) for start in (0, 5)]  # a pure function
+    smoothed = [sigma for sigma in sigmas if sigma > 0]
+    assert 0.4 < len(smoothed) / len(sigmas) < 0.6 and max(smoothed) <= 2.5 and min(smoothed) < 0.5
+    clip, start = next((c, s) for c in range(200) for s in (0, 5) if smoothing.sigma(c, s) > 1.0)
+    out = smoothing(mel, clip, start)
+    band_roughness = lambda m: float(np.abs(np.diff(m, axis=0)).mean())  # noqa: E731
+    assert out.dtype == np.float32 and out.shape == mel.shape and band_roughness(out) < 0.5 * band_roughness(mel)
+    changed = mel.copy()
+    changed[:, 3] += 1.0  # frames stay independent: one changed frame changes only its own output
+    difference = np.abs(smoothing(changed, clip, start) - out).max(axis=0)
+    assert difference[3] > 0.5 and np.delete(difference, 3).max() == 0
+    clip, start = next((c, s) for c in range(200) for s in (0, 5) if smoothing.sigma(c, s) == 0)
+    assert smoothing(mel, clip, start) is mel
+    assert all(MelSmoothing(2.5, probability=0.0, seed=7).sigma(c, 0) == 0 for c in range(50))
+    assert all(MelSmoothing(0.0, probability=1.0, seed=7).sigma(c, 0) == 0 for c in range(50))
+    with pytest.raises(ValueError, match="max_bands=-1 and probability=0.5"):
+        MelSmoothing(-1)
+    with pytest.raises(ValueError, match="max_bands=2.0 and probability=1.5"):
+        MelSmoothing(2.0, probability=1.5)
+
+
+def test_record_smoothing_appends_only_changes_and_says_so():
+    changes, note = record_smoothing([], 0.0, 0.5, 0)  # a new run without smoothing: nothing recorded
+    assert changes == [] and note is None
+    changes, note = record_smoothing([], 2.5, 0.5, 0)
+    assert changes == [{"step": 0, "mel_smoothing": 2.5, "mel_smoothing_probability": 0.5}]
+    assert note == "the mel smoothing changed at step 0: 0 -> 2.5 bands (probability 0.5)"
+    assert record_smoothing(changes, 2.5, 0.5, 40) == (changes, None)  # the same settings on resume
+    longer, note = record_smoothing(changes, 2.5, 1.0, 40)
+    assert longer[-1] == {"step": 40, "mel_smoothing": 2.5, "mel_smoothing_probability": 1.0} and len(changes) == 1
+    off, note = record_smoothing(longer, 0.0, 0.3, 90)
+    assert (
+        off[-1]["mel_smoothing"] == 0.0
+        and note == "the mel smoothing changed at step 90: 2.5 -> 0 bands (probability 0.3)"
+    )
+    assert record_smoothing(off, 0.0, 0.9, 95) == (off, None)  # while off, the probability does not count

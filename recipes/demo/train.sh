@@ -20,6 +20,7 @@
 #       recipes/demo/train.sh hifigan  # a new session (runs do not persist): from the shipped generator, fresh discriminators
 #   MEL_SMOOTHING=2.5 recipes/demo/train.sh hifigan   # input mels smoothed across frequency (half the segments,
 #                                      # sigma up to 2.5 bands): robustness to the synthesizer's smooth mels
+#                                      # (train.sh vocoder takes MEL_SMOOTHING too)
 #   recipes/demo/train.sh export       # safetensors exports of the runs into $RUNS/export/
 #   recipes/demo/train.sh many-corpus  # the synthesizer's many-voice corpus, all of it (recipe version 4: 154 voices,
 #                                      # 23.7 h; about 3.5 h of one core, resumable), prepared and re-weighted, then:
@@ -110,6 +111,7 @@ vocoder)
         --preset small --batch-size 32 --seq-len 1000 --lr 2e-4 --max-steps "${MAX_STEPS:-100000}" \
         --fused --precision "${PRECISION:-auto}" --mel-cache "$MEL_CACHE" \
         --save-every 200 --sample-every 2000 --threads "${THREADS:-1}" \
+        --mel-smoothing "${MEL_SMOOTHING:-0}" --mel-smoothing-probability "${MEL_SMOOTHING_PROBABILITY:-0.5}" \
         $(resume_flag "$RUNS/voc") $(init_flag "$RUNS/voc" "${VOC_INIT-registry:wavernn-demo}") ;;
 hifigan-data)
     mkdir -p "$RUNS/hifigan_data"

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile
-from vcframe_hifigan.data import EpochSegments, MelSmoothing, TrainingClip, band_smoothing, collate, load_clips
+from vcframe_hifigan.data import EpochSegments, TrainingClip, collate, load_clips
 
 from vcframe.audio import mel_spectrogram
-from vcframe.datasets import load_training_audio
+from vcframe.datasets import MelSmoothing, band_smoothing, load_training_audio
 from vcframe.errors import InputError
 from vcframe.specs import HIFIGAN_MEL, RTVC_SYNTHESIZER_MEL
 from vcframe.testing import speech_like
@@ -58,44 +58,6 @@ def test_epochs_are_seeded_permutations_with_valid_starts():
         EpochSegments(frames, batch_size=6, segment_frames=9, seed=5)
     with pytest.raises(ValueError, match="fewer than a segment's 11"):
         EpochSegments(frames, batch_size=2, segment_frames=11, seed=5)
-
-
-def test_band_smoothing_is_a_gaussian_across_bands_with_nearest_edges():
-    scipy_ndimage = pytest.importorskip("scipy.ndimage")
-    mel = np.random.default_rng(3).normal(size=(80, 12))
-    for sigma in (0.2, 1.0, 2.5):
-        expected = scipy_ndimage.gaussian_filter1d(mel, sigma, axis=0, mode="nearest")
-        np.testing.assert_allclose(band_smoothing(80, sigma) @ mel, expected, atol=1e-12)
-    flat = np.tile(np.linspace(-4, 4, 12), (80, 1))  # the same value in every band of a frame: left as it is
-    np.testing.assert_allclose(band_smoothing(80, 2.5) @ flat, flat, atol=1e-12)
-    with pytest.raises(ValueError, match="sigma must be positive, got 0"):
-        band_smoothing(80, 0)
-
-
-def test_mel_smoothing_smooths_a_share_of_segments_across_frequency_only():
-    rng = np.random.default_rng(0)
-    mel = rng.normal(size=(80, 8)).astype(np.float32)
-    smoothing = MelSmoothing(2.5, probability=0.5, seed=7)
-    sigmas = [smoothing.sigma(clip, start) for clip in range(200) for start in (0, 5)]
-    assert sigmas == [smoothing.sigma(clip, start) for clip in range(200) for start in (0, 5)]  # a pure function
-    smoothed = [sigma for sigma in sigmas if sigma > 0]
-    assert 0.4 < len(smoothed) / len(sigmas) < 0.6 and max(smoothed) <= 2.5 and min(smoothed) < 0.5
-    clip, start = next((c, s) for c in range(200) for s in (0, 5) if smoothing.sigma(c, s) > 1.0)
-    out = smoothing(mel, clip, start)
-    band_roughness = lambda m: float(np.abs(np.diff(m, axis=0)).mean())  # noqa: E731
-    assert out.dtype == np.float32 and out.shape == mel.shape and band_roughness(out) < 0.5 * band_roughness(mel)
-    changed = mel.copy()
-    changed[:, 3] += 1.0  # frames stay independent: one changed frame changes only its own output
-    difference = np.abs(smoothing(changed, clip, start) - out).max(axis=0)
-    assert difference[3] > 0.5 and np.delete(difference, 3).max() == 0
-    clip, start = next((c, s) for c in range(200) for s in (0, 5) if smoothing.sigma(c, s) == 0)
-    assert smoothing(mel, clip, start) is mel
-    assert all(MelSmoothing(2.5, probability=0.0, seed=7).sigma(c, 0) == 0 for c in range(50))
-    assert all(MelSmoothing(0.0, probability=1.0, seed=7).sigma(c, 0) == 0 for c in range(50))
-    with pytest.raises(ValueError, match="max_bands=-1 and probability=0.5"):
-        MelSmoothing(-1)
-    with pytest.raises(ValueError, match="max_bands=2.0 and probability=1.5"):
-        MelSmoothing(2.0, probability=1.5)
 
 
 def test_collate_smooths_the_mels_and_leaves_the_audio():

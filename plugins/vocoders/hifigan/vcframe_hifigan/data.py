@@ -12,9 +12,9 @@ or reflected padding that inference never shows).
 
 An epoch visits every usable clip once in a seeded random order, in batches (the last, short one dropped, as the
 original's DataLoader does); each segment's start frame is drawn from a generator seeded by (seed, epoch, batch
-index). The optional input-mel augmentation (:class:`MelSmoothing`) draws from a generator seeded by (seed, clip,
-start frame). Nothing else is random, so a run resumed at (epoch, batch) draws exactly the batches the
-uninterrupted run would have drawn, whatever the number of processes.
+index). The optional input-mel augmentation (:class:`vcframe.datasets.MelSmoothing`) draws from a generator
+seeded by (seed, clip, start frame). Nothing else is random, so a run resumed at (epoch, batch) draws exactly the
+batches the uninterrupted run would have drawn, whatever the number of processes.
 """
 
 from __future__ import annotations
@@ -27,7 +27,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from vcframe.datasets import AudioClip, MelCache, find_clips, load_audio_and_mel, load_each_once
+from vcframe.datasets import (
+    AudioClip,
+    MelCache,
+    MelSmoothing,
+    find_clips,
+    load_audio_and_mel,
+    load_each_once,
+)
 from vcframe.errors import InputError
 from vcframe.specs import MelSpec
 
@@ -153,71 +160,6 @@ class EpochSegments:
                 0, [self.frames[clip] - self.segment_frames + 1 for clip in clips]
             )
             yield [(int(clip), int(start)) for clip, start in zip(clips, starts, strict=True)]
-
-
-def band_smoothing(bands: int, sigma: float) -> np.ndarray:
-    """(bands, bands) matrix ``M`` with ``M @ mel`` = ``mel`` smoothed across bands by a Gaussian of ``sigma``
-    bands, truncated at 4 sigma, edges extended with their nearest band (scipy's ``gaussian_filter1d`` with
-    ``mode="nearest"``). Each row sums to 1, so a mel that is constant across bands stays as it is."""
-    if sigma <= 0:
-        raise ValueError(f"sigma must be positive, got {sigma}")
-    offsets = np.arange(-int(4 * sigma + 0.5), int(4 * sigma + 0.5) + 1)
-    weights = np.exp(-0.5 * (offsets / sigma) ** 2)
-    rows = np.arange(bands)[:, None]
-    matrix = np.zeros((bands, bands))
-    np.add.at(matrix, (rows, np.clip(rows + offsets, 0, bands - 1)), weights / weights.sum())
-    return matrix
-
-
-#: Mixed into :class:`MelSmoothing`'s seed so that its draws are not those of :class:`EpochSegments`.
-SMOOTHING_STREAM = 0x5307
-
-
-@dataclass(frozen=True)
-class MelSmoothing:
-    """Input-mel augmentation: some segments' mels smoothed across frequency, their audio left as it is.
-
-    A synthesizer's mels are much smoother across mel bands than a recording's (the demo Tacotron's: mean
-    absolute difference between neighbouring bands 0.125 against 0.39 for LJSpeech-mini's; the same difference
-    between neighbouring frames is close, 0.30 against 0.34), and a vocoder that has only seen recordings' mels
-    loses words on them where Griffin-Lim does not (README, "Smooth mels"). Training on smoothed
-    mels with the recording's audio as the target teaches the generator to put the fine structure back.
-
-    Args:
-        max_bands: the largest Gaussian sigma, in mel bands; each smoothed segment draws sigma uniformly from
-            [0, max_bands]. 0 turns the augmentation off.
-        probability: the share of segments smoothed (default 0.5: the others keep the mel as it is).
-        seed: with the segment's clip index and start frame, seeds its draw, so that the draw depends on the
-            segment only (exact on resume, and the same for any number of processes).
-
-    ``__call__(mel, clip, start)`` takes and returns a (n_mels, frames) float32 window; frames stay independent
-    (each is smoothed across its bands alone, edges extended with their nearest band).
-    """
-
-    max_bands: float
-    probability: float = 0.5
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.max_bands < 0 or not 0.0 <= self.probability <= 1.0:
-            raise ValueError(
-                f"MelSmoothing needs max_bands >= 0 and probability in [0, 1], got max_bands={self.max_bands} "
-                f"and probability={self.probability}"
-            )
-
-    def sigma(self, clip: int, start: int) -> float:
-        """The Gaussian sigma (mel bands) for the segment of clip ``clip`` at frame ``start``; 0.0: unchanged."""
-        if self.max_bands == 0 or self.probability == 0:
-            return 0.0
-        draws = np.random.default_rng([self.seed, SMOOTHING_STREAM, clip, start]).random(2)
-        return float(draws[1] * self.max_bands) if draws[0] < self.probability else 0.0
-
-    def __call__(self, mel: np.ndarray, clip: int, start: int) -> np.ndarray:
-        sigma = self.sigma(clip, start)
-        if sigma == 0.0:
-            return mel
-        smoothed: np.ndarray = (band_smoothing(mel.shape[0], sigma) @ mel).astype(np.float32)
-        return smoothed
 
 
 def collate(

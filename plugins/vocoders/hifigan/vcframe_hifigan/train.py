@@ -13,7 +13,7 @@ adds knobs, all defaulting to the original: the segment length, the batch size, 
 generator-only warm-up on the mel loss (``--adversarial-start``, as ParallelWaveGAN does), bfloat16 autocast of
 the discriminators (``--precision``; the generator too with ``--bf16-generator``), the thread count, Parallel
 WaveGAN's STFT loss (``--stft-weight``) and input mels smoothed across frequency (``--mel-smoothing``, for the
-synthesizer's smooth mels: :class:`vcframe_hifigan.data.MelSmoothing`).
+synthesizer's smooth mels: :class:`vcframe.datasets.MelSmoothing`).
 
 Two exactness choices: a step's generator pass runs the discriminators with their parameters frozen (the same
 generator gradient as the original, which also computes discriminator gradients it then discards), and the
@@ -45,10 +45,10 @@ import typer
 from vcframe.checkpoints import init_lineage, init_source, load_torch, save_torch
 from vcframe.config import parse_json_options
 from vcframe.cpu import limit_threads, resolve_precision
-from vcframe.datasets import MelCache, manifest_command
+from vcframe.datasets import MelCache, MelSmoothing, manifest_command, record_smoothing
 from vcframe.errors import CheckpointError, ConfigError, InputError
 from vcframe.specs import HIFIGAN_MEL, RTVC_SYNTHESIZER_MEL, MelSpec
-from vcframe_hifigan.data import EpochSegments, MelSmoothing, TrainingClip, collate, load_clips
+from vcframe_hifigan.data import EpochSegments, TrainingClip, collate, load_clips
 from vcframe_hifigan.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
 from vcframe_hifigan.generator import Generator
 from vcframe_hifigan.losses import discriminator_loss, feature_loss, generator_loss, mel_loss, stft_loss
@@ -443,20 +443,16 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
         if args["stft_weight"] != previous_weight:
             loss_changes.append({"step": step, "stft_weight": args["stft_weight"]})
             session.echo(f"the STFT loss weight changed at step {step}: {previous_weight:g} -> {args['stft_weight']:g}")
-        smoothing_changes = list(saved.get("smoothing_changes", []))
-        last = smoothing_changes[-1] if smoothing_changes else {"mel_smoothing": 0.0}
-        if _smoothing_changed(last, smoothing):
-            smoothing_changes.append({"step": step, **smoothing})
-            session.echo(
-                f"the mel smoothing changed at step {step}: {last['mel_smoothing']:g} -> {smoothing['mel_smoothing']:g}"
-                f" bands (probability {smoothing['mel_smoothing_probability']:g})"
-            )
+        smoothing_changes, note = record_smoothing(
+            saved.get("smoothing_changes", []), args["mel_smoothing"], args["mel_smoothing_probability"], step
+        )
+        if note:
+            session.echo(note)
         session.echo(f"resumed at step {step} (epoch {epoch}, batch {batch_in_epoch})")
     else:
         if args["stft_weight"]:
             loss_changes.append({"step": 0, "stft_weight": args["stft_weight"]})
-        if args["mel_smoothing"]:
-            smoothing_changes.append({"step": 0, **smoothing})
+        smoothing_changes, _ = record_smoothing([], args["mel_smoothing"], args["mel_smoothing_probability"], 0)
     for note in session.on_main(prepare_run_folder, run_dir, step, ["log.jsonl", "valid.jsonl"]) or []:
         session.echo(note)
     config_record = {
@@ -593,17 +589,6 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
                 stream.close()
     save(checkpoint_path)
     session.echo(f"stopped at step {step}; checkpoint {checkpoint_path}")
-
-
-def _smoothing_changed(last: dict[str, Any], current: dict[str, float]) -> bool:
-    """Whether ``current`` (--mel-smoothing and its probability) differs from the ``last`` recorded change (or
-    ``{"mel_smoothing": 0.0}``: off); the probability counts only while smoothing is on."""
-    if not current["mel_smoothing"]:
-        return bool(last["mel_smoothing"])
-    return (last["mel_smoothing"], last.get("mel_smoothing_probability")) != (
-        current["mel_smoothing"],
-        current["mel_smoothing_probability"],
-    )
 
 
 def _networks(

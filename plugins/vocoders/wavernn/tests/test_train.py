@@ -365,3 +365,52 @@ def test_init_from_the_shipped_weights_and_layout_mismatch_is_one_line(tmp_path)
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
     result = CliRunner().invoke(vcframe_app, [*arguments[:-1], str(tmp_path / "missing.safetensors")])
     assert result.exit_code == 2 and "not found" in result.output and "Traceback" not in result.output
+
+
+def test_collate_smooths_the_mel_windows_and_leaves_the_labels():
+    from vcframe_wavernn.data import VocoderItem, collate
+
+    from vcframe.datasets import MelSmoothing, band_smoothing
+
+    rng = np.random.default_rng(4)
+    items = [
+        VocoderItem(
+            f"u{index}", rng.normal(size=(80, 30)).astype(np.float32), rng.integers(0, 512, 30 * 200).astype(np.uint16)
+        )
+        for index in range(3)
+    ]
+    offsets, indices = [0, 4, 9], [5, 6, 7]
+    smoothing = MelSmoothing(2.0, probability=1.0, seed=3)
+    x_plain, y_plain, mels_plain = collate(items, offsets, 400, 200, 2, 9)
+    x, y, mels = collate(items, offsets, 400, 200, 2, 9, smoothing, indices)
+    assert torch.equal(x, x_plain) and torch.equal(y, y_plain) and mels.shape == mels_plain.shape == (3, 80, 6)
+    for row, (item, offset, index) in enumerate(zip(items, offsets, indices, strict=True)):
+        sigma = smoothing.sigma(index, offset)  # seeded by the item's index in the training list and its offset
+        assert sigma > 0
+        expected = band_smoothing(80, sigma) @ item.mel[:, offset : offset + 6]
+        np.testing.assert_allclose(mels[row].numpy(), expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="indices"):
+        collate(items, offsets, 400, 200, 2, 9, smoothing)
+
+
+def test_mel_smoothing_changes_the_run_resumes_exactly_and_is_recorded(tmp_path):
+    """--mel-smoothing: another run than without it, exact on resume, its changes recorded and exported."""
+    data = make_corpus(tmp_path / "data")
+    common = ["--data", str(data), "--preset", "tiny", "--batch-size", "2", "--seq-len", "400"]
+    common += ["--save-every", "1", "--sample-every", "0", "--threads", "1"]
+    smooth = ["--mel-smoothing", "2.5", "--mel-smoothing-probability", "1.0"]
+    straight, resumed = _straight_and_resumed(tmp_path, [*common, *smooth])
+    for key, value in straight["model_state"].items():
+        assert torch.equal(value, resumed["model_state"][key]), key
+    assert resumed["smoothing_changes"] == [{"step": 0, "mel_smoothing": 2.5, "mel_smoothing_probability": 1.0}]
+    run(["fit", "--run-dir", str(tmp_path / "plain"), "--max-steps", "4", *common])
+    plain = torch.load(tmp_path / "plain" / "checkpoint.pt", weights_only=True)
+    assert "smoothing_changes" not in plain
+    assert any(not torch.equal(value, plain["model_state"][key]) for key, value in straight["model_state"].items())
+    output = run(["fit", "--run-dir", str(tmp_path / "resumed"), "--max-steps", "5", "--resume", *common])
+    assert "the mel smoothing changed at step 4: 2.5 -> 0 bands (probability 0.5)" in output
+    checkpoint = torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)
+    assert checkpoint["smoothing_changes"][-1] == {"step": 4, "mel_smoothing": 0.0, "mel_smoothing_probability": 0.5}
+    out = tmp_path / "smoothed.safetensors"
+    run(["export", "--run-dir", str(tmp_path / "resumed"), "--out", str(out)])
+    assert load_state(out)[1]["smoothing_changes"] == checkpoint["smoothing_changes"]

@@ -3,19 +3,21 @@
 An item is built as RTVC's ``VocoderDataset`` builds it: mel / 4; the wav pre-emphasised, clipped to
 [-1, 1], zero-padded to ``(len // hop + 1) * hop``, cut to ``frames * hop`` and mu-law encoded. A batch takes,
 per item, a window of ``seq_len / hop + 2 pad`` mel frames at a random offset and the ``seq_len + 1`` labels
-that window predicts (``x`` = the first ``seq_len`` as floats, ``y`` = the last ``seq_len``).
+that window predicts (``x`` = the first ``seq_len`` as floats, ``y`` = the last ``seq_len``). Optionally the mel
+window is smoothed across frequency first (:class:`vcframe.datasets.MelSmoothing`, ``fit --mel-smoothing``).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from vcframe.audio import preemphasis
-from vcframe.datasets import MelCache, find_clips, load_audio_and_mel, load_each_once
+from vcframe.datasets import MelCache, MelSmoothing, find_clips, load_audio_and_mel, load_each_once
 from vcframe.errors import InputError
 from vcframe.specs import MelSpec
 from vcframe_wavernn.signal import encode_mu_law
@@ -43,14 +45,28 @@ def make_item(name: str, wav: np.ndarray, mel: np.ndarray, spec: MelSpec, bits: 
 
 
 def collate(
-    items: list[VocoderItem], offsets: list[int], seq_len: int, hop: int, pad: int, bits: int
+    items: list[VocoderItem],
+    offsets: list[int],
+    seq_len: int,
+    hop: int,
+    pad: int,
+    bits: int,
+    smoothing: MelSmoothing | None = None,
+    indices: Sequence[int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """RTVC's ``collate_vocoder`` with the mel offsets given.
+
+    With ``smoothing`` (default None: mels as they are) each mel window goes through it, seeded by the item's
+    index in the training list (``indices``, required then) and its offset; the labels are never changed.
 
     Returns x (B, seq_len) floats in [-1, 1], y (B, seq_len) labels and mels (B, n_mels, seq_len / hop + 2 pad).
     """
     mel_win = seq_len // hop + 2 * pad
     windows = [item.mel[:, off : off + mel_win] for item, off in zip(items, offsets, strict=True)]
+    if smoothing is not None:
+        if indices is None:
+            raise ValueError("collate needs the items' indices to smooth their mels")
+        windows = [smoothing(window, index, off) for window, index, off in zip(windows, indices, offsets, strict=True)]
     mels = np.stack(windows).astype(np.float32)
     starts = [(off + pad) * hop for off in offsets]
     segments = [item.labels[s : s + seq_len + 1] for item, s in zip(items, starts, strict=True)]

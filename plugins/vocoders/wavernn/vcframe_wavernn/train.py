@@ -7,7 +7,9 @@ continues exactly where the run stopped. ``export`` writes the weights as safete
 
 The step runs the fused training path by default (``--fused``: :meth:`WaveRNN.forward` with ``fused=True``,
 the GRUs and the loss in :mod:`vcframe_wavernn.fused`), under bfloat16 autocast where the CPU computes it
-natively (``--precision auto``); ``--reference --precision fp32`` is RTVC's step as it was.
+natively (``--precision auto``); ``--reference --precision fp32`` is RTVC's step as it was. ``--mel-smoothing``
+(not RTVC's) smooths some segments' input mels across frequency, the HiFi-GAN trainer's augmentation
+(:class:`vcframe.datasets.MelSmoothing`): robustness to a synthesizer's smooth mels.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import typer
 from torch.profiler import record_function
 
 from vcframe.checkpoints import init_lineage, init_source, load_torch, save_safetensors, save_torch
-from vcframe.datasets import MelCache, manifest_command
+from vcframe.datasets import MelCache, MelSmoothing, manifest_command, record_smoothing
 from vcframe.errors import CheckpointError, ConfigError
 from vcframe_wavernn.data import VocoderItem, collate, load_items, max_offset
 from vcframe_wavernn.spec import SPEC, WaveRNNConfig
@@ -277,6 +279,18 @@ def fit(
     engine: Annotated[
         str, typer.Option(help="The fused path's GRUs and loss: auto (C++ kernel if it builds), cpp or torch.")
     ] = "auto",
+    mel_smoothing: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Smooth some input mels across frequency (Gaussian, sigma drawn from [0, this] mel bands), the "
+            "target samples unchanged: robustness to a synthesizer's smooth mels. Not RTVC's (0). A change on "
+            "--resume is recorded in the checkpoint.",
+        ),
+    ] = 0.0,
+    mel_smoothing_probability: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="The share of segments --mel-smoothing smooths.")
+    ] = 0.5,
 ) -> None:
     """Train on ground-truth or GTA mels with RTVC's random segments and cross-entropy on mu-law classes.
 
@@ -311,6 +325,8 @@ def _fit(
     precision: str,
     fused: bool,
     engine: str,
+    mel_smoothing: float,
+    mel_smoothing_probability: float,
 ) -> None:
     from vcframe.cpu import keep_freed_memory, limit_threads, resolve_precision
     from vcframe.distributed import ShardedBatchSampler, TrainingClock, prepare_run_folder
@@ -360,6 +376,7 @@ def _fit(
     sampler = np.random.default_rng(seed)
     step = 0
     lr_changes: list[dict[str, Any]] = []
+    smoothing_changes, _ = record_smoothing([], mel_smoothing, mel_smoothing_probability, 0)
     if saved is not None:
         network.load_state_dict(saved["model_state"])
         optimizer.load_state_dict(saved["optimizer_state"])  # brings the saved learning rate
@@ -373,6 +390,13 @@ def _fit(
                 group["lr"] = lr
             lr_changes.append({"step": step, "old": saved_lr, "new": lr})
             session.echo(f"learning rate changed at step {step}: {saved_lr:g} -> {lr:g}")
+        smoothing_changes, note = record_smoothing(
+            saved.get("smoothing_changes", []), mel_smoothing, mel_smoothing_probability, step
+        )
+        if note:
+            session.echo(note)
+    # drawn per segment from (seed, item index, offset): the same on resume and for any number of processes
+    smoothing = MelSmoothing(mel_smoothing, mel_smoothing_probability, seed) if mel_smoothing else None
     model = session.wrap(network)
     path = f"fused ({'C++ kernel' if engine == 'cpp' else 'PyTorch'})" if fused else "reference (nn.GRU)"
     session.echo(f"training path: {path}, {precision}")
@@ -388,6 +412,7 @@ def _fit(
             "train_seconds": clock.seconds(),
             "rng": states,
             **({"lr_changes": lr_changes} if lr_changes else {}),
+            **({"smoothing_changes": smoothing_changes} if smoothing_changes else {}),
             **({"init": initialised_from} if initialised_from else {}),
             **session.checkpoint_extras(states, network),
         }
@@ -412,6 +437,8 @@ def _fit(
             hop,
             config.pad,
             config.bits,
+            smoothing,
+            [index for index, _ in shard.items],
         )
         # DDP averages over ranks; the weight makes that the mean over the global batch for unequal shares
         loss = training_step(
@@ -454,6 +481,7 @@ def export(
         "mel_spec": RTVC_SYNTHESIZER_MEL.model_dump(),
         "steps": lineage.steps,
         "training_data": saved["training_data"],
+        **({"smoothing_changes": saved["smoothing_changes"]} if saved.get("smoothing_changes") else {}),
         **lineage.metadata,
         "license": license,
     }
