@@ -32,6 +32,10 @@ Run by hand (minutes per system on 2 cores):
   voice) as system ``<vocoder>+adapt<N>``; the transcript is the clip's own where known (LJSpeech-mini, the sample
   voices), recognised otherwise (all of them with ``--adapt-recognised``). Each adaptation's record (steps,
   seconds, losses, transcript) is in results.json.
+* ``--match-spectrum S`` (repeatable): each system also runs with spectrum matching of strength S
+  (``vcframe.spectrum``, the ``match_spectrum`` setting) as system ``<vocoder>+match<S>``. Since it moves the
+  output toward the reference clip's spectrum, recording channel included, judge it by the similarity to the
+  speaker's second recording too (a column of the table for real voices).
 
 Prints markdown tables and writes ``results.json`` plus every generated clip under ``--out``.
 """
@@ -435,10 +439,15 @@ def run_system(
     out: Path,
     judge: SpeakerJudge,
     adapt_steps: int = 0,
+    match_spectrum: float = 0.0,
+    second_clips: dict[str, Path] | None = None,
 ) -> list[dict[str, Any]]:
     """Every (voice, sentence) through the default bundle with ``vocoder``; with ``adapt_steps`` the voice's
-    embedding is adapted to its clip first (transcript: the voice's fourth field, None = recognised)."""
-    settings = load_settings(args.option or [])  # the CLI's -o KEY=VALUE rules
+    embedding is adapted to its clip first (transcript: the voice's fourth field, None = recognised); with
+    ``match_spectrum`` each mel's long-term spectrum is moved that far toward the clip's (vcframe.spectrum).
+    ``second_clips`` (voice name -> the speaker's second recording) adds each output's similarity to it."""
+    matching = [f"match_spectrum={match_spectrum}"] if match_spectrum else []
+    settings = load_settings([*(args.option or []), *matching])  # the CLI's -o KEY=VALUE rules
     pipeline = Pipeline(
         encoder=args.encoder,
         synthesizer=args.synthesizer,
@@ -449,6 +458,7 @@ def run_system(
     )
     recognizer = default_recognizer()
     system = f"{vocoder}+adapt{adapt_steps}" if adapt_steps else vocoder
+    system += f"+match{match_spectrum:g}" if match_spectrum else ""
     rows = []
     for group, name, clip, transcript in voices:
         embedding = pipeline.embed([clip])
@@ -461,7 +471,10 @@ def run_system(
             print(f"{system} {name}: adapted {adaptation}", flush=True)
         for index, text in enumerate(sentences):
             started = time.perf_counter()
-            waveform = pipeline.clone(text, embedding=embedding, seed=args.seed + index)
+            # the clip is read for spectrum matching only: the embedding given wins over it
+            waveform = pipeline.clone(
+                text, clip if match_spectrum else None, embedding=embedding, seed=args.seed + index
+            )
             elapsed = time.perf_counter() - started
             path = out / system / f"{name}_{index:02d}.wav"
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -477,9 +490,13 @@ def run_system(
                     "transcript": hypothesis,
                     "wer": word_error_rate(text, hypothesis),
                     "similarity": judge.similarity(clip, path),
+                    "second_similarity": (
+                        judge.similarity(second_clips[name], path) if name in (second_clips or {}) else None
+                    ),
                     "seconds": waveform.durations[0],
                     "rtf": elapsed / max(waveform.durations[0], 1e-6),
                     "adaptation": adaptation,
+                    "spectrum_match": waveform.metadata.get("spectrum_match"),
                 }
             )
             print(
@@ -519,10 +536,12 @@ def cli_run_seconds(vocoder: str, text: str, args: argparse.Namespace, scratch: 
 
 def table(rows: list[dict[str, Any]]) -> str:
     """Per system and voice group: WER, the share of reference words heard right (WER alone rewards an
-    output the recogniser hears nothing in over one where it hears wrong words), similarity and RTF."""
+    output the recogniser hears nothing in over one where it hears wrong words), similarity to the reference and
+    to the speaker's second recording (real voices; "-" where none was measured) and RTF."""
     lines = [
-        "| system | voices | items | WER mean | WER median | words heard right | similarity mean | RTF mean |",
-        "|---|---|---|---|---|---|---|---|",
+        "| system | voices | items | WER mean | WER median | words heard right | similarity mean "
+        "| similarity to a second recording | RTF mean |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     keys = sorted({(row["system"], row["group"]) for row in rows})
     for system, group in keys:
@@ -531,9 +550,11 @@ def table(rows: list[dict[str, Any]]) -> str:
         heard_right = heard([(r["text"], r["transcript"]) for r in chosen])["words_right"]
         similarity = statistics.mean(r["similarity"] for r in chosen)
         rtf = statistics.mean(r["rtf"] for r in chosen)
+        seconds = [r["second_similarity"] for r in chosen if r.get("second_similarity") is not None]
+        second = f"{statistics.mean(seconds):.3f}" if seconds else "-"
         lines.append(
             f"| {system} | {group} | {len(chosen)} | {statistics.mean(wer):.3f} | {statistics.median(wer):.3f} "
-            f"| {heard_right:.1%} | {similarity:.3f} | {rtf:.2f} |"
+            f"| {heard_right:.1%} | {similarity:.3f} | {second} | {rtf:.2f} |"
         )
     return "\n".join(lines)
 
@@ -624,6 +645,14 @@ def main() -> None:
         "--adapt-recognised", action="store_true", help="adapt to recognised transcripts even where one is known"
     )
     parser.add_argument(
+        "--match-spectrum",
+        type=float,
+        action="append",
+        default=[],
+        metavar="S",
+        help="also run each system with spectrum matching of strength S (system <vocoder>+match<S>; repeatable)",
+    )
+    parser.add_argument(
         "--human-clips",
         type=int,
         default=HUMAN_YARDSTICK_CLIPS,
@@ -706,10 +735,17 @@ def main() -> None:
 
     vocoders = args.vocoder or [default_bundle()["vocoder"]]
     rows: list[dict[str, Any]] = []
+    seconds = {name: clips[1] for name, clips in real if len(clips) > 1}
     for vocoder in vocoders:
-        rows += run_system(vocoder, voices, sentences, args, args.out, judge)
+        rows += run_system(vocoder, voices, sentences, args, args.out, judge, second_clips=seconds)
         if args.adapt:
-            rows += run_system(vocoder, voices, sentences, args, args.out, judge, adapt_steps=args.adapt)
+            rows += run_system(
+                vocoder, voices, sentences, args, args.out, judge, adapt_steps=args.adapt, second_clips=seconds
+            )
+        for strength in args.match_spectrum:
+            rows += run_system(
+                vocoder, voices, sentences, args, args.out, judge, match_spectrum=strength, second_clips=seconds
+            )
     report: dict[str, Any] = {"sentences": sentences, "rows": rows}
     print("\n" + table(rows))
     with tempfile.TemporaryDirectory() as scratch_name:

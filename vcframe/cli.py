@@ -189,6 +189,16 @@ PullOption = Annotated[
     bool, typer.Option("--pull", help="Download the published checkpoints the run needs first (vcframe models pull).")
 ]
 AdaptOption = Annotated[bool, typer.Option("--adapt", help="Convert mismatched mels with an adapter hook.")]
+MatchSpectrumOption = Annotated[
+    float | None,
+    typer.Option(
+        "--match-spectrum",
+        min=0,
+        max=2,
+        help="Move the synthesized speech's long-term spectrum toward the reference clip's by this much (0 off, "
+        "1 matched; the match_spectrum setting). Off by default.",
+    ),
+]
 AdaptSpeakerOption = Annotated[
     bool,
     typer.Option(
@@ -321,6 +331,7 @@ def run(
     adapt_speaker: AdaptSpeakerOption = False,
     adapt_steps: AdaptStepsOption = None,
     reference_text: ReferenceTextOption = None,
+    match_spectrum: MatchSpectrumOption = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Save the mel and attention alignment as a PNG.")] = None,
     metadata: Annotated[bool, typer.Option("--metadata", help="Write OUT.json with the run's metadata.")] = False,
 ) -> None:
@@ -347,6 +358,7 @@ def run(
         seed=seed,
         allow_mismatch=allow_mismatch or None,
         adapt=adapt or None,
+        match_spectrum=match_spectrum,
     )
     from vcframe.audio import save_audio
     from vcframe.pipeline import Pipeline
@@ -383,6 +395,15 @@ def run(
     adapted = waveform.metadata.get("speaker_adaptation")
     if adapted:
         stderr.print(f"speaker adaptation: {_adaptation_line(adapted)}", highlight=False, markup=False)
+    matched = waveform.metadata.get("spectrum_match")
+    if matched:
+        gains = matched["gain_db"]
+        stderr.print(
+            f"spectrum matching: strength {matched['strength']:g}, mean gain per band "
+            f"{sum(gains) / max(len(gains), 1):.1f} dB over {len(gains)} sentence(s)",
+            highlight=False,
+            markup=False,
+        )
     stderr.print(
         f"wrote {out} ({seconds:.2f} s at {waveform.sample_rate} Hz){bridged}; weights: {_weights_summary(pipeline)}",
         highlight=False,

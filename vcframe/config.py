@@ -77,6 +77,14 @@ class Settings(BaseModel):
     disable_plugins: list[str] = Field(default_factory=list, description="Plugins not to load.")
     allow_mismatch: bool = Field(False, description="Run incompatible components anyway (recorded in metadata).")
     adapt: bool = Field(False, description="Bridge mel mismatches with a mel-adapter hook.")
+    match_spectrum: float = Field(
+        0.0,
+        ge=0,
+        le=2,
+        description="Spectrum matching (vcframe.spectrum): move each synthesized mel's long-term spectrum this far "
+        "toward the reference clip's (0 = off, 1 = matched; needs a reference clip or a voice, not an embedding "
+        "alone).",
+    )
     max_text_chars: int = Field(10_000, gt=0, description="Longest text accepted by one run.")
     max_sentence_chars: int = Field(200, ge=10, description="Longer sentences are split at commas and spaces.")
     sentence_pause_s: float = Field(0.15, ge=0, le=5, description="Silence between sentences (RTVC's toolbox: 0.15).")

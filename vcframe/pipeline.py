@@ -31,7 +31,7 @@ import torch
 
 from vcframe import __version__
 from vcframe.adaptation import AdaptedEmbedding, SpeakerAdaptation, adapt_speaker
-from vcframe.audio import load_audio, resample_waveform
+from vcframe.audio import load_audio, mel_spectrogram, resample_waveform
 from vcframe.compat import CompatReport, check
 from vcframe.config import Settings, load_settings
 from vcframe.cpu import apply_torch_threads
@@ -39,6 +39,7 @@ from vcframe.discovery import Registry, build_component, default_registry, make_
 from vcframe.errors import AudioInputError, IncompatibleComponentsError, InputError
 from vcframe.seeding import resolve_device
 from vcframe.specs import AudioSpec, ComponentSpec
+from vcframe.spectrum import long_term_spectrum, match_spectrum
 from vcframe.text import speakable_text, split_sentences
 from vcframe.types import Mel, SpeakerEmbedding, Waveform
 from vcframe.voices import Voice, VoiceStore, resolve_reference, voice_embedding
@@ -345,6 +346,43 @@ class Pipeline:
         references = [reference] if isinstance(reference, (str, os.PathLike, Waveform)) else list(reference)
         return self.embed(references, progress)
 
+    def _spectrum_matcher(
+        self,
+        reference: Reference | Sequence[Reference] | None,
+        voice: str | Voice | None,
+        gains: list[float],
+    ) -> Callable[[Mel], Mel] | None:
+        """With the ``match_spectrum`` setting: a function that matches a synthesized mel's long-term spectrum to
+        the reference clips' (:func:`vcframe.spectrum.match_spectrum`), appending each mel's mean gain in dB to
+        ``gains``; None when the setting is 0. The clips load now, so a missing one fails before synthesis."""
+        strength = self.settings.match_spectrum
+        if strength <= 0:
+            return None
+        if voice is not None:
+            clips = [self.load_reference(VoiceStore().get(voice).clip)]
+        elif reference:
+            references = [reference] if isinstance(reference, (str, os.PathLike, Waveform)) else list(reference)
+            clips = [self.load_reference(one) for one in references]
+        else:
+            raise InputError(
+                "spectrum matching needs the reference clip, not only its embedding",
+                hint="pass --reference FILE or --voice NAME, or set match_spectrum to 0",
+            )
+        spectra: dict[str, Any] = {}
+
+        def matched(mel: Mel) -> Mel:
+            key = mel.spec.model_dump_json()
+            if key not in spectra:
+                rate = mel.spec.sample_rate
+                spectra[key] = long_term_spectrum(
+                    [mel_spectrogram(resample_waveform(clip, rate).item(0), mel.spec) for clip in clips], mel.spec
+                )
+            result, mel_gains = match_spectrum(mel, spectra[key], strength)
+            gains.extend(mel_gains)
+            return result
+
+        return matched
+
     def synthesize(self, texts: Sequence[str], embedding: SpeakerEmbedding, *, seed: int | None = None) -> list[Mel]:
         """Mels (one batch-of-one per text) for already split texts, in batches of ``synthesis_batch_size``."""
         size = self.settings.synthesis_batch_size
@@ -401,6 +439,10 @@ class Pipeline:
             speaker, adapted = self._embedding_for(reference, embedding, voice, progress, adaptation, reference_text)
             if adapted is not None:
                 run["speaker_adaptation"] = adapted.summary()
+            spectrum_gains: list[float] = []
+            matcher = self._spectrum_matcher(reference, voice, spectrum_gains)
+            if matcher is not None:
+                run["spectrum_match"] = {"strength": self.settings.match_spectrum, "gain_db": spectrum_gains}
             started = time.perf_counter()
             index = 0
             synthesis = self._synthesis(pieces, speaker, seed, overlap)
@@ -413,6 +455,8 @@ class Pipeline:
                         progress("synthesize", sentence_index, len(pieces))
                         batch_mels = synthesis.batch(sentence_index)
                     mel = batch_mels[sentence_index - synthesis.batch_start]
+                    if matcher is not None:
+                        mel = matcher(mel)
                     self.last_mels.append(mel)
                     vocoder_seed = None if seed is None else seed + sentence_index
                     progress("vocode", sentence_index, len(pieces))
@@ -459,7 +503,8 @@ class Pipeline:
         adapt_speaker: int | SpeakerAdaptation | None = None,
         reference_text: str | None = None,
     ) -> Waveform:
-        """Speak ``text`` in the voice of ``reference`` (one or more clips) or of ``embedding``.
+        """Speak ``text`` in the voice of ``reference`` (one or more clips) or of ``embedding``. Given both, the
+        embedding speaks and the clips serve spectrum matching only (the ``match_spectrum`` setting).
 
         Args:
             adapt_speaker: speaker adaptation (:mod:`vcframe.adaptation`) before synthesis: a number of steps or
@@ -487,6 +532,7 @@ class Pipeline:
                     "sentences",
                     "seed",
                     "speaker_adaptation",
+                    "spectrum_match",
                     "dropped_characters",
                 )
                 if key in run

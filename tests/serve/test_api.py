@@ -139,6 +139,23 @@ def test_speech_from_upload_is_wav_and_the_seed_reproduces_it(client, audio) -> 
     assert replay.content == unseeded.content
 
 
+def test_spectrum_matching_reads_the_upload_or_the_voice_clip(make_client, audio) -> None:
+    from tests.serve.conftest import DUMMY_SETTINGS
+    from vcframe.config import Settings
+
+    plain, matching = make_client(), make_client(Settings(**DUMMY_SETTINGS, match_spectrum=1.0))
+    reference = ("ref.wav", audio(1.0, f0=140), "audio/wav")
+    fields = {"text": "Hello there, how are you?", "seed": "3"}
+    plain_upload = plain.post("/v1/speech", data=fields, files={"reference": reference})
+    matched_upload = matching.post("/v1/speech", data=fields, files={"reference": reference})
+    assert _wav(matched_upload)[0].shape == _wav(plain_upload)[0].shape  # same timing, other spectrum
+    assert matched_upload.content != plain_upload.content
+    voice = plain.get("/v1/voices").json()["voices"][0]["name"]
+    plain_voice = plain.post("/v1/speech", data={**fields, "voice": voice})
+    matched_voice = matching.post("/v1/speech", data={**fields, "voice": voice})
+    assert matched_voice.status_code == 200 and matched_voice.content != plain_voice.content
+
+
 @pytest.mark.parametrize("file_format", ["WAV", "FLAC", "MP3"])
 def test_speech_takes_each_upload_format_and_a_sample_voice(client, audio, file_format) -> None:
     reference = ("clip", audio(1.0, file_format=file_format), "application/octet-stream")

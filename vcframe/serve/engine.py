@@ -224,6 +224,14 @@ def reference_embedding(
     return pipeline.embed([upload.waveform()], progress)
 
 
+def matching_clip(pipeline: Pipeline, *, voice: Voice | None, upload: AudioUpload | None) -> Any:
+    """The clip spectrum matching reads (the ``match_spectrum`` setting): the upload or the stored voice's clip;
+    None when the setting is off."""
+    if pipeline.settings.match_spectrum <= 0:
+        return None
+    return upload.waveform() if upload is not None else (voice.clip if voice is not None else None)
+
+
 def speak(
     pipeline: Pipeline,
     text: str,
@@ -236,7 +244,8 @@ def speak(
     """Clone: text in the voice, with the output's similarity to the reference. Runs on the worker thread."""
     pipeline.sentences(text)  # refuse bad text before embedding anything
     speaker = reference_embedding(pipeline, voice=voice, upload=upload, progress=progress)
-    waveform = pipeline.clone(text, embedding=speaker, seed=seed, progress=progress)
+    clip = matching_clip(pipeline, voice=voice, upload=upload)
+    waveform = pipeline.clone(text, clip, embedding=speaker, seed=seed, progress=progress)
     return _result(pipeline, speaker, waveform, seed)
 
 
@@ -270,7 +279,8 @@ def speak_stream(
     pipeline.sentences(text)  # refuse bad text before embedding anything
     speaker = reference_embedding(pipeline, voice=voice, upload=upload, progress=progress)
     chunks: list[Waveform] = []
-    stream = pipeline.stream(text, embedding=speaker, seed=seed, progress=progress)
+    clip = matching_clip(pipeline, voice=voice, upload=upload)
+    stream = pipeline.stream(text, clip, embedding=speaker, seed=seed, progress=progress)
     try:
         for chunk in stream:
             chunks.append(chunk)
