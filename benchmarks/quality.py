@@ -32,8 +32,9 @@ Run by hand (minutes per system on 2 cores):
   voice) as system ``<vocoder>+adapt<N>``; the transcript is the clip's own where known (LJSpeech-mini, the sample
   voices), recognised otherwise (all of them with ``--adapt-recognised``). Each adaptation's record (steps,
   seconds, losses, transcript) is in results.json.
-* ``--match-spectrum S`` (repeatable): each system also runs with spectrum matching of strength S
-  (``vcframe.spectrum``, the ``match_spectrum`` setting) as system ``<vocoder>+match<S>``. Since it moves the
+* Spectrum matching (``vcframe.spectrum``, the ``match_spectrum`` setting) is on by default (strength 1), as in
+  ``vcframe run``; ``--match-spectrum S`` (repeatable) also runs each system at strength S as system
+  ``<vocoder>+match<S>`` (``--match-spectrum 0``: without it, as before commit 307ca9b). Since it moves the
   output toward the reference clip's spectrum, recording channel included, judge it by the similarity to the
   speaker's second recording too (a column of the table for real voices).
 
@@ -439,14 +440,15 @@ def run_system(
     out: Path,
     judge: SpeakerJudge,
     adapt_steps: int = 0,
-    match_spectrum: float = 0.0,
+    match_spectrum: float | None = None,
     second_clips: dict[str, Path] | None = None,
 ) -> list[dict[str, Any]]:
     """Every (voice, sentence) through the default bundle with ``vocoder``; with ``adapt_steps`` the voice's
     embedding is adapted to its clip first (transcript: the voice's fourth field, None = recognised); with
-    ``match_spectrum`` each mel's long-term spectrum is moved that far toward the clip's (vcframe.spectrum).
+    ``match_spectrum`` (None: the setting's default, 1) each mel's long-term spectrum is moved that far toward the
+    clip's (vcframe.spectrum; 0 = off).
     ``second_clips`` (voice name -> the speaker's second recording) adds each output's similarity to it."""
-    matching = [f"match_spectrum={match_spectrum}"] if match_spectrum else []
+    matching = [f"match_spectrum={match_spectrum}"] if match_spectrum is not None else []
     settings = load_settings([*(args.option or []), *matching])  # the CLI's -o KEY=VALUE rules
     pipeline = Pipeline(
         encoder=args.encoder,
@@ -458,7 +460,7 @@ def run_system(
     )
     recognizer = default_recognizer()
     system = f"{vocoder}+adapt{adapt_steps}" if adapt_steps else vocoder
-    system += f"+match{match_spectrum:g}" if match_spectrum else ""
+    system += f"+match{match_spectrum:g}" if match_spectrum is not None else ""
     rows = []
     for group, name, clip, transcript in voices:
         embedding = pipeline.embed([clip])
@@ -471,10 +473,8 @@ def run_system(
             print(f"{system} {name}: adapted {adaptation}", flush=True)
         for index, text in enumerate(sentences):
             started = time.perf_counter()
-            # the clip is read for spectrum matching only: the embedding given wins over it
-            waveform = pipeline.clone(
-                text, clip if match_spectrum else None, embedding=embedding, seed=args.seed + index
-            )
+            # the clip is read for spectrum matching only (on by default): the embedding given wins over it
+            waveform = pipeline.clone(text, clip, embedding=embedding, seed=args.seed + index)
             elapsed = time.perf_counter() - started
             path = out / system / f"{name}_{index:02d}.wav"
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -650,7 +650,8 @@ def main() -> None:
         action="append",
         default=[],
         metavar="S",
-        help="also run each system with spectrum matching of strength S (system <vocoder>+match<S>; repeatable)",
+        help="also run each system with spectrum matching of strength S (system <vocoder>+match<S>; 0 = off, the "
+        "systems without it use the default, 1; repeatable)",
     )
     parser.add_argument(
         "--human-clips",

@@ -60,7 +60,12 @@ def test_embed_many_references_and_reuse(pipeline, speech_like_wav, tmp_path) ->
     from vcframe.types import SpeakerEmbedding
 
     reused = pipeline.clone("Hi.", embedding=SpeakerEmbedding.load(str(tmp_path / "voice.npy")), seed=1)
+    # a saved embedding has no clip to match the spectrum to (on by default for clips): the same output as the
+    # clips give without spectrum matching, and another one with it
+    pipeline.settings.match_spectrum = 0
     assert torch.equal(reused.samples, pipeline.clone("Hi.", [low, high], seed=1).samples)
+    pipeline.settings.match_spectrum = None
+    assert not torch.equal(reused.samples, pipeline.clone("Hi.", [low, high], seed=1).samples)
 
 
 def test_reference_waveform_is_resampled(pipeline) -> None:

@@ -121,7 +121,9 @@ def test_bad_input_is_refused(call, needle) -> None:
 
 def test_the_pipeline_setting_matches_each_sentence_and_records_it(dummy_registry, speech_like_wav) -> None:
     clip = speech_like_wav(seconds=2.5)
-    plain = Pipeline("test-tone", "test-constant", "test-sine", settings=Settings(seed=0), device="cpu")
+    plain = Pipeline(
+        "test-tone", "test-constant", "test-sine", settings=Settings(seed=0, match_spectrum=0), device="cpu"
+    )
     plain_audio = plain.clone("Hello there. How are you?", clip)
     plain_mels = [mel.item(0) for mel in plain.last_mels]
     matching = Pipeline(
@@ -148,7 +150,24 @@ def test_the_pipeline_setting_matches_each_sentence_and_records_it(dummy_registr
     np.testing.assert_allclose(whole, matched_audio.item(0), atol=1e-6)
 
 
-def test_the_setting_needs_a_clip_not_only_an_embedding(dummy_registry, speech_like_wav) -> None:
+def test_by_default_a_clip_is_matched_at_strength_one_and_an_embedding_alone_is_not(
+    dummy_registry, speech_like_wav
+) -> None:
+    clip = speech_like_wav(seconds=2.5)
+    default = Pipeline("test-tone", "test-constant", "test-sine", settings=Settings(seed=0), device="cpu")
+    explicit = Pipeline(
+        "test-tone", "test-constant", "test-sine", settings=Settings(seed=0, match_spectrum=1.0), device="cpu"
+    )
+    matched = default.clone("Hello there.", clip)
+    assert matched.metadata["spectrum_match"]["strength"] == 1.0
+    np.testing.assert_array_equal(matched.item(0), explicit.clone("Hello there.", clip).item(0))
+    unmatched = default.clone("Hello there.", embedding=default.embed([clip]))
+    assert "spectrum_match" not in unmatched.metadata
+    off = Pipeline("test-tone", "test-constant", "test-sine", settings=Settings(seed=0, match_spectrum=0), device="cpu")
+    np.testing.assert_array_equal(unmatched.item(0), off.clone("Hello there.", clip).item(0))
+
+
+def test_a_strength_set_explicitly_needs_a_clip_not_only_an_embedding(dummy_registry, speech_like_wav) -> None:
     pipeline = Pipeline("test-tone", "test-constant", "test-sine", settings=Settings(match_spectrum=1.0), device="cpu")
     embedding = pipeline.embed([speech_like_wav(seconds=2.5)])
     with pytest.raises(InputError, match="spectrum matching needs the reference clip, not only its embedding"):
@@ -175,3 +194,5 @@ def test_run_refuses_matching_from_an_embedding_alone_in_one_line(
     result = vcframe_cli("run", *DUMMIES, "--embedding", saved, "--text", "Hi.", "--out", out, "-o", "match_spectrum=1")
     one_line_error(result, "spectrum matching needs the reference clip")
     assert not out.exists()
+    result = vcframe_cli("run", *DUMMIES, "--embedding", saved, "--text", "Hi.", "--out", out)  # the default
+    assert result.exit_code == 0 and "spectrum matching" not in result.stderr

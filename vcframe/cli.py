@@ -196,7 +196,7 @@ MatchSpectrumOption = Annotated[
         min=0,
         max=2,
         help="Move the synthesized speech's long-term spectrum toward the reference clip's by this much (0 off, "
-        "1 matched; the match_spectrum setting). Off by default.",
+        "1 matched; the match_spectrum setting). Default: 1 with --reference or --voice, off with --embedding.",
     ),
 ]
 AdaptSpeakerOption = Annotated[

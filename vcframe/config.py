@@ -77,13 +77,13 @@ class Settings(BaseModel):
     disable_plugins: list[str] = Field(default_factory=list, description="Plugins not to load.")
     allow_mismatch: bool = Field(False, description="Run incompatible components anyway (recorded in metadata).")
     adapt: bool = Field(False, description="Bridge mel mismatches with a mel-adapter hook.")
-    match_spectrum: float = Field(
-        0.0,
+    match_spectrum: float | None = Field(
+        None,
         ge=0,
         le=2,
         description="Spectrum matching (vcframe.spectrum): move each synthesized mel's long-term spectrum this far "
-        "toward the reference clip's (0 = off, 1 = matched; needs a reference clip or a voice, not an embedding "
-        "alone).",
+        "toward the reference clip's (0 = off, 1 = matched). None (the default): 1 where the reference clip is at "
+        "hand (a reference or a voice), off for an embedding alone; a number above 0 needs the clip.",
     )
     max_text_chars: int = Field(10_000, gt=0, description="Longest text accepted by one run.")
     max_sentence_chars: int = Field(200, ge=10, description="Longer sentences are split at commas and spaces.")

@@ -39,7 +39,7 @@ from vcframe.discovery import Registry, build_component, default_registry, make_
 from vcframe.errors import AudioInputError, IncompatibleComponentsError, InputError
 from vcframe.seeding import resolve_device
 from vcframe.specs import AudioSpec, ComponentSpec
-from vcframe.spectrum import long_term_spectrum, match_spectrum
+from vcframe.spectrum import DEFAULT_STRENGTH, long_term_spectrum, match_spectrum
 from vcframe.text import speakable_text, split_sentences
 from vcframe.types import Mel, SpeakerEmbedding, Waveform
 from vcframe.voices import Voice, VoiceStore, resolve_reference, voice_embedding
@@ -354,8 +354,11 @@ class Pipeline:
     ) -> Callable[[Mel], Mel] | None:
         """With the ``match_spectrum`` setting: a function that matches a synthesized mel's long-term spectrum to
         the reference clips' (:func:`vcframe.spectrum.match_spectrum`), appending each mel's mean gain in dB to
-        ``gains``; None when the setting is 0. The clips load now, so a missing one fails before synthesis."""
-        strength = self.settings.match_spectrum
+        ``gains``; None when the setting is 0, or when it is the default (None) and only an embedding was given (a
+        strength set explicitly needs the clip: InputError). The clips load now, so a bad one fails before
+        synthesis."""
+        setting = self.settings.match_spectrum
+        strength = DEFAULT_STRENGTH if setting is None else setting
         if strength <= 0:
             return None
         if voice is not None:
@@ -363,6 +366,8 @@ class Pipeline:
         elif reference:
             references = [reference] if isinstance(reference, (str, os.PathLike, Waveform)) else list(reference)
             clips = [self.load_reference(one) for one in references]
+        elif setting is None:
+            return None
         else:
             raise InputError(
                 "spectrum matching needs the reference clip, not only its embedding",
@@ -442,7 +447,11 @@ class Pipeline:
             spectrum_gains: list[float] = []
             matcher = self._spectrum_matcher(reference, voice, spectrum_gains)
             if matcher is not None:
-                run["spectrum_match"] = {"strength": self.settings.match_spectrum, "gain_db": spectrum_gains}
+                strength = self.settings.match_spectrum
+                run["spectrum_match"] = {
+                    "strength": DEFAULT_STRENGTH if strength is None else strength,
+                    "gain_db": spectrum_gains,
+                }
             started = time.perf_counter()
             index = 0
             synthesis = self._synthesis(pieces, speaker, seed, overlap)

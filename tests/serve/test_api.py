@@ -139,11 +139,11 @@ def test_speech_from_upload_is_wav_and_the_seed_reproduces_it(client, audio) -> 
     assert replay.content == unseeded.content
 
 
-def test_spectrum_matching_reads_the_upload_or_the_voice_clip(make_client, audio) -> None:
+def test_spectrum_matching_reads_the_upload_or_the_voice_clip_by_default(make_client, audio) -> None:
     from tests.serve.conftest import DUMMY_SETTINGS
     from vcframe.config import Settings
 
-    plain, matching = make_client(), make_client(Settings(**DUMMY_SETTINGS, match_spectrum=1.0))
+    plain, matching = make_client(Settings(**DUMMY_SETTINGS, match_spectrum=0)), make_client()  # on by default
     reference = ("ref.wav", audio(1.0, f0=140), "audio/wav")
     fields = {"text": "Hello there, how are you?", "seed": "3"}
     plain_upload = plain.post("/v1/speech", data=fields, files={"reference": reference})

@@ -225,9 +225,9 @@ def reference_embedding(
 
 
 def matching_clip(pipeline: Pipeline, *, voice: Voice | None, upload: AudioUpload | None) -> Any:
-    """The clip spectrum matching reads (the ``match_spectrum`` setting): the upload or the stored voice's clip;
-    None when the setting is off."""
-    if pipeline.settings.match_spectrum <= 0:
+    """The clip spectrum matching reads (the ``match_spectrum`` setting, on by default): the upload or the
+    stored voice's clip; None when the setting is 0."""
+    if pipeline.settings.match_spectrum == 0:
         return None
     return upload.waveform() if upload is not None else (voice.clip if voice is not None else None)
 
