@@ -196,3 +196,26 @@ def test_run_refuses_matching_from_an_embedding_alone_in_one_line(
     assert not out.exists()
     result = vcframe_cli("run", *DUMMIES, "--embedding", saved, "--text", "Hi.", "--out", out)  # the default
     assert result.exit_code == 0 and "spectrum matching" not in result.stderr
+
+
+def test_the_default_leaves_a_linear_mel_alone_and_an_explicit_strength_refuses_it(
+    dummy_registry, speech_like_wav
+) -> None:
+    linear = MelSpec(
+        sample_rate=16000, n_fft=256, win_length=256, hop_length=64, n_mels=20, fmin=50.0, fmax=7000.0,
+        amplitude_scale="linear", normalization="none",
+    )  # fmt: skip
+    options = {"synthesizer": {"mel": linear}, "vocoder": {"mel": linear}}
+    clip = speech_like_wav(seconds=2.5)
+
+    def pipeline(**settings: object) -> Pipeline:
+        return Pipeline(
+            "test-tone", "test-constant", "test-sine", settings=Settings(seed=0, **settings), options=options,
+            device="cpu",
+        )  # fmt: skip
+
+    default = pipeline().clone("Hello.", clip)
+    assert "spectrum_match" not in default.metadata
+    np.testing.assert_array_equal(default.item(0), pipeline(match_spectrum=0).clone("Hello.", clip).item(0))
+    with pytest.raises(InputError, match="works on log mels"):
+        pipeline(match_spectrum=1.0).clone("Hello.", clip)

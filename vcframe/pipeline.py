@@ -355,8 +355,8 @@ class Pipeline:
         """With the ``match_spectrum`` setting: a function that matches a synthesized mel's long-term spectrum to
         the reference clips' (:func:`vcframe.spectrum.match_spectrum`), appending each mel's mean gain in dB to
         ``gains``; None when the setting is 0, or when it is the default (None) and only an embedding was given (a
-        strength set explicitly needs the clip: InputError). The clips load now, so a bad one fails before
-        synthesis."""
+        strength set explicitly needs the clip: InputError). The default leaves linear mels as they are. The
+        clips load now, so a bad one fails before synthesis."""
         setting = self.settings.match_spectrum
         strength = DEFAULT_STRENGTH if setting is None else setting
         if strength <= 0:
@@ -376,6 +376,8 @@ class Pipeline:
         spectra: dict[str, Any] = {}
 
         def matched(mel: Mel) -> Mel:
+            if setting is None and mel.spec.amplitude_scale == "linear":
+                return mel  # the default matches log mels only; a strength set explicitly is refused here
             key = mel.spec.model_dump_json()
             if key not in spectra:
                 rate = mel.spec.sample_rate
@@ -446,12 +448,6 @@ class Pipeline:
                 run["speaker_adaptation"] = adapted.summary()
             spectrum_gains: list[float] = []
             matcher = self._spectrum_matcher(reference, voice, spectrum_gains)
-            if matcher is not None:
-                strength = self.settings.match_spectrum
-                run["spectrum_match"] = {
-                    "strength": DEFAULT_STRENGTH if strength is None else strength,
-                    "gain_db": spectrum_gains,
-                }
             started = time.perf_counter()
             index = 0
             synthesis = self._synthesis(pieces, speaker, seed, overlap)
@@ -488,6 +484,12 @@ class Pipeline:
             finally:
                 synthesis.close()
             progress("vocode", len(pieces), len(pieces))
+            if spectrum_gains:  # recorded when a mel was matched (the default leaves linear mels alone)
+                strength = self.settings.match_spectrum
+                run["spectrum_match"] = {
+                    "strength": DEFAULT_STRENGTH if strength is None else strength,
+                    "gain_db": spectrum_gains,
+                }
             run["seconds"] = time.perf_counter() - started
         except BaseException as error:
             hooks.vcframe_run_end(run=run, waveform=None, error=error)
