@@ -550,8 +550,8 @@ def table(rows: list[dict[str, Any]]) -> str:
         heard_right = heard([(r["text"], r["transcript"]) for r in chosen])["words_right"]
         similarity = statistics.mean(r["similarity"] for r in chosen)
         rtf = statistics.mean(r["rtf"] for r in chosen)
-        seconds = [r["second_similarity"] for r in chosen if r.get("second_similarity") is not None]
-        second = f"{statistics.mean(seconds):.3f}" if seconds else "-"
+        second_similarities = [r["second_similarity"] for r in chosen if r.get("second_similarity") is not None]
+        second = f"{statistics.mean(second_similarities):.3f}" if second_similarities else "-"
         lines.append(
             f"| {system} | {group} | {len(chosen)} | {statistics.mean(wer):.3f} | {statistics.median(wer):.3f} "
             f"| {heard_right:.1%} | {similarity:.3f} | {second} | {rtf:.2f} |"
@@ -736,16 +736,30 @@ def main() -> None:
 
     vocoders = args.vocoder or [default_bundle()["vocoder"]]
     rows: list[dict[str, Any]] = []
-    seconds = {name: clips[1] for name, clips in real if len(clips) > 1}
+    second_recordings = {name: clips[1] for name, clips in real if len(clips) > 1}
     for vocoder in vocoders:
-        rows += run_system(vocoder, voices, sentences, args, args.out, judge, second_clips=seconds)
+        rows += run_system(vocoder, voices, sentences, args, args.out, judge, second_clips=second_recordings)
         if args.adapt:
             rows += run_system(
-                vocoder, voices, sentences, args, args.out, judge, adapt_steps=args.adapt, second_clips=seconds
+                vocoder,
+                voices,
+                sentences,
+                args,
+                args.out,
+                judge,
+                adapt_steps=args.adapt,
+                second_clips=second_recordings,
             )
         for strength in args.match_spectrum:
             rows += run_system(
-                vocoder, voices, sentences, args, args.out, judge, match_spectrum=strength, second_clips=seconds
+                vocoder,
+                voices,
+                sentences,
+                args,
+                args.out,
+                judge,
+                match_spectrum=strength,
+                second_clips=second_recordings,
             )
     report: dict[str, Any] = {"sentences": sentences, "rows": rows}
     print("\n" + table(rows))

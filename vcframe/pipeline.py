@@ -259,8 +259,7 @@ class Pipeline:
 
     def embed(self, references: Sequence[Reference], progress: Progress = _no_progress) -> SpeakerEmbedding:
         """One speaker embedding (1, D) from one or more clips of the same speaker."""
-        if isinstance(references, (str, os.PathLike, Waveform)):
-            references = [references]
+        references = _as_references(references)
         if not references:
             raise InputError(
                 "no reference audio given", hint="pass --reference FILE (or --voice NAME / --embedding FILE)"
@@ -318,7 +317,7 @@ class Pipeline:
             )
         if reference is None:
             raise InputError("no voice given", hint="pass a reference clip")
-        references = [reference] if isinstance(reference, (str, os.PathLike, Waveform)) else list(reference)
+        references = _as_references(reference)
         if len(references) != 1:
             raise InputError(
                 f"speaker adaptation fits one reference clip; got {len(references)}", hint="give one --reference"
@@ -343,18 +342,19 @@ class Pipeline:
             return embedding
         if reference is None:
             raise InputError("no voice given", hint="pass a reference clip or an embedding")
-        references = [reference] if isinstance(reference, (str, os.PathLike, Waveform)) else list(reference)
+        references = _as_references(reference)
         return self.embed(references, progress)
 
     def _spectrum_matcher(
         self,
         reference: Reference | Sequence[Reference] | None,
         voice: str | Voice | None,
-        gains: list[float],
+        record: dict[str, Any],
     ) -> Callable[[Mel], Mel] | None:
         """With the ``match_spectrum`` setting: a function that matches a synthesized mel's long-term spectrum to
-        the reference clips' (:func:`vcframe.spectrum.match_spectrum`), appending each mel's mean gain in dB to
-        ``gains``; None when the setting is 0, or when it is the default (None) and only an embedding was given (a
+        the reference clips' (:func:`vcframe.spectrum.match_spectrum`), filling ``record`` as it matches (the
+        strength, and in ``gain_db`` each mel's mean gain in dB; empty while nothing was matched); None when the
+        setting is 0, or when it is the default (None) and only an embedding was given (a
         strength set explicitly needs the clip: InputError). The default leaves linear mels as they are. The
         clips load now, so a bad one fails before synthesis."""
         setting = self.settings.match_spectrum
@@ -364,7 +364,7 @@ class Pipeline:
         if voice is not None:
             clips = [self.load_reference(VoiceStore().get(voice).clip)]
         elif reference:
-            references = [reference] if isinstance(reference, (str, os.PathLike, Waveform)) else list(reference)
+            references = _as_references(reference)
             clips = [self.load_reference(one) for one in references]
         elif setting is None:
             return None
@@ -384,8 +384,9 @@ class Pipeline:
                 spectra[key] = long_term_spectrum(
                     [mel_spectrogram(resample_waveform(clip, rate).item(0), mel.spec) for clip in clips], mel.spec
                 )
-            result, mel_gains = match_spectrum(mel, spectra[key], strength)
-            gains.extend(mel_gains)
+            result, gains = match_spectrum(mel, spectra[key], strength)
+            record.setdefault("strength", strength)
+            record.setdefault("gain_db", []).extend(gains)
             return result
 
         return matched
@@ -446,8 +447,8 @@ class Pipeline:
             speaker, adapted = self._embedding_for(reference, embedding, voice, progress, adaptation, reference_text)
             if adapted is not None:
                 run["speaker_adaptation"] = adapted.summary()
-            spectrum_gains: list[float] = []
-            matcher = self._spectrum_matcher(reference, voice, spectrum_gains)
+            spectrum_match: dict[str, Any] = {}
+            matcher = self._spectrum_matcher(reference, voice, spectrum_match)
             started = time.perf_counter()
             index = 0
             synthesis = self._synthesis(pieces, speaker, seed, overlap)
@@ -484,12 +485,8 @@ class Pipeline:
             finally:
                 synthesis.close()
             progress("vocode", len(pieces), len(pieces))
-            if spectrum_gains:  # recorded when a mel was matched (the default leaves linear mels alone)
-                strength = self.settings.match_spectrum
-                run["spectrum_match"] = {
-                    "strength": DEFAULT_STRENGTH if strength is None else strength,
-                    "gain_db": spectrum_gains,
-                }
+            if spectrum_match:  # recorded when a mel was matched (the default leaves linear mels alone)
+                run["spectrum_match"] = spectrum_match
             run["seconds"] = time.perf_counter() - started
         except BaseException as error:
             hooks.vcframe_run_end(run=run, waveform=None, error=error)
@@ -600,6 +597,11 @@ class Pipeline:
             waveform = processor(waveform)
             applied.append(processor.name)
         return waveform.with_metadata(**{f"{which}_processors": applied}) if applied else waveform
+
+
+def _as_references(reference: Reference | Sequence[Reference]) -> list[Reference]:
+    """One clip (a path, ``librispeech:<id>`` or a Waveform) or several, as a list."""
+    return [reference] if isinstance(reference, (str, os.PathLike, Waveform)) else list(reference)
 
 
 def synthesis_batches(count: int, batch_size: int, first_batch_size: int = 1) -> list[range]:
