@@ -737,30 +737,16 @@ def main() -> None:
     vocoders = args.vocoder or [default_bundle()["vocoder"]]
     rows: list[dict[str, Any]] = []
     second_recordings = {name: clips[1] for name, clips in real if len(clips) > 1}
+
+    def measure(vocoder: str, **variant: Any) -> list[dict[str, Any]]:
+        return run_system(vocoder, voices, sentences, args, args.out, judge, second_clips=second_recordings, **variant)
+
     for vocoder in vocoders:
-        rows += run_system(vocoder, voices, sentences, args, args.out, judge, second_clips=second_recordings)
+        rows += measure(vocoder)
         if args.adapt:
-            rows += run_system(
-                vocoder,
-                voices,
-                sentences,
-                args,
-                args.out,
-                judge,
-                adapt_steps=args.adapt,
-                second_clips=second_recordings,
-            )
+            rows += measure(vocoder, adapt_steps=args.adapt)
         for strength in args.match_spectrum:
-            rows += run_system(
-                vocoder,
-                voices,
-                sentences,
-                args,
-                args.out,
-                judge,
-                match_spectrum=strength,
-                second_clips=second_recordings,
-            )
+            rows += measure(vocoder, match_spectrum=strength)
     report: dict[str, Any] = {"sentences": sentences, "rows": rows}
     print("\n" + table(rows))
     with tempfile.TemporaryDirectory() as scratch_name:
