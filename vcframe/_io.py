@@ -131,7 +131,8 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
 
 
 def save_embedding(embedding: SpeakerEmbedding, path: str | os.PathLike[str]) -> None:
-    """``path`` (.npy, (B, D) float32) and ``path + '.json'`` (the EmbeddingSpec and metadata)."""
+    """``path`` (.npy, (B, D) float32) and ``path + '.json'`` (the EmbeddingSpec and metadata, including the
+    reference clips' spectrum where the metadata stores one: ``Pipeline.embed(..., with_spectrum=True)``)."""
     import numpy as np
 
     with atomic_write(path) as stream:
@@ -142,10 +143,13 @@ def save_embedding(embedding: SpeakerEmbedding, path: str | os.PathLike[str]) ->
 
 
 def load_embedding(path: str | os.PathLike[str]) -> SpeakerEmbedding:
+    """Read what :func:`save_embedding` wrote. The vectors, the spec and any stored reference spectrum
+    (:func:`vcframe.spectrum.stored_spectrum`) are checked: anything unreadable is a one-line InputError."""
     import numpy as np
     import torch
 
     from vcframe.specs import EmbeddingSpec
+    from vcframe.spectrum import stored_spectrum
     from vcframe.types import SpeakerEmbedding
 
     source = Path(path)
@@ -169,7 +173,17 @@ def load_embedding(path: str | os.PathLike[str]) -> SpeakerEmbedding:
         vector = vector[None]
     if vector.ndim != 2 or vector.shape[1] != spec.dim or not np.all(np.isfinite(vector)):
         raise InputError(f"embedding {str(source)!r} has shape {vector.shape}, expected (B, {spec.dim}) finite values")
-    return SpeakerEmbedding(torch.from_numpy(vector.astype(np.float32)), spec, described.get("metadata", {}))
+    metadata = described.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise InputError(
+            f"cannot read embedding {str(source)!r}: its metadata is not an object",
+            hint="re-create it with 'vcframe embed'",
+        )
+    try:
+        stored_spectrum(metadata)
+    except InputError as error:
+        raise InputError(f"embedding {str(source)!r}: {error.message}", hint=error.hint) from error
+    return SpeakerEmbedding(torch.from_numpy(vector.astype(np.float32)), spec, metadata)
 
 
 def _jsonable(value: Any) -> Any:

@@ -196,7 +196,8 @@ MatchSpectrumOption = Annotated[
         min=0,
         max=2,
         help="Move the synthesized speech's long-term spectrum toward the reference clip's by this much (0 off, "
-        "1 matched; the match_spectrum setting). Default: 1 with --reference or --voice, off with --embedding.",
+        "1 matched; the match_spectrum setting). Default: 1 with --reference, --voice or an --embedding that stores "
+        "its clips' spectrum (vcframe embed does), else off.",
     ),
 ]
 AdaptSpeakerOption = Annotated[
@@ -314,7 +315,12 @@ def run(
     reference: ReferenceOption = None,
     voice: VoiceOption = None,
     embedding: Annotated[
-        Path | None, typer.Option("--embedding", help="Saved embedding (.npy) instead of clips.")
+        Path | None,
+        typer.Option(
+            "--embedding",
+            help="Saved embedding (.npy, from vcframe embed) instead of clips; spectrum-matched from "
+            "the clips' spectrum it stores.",
+        ),
     ] = None,
     dataset_root: DatasetRootOption = None,
     bundle: BundleOption = None,
@@ -398,12 +404,16 @@ def run(
     matched = waveform.metadata.get("spectrum_match")
     if matched:
         gains = matched["gain_db"]
+        source = " (the reference spectrum stored in the embedding)" if matched.get("source") == "embedding" else ""
         stderr.print(
             f"spectrum matching: strength {matched['strength']:g}, mean gain per band "
-            f"{sum(gains) / max(len(gains), 1):.1f} dB over {len(gains)} sentence(s)",
+            f"{sum(gains) / max(len(gains), 1):.1f} dB over {len(gains)} sentence(s){source}",
             highlight=False,
             markup=False,
         )
+    unmatched = waveform.metadata.get("spectrum_unmatched")
+    if unmatched:
+        stderr.print(f"note: not spectrum-matched: {unmatched}", highlight=False, markup=False)
     stderr.print(
         f"wrote {out} ({seconds:.2f} s at {waveform.sample_rate} Hz){bridged}; weights: {_weights_summary(pipeline)}",
         highlight=False,
@@ -471,27 +481,52 @@ def embed(
     reference: ReferenceOption = None,
     voice: VoiceOption = None,
     dataset_root: DatasetRootOption = None,
-    out: Annotated[Path, typer.Option("--out", help="Output .npy (a .npy.json sidecar holds the spec).")] = Path(
-        "embedding.npy"
-    ),
+    out: Annotated[
+        Path, typer.Option("--out", help="Output .npy (a .npy.json sidecar holds the spec and the clips' spectrum).")
+    ] = Path("embedding.npy"),
+    bundle: BundleOption = None,
     encoder: EncoderOption = None,
+    synthesizer: Annotated[
+        str | None,
+        typer.Option(
+            "--synthesizer", help="Synthesizer whose mel spec the clips' spectrum is stored at (from its spec)."
+        ),
+    ] = None,
     device: DeviceOption = None,
     option: OverrideOption = None,
 ) -> None:
-    """Compute one speaker embedding from reference clips (for reuse with run --embedding)."""
+    """Compute one speaker embedding from reference clips (for reuse with run --embedding).
+
+    The sidecar also stores the clips' long-term spectrum at the synthesizer's mel spec (read from its spec; no
+    synthesizer weights load), so that run --embedding is spectrum-matched as run --reference with the same clips."""
     _thread_defaults_for_models()
     from vcframe._io import check_output_path
 
     check_output_path(out)
     _check_one_voice(reference, voice)
-    settings = _settings(option, encoder=encoder, device=device, dataset_root=dataset_root)
+    settings = _settings(
+        option, bundle=bundle, encoder=encoder, synthesizer=synthesizer, device=device, dataset_root=dataset_root
+    )
     from vcframe.pipeline import Pipeline
 
     pipeline = Pipeline(settings=settings, registry=_registry(settings), embedding_only=True)
     with _ProgressReporter() as progress:
-        speaker = pipeline.voice_embedding(voice) if voice else pipeline.embed(reference or [], progress)
+        if voice:
+            speaker = pipeline.voice_embedding(voice, with_spectrum=True)
+        else:
+            speaker = pipeline.embed(reference or [], progress, with_spectrum=True)
     speaker.save(str(out))
-    stderr.print(f"wrote {out} ({speaker.spec.space}, dim {speaker.spec.dim})", highlight=False)
+    from vcframe.spectrum import STORED_SPECTRUM_KEY, UNSTORED_SPECTRUM_KEY
+
+    stored = " and the clips' spectrum" if STORED_SPECTRUM_KEY in speaker.metadata else ""
+    stderr.print(f"wrote {out} ({speaker.spec.space}, dim {speaker.spec.dim}{stored})", highlight=False, markup=False)
+    unavailable = speaker.metadata.get(UNSTORED_SPECTRUM_KEY)
+    if unavailable:
+        stderr.print(
+            f"note: saved without the clips' spectrum ({unavailable}); runs from it are not spectrum-matched",
+            highlight=False,
+            markup=False,
+        )
 
 
 @app.command()

@@ -63,7 +63,10 @@ class CompatReport:
         return " | ".join(parts)
 
 
-def _compare(link: str, producer: str, produced: Any, consumer: str, expected: Any) -> list[Mismatch]:
+def compare_specs(link: str, producer: str, produced: Any, consumer: str, expected: Any) -> list[Mismatch]:
+    """Each field in which spec ``produced`` (of ``producer``) differs from ``expected`` (of ``consumer``), as a
+    :class:`Mismatch` of ``link`` (``describe()`` names the field and both values); empty when they are equal. Specs
+    of different kinds differ in one field, ``kind``."""
     if type(produced) is not type(expected):
         return [Mismatch(link, "kind", producer, type(produced).__name__, consumer, type(expected).__name__)]
     return [Mismatch(link, name, producer, mine, consumer, theirs) for name, mine, theirs in produced.diff(expected)]
@@ -82,8 +85,10 @@ def check(
     embedding_in, mel_out = synthesizer_spec.resolve_io(synthesizer_config)
     mel_in, _ = vocoder_spec.resolve_io(vocoder_config)
     report = CompatReport(encoder_spec.name, synthesizer_spec.name, vocoder_spec.name)
-    report.mismatches += _compare(
+    report.mismatches += compare_specs(
         "encoder -> synthesizer", encoder_spec.name, embedding_out, synthesizer_spec.name, embedding_in
     )
-    report.mismatches += _compare("synthesizer -> vocoder", synthesizer_spec.name, mel_out, vocoder_spec.name, mel_in)
+    report.mismatches += compare_specs(
+        "synthesizer -> vocoder", synthesizer_spec.name, mel_out, vocoder_spec.name, mel_in
+    )
     return report

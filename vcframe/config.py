@@ -83,7 +83,8 @@ class Settings(BaseModel):
         le=2,
         description="Spectrum matching (vcframe.spectrum): move each synthesized mel's long-term spectrum this far "
         "toward the reference clip's (0 = off, 1 = matched). None (the default): 1 where the reference clip is at "
-        "hand (a reference or a voice), off for an embedding alone; a number above 0 needs the clip.",
+        "hand (a reference or a voice) or a saved embedding stores its clips' spectrum at the synthesizer's mel spec "
+        "(vcframe embed), off otherwise; a number above 0 needs the clip or such an embedding.",
     )
     max_text_chars: int = Field(10_000, gt=0, description="Longest text accepted by one run.")
     max_sentence_chars: int = Field(200, ge=10, description="Longer sentences are split at commas and spaces.")

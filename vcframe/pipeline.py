@@ -24,6 +24,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +32,25 @@ import torch
 
 from vcframe import __version__
 from vcframe.adaptation import AdaptedEmbedding, SpeakerAdaptation, adapt_speaker
-from vcframe.audio import load_audio, mel_spectrogram, resample_waveform
-from vcframe.compat import CompatReport, check
+from vcframe.audio import load_audio, resample_waveform
+from vcframe.compat import CompatReport, check, compare_specs
 from vcframe.config import Settings, load_settings
 from vcframe.cpu import apply_torch_threads
 from vcframe.discovery import Registry, build_component, default_registry, make_config, plugin_manager
-from vcframe.errors import AudioInputError, IncompatibleComponentsError, InputError
+from vcframe.errors import AudioInputError, IncompatibleComponentsError, InputError, VcframeError
 from vcframe.seeding import resolve_device
-from vcframe.specs import AudioSpec, ComponentSpec
-from vcframe.spectrum import DEFAULT_STRENGTH, long_term_spectrum, match_spectrum
+from vcframe.specs import AudioSpec, ComponentSpec, MelSpec
+from vcframe.spectrum import (
+    DEFAULT_STRENGTH,
+    REMAKE_EMBEDDING_HINT,
+    STORED_SPECTRUM_KEY,
+    UNSTORED_SPECTRUM_KEY,
+    StoredSpectrum,
+    check_log_mel,
+    clips_spectrum,
+    match_spectrum,
+    stored_spectrum,
+)
 from vcframe.text import speakable_text, split_sentences
 from vcframe.types import Mel, SpeakerEmbedding, Waveform
 from vcframe.voices import Voice, VoiceStore, resolve_reference, voice_embedding
@@ -47,6 +58,8 @@ from vcframe.voices import Voice, VoiceStore, resolve_reference, voice_embedding
 Reference = str | os.PathLike[str] | Waveform
 #: ``progress(stage, done, total)`` callbacks; stages: "load", "embed", "adapt", "synthesize", "vocode".
 Progress = Callable[[str, int, int], None]
+#: An embedding's metadata about its stored reference spectrum (replaced when it is measured again).
+_SPECTRUM_KEYS = (STORED_SPECTRUM_KEY, UNSTORED_SPECTRUM_KEY)
 
 
 def _no_progress(stage: str, done: int, total: int) -> None:
@@ -65,7 +78,8 @@ class Pipeline:
         allow_mismatch: run incompatible components anyway; the output's metadata records the mismatch.
         adapt: bridge a mel mismatch with the first ``vcframe_mel_adapter`` hook that supports it.
         registry: where components are looked up; default: installed entry points.
-        embedding_only: resolve the encoder alone (for ``embed``); clone and stream are unavailable.
+        embedding_only: resolve the encoder alone (for ``embed``); clone and stream are unavailable. The
+            synthesizer is still named (argument or setting) for :meth:`synthesizer_mel_spec`, read from its spec.
         threads: torch's CPU threads, set for the whole process when the pipeline is built; None takes the
             ``threads`` setting, and where that is None too, ``OMP_NUM_THREADS`` / ``MKL_NUM_THREADS`` when set
             (torch's count is then left as it is), else 1 (:data:`vcframe.cpu.DEFAULT_TORCH_THREADS`). A program
@@ -97,14 +111,13 @@ class Pipeline:
             "synthesizer": synthesizer or self.settings.synthesizer,
             "vocoder": vocoder or self.settings.vocoder,
         }
+        self._options = options or {}
+        #: the synthesizer an embedding-only pipeline would pair with (resolved by synthesizer_mel_spec only)
+        self._synthesizer_name = names["synthesizer"]
         if embedding_only:
             names = {"encoder": names["encoder"]}
         self.specs: dict[str, ComponentSpec] = {kind: self.registry.get(kind, name) for kind, name in names.items()}
-        self.configs: dict[str, Any] = {}
-        for kind, spec in self.specs.items():
-            component_options = self.settings.component_options(kind, spec.name)
-            component_options.update((options or {}).get(kind, {}))
-            self.configs[kind] = make_config(spec, component_options)
+        self.configs: dict[str, Any] = {kind: self._component_config(kind, spec) for kind, spec in self.specs.items()}
         self.embedding_only = embedding_only
         self.report: CompatReport | None = (
             None
@@ -125,6 +138,12 @@ class Pipeline:
         self.last_mels: list[Mel] = []
 
     # -- construction ---------------------------------------------------------------------------------
+
+    def _component_config(self, kind: str, spec: ComponentSpec) -> Any:
+        """The config of component ``spec``: the settings' options for it, updated with the ``options`` argument's."""
+        component_options = self.settings.component_options(kind, spec.name)
+        component_options.update(self._options.get(kind, {}))
+        return make_config(spec, component_options)
 
     def _resolve_mismatches(self) -> None:
         if self.report is None or self.report.ok:
@@ -212,12 +231,30 @@ class Pipeline:
         """The :class:`~vcframe.specs.EmbeddingSpec` the encoder produces with its configuration."""
         return self.specs["encoder"].resolve_io(self.configs["encoder"])[1]
 
-    def voice_embedding(self, voice: str | Voice, store: VoiceStore | None = None) -> SpeakerEmbedding:
+    def synthesizer_mel_spec(self) -> MelSpec:
+        """The :class:`~vcframe.specs.MelSpec` the synthesizer writes with its configuration, read from its
+        registered spec (no weights load). An embedding-only pipeline resolves the synthesizer it was given (or the
+        ``synthesizer`` setting) the same way; PluginError or ConfigError when it cannot."""
+        if "synthesizer" in self.specs:
+            spec, config = self.specs["synthesizer"], self.configs["synthesizer"]
+        else:
+            spec = self.registry.get("synthesizer", self._synthesizer_name)
+            config = self._component_config("synthesizer", spec)
+        mel_spec: MelSpec = spec.resolve_io(config)[1]
+        return mel_spec
+
+    def voice_embedding(
+        self, voice: str | Voice, store: VoiceStore | None = None, *, with_spectrum: bool = False
+    ) -> SpeakerEmbedding:
         """The embedding of a named voice (sample or registered) in this pipeline's encoder space; a voice
         registered with speaker adaptation gives its adapted embedding when this pipeline's synthesizer and
-        weights are the ones it was adapted with."""
+        weights are the ones it was adapted with. ``with_spectrum`` as in :meth:`embed`, from the voice's clip."""
         store = store if store is not None else VoiceStore()
-        return voice_embedding(store.get(voice), self)
+        registered = store.get(voice)
+        embedding = voice_embedding(registered, self)
+        if with_spectrum:
+            embedding = self._with_stored_spectrum(embedding, [self.load_reference(registered.clip)])
+        return embedding
 
     def synthesizer_identity(self) -> dict[str, Any]:
         """What an adapted embedding is valid for: the synthesizer's name and checkpoint, the embedding space."""
@@ -257,8 +294,17 @@ class Pipeline:
         progress("adapt", 1, 1)
         return result
 
-    def embed(self, references: Sequence[Reference], progress: Progress = _no_progress) -> SpeakerEmbedding:
-        """One speaker embedding (1, D) from one or more clips of the same speaker."""
+    def embed(
+        self, references: Sequence[Reference], progress: Progress = _no_progress, *, with_spectrum: bool = False
+    ) -> SpeakerEmbedding:
+        """One speaker embedding (1, D) from one or more clips of the same speaker.
+
+        With ``with_spectrum`` (for an embedding to save: ``pipeline.embed(clips, with_spectrum=True).save(path)``,
+        as ``vcframe embed`` does), its metadata also stores the clips' long-term spectrum at the synthesizer's mel
+        spec (:class:`~vcframe.spectrum.StoredSpectrum`, under ``reference_spectrum``), measured as a run with the
+        clips measures them, so that a run from the embedding alone is spectrum-matched as that run would be. Where
+        it cannot be had (no synthesizer resolvable, a linear mel, clips without speech above silence) the metadata
+        says why under ``reference_spectrum_unavailable`` instead."""
         references = _as_references(references)
         if not references:
             raise InputError(
@@ -270,7 +316,19 @@ class Pipeline:
         with torch.inference_mode():
             embedding: SpeakerEmbedding = self.encoder.embed_speaker(batch)
         progress("embed", 1, 1)
-        return embedding
+        return self._with_stored_spectrum(embedding, clips) if with_spectrum else embedding
+
+    def _with_stored_spectrum(self, embedding: SpeakerEmbedding, clips: Sequence[Waveform]) -> SpeakerEmbedding:
+        """``embedding`` whose metadata stores ``clips``' spectrum at the synthesizer's mel spec (see :meth:`embed`),
+        or the reason it cannot."""
+        metadata = {key: value for key, value in embedding.metadata.items() if key not in _SPECTRUM_KEYS}
+        try:
+            mel_spec = self.synthesizer_mel_spec()
+            check_log_mel(mel_spec)
+            stored = StoredSpectrum(mel_spec, clips_spectrum(clips, mel_spec), len(clips))
+        except VcframeError as error:
+            return replace(embedding, metadata={**metadata, UNSTORED_SPECTRUM_KEY: error.message})
+        return replace(embedding, metadata={**metadata, STORED_SPECTRUM_KEY: stored.to_metadata()})
 
     # -- synthesis ------------------------------------------------------------------------------------
 
@@ -345,51 +403,85 @@ class Pipeline:
         references = _as_references(reference)
         return self.embed(references, progress)
 
+    def _matched_mel_spec(self) -> tuple[MelSpec, str]:
+        """The spec of the mels spectrum matching sees, and whose they are: the synthesizer's, or with a mel
+        adapter the vocoder's (the adapter's target: mels are matched after conversion)."""
+        if self._mel_adapter is not None:
+            vocoder = self.specs["vocoder"]
+            return vocoder.resolve_io(self.configs["vocoder"])[0], f"the {vocoder.name} mel the adapter converts to"
+        return self.synthesizer_mel_spec(), self.specs["synthesizer"].name
+
     def _spectrum_matcher(
         self,
         reference: Reference | Sequence[Reference] | None,
         voice: str | Voice | None,
+        embedding: SpeakerEmbedding | None,
         record: dict[str, Any],
-    ) -> Callable[[Mel], Mel] | None:
+    ) -> tuple[Callable[[Mel], Mel] | None, str | None]:
         """With the ``match_spectrum`` setting: a function that matches a synthesized mel's long-term spectrum to
-        the reference clips' (:func:`vcframe.spectrum.match_spectrum`), filling ``record`` as it matches (the
-        strength, and in ``gain_db`` each mel's mean gain in dB; empty while nothing was matched); None when the
-        setting is 0, or when it is the default (None) and only an embedding was given (a
-        strength set explicitly needs the clip: InputError). The default leaves linear mels as they are. The
-        clips load now, so a bad one fails before synthesis."""
+        the reference's (:func:`vcframe.spectrum.match_spectrum`), filling ``record`` as it matches (the strength,
+        ``source``: ``"clip"`` or ``"embedding"``, and in ``gain_db`` each mel's mean gain in dB; empty while
+        nothing was matched), and why the default leaves the run unmatched where that needs saying.
+
+        The reference's spectrum comes from the clips (a reference or a voice; they load now, so a bad one fails
+        before synthesis), else from the spectrum ``embedding`` stores (:func:`vcframe.spectrum.stored_spectrum`)
+        when it was measured at the spec of the mels to match. The matcher is None when the setting is 0, and when
+        it is the default (None) and there is no clip and no stored spectrum, or a stored spectrum of another mel
+        spec (the reason says so, naming the differing fields); a strength set explicitly refuses those two
+        (InputError). The default leaves linear mels as they are."""
         setting = self.settings.match_spectrum
         strength = DEFAULT_STRENGTH if setting is None else setting
         if strength <= 0:
-            return None
-        if voice is not None:
-            clips = [self.load_reference(VoiceStore().get(voice).clip)]
-        elif reference:
-            references = _as_references(reference)
-            clips = [self.load_reference(one) for one in references]
-        elif setting is None:
-            return None
-        else:
-            raise InputError(
-                "spectrum matching needs the reference clip, not only its embedding",
-                hint="pass --reference FILE or --voice NAME, or set match_spectrum to 0",
-            )
+            return None, None
         spectra: dict[str, Any] = {}
+        clips: list[Waveform] = []
+        if voice is not None:
+            clips, source = [self.load_reference(VoiceStore().get(voice).clip)], "clip"
+        elif reference:
+            clips, source = [self.load_reference(one) for one in _as_references(reference)], "clip"
+        else:
+            stored = stored_spectrum(embedding.metadata) if embedding is not None else None
+            if stored is None:
+                if setting is None:
+                    return None, None
+                raise InputError(
+                    "spectrum matching needs the reference clip, or a saved embedding that stores its spectrum; "
+                    "this embedding stores none",
+                    hint=f"pass --reference FILE or --voice NAME, {REMAKE_EMBEDDING_HINT}, or set match_spectrum to 0",
+                )
+            expected, whose = self._matched_mel_spec()
+            differences = compare_specs(
+                "stored spectrum -> mel", "the stored spectrum", stored.mel_spec, whose, expected
+            )
+            if differences:
+                described = "; ".join(difference.describe() for difference in differences)
+                if setting is None:
+                    return None, f"the embedding's spectrum was stored at another mel spec ({described})"
+                raise InputError(
+                    f"spectrum matching: the embedding's spectrum was stored at another mel spec ({described})",
+                    hint="re-create the embedding with 'vcframe embed --synthesizer NAME' for this run's synthesizer, "
+                    "or set match_spectrum to 0",
+                )
+            spectra[expected.model_dump_json()], source = stored.bands, "embedding"
 
         def matched(mel: Mel) -> Mel:
             if setting is None and mel.spec.amplitude_scale == "linear":
                 return mel  # the default matches log mels only; a strength set explicitly is refused here
             key = mel.spec.model_dump_json()
             if key not in spectra:
-                rate = mel.spec.sample_rate
-                spectra[key] = long_term_spectrum(
-                    [mel_spectrogram(resample_waveform(clip, rate).item(0), mel.spec) for clip in clips], mel.spec
-                )
+                if not clips:  # a stored spectrum, checked above against the spec these mels were to have
+                    raise InputError(
+                        "a synthesized mel is not of the mel spec the embedding's spectrum was stored at",
+                        hint="set match_spectrum to 0",
+                    )
+                spectra[key] = clips_spectrum(clips, mel.spec)
             result, gains = match_spectrum(mel, spectra[key], strength)
             record.setdefault("strength", strength)
+            record.setdefault("source", source)
             record.setdefault("gain_db", []).extend(gains)
             return result
 
-        return matched
+        return matched, None
 
     def synthesize(self, texts: Sequence[str], embedding: SpeakerEmbedding, *, seed: int | None = None) -> list[Mel]:
         """Mels (one batch-of-one per text) for already split texts, in batches of ``synthesis_batch_size``."""
@@ -448,7 +540,9 @@ class Pipeline:
             if adapted is not None:
                 run["speaker_adaptation"] = adapted.summary()
             spectrum_match: dict[str, Any] = {}
-            matcher = self._spectrum_matcher(reference, voice, spectrum_match)
+            matcher, unmatched = self._spectrum_matcher(reference, voice, embedding, spectrum_match)
+            if unmatched is not None:
+                run["spectrum_unmatched"] = unmatched
             started = time.perf_counter()
             index = 0
             synthesis = self._synthesis(pieces, speaker, seed, overlap)
@@ -512,7 +606,8 @@ class Pipeline:
         reference_text: str | None = None,
     ) -> Waveform:
         """Speak ``text`` in the voice of ``reference`` (one or more clips) or of ``embedding``. Given both, the
-        embedding speaks and the clips serve spectrum matching only (the ``match_spectrum`` setting).
+        embedding speaks and the clips serve spectrum matching only (the ``match_spectrum`` setting); given an
+        embedding alone, the spectrum it stores (``embed(..., with_spectrum=True)``, ``vcframe embed``) serves it.
 
         Args:
             adapt_speaker: speaker adaptation (:mod:`vcframe.adaptation`) before synthesis: a number of steps or
@@ -521,8 +616,11 @@ class Pipeline:
 
         Returns a single-item Waveform at the vocoder's rate; its metadata records the components, their
         options, the seed, any bridged mismatch, ``speaker_adaptation`` (steps, seconds, losses, transcript)
-        when adapted and, as ``dropped_characters`` (``["U+1F600", ...]``), the characters of ``text`` that were
-        not spoken. Text with nothing to speak is refused (InputError).
+        when adapted, ``spectrum_match`` when a mel was spectrum-matched (strength, ``source`` of the reference's
+        spectrum: ``"clip"`` or ``"embedding"``, ``gain_db`` per sentence), ``spectrum_unmatched`` (why) when the
+        default left an embedding's run unmatched because its stored spectrum is of another mel spec and, as
+        ``dropped_characters`` (``["U+1F600", ...]``), the characters of ``text`` that were not spoken. Text with
+        nothing to speak is refused (InputError).
         """
         adaptation = SpeakerAdaptation.from_value(adapt_speaker)
         parts = list(self._run(text, reference, embedding, voice, seed, progress, False, adaptation, reference_text))
@@ -541,6 +639,7 @@ class Pipeline:
                     "seed",
                     "speaker_adaptation",
                     "spectrum_match",
+                    "spectrum_unmatched",
                     "dropped_characters",
                 )
                 if key in run

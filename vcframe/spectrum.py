@@ -7,8 +7,12 @@ by how far it stands above silence), smooths their difference across bands and a
 synthesized mel's speech frames (silence stays silent). It is a per-band gain, the same for every frame: timing,
 pitch and the words are the synthesizer's. It works on log mels (decibels or natural log) of any spec, needs no
 weights and costs well under a millisecond per sentence; ``Pipeline`` applies it with the ``match_spectrum``
-setting: by default at :data:`DEFAULT_STRENGTH` wherever the reference clip is at hand (``vcframe run
---match-spectrum S`` chooses the strength, 0 turns it off).
+setting: by default at :data:`DEFAULT_STRENGTH` wherever the reference clip, or a saved embedding that stores its
+clips' spectrum, is at hand (``vcframe run --match-spectrum S`` chooses the strength, 0 turns it off).
+
+A saved embedding (``vcframe embed``, ``Pipeline.embed(..., with_spectrum=True)``) stores its clips' long-term
+spectrum at the synthesizer's mel spec in its metadata (:class:`StoredSpectrum`, under
+:data:`STORED_SPECTRUM_KEY`), so a run from the embedding alone is matched as a run with the clips would be.
 
 The reference's spectrum includes its recording channel (microphone, room), so the output takes that on too.
 """
@@ -16,16 +20,19 @@ The reference's spectrum includes its recording channel (microphone, room), so t
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 
+from vcframe.audio import mel_spectrogram, resample_waveform
 from vcframe.datasets import band_smoothing
 from vcframe.errors import InputError
 from vcframe.specs import MelSpec
-from vcframe.types import Mel
+from vcframe.types import Mel, Waveform
 
 #: Strengths the setting accepts: 0 is off, 1 moves the output's long-term spectrum onto the reference's.
 MAX_STRENGTH = 2.0
@@ -38,6 +45,12 @@ DEFAULT_STRENGTH = 1.0
 SMOOTHING_BANDS = 1.5
 #: A frame's weight is ((value above silence) / (the 90th percentile frame's))^2, clipped to [0, 1].
 _LOUD_PERCENTILE = 90.0
+#: The key of a saved embedding's metadata holding its reference clips' spectrum (:meth:`StoredSpectrum.to_metadata`).
+STORED_SPECTRUM_KEY = "reference_spectrum"
+#: The key of an embedding's metadata saying why it stores no spectrum (it could not be measured when it was made).
+UNSTORED_SPECTRUM_KEY = "reference_spectrum_unavailable"
+#: What to do about an embedding without a usable stored spectrum.
+REMAKE_EMBEDDING_HINT = "re-create the embedding with 'vcframe embed' to store its spectrum"
 
 
 def check_log_mel(spec: MelSpec) -> None:
@@ -77,6 +90,79 @@ def long_term_spectrum(mels: Sequence[np.ndarray], spec: MelSpec) -> np.ndarray:
     if weight <= 0:
         raise InputError("the reference has no speech above silence to match", hint="use a clip with speech")
     return total / weight
+
+
+def clips_spectrum(clips: Sequence[Waveform], spec: MelSpec) -> np.ndarray:
+    """The long-term spectrum (n_mels,) of reference clips at ``spec``: each clip (a single-item Waveform at any
+    rate) resampled to ``spec``'s rate and its mel taken, then :func:`long_term_spectrum` over all of them. The one
+    way the pipeline measures a reference, whether it matches from the clips or stores their spectrum in a saved
+    embedding."""
+    rate = spec.sample_rate
+    return long_term_spectrum([mel_spectrogram(resample_waveform(clip, rate).item(0), spec) for clip in clips], spec)
+
+
+@dataclass(frozen=True)
+class StoredSpectrum:
+    """Reference clips' long-term spectrum as a saved embedding stores it (under :data:`STORED_SPECTRUM_KEY`).
+
+    Args:
+        mel_spec: the (log) mel spec it was measured at: the synthesizer's at the time the embedding was made.
+        bands: (n_mels,) float64, :func:`clips_spectrum` of the clips at ``mel_spec``.
+        clips: how many clips it was measured over (>= 1).
+    """
+
+    mel_spec: MelSpec
+    bands: np.ndarray
+    clips: int
+
+    def to_metadata(self) -> dict[str, Any]:
+        """``{"mel_spec": {...}, "bands": [n_mels floats], "clips": count}``: plain JSON values."""
+        return {
+            "mel_spec": self.mel_spec.model_dump(mode="json"),
+            "bands": [float(value) for value in self.bands],
+            "clips": self.clips,
+        }
+
+    @classmethod
+    def from_metadata(cls, value: Any) -> StoredSpectrum:
+        """Read what :meth:`to_metadata` wrote; ValueError (one line, saying what is wrong) unless it is a log mel
+        spec, a finite value for each of its bands and a clip count of at least 1."""
+        if not isinstance(value, Mapping) or not {"mel_spec", "bands", "clips"} <= set(value):
+            raise ValueError("it is not an object with mel_spec, bands and clips")
+        try:
+            mel_spec = MelSpec.model_validate(value["mel_spec"])
+        except ValidationError as error:
+            problems = "; ".join(f"{'.'.join(map(str, item['loc']))}: {item['msg']}" for item in error.errors())
+            raise ValueError(f"its mel_spec is not a mel spec ({problems})") from None
+        if mel_spec.amplitude_scale == "linear":
+            raise ValueError("its mel_spec is linear; spectrum matching works on log mels")
+        bands = value["bands"]
+        if not isinstance(bands, list) or not all(
+            isinstance(band, (int, float)) and not isinstance(band, bool) for band in bands
+        ):
+            raise ValueError("its bands are not a list of numbers")
+        if len(bands) != mel_spec.n_mels:
+            raise ValueError(f"it has {len(bands)} bands; its mel_spec has n_mels={mel_spec.n_mels}")
+        array = np.asarray(bands, dtype=np.float64)
+        if not np.all(np.isfinite(array)):
+            raise ValueError("its bands are not all finite")
+        clips = value["clips"]
+        if not isinstance(clips, int) or isinstance(clips, bool) or clips < 1:
+            raise ValueError(f"its clip count is {clips!r}, not a whole number of at least 1")
+        return cls(mel_spec, array, clips)
+
+
+def stored_spectrum(metadata: Mapping[str, Any]) -> StoredSpectrum | None:
+    """The spectrum a saved embedding's ``metadata`` stores (None when it stores none, as embeddings made before
+    it was stored); InputError when it is unreadable."""
+    if STORED_SPECTRUM_KEY not in metadata:
+        return None
+    try:
+        return StoredSpectrum.from_metadata(metadata[STORED_SPECTRUM_KEY])
+    except ValueError as error:
+        raise InputError(
+            f"the embedding's stored reference spectrum is unreadable: {error}", hint=REMAKE_EMBEDDING_HINT
+        ) from error
 
 
 def decibels_per_unit(spec: MelSpec) -> float:
