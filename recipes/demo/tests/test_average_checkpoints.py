@@ -1,0 +1,65 @@
+"""average_checkpoints.py on small made-up checkpoints: the mean of the float weights, integer tensors kept, the
+rest from the last checkpoint, refusals of checkpoints that are not one model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from recipes.demo.tests._recipes import load
+
+average = load("average_checkpoints")
+
+
+def _checkpoint(path: Path, scale: float, step: int) -> Path:
+    state = {
+        "linear.weight": torch.full((2, 3), scale),
+        "half": torch.full((4,), scale, dtype=torch.float16),
+        "step": torch.tensor([step]),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model_state": state, "optimizer_state": {"marker": step}, "step": step}, path)
+    (path.parent / "config.json").write_text('{"preset": "small"}')
+    return path
+
+
+def test_float_weights_are_averaged_and_the_rest_comes_from_the_last(tmp_path: Path) -> None:
+    paths = [
+        _checkpoint(tmp_path / f"s{step}" / "checkpoint.pt", scale, step)
+        for scale, step in ((1.0, 100), (2.0, 200), (6.0, 300))
+    ]
+    assert average.main([*map(str, paths), "--out", str(tmp_path / "avg")]) == 0
+    result = torch.load(tmp_path / "avg" / "checkpoint.pt", weights_only=False)
+    assert torch.allclose(result["model_state"]["linear.weight"], torch.full((2, 3), 3.0))
+    assert result["model_state"]["half"].dtype == torch.float16
+    assert torch.allclose(result["model_state"]["half"].float(), torch.full((4,), 3.0))
+    assert int(result["model_state"]["step"]) == 300 and result["step"] == 300
+    assert result["optimizer_state"] == {"marker": 300}
+    assert [entry["step"] for entry in result["averaged_from"]] == [100, 200, 300]
+    assert (tmp_path / "avg" / "config.json").read_text() == '{"preset": "small"}'
+    assert not [name for name in (tmp_path / "avg").iterdir() if name.name.startswith(".")]  # no temp file left
+
+
+def test_checkpoints_of_different_models_are_refused(tmp_path: Path) -> None:
+    one = _checkpoint(tmp_path / "a" / "checkpoint.pt", 1.0, 1)
+    other = tmp_path / "b" / "checkpoint.pt"
+    other.parent.mkdir()
+    torch.save(
+        {"model_state": {"linear.weight": torch.zeros(3, 3), "half": torch.zeros(4), "step": torch.tensor([2])}}, other
+    )
+    with pytest.raises(SystemExit, match="linear.weight: shapes differ"):
+        average.main([str(one), str(other), "--out", str(tmp_path / "avg")])
+    renamed = tmp_path / "c" / "checkpoint.pt"
+    renamed.parent.mkdir()
+    torch.save(
+        {"model_state": {"other.weight": torch.zeros(2, 3), "half": torch.zeros(4), "step": torch.tensor([2])}}, renamed
+    )
+    with pytest.raises(SystemExit, match="other weights"):
+        average.main([str(one), str(renamed), "--out", str(tmp_path / "avg")])
+    with pytest.raises(SystemExit, match="at least two"):
+        average.main([str(one), "--out", str(tmp_path / "avg")])
+    with pytest.raises(SystemExit, match="not found"):
+        average.main([str(one), str(tmp_path / "missing.pt"), "--out", str(tmp_path / "avg")])
+    assert not (tmp_path / "avg" / "checkpoint.pt").exists()
