@@ -44,20 +44,15 @@ def test_float_weights_are_averaged_and_the_rest_comes_from_the_last(tmp_path: P
 
 def test_checkpoints_of_different_models_are_refused(tmp_path: Path) -> None:
     one = _checkpoint(tmp_path / "a" / "checkpoint.pt", 1.0, 1)
-    other = tmp_path / "b" / "checkpoint.pt"
-    other.parent.mkdir()
-    torch.save(
-        {"model_state": {"linear.weight": torch.zeros(3, 3), "half": torch.zeros(4), "step": torch.tensor([2])}}, other
-    )
-    with pytest.raises(SystemExit, match="linear.weight: shapes differ"):
-        average.main([str(one), str(other), "--out", str(tmp_path / "avg")])
-    renamed = tmp_path / "c" / "checkpoint.pt"
-    renamed.parent.mkdir()
-    torch.save(
-        {"model_state": {"other.weight": torch.zeros(2, 3), "half": torch.zeros(4), "step": torch.tensor([2])}}, renamed
-    )
-    with pytest.raises(SystemExit, match="other weights"):
-        average.main([str(one), str(renamed), "--out", str(tmp_path / "avg")])
+    for folder, key, shape, refusal in (
+        ("b", "linear.weight", (3, 3), "linear.weight: shapes differ"),
+        ("c", "other.weight", (2, 3), "other weights"),
+    ):
+        wrong = tmp_path / folder / "checkpoint.pt"
+        wrong.parent.mkdir()
+        torch.save({"model_state": {key: torch.zeros(shape), "half": torch.zeros(4), "step": torch.tensor([2])}}, wrong)
+        with pytest.raises(SystemExit, match=refusal):
+            average.main([str(one), str(wrong), "--out", str(tmp_path / "avg")])
     with pytest.raises(SystemExit, match="at least two"):
         average.main([str(one), "--out", str(tmp_path / "avg")])
     with pytest.raises(SystemExit, match="not found"):
