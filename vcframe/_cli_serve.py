@@ -63,7 +63,7 @@ def serve(
     _thread_defaults_for_models()
     from pydantic import ValidationError
 
-    from vcframe.errors import ConfigError
+    from vcframe.errors import ConfigError, validation_problems
     from vcframe.serve.settings import ServeSettings, is_loopback
 
     settings = _settings(
@@ -90,7 +90,7 @@ def serve(
             preload=preload,
         )
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
+        problems = validation_problems(error)
         raise ConfigError(f"invalid serve options: {problems}", hint="see 'vcframe serve --help'") from error
     try:
         import uvicorn  # noqa: F401 - the runner's server

@@ -33,7 +33,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from vcframe.errors import ConfigError
+from vcframe.errors import ConfigError, validation_problems
 from vcframe.specs import KINDS
 
 ENV_PREFIX = "VCFRAME_"
@@ -269,7 +269,7 @@ def load_settings(
     try:
         return Settings.model_validate(none_spelled(Settings, tree))
     except ValidationError as error:
-        problems = "; ".join(f"{'.'.join(str(p) for p in issue['loc'])}: {issue['msg']}" for issue in error.errors())
+        problems = validation_problems(error)
         raise ConfigError(
             f"invalid settings: {problems}", hint=f"valid keys: {', '.join(Settings.model_fields)}"
         ) from error

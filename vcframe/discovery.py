@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import pluggy
 
-from vcframe.errors import ConfigError, PluginError
+from vcframe.errors import ConfigError, PluginError, validation_problems
 from vcframe.specs import KINDS, ComponentSpec, api_compatibility, import_string
 
 if TYPE_CHECKING:
@@ -342,9 +342,7 @@ def validate_options(config_model: type[BaseModel], options: dict[str, Any] | No
     try:
         return config_model.model_validate(none_spelled(config_model, options or {}))
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in issue['loc']) or '(config)'}: {issue['msg']}" for issue in error.errors()
-        )
+        problems = validation_problems(error, "(config)")
         valid = ", ".join(config_model.model_fields) or "none"
         raise ConfigError(f"invalid options for {label}: {problems}", hint=f"valid options: {valid}") from error
 

@@ -7,6 +7,11 @@ plain Python callers can catch them the usual way.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 
 class VcframeError(Exception):
     """Base class of every error vcframe raises on purpose. ``str(error)`` is one line."""
@@ -48,3 +53,11 @@ class OutputError(VcframeError):
 class DownloadError(CheckpointError):
     """A published checkpoint that is not downloaded yet, cannot be downloaded (offline, timeout, not found), or
     arrives with the wrong size or checksum (see vcframe.downloads)."""
+
+
+def validation_problems(error: ValidationError, empty_location: str = "") -> str:
+    """A pydantic ValidationError as one line: ``loc.path: message`` for each issue, joined by ``"; "``; an issue
+    without a location is named ``empty_location``."""
+    return "; ".join(
+        f"{'.'.join(str(part) for part in issue['loc']) or empty_location}: {issue['msg']}" for issue in error.errors()
+    )

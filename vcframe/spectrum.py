@@ -30,7 +30,7 @@ from pydantic import ValidationError
 
 from vcframe.audio import mel_spectrogram, resample_waveform
 from vcframe.datasets import band_smoothing
-from vcframe.errors import InputError
+from vcframe.errors import InputError, validation_problems
 from vcframe.specs import MelSpec
 from vcframe.types import Mel, Waveform
 
@@ -132,8 +132,7 @@ class StoredSpectrum:
         try:
             mel_spec = MelSpec.model_validate(value["mel_spec"])
         except ValidationError as error:
-            problems = "; ".join(f"{'.'.join(map(str, item['loc']))}: {item['msg']}" for item in error.errors())
-            raise ValueError(f"its mel_spec is not a mel spec ({problems})") from None
+            raise ValueError(f"its mel_spec is not a mel spec ({validation_problems(error)})") from None
         if mel_spec.amplitude_scale == "linear":
             raise ValueError("its mel_spec is linear; spectrum matching works on log mels")
         bands = value["bands"]

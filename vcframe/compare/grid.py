@@ -40,7 +40,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from vcframe.errors import ConfigError, InputError
+from vcframe.errors import ConfigError, InputError, validation_problems
 
 ComponentKind = Literal["encoder", "synthesizer", "vocoder"]
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
@@ -159,9 +159,7 @@ def parse_grid(data: dict[str, Any], *, base_dir: Path = Path("."), source: str 
     try:
         grid = Grid.model_validate({**data, "base_dir": base_dir})
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in issue['loc']) or '(grid)'}: {issue['msg']}" for issue in error.errors()
-        )
+        problems = validation_problems(error, "(grid)")
         valid = ", ".join(name for name in Grid.model_fields if name != "base_dir")
         raise ConfigError(f"invalid {source}: {problems}", hint=f"valid keys: {valid}") from error
     return grid
