@@ -58,3 +58,32 @@ def test_checkpoints_of_different_models_are_refused(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match="not found"):
         average.main([str(one), str(tmp_path / "missing.pt"), "--out", str(tmp_path / "avg")])
     assert not (tmp_path / "avg" / "checkpoint.pt").exists()
+
+
+def test_weighted_mean_with_exported_weights_first(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    exported = tmp_path / "shipped.safetensors"
+    save_file(
+        {
+            "linear.weight": torch.full((2, 3), 1.0, dtype=torch.float16),
+            "half": torch.full((4,), 1.0, dtype=torch.float16),
+            "step": torch.tensor([7]),
+        },
+        str(exported),
+        metadata={"steps": "8600"},
+    )
+    tuned = _checkpoint(tmp_path / "tuned" / "checkpoint.pt", 5.0, 300)
+    assert average.main([str(exported), str(tuned), "--weights", "3", "1", "--out", str(tmp_path / "wise")]) == 0
+    result = torch.load(tmp_path / "wise" / "checkpoint.pt", weights_only=False)
+    weight = result["model_state"]["linear.weight"]
+    assert weight.dtype == torch.float32  # the checkpoint's dtype, not the exported float16
+    assert torch.allclose(weight, torch.full((2, 3), 2.0))  # 0.75 * 1 + 0.25 * 5
+    assert int(result["model_state"]["step"]) == 300 and result["optimizer_state"] == {"marker": 300}
+    assert [(entry["step"], entry["weight"]) for entry in result["averaged_from"]] == [(8600, 0.75), (300, 0.25)]
+    with pytest.raises(SystemExit, match="last input must be"):
+        average.main([str(tuned), str(exported), "--out", str(tmp_path / "other")])
+    for weights, refusal in ((["1"], "one weight per checkpoint"), (["1", "0"], "positive")):
+        with pytest.raises(SystemExit, match=refusal):
+            average.main([str(exported), str(tuned), "--weights", *weights, "--out", str(tmp_path / "other")])
+    assert not (tmp_path / "other").exists()
