@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import subprocess
@@ -97,6 +98,14 @@ def test_known_transcript_of_clean_speech_has_zero_wer(tmp_path: Path) -> None:
 
     result = WordErrorRateMetric(NoOptions(), None).compute(MetricInputs(text=PANGRAM, generated=load_audio(speech)))
     assert result.values == {"wer": 0.0, "words_right": 1.0, "transcript": transcript}
+    # timed words: the same words in order, within the clip, ascending, confident on clean speech
+    heard = recognizer.timed_words(speech)
+    assert " ".join(item.text for item in heard if item.is_word) == transcript
+    duration = len(samples) / rate
+    assert all(0.0 <= item.start < item.end <= duration + 0.02 for item in heard)
+    assert all(first.end <= second.start + 1e-9 for first, second in itertools.pairwise(heard))
+    assert all(0.0 <= item.confidence <= 1.0 for item in heard)
+    assert sum(item.confidence for item in heard if item.is_word) / len(transcript.split()) > 0.5
 
 
 def test_transcripts_do_not_depend_on_the_previous_utterance() -> None:

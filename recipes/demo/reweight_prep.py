@@ -17,6 +17,11 @@ dropping a voice. The new folder holds ``manifest.jsonl`` (rows in the original 
 hears of its own clips instead of by engine alone: a voice is listed ``max(1, round(SCALE * heard))`` times
 (``--heard-scale``, default 10; times its engine's ``--repeat`` when both are given), so no voice is dropped and
 the formant-warped voices the recogniser cannot follow stop dominating what the synthesizer learns to say.
+
+``--add PREP=N`` appends another prepared folder's utterances, each listed N times (their ``mel`` and ``embed``
+paths made absolute; its mel settings and embedding space must equal the main folder's): e.g. the real-voice pieces
+of ``segment_real.py`` beside the synthetic corpus. Its speakers need no ``--speakers`` entry; they count as the
+engine ``added:<folder name>``.
 """
 
 from __future__ import annotations
@@ -82,6 +87,32 @@ def reweighted_rows(
     return result
 
 
+def added_rows(spec: str, info: dict[str, object]) -> tuple[Path, int, list[dict[str, object]]]:
+    """``--add PREP=N``: (folder, N, its rows each N times with absolute mel/embed paths). Refuses a folder whose mel
+    settings or embedding space differ from ``info``'s, naming the field and both values."""
+    folder_text, separator, count = spec.rpartition("=")
+    if not separator or not folder_text or not count.isdigit() or int(count) < 1:
+        raise SystemExit(f"--add {spec!r}: expected PREP=N with N >= 1, e.g. /work/corpus/real_seg_prep=8")
+    folder = Path(folder_text)
+    manifest = folder / "manifest.jsonl"
+    if not manifest.is_file():
+        raise SystemExit(f"--add {spec!r}: {manifest} does not exist; run 'vcframe train synthesizer preprocess'")
+    added_info = json.loads((folder / "info.json").read_text()) if (folder / "info.json").is_file() else {}
+    for field in ("mel_spec", "embedding_spec"):
+        if added_info.get(field) != info.get(field):
+            raise SystemExit(
+                f"--add {spec!r}: its {field} {added_info.get(field)} differs from the main folder's {info.get(field)}"
+            )
+    rows = []
+    for line in manifest.read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            for key in ("mel", "embed"):
+                row[key] = str((folder / str(row[key])).resolve())
+            rows.append(row)
+    return folder, int(count), [row for row in rows for _ in range(int(count))]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("prep", type=Path, help="a folder written by 'vcframe train synthesizer preprocess'")
@@ -90,6 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--repeat", action="append", default=[], help="ENGINE=N: list that engine's clips N times")
     parser.add_argument("--heard", type=Path, help="measure_intelligibility.py's report: repeat voices by it")
     parser.add_argument("--heard-scale", type=float, default=10.0, help="repeats = max(1, round(SCALE * heard))")
+    parser.add_argument("--add", action="append", default=[], help="PREP=N: append that prepared folder's rows N times")
     args = parser.parse_args(argv)
     manifest = args.prep / "manifest.jsonl"
     if not manifest.is_file():
@@ -105,6 +137,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     info["reweighted"] = {"from": str(args.prep.resolve()), "repeat": repeats, "rows": len(result)}
     if args.heard is not None:
         info["reweighted"]["heard"] = {"report": str(args.heard.resolve()), "scale": args.heard_scale}
+    added = [added_rows(spec, info) for spec in args.add]
+    for folder, _, extra in added:
+        result.extend(extra)
+        engines.update({str(row["speaker"]): f"added:{folder.name}" for row in extra})
+    if added:
+        info["reweighted"]["added"] = [
+            {"from": str(folder.resolve()), "repeat": count, "rows": len(extra)} for folder, count, extra in added
+        ]
+        info["reweighted"]["rows"] = len(result)
 
     partial = args.out.with_name(f".{args.out.name}.part")
     partial.mkdir(parents=True)
@@ -115,13 +156,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     partial.rename(args.out)
 
     before = Counter(engines[str(row["speaker"])] for row in rows)
+    for _, count, extra in added:
+        before.update(engines[str(row["speaker"])] for row in extra[::count])
     after = Counter(engines[str(row["speaker"])] for row in result)
     for engine in sorted(before):
         print(
-            f"{engine}: {before[engine]} clips = {100 * before[engine] / len(rows):.1f} % -> "
+            f"{engine}: {before[engine]} clips = {100 * before[engine] / sum(before.values()):.1f} % -> "
             f"{after[engine]} rows = {100 * after[engine] / len(result):.1f} %"
         )
-    print(f"wrote {args.out}: {len(result)} rows from {len(rows)} utterances")
+    utterances = len(rows) + sum(len(extra) // count for _, count, extra in added)
+    print(f"wrote {args.out}: {len(result)} rows from {utterances} utterances")
     return 0
 
 

@@ -93,3 +93,33 @@ def test_a_voice_missing_from_the_heard_report_or_a_bad_report_is_refused(tmp_pa
     with pytest.raises(SystemExit, match="--heard-scale 0"):
         reweight.heard_repeats(heard, 0)
     assert not (tmp_path / "x").exists()
+
+
+def test_another_prepared_folder_is_added_with_absolute_paths(tmp_path: Path, capsys) -> None:
+    prep, speakers = _prep(tmp_path)
+    real = tmp_path / "real_seg_prep"
+    (real / "mels").mkdir(parents=True)
+    rows = [{"id": "103-a", "speaker": "103", "mel": "mels/103-a.npy", "embed": "embeds/103-a.npy"}]
+    (real / "manifest.jsonl").write_text(json.dumps(rows[0]) + "\n")
+    (real / "info.json").write_text(json.dumps({"encoder": "ge2e"}))
+    for row in (json.loads(line) for line in (prep / "manifest.jsonl").read_text().splitlines()):
+        assert "embed" not in row  # the made-up main rows have none; the added ones do
+    out = tmp_path / "mixed"
+    args = [str(prep), "--out", str(out), "--speakers", str(speakers), "--add", f"{real}=3"]
+    assert reweight.main(args) == 0
+    written = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert [row["id"] for row in written] == ["a1", "f1", "a2", "v1", "103-a", "103-a", "103-a"]
+    assert written[-1]["mel"] == str((real / "mels" / "103-a.npy").resolve())
+    assert written[-1]["embed"] == str((real / "embeds" / "103-a.npy").resolve())
+    assert (out / written[-1]["mel"]) == (real / "mels" / "103-a.npy").resolve()  # how the trainer joins them
+    info = json.loads((out / "info.json").read_text())
+    assert info["reweighted"]["added"] == [{"from": str(real.resolve()), "repeat": 3, "rows": 3}]
+    assert info["reweighted"]["rows"] == 7
+    assert "added:real_seg_prep: 1 clips = 20.0 % -> 3 rows = 42.9 %" in capsys.readouterr().out
+    # another mel spec is refused, naming the field and both values
+    (real / "info.json").write_text(json.dumps({"encoder": "ge2e", "mel_spec": {"hop_length": 256}}))
+    with pytest.raises(SystemExit, match="its mel_spec .*256.* differs from the main folder's None"):
+        reweight.main([*args[:2], str(tmp_path / "other"), *args[3:]])
+    with pytest.raises(SystemExit, match="PREP=N"):
+        reweight.main([*args[:2], str(tmp_path / "other"), *args[3:-1], str(real)])
+    assert not (tmp_path / "other").exists()
