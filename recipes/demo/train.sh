@@ -25,6 +25,9 @@
 #   recipes/demo/train.sh many-corpus  # the synthesizer's many-voice corpus, all of it (recipe version 4: 154 voices,
 #                                      # 23.7 h; about 3.5 h of one core, resumable), prepared and re-weighted, then:
 #   CORPUS=/work/corpus/many_all4 PREP=/work/corpus/many4_bal_prep TACO_RUN=... recipes/demo/train.sh synthesizer
+#   recipes/demo/train.sh real-seg     # (after many-corpus) real-voice phrases of the LibriSpeech clips (segment_real.py),
+#                                      # prepared, and many4_bal_prep's view with them added (each x REAL_SEG_REPEAT), then:
+#   CORPUS=/work/corpus/many_all4 PREP=/work/corpus/many4r_prep TACO_RUN=... recipes/demo/train.sh synthesizer
 #
 # Paths: CORPUS (default /work/corpus/demo), RUNS (default /work/runs), SHARED (default ../shared), MEL_CACHE (default
 # $RUNS/mel_cache: the vocoders' ground-truth mels, computed once). THREADS (default 1) torch threads, MAX_STEPS caps
@@ -84,6 +87,17 @@ many-corpus)
     exec $PYTHON recipes/demo/reweight_prep.py "$C/many_all4_prep" --out "$C/many4_bal_prep" \
         --speakers "$C/many/speakers.json" --speakers "$C/many_v3/speakers.json" --speakers "$C/many_v4/speakers.json" \
         --repeat flite=4 --repeat festival=4 ;;
+real-seg)
+    # the phrases of the 251 real LibriSpeech training clips that pocketsphinx is sure of (resumable), their mels and
+    # GE2E embeddings, and the many-voice view (flite/festival x4, as many4_bal_prep) with them added, each listed
+    # REAL_SEG_REPEAT times (default 24: about 15 % of the rows)
+    C=${CORPUS_ROOT:-/work/corpus}
+    $PYTHON recipes/demo/segment_real.py "${SHARED:-../shared}/data" --out "$C/real_seg"
+    $VCFRAME train synthesizer preprocess "$C/real_seg" --out "$C/real_seg_prep" --encoder ge2e --workers "${WORKERS:-2}"
+    if [ -d "$C/many4r_prep" ]; then echo "$C/many4r_prep is made"; exit 0; fi
+    exec $PYTHON recipes/demo/reweight_prep.py "$C/many_all4_prep" --out "$C/many4r_prep" \
+        --speakers "$C/many/speakers.json" --speakers "$C/many_v3/speakers.json" --speakers "$C/many_v4/speakers.json" \
+        --repeat flite=4 --repeat festival=4 --add "$C/real_seg_prep=${REAL_SEG_REPEAT:-24}" ;;
 synthesizer)
     # the schedule the demo run follows (applied on --resume too): lr 1e-3 to step 8,600, then 2e-4 from 8,600 on.
     # TACO_RUN (default $RUNS/taco) is the run folder (gta and export read it too); a new run starts from TACO_INIT
@@ -162,5 +176,5 @@ export)
         $VCFRAME train vocoder --plugin hifigan export --run-dir "$RUNS/hifigan" --out "$RUNS/export/hifigan-demo.safetensors" --license "MIT"
     fi ;;
 *)
-    sed -n '2,20p' "$0"; exit 2 ;;
+    sed -n '2,/^set -eu/p' "$0" | sed '$d'; exit 2 ;;
 esac

@@ -80,3 +80,30 @@ def test_many_corpus_makes_links_prepares_and_reweights_then_resumes(tmp_path: P
 
     again = run()  # everything made: the corpus and preprocess steps resume (their own checks), the view is kept
     assert len(again) == 6 and not any("reweight_prep.py" in call for call in again)
+
+
+@pytest.mark.skipif(shutil.which("sh") is None, reason="needs a POSIX sh")
+def test_real_seg_segments_prepares_and_adds_the_real_phrases_then_resumes(tmp_path: Path) -> None:
+    stand_in = tmp_path / "stand_in"
+    stand_in.write_text(STAND_IN.format(python=sys.executable))
+    stand_in.chmod(0o755)
+    log = tmp_path / "log.txt"
+    corpus = tmp_path / "corpus"
+    env = dict(os.environ, PYTHON=str(stand_in), VCFRAME=str(stand_in), CORPUS_ROOT=str(corpus), STAND_IN_LOG=str(log))
+
+    def run() -> list[str]:
+        log.write_text("")
+        result = subprocess.run(["sh", str(DEMO / "train.sh"), "real-seg"], env=env, capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr
+        return log.read_text().splitlines()
+
+    calls = run()
+    assert [call.split(" --out ")[0] for call in calls] == [
+        "segment_real.py ../shared/data",
+        f"train synthesizer preprocess {corpus}/real_seg",
+        f"reweight_prep.py {corpus}/many_all4_prep",
+    ]
+    assert calls[2].endswith(f"--repeat flite=4 --repeat festival=4 --add {corpus}/real_seg_prep=24")
+    assert f"--out {corpus}/many4r_prep " in calls[2] and calls[2].count("--speakers") == 3
+    again = run()  # segmenting and preprocess resume by their own checks; the view is kept
+    assert len(again) == 2 and not any("reweight_prep.py" in call for call in again)
