@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -33,28 +34,35 @@ else:
 """
 
 
-@pytest.mark.skipif(shutil.which("sh") is None or shutil.which("renice") is None, reason="needs a POSIX sh and renice")
-def test_many_corpus_makes_links_prepares_and_reweights_then_resumes(tmp_path: Path) -> None:
+def _stand_in_runner(tmp_path: Path, step: str) -> Callable[[], list[str]]:
+    """A function that runs ``train.sh STEP`` with every program a logging stand-in (corpus root
+    ``tmp_path/corpus``) and returns the calls it made, one line each."""
     stand_in = tmp_path / "stand_in"
     stand_in.write_text(STAND_IN.format(python=sys.executable))
     stand_in.chmod(0o755)
     log = tmp_path / "log.txt"
-    corpus = tmp_path / "corpus"
     env = dict(
         os.environ,
         PYTHON=str(stand_in),
         VCFRAME=str(stand_in),
-        CORPUS_ROOT=str(corpus),
+        CORPUS_ROOT=str(tmp_path / "corpus"),
         STAND_IN_LOG=str(log),
         NICE="0",
     )
 
     def run() -> list[str]:
         log.write_text("")
-        result = subprocess.run(["sh", str(DEMO / "train.sh"), "many-corpus"], env=env, capture_output=True, text=True)
+        result = subprocess.run(["sh", str(DEMO / "train.sh"), step], env=env, capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
         return log.read_text().splitlines()
 
+    return run
+
+
+@pytest.mark.skipif(shutil.which("sh") is None or shutil.which("renice") is None, reason="needs a POSIX sh and renice")
+def test_many_corpus_makes_links_prepares_and_reweights_then_resumes(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    run = _stand_in_runner(tmp_path, "many-corpus")
     calls = run()
     assert [call.split(" --out ")[0] for call in calls] == [
         "make_corpus.py --sentences-per-speaker 120 --jobs 1",
@@ -84,19 +92,8 @@ def test_many_corpus_makes_links_prepares_and_reweights_then_resumes(tmp_path: P
 
 @pytest.mark.skipif(shutil.which("sh") is None, reason="needs a POSIX sh")
 def test_real_seg_segments_prepares_and_adds_the_real_phrases_then_resumes(tmp_path: Path) -> None:
-    stand_in = tmp_path / "stand_in"
-    stand_in.write_text(STAND_IN.format(python=sys.executable))
-    stand_in.chmod(0o755)
-    log = tmp_path / "log.txt"
     corpus = tmp_path / "corpus"
-    env = dict(os.environ, PYTHON=str(stand_in), VCFRAME=str(stand_in), CORPUS_ROOT=str(corpus), STAND_IN_LOG=str(log))
-
-    def run() -> list[str]:
-        log.write_text("")
-        result = subprocess.run(["sh", str(DEMO / "train.sh"), "real-seg"], env=env, capture_output=True, text=True)
-        assert result.returncode == 0, result.stderr
-        return log.read_text().splitlines()
-
+    run = _stand_in_runner(tmp_path, "real-seg")
     calls = run()
     assert [call.split(" --out ")[0] for call in calls] == [
         "segment_real.py ../shared/data",
