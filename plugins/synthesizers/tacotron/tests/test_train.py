@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -142,6 +143,19 @@ def test_resume_with_another_schedule_applies_it(prepared: Path, tmp_path: Path)
     assert kept["train"]["schedule"] == after["train"]["schedule"]
     assert kept["train"]["schedule_changes"] == after["train"]["schedule_changes"]
     assert kept["optimizer_state"]["param_groups"][0]["lr"] == 2e-4 and kept["step"] == 4
+
+
+def test_resume_on_other_data_says_so_and_records_it(prepared: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    _fit(prepared, run_dir, "--max-steps", "2")
+    other = tmp_path / "other_prep"
+    shutil.copytree(prepared, other)
+    output = _fit(other, run_dir, "--max-steps", "3", "--resume")
+    assert f"training data changed at step 2: {prepared.resolve()} -> {other.resolve()}" in output
+    change = [{"step": 2, "old": str(prepared.resolve()), "new": str(other.resolve())}]
+    assert _checkpoint(run_dir)["train"]["data_changes"] == change
+    output = _fit(other, run_dir, "--max-steps", "4", "--resume")  # the same data again: the record stays
+    assert "training data changed" not in output and _checkpoint(run_dir)["train"]["data_changes"] == change
 
 
 def test_resume_with_another_batch_size_starts_a_fresh_epoch(prepared: Path, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -119,6 +119,26 @@ def bucketed_batches(frames: list[int], batch_size: int, seed: int, epoch: int) 
     order = sorted(range(len(frames)), key=lambda i: (frames[i], noise[i]))
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def note_change(
+    saved_train: dict[str, Any],
+    train_info: dict[str, Any],
+    field: str,
+    default: Any,
+    step: int,
+    echo: Callable[[str], None],
+) -> None:
+    """On resume: carry ``<field>_changes`` over from the checkpoint's ``train`` record into ``train_info``, and
+    add one (and say so) when ``train_info[field]`` differs from the saved value (``default`` for checkpoints saved
+    before the field existed; None there means nothing to compare)."""
+    before = saved_train.get(field, default)
+    changes = list(saved_train.get(f"{field}_changes", []))
+    if before is not None and before != train_info[field]:
+        changes.append({"step": step, "old": before, "new": train_info[field]})
+        echo(f"{'training data' if field == 'data' else field} changed at step {step}: {before} -> {train_info[field]}")
+    if changes:
+        train_info[f"{field}_changes"] = changes
 
 
 class LengthBucketSampler:
@@ -657,13 +677,9 @@ def _fit(
     if saved is not None and "schedule_changes" in saved["train"]:
         train_info["schedule_changes"] = saved["train"]["schedule_changes"]
     if saved is not None:
-        before = saved["train"].get("precision", "fp32")  # runs from before --precision trained in float32
-        changes = list(saved["train"].get("precision_changes", []))
-        if before != precision:
-            changes.append({"step": step, "old": before, "new": precision})
-            session.echo(f"precision changed at step {step}: {before} -> {precision}")
-        if changes:
-            train_info["precision_changes"] = changes
+        # runs from before --precision trained in float32
+        note_change(saved["train"], train_info, "precision", "fp32", step, session.echo)
+        note_change(saved["train"], train_info, "data", None, step, session.echo)
     bf16_parts = " (the CBHGs' convolutions and highways in bfloat16)" if precision == "bf16" else ""
     session.echo(f"precision {precision}{bf16_parts}, {torch.get_num_threads()} thread(s)")
     if session.is_main:
