@@ -111,6 +111,17 @@ def main() -> None:
         default="demo",
         help="quality status: 'usable' only when the weights meet their component's bar (docs/models.md)",
     )
+    parser.add_argument(
+        "--training-data",
+        help="replaces the component's default training-data description (e.g. weights trained further or "
+        "interpolated between runs: say every corpus they learned from)",
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        help="training steps to record when the export's step count does not say them (an interpolation of the "
+        "shipped weights and a run continued from them: the steps of the longer lineage)",
+    )
     parser.add_argument("--words-heard-right", type=float, help="benchmarks/quality.py: percent, real voices")
     parser.add_argument("--similarity", type=float, help="benchmarks/quality.py: GE2E similarity, real voices")
     parser.add_argument("--commit", help="commit the figures were measured at")
@@ -123,7 +134,9 @@ def main() -> None:
         "commit": args.commit,
         "measured": args.measured,
     }
-    training_data = str(target["training_data"]) + (f"; {args.mels}" if args.kind != "synthesizer" else "")
+    training_data = args.training_data or (
+        str(target["training_data"]) + (f"; {args.mels}" if args.kind != "synthesizer" else "")
+    )
 
     from vcframe.checkpoints import load_state, sha256_of, to_half_precision
 
@@ -138,6 +151,14 @@ def main() -> None:
         if args.kind == "synthesizer" and args.inference_dropout is not None:
             command += ["--inference-dropout", str(args.inference_dropout)]
         subprocess.run(command, check=True)
+        if args.steps is not None:  # the file's own metadata says the same as the registry entry
+            from safetensors import safe_open
+            from safetensors.torch import load_file, save_file
+
+            with safe_open(str(exported), framework="pt") as handle:
+                file_metadata = dict(handle.metadata() or {})
+            file_metadata["steps"] = str(args.steps)
+            save_file(load_file(str(exported)), str(exported), metadata=file_metadata)
         to_half_precision(exported, destination)
     _, metadata = load_state(destination)
     steps = int(metadata.get("steps", 0))
