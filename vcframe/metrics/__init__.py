@@ -3,8 +3,9 @@
 Reusable functions (import them directly; heavy dependencies load on first use):
 
 * :func:`speaker_similarity`, :class:`SpeakerJudge`, :func:`cosine_similarity` (``vcframe.metrics.speaker``)
-* :func:`word_error_rate`, :func:`word_errors`, :func:`normalize_transcript`, :class:`Recognizer`
-  (``vcframe.metrics.asr``; the recogniser needs ``pip install 'vcframe-core[asr]'``)
+* :func:`word_error_rate`, :func:`word_errors`, :func:`normalize_transcript`, :class:`Recognizer` (``transcribe``,
+  and ``timed_words``: each word's time span and confidence), :class:`HeardWord` (``vcframe.metrics.asr``; the
+  recogniser needs ``pip install 'vcframe-core[asr]'``)
 * :func:`mel_cepstral_distortion`, :func:`mel_cepstrum` (``vcframe.metrics.mcd``)
 * :class:`StageMeter` (``vcframe.metrics.resources``): seconds and peak memory of each pipeline stage
 * :func:`mean_confidence_interval`, :func:`paired_ratio_difference` (``vcframe.metrics.stats``)
@@ -33,6 +34,7 @@ _LAZY = {
     "SpeakerJudge": "vcframe.metrics.speaker",
     "cosine_similarity": "vcframe.metrics.speaker",
     "speaker_similarity": "vcframe.metrics.speaker",
+    "HeardWord": "vcframe.metrics.asr",
     "Recognizer": "vcframe.metrics.asr",
     "WordErrors": "vcframe.metrics.asr",
     "normalize_transcript": "vcframe.metrics.asr",
@@ -48,7 +50,14 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from vcframe.metrics.asr import Recognizer, WordErrors, normalize_transcript, word_error_rate, word_errors
+    from vcframe.metrics.asr import (
+        HeardWord,
+        Recognizer,
+        WordErrors,
+        normalize_transcript,
+        word_error_rate,
+        word_errors,
+    )
     from vcframe.metrics.context import MetricContext
     from vcframe.metrics.mcd import mel_cepstral_distortion, mel_cepstrum
     from vcframe.metrics.registry import (
@@ -82,6 +91,7 @@ __all__ = [
     "SpeakerJudge",
     "StageMeter",
     "WordErrors",
+    "HeardWord",
     "build_metric",
     "cosine_similarity",
     "default_metric_registry",
