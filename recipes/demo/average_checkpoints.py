@@ -86,13 +86,11 @@ def _load(path: Path) -> dict[str, Any]:
     """A trainer's checkpoint, or exported ``.safetensors`` weights as a checkpoint with only ``model_state`` (and
     the step its metadata records)."""
     if path.suffix == ".safetensors":
-        from safetensors import safe_open
-        from safetensors.torch import load_file
+        from vcframe.checkpoints import load_state
 
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-        step = metadata.get("step") or metadata.get("steps")
-        return {"model_state": load_file(str(path)), "step": int(step) if step and step.isdigit() else None}
+        state, metadata = load_state(path)
+        step = metadata.get("step", metadata.get("steps"))
+        return {"model_state": state, "step": int(step) if isinstance(step, int) else None}
     # the trainers' own checkpoints carry RNG state and config objects, so this trusted-input recipe loads them
     # in full; never point it at a downloaded file
     return torch.load(path, map_location="cpu", weights_only=False)

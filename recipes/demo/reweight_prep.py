@@ -87,6 +87,17 @@ def reweighted_rows(
     return result
 
 
+def read_prepared(folder: Path, what: str) -> tuple[list[dict[str, object]], dict[str, object]]:
+    """(manifest rows, info.json or {}) of a folder written by the synthesizer preprocess; SystemExit naming
+    ``what`` (the argument it came from) when it has no manifest."""
+    manifest = folder / "manifest.jsonl"
+    if not manifest.is_file():
+        raise SystemExit(f"{what}{manifest} does not exist; run 'vcframe train synthesizer preprocess' first")
+    rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
+    info = json.loads((folder / "info.json").read_text()) if (folder / "info.json").is_file() else {}
+    return rows, info
+
+
 def added_rows(spec: str, info: dict[str, object]) -> tuple[Path, int, list[dict[str, object]]]:
     """``--add PREP=N``: (folder, N, its rows each N times with absolute mel/embed paths). Refuses a folder whose mel
     settings or embedding space differ from ``info``'s, naming the field and both values."""
@@ -94,22 +105,15 @@ def added_rows(spec: str, info: dict[str, object]) -> tuple[Path, int, list[dict
     if not separator or not folder_text or not count.isdigit() or int(count) < 1:
         raise SystemExit(f"--add {spec!r}: expected PREP=N with N >= 1, e.g. /work/corpus/real_seg_prep=8")
     folder = Path(folder_text)
-    manifest = folder / "manifest.jsonl"
-    if not manifest.is_file():
-        raise SystemExit(f"--add {spec!r}: {manifest} does not exist; run 'vcframe train synthesizer preprocess'")
-    added_info = json.loads((folder / "info.json").read_text()) if (folder / "info.json").is_file() else {}
+    rows, added_info = read_prepared(folder, f"--add {spec!r}: ")
     for field in ("mel_spec", "embedding_spec"):
         if added_info.get(field) != info.get(field):
             raise SystemExit(
                 f"--add {spec!r}: its {field} {added_info.get(field)} differs from the main folder's {info.get(field)}"
             )
-    rows = []
-    for line in manifest.read_text().splitlines():
-        if line.strip():
-            row = json.loads(line)
-            for key in ("mel", "embed"):
-                row[key] = str((folder / str(row[key])).resolve())
-            rows.append(row)
+    for row in rows:
+        for key in ("mel", "embed"):
+            row[key] = str((folder / str(row[key])).resolve())
     return folder, int(count), [row for row in rows for _ in range(int(count))]
 
 
@@ -123,17 +127,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--heard-scale", type=float, default=10.0, help="repeats = max(1, round(SCALE * heard))")
     parser.add_argument("--add", action="append", default=[], help="PREP=N: append that prepared folder's rows N times")
     args = parser.parse_args(argv)
-    manifest = args.prep / "manifest.jsonl"
-    if not manifest.is_file():
-        raise SystemExit(f"{manifest} does not exist; run 'vcframe train synthesizer preprocess' first")
+    rows, info = read_prepared(args.prep, "")
     if args.out.exists():
         raise SystemExit(f"{args.out} exists; choose a new folder (or remove it)")
     repeats = engine_repeats(args.repeat)
     engines = speaker_engines(args.speakers)
-    rows = [json.loads(line) for line in manifest.read_text().splitlines() if line.strip()]
     voice_repeats = heard_repeats(args.heard, args.heard_scale) if args.heard is not None else None
     result = reweighted_rows(rows, engines, repeats, voice_repeats)
-    info = json.loads((args.prep / "info.json").read_text()) if (args.prep / "info.json").is_file() else {}
     info["reweighted"] = {"from": str(args.prep.resolve()), "repeat": repeats, "rows": len(result)}
     if args.heard is not None:
         info["reweighted"]["heard"] = {"report": str(args.heard.resolve()), "scale": args.heard_scale}

@@ -138,7 +138,7 @@ def main() -> None:
         str(target["training_data"]) + (f"; {args.mels}" if args.kind != "synthesizer" else "")
     )
 
-    from vcframe.checkpoints import load_state, sha256_of, to_half_precision
+    from vcframe.checkpoints import load_state, save_safetensors, sha256_of, to_half_precision
 
     package = ROOT / "plugins" / str(target["package"])
     destination = package / str(target["module"]) / "weights" / str(target["file"])
@@ -152,13 +152,8 @@ def main() -> None:
             command += ["--inference-dropout", str(args.inference_dropout)]
         subprocess.run(command, check=True)
         if args.steps is not None:  # the file's own metadata says the same as the registry entry
-            from safetensors import safe_open
-            from safetensors.torch import load_file, save_file
-
-            with safe_open(str(exported), framework="pt") as handle:
-                file_metadata = dict(handle.metadata() or {})
-            file_metadata["steps"] = str(args.steps)
-            save_file(load_file(str(exported)), str(exported), metadata=file_metadata)
+            state, file_metadata = load_state(exported)
+            save_safetensors(state, exported, {**file_metadata, "steps": args.steps})
         to_half_precision(exported, destination)
     _, metadata = load_state(destination)
     steps = int(metadata.get("steps", 0))

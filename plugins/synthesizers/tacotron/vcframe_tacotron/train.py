@@ -128,15 +128,16 @@ def note_change(
     default: Any,
     step: int,
     echo: Callable[[str], None],
+    label: str | None = None,
 ) -> None:
     """On resume: carry ``<field>_changes`` over from the checkpoint's ``train`` record into ``train_info``, and
-    add one (and say so) when ``train_info[field]`` differs from the saved value (``default`` for checkpoints saved
-    before the field existed; None there means nothing to compare)."""
+    add one (and say so, naming it ``label``, default the field) when ``train_info[field]`` differs from the saved
+    value (``default`` for checkpoints saved before the field existed; None there means nothing to compare)."""
     before = saved_train.get(field, default)
     changes = list(saved_train.get(f"{field}_changes", []))
     if before is not None and before != train_info[field]:
         changes.append({"step": step, "old": before, "new": train_info[field]})
-        echo(f"{'training data' if field == 'data' else field} changed at step {step}: {before} -> {train_info[field]}")
+        echo(f"{label or field} changed at step {step}: {before} -> {train_info[field]}")
     if changes:
         train_info[f"{field}_changes"] = changes
 
@@ -679,7 +680,7 @@ def _fit(
     if saved is not None:
         # runs from before --precision trained in float32
         note_change(saved["train"], train_info, "precision", "fp32", step, session.echo)
-        note_change(saved["train"], train_info, "data", None, step, session.echo)
+        note_change(saved["train"], train_info, "data", None, step, session.echo, "training data")
     bf16_parts = " (the CBHGs' convolutions and highways in bfloat16)" if precision == "bf16" else ""
     session.echo(f"precision {precision}{bf16_parts}, {torch.get_num_threads()} thread(s)")
     if session.is_main:
