@@ -28,6 +28,13 @@
 #   recipes/demo/train.sh real-seg     # (after many-corpus) real-voice phrases of the LibriSpeech clips (segment_real.py),
 #                                      # prepared, and many4_bal_prep's view with them added (each x REAL_SEG_REPEAT), then:
 #   CORPUS=/work/corpus/many_all4 PREP=/work/corpus/many4r_prep TACO_RUN=... recipes/demo/train.sh synthesizer
+#   CORPUS=/work/corpus/demo15 recipes/demo/train.sh real-var   # (after prepare and real-seg) two new voices per real
+#                                      # speaker (vary_real.py: WORLD pitch + vocal-tract changes), prepared, and two
+#                                      # views of the 15-voice corpus: ${CORPUS}r_prep (+ the real pieces) and
+#                                      # ${CORPUS}rv_prep (+ the real pieces and their new voices), then:
+#   CORPUS=/work/corpus/demo15 PREP=/work/corpus/demo15rv_prep TACO_RUN=... \
+#       TACO_INIT=plugins/synthesizers/tacotron/vcframe_tacotron/weights/tacotron-demo.safetensors \
+#       TACO_SCHEDULE="4,2e-4,20000,16;4,1e-4,80000,16" recipes/demo/train.sh synthesizer
 #
 # Paths: CORPUS (default /work/corpus/demo), RUNS (default /work/runs), SHARED (default ../shared), MEL_CACHE (default
 # $RUNS/mel_cache: the vocoders' ground-truth mels, computed once). THREADS (default 1) torch threads, MAX_STEPS caps
@@ -98,6 +105,20 @@ real-seg)
     exec $PYTHON recipes/demo/reweight_prep.py "$C/many_all4_prep" --out "$C/many4r_prep" \
         --speakers "$C/many/speakers.json" --speakers "$C/many_v3/speakers.json" --speakers "$C/many_v4/speakers.json" \
         --repeat flite=4 --repeat festival=4 --add "$C/real_seg_prep=${REAL_SEG_REPEAT:-24}" ;;
+real-var)
+    # the real pieces (real-seg) each resynthesized as REAL_VAR_VARIANTS (default 2) new voices (resumable), their mels
+    # and GE2E embeddings, and the views of $CORPUS's prepared folder: + the pieces x REAL_SEG_REPEAT (default 2,
+    # 12-14 % of the rows beside the 15-voice corpus), and + the pieces and the new voices x REAL_VAR_REPEAT (default 1)
+    C=${CORPUS_ROOT:-/work/corpus}
+    $PYTHON recipes/demo/vary_real.py "$C/real_seg" --out "$C/real_var" --variants "${REAL_VAR_VARIANTS:-2}"
+    $VCFRAME train synthesizer preprocess "$C/real_var" --out "$C/real_var_prep" --encoder ge2e --workers "${WORKERS:-2}"
+    if [ ! -d "${CORPUS}r_prep" ]; then
+        $PYTHON recipes/demo/reweight_prep.py "$PREP" --out "${CORPUS}r_prep" --speakers "$CORPUS/speakers.json" \
+            --add "$C/real_seg_prep=${REAL_SEG_REPEAT:-2}"
+    fi
+    if [ -d "${CORPUS}rv_prep" ]; then echo "${CORPUS}rv_prep is made"; exit 0; fi
+    exec $PYTHON recipes/demo/reweight_prep.py "$PREP" --out "${CORPUS}rv_prep" --speakers "$CORPUS/speakers.json" \
+        --add "$C/real_seg_prep=${REAL_SEG_REPEAT:-2}" --add "$C/real_var_prep=${REAL_VAR_REPEAT:-1}" ;;
 synthesizer)
     # the schedule the demo run follows (applied on --resume too): lr 1e-3 to step 8,600, then 2e-4 from 8,600 on.
     # TACO_RUN (default $RUNS/taco) is the run folder (gta and export read it too); a new run starts from TACO_INIT

@@ -1,6 +1,6 @@
-"""train.sh's many-corpus step with its programs replaced by stand-ins that log their arguments and make the folders
-the real ones would: the order of the steps, the links of the combined corpus and its held-out folders, the
-re-weighted view, and a second run that resumes instead of failing."""
+"""train.sh's corpus steps (many-corpus, real-seg, real-var) with their programs replaced by stand-ins that log
+their arguments and make the folders the real ones would: the order of the steps, the links of the combined corpus
+and its held-out folders, the re-weighted views, and a second run that resumes instead of failing."""
 
 from __future__ import annotations
 
@@ -34,9 +34,9 @@ else:
 """
 
 
-def _stand_in_runner(tmp_path: Path, step: str) -> Callable[[], list[str]]:
+def _stand_in_runner(tmp_path: Path, step: str, **variables: str) -> Callable[[], list[str]]:
     """A function that runs ``train.sh STEP`` with every program a logging stand-in (corpus root
-    ``tmp_path/corpus``) and returns the calls it made, one line each."""
+    ``tmp_path/corpus``; ``variables`` added to the environment) and returns the calls it made, one line each."""
     stand_in = tmp_path / "stand_in"
     stand_in.write_text(STAND_IN.format(python=sys.executable))
     stand_in.chmod(0o755)
@@ -48,6 +48,7 @@ def _stand_in_runner(tmp_path: Path, step: str) -> Callable[[], list[str]]:
         CORPUS_ROOT=str(tmp_path / "corpus"),
         STAND_IN_LOG=str(log),
         NICE="0",
+        **variables,
     )
 
     def run() -> list[str]:
@@ -103,4 +104,24 @@ def test_real_seg_segments_prepares_and_adds_the_real_phrases_then_resumes(tmp_p
     assert calls[2].endswith(f"--repeat flite=4 --repeat festival=4 --add {corpus}/real_seg_prep=24")
     assert f"--out {corpus}/many4r_prep " in calls[2] and calls[2].count("--speakers") == 3
     again = run()  # segmenting and preprocess resume by their own checks; the view is kept
+    assert len(again) == 2 and not any("reweight_prep.py" in call for call in again)
+
+
+@pytest.mark.skipif(shutil.which("sh") is None, reason="needs a POSIX sh")
+def test_real_var_makes_new_voices_prepares_and_both_views_then_resumes(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    demo = corpus / "demo15"
+    run = _stand_in_runner(tmp_path, "real-var", CORPUS=str(demo))
+    calls = run()
+    assert [call.split(" --out ")[0] for call in calls] == [
+        f"vary_real.py {corpus}/real_seg",
+        f"train synthesizer preprocess {corpus}/real_var",
+        f"reweight_prep.py {demo}_prep",
+        f"reweight_prep.py {demo}_prep",
+    ]
+    assert calls[0].endswith("--variants 2")
+    assert f"--out {demo}r_prep --speakers {demo}/speakers.json --add {corpus}/real_seg_prep=2" in calls[2]
+    assert calls[3].endswith(f"--add {corpus}/real_seg_prep=2 --add {corpus}/real_var_prep=1")
+    assert f"--out {demo}rv_prep " in calls[3]
+    again = run()  # the new voices and preprocess resume by their own checks; both views are kept
     assert len(again) == 2 and not any("reweight_prep.py" in call for call in again)
