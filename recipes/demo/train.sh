@@ -122,8 +122,9 @@ real-var)
 synthesizer)
     # the schedule the demo run follows (applied on --resume too): lr 1e-3 to step 8,600, then 2e-4 from 8,600 on.
     # TACO_RUN (default $RUNS/taco) is the run folder (gta and export read it too); a new run starts from TACO_INIT
-    # when set (e.g. the shipped weights, continued on a bigger corpus); TACO_SCHEDULE replaces the schedule
-    exec $VCFRAME train synthesizer fit --data "$PREP" --run-dir "$TACO_RUN" \
+    # when set (e.g. the shipped weights, continued on a bigger corpus); TACO_SCHEDULE replaces the schedule;
+    # TACO_TRAIN_ONLY=speaker trains only the weights' columns that read the speaker embedding (new voices, same speech)
+    exec $VCFRAME train synthesizer fit --train-only "${TACO_TRAIN_ONLY:-all}" --data "$PREP" --run-dir "$TACO_RUN" \
         --preset small -o r=4 --schedule "${TACO_SCHEDULE:-4,1e-3,8600,16;4,2e-4,20000,16;4,1e-4,80000,16}" \
         --masking clean --guided-attention 1.0 --guided-until 20000 \
         --max-steps "${MAX_STEPS:-40000}" --checkpoint-every 100 --eval-every 500 --log-every 10 \

@@ -347,3 +347,50 @@ def test_resume_after_a_kill_cleans_temporaries_and_repeats_no_log_row(prepared:
     assert [row["step"] for row in log] == [1, 2, 3, 4] and log[2]["loss"] != 9.0
     assert [json.loads(line)["step"] for line in (run_dir / "valid.jsonl").read_text().splitlines()] == [2]
     assert not any(path.exists() for path in stale)
+
+
+
+def test_train_only_speaker_moves_only_the_columns_that_read_the_embedding(prepared: Path, tmp_path: Path) -> None:
+    """--train-only speaker: after steps from --init weights, every weight equals its start except the column blocks
+    of speaker_path_columns (the embedding's 256 inputs of four weights), which all moved; the setting is saved and
+    kept on --resume (batch norms' running statistics included); an unknown value is refused."""
+    from vcframe_tacotron.train import _load_run, speaker_path_columns
+
+    from vcframe.checkpoints import save_safetensors
+
+    _fit(prepared, tmp_path / "base", "--max-steps", "1")
+    start = _checkpoint(tmp_path / "base")["model_state"]
+    init = tmp_path / "init.safetensors"
+    save_safetensors(start, init)
+    run_dir = tmp_path / "speaker"
+    output = _fit(prepared, run_dir, "--max-steps", "2", "--init", str(init), "--train-only", "speaker")
+    assert "training only the speaker path" in output
+    trained = _checkpoint(run_dir)
+    assert trained["train"]["train_only"] == "speaker"
+    blocks = speaker_path_columns(_load_run(run_dir)[1])
+    assert set(blocks) == {
+        "encoder_proj.weight",
+        "decoder.attn_rnn.weight_ih",
+        "decoder.rnn_input.weight",
+        "decoder.stop_proj.weight",
+    }
+    floating = {key for key, value in start.items() if value.is_floating_point()}
+    moved = {key for key in floating if not torch.equal(trained["model_state"][key], start[key])}
+    assert moved == set(blocks)
+    for name, block in blocks.items():
+        after, before = trained["model_state"][name], start[name]
+        assert block.stop - block.start == 256 and block.stop <= after.shape[1]
+        outside = torch.ones(after.shape[1], dtype=torch.bool)
+        outside[block] = False
+        assert torch.equal(after[:, outside], before[:, outside]), name  # the frozen columns stay exact
+        assert not torch.equal(after[:, block], before[:, block]), name
+
+    _fit(prepared, run_dir, "--max-steps", "3", "--resume")
+    resumed = _checkpoint(run_dir)
+    assert resumed["step"] == 3 and resumed["train"]["train_only"] == "speaker"
+    for key in floating - set(blocks):
+        assert torch.equal(resumed["model_state"][key], start[key]), key
+    bad = ["fit", "--data", str(prepared), "--run-dir", str(tmp_path / "bad"), "--preset", "tiny"]
+    result = RUNNER.invoke(app, [*bad, "--train-only", "postnet"])
+    assert result.exit_code != 0
+    assert "train_only must be one of all, speaker" in str(result.exception) + result.output

@@ -454,6 +454,7 @@ class Tacotron(nn.Module):
     ) -> None:
         super().__init__()
         self.n_mels = n_mels
+        self.speaker_embedding_size = speaker_embedding_size
         self.encoder = Encoder(embed_dims, num_chars, encoder_dims, encoder_K, num_highways)
         self.encoder_proj = nn.Linear(encoder_dims + speaker_embedding_size, decoder_dims, bias=False)
         self.decoder = Decoder(n_mels, encoder_dims, decoder_dims, lstm_dims, speaker_embedding_size, max_r)

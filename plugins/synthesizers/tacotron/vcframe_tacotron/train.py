@@ -352,6 +352,56 @@ def build_config(
     )
 
 
+TRAIN_ONLY = ("all", "speaker")
+
+
+def speaker_path_columns(network: torch.nn.Module) -> dict[str, slice]:
+    """The weights that read the speaker embedding, each with the slice of its input columns that does.
+
+    The embedding enters the Tacotron only by concatenation: to the encoder outputs (``encoder_proj``, the attention
+    keys) and so to every attention context, which ``decoder.attn_rnn``, ``decoder.rnn_input`` and
+    ``decoder.stop_proj`` read. These column blocks are the linear map from the embedding into the decoder, so a
+    run that trains only them (``--train-only speaker``) changes how an embedding is spoken and nothing else: text
+    encoding, attention dynamics, the decoder's recurrences and the post-net stay as they were."""
+    decoder = network.decoder
+    speaker = network.speaker_embedding_size
+    memory = decoder.rnn_input.in_features - decoder.attn_rnn.hidden_size  # encoder outputs + speaker
+    lstm = decoder.res_rnn1.hidden_size
+    return {
+        "encoder_proj.weight": slice(network.encoder_proj.in_features - speaker, network.encoder_proj.in_features),
+        "decoder.attn_rnn.weight_ih": slice(memory - speaker, memory),
+        "decoder.rnn_input.weight": slice(memory - speaker, memory),
+        "decoder.stop_proj.weight": slice(lstm + memory - speaker, lstm + memory),
+    }
+
+
+def restrict_training(network: torch.nn.Module, train_only: str) -> int:
+    """Freeze what ``train_only`` leaves out: "all" trains every weight; "speaker" only the columns of
+    ``speaker_path_columns`` (other parameters get ``requires_grad=False``; the four weights' other columns get a
+    zero gradient, so Adam never moves them; the batch norms still normalise by batch, as in training, but their
+    running statistics, which inference uses, stay as they were: momentum 0). Returns the number of trainable
+    weights."""
+    if train_only not in TRAIN_ONLY:
+        raise ConfigError(f"train_only must be one of {', '.join(TRAIN_ONLY)}, got {train_only!r}")
+    parameters = dict(network.named_parameters())
+    if train_only == "all":
+        return sum(parameter.numel() for parameter in parameters.values())
+    columns = speaker_path_columns(network)
+    for module in network.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.momentum = 0.0
+    for name, parameter in parameters.items():
+        parameter.requires_grad_(name in columns)
+    trainable = 0
+    for name, kept in columns.items():
+        weight = parameters[name]
+        mask = torch.zeros_like(weight)
+        mask[:, kept] = 1.0
+        weight.register_hook(lambda gradient, mask=mask: gradient * mask)
+        trainable += int(mask.sum())
+    return trainable
+
+
 def training_precision(requested: str, device: torch.device) -> str:
     """``fp32`` or ``bf16`` for ``fit --precision``: on a CPU :func:`vcframe.cpu.resolve_precision` (``auto``:
     bf16 where the CPU computes it natively, AMX or AVX-512 BF16); on CUDA ``auto`` is fp32 (the gain was measured
@@ -575,6 +625,14 @@ def fit(
     ] = "auto",
     threads: Annotated[int, typer.Option(help="torch CPU threads.")] = 0,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")] = "cpu",
+    train_only: Annotated[
+        str,
+        typer.Option(
+            help="all, or speaker: only the weight columns that read the speaker embedding (the map from embedding "
+            "to decoder; text, attention and post-net frozen), e.g. to teach --init weights new voices without "
+            "touching how they speak. Kept on --resume."
+        ),
+    ] = "all",
 ) -> None:
     """Teacher-forced training with RTVC's loss, schedule, clipping; atomic checkpoints; exact --resume.
 
@@ -614,6 +672,7 @@ def _fit(
     precision: str,
     threads: int,
     device: str,
+    train_only: str,
 ) -> None:
     if threads:
         torch.set_num_threads(threads)
@@ -632,6 +691,7 @@ def _fit(
         saved = load_torch(checkpoint_path, what="training checkpoint")
         preset, overrides = saved["train"]["preset"], saved["train"]["overrides"]
         seed, masking = saved["train"]["seed"], saved["train"]["masking"]
+        train_only = saved["train"].get("train_only", "all")
         # an explicit --schedule replaces the saved one from the checkpoint's step on; without one it is kept
         if given_stages is not None:
             change = apply_schedule_on_resume(saved, given_stages)
@@ -655,6 +715,9 @@ def _fit(
         network.load_state_dict(state)
     target = session.device
     network.to(target)
+    trainable = restrict_training(network, train_only)
+    if train_only != "all":
+        session.echo(f"training only the speaker path: {trainable:,} weights")
     optimizer = torch.optim.Adam(network.parameters(), lr=stages[0][1])
     step, epoch, batch_in_epoch, epoch_batch_size = 0, 0, 0, stage_at(stages, 0)[3]
     if saved is not None:
@@ -675,6 +738,8 @@ def _fit(
         "data": str(data.resolve()),
         "precision": precision,
     }
+    if train_only != "all":
+        train_info["train_only"] = train_only
     if saved is not None and "schedule_changes" in saved["train"]:
         train_info["schedule_changes"] = saved["train"]["schedule_changes"]
     if saved is not None:
