@@ -349,7 +349,6 @@ def test_resume_after_a_kill_cleans_temporaries_and_repeats_no_log_row(prepared:
     assert not any(path.exists() for path in stale)
 
 
-
 def test_train_only_speaker_moves_only_the_columns_that_read_the_embedding(prepared: Path, tmp_path: Path) -> None:
     """--train-only speaker: after steps from --init weights, every weight equals its start except the column blocks
     of speaker_path_columns (the embedding's 256 inputs of four weights), which all moved; the setting is saved and
