@@ -393,3 +393,43 @@ def test_train_only_speaker_moves_only_the_columns_that_read_the_embedding(prepa
     result = RUNNER.invoke(app, [*bad, "--train-only", "postnet"])
     assert result.exit_code != 0
     assert "train_only must be one of all, speaker" in str(result.exception) + result.output
+
+
+def test_train_only_voice_trains_the_decoder_after_attention_and_keeps_text_and_attention(
+    prepared: Path, tmp_path: Path
+) -> None:
+    """--train-only voice: the speaker path plus the decoder after attention and the post-net move; the text encoder,
+    the attention (GRU, energies, pre-net) and the speaker path's text columns keep their values exactly."""
+    from vcframe_tacotron.train import VOICE_MODULES, _load_run, speaker_path_columns
+
+    from vcframe.checkpoints import save_safetensors
+
+    _fit(prepared, tmp_path / "base", "--max-steps", "1")
+    start = _checkpoint(tmp_path / "base")["model_state"]
+    init = tmp_path / "init.safetensors"
+    save_safetensors(start, init)
+    run_dir = tmp_path / "voice"
+    output = _fit(prepared, run_dir, "--max-steps", "2", "--init", str(init), "--train-only", "voice")
+    assert "training only the speaker path and the decoder after attention" in output
+    trained = _checkpoint(run_dir)["model_state"]
+    assert _checkpoint(run_dir)["train"]["train_only"] == "voice"
+    prefixes = ("encoder.", "decoder.attn_net.", "decoder.prenet.")
+    # (num_batches_tracked counts on; with momentum 0 it moves no statistic)
+    frozen = [key for key, value in start.items() if key.startswith(prefixes) and value.is_floating_point()]
+    frozen += ["decoder.attn_rnn.weight_hh", "decoder.attn_rnn.bias_ih", "decoder.attn_rnn.bias_hh"]
+    for key in frozen:
+        assert torch.equal(trained[key], start[key]), key
+    for key in (
+        "decoder.res_rnn1.weight_ih",
+        "decoder.res_rnn2.weight_hh",
+        "decoder.mel_proj.weight",
+        "post_proj.weight",
+    ):
+        assert key.startswith(VOICE_MODULES) and not torch.equal(trained[key], start[key]), key
+    for name, block in speaker_path_columns(_load_run(run_dir)[1]).items():
+        if name.startswith(VOICE_MODULES):
+            continue  # trained whole
+        outside = torch.ones(trained[name].shape[1], dtype=torch.bool)
+        outside[block] = False
+        assert torch.equal(trained[name][:, outside], start[name][:, outside]), name
+        assert not torch.equal(trained[name][:, block], start[name][:, block]), name

@@ -352,7 +352,18 @@ def build_config(
     )
 
 
-TRAIN_ONLY = ("all", "speaker")
+TRAIN_ONLY = ("all", "speaker", "voice")
+#: what "voice" trains whole besides the speaker path: the decoder after attention (the projection of context and
+#: attention state, the two residual LSTMs, the mel projection) and the post-net; text encoding, the attention
+#: (its GRU, location-sensitive energies, the pre-net) and the stop projection's other inputs stay frozen
+VOICE_MODULES = (
+    "decoder.rnn_input.",
+    "decoder.res_rnn1.",
+    "decoder.res_rnn2.",
+    "decoder.mel_proj.",
+    "postnet.",
+    "post_proj.",
+)
 
 
 def speaker_path_columns(network: torch.nn.Module) -> dict[str, slice]:
@@ -378,22 +389,27 @@ def speaker_path_columns(network: torch.nn.Module) -> dict[str, slice]:
 def restrict_training(network: torch.nn.Module, train_only: str) -> int:
     """Freeze what ``train_only`` leaves out: "all" trains every weight; "speaker" only the columns of
     ``speaker_path_columns`` (other parameters get ``requires_grad=False``; the four weights' other columns get a
-    zero gradient, so Adam never moves them; the batch norms still normalise by batch, as in training, but their
-    running statistics, which inference uses, stay as they were: momentum 0). Returns the number of trainable
-    weights."""
+    zero gradient, so Adam never moves them; the batch norms of frozen modules still normalise by batch, as in
+    training, but their running statistics, which inference uses, stay as they were: momentum 0); "voice" the
+    speaker path and the whole of ``VOICE_MODULES``, so how a voice sounds can change while how text is read
+    and aligned cannot. Returns the number of trainable weights."""
     if train_only not in TRAIN_ONLY:
         raise ConfigError(f"train_only must be one of {', '.join(TRAIN_ONLY)}, got {train_only!r}")
     parameters = dict(network.named_parameters())
     if train_only == "all":
         return sum(parameter.numel() for parameter in parameters.values())
     columns = speaker_path_columns(network)
-    for module in network.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+    whole = {name for name in parameters if train_only == "voice" and name.startswith(VOICE_MODULES)}
+    for name, module in network.named_modules():
+        trains = train_only == "voice" and f"{name}.".startswith(VOICE_MODULES)
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and not trains:
             module.momentum = 0.0
     for name, parameter in parameters.items():
-        parameter.requires_grad_(name in columns)
-    trainable = 0
+        parameter.requires_grad_(name in columns or name in whole)
+    trainable = sum(parameters[name].numel() for name in whole)
     for name, kept in columns.items():
+        if name in whole:
+            continue
         weight = parameters[name]
         mask = torch.zeros_like(weight)
         mask[:, kept] = 1.0
@@ -628,9 +644,10 @@ def fit(
     train_only: Annotated[
         str,
         typer.Option(
-            help="all, or speaker: only the weight columns that read the speaker embedding (the map from embedding "
+            help="all; speaker: only the weight columns that read the speaker embedding (the map from embedding "
             "to decoder; text, attention and post-net frozen), e.g. to teach --init weights new voices without "
-            "touching how they speak. Kept on --resume."
+            "touching how they read; voice: those and the decoder after attention and the post-net (text encoding "
+            "and attention frozen). Kept on --resume."
         ),
     ] = "all",
 ) -> None:
@@ -717,7 +734,8 @@ def _fit(
     network.to(target)
     trainable = restrict_training(network, train_only)
     if train_only != "all":
-        session.echo(f"training only the speaker path: {trainable:,} weights")
+        what = "the speaker path" if train_only == "speaker" else "the speaker path and the decoder after attention"
+        session.echo(f"training only {what}: {trainable:,} weights")
     optimizer = torch.optim.Adam(network.parameters(), lr=stages[0][1])
     step, epoch, batch_in_epoch, epoch_batch_size = 0, 0, 0, stage_at(stages, 0)[3]
     if saved is not None:
