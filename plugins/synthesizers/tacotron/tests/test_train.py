@@ -349,18 +349,24 @@ def test_resume_after_a_kill_cleans_temporaries_and_repeats_no_log_row(prepared:
     assert not any(path.exists() for path in stale)
 
 
-def test_train_only_speaker_moves_only_the_columns_that_read_the_embedding(prepared: Path, tmp_path: Path) -> None:
-    """--train-only speaker: after steps from --init weights, every weight equals its start except the column blocks
-    of speaker_path_columns (the embedding's 256 inputs of four weights), which all moved; the setting is saved and
-    kept on --resume (batch norms' running statistics included); an unknown value is refused."""
-    from vcframe_tacotron.train import _load_run, speaker_path_columns
-
+def _one_step_weights(prepared: Path, tmp_path: Path) -> tuple[dict[str, torch.Tensor], Path]:
+    """The model state after one step of the tiny preset, and the same saved as --init weights."""
     from vcframe.checkpoints import save_safetensors
 
     _fit(prepared, tmp_path / "base", "--max-steps", "1")
     start = _checkpoint(tmp_path / "base")["model_state"]
     init = tmp_path / "init.safetensors"
     save_safetensors(start, init)
+    return start, init
+
+
+def test_train_only_speaker_moves_only_the_columns_that_read_the_embedding(prepared: Path, tmp_path: Path) -> None:
+    """--train-only speaker: after steps from --init weights, every weight equals its start except the column blocks
+    of speaker_path_columns (the embedding's 256 inputs of four weights), which all moved; the setting is saved and
+    kept on --resume (batch norms' running statistics included); an unknown value is refused."""
+    from vcframe_tacotron.train import _load_run, speaker_path_columns
+
+    start, init = _one_step_weights(prepared, tmp_path)
     run_dir = tmp_path / "speaker"
     output = _fit(prepared, run_dir, "--max-steps", "2", "--init", str(init), "--train-only", "speaker")
     assert "training only the speaker path" in output
@@ -402,12 +408,7 @@ def test_train_only_voice_trains_the_decoder_after_attention_and_keeps_text_and_
     the attention (GRU, energies, pre-net) and the speaker path's text columns keep their values exactly."""
     from vcframe_tacotron.train import VOICE_MODULES, _load_run, speaker_path_columns
 
-    from vcframe.checkpoints import save_safetensors
-
-    _fit(prepared, tmp_path / "base", "--max-steps", "1")
-    start = _checkpoint(tmp_path / "base")["model_state"]
-    init = tmp_path / "init.safetensors"
-    save_safetensors(start, init)
+    start, init = _one_step_weights(prepared, tmp_path)
     run_dir = tmp_path / "voice"
     output = _fit(prepared, run_dir, "--max-steps", "2", "--init", str(init), "--train-only", "voice")
     assert "training only the speaker path and the decoder after attention" in output
