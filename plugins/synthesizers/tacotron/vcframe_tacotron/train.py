@@ -374,12 +374,11 @@ def speaker_path_columns(network: torch.nn.Module) -> dict[str, slice]:
     ``decoder.stop_proj`` read. These column blocks are the linear map from the embedding into the decoder, so a
     run that trains only them (``--train-only speaker``) changes how an embedding is spoken and nothing else: text
     encoding, attention dynamics, the decoder's recurrences and the post-net stay as they were."""
-    decoder = network.decoder
     speaker = network.speaker_embedding_size
-    memory = decoder.rnn_input.in_features - decoder.attn_rnn.hidden_size  # encoder outputs + speaker
-    lstm = decoder.res_rnn1.hidden_size
+    memory = network.encoder_proj.in_features  # encoder outputs + speaker: every context has this width
+    lstm = network.decoder.res_rnn1.hidden_size
     return {
-        "encoder_proj.weight": slice(network.encoder_proj.in_features - speaker, network.encoder_proj.in_features),
+        "encoder_proj.weight": slice(memory - speaker, memory),
         "decoder.attn_rnn.weight_ih": slice(memory - speaker, memory),
         "decoder.rnn_input.weight": slice(memory - speaker, memory),
         "decoder.stop_proj.weight": slice(lstm + memory - speaker, lstm + memory),
