@@ -44,6 +44,7 @@ Prints markdown tables and writes ``results.json`` plus every generated clip und
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import json
 import os
@@ -66,6 +67,8 @@ from vcframe.audio import load_audio, mel_spectrogram, save_audio, stft
 from vcframe.config import load_settings
 from vcframe.datasets import HUMAN_YARDSTICK_CLIPS
 from vcframe.metrics.asr import default_recognizer, word_error_rate, word_errors
+from vcframe.metrics.frame_rate import frame_rate_lines
+from vcframe.metrics.pitch import PitchErrors, compare_f0_tracks, pitch_errors, track_f0
 from vcframe.metrics.speaker import SpeakerJudge
 from vcframe.pipeline import Pipeline
 from vcframe.types import Mel
@@ -127,7 +130,9 @@ def voice_yardsticks(
     """Per real voice: similarity of the speaker's second recording to the reference (None with one clip), of
     Griffin-Lim's resynthesis of the reference from its own mel (Griffin-Lim's input spec, the run's options), and
     of each other vocoder in ``vocoders``'s resynthesis (``resynthesis_similarity``: what the vocoder alone keeps
-    of the voice, beside what it keeps of a synthesizer's mel)."""
+    of the voice, beside what it keeps of a synthesizer's mel), and the pitch errors of each resynthesis against
+    the reference, frame by frame (``resynthesis_pitch``: vocoder -> the fields of
+    :class:`~vcframe.metrics.pitch.PitchErrors`)."""
     names = ["griffinlim", *[vocoder for vocoder in vocoders or [] if vocoder != "griffinlim"]]
     settings = load_settings(args.option or [])
     pipelines = {
@@ -137,7 +142,10 @@ def voice_yardsticks(
     rows = {}
     for name, clips in voices:
         reference = clips[0]
+        reference_track = track_f0(reference)
         similarity = {}
+        pitch = {}
+        buzz: dict[str, float | None] = {}
         for vocoder, pipeline in pipelines.items():
             spec = pipeline.vocoder.input_spec
             samples = load_audio(reference, sample_rate=spec.sample_rate).item(0)
@@ -145,28 +153,45 @@ def voice_yardsticks(
             mel = Mel.from_numpy([mel_spectrogram(samples, spec)], spec)
             save_audio(pipeline.vocoder.vocode(mel, seed=args.seed), path)
             similarity[vocoder] = judge.similarity(reference, path)
+            pitch[vocoder] = dataclasses.asdict(compare_f0_tracks(reference_track, track_f0(path)))
+            output = load_audio(path)
+            buzz[vocoder] = buzz_db(output.item(0), output.sample_rate, spec.hop_length)
         rows[name] = {
             "reference": reference.name,
             "second_recording": clips[1].name if len(clips) > 1 else None,
             "second_recording_similarity": judge.similarity(reference, clips[1]) if len(clips) > 1 else None,
             "griffinlim_resynthesis_similarity": similarity["griffinlim"],
             "resynthesis_similarity": similarity,
+            "resynthesis_pitch": pitch,
+            "resynthesis_frame_rate_lines_db": buzz,
         }
     return rows
 
 
+def resynthesis_f0_frame_error(yardstick: dict[str, Any], vocoder: str) -> str:
+    """The F0 frame error of ``vocoder``'s resynthesis of the voice's reference as a table cell ("-" where the
+    yardstick has none, as in results.json files written before it was measured)."""
+    errors = yardstick.get("resynthesis_pitch", {}).get(vocoder)
+    return "-" if errors is None else f"{errors['f0_frame_error']:.1%}"
+
+
 def voice_table(rows: list[dict[str, Any]], yardsticks: dict[str, dict[str, Any]]) -> str:
-    """Per real voice: mean similarity of each system's outputs to the reference, then the two yardsticks."""
+    """Per real voice: mean similarity of each system's outputs to the reference, then the two yardsticks, then
+    the F0 frame error of each vocoder's resynthesis of the reference (where measured)."""
     systems = sorted({row["system"] for row in rows})
     others = sorted(
         {vocoder for yardstick in yardsticks.values() for vocoder in yardstick.get("resynthesis_similarity", {})}
         - {"griffinlim"}
     )
+    pitched = sorted(
+        {vocoder for yardstick in yardsticks.values() for vocoder in yardstick.get("resynthesis_pitch", {})}
+    )
     lines = [
         "| voice | " + " | ".join(f"{system} similarity" for system in systems)
         + " | same speaker, second recording | Griffin-Lim resynthesis of the reference |"
-        + "".join(f" {vocoder} resynthesis |" for vocoder in others),
-        "|---|" + "---|" * len(systems) + "---|---|" + "---|" * len(others),
+        + "".join(f" {vocoder} resynthesis |" for vocoder in others)
+        + "".join(f" {vocoder} resynthesis F0 frame error |" for vocoder in pitched),
+        "|---|" + "---|" * len(systems) + "---|---|" + "---|" * len(others) + "---|" * len(pitched),
     ]  # fmt: skip
     for name, yardstick in yardsticks.items():
         cells = []
@@ -180,6 +205,7 @@ def voice_table(rows: list[dict[str, Any]], yardsticks: dict[str, dict[str, Any]
             + "".join(
                 f" {yardstick.get('resynthesis_similarity', {}).get(vocoder, float('nan')):.3f} |" for vocoder in others
             )
+            + "".join(f" {resynthesis_f0_frame_error(yardstick, vocoder)} |" for vocoder in pitched)
         )
     return "\n".join(lines)
 
@@ -254,19 +280,61 @@ def yardstick_setup(
     return pipeline, default_recognizer(), items()
 
 
-def vocoder_yardstick(vocoder: str, args: argparse.Namespace, scratch: Path) -> dict[str, float] | None:
+#: The pitch errors the vocoder yardstick averages over its clips (fields of PitchErrors).
+YARDSTICK_PITCH_KEYS = ("f0_frame_error", "gross_pitch_error", "voicing_error", "median_abs_cents")
+
+
+def mean_pitch_errors(errors: list[PitchErrors]) -> dict[str, float | None]:
+    """The mean over clips of each of YARDSTICK_PITCH_KEYS, skipping clips where it is None (no frame voiced in
+    both); None where every clip lacks it."""
+    means: dict[str, float | None] = {}
+    for key in YARDSTICK_PITCH_KEYS:
+        values = [getattr(clip, key) for clip in errors if getattr(clip, key) is not None]
+        means[key] = statistics.mean(values) if values else None
+    return means
+
+
+def vocoder_yardstick(vocoder: str, args: argparse.Namespace, scratch: Path) -> dict[str, float | None] | None:
     """``vocoder`` turning the person's recordings (the human yardstick's clips) back into audio from their own
-    mels, computed with the vocoder's input mel spec: the share of words the vocoder alone keeps."""
+    mels, computed with the vocoder's input mel spec: the share of words the vocoder alone keeps, the pitch
+    errors of each resynthesis against its recording, frame by frame, averaged over the clips, and the median
+    over the clips of the spectral lines at the vocoder's frame rate (:func:`buzz_db`)."""
     setup = yardstick_setup(vocoder, args)
     if setup is None:
         return None
     pipeline, recognizer, items = setup
+    spec = pipeline.vocoder.input_spec
     pairs = []
-    for index, text, _, mel in items:
+    pitch = []
+    buzz = []
+    for index, text, samples, mel in items:
         path = scratch / f"resynthesis_{vocoder}_{index}.wav"
-        save_audio(pipeline.vocoder.vocode(mel, seed=args.seed + index), path)
+        output = pipeline.vocoder.vocode(mel, seed=args.seed + index)
+        save_audio(output, path)
         pairs.append((text, recognizer.transcribe(path)))
-    return {**heard(pairs), "clips": len(pairs)}
+        pitch.append(pitch_errors(samples, output, sample_rate=spec.sample_rate))  # the rate is the recording's
+        buzz.append(buzz_db(output.item(0), output.sample_rate, spec.hop_length))
+    measured = [level for level in buzz if level is not None]
+    return {
+        **heard(pairs),
+        **mean_pitch_errors(pitch),
+        "frame_rate_lines_db": float(np.median(measured)) if measured else None,
+        "clips": len(pairs),
+    }
+
+
+def pitch_summary(resynthesis: dict[str, float | None]) -> str:
+    """The vocoder yardstick's mean pitch errors as words for its printed line ("-" where not measured)."""
+
+    def share(key: str) -> str:
+        value = resynthesis.get(key)
+        return "-" if value is None else f"{value:.1%}"
+
+    cents = resynthesis.get("median_abs_cents")
+    return (
+        f"F0 frame error {share('f0_frame_error')} (gross pitch error {share('gross_pitch_error')}, "
+        f"voicing error {share('voicing_error')}), median |F0 error| {'-' if cents is None else f'{cents:.0f}'} cents"
+    )
 
 
 def fitted_magnitudes(recording: np.ndarray, output: np.ndarray, spec: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -351,7 +419,9 @@ def smooth_yardstick(
     vocoder: str, sigmas: list[float], args: argparse.Namespace, scratch: Path
 ) -> dict[str, Any] | None:
     """The vocoder yardstick's clips vocoded from their own mels smoothed across bands (Gaussian, ``sigmas`` in
-    mel bands, 0 = as they are, edges extended): words heard right and the mels' roughness per sigma."""
+    mel bands, 0 = as they are, edges extended): words heard right, the mels' roughness, the output's
+    frame-rate lines (:func:`buzz_db`, median over clips) and its pitch errors against the recording (mean over
+    clips) per sigma."""
     from scipy.ndimage import gaussian_filter1d
 
     setup = yardstick_setup(vocoder, args)
@@ -361,7 +431,10 @@ def smooth_yardstick(
     spec = pipeline.vocoder.input_spec
     pairs: dict[float, list[tuple[str, str]]] = {sigma: [] for sigma in sigmas}
     roughness: dict[float, list[tuple[float, float]]] = {sigma: [] for sigma in sigmas}
-    for index, text, _, mel in items:
+    buzz: dict[float, list[float]] = {sigma: [] for sigma in sigmas}
+    pitch: dict[float, list[PitchErrors]] = {sigma: [] for sigma in sigmas}
+    for index, text, samples, mel in items:
+        recording_track = track_f0(samples, spec.sample_rate)
         frames = mel.frames[0].numpy()
         for sigma in sigmas:
             smoothed = gaussian_filter1d(frames, sigma, axis=0, mode="nearest") if sigma > 0 else frames
@@ -371,12 +444,17 @@ def smooth_yardstick(
             )
             path = scratch / f"smooth_{vocoder}_{sigma:g}_{index}.wav"
             save_audio(output, path)
+            level = buzz_db(output.item(0), output.sample_rate, spec.hop_length)
+            buzz[sigma] += [] if level is None else [level]
+            pitch[sigma].append(compare_f0_tracks(recording_track, track_f0(output)))
             pairs[sigma].append((text, recognizer.transcribe(path)))
     return {
         f"sigma {sigma:g}": {
             **heard(pairs[sigma]),
             "band_roughness": float(np.mean([band for band, _ in roughness[sigma]])),
             "frame_roughness": float(np.mean([frame for _, frame in roughness[sigma]])),
+            "frame_rate_lines_db": float(np.median(buzz[sigma])) if buzz[sigma] else None,
+            **mean_pitch_errors(pitch[sigma]),
         }
         for sigma in sigmas
     }
@@ -432,6 +510,14 @@ def source_voice_yardstick(recipe: Any, sentences: list[str], judge: SpeakerJudg
     return rows
 
 
+def buzz_db(samples: np.ndarray, sample_rate: int, hop_length: int) -> float | None:
+    """Median level (dB) of the spectral lines at multiples of the vocoder's frame rate in its output
+    (:func:`~vcframe.metrics.frame_rate.frame_rate_lines`); None for output under a second, too short to tell."""
+    if samples.size < sample_rate:
+        return None
+    return frame_rate_lines(samples, sample_rate, hop_length=hop_length).median_db
+
+
 def run_system(
     vocoder: str,
     voices: list[tuple[str, str, Path, str | None]],
@@ -459,6 +545,7 @@ def run_system(
         threads=torch.get_num_threads(),  # --threads, else torch's default, as before
     )
     recognizer = default_recognizer()
+    hop_length = pipeline.vocoder.input_spec.hop_length
     system = f"{vocoder}+adapt{adapt_steps}" if adapt_steps else vocoder
     system += f"+match{match_spectrum:g}" if match_spectrum is not None else ""
     rows = []
@@ -497,6 +584,7 @@ def run_system(
                     "rtf": elapsed / max(waveform.durations[0], 1e-6),
                     "adaptation": adaptation,
                     "spectrum_match": waveform.metadata.get("spectrum_match"),
+                    "frame_rate_lines_db": buzz_db(waveform.item(0), waveform.sample_rate, hop_length),
                 }
             )
             print(
@@ -537,11 +625,13 @@ def cli_run_seconds(vocoder: str, text: str, args: argparse.Namespace, scratch: 
 def table(rows: list[dict[str, Any]]) -> str:
     """Per system and voice group: WER, the share of reference words heard right (WER alone rewards an
     output the recogniser hears nothing in over one where it hears wrong words), similarity to the reference and
-    to the speaker's second recording (real voices; "-" where none was measured) and RTF."""
+    to the speaker's second recording (real voices; "-" where none was measured), RTF, and the vocoder's buzz at
+    its frame rate (median over items of :func:`~vcframe.metrics.frame_rate.frame_rate_lines`, dB; "-" in runs
+    from before it was measured)."""
     lines = [
         "| system | voices | items | WER mean | WER median | words heard right | similarity mean "
-        "| similarity to a second recording | RTF mean |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| similarity to a second recording | RTF mean | frame-rate lines |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     keys = sorted({(row["system"], row["group"]) for row in rows})
     for system, group in keys:
@@ -552,9 +642,11 @@ def table(rows: list[dict[str, Any]]) -> str:
         rtf = statistics.mean(r["rtf"] for r in chosen)
         second_similarities = [r["second_similarity"] for r in chosen if r.get("second_similarity") is not None]
         second = f"{statistics.mean(second_similarities):.3f}" if second_similarities else "-"
+        buzz = [r["frame_rate_lines_db"] for r in chosen if r.get("frame_rate_lines_db") is not None]
         lines.append(
             f"| {system} | {group} | {len(chosen)} | {statistics.mean(wer):.3f} | {statistics.median(wer):.3f} "
-            f"| {heard_right:.1%} | {similarity:.3f} | {second} | {rtf:.2f} |"
+            f"| {heard_right:.1%} | {similarity:.3f} | {second} | {rtf:.2f} "
+            f"| {f'{statistics.median(buzz):+.1f} dB' if buzz else '-'} |"
         )
     return "\n".join(lines)
 
@@ -778,7 +870,13 @@ def main() -> None:
                     if resynthesis is not None:
                         print(
                             f"yardstick: {vocoder} resynthesising those clips from their own mels: "
-                            f"WER {resynthesis['wer']:.3f}, words heard right {resynthesis['words_right']:.1%}"
+                            f"WER {resynthesis['wer']:.3f}, words heard right {resynthesis['words_right']:.1%}, "
+                            + pitch_summary(resynthesis)
+                            + (
+                                ""
+                                if resynthesis.get("frame_rate_lines_db") is None
+                                else f", frame-rate lines {resynthesis['frame_rate_lines_db']:+.1f} dB"
+                            )
                         )
         if not args.no_yardsticks and shutil.which("flite"):
             flite = flite_yardstick(sentences, scratch)

@@ -18,6 +18,7 @@ from vcframe.errors import InputError, PluginError
 from vcframe.metrics import MetricInputs, MetricResult
 from vcframe.metrics.asr import normalize_transcript, word_error_rate, word_errors
 from vcframe.metrics.mcd import mel_cepstral_distortion
+from vcframe.metrics.pitch import PitchErrorMetric, pitch_errors
 from vcframe.metrics.registry import MetricRegistry, use_metric_registry
 from vcframe.metrics.resources import PeakMemoryMetric, RealTimeFactorMetric, StageMeter
 from vcframe.metrics.speaker import cosine_similarity
@@ -181,6 +182,77 @@ def test_mcd_of_two_voices_saying_the_same_text(tmp_path: Path) -> None:
     assert 3.0 < mel_cepstral_distortion(first, other) < 20.0
 
 
+# -- pitch errors -------------------------------------------------------------------------------------
+
+TONE_RATE = 16000
+
+
+def _harmonic_tone(f0: float, seconds: float = 1.0) -> np.ndarray:
+    """Eight harmonics of a steady ``f0`` (Hz) with 1/k amplitudes, peak about 0.3, at 16 kHz."""
+    t = np.arange(int(seconds * TONE_RATE)) / TONE_RATE
+    tone = sum(np.sin(2 * np.pi * k * f0 * t) / k for k in range(1, 9))
+    return (0.3 * tone / np.abs(tone).max()).astype(np.float32)
+
+
+def test_pitch_errors_are_zero_for_identical_audio() -> None:
+    tone = _harmonic_tone(200.0)
+    errors = pitch_errors(tone, tone, sample_rate=TONE_RATE)
+    assert errors.frames == 1 + tone.size // 160  # 10 ms frames, centred
+    assert errors.voiced_both > 0.9 * errors.frames  # a steady tone is voiced throughout
+    assert (errors.voicing_error, errors.gross_pitch_error, errors.f0_frame_error) == (0.0, 0.0, 0.0)
+    assert (errors.median_abs_cents, errors.rmse_cents) == (0.0, 0.0)
+
+
+def test_an_octave_down_is_a_gross_error_of_1200_cents() -> None:
+    errors = pitch_errors(_harmonic_tone(200.0), _harmonic_tone(100.0), sample_rate=TONE_RATE)
+    assert errors.voiced_both > 0.9 * errors.frames
+    assert errors.gross_pitch_error is not None and errors.gross_pitch_error > 0.95
+    assert errors.median_abs_cents == pytest.approx(1200.0, abs=30.0)
+    assert errors.f0_frame_error > 0.95
+
+
+def test_noise_against_a_voiced_tone_is_a_voicing_error() -> None:
+    tone = _harmonic_tone(150.0)
+    noise = 0.1 * np.random.default_rng(0).standard_normal(tone.size).astype(np.float32)
+    errors = pitch_errors(tone, noise, sample_rate=TONE_RATE)
+    assert errors.voicing_error > 0.8
+    assert errors.f0_frame_error >= errors.voicing_error
+
+
+def test_pitch_errors_refuse_audio_shorter_than_a_frame() -> None:
+    with pytest.raises(InputError, match="too short to track F0"):
+        pitch_errors(_harmonic_tone(200.0, seconds=0.05), _harmonic_tone(200.0), sample_rate=TONE_RATE)
+
+
+def test_f0_frame_error_metric_is_builtin_and_scores_two_files(speech_like_wav) -> None:
+    from vcframe.audio import load_audio
+    from vcframe.metrics.registry import build_metric
+
+    spec = MetricRegistry.from_entry_points().get("f0_frame_error")
+    assert [column.name for column in spec.columns] == [
+        "f0_frame_error",
+        "gross_pitch_error",
+        "voicing_error",
+        "f0_rmse_cents",
+    ]
+    metric = build_metric(spec, None, None)
+    assert isinstance(metric, PitchErrorMetric)
+    truth = speech_like_wav("truth.wav", seconds=1.0, f0=120.0)
+    higher = speech_like_wav("higher.wav", seconds=1.0, f0=240.0, sample_rate=22050)
+    same = metric.compute(MetricInputs(text="", generated=load_audio(truth), ground_truth=truth))
+    assert same.values == {"f0_frame_error": 0.0, "gross_pitch_error": 0.0, "voicing_error": 0.0, "f0_rmse_cents": 0.0}
+    octave = metric.compute(MetricInputs(text="", generated=load_audio(higher), ground_truth=truth)).values
+    assert octave["gross_pitch_error"] is not None and octave["gross_pitch_error"] > 0.9
+    assert octave["f0_rmse_cents"] == pytest.approx(1200.0, abs=100.0)
+    missing = metric.compute(MetricInputs(text="", generated=load_audio(truth)))
+    assert missing.note == "no ground-truth recording" and missing.values["f0_frame_error"] is None
+    # text-to-speech output of another length is not frame-aligned: no numbers, a note saying why
+    longer = speech_like_wav("longer.wav", seconds=1.5, f0=120.0)
+    unaligned = metric.compute(MetricInputs(text="", generated=load_audio(longer), ground_truth=truth))
+    assert unaligned.values["f0_frame_error"] is None
+    assert unaligned.note is not None and "copy synthesis" in unaligned.note and "1.50 s" in unaligned.note
+
+
 # -- resources ----------------------------------------------------------------------------------------
 
 
@@ -306,7 +378,7 @@ def _metric(site: Path, distribution: str, name: str, module: str, api: str = "1
 def test_builtin_metrics_are_discovered() -> None:
     registry = MetricRegistry.from_entry_points()
     names = {row.name for row in registry if row.ok and row.distribution == "vcframe-core"}
-    assert names == {"speaker_similarity", "wer", "mcd", "rtf", "peak_memory"}
+    assert names == {"speaker_similarity", "wer", "mcd", "f0_frame_error", "rtf", "peak_memory"}
     assert [column.name for column in registry.get("wer").columns] == ["wer", "words_right", "transcript"]
 
 

@@ -7,6 +7,8 @@ Reusable functions (import them directly; heavy dependencies load on first use):
   and ``timed_words``: each word's time span and confidence), :class:`HeardWord` (``vcframe.metrics.asr``; the
   recogniser needs ``pip install 'vcframe-core[asr]'``)
 * :func:`mel_cepstral_distortion`, :func:`mel_cepstrum` (``vcframe.metrics.mcd``)
+* :func:`pitch_errors`, :func:`track_f0`, :func:`compare_f0_tracks`, :class:`PitchErrors` (``vcframe.metrics.pitch``):
+  F0 frame, gross pitch and voicing errors against a frame-aligned recording (copy synthesis)
 * :class:`StageMeter` (``vcframe.metrics.resources``): seconds and peak memory of each pipeline stage
 * :func:`mean_confidence_interval`, :func:`paired_ratio_difference` (``vcframe.metrics.stats``)
 
@@ -42,6 +44,10 @@ _LAZY = {
     "word_error_rate": "vcframe.metrics.asr",
     "mel_cepstral_distortion": "vcframe.metrics.mcd",
     "mel_cepstrum": "vcframe.metrics.mcd",
+    "PitchErrors": "vcframe.metrics.pitch",
+    "compare_f0_tracks": "vcframe.metrics.pitch",
+    "pitch_errors": "vcframe.metrics.pitch",
+    "track_f0": "vcframe.metrics.pitch",
     "StageMeter": "vcframe.metrics.resources",
     "MeanInterval": "vcframe.metrics.stats",
     "mean_confidence_interval": "vcframe.metrics.stats",
@@ -60,6 +66,7 @@ if TYPE_CHECKING:
     )
     from vcframe.metrics.context import MetricContext
     from vcframe.metrics.mcd import mel_cepstral_distortion, mel_cepstrum
+    from vcframe.metrics.pitch import PitchErrors, compare_f0_tracks, pitch_errors, track_f0
     from vcframe.metrics.registry import (
         MetricRegistry,
         MetricRow,
@@ -87,12 +94,14 @@ __all__ = [
     "NEEDS",
     "NoOptions",
     "PairedDifference",
+    "PitchErrors",
     "Recognizer",
     "SpeakerJudge",
     "StageMeter",
     "WordErrors",
     "HeardWord",
     "build_metric",
+    "compare_f0_tracks",
     "cosine_similarity",
     "default_metric_registry",
     "mean_confidence_interval",
@@ -100,7 +109,9 @@ __all__ = [
     "mel_cepstrum",
     "normalize_transcript",
     "paired_ratio_difference",
+    "pitch_errors",
     "speaker_similarity",
+    "track_f0",
     "use_metric_registry",
     "word_error_rate",
     "word_errors",

@@ -55,6 +55,39 @@ MEL_CEPSTRAL_DISTORTION = MetricSpec(
     license="MIT",
 )
 
+F0_FRAME_ERROR = MetricSpec(
+    name="f0_frame_error",
+    api_version=API_VERSION,
+    summary="F0 frame error against a ground-truth recording, frame by frame (copy synthesis / vocoder comparisons)",
+    description=(
+        "share of 10 ms frames whose voicing differs from the ground-truth recording's or whose F0 is off by "
+        "more than 20 %, frame by frame without alignment (for copy-synthesis / vocoder comparisons)"
+    ),
+    needs=frozenset({"generated", "ground_truth"}),
+    higher_is_better=False,
+    unit="",
+    factory="vcframe.metrics.pitch:PitchErrorMetric",
+    extra_columns=(
+        MetricColumn(
+            name="gross_pitch_error",
+            higher_is_better=False,
+            description="among frames voiced in both, share with F0 off by more than 20 % of the recording's",
+        ),
+        MetricColumn(
+            name="voicing_error",
+            higher_is_better=False,
+            description="share of frames voiced in one of output and recording but not in the other",
+        ),
+        MetricColumn(
+            name="f0_rmse_cents",
+            unit="cents",
+            higher_is_better=False,
+            description="root mean square F0 difference in cents over the frames voiced in both",
+        ),
+    ),
+    license="MIT",
+)
+
 REAL_TIME_FACTOR = MetricSpec(
     name="rtf",
     api_version=API_VERSION,
@@ -100,4 +133,11 @@ PEAK_MEMORY = MetricSpec(
     license="MIT",
 )
 
-BUILTIN_METRICS = (SPEAKER_SIMILARITY, WORD_ERROR_RATE, MEL_CEPSTRAL_DISTORTION, REAL_TIME_FACTOR, PEAK_MEMORY)
+BUILTIN_METRICS = (
+    SPEAKER_SIMILARITY,
+    WORD_ERROR_RATE,
+    MEL_CEPSTRAL_DISTORTION,
+    F0_FRAME_ERROR,
+    REAL_TIME_FACTOR,
+    PEAK_MEMORY,
+)
