@@ -176,14 +176,16 @@ hifigan-gta-real)
         --source "$RUNS/hifigan_data/train.txt" --source "$RUNS/hifigan_data/gta_real_pairs.txt" ;;
 hifigan)
     # the demo size: V3's layout at hop 200 (8 x 5 x 5) with 128 channels (0.39 M parameters; RTF 0.019 on
-    # 1 thread), discriminators at width 0.25 (4.4 M) in bfloat16 where the CPU has AMX: 1.46 CPU s a GAN step
+    # 1 thread), discriminators at width 0.25 (4.4 M) in bfloat16 where the CPU has AMX: 1.46 CPU s a GAN step.
+    # The multi-resolution STFT loss is on by default here (STFT_WEIGHT=25; the trainer's own default, 0, is the
+    # original's): without it the demo generator buzzes at the 80 Hz frame rate (README, "Frame-rate buzz")
     exec nice -n "${NICE:-10}" $VCFRAME train vocoder --plugin hifigan fit \
         --data "${HIFIGAN_DATA:-$RUNS/hifigan_data/train.txt}" --run-dir "$RUNS/hifigan" --mel rtvc --preset v3 \
         -o 'upsample_rates=[8,5,5]' -o 'upsample_kernel_sizes=[16,11,11]' -o "upsample_initial_channel=${HIFIGAN_CHANNELS:-128}" \
         --batch-size 16 --segment-frames 32 --disc-width "${DISC_WIDTH:-0.25}" --adversarial-start "${ADVERSARIAL_START:-3000}" \
         --max-steps "${MAX_STEPS:-100000}" --checkpoint-every 200 --backup-every 5000 --log-every 10 --sample-every 1000 \
         --valid-data "$RUNS/hifigan_data/valid_real.txt" --valid-data "${CORPUS}_eval" --valid-every 1000 --valid-clips 8 \
-        --precision auto --mel-cache "$MEL_CACHE" --threads "${THREADS:-1}" --stft-weight "${STFT_WEIGHT:-0}" \
+        --precision auto --mel-cache "$MEL_CACHE" --threads "${THREADS:-1}" --stft-weight "${STFT_WEIGHT:-25}" \
         --mel-smoothing "${MEL_SMOOTHING:-0}" --mel-smoothing-probability "${MEL_SMOOTHING_PROBABILITY:-0.5}" \
         $(resume_flag "$RUNS/hifigan") $(init_flag "$RUNS/hifigan" "${HIFIGAN_INIT:-}") ;;
 export)
