@@ -31,7 +31,8 @@ Run by hand (minutes per system on 2 cores):
 * ``--adapt N``: each system also runs with speaker adaptation (``vcframe.adaptation``, N steps, once per
   voice) as system ``<vocoder>+adapt<N>``; the transcript is the clip's own where known (LJSpeech-mini, the sample
   voices), recognised otherwise (all of them with ``--adapt-recognised``). Each adaptation's record (steps,
-  seconds, losses, transcript) is in results.json.
+  seconds, losses, transcript) is in results.json. ``--adapt-target output`` fits the synthesizer's output layer
+  instead of the embedding (``SpeakerAdaptation(target="output")``) as system ``<vocoder>+adaptout<N>``.
 * Spectrum matching (``vcframe.spectrum``, the ``match_spectrum`` setting) is on by default (strength 1), as in
   ``vcframe run``; ``--match-spectrum S`` (repeatable) also runs each system at strength S as system
   ``<vocoder>+match<S>`` (``--match-spectrum 0``: without it, as before commit 307ca9b). Since it moves the
@@ -62,7 +63,7 @@ import numpy as np
 import soundfile
 import torch
 
-from vcframe.adaptation import SpeakerAdaptation
+from vcframe.adaptation import AdaptationTarget, SpeakerAdaptation
 from vcframe.audio import load_audio, mel_spectrogram, save_audio, stft
 from vcframe.config import load_settings
 from vcframe.datasets import HUMAN_YARDSTICK_CLIPS
@@ -528,9 +529,11 @@ def run_system(
     adapt_steps: int = 0,
     match_spectrum: float | None = None,
     second_clips: dict[str, Path] | None = None,
+    adapt_target: AdaptationTarget = "embedding",
 ) -> list[dict[str, Any]]:
     """Every (voice, sentence) through the default bundle with ``vocoder``; with ``adapt_steps`` the voice's
-    embedding is adapted to its clip first (transcript: the voice's fourth field, None = recognised); with
+    embedding (``adapt_target="embedding"``) or the synthesizer's output layer (``"output"``) is adapted to its
+    clip first (transcript: the voice's fourth field, None = recognised); with
     ``match_spectrum`` (None: the setting's default, 1) each mel's long-term spectrum is moved that far toward the
     clip's (vcframe.spectrum; 0 = off).
     ``second_clips`` (voice name -> the speaker's second recording) adds each output's similarity to it."""
@@ -546,16 +549,16 @@ def run_system(
     )
     recognizer = default_recognizer()
     hop_length = pipeline.vocoder.input_spec.hop_length
-    system = f"{vocoder}+adapt{adapt_steps}" if adapt_steps else vocoder
+    adapted_name = "adaptout" if adapt_target == "output" else "adapt"
+    system = f"{vocoder}+{adapted_name}{adapt_steps}" if adapt_steps else vocoder
     system += f"+match{match_spectrum:g}" if match_spectrum is not None else ""
     rows = []
     for group, name, clip, transcript in voices:
         embedding = pipeline.embed([clip])
         adaptation: dict[str, Any] | None = None
         if adapt_steps:
-            adapted = pipeline.adapt_embedding(
-                clip, SpeakerAdaptation(steps=adapt_steps, seed=args.seed), embedding=embedding, transcript=transcript
-            )
+            adaptation_asked = SpeakerAdaptation(steps=adapt_steps, seed=args.seed, target=adapt_target)
+            adapted = pipeline.adapt_embedding(clip, adaptation_asked, embedding=embedding, transcript=transcript)
             embedding, adaptation = adapted.embedding, adapted.summary()
             print(f"{system} {name}: adapted {adaptation}", flush=True)
         for index, text in enumerate(sentences):
@@ -737,6 +740,13 @@ def main() -> None:
         "--adapt-recognised", action="store_true", help="adapt to recognised transcripts even where one is known"
     )
     parser.add_argument(
+        "--adapt-target",
+        choices=["embedding", "output"],
+        default="embedding",
+        help="what --adapt fits: the speaker embedding (system <vocoder>+adapt<N>) or the synthesizer's output "
+        "layer (<vocoder>+adaptout<N>)",
+    )
+    parser.add_argument(
         "--match-spectrum",
         type=float,
         action="append",
@@ -816,6 +826,8 @@ def main() -> None:
     sentences = held_out_sentences(recipe, args.sentences)
     if args.adapt < 0:
         parser.error("--adapt takes a number of steps >= 0")
+    if args.adapt_target != "embedding" and not args.adapt:
+        parser.error("--adapt-target is read with --adapt N only")
     transcripts = {} if args.adapt_recognised else known_transcripts(args.shared)
     voices: list[tuple[str, str, Path, str | None]] = [
         ("synthetic held-out", voice.name, voice.clip, None if args.adapt_recognised else voice.details.get("text"))
@@ -836,7 +848,7 @@ def main() -> None:
     for vocoder in vocoders:
         rows += measure(vocoder)
         if args.adapt:
-            rows += measure(vocoder, adapt_steps=args.adapt)
+            rows += measure(vocoder, adapt_steps=args.adapt, adapt_target=args.adapt_target)
         for strength in args.match_spectrum:
             rows += measure(vocoder, match_spectrum=strength)
     report: dict[str, Any] = {"sentences": sentences, "rows": rows}

@@ -89,8 +89,20 @@ SECTIONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     (
         "Speaker adaptation",
         "vcframe.adaptation",
-        "The optional synthesizer method behind `--adapt-speaker`: fit the speaker embedding to the reference clip.",
-        ("SpeakerAdaptation", "AdaptedEmbedding", "AdaptableSynthesizer", "adapt_speaker", "reference_mel"),
+        "The optional synthesizer methods behind `--adapt-speaker`: fit the speaker embedding to the reference clip, "
+        "or the synthesizer's output layer (`--adapt-target output`), carried in the embedding's metadata.",
+        (
+            "SpeakerAdaptation",
+            "AdaptedEmbedding",
+            "AdaptableSynthesizer",
+            "OutputAdaptableSynthesizer",
+            "OutputAdapter",
+            "output_adapter",
+            "without_output_adapter",
+            "refuse_foreign_output_adapter",
+            "adapt_speaker",
+            "reference_mel",
+        ),
     ),
     (
         "Seeding",

@@ -13,6 +13,7 @@ from rich.table import Table
 from vcframe.cli import (
     AdaptSpeakerOption,
     AdaptStepsOption,
+    AdaptTargetOption,
     DatasetRootOption,
     DeviceOption,
     EncoderOption,
@@ -20,9 +21,9 @@ from vcframe.cli import (
     ReferenceTextOption,
     SynthesizerOption,
     _adaptation_line,
-    _adaptation_steps,
     _registry,
     _settings,
+    _speaker_adaptation,
     _thread_defaults_for_models,
     app,
     handle_errors,
@@ -89,19 +90,20 @@ def voices_add(
     option: OverrideOption = None,
     adapt_speaker: AdaptSpeakerOption = False,
     adapt_steps: AdaptStepsOption = None,
+    adapt_target: AdaptTargetOption = None,
     reference_text: ReferenceTextOption = None,
     synthesizer: SynthesizerOption = None,
 ) -> None:
     """Register a clip as a named voice (stores its embedding and a 16 kHz copy of the clip; with
-    --adapt-speaker also the embedding adapted to the clip through the synthesizer, used with those weights)."""
+    --adapt-speaker also the embedding adapted to the clip through the synthesizer, used with those weights;
+    with --adapt-target output that embedding carries the synthesizer's output layer fitted to the clip)."""
     _thread_defaults_for_models()
-    from vcframe.adaptation import SpeakerAdaptation
     from vcframe.pipeline import Pipeline
     from vcframe.voices import VoiceStore, resolve_reference
 
     store = VoiceStore()
     store.check_new(name, consent=consent, replace=replace)  # before loading the encoder
-    adaptation = SpeakerAdaptation.from_value(_adaptation_steps(adapt_speaker, adapt_steps, reference_text))
+    adaptation = _speaker_adaptation(adapt_speaker, adapt_steps, reference_text, adapt_target)
     if synthesizer is not None and adaptation is None:
         raise InputError("--synthesizer is used by speaker adaptation only", hint="add --adapt-speaker")
     settings = _settings(option, encoder=encoder, synthesizer=synthesizer, device=device, dataset_root=dataset_root)

@@ -132,7 +132,8 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
 
 def save_embedding(embedding: SpeakerEmbedding, path: str | os.PathLike[str]) -> None:
     """``path`` (.npy, (B, D) float32) and ``path + '.json'`` (the EmbeddingSpec and metadata, including the
-    reference clips' spectrum where the metadata stores one: ``Pipeline.embed(..., with_spectrum=True)``)."""
+    reference clips' spectrum where the metadata stores one: ``Pipeline.embed(..., with_spectrum=True)``, and an
+    output adapter where adaptation fitted one: ``SpeakerAdaptation(target="output")``)."""
     import numpy as np
 
     with atomic_write(path) as stream:
@@ -143,11 +144,13 @@ def save_embedding(embedding: SpeakerEmbedding, path: str | os.PathLike[str]) ->
 
 
 def load_embedding(path: str | os.PathLike[str]) -> SpeakerEmbedding:
-    """Read what :func:`save_embedding` wrote. The vectors, the spec and any stored reference spectrum
-    (:func:`vcframe.spectrum.stored_spectrum`) are checked: anything unreadable is a one-line InputError."""
+    """Read what :func:`save_embedding` wrote. The vectors, the spec, any stored reference spectrum
+    (:func:`vcframe.spectrum.stored_spectrum`) and any output adapter (:func:`vcframe.adaptation.output_adapter`)
+    are checked: anything unreadable is a one-line InputError."""
     import numpy as np
     import torch
 
+    from vcframe.adaptation import output_adapter
     from vcframe.specs import EmbeddingSpec
     from vcframe.spectrum import stored_spectrum
     from vcframe.types import SpeakerEmbedding
@@ -181,6 +184,7 @@ def load_embedding(path: str | os.PathLike[str]) -> SpeakerEmbedding:
         )
     try:
         stored_spectrum(metadata)
+        output_adapter(metadata)
     except InputError as error:
         raise InputError(f"embedding {str(source)!r}: {error.message}", hint=error.hint) from error
     return SpeakerEmbedding(torch.from_numpy(vector.astype(np.float32)), spec, metadata)

@@ -22,7 +22,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from vcframe import __version__
-from vcframe.adaptation import DEFAULT_ADAPTATION_SECONDS, DEFAULT_ADAPTATION_STEPS
+from vcframe.adaptation import (
+    ADAPTATION_TARGETS,
+    DEFAULT_ADAPTATION_SECONDS,
+    DEFAULT_ADAPTATION_STEPS,
+    SpeakerAdaptation,
+)
 from vcframe.config import Settings, load_settings
 from vcframe.discovery import (
     DISABLE_ENV,
@@ -218,6 +223,15 @@ ReferenceTextOption = Annotated[
         "--reference-text", help="The words the reference clip says, for --adapt-speaker (default: recognised)."
     ),
 ]
+AdaptTargetOption = Annotated[
+    str | None,
+    typer.Option(
+        "--adapt-target",
+        metavar="embedding|output",
+        help="What --adapt-speaker fits: the speaker embedding (default) or the synthesizer's output layer, a small "
+        "per-speaker adapter carried with the embedding (tacotron: post_proj). Read with --adapt-speaker only.",
+    ),
+]
 
 
 def _prefer_passive_openmp_wait() -> None:
@@ -336,6 +350,7 @@ def run(
     adapt: AdaptOption = False,
     adapt_speaker: AdaptSpeakerOption = False,
     adapt_steps: AdaptStepsOption = None,
+    adapt_target: AdaptTargetOption = None,
     reference_text: ReferenceTextOption = None,
     match_spectrum: MatchSpectrumOption = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Save the mel and attention alignment as a PNG.")] = None,
@@ -351,7 +366,7 @@ def run(
     if plot is not None:
         check_output_path(plot)
     _check_one_voice(reference, voice, embedding)
-    adaptation_steps = _adaptation_steps(adapt_speaker, adapt_steps, reference_text)
+    adaptation = _speaker_adaptation(adapt_speaker, adapt_steps, reference_text, adapt_target)
     settings = _settings(
         option,
         dataset_root=dataset_root,
@@ -385,7 +400,7 @@ def run(
             embedding=saved,
             voice=voice,
             progress=progress,
-            adapt_speaker=adaptation_steps,
+            adapt_speaker=adaptation,
             reference_text=reference_text,
         )
     save_audio(waveform, out)
@@ -401,6 +416,14 @@ def run(
     adapted = waveform.metadata.get("speaker_adaptation")
     if adapted:
         stderr.print(f"speaker adaptation: {_adaptation_line(adapted)}", highlight=False, markup=False)
+    stored_adapter = waveform.metadata.get("output_adapter")
+    if stored_adapter and not adapted:
+        stderr.print(
+            f"output adapter: {stored_adapter['synthesizer']} {stored_adapter['layer']} fitted in "
+            f"{stored_adapter['steps']} steps (stored with the voice or the embedding)",
+            highlight=False,
+            markup=False,
+        )
     matched = waveform.metadata.get("spectrum_match")
     if matched:
         gains = matched["gain_db"]
@@ -433,12 +456,33 @@ def _adaptation_steps(adapt_speaker: bool, adapt_steps: int | None, reference_te
     return None
 
 
+def _speaker_adaptation(
+    adapt_speaker: bool, adapt_steps: int | None, reference_text: str | None, adapt_target: str | None
+) -> SpeakerAdaptation | None:
+    """The speaker adaptation asked with --adapt-speaker / --adapt-steps and --adapt-target (None: off);
+    --reference-text or --adapt-target without either is refused, and so is a target other than those known."""
+    steps = _adaptation_steps(adapt_speaker, adapt_steps, reference_text)
+    if adapt_target is None:
+        return None if steps is None else SpeakerAdaptation(steps=steps)
+    if steps is None:
+        raise InputError("--adapt-target is read by speaker adaptation only", hint="add --adapt-speaker")
+    if adapt_target not in ADAPTATION_TARGETS:
+        raise InputError(
+            f"--adapt-target takes {' or '.join(ADAPTATION_TARGETS)}, got {adapt_target!r}",
+            hint="embedding fits the speaker embedding, output the synthesizer's output layer",
+        )
+    return SpeakerAdaptation(steps=steps, target=adapt_target)
+
+
 def _adaptation_line(summary: dict[str, Any]) -> str:
-    """``"30 steps in 41.2 s, loss 1.234 -> 0.987, transcript recognised: 'words'"``."""
+    """``"embedding, 30 steps in 41.2 s, loss 1.234 -> 0.987, transcript recognised: 'words'"`` (``output layer``
+    for target output; records made before targets existed fitted the embedding)."""
     clock = " (time bound reached)" if summary["stopped_by"] == "time" else ""
+    fitted = "output layer" if summary.get("target") == "output" else "embedding"
     return (
-        f"{summary['steps']} steps in {summary['seconds']:.1f} s{clock}, loss {summary['loss_before']:.3f} -> "
-        f"{summary['loss_after']:.3f}, transcript {summary['transcript_source']}: {summary['transcript']!r}"
+        f"{fitted}, {summary['steps']} steps in {summary['seconds']:.1f} s{clock}, loss "
+        f"{summary['loss_before']:.3f} -> {summary['loss_after']:.3f}, transcript {summary['transcript_source']}: "
+        f"{summary['transcript']!r}"
     )
 
 

@@ -11,6 +11,8 @@ Units and shapes:
 * ``Synthesizer.synthesize(texts (B strings), SpeakerEmbedding (B, D) or (1, D), seed) -> Mel (B, n_mels, T)``
 * optional: ``Synthesizer.adapt_embedding(text, Mel (1, n_mels, T), SpeakerEmbedding (1, D), SpeakerAdaptation)
   -> AdaptedEmbedding``: speaker adaptation (:mod:`vcframe.adaptation`); without it ``--adapt-speaker`` is refused.
+  ``adapt_output`` (same arguments) and ``check_output_adapter(SpeakerEmbedding)``: output-layer adaptation
+  (``--adapt-target output``), an adapter carried in the embedding's metadata and applied by ``synthesize``.
 * ``Vocoder.vocode(Mel (B, n_mels, T), seed) -> Waveform (B, T * hop_length)`` at the mel's sample rate.
 * ``StreamingVocoder.vocode_stream(Mel (1, n_mels, T), seed) -> Iterator[Waveform (1, chunk)]`` whose
   concatenation equals ``vocode`` within the component's declared tolerance.
@@ -28,6 +30,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import torch
 from pydantic import BaseModel
 
+from vcframe.adaptation import refuse_foreign_output_adapter
 from vcframe.errors import InputError
 from vcframe.specs import AudioSpec, ComponentSpec, EmbeddingSpec, MelSpec
 from vcframe.types import Mel, SpeakerEmbedding, Waveform
@@ -184,15 +187,18 @@ class BaseSynthesizer(BaseComponent):
     ``adapt_embedding(text, mel, embedding, adaptation) -> AdaptedEmbedding``
     (:class:`vcframe.adaptation.AdaptableSynthesizer`): fit the (1, D) embedding to the clip's Mel (1, n_mels, T)
     of this synthesizer's output spec and its transcript, within ``adaptation.steps`` and
-    ``adaptation.max_seconds``, seeded by ``adaptation.seed``, changing nothing but the embedding.
+    ``adaptation.max_seconds``, seeded by ``adaptation.seed``, changing nothing but the embedding. With the
+    methods of :class:`vcframe.adaptation.OutputAdaptableSynthesizer` it also fits its output layer
+    (``adapt_output``) and applies the adapter an embedding carries in ``_synthesize``.
     """
 
     def synthesize(self, texts: Sequence[str], embedding: SpeakerEmbedding, *, seed: int | None = None) -> Mel:
         """B texts and a SpeakerEmbedding (B, D) or (1, D) -> Mel (B, n_mels, T) with per-item lengths.
 
-        Raises InputError for no texts, an empty or blank text, embeddings of another space, or a count of
-        embeddings that is neither 1 nor B; a single embedding is repeated for every text. Then calls
-        :meth:`_synthesize` with the embedding on ``self.device`` and ``seed`` (default None: unseeded).
+        Raises InputError for no texts, an empty or blank text, embeddings of another space, a count of
+        embeddings that is neither 1 nor B, or an embedding carrying an output adapter another synthesizer made
+        (:func:`vcframe.adaptation.refuse_foreign_output_adapter`); a single embedding is repeated for every text.
+        Then calls :meth:`_synthesize` with the embedding on ``self.device`` and ``seed`` (default None: unseeded).
         """
         if isinstance(texts, str):
             raise TypeError("synthesize takes a sequence of texts, not one string")
@@ -207,6 +213,7 @@ class BaseSynthesizer(BaseComponent):
                 f"{name}: {mine!r} vs {theirs!r}" for name, mine, theirs in expected.diff(embedding.spec)
             )
             raise InputError(f"{self.spec.name} expects embeddings in {expected.space}; got ({fields})")
+        refuse_foreign_output_adapter(self.spec.name, embedding)
         if embedding.batch_size == 1 and len(texts) > 1:
             embedding = embedding.repeat(len(texts))
         if embedding.batch_size != len(texts):

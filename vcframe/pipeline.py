@@ -14,7 +14,8 @@ batch of sentences in a worker thread while the current one is vocoded (``overla
 first audio waits for one sentence's synthesis, not a whole batch's.
 
 ``clone(..., adapt_speaker=30, reference_text="...")`` first fits the speaker embedding to the reference clip
-through the synthesizer (:mod:`vcframe.adaptation`); off by default.
+through the synthesizer (:mod:`vcframe.adaptation`); off by default. ``adapt_speaker=SpeakerAdaptation(
+target="output")`` fits the synthesizer's output layer instead, carried to synthesis in the embedding's metadata.
 """
 
 from __future__ import annotations
@@ -31,7 +32,13 @@ from typing import Any
 import torch
 
 from vcframe import __version__
-from vcframe.adaptation import AdaptedEmbedding, SpeakerAdaptation, adapt_speaker
+from vcframe.adaptation import (
+    AdaptedEmbedding,
+    SpeakerAdaptation,
+    adapt_speaker,
+    output_adapter,
+    refuse_foreign_output_adapter,
+)
 from vcframe.audio import load_audio, resample_waveform
 from vcframe.compat import CompatReport, check, compare_specs
 from vcframe.config import Settings, load_settings
@@ -280,7 +287,8 @@ class Pipeline:
 
         Args:
             reference: one clip (path, ``librispeech:<id>`` or Waveform).
-            adaptation: steps, wall-clock bound, learning rate, seed.
+            adaptation: what is fitted (``target``: the embedding, or the output layer whose adapter the result's
+                metadata carries), steps, wall-clock bound, learning rate, seed.
             embedding: the starting SpeakerEmbedding (1, D) (default None: the encoder's embedding of the clip).
             transcript: the clip's words (default None: recognised offline with pocketsphinx).
         """
@@ -484,7 +492,12 @@ class Pipeline:
         return matched, None
 
     def synthesize(self, texts: Sequence[str], embedding: SpeakerEmbedding, *, seed: int | None = None) -> list[Mel]:
-        """Mels (one batch-of-one per text) for already split texts, in batches of ``synthesis_batch_size``."""
+        """Mels (one batch-of-one per text) for already split texts, in batches of ``synthesis_batch_size``.
+
+        An embedding carrying an output adapter (``SpeakerAdaptation(target="output")``) made by another
+        synthesizer than this pipeline's is refused (InputError), whether or not the synthesizer checks it."""
+        if "synthesizer" in self.specs:  # else self.synthesizer below says this pipeline has none
+            refuse_foreign_output_adapter(self.specs["synthesizer"].name, embedding)
         size = self.settings.synthesis_batch_size
         mels: list[Mel] = []
         for start in range(0, len(texts), size):
@@ -539,6 +552,13 @@ class Pipeline:
             speaker, adapted = self._embedding_for(reference, embedding, voice, progress, adaptation, reference_text)
             if adapted is not None:
                 run["speaker_adaptation"] = adapted.summary()
+            adapter = output_adapter(speaker)
+            if adapter is not None:  # fitted now, or stored with the voice or the embedding
+                run["output_adapter"] = {
+                    "synthesizer": adapter.synthesizer,
+                    "layer": adapter.layer,
+                    "steps": adapter.steps,
+                }
             spectrum_match: dict[str, Any] = {}
             matcher, unmatched = self._spectrum_matcher(reference, voice, embedding, spectrum_match)
             if unmatched is not None:
@@ -615,12 +635,13 @@ class Pipeline:
             reference_text: the reference clip's words, for adaptation (default None: recognised offline).
 
         Returns a single-item Waveform at the vocoder's rate; its metadata records the components, their
-        options, the seed, any bridged mismatch, ``speaker_adaptation`` (steps, seconds, losses, transcript)
-        when adapted, ``spectrum_match`` when a mel was spectrum-matched (strength, ``source`` of the reference's
-        spectrum: ``"clip"`` or ``"embedding"``, ``gain_db`` per sentence), ``spectrum_unmatched`` (why) when the
-        default left an embedding's run unmatched because its stored spectrum is of another mel spec and, as
-        ``dropped_characters`` (``["U+1F600", ...]``), the characters of ``text`` that were not spoken. Text with
-        nothing to speak is refused (InputError).
+        options, the seed, any bridged mismatch, ``speaker_adaptation`` (target, steps, seconds, losses,
+        transcript) when adapted, ``output_adapter`` (synthesizer, layer, steps) when the embedding that spoke
+        carried one (adapted now, or stored with the voice or the embedding), ``spectrum_match`` when a mel was
+        spectrum-matched (strength, ``source`` of the reference's spectrum: ``"clip"`` or ``"embedding"``,
+        ``gain_db`` per sentence), ``spectrum_unmatched`` (why) when the default left an embedding's run unmatched
+        because its stored spectrum is of another mel spec and, as ``dropped_characters`` (``["U+1F600", ...]``),
+        the characters of ``text`` that were not spoken. Text with nothing to speak is refused (InputError).
         """
         adaptation = SpeakerAdaptation.from_value(adapt_speaker)
         parts = list(self._run(text, reference, embedding, voice, seed, progress, False, adaptation, reference_text))
@@ -638,6 +659,7 @@ class Pipeline:
                     "sentences",
                     "seed",
                     "speaker_adaptation",
+                    "output_adapter",
                     "spectrum_match",
                     "spectrum_unmatched",
                     "dropped_characters",

@@ -7,7 +7,9 @@ provenance in ``voices.json``. A *user voice* is registered with ``vcframe voice
 FLAC, are stored under the user data directory, so a voice works with any encoder and can be previewed.
 Registered with speaker adaptation (``vcframe voices add --adapt-speaker``), a voice also stores the adapted
 embedding and what it is valid for (synthesizer, checkpoint, embedding space): ``--voice NAME`` uses it with those
-weights and the plain embedding with any other synthesizer.
+weights and the plain embedding with any other synthesizer. With ``--adapt-target output`` the adapted embedding
+carries the synthesizer's fitted output layer (:class:`vcframe.adaptation.OutputAdapter`), used only where the
+synthesizer also finds it fits its weights (their sha256: a checkpoint replaced under the same path does not).
 
 ``librispeech:<speaker>-<chapter>-<utterance>`` names an utterance of a LibriSpeech tree found under an
 explicit dataset root or ``$VCFRAME_LIBRISPEECH``; nothing is downloaded.
@@ -300,8 +302,9 @@ def voice_embedding(voice: Voice, pipeline: Pipeline, *, adapted: bool = True) -
     """The embedding of ``voice`` in the space of ``pipeline``'s encoder.
 
     With ``adapted`` (default True), a voice's adapted embedding is used when ``pipeline``'s synthesizer,
-    checkpoint and embedding space are the ones it was adapted with. Else the stored embedding is used when its
-    spec equals the encoder's output spec; otherwise the clip is embedded.
+    checkpoint and embedding space are the ones it was adapted with and, for one carrying an output adapter, when
+    the synthesizer finds that the adapter fits its weights (``check_output_adapter``). Else the stored embedding
+    is used when its spec equals the encoder's output spec; otherwise the clip is embedded.
     """
     from vcframe.types import SpeakerEmbedding
 
@@ -309,13 +312,30 @@ def voice_embedding(voice: Voice, pipeline: Pipeline, *, adapted: bool = True) -
     if adapted and voice.adapted_embedding_file is not None and isinstance(adaptation, dict):
         if not pipeline.embedding_only and adaptation.get("valid_for") == pipeline.synthesizer_identity():
             stored = SpeakerEmbedding.load(str(voice.adapted_embedding_file))
-            if stored.spec == pipeline.embedding_spec():
+            if stored.spec == pipeline.embedding_spec() and _output_adapter_fits(stored, pipeline):
                 return stored
     if voice.embedding_file is not None:
         stored = SpeakerEmbedding.load(str(voice.embedding_file))
         if stored.spec == pipeline.embedding_spec():
             return stored
     return pipeline.embed([voice.clip])
+
+
+def _output_adapter_fits(embedding: SpeakerEmbedding, pipeline: Pipeline) -> bool:
+    """True unless ``embedding`` carries an output adapter that ``pipeline``'s synthesizer cannot apply to its
+    weights (the voice then falls back to its plain embedding, as it does with other weights)."""
+    from vcframe.adaptation import OutputAdaptableSynthesizer, output_adapter
+
+    if output_adapter(embedding) is None:
+        return True
+    synthesizer = pipeline.synthesizer
+    if not isinstance(synthesizer, OutputAdaptableSynthesizer):
+        return False
+    try:
+        synthesizer.check_output_adapter(embedding)
+    except InputError:
+        return False
+    return True
 
 
 def resolve_reference(reference: str | os.PathLike[str], *, dataset_root: str | os.PathLike[str] | None = None) -> Path:

@@ -480,6 +480,12 @@ class Tacotron(nn.Module):
             raise ValueError(f"r ({value}) must lie in [1, max_r={self.decoder.max_r}]")
         self.decoder.r.fill_(value)
 
+    def project_postnet(self, postnet: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """The post-net's features (B, T, postnet_dims) -> mel (B, n_mels, T) through ``post_proj``, or through
+        ``weight`` (n_mels, postnet_dims) in its place (a speaker's output adapter) without changing the module."""
+        projected = self.post_proj(postnet) if weight is None else F.linear(postnet, weight)
+        return projected.transpose(1, 2)
+
     def encode(
         self,
         chars: torch.Tensor,
@@ -530,7 +536,7 @@ class Tacotron(nn.Module):
             encoder_seq, encoder_seq_proj, prenet_in, mask, p, clean
         )
         postnet_lengths = None if mel_lengths is None else mel_lengths.clamp_max(mel_decoder.size(2))
-        mel_postnet = self.post_proj(self.postnet(mel_decoder, postnet_lengths, cbhg_dtype)).transpose(1, 2)
+        mel_postnet = self.project_postnet(self.postnet(mel_decoder, postnet_lengths, cbhg_dtype))
         if postnet_lengths is not None and silence_value is not None:
             valid = length_mask(postnet_lengths, mel_postnet.size(2))[:, None, :]
             mel_postnet = mel_postnet.masked_fill(~valid, silence_value)
@@ -549,12 +555,16 @@ class Tacotron(nn.Module):
         min_frames: int = 10,
         silence_value: float = -4.0,
         step: DecoderStep | None = None,
+        post_proj_weight: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Free-running synthesis (eval mode; the module's train/eval mode is restored afterwards).
 
         ``step``: a :class:`~vcframe_tacotron.inference.DecoderStep` built from this network's decoder at its
         current ``r`` runs the decoder loop (weights laid out once, float32 or bfloat16); None runs
         :meth:`Decoder.forward` (RTVC's arithmetic).
+
+        ``post_proj_weight`` (n_mels, postnet_dims), default None: used in place of ``post_proj``'s weight for this
+        call only (:meth:`project_postnet`; a speaker's output adapter); the module is not changed.
 
         RTVC mode (``text_lengths`` None): pads masked multiplicatively, the loop stops when every stop
         probability exceeds ``stop_threshold`` at one step with ``t > min_frames``; every item gets the full
@@ -604,7 +614,7 @@ class Tacotron(nn.Module):
             if clean:
                 mel_decoder = mel_decoder.masked_fill(~valid, silence_value)
             postnet = self.postnet(mel_decoder, lengths if clean else None)
-            mel_postnet = self.post_proj(postnet).transpose(1, 2)
+            mel_postnet = self.project_postnet(postnet, post_proj_weight)
             if clean:
                 mel_postnet = mel_postnet.masked_fill(~valid, silence_value)
             return mel_decoder, mel_postnet, torch.cat(attn_scores, 1), lengths
