@@ -36,6 +36,10 @@ def test_a_synthesizer_without_adapt_embedding_is_refused(dummy_registry, speech
         (["--adapt-speaker"], "synthesizer 'test-constant' cannot adapt to a speaker"),  # the flag without a number
         (["--adapt-steps", "5", "--reference-text", "hello"], "cannot adapt to a speaker"),
         (["--reference-text", "hello"], "--reference-text is read by speaker adaptation only"),
+        (["--adapt-target", "output"], "--adapt-target is read by speaker adaptation only"),
+        (["--adapt-target", "embedding"], "--adapt-target is read by speaker adaptation only"),
+        (["--adapt-speaker", "--adapt-target", "postnet"], "--adapt-target takes embedding or output, got 'postnet'"),
+        (["--adapt-steps", "2", "--adapt-target", "output", "--reference-text", "hi"], "cannot adapt its output layer"),
     ],
 )
 def test_run_adapt_speaker_refusals_are_one_line(
@@ -132,26 +136,6 @@ def test_another_synthesizer_refuses_an_embedding_carrying_an_output_adapter(dum
             "Hello.", speech_like_wav(seconds=2.5), adapt_speaker=SpeakerAdaptation(steps=2, target="output"),
             reference_text="some words",
         )  # fmt: skip
-
-
-@pytest.mark.parametrize(
-    ("extra", "needle"),
-    [
-        (["--adapt-target", "output"], "--adapt-target is read by speaker adaptation only"),
-        (["--adapt-target", "embedding"], "--adapt-target is read by speaker adaptation only"),
-        (["--adapt-speaker", "--adapt-target", "postnet"], "--adapt-target takes embedding or output, got 'postnet'"),
-        (["--adapt-steps", "2", "--adapt-target", "output", "--reference-text", "hi"], "cannot adapt its output layer"),
-    ],
-)
-def test_run_adapt_target_refusals_are_one_line(
-    dummy_registry, vcframe_cli, speech_like_wav, tmp_path, extra, needle
-) -> None:
-    out = tmp_path / "out.wav"
-    result = vcframe_cli(
-        "run", *DUMMIES, "--reference", speech_like_wav(seconds=2.5), "--text", "Hi.", "--out", out, *extra
-    )
-    one_line_error(result, needle)
-    assert not out.exists()
 
 
 def test_voices_add_refuses_adapt_target_without_adaptation(
