@@ -152,10 +152,10 @@ def voice_yardsticks(
             samples = load_audio(reference, sample_rate=spec.sample_rate).item(0)
             path = scratch / f"{vocoder}_resynthesis_{name}.wav"
             mel = Mel.from_numpy([mel_spectrogram(samples, spec)], spec)
-            save_audio(pipeline.vocoder.vocode(mel, seed=args.seed), path)
+            output = pipeline.vocoder.vocode(mel, seed=args.seed)
+            save_audio(output, path)
             similarity[vocoder] = judge.similarity(reference, path)
-            pitch[vocoder] = dataclasses.asdict(compare_f0_tracks(reference_track, track_f0(path)))
-            output = load_audio(path)
+            pitch[vocoder] = dataclasses.asdict(compare_f0_tracks(reference_track, track_f0(output)))
             buzz[vocoder] = buzz_db(output.item(0), output.sample_rate, spec.hop_length)
         rows[name] = {
             "reference": reference.name,
