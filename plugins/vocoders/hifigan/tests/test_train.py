@@ -3,6 +3,7 @@ against float32, export (vcframe safetensors and the original's files), bad inpu
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -222,7 +223,7 @@ def test_stft_weight_change_on_resume_is_recorded(corpus, tmp_path):
     output = run(fit_arguments(corpus, run_dir, "--max-steps", "4", "--resume", "--stft-weight", "2.5"))
     assert "STFT loss weight changed" not in output  # the same weight again: nothing to record
     checkpoint = load_checkpoint(run_dir / "checkpoint.pt")
-    assert checkpoint["loss_changes"] == [{"step": 2, "stft_weight": 2.5}]
+    assert checkpoint["loss_changes"] == [{"step": 2, "stft_weight": 2.5, "frame_sync_weight": 0.0}]
     assert json.loads((run_dir / "config.json").read_text())["loss_changes"] == checkpoint["loss_changes"]
     logged = records(run_dir / "log.jsonl")
     assert "stft_sc" not in logged[1] and logged[2]["stft_sc"] > 0 and logged[3]["stft_mag"] > 0
@@ -230,7 +231,67 @@ def test_stft_weight_change_on_resume_is_recorded(corpus, tmp_path):
     from safetensors import safe_open
 
     with safe_open(str(tmp_path / "g.safetensors"), "pt") as exported:  # the shipped file says how it was trained
-        assert json.loads(exported.metadata()["loss_changes"]) == [{"step": 2, "stft_weight": 2.5}]
+        assert json.loads(exported.metadata()["loss_changes"]) == checkpoint["loss_changes"]
+    output = run(fit_arguments(corpus, run_dir, "--max-steps", "5", "--resume", "--frame-sync-weight", "4"))
+    assert "the frame-sync loss weight changed at step 4: 0 -> 4" in output and "STFT" in output  # 2.5 -> 0 too
+    assert load_checkpoint(run_dir / "checkpoint.pt")["loss_changes"][-1] == {
+        "step": 4,
+        "stft_weight": 0.0,
+        "frame_sync_weight": 4.0,
+    }
+    assert records(run_dir / "log.jsonl")[4]["frame_sync"] >= 0
+
+
+def test_record_loss_weights_reads_records_older_than_a_loss():
+    from vcframe_hifigan.train import record_loss_weights
+
+    old = [{"step": 800, "stft_weight": 25.0}]  # a checkpoint from before --frame-sync-weight existed
+    same, notes = record_loss_weights(old, {"stft_weight": 25.0, "frame_sync_weight": 0.0}, 900)
+    assert same == old and notes == []
+    changed, notes = record_loss_weights(old, {"stft_weight": 25.0, "frame_sync_weight": 10.0}, 900)
+    assert notes == ["the frame-sync loss weight changed at step 900: 0 -> 10"]
+    assert changed == [*old, {"step": 900, "stft_weight": 25.0, "frame_sync_weight": 10.0}]
+
+
+def test_frame_sync_ratio_tells_a_frame_rate_buzz_from_noise_and_speech_like_tones():
+    from vcframe_hifigan.losses import frame_sync_loss, frame_sync_ratio
+
+    rng = np.random.default_rng(5)
+    hop, frames = 200, 32
+    noise = rng.standard_normal((64, frames * hop))
+    ratios = frame_sync_ratio(torch.from_numpy(noise), hop).numpy()
+    assert abs(float(np.mean(ratios))) < 0.15  # white noise: ratio 1 in expectation
+    pattern = np.tile(rng.standard_normal(hop), frames)  # the same samples in every frame
+    assert float(frame_sync_ratio(torch.from_numpy(pattern)[None], hop)) == pytest.approx(np.log(frames), rel=1e-3)
+    time = np.arange(frames * hop) / 16000
+    tone = np.sin(2 * np.pi * 123.0 * time)  # a pitch off the 80 Hz frame-rate grid: not synchronous
+    assert float(frame_sync_ratio(torch.from_numpy(tone)[None], hop)) < 0
+    buzzing = torch.from_numpy(tone + 0.3 * pattern)[None, None]
+    clean = torch.from_numpy(tone)[None, None]
+    loss = frame_sync_loss(clean, buzzing, hop)
+    assert float(loss) > 1.0 and float(frame_sync_loss(clean, clean, hop)) == 0.0
+    assert float(frame_sync_loss(buzzing, clean, hop)) == 0.0  # never pushes below the real segment's
+    generated = buzzing.clone().requires_grad_(True)
+    frame_sync_loss(clean, generated, hop).backward()
+    stepped = (generated - 0.05 * generated.grad).detach()  # one gradient step lowers the buzz
+    assert float(frame_sync_loss(clean, stepped, hop)) < float(loss)
+    assert float(frame_sync_ratio(torch.zeros(1, 2 * hop), hop)) == 0.0  # silence: finite
+    with pytest.raises(ValueError, match="not two or more whole frames of hop_length 200"):
+        frame_sync_ratio(torch.zeros(1, 3 * hop + 1), hop)
+    with pytest.raises(ValueError, match=r"shape \(1, 1, 6400\) but the generated one \(1, 1, 6000\)"):
+        frame_sync_loss(clean, clean[..., :6000], hop)
+
+
+def test_frame_sync_weight_adds_its_loss_to_the_generator_objective():
+    step, mels, audio = tiny_step("fp32")
+    step.frame_sync_weight, step.hop_length = 3.0, 200
+    losses = step(mels, audio)
+    original = sum(float(losses[name]) for name in ("gen_s", "gen_f", "fm_s", "fm_f", "mel"))
+    assert float(losses["gen"]) == pytest.approx(original + 3.0 * float(losses["frame_sync"]), rel=1e-6)
+    plain, _, _ = tiny_step("fp32")
+    assert "frame_sync" not in plain(mels, audio)  # off by default: the original recipe
+    with pytest.raises(ValueError, match="needs the hop_length, got 0"):
+        dataclasses.replace(plain, frame_sync_weight=1.0)
 
 
 def test_mel_smoothing_changes_the_inputs_resumes_exactly_and_is_recorded(corpus, tmp_path):

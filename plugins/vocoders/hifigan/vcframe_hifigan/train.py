@@ -51,7 +51,14 @@ from vcframe.specs import HIFIGAN_MEL, RTVC_SYNTHESIZER_MEL, MelSpec
 from vcframe_hifigan.data import EpochSegments, TrainingClip, collate, load_clips
 from vcframe_hifigan.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
 from vcframe_hifigan.generator import Generator
-from vcframe_hifigan.losses import discriminator_loss, feature_loss, generator_loss, mel_loss, stft_loss
+from vcframe_hifigan.losses import (
+    discriminator_loss,
+    feature_loss,
+    frame_sync_loss,
+    generator_loss,
+    mel_loss,
+    stft_loss,
+)
 from vcframe_hifigan.melspec import MelFrontEnd, loss_mel_spec
 from vcframe_hifigan.spec import PRESETS, SIZE_FIELDS, GeneratorConfig, HiFiGANConfig, check_fits
 
@@ -108,6 +115,9 @@ class GANStep:
             (:func:`vcframe_hifigan.losses.stft_loss`, spectral convergence + log magnitude; 0: the original recipe).
         train_generator, train_mpd, train_msd: what to call for training forward passes (DDP wrappers in a
             distributed run; the networks themselves otherwise).
+        frame_sync_weight: weight of the frame-rate periodicity loss added to the generator's
+            (:func:`vcframe_hifigan.losses.frame_sync_loss`; 0: the original recipe); needs ``hop_length``.
+        hop_length: samples per mel frame of the trained mel.
     """
 
     generator: Generator
@@ -123,6 +133,12 @@ class GANStep:
     train_mpd: torch.nn.Module | None = None
     train_msd: torch.nn.Module | None = None
     device_type: str = field(default="cpu")
+    frame_sync_weight: float = 0.0
+    hop_length: int = 0
+
+    def __post_init__(self) -> None:
+        if self.frame_sync_weight and self.hop_length < 1:
+            raise ValueError(f"frame_sync_weight {self.frame_sync_weight} needs the hop_length, got {self.hop_length}")
 
     def _autocast(self, enabled: bool) -> contextlib.AbstractContextManager[Any]:
         if enabled and self.precision == "bf16":
@@ -176,10 +192,34 @@ class GANStep:
         if self.stft_weight:
             losses["stft_sc"], losses["stft_mag"] = stft_loss(audio, generated)
             total = total + self.stft_weight * (losses["stft_sc"] + losses["stft_mag"])
+        if self.frame_sync_weight:
+            losses["frame_sync"] = frame_sync_loss(audio, generated, self.hop_length)
+            total = total + self.frame_sync_weight * losses["frame_sync"]
         losses["gen"] = total
         (total * weight).backward()
         self.optim_g.step()
         return {name: value.detach() for name, value in losses.items()}
+
+
+#: The generator's added loss weights (``fit`` options, 0 = the original recipe) and what a change is called.
+LOSS_WEIGHTS = {"stft_weight": "the STFT loss weight", "frame_sync_weight": "the frame-sync loss weight"}
+
+
+def record_loss_weights(
+    changes: Sequence[dict[str, Any]], weights: dict[str, float], step: int
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """``changes`` (the checkpoint's ``loss_changes``) with an entry for ``step`` if ``weights`` differ from the
+    last recorded ones (a missing key: 0, as in runs that predate that loss), and a line per changed weight."""
+    changes = list(changes)
+    previous = {name: float(changes[-1].get(name, 0.0)) if changes else 0.0 for name in LOSS_WEIGHTS}
+    notes = [
+        f"{what} changed at step {step}: {previous[name]:g} -> {weights[name]:g}"
+        for name, what in LOSS_WEIGHTS.items()
+        if weights[name] != previous[name]
+    ]
+    if notes:
+        changes.append({"step": step, **weights})
+    return changes, notes
 
 
 # -- generator sizes ----------------------------------------------------------------------------------------
@@ -326,6 +366,15 @@ def fit(
             "this weight; not in the original (0). A change on --resume is recorded in the checkpoint.",
         ),
     ] = 0.0,
+    frame_sync_weight: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Add a loss on what repeats once per mel frame beyond the real segment (the frame-rate buzz of a "
+            "generator without noise input) with this weight; not in the original (0). Changes on --resume are "
+            "recorded in the checkpoint.",
+        ),
+    ] = 0.0,
     mel_smoothing: Annotated[
         float,
         typer.Option(
@@ -420,6 +469,7 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
     step, epoch, batch_in_epoch = 0, 0, 0
     data_changes: list[dict[str, Any]] = []
     loss_changes: list[dict[str, Any]] = []
+    loss_weights = {name: float(args[name]) for name in LOSS_WEIGHTS}
     smoothing = {"mel_smoothing": args["mel_smoothing"], "mel_smoothing_probability": args["mel_smoothing_probability"]}
     smoothing_changes: list[dict[str, Any]] = []
     if saved is not None:
@@ -438,11 +488,9 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
                 epoch, batch_in_epoch = epoch + 1, 0
             data_changes.append({"step": step, "epoch": epoch, "data": description})
             session.echo(f"the training data changed at step {step}: epoch {epoch} starts over the new clips")
-        loss_changes = list(saved.get("loss_changes", []))
-        previous_weight = loss_changes[-1]["stft_weight"] if loss_changes else 0.0
-        if args["stft_weight"] != previous_weight:
-            loss_changes.append({"step": step, "stft_weight": args["stft_weight"]})
-            session.echo(f"the STFT loss weight changed at step {step}: {previous_weight:g} -> {args['stft_weight']:g}")
+        loss_changes, notes = record_loss_weights(saved.get("loss_changes", []), loss_weights, step)
+        for note in notes:
+            session.echo(note)
         smoothing_changes, note = record_smoothing(
             saved.get("smoothing_changes", []), args["mel_smoothing"], args["mel_smoothing_probability"], step
         )
@@ -450,8 +498,8 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
             session.echo(note)
         session.echo(f"resumed at step {step} (epoch {epoch}, batch {batch_in_epoch})")
     else:
-        if args["stft_weight"]:
-            loss_changes.append({"step": 0, "stft_weight": args["stft_weight"]})
+        if any(loss_weights.values()):
+            loss_changes.append({"step": 0, **loss_weights})
         smoothing_changes, _ = record_smoothing([], args["mel_smoothing"], args["mel_smoothing_probability"], 0)
     for note in session.on_main(prepare_run_folder, run_dir, step, ["log.jsonl", "valid.jsonl"]) or []:
         session.echo(note)
@@ -461,7 +509,7 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
         "precision": precision,
         "bf16_generator": args["bf16_generator"],
         "adversarial_start": args["adversarial_start"],
-        "stft_weight": args["stft_weight"],
+        **loss_weights,
         "loss_changes": loss_changes,
         **smoothing,
         "smoothing_changes": smoothing_changes,
@@ -494,6 +542,8 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
         session.wrap(mpd),
         session.wrap(msd),
         target.type,
+        args["frame_sync_weight"],
+        spec.hop_length,
     )
     networks = torch.nn.ModuleDict(dict(_networks(generator, mpd, msd)))  # every replica's digest covers all three
     clock = TrainingClock(saved)
