@@ -405,3 +405,57 @@ def test_voices_add_and_run_with_adapt_target_output_on_the_command_line(
     _tiny(seed=1).export(str(checkpoint))  # other weights under the same path
     plain = run("plain-other", "--embedding", folder / "embedding.npy")
     np.testing.assert_array_equal(run("voice-other", "--voice", "carol"), plain)
+
+
+# -- both (target="both": the embedding, then the output layer fitted through the adapted embedding) ----------
+
+
+def test_both_fits_the_embedding_then_the_output_layer_through_it() -> None:
+    synthesizer = _tiny()
+    weights = {name: tensor.clone() for name, tensor in synthesizer.network.state_dict().items()}
+    embedding_only = _adapt(synthesizer, SpeakerAdaptation(steps=3))
+    result = _adapt(synthesizer, SpeakerAdaptation(steps=3, target="both"))
+    assert result.target == "both" and result.steps == 6 and result.stopped_by == "steps"
+    assert result.summary()["target"] == "both" and result.transcript == TRANSCRIPT
+    # the vector is the embedding stage's (the same seed, steps and step size as target "embedding")
+    torch.testing.assert_close(result.embedding.vector, embedding_only.embedding.vector, rtol=0, atol=1e-6)
+    assert float((result.embedding.vector - _embedding().vector).norm()) > 1e-3
+    # and it carries an adapter fitted through that vector: not the one fitted through the encoder's vector
+    adapter, through_plain = output_adapter(result.embedding), output_adapter(_adapt(synthesizer, OUTPUT).embedding)
+    assert adapter is not None and through_plain is not None and adapter.steps == 3
+    assert float(np.abs(adapter.weight - through_plain.weight).max()) > 1e-7
+    synthesizer.check_output_adapter(result.embedding)
+    # the loss runs from the plain embedding's to the last stage's, below what either stage alone reached
+    assert result.loss_before == pytest.approx(embedding_only.loss_before, rel=1e-6)
+    assert result.loss_after < embedding_only.loss_after
+    for name, tensor in synthesizer.network.state_dict().items():
+        assert torch.equal(tensor, weights[name]), name
+    # synthesis uses both: another mel than the adapted vector alone or the adapter alone gives
+    mels = {
+        label: synthesizer.synthesize(["Hi there."], embedding, seed=0).item(0)
+        for label, embedding in (
+            ("both", result.embedding),
+            ("vector", without_output_adapter(result.embedding)),
+            ("adapter", replace(_embedding(), metadata=result.embedding.metadata)),
+        )
+    }
+    for alone in ("vector", "adapter"):
+        assert mels["both"].shape != mels[alone].shape or not np.allclose(mels["both"], mels[alone], atol=1e-4), alone
+
+
+def test_both_shares_one_time_bound_and_refuses_one_learning_rate() -> None:
+    result = _adapt(_tiny(), SpeakerAdaptation(steps=10_000, max_seconds=1e-9, target="both"))
+    assert result.stopped_by == "time" and result.steps == 1  # the clock stopped the first stage: no second
+    assert output_adapter(result.embedding) is None
+    with pytest.raises(
+        ConfigError, match="fits embedding and output, each at its own step size; got one learning_rate"
+    ):
+        SpeakerAdaptation(target="both", learning_rate=0.01)
+    stages = SpeakerAdaptation(steps=4, target="both", seed=3).stages()
+    assert [(stage.target, stage.steps, stage.seed, stage.effective_learning_rate) for stage in stages] == [
+        ("embedding", 4, 3, 0.005),
+        ("output", 4, 3, 0.001),
+    ]
+    assert OUTPUT.stages() == (OUTPUT,)
+    with pytest.raises(ConfigError, match="has a step size per stage"):
+        SpeakerAdaptation(target="both").effective_learning_rate  # noqa: B018
