@@ -32,8 +32,7 @@ Run by hand (minutes per system on 2 cores):
   voice) as system ``<vocoder>+adapt<N>``; the transcript is the clip's own where known (LJSpeech-mini, the sample
   voices), recognised otherwise (all of them with ``--adapt-recognised``). Each adaptation's record (steps,
   seconds, losses, transcript) is in results.json. ``--adapt-target output`` fits the synthesizer's output layer
-  instead of the embedding (``SpeakerAdaptation(target="output")``) as system ``<vocoder>+adaptout<N>``, and
-  ``--adapt-target both`` the embedding and then the output layer, as ``<vocoder>+adaptboth<N>``.
+  instead of the embedding (``SpeakerAdaptation(target="output")``) as system ``<vocoder>+adaptout<N>``.
 * Spectrum matching (``vcframe.spectrum``, the ``match_spectrum`` setting) is on by default (strength 1), as in
   ``vcframe run``; ``--match-spectrum S`` (repeatable) also runs each system at strength S as system
   ``<vocoder>+match<S>`` (``--match-spectrum 0``: without it, as before commit 307ca9b). Since it moves the
@@ -64,7 +63,7 @@ import numpy as np
 import soundfile
 import torch
 
-from vcframe.adaptation import ADAPTATION_TARGETS, AdaptationTarget, SpeakerAdaptation
+from vcframe.adaptation import AdaptationTarget, SpeakerAdaptation
 from vcframe.audio import load_audio, mel_spectrogram, save_audio, stft
 from vcframe.config import load_settings
 from vcframe.datasets import HUMAN_YARDSTICK_CLIPS
@@ -533,7 +532,7 @@ def run_system(
     adapt_target: AdaptationTarget = "embedding",
 ) -> list[dict[str, Any]]:
     """Every (voice, sentence) through the default bundle with ``vocoder``; with ``adapt_steps`` the voice's
-    embedding (``adapt_target="embedding"``), the synthesizer's output layer (``"output"``) or both is adapted to its
+    embedding (``adapt_target="embedding"``) or the synthesizer's output layer (``"output"``) is adapted to its
     clip first (transcript: the voice's fourth field, None = recognised); with
     ``match_spectrum`` (None: the setting's default, 1) each mel's long-term spectrum is moved that far toward the
     clip's (vcframe.spectrum; 0 = off).
@@ -550,7 +549,7 @@ def run_system(
     )
     recognizer = default_recognizer()
     hop_length = pipeline.vocoder.input_spec.hop_length
-    adapted_name = {"embedding": "adapt", "output": "adaptout", "both": "adaptboth"}[adapt_target]
+    adapted_name = "adaptout" if adapt_target == "output" else "adapt"
     system = f"{vocoder}+{adapted_name}{adapt_steps}" if adapt_steps else vocoder
     system += f"+match{match_spectrum:g}" if match_spectrum is not None else ""
     rows = []
@@ -742,10 +741,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--adapt-target",
-        choices=list(ADAPTATION_TARGETS),
+        choices=["embedding", "output"],
         default="embedding",
-        help="what --adapt fits: the speaker embedding (system <vocoder>+adapt<N>), the synthesizer's output "
-        "layer (<vocoder>+adaptout<N>) or both, the embedding first (<vocoder>+adaptboth<N>)",
+        help="what --adapt fits: the speaker embedding (system <vocoder>+adapt<N>) or the synthesizer's output "
+        "layer (<vocoder>+adaptout<N>)",
     )
     parser.add_argument(
         "--match-spectrum",

@@ -38,10 +38,7 @@ def test_a_synthesizer_without_adapt_embedding_is_refused(dummy_registry, speech
         (["--reference-text", "hello"], "--reference-text is read by speaker adaptation only"),
         (["--adapt-target", "output"], "--adapt-target is read by speaker adaptation only"),
         (["--adapt-target", "embedding"], "--adapt-target is read by speaker adaptation only"),
-        (
-            ["--adapt-speaker", "--adapt-target", "postnet"],
-            "--adapt-target takes embedding, output or both, got 'postnet'",
-        ),
+        (["--adapt-speaker", "--adapt-target", "postnet"], "--adapt-target takes embedding or output, got 'postnet'"),
         (["--adapt-steps", "2", "--adapt-target", "output", "--reference-text", "hi"], "cannot adapt its output layer"),
     ],
 )
@@ -86,7 +83,7 @@ def test_the_target_chooses_the_method_and_the_learning_rate() -> None:
     # the default follows the target it is replaced with; a rate set explicitly stays
     assert replace(SpeakerAdaptation(), target="output").effective_learning_rate == 0.001
     assert replace(SpeakerAdaptation(learning_rate=0.02), target="output").effective_learning_rate == 0.02
-    with pytest.raises(ConfigError, match="adaptation target must be 'embedding', 'output' or 'both', got 'postnet'"):
+    with pytest.raises(ConfigError, match="adaptation target must be 'embedding' or 'output', got 'postnet'"):
         SpeakerAdaptation(target="postnet")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="learning_rate must be > 0, got 0"):
         SpeakerAdaptation(target="output", learning_rate=0)
@@ -156,4 +153,3 @@ def test_the_adaptation_line_says_what_was_fitted() -> None:
     assert _adaptation_line({**record, "target": "output"}).startswith("output layer, 30 steps in 3.2 s, loss 2.500")
     assert _adaptation_line({**record, "target": "embedding"}).startswith("embedding, 30 steps in 3.2 s")
     assert _adaptation_line(record).startswith("embedding, 30 steps")  # a voice stored before targets existed
-    assert _adaptation_line({**record, "target": "both"}).startswith("embedding and output layer, 30 steps in 3.2 s")

@@ -25,10 +25,6 @@ stays the encoder's, and its metadata carries the fitted layer as an :class:`Out
 fitted through. The synthesizer that made it applies it to each synthesis with that embedding and refuses it for
 other weights; any other synthesizer refuses an embedding that carries one (:func:`refuse_foreign_output_adapter`)
 rather than silently speak the unadapted voice; :func:`without_output_adapter` gives the plain embedding.
-
-``SpeakerAdaptation(target="both")`` does one after the other: the embedding first, then the output layer fitted
-through the adapted embedding, each with its own default step size and ``steps`` steps, both within one
-``max_seconds``. The result is the adapted vector carrying the adapter.
 """
 
 from __future__ import annotations
@@ -54,21 +50,14 @@ DEFAULT_ADAPTATION_SECONDS = 120.0
 #: Shortest reference clip adaptation accepts: under it a few dozen steps fit the clip's noise, not the voice.
 MIN_ADAPTATION_SECONDS = 2.0
 
-#: What adaptation fits: the speaker embedding (``adapt_embedding``), the synthesizer's output layer
-#: (``adapt_output``: a per-speaker replacement of its last projection, carried in the embedding's metadata), or
-#: both (the embedding, then the output layer through it).
-AdaptationTarget = Literal["embedding", "output", "both"]
+#: What adaptation fits: the speaker embedding (``adapt_embedding``) or the synthesizer's output layer
+#: (``adapt_output``: a per-speaker replacement of its last projection, carried in the embedding's metadata).
+AdaptationTarget = Literal["embedding", "output"]
 ADAPTATION_TARGETS: tuple[AdaptationTarget, ...] = get_args(AdaptationTarget)
 #: Adam's step size per target when ``SpeakerAdaptation.learning_rate`` is None. The output layer's: lr 1e-3 moved
 #: GE2E similarity +0.041 for -2.7 points of words heard right over 24 items (an exploratory script), 3e-3 moved it
 #: +0.058 for -5.8 points.
 DEFAULT_LEARNING_RATES: dict[AdaptationTarget, float] = {"embedding": 0.005, "output": 0.001}
-#: The single fits a target runs, in order.
-ADAPTATION_STAGES: dict[AdaptationTarget, tuple[AdaptationTarget, ...]] = {
-    "embedding": ("embedding",),
-    "output": ("output",),
-    "both": ("embedding", "output"),
-}
 #: The key of an embedding's metadata that holds its output adapter (:meth:`OutputAdapter.to_metadata`).
 OUTPUT_ADAPTER_KEY = "output_adapter"
 #: What to do about an output adapter that does not fit the synthesizer.
@@ -91,10 +80,8 @@ class SpeakerAdaptation:
         seed: seeds the synthesizer's random draws (pre-net dropout) during adaptation (default 0).
         min_reference_s: shortest reference clip accepted, seconds (default 2.0), >= 0.
         target: what is fitted (default ``"embedding"``): ``"embedding"``, the speaker embedding
-            (``adapt_embedding``), ``"output"``, the synthesizer's output layer (``adapt_output``: an
-            :class:`OutputAdapter` carried in the embedding's metadata, the vector unchanged), or ``"both"``, the
-            embedding and then the output layer (each stage ``steps`` steps at its own default step size; a
-            ``learning_rate`` is refused with it).
+            (``adapt_embedding``), or ``"output"``, the synthesizer's output layer (``adapt_output``: an
+            :class:`OutputAdapter` carried in the embedding's metadata, the vector unchanged).
     """
 
     steps: int = DEFAULT_ADAPTATION_STEPS
@@ -110,16 +97,10 @@ class SpeakerAdaptation:
         if not self.max_seconds > 0:
             raise ConfigError(f"adaptation max_seconds must be > 0, got {self.max_seconds!r}")
         if self.target not in ADAPTATION_TARGETS:
-            allowed = ", ".join(repr(target) for target in ADAPTATION_TARGETS[:-1]) + f" or {ADAPTATION_TARGETS[-1]!r}"
+            allowed = " or ".join(repr(target) for target in ADAPTATION_TARGETS)
             raise ConfigError(f"adaptation target must be {allowed}, got {self.target!r}")
         if self.learning_rate is not None and not self.learning_rate > 0:
             raise ConfigError(f"adaptation learning_rate must be > 0, got {self.learning_rate!r}")
-        if self.learning_rate is not None and len(ADAPTATION_STAGES[self.target]) > 1:
-            raise ConfigError(
-                f"adaptation target {self.target!r} fits {' and '.join(ADAPTATION_STAGES[self.target])}, each at its "
-                f"own step size; got one learning_rate {self.learning_rate!r}",
-                hint="leave learning_rate unset, or adapt one target at a time",
-            )
         if not 0 <= self.seed < 2**63:
             raise ConfigError(f"adaptation seed must be in [0, 2**63), got {self.seed!r}")
         if not self.min_reference_s >= 0:
@@ -127,19 +108,8 @@ class SpeakerAdaptation:
 
     @property
     def effective_learning_rate(self) -> float:
-        """Adam's step size: ``learning_rate``, or the target's default when it is None (a single-stage target's:
-        ``"both"`` has one per stage, see :meth:`stages`)."""
-        if self.learning_rate is not None:
-            return float(self.learning_rate)
-        if self.target not in DEFAULT_LEARNING_RATES:
-            raise ConfigError(f"adaptation target {self.target!r} has a step size per stage; ask each of .stages()")
-        return DEFAULT_LEARNING_RATES[self.target]
-
-    def stages(self) -> tuple[SpeakerAdaptation, ...]:
-        """The single-target adaptations this one runs, in order (itself for ``"embedding"`` and ``"output"``)."""
-        if ADAPTATION_STAGES[self.target] == (self.target,):
-            return (self,)
-        return tuple(replace(self, target=stage) for stage in ADAPTATION_STAGES[self.target])
+        """Adam's step size: ``learning_rate``, or the target's default when it is None."""
+        return DEFAULT_LEARNING_RATES[self.target] if self.learning_rate is None else float(self.learning_rate)
 
     @classmethod
     def from_value(cls, value: int | SpeakerAdaptation | None) -> SpeakerAdaptation | None:
@@ -165,8 +135,7 @@ class AdaptedEmbedding:
             with the same random draws.
         stopped_by: ``"steps"`` or ``"time"``.
         transcript: the text the clip was fitted to; transcript_source: ``"given"`` or ``"recognised"``.
-        target: what was fitted, ``"embedding"`` (default), ``"output"`` or ``"both"`` (then steps, seconds and
-            stopped_by cover both stages, loss_before is the first's and loss_after the last's).
+        target: what was fitted, ``"embedding"`` (default) or ``"output"``.
     """
 
     embedding: SpeakerEmbedding
@@ -398,18 +367,17 @@ def adapt_speaker(
     transcript, before any gradient step.
     """
     name = getattr(getattr(synthesizer, "spec", None), "name", type(synthesizer).__name__)
-    stages = adaptation.stages()
-    for stage in stages:
-        if stage.target == "output" and not isinstance(synthesizer, OutputAdaptableSynthesizer):
+    if adaptation.target == "output":
+        if not isinstance(synthesizer, OutputAdaptableSynthesizer):
             raise ConfigError(
                 f"synthesizer {name!r} cannot adapt its output layer to a speaker (it has no adapt_output method)",
                 hint="use --adapt-target embedding, or a synthesizer that supports it (tacotron)",
             )
-        if stage.target == "embedding" and not isinstance(synthesizer, AdaptableSynthesizer):
-            raise ConfigError(
-                f"synthesizer {name!r} cannot adapt to a speaker (it has no adapt_embedding method)",
-                hint="drop --adapt-speaker, or use a synthesizer that supports it (tacotron)",
-            )
+    elif not isinstance(synthesizer, AdaptableSynthesizer):
+        raise ConfigError(
+            f"synthesizer {name!r} cannot adapt to a speaker (it has no adapt_embedding method)",
+            hint="drop --adapt-speaker, or use a synthesizer that supports it (tacotron)",
+        )
     if reference.batch_size != 1:
         raise InputError(f"speaker adaptation fits one reference clip; got {reference.batch_size}")
     if embedding.batch_size != 1:
@@ -423,28 +391,7 @@ def adapt_speaker(
         )
     text, source = reference_transcript(reference, transcript)
     mel = reference_mel(reference, mel_spec)
-    current = without_output_adapter(embedding)
-    results: list[AdaptedEmbedding] = []
-    for stage in stages:
-        spent = sum(result.seconds for result in results)
-        if results and spent >= adaptation.max_seconds:
-            break  # the clock stopped the first stage: the second is not started
-        # a later stage gets what is left of the time bound (and, as every stage, at least one step)
-        bounded = replace(stage, max_seconds=max(adaptation.max_seconds - spent, 1e-6))
-        adapt = synthesizer.adapt_output if stage.target == "output" else synthesizer.adapt_embedding
-        results.append(adapt(text, mel, current, bounded))
-        current = results[-1].embedding
-    stopped_by: Literal["steps", "time"] = (
-        "time" if len(results) < len(stages) or any(result.stopped_by == "time" for result in results) else "steps"
-    )
-    return AdaptedEmbedding(
-        embedding=current,
-        steps=sum(result.steps for result in results),
-        seconds=sum(result.seconds for result in results),
-        loss_before=results[0].loss_before,
-        loss_after=results[-1].loss_after,
-        stopped_by=stopped_by,
-        transcript=text,
-        transcript_source=source,
-        target=adaptation.target,
-    )
+    start = without_output_adapter(embedding)
+    adapt = synthesizer.adapt_output if adaptation.target == "output" else synthesizer.adapt_embedding
+    result: AdaptedEmbedding = adapt(text, mel, start, adaptation)
+    return replace(result, transcript=text, transcript_source=source, target=adaptation.target)

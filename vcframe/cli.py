@@ -227,10 +227,9 @@ AdaptTargetOption = Annotated[
     str | None,
     typer.Option(
         "--adapt-target",
-        metavar="embedding|output|both",
-        help="What --adapt-speaker fits: the speaker embedding (default), the synthesizer's output layer, a small "
-        "per-speaker adapter carried with the embedding (tacotron: post_proj), or both (the embedding first). Read "
-        "with --adapt-speaker only.",
+        metavar="embedding|output",
+        help="What --adapt-speaker fits: the speaker embedding (default) or the synthesizer's output layer, a small "
+        "per-speaker adapter carried with the embedding (tacotron: post_proj). Read with --adapt-speaker only.",
     ),
 ]
 
@@ -457,10 +456,6 @@ def _adaptation_steps(adapt_speaker: bool, adapt_steps: int | None, reference_te
     return None
 
 
-#: What each adaptation target fits, as the run's stderr line says it.
-ADAPTATION_FITS = {"embedding": "embedding", "output": "output layer", "both": "embedding and output layer"}
-
-
 def _speaker_adaptation(
     adapt_speaker: bool, adapt_steps: int | None, reference_text: str | None, adapt_target: str | None
 ) -> SpeakerAdaptation | None:
@@ -473,20 +468,17 @@ def _speaker_adaptation(
         raise InputError("--adapt-target is read by speaker adaptation only", hint="add --adapt-speaker")
     if adapt_target not in ADAPTATION_TARGETS:
         raise InputError(
-            f"--adapt-target takes {', '.join(ADAPTATION_TARGETS[:-1])} or {ADAPTATION_TARGETS[-1]}, "
-            f"got {adapt_target!r}",
-            hint="embedding fits the speaker embedding, output the synthesizer's output layer, both the one then "
-            "the other",
+            f"--adapt-target takes {' or '.join(ADAPTATION_TARGETS)}, got {adapt_target!r}",
+            hint="embedding fits the speaker embedding, output the synthesizer's output layer",
         )
     return SpeakerAdaptation(steps=steps, target=adapt_target)
 
 
 def _adaptation_line(summary: dict[str, Any]) -> str:
     """``"embedding, 30 steps in 41.2 s, loss 1.234 -> 0.987, transcript recognised: 'words'"`` (``output layer``
-    for target output, ``embedding and output layer`` for both; records made before targets existed fitted the
-    embedding)."""
+    for target output; records made before targets existed fitted the embedding)."""
     clock = " (time bound reached)" if summary["stopped_by"] == "time" else ""
-    fitted = ADAPTATION_FITS.get(summary.get("target", "embedding"), "embedding")
+    fitted = "output layer" if summary.get("target") == "output" else "embedding"
     return (
         f"{fitted}, {summary['steps']} steps in {summary['seconds']:.1f} s{clock}, loss "
         f"{summary['loss_before']:.3f} -> {summary['loss_after']:.3f}, transcript {summary['transcript_source']}: "
