@@ -179,8 +179,8 @@ hifigan)
     # 1 thread), discriminators at width 0.25 (4.4 M) in bfloat16 where the CPU has AMX: 1.46 CPU s a GAN step.
     # The multi-resolution STFT loss is on by default here (STFT_WEIGHT=25; the trainer's own default, 0, is the
     # original's): without it the demo generator buzzes at the 80 Hz frame rate (README, "Frame-rate buzz"); the
-    # frame-sync loss (FRAME_SYNC_WEIGHT, 0 by default) aims at that buzz itself: 1,000 steps at 10 in session 26
-    # cut the buzz from +15.0 to +5.3 dB but cost cloned speech 3.1 points of words (plugin README, "Frame-rate buzz")
+    # frame-sync loss (FRAME_SYNC_WEIGHT=10 by default, from step 20,000 of the session-26 run) aims at that buzz
+    # itself: +15.0 -> +4.8 dB in 1,400 steps, cloned-speech similarity +0.011 (plugin README, "Frame-rate buzz")
     exec nice -n "${NICE:-10}" $VCFRAME train vocoder --plugin hifigan fit \
         --data "${HIFIGAN_DATA:-$RUNS/hifigan_data/train.txt}" --run-dir "$RUNS/hifigan" --mel rtvc --preset v3 \
         -o 'upsample_rates=[8,5,5]' -o 'upsample_kernel_sizes=[16,11,11]' -o "upsample_initial_channel=${HIFIGAN_CHANNELS:-128}" \
@@ -188,7 +188,7 @@ hifigan)
         --max-steps "${MAX_STEPS:-100000}" --checkpoint-every 200 --backup-every 5000 --log-every 10 --sample-every 1000 \
         --valid-data "$RUNS/hifigan_data/valid_real.txt" --valid-data "${CORPUS}_eval" --valid-every 1000 --valid-clips 8 \
         --precision auto --mel-cache "$MEL_CACHE" --threads "${THREADS:-1}" --stft-weight "${STFT_WEIGHT:-25}" \
-        --frame-sync-weight "${FRAME_SYNC_WEIGHT:-0}" \
+        --frame-sync-weight "${FRAME_SYNC_WEIGHT:-10}" \
         --mel-smoothing "${MEL_SMOOTHING:-0}" --mel-smoothing-probability "${MEL_SMOOTHING_PROBABILITY:-0.5}" \
         $(resume_flag "$RUNS/hifigan") $(init_flag "$RUNS/hifigan" "${HIFIGAN_INIT:-}") ;;
 export)
