@@ -141,10 +141,7 @@ def stft_loss(
         resolutions: (n_fft, hop_length, win_length) per STFT: a Hann window of ``win_length`` zero-padded to
             ``n_fft``, centred frames with reflect padding (``torch.stft``'s defaults).
     """
-    if target.shape != generated.shape:
-        raise ValueError(
-            f"the target waveform has shape {tuple(target.shape)} but the generated one {tuple(generated.shape)}"
-        )
+    _check_waveforms(target, generated)
     if not resolutions:
         raise ValueError("stft_loss needs at least one (n_fft, hop_length, win_length) resolution")
     target, generated = target.reshape(-1, target.shape[-1]), generated.reshape(-1, generated.shape[-1])
@@ -211,13 +208,17 @@ def frame_sync_loss(target: torch.Tensor, generated: torch.Tensor, hop_length: i
         generated: the generator's segments, same shape.
         hop_length: samples per mel frame (L a multiple of it).
     """
+    _check_waveforms(target, generated)
+    with torch.no_grad():
+        real = frame_sync_ratio(target, hop_length)
+    return torch.relu(frame_sync_ratio(generated, hop_length) - real).mean()
+
+
+def _check_waveforms(target: torch.Tensor, generated: torch.Tensor) -> None:
     if target.shape != generated.shape:
         raise ValueError(
             f"the target waveform has shape {tuple(target.shape)} but the generated one {tuple(generated.shape)}"
         )
-    with torch.no_grad():
-        real = frame_sync_ratio(target, hop_length)
-    return torch.relu(frame_sync_ratio(generated, hop_length) - real).mean()
 
 
 def _check_pairs(real: Sequence[object], generated: Sequence[object], what: str) -> None:
