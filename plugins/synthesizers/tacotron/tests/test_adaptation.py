@@ -149,16 +149,22 @@ def test_clone_with_adaptation_records_it_and_changes_the_voice(tiny_pipeline: P
         tiny_pipeline.clone("Hi.", [reference, reference], adapt_speaker=1, reference_text=TRANSCRIPT)
 
 
-def test_a_voice_keeps_its_adapted_embedding_for_the_same_weights(
-    tiny_pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def reference(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A 2.5 s speech-like reference wav, with the voice store in a fresh data folder (VCFRAME_DATA_DIR)."""
     import soundfile
 
+    monkeypatch.setenv("VCFRAME_DATA_DIR", str(tmp_path / "data"))
+    path = tmp_path / "voice.wav"
+    soundfile.write(str(path), speech_like(2.5, 16000, 120.0), 16000)
+    return path
+
+
+def test_a_voice_keeps_its_adapted_embedding_for_the_same_weights(
+    tiny_pipeline: Pipeline, tmp_path: Path, reference: Path
+) -> None:
     from vcframe.voices import VoiceStore, voice_embedding
 
-    monkeypatch.setenv("VCFRAME_DATA_DIR", str(tmp_path / "data"))
-    reference = tmp_path / "voice.wav"
-    soundfile.write(str(reference), speech_like(2.5, 16000, 120.0), 16000)
     store = VoiceStore()
     voice = store.add(
         "bob", reference, pipeline=tiny_pipeline, consent=True, adaptation=SpeakerAdaptation(steps=2),
@@ -307,16 +313,9 @@ def test_an_adapter_for_other_weights_or_another_shape_is_refused(adapted) -> No
         synthesizer.synthesize(["Hi there."], alien)
 
 
-def test_clone_and_voices_with_output_adaptation(
-    tiny_pipeline: Pipeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import soundfile
-
+def test_clone_and_voices_with_output_adaptation(tiny_pipeline: Pipeline, reference: Path) -> None:
     from vcframe.voices import VoiceStore, voice_embedding
 
-    monkeypatch.setenv("VCFRAME_DATA_DIR", str(tmp_path / "data"))
-    reference = tmp_path / "voice.wav"
-    soundfile.write(str(reference), speech_like(2.5, 16000, 120.0), 16000)
     adaptation = SpeakerAdaptation(steps=2, target="output", learning_rate=0.01)
     plain = tiny_pipeline.clone("Hi there.", reference, seed=1)
     plain_mel = tiny_pipeline.last_mels[0].item(0)
