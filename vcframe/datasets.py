@@ -403,7 +403,8 @@ class MelSmoothing:
             segment only (exact on resume, and the same for any number of processes).
 
     ``__call__(mel, clip, start)`` takes and returns a (n_mels, frames) float32 window; frames stay independent
-    (each is smoothed across its bands alone, edges extended with their nearest band).
+    (each is smoothed across its bands alone, edges extended with their nearest band). The trainers pass only
+    ground-truth windows: a given (GTA) mel is a synthesizer's already and stays as it is.
     """
 
     max_bands: float

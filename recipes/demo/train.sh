@@ -16,6 +16,8 @@
 #                                      # transcripts ship with them): the shipped Tacotron on voices it never heard
 #   recipes/demo/train.sh hifigan-gta-real  # (after gta-real and hifigan-data) train.txt + those pairs (each x8), then:
 #   HIFIGAN_DATA=$RUNS/hifigan_data/gta_real_mix.txt recipes/demo/train.sh hifigan
+#   recipes/demo/train.sh gta-seg      # GTA mels of the real phrases pocketsphinx is sure of (segment_real.py), then
+#   GTA_REAL=$RUNS/gta_seg recipes/demo/train.sh hifigan-gta-real   # train.txt + those pairs: gta_seg_mix.txt
 #   HIFIGAN_INIT=plugins/vocoders/hifigan/vcframe_hifigan/weights/hifigan-demo.safetensors ADVERSARIAL_START=0 \
 #       recipes/demo/train.sh hifigan  # a new session (runs do not persist): from the shipped generator, fresh discriminators
 #   MEL_SMOOTHING=2.5 recipes/demo/train.sh hifigan   # input mels smoothed across frequency (half the segments,
@@ -70,6 +72,11 @@ prepare_corpus() {  # $1 corpus, $2 its prepared folder: mels + GE2E embeddings 
     done
 }
 
+prepare_real_seg() {  # $1 corpus root: the phrases of the real LibriSpeech clips pocketsphinx is sure of, prepared
+    $PYTHON recipes/demo/segment_real.py "${SHARED:-../shared}/data" --out "$1/real_seg"
+    $VCFRAME train synthesizer preprocess "$1/real_seg" --out "$1/real_seg_prep" --encoder ge2e --workers "${WORKERS:-2}"
+}
+
 case "${1:-}" in
 prepare)
     prepare_corpus "$CORPUS" "$PREP" ;;
@@ -99,8 +106,7 @@ real-seg)
     # GE2E embeddings, and the many-voice view (flite/festival x4, as many4_bal_prep) with them added, each listed
     # REAL_SEG_REPEAT times (default 24: about 15 % of the rows)
     C=${CORPUS_ROOT:-/work/corpus}
-    $PYTHON recipes/demo/segment_real.py "${SHARED:-../shared}/data" --out "$C/real_seg"
-    $VCFRAME train synthesizer preprocess "$C/real_seg" --out "$C/real_seg_prep" --encoder ge2e --workers "${WORKERS:-2}"
+    prepare_real_seg "$C"
     if [ -d "$C/many4r_prep" ]; then echo "$C/many4r_prep is made"; exit 0; fi
     exec $PYTHON recipes/demo/reweight_prep.py "$C/many_all4_prep" --out "$C/many4r_prep" \
         --speakers "$C/many/speakers.json" --speakers "$C/many_v3/speakers.json" --speakers "$C/many_v4/speakers.json" \
@@ -165,15 +171,26 @@ gta-real)
         --out "$RUNS/real_asr_prep" --encoder ge2e
     if [ -f "$TACO_RUN/checkpoint.pt" ]; then source_flag="--run-dir $TACO_RUN"; else source_flag="--checkpoint default"; fi
     exec $VCFRAME train synthesizer gta $source_flag --data "$RUNS/real_asr_prep" --out "$RUNS/gta_real" ;;
+gta-seg)
+    # the GTA mels of the real phrases that real-seg cuts (pocketsphinx sure of every word: 89 % of the recognised
+    # words right, where gta-real's whole-clip transcripts are 26-46 % wrong), so the teacher-forced frames stay
+    # aligned with the audio: the shipped Tacotron on voices it never heard, paired with their real audio
+    export OMP_NUM_THREADS="${THREADS:-1}"
+    prepare_real_seg "${CORPUS_ROOT:-/work/corpus}"
+    if [ -f "$TACO_RUN/checkpoint.pt" ]; then source_flag="--run-dir $TACO_RUN"; else source_flag="--checkpoint default"; fi
+    exec $VCFRAME train synthesizer gta $source_flag --data "${CORPUS_ROOT:-/work/corpus}/real_seg_prep" --out "$RUNS/gta_seg" ;;
 hifigan-gta-real)
-    # the real voices' GTA pairs listed GTA_REAL_REPEAT times (default 8, as often as their recordings in train.txt)
+    # the real voices' GTA pairs (GTA_REAL: $RUNS/gta_real, default, or $RUNS/gta_seg) listed GTA_REAL_REPEAT times
+    # (default 8, as often as their recordings in train.txt) added to train.txt: hifigan_data/<name>_mix.txt
     # (through the manifest command first: it writes absolute paths, pairs.txt's are relative to its folder)
-    $VCFRAME train vocoder --plugin hifigan manifest --out "$RUNS/hifigan_data/gta_real_once.txt" --source "$RUNS/gta_real/pairs.txt"
+    gta_real=${GTA_REAL:-$RUNS/gta_real}
+    name=$(basename "$gta_real")
+    $VCFRAME train vocoder --plugin hifigan manifest --out "$RUNS/hifigan_data/${name}_once.txt" --source "$gta_real/pairs.txt"
     repeat=${GTA_REAL_REPEAT:-8}
-    : > "$RUNS/hifigan_data/gta_real_pairs.txt"
-    while [ "$repeat" -gt 0 ]; do cat "$RUNS/hifigan_data/gta_real_once.txt" >> "$RUNS/hifigan_data/gta_real_pairs.txt"; repeat=$((repeat - 1)); done
-    $VCFRAME train vocoder --plugin hifigan manifest --out "$RUNS/hifigan_data/gta_real_mix.txt" \
-        --source "$RUNS/hifigan_data/train.txt" --source "$RUNS/hifigan_data/gta_real_pairs.txt" ;;
+    : > "$RUNS/hifigan_data/${name}_pairs.txt"
+    while [ "$repeat" -gt 0 ]; do cat "$RUNS/hifigan_data/${name}_once.txt" >> "$RUNS/hifigan_data/${name}_pairs.txt"; repeat=$((repeat - 1)); done
+    $VCFRAME train vocoder --plugin hifigan manifest --out "$RUNS/hifigan_data/${name}_mix.txt" \
+        --source "$RUNS/hifigan_data/train.txt" --source "$RUNS/hifigan_data/${name}_pairs.txt" ;;
 hifigan)
     # the demo size: V3's layout at hop 200 (8 x 5 x 5) with 128 channels (0.39 M parameters; RTF 0.019 on
     # 1 thread), discriminators at width 0.25 (4.4 M) in bfloat16 where the CPU has AMX: 1.46 CPU s a GAN step.

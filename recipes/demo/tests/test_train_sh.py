@@ -1,6 +1,7 @@
-"""train.sh's corpus steps (many-corpus, real-seg, real-var) with their programs replaced by stand-ins that log
-their arguments and make the folders the real ones would: the order of the steps, the links of the combined corpus
-and its held-out folders, the re-weighted views, and a second run that resumes instead of failing."""
+"""train.sh's corpus and GTA-list steps (many-corpus, real-seg, real-var, gta-seg, hifigan-gta-real) with their
+programs replaced by stand-ins that log their arguments and make the folders the real ones would: the order of the
+steps, the links of the combined corpus and its held-out folders, the re-weighted views, and a second run that
+resumes instead of failing."""
 
 from __future__ import annotations
 
@@ -29,6 +30,9 @@ if args[0].endswith("make_corpus.py"):
         (out.parent / (out.name + "_seen") / voice).mkdir(parents=True, exist_ok=True)
     (out / "speakers.json").write_text(json.dumps({{voice: {{}} for voice in voices}}))
     (out.parent / (out.name + "_eval") / "held-out").mkdir(parents=True, exist_ok=True)
+elif "manifest" in args:
+    sources = [args[i + 1] for i, arg in enumerate(args) if arg == "--source"]
+    out.write_text("".join(f"row of {{source}}\\n" for source in sources))
 else:
     out.mkdir(parents=True, exist_ok=True)
 """
@@ -125,3 +129,33 @@ def test_real_var_makes_new_voices_prepares_and_both_views_then_resumes(tmp_path
     assert f"--out {demo}rv_prep " in calls[3]
     again = run()  # the new voices and preprocess resume by their own checks; both views are kept
     assert len(again) == 2 and not any("reweight_prep.py" in call for call in again)
+
+
+@pytest.mark.skipif(shutil.which("sh") is None, reason="needs a POSIX sh")
+def test_gta_seg_prepares_the_real_phrases_and_takes_their_gta_mels(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    runs = tmp_path / "runs"
+    calls = _stand_in_runner(tmp_path, "gta-seg", RUNS=str(runs))()
+    assert [call.split(" --out ")[0] for call in calls] == [
+        "segment_real.py ../shared/data",
+        f"train synthesizer preprocess {corpus}/real_seg",
+        f"train synthesizer gta --checkpoint default --data {corpus}/real_seg_prep",
+    ]
+    assert calls[2].endswith(f"--out {runs}/gta_seg")
+
+
+@pytest.mark.skipif(shutil.which("sh") is None, reason="needs a POSIX sh")
+@pytest.mark.parametrize("folder", ["gta_real", "gta_seg"])
+def test_hifigan_gta_real_lists_the_pairs_repeated_beside_train_txt(tmp_path: Path, folder: str) -> None:
+    runs = tmp_path / "runs"
+    (runs / "hifigan_data").mkdir(parents=True)
+    variables = {"RUNS": str(runs), "GTA_REAL_REPEAT": "3"}
+    if folder != "gta_real":  # gta_real is the default
+        variables["GTA_REAL"] = str(runs / folder)
+    calls = _stand_in_runner(tmp_path, "hifigan-gta-real", **variables)()
+    data = runs / "hifigan_data"
+    assert calls[0].endswith(f"--out {data}/{folder}_once.txt --source {runs}/{folder}/pairs.txt")
+    assert (data / f"{folder}_pairs.txt").read_text() == f"row of {runs}/{folder}/pairs.txt\n" * 3
+    mix = f"--out {data}/{folder}_mix.txt --source {data}/train.txt --source {data}/{folder}_pairs.txt"
+    assert calls[1].endswith(mix)
+    assert len(calls) == 2

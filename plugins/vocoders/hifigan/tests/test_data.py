@@ -60,10 +60,10 @@ def test_epochs_are_seeded_permutations_with_valid_starts():
         EpochSegments(frames, batch_size=2, segment_frames=11, seed=5)
 
 
-def test_collate_smooths_the_mels_and_leaves_the_audio():
+def test_collate_smooths_the_ground_truth_mels_and_leaves_the_audio_and_given_mels():
     rng = np.random.default_rng(1)
-    clips = [
-        TrainingClip(f"c{index}", "s", rng.normal(size=(80, 20)).astype(np.float32), rng.normal(size=4000), False)
+    clips = [  # clip 3's mel is given (a GTA mel): a synthesizer's already, never smoothed
+        TrainingClip(f"c{index}", "s", rng.normal(size=(80, 20)).astype(np.float32), rng.normal(size=4000), index == 3)
         for index in range(4)
     ]
     picks = [(0, 0), (1, 3), (2, 5), (3, 12)]
@@ -71,6 +71,8 @@ def test_collate_smooths_the_mels_and_leaves_the_audio():
     plain_mels, plain_audio = collate(clips, picks, 8, 200)
     mels, audio = collate(clips, picks, 8, 200, smoothing)
     assert mels.shape == plain_mels.shape == (4, 80, 8) and np.array_equal(audio.numpy(), plain_audio.numpy())
-    for row, (clip, start) in enumerate(picks):
+    for row, (clip, start) in enumerate(picks[:3]):
+        assert smoothing.sigma(clip, start) > 0
         expected = band_smoothing(80, smoothing.sigma(clip, start)) @ clips[clip].mel[:, start : start + 8]
         np.testing.assert_allclose(mels[row].numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert smoothing.sigma(3, 12) > 0 and np.array_equal(mels[3].numpy(), plain_mels[3].numpy())

@@ -170,10 +170,14 @@ def collate(
     smoothing: MelSmoothing | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The segments ``picks`` ((clip index, start frame) pairs): mels (B, n_mels, segment_frames) and audio
-    (B, 1, segment_frames * hop), aligned; each mel through ``smoothing`` when given (default None: as is)."""
+    (B, 1, segment_frames * hop), aligned; each ground-truth mel through ``smoothing`` when given (default None: as
+    is). A given (GTA) mel is never smoothed: it is a synthesizer's already, which the smoothing imitates."""
     windows = [clips[clip].mel[:, start : start + segment_frames] for clip, start in picks]
     if smoothing is not None:
-        windows = [smoothing(window, clip, start) for window, (clip, start) in zip(windows, picks, strict=True)]
+        windows = [
+            window if clips[clip].given_mel else smoothing(window, clip, start)
+            for window, (clip, start) in zip(windows, picks, strict=True)
+        ]
     mels = np.stack(windows)
     audio = np.stack([clips[clip].audio[start * hop : (start + segment_frames) * hop] for clip, start in picks])
     return torch.from_numpy(mels), torch.from_numpy(audio).unsqueeze(1)

@@ -156,6 +156,7 @@ def test_manifest_pairs_give_mels_and_wavs_are_rescaled(tmp_path):
     expected = make_item("utt0", stored / np.abs(stored).max() * TRAINING_PEAK, given_mel, spec, 9)
     unscaled = make_item("utt0", stored, given_mel, spec, 9)
     assert items[0].mel.shape == (80, 30)
+    assert items[0].given_mel and not items[1].given_mel  # collate smooths only the ground-truth one
     assert np.abs(items[0].labels - expected.labels).max() <= 1  # float rounding at class edges
     assert np.abs(items[0].labels - unscaled.labels).max() > 50
     assert np.allclose(items[0].mel, given_mel / spec.max_abs_value)
@@ -367,24 +368,28 @@ def test_init_from_the_shipped_weights_and_layout_mismatch_is_one_line(tmp_path)
     assert result.exit_code == 2 and "not found" in result.output and "Traceback" not in result.output
 
 
-def test_collate_smooths_the_mel_windows_and_leaves_the_labels():
+def test_collate_smooths_the_mel_windows_and_leaves_the_labels_and_given_mels():
     from vcframe_wavernn.data import VocoderItem, collate
 
     from vcframe.datasets import MelSmoothing, band_smoothing
 
     rng = np.random.default_rng(4)
-    items = [
+    items = [  # item 3's mel is given (a GTA mel): a synthesizer's already, never smoothed
         VocoderItem(
-            f"u{index}", rng.normal(size=(80, 30)).astype(np.float32), rng.integers(0, 512, 30 * 200).astype(np.uint16)
+            f"u{index}",
+            rng.normal(size=(80, 30)).astype(np.float32),
+            rng.integers(0, 512, 30 * 200).astype(np.uint16),
+            given_mel=index == 3,
         )
-        for index in range(3)
+        for index in range(4)
     ]
-    offsets, indices = [0, 4, 9], [5, 6, 7]
+    offsets, indices = [0, 4, 9, 2], [5, 6, 7, 8]
     smoothing = MelSmoothing(2.0, probability=1.0, seed=3)
     x_plain, y_plain, mels_plain = collate(items, offsets, 400, 200, 2, 9)
     x, y, mels = collate(items, offsets, 400, 200, 2, 9, smoothing, indices)
-    assert torch.equal(x, x_plain) and torch.equal(y, y_plain) and mels.shape == mels_plain.shape == (3, 80, 6)
-    for row, (item, offset, index) in enumerate(zip(items, offsets, indices, strict=True)):
+    assert torch.equal(x, x_plain) and torch.equal(y, y_plain) and mels.shape == mels_plain.shape == (4, 80, 6)
+    assert smoothing.sigma(8, 2) > 0 and torch.equal(mels[3], mels_plain[3])
+    for row, (item, offset, index) in enumerate(zip(items[:3], offsets[:3], indices[:3], strict=True)):
         sigma = smoothing.sigma(index, offset)  # seeded by the item's index in the training list and its offset
         assert sigma > 0
         expected = band_smoothing(80, sigma) @ item.mel[:, offset : offset + 6]

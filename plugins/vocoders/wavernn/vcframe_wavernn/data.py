@@ -28,10 +28,14 @@ class VocoderItem:
     name: str
     mel: np.ndarray  # (n_mels, T) float32, model scale (mel / max_abs_value)
     labels: np.ndarray  # (T * hop,) uint16 mu-law classes (up to 16 bits; collate returns them as int64)
+    given_mel: bool = False  # the mel came with the clip (GTA) rather than from the audio: never smoothed
 
 
-def make_item(name: str, wav: np.ndarray, mel: np.ndarray, spec: MelSpec, bits: int) -> VocoderItem:
-    """One training item from a 16 kHz wav and its (n_mels, T) mel in the spec's range (RTVC's recipe)."""
+def make_item(
+    name: str, wav: np.ndarray, mel: np.ndarray, spec: MelSpec, bits: int, given_mel: bool = False
+) -> VocoderItem:
+    """One training item from a 16 kHz wav and its (n_mels, T) mel in the spec's range (RTVC's recipe);
+    ``given_mel`` (default False): the mel came with the clip (a GTA mel), so collate leaves it unsmoothed."""
     hop = spec.hop_length
     model_mel = (mel / spec.max_abs_value).astype(np.float32)
     signal = preemphasis(wav, spec.preemphasis) if spec.preemphasis else np.asarray(wav, dtype=np.float64)
@@ -41,7 +45,7 @@ def make_item(name: str, wav: np.ndarray, mel: np.ndarray, spec: MelSpec, bits: 
     if len(signal) < frames * hop:
         raise InputError(f"{name}: the mel has {frames} frames but the audio covers only {len(signal) // hop}")
     signal = signal[: frames * hop]
-    return VocoderItem(name, model_mel, encode_mu_law(signal, mu=2**bits).astype(np.uint16))
+    return VocoderItem(name, model_mel, encode_mu_law(signal, mu=2**bits).astype(np.uint16), given_mel)
 
 
 def collate(
@@ -56,8 +60,9 @@ def collate(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """RTVC's ``collate_vocoder`` with the mel offsets given.
 
-    With ``smoothing`` (default None: mels as they are) each mel window goes through it, seeded by the item's
-    index in the training list (``indices``, required then) and its offset; the labels are never changed.
+    With ``smoothing`` (default None: mels as they are) each ground-truth mel window goes through it, seeded by
+    the item's index in the training list (``indices``, required then) and its offset; a given (GTA) mel is a
+    synthesizer's already and is left as it is; the labels are never changed.
 
     Returns x (B, seq_len) floats in [-1, 1], y (B, seq_len) labels and mels (B, n_mels, seq_len / hop + 2 pad).
     """
@@ -66,7 +71,10 @@ def collate(
     if smoothing is not None:
         if indices is None:
             raise ValueError("collate needs the items' indices to smooth their mels")
-        windows = [smoothing(window, index, off) for window, index, off in zip(windows, indices, offsets, strict=True)]
+        windows = [
+            window if item.given_mel else smoothing(window, index, off)
+            for window, item, index, off in zip(windows, items, indices, offsets, strict=True)
+        ]
     mels = np.stack(windows).astype(np.float32)
     starts = [(off + pad) * hop for off in offsets]
     segments = [item.labels[s : s + seq_len + 1] for item, s in zip(items, starts, strict=True)]
@@ -97,7 +105,9 @@ def load_items(
     clips = find_clips(data)
     items = load_each_once(
         clips,
-        lambda clip: make_item(clip.audio.stem, *load_audio_and_mel(clip, spec, mel_cache=mel_cache), spec, bits),
+        lambda clip: make_item(
+            clip.audio.stem, *load_audio_and_mel(clip, spec, mel_cache=mel_cache), spec, bits, clip.mel is not None
+        ),
     )
     gta = sum(clip.mel is not None for clip in clips)
     seconds = sum(item.labels.size for item in items) / spec.sample_rate
