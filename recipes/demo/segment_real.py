@@ -27,6 +27,7 @@ again and skips the clips it finished (about 10 minutes of one core for the 251 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -113,15 +114,17 @@ def confident_pieces(
 
 def write_clip(
     flac: Path, out: Path, timed_words: Callable[[Path], list[HeardWord]], **options: float
-) -> tuple[int, float]:
-    """The confident pieces of one clip as ``<out>/<speaker>/<clip>-NN.wav`` + ``.txt``; returns (pieces, seconds).
-    Skipped (0, 0.0) when its done marker exists."""
+) -> tuple[int, float, bool]:
+    """The confident pieces of one clip as ``<out>/<speaker>/<clip>-NN.wav`` + ``.txt``; returns (pieces, seconds,
+    made now). When its done marker exists the clip is skipped and the marker's counts are returned (made now
+    False), so a resumed run reports the whole corpus."""
     import soundfile
 
     speaker_folder = out / flac.stem.split("-")[0]
     marker = speaker_folder / f".{flac.stem}.done"
     if marker.is_file():
-        return 0, 0.0
+        recorded = re.fullmatch(r"(\d+) piece\(s\), ([\d.]+) s", marker.read_text().strip())
+        return (int(recorded[1]), float(recorded[2]), False) if recorded else (0, 0.0, False)
     speaker_folder.mkdir(parents=True, exist_ok=True)
     samples, sample_rate = soundfile.read(flac, dtype="float32", always_2d=True)
     samples = np.ascontiguousarray(samples.mean(axis=1))
@@ -136,7 +139,7 @@ def write_clip(
             stream.write(piece.text + "\n")
         seconds += len(audio) / sample_rate
     marker.write_text(f"{len(pieces)} piece(s), {seconds:.2f} s\n")
-    return len(pieces), seconds
+    return len(pieces), seconds, True
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -157,11 +160,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from vcframe.metrics.asr import default_recognizer
 
     recognizer = default_recognizer()
-    clips = pieces = 0
+    clips = pieces = made = 0
     kept = 0.0
     for flacs in chapters.values():
         for flac in flacs:
-            count, seconds = write_clip(
+            count, seconds, made_now = write_clip(
                 flac,
                 args.out,
                 lambda path: recognizer.timed_words(str(path)),
@@ -170,10 +173,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 max_seconds=args.max_seconds,
             )
             clips += 1
+            made += made_now
             pieces += count
             kept += seconds
-            print(f"{flac.stem}: {count} piece(s), {seconds:.1f} s", file=sys.stderr, flush=True)
-    print(f"{args.out}: {pieces} pieces, {kept / 60:.1f} min of speech from {clips} clips (finished ones skipped)")
+            earlier = "" if made_now else " (segmented by an earlier run)"
+            print(f"{flac.stem}: {count} piece(s), {seconds:.1f} s{earlier}", file=sys.stderr, flush=True)
+    print(
+        f"{args.out}: {pieces} pieces, {kept / 60:.1f} min of speech from {clips} clips "
+        f"({made} segmented now, {clips - made} by an earlier run)"
+    )
     return 0
 
 

@@ -65,8 +65,8 @@ def test_pieces_are_written_as_a_generic_corpus_and_reruns_skip(tmp_path: Path) 
         return CLIP
 
     out = tmp_path / "seg"
-    count, seconds = segment_real.write_clip(flac, out, timed_words)
-    assert count == 2 and seconds == pytest.approx(2.3 + 1.4, abs=1e-3)
+    count, seconds, made_now = segment_real.write_clip(flac, out, timed_words)
+    assert count == 2 and seconds == pytest.approx(2.3 + 1.4, abs=1e-3) and made_now
     assert (out / "19" / "19-198-0000-00.txt").read_text() == "the old house stood there\n"
     audio, written_rate = soundfile.read(out / "19" / "19-198-0000-01.wav")
     assert written_rate == rate and len(audio) == round(1.4 * rate)
@@ -76,7 +76,9 @@ def test_pieces_are_written_as_a_generic_corpus_and_reruns_skip(tmp_path: Path) 
         "19-198-0000-01.txt",
         "19-198-0000-01.wav",
     ]
-    assert segment_real.write_clip(flac, out, timed_words) == (0, 0.0) and len(calls) == 1
+    # a rerun skips the clip without recognising it again and reports what the earlier run made
+    count, seconds, made_now = segment_real.write_clip(flac, out, timed_words)
+    assert (count, not made_now, len(calls)) == (2, True, 1) and seconds == pytest.approx(2.3 + 1.4, abs=0.01)
 
 
 def test_the_evaluation_split_and_bad_options_are_refused(tmp_path: Path) -> None:
