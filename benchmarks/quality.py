@@ -310,7 +310,7 @@ def vocoder_yardstick(vocoder: str, args: argparse.Namespace, scratch: Path) -> 
     buzz = []
     for index, text, samples, mel in items:
         path = scratch / f"resynthesis_{vocoder}_{index}.wav"
-        output = pipeline.vocoder.vocode(mel, seed=args.seed + index)
+        output = pipeline.vocode(mel, seed=args.seed + index)  # mel-corrected with -o mel_correction=S
         save_audio(output, path)
         pairs.append((text, recognizer.transcribe(path)))
         pitch.append(pitch_errors(samples, output, sample_rate=spec.sample_rate))  # the rate is the recording's

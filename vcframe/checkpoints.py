@@ -106,6 +106,13 @@ class CheckpointEntry(BaseModel):
     status: Status = Field(description="demo, usable or published (see STATUSES).")
     quality: Quality = Field(description="The measured figures behind the status.")
     notes: str = Field("", description="Anything a user should know.")
+    mel_correction: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Vocoders: the mel correction strength (vcframe.correction) the weights were measured with and "
+        "are run with by default (the pipeline's mel_correction setting left unset); None: off.",
+    )
 
     @model_validator(mode="after")
     def _check_source(self) -> CheckpointEntry:
@@ -129,8 +136,10 @@ class CheckpointEntry(BaseModel):
         return self.source.startswith(DOWNLOAD_PREFIXES)
 
     def status_line(self) -> str:
-        """``"demo: 6.5 % words heard right, similarity 0.555 (c5c3eb9)"``: the status and its figures."""
-        return f"{self.status}: {self.quality.summary()}"
+        """``"demo: 6.5 % words heard right, similarity 0.555 (c5c3eb9)"``: the status and its figures, and
+        ``", with mel correction 1"`` for weights measured and run with :mod:`vcframe.correction`."""
+        corrected = f", with mel correction {self.mel_correction:g}" if self.mel_correction else ""
+        return f"{self.status}: {self.quality.summary()}{corrected}"
 
 
 @functools.lru_cache(maxsize=1)

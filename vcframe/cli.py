@@ -205,6 +205,16 @@ MatchSpectrumOption = Annotated[
         "its clips' spectrum (vcframe embed does), else off.",
     ),
 ]
+MelCorrectionOption = Annotated[
+    float | None,
+    typer.Option(
+        "--mel-correction",
+        min=0,
+        max=1,
+        help="Move the vocoder's output toward the spectral envelope of the mel it was given, frame by frame, by "
+        "this much (0 off, 1 the whole difference; the mel_correction setting, default 0).",
+    ),
+]
 AdaptSpeakerOption = Annotated[
     bool,
     typer.Option(
@@ -353,6 +363,7 @@ def run(
     adapt_target: AdaptTargetOption = None,
     reference_text: ReferenceTextOption = None,
     match_spectrum: MatchSpectrumOption = None,
+    mel_correction: MelCorrectionOption = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Save the mel and attention alignment as a PNG.")] = None,
     metadata: Annotated[bool, typer.Option("--metadata", help="Write OUT.json with the run's metadata.")] = False,
 ) -> None:
@@ -380,6 +391,7 @@ def run(
         allow_mismatch=allow_mismatch or None,
         adapt=adapt or None,
         match_spectrum=match_spectrum,
+        mel_correction=mel_correction,
     )
     from vcframe.audio import save_audio
     from vcframe.pipeline import Pipeline
@@ -431,6 +443,15 @@ def run(
         stderr.print(
             f"spectrum matching: strength {matched['strength']:g}, mean gain per band "
             f"{sum(gains) / max(len(gains), 1):.1f} dB over {len(gains)} sentence(s){source}",
+            highlight=False,
+            markup=False,
+        )
+    corrected = waveform.metadata.get("mel_correction")
+    if corrected:
+        before, after = corrected["before_db"], corrected["after_db"]
+        stderr.print(
+            f"mel correction: strength {corrected['strength']:g}, output-to-mel distance "
+            f"{sum(before) / len(before):.2f} -> {sum(after) / len(after):.2f} dB over {len(before)} sentence(s)",
             highlight=False,
             markup=False,
         )

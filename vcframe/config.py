@@ -86,6 +86,15 @@ class Settings(BaseModel):
         "hand (a reference or a voice) or a saved embedding stores its clips' spectrum at the synthesizer's mel spec "
         "(vcframe embed), off otherwise; a number above 0 needs the clip or such an embedding.",
     )
+    mel_correction: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Mel correction (vcframe.correction): move each sentence's vocoder output this far toward the "
+        "spectral envelope of the mel it was given, frame by frame, keeping the vocoder's phase (0 = off; 1 = the "
+        "whole measured difference). None (the default): the strength the vocoder's registry checkpoint names "
+        "(its mel_correction field), else off. Needs a log mel at the vocoder's output rate.",
+    )
     max_text_chars: int = Field(10_000, gt=0, description="Longest text accepted by one run.")
     max_sentence_chars: int = Field(200, ge=10, description="Longer sentences are split at commas and spaces.")
     sentence_pause_s: float = Field(0.15, ge=0, le=5, description="Silence between sentences (RTVC's toolbox: 0.15).")

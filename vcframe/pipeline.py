@@ -40,8 +40,10 @@ from vcframe.adaptation import (
     refuse_foreign_output_adapter,
 )
 from vcframe.audio import load_audio, resample_waveform
+from vcframe.bundles import configured_entry
 from vcframe.compat import CompatReport, check, compare_specs
 from vcframe.config import Settings, load_settings
+from vcframe.correction import StreamingCorrection, check_sample_rate, correct_waveform
 from vcframe.cpu import apply_torch_threads
 from vcframe.discovery import Registry, build_component, default_registry, make_config, plugin_manager
 from vcframe.errors import AudioInputError, IncompatibleComponentsError, InputError, VcframeError
@@ -140,6 +142,9 @@ class Pipeline:
         self._mel_adapter: Callable[[Mel], Mel] | None = None
         self.bridged: list[str] = []
         self._resolve_mismatches()
+        #: the mel correction strength of this pipeline's runs (:mod:`vcframe.correction`): the
+        #: ``mel_correction`` setting, else the one the vocoder's registry checkpoint names, else 0 (off)
+        self.mel_correction = self._mel_correction_strength()
         self._components: dict[str, Any] = {}
         #: mels of the last run, one per sentence (with alignments when the synthesizer gives them)
         self.last_mels: list[Mel] = []
@@ -173,6 +178,14 @@ class Pipeline:
         if self.report.mel_mismatches() and not self.adapt:
             hint += " or --adapt to convert the mel"
         raise IncompatibleComponentsError(f"incompatible components: {self.report.summary()}", hint=hint)
+
+    def _mel_correction_strength(self) -> float:
+        if self.settings.mel_correction is not None:
+            return self.settings.mel_correction
+        if "vocoder" not in self.specs:
+            return 0.0
+        entry = configured_entry("vocoder", self.specs["vocoder"].name, self.configs["vocoder"])
+        return entry.mel_correction if entry is not None and entry.mel_correction is not None else 0.0
 
     def component(self, kind: str) -> Any:
         """The built component of ``kind`` (built, and its weights loaded, on first use)."""
@@ -560,6 +573,7 @@ class Pipeline:
                     "steps": adapter.steps,
                 }
             spectrum_match: dict[str, Any] = {}
+            mel_correction: dict[str, Any] = {"strength": self.mel_correction, "before_db": [], "after_db": []}
             matcher, unmatched = self._spectrum_matcher(reference, voice, embedding, spectrum_match)
             if unmatched is not None:
                 run["spectrum_unmatched"] = unmatched
@@ -580,11 +594,18 @@ class Pipeline:
                     self.last_mels.append(mel)
                     vocoder_seed = None if seed is None else seed + sentence_index
                     progress("vocode", sentence_index, len(pieces))
+                    streamed = streaming and hasattr(self.vocoder, "vocode_stream")
                     chunks = (
                         self.vocoder.vocode_stream(mel, seed=vocoder_seed)
-                        if streaming and hasattr(self.vocoder, "vocode_stream")
+                        if streamed
                         else iter([self.vocoder.vocode(mel, seed=vocoder_seed)])
                     )
+                    if self.mel_correction:
+                        chunks = (
+                            self._corrected_stream(chunks, mel)
+                            if streamed
+                            else iter([self._corrected(next(chunks), mel, mel_correction)])
+                        )
                     if sentence_index and self.settings.sentence_pause_s > 0:
                         pause = _silence(self.settings.sentence_pause_s, self._output_rate())
                         produced.append(pause)
@@ -601,6 +622,8 @@ class Pipeline:
             progress("vocode", len(pieces), len(pieces))
             if spectrum_match:  # recorded when a mel was matched (the default leaves linear mels alone)
                 run["spectrum_match"] = spectrum_match
+            if self.mel_correction:  # streamed sentences are corrected without the before / after measure
+                run["mel_correction"] = mel_correction
             run["seconds"] = time.perf_counter() - started
         except BaseException as error:
             hooks.vcframe_run_end(run=run, waveform=None, error=error)
@@ -609,6 +632,36 @@ class Pipeline:
         final = Waveform.concatenate(produced) if produced else None
         self._last_run = run
         hooks.vcframe_run_end(run=run, waveform=final, error=None)
+
+    def vocode(self, mel: Mel, *, seed: int | None = None) -> Waveform:
+        """The vocoder's waveform (on the CPU) for ``mel``, mel-corrected as a run's is when the
+        ``mel_correction`` setting is on (:mod:`vcframe.correction`): the vocoder stage of :meth:`clone` alone."""
+        waveform = self.vocoder.vocode(mel, seed=seed).to("cpu")
+        return self._corrected(waveform, mel, {"before_db": [], "after_db": []})
+
+    def _corrected(self, waveform: Waveform, mel: Mel, record: dict[str, Any]) -> Waveform:
+        """``waveform``, the vocoder's output for ``mel``, mel-corrected at the ``mel_correction`` setting's
+        strength (:mod:`vcframe.correction`); each item's mel distance before and after goes into ``record``."""
+        if not self.mel_correction:
+            return waveform
+        corrected, reports = correct_waveform(waveform.to("cpu"), mel.to("cpu"), self.mel_correction)
+        record["before_db"] += [round(report.before_db, 3) for report in reports]
+        record["after_db"] += [round(report.after_db, 3) for report in reports]
+        return corrected
+
+    def _corrected_stream(self, chunks: Iterator[Waveform], mel: Mel) -> Iterator[Waveform]:
+        """A streaming vocoder's ``chunks`` for the single-item ``mel``, mel-corrected as they come
+        (:class:`~vcframe.correction.StreamingCorrection`: the same audio as :meth:`_corrected` of the whole)."""
+        correction = StreamingCorrection(mel.item(0), mel.spec, strength=self.mel_correction)
+        rate = mel.spec.sample_rate
+        for chunk in chunks:
+            check_sample_rate(chunk.sample_rate, mel.spec)
+            final = correction.push(chunk.item(0))
+            if final.size:
+                yield Waveform.from_numpy(final, rate, **chunk.metadata)
+        rest = correction.finish()
+        if rest.size:
+            yield Waveform.from_numpy(rest, rate)
 
     def _output_rate(self) -> int:
         return int(self.specs["vocoder"].resolve_io(self.configs["vocoder"])[1].sample_rate)
@@ -661,6 +714,7 @@ class Pipeline:
                     "speaker_adaptation",
                     "output_adapter",
                     "spectrum_match",
+                    "mel_correction",
                     "spectrum_unmatched",
                     "dropped_characters",
                 )

@@ -122,11 +122,19 @@ def main() -> None:
         help="training steps to record when the export's step count does not say them (an interpolation of the "
         "shipped weights and a run continued from them: the steps of the longer lineage)",
     )
+    parser.add_argument(
+        "--mel-correction",
+        type=float,
+        help="vocoders: the mel correction strength (vcframe.correction) the figures were measured with; runs use it "
+        "by default (the entry's mel_correction)",
+    )
     parser.add_argument("--words-heard-right", type=float, help="benchmarks/quality.py: percent, real voices")
     parser.add_argument("--similarity", type=float, help="benchmarks/quality.py: GE2E similarity, real voices")
     parser.add_argument("--commit", help="commit the figures were measured at")
     parser.add_argument("--measured", default="not measured yet", help="how the figures were measured (command, items)")
     args = parser.parse_args()
+    if args.mel_correction is not None and TARGETS[args.kind]["component"] == "synthesizer/tacotron":
+        parser.error("--mel-correction is for vocoder weights")
     target = TARGETS[args.kind]
     quality = {
         "words_heard_right": args.words_heard_right,
@@ -171,6 +179,7 @@ def main() -> None:
         "status": args.status,
         "quality": {key: value for key, value in quality.items() if value is not None},
         "notes": args.notes or f"demo weights after {steps} steps, stored as float16",
+        "mel_correction": args.mel_correction,
     }
     REGISTRY.write_text(replace_entry(REGISTRY.read_text(), str(target["id"]), entry_text(fields)))
     size = destination.stat().st_size / 1e6
