@@ -184,7 +184,8 @@ def test_the_pipeline_setting_corrects_each_sentence_records_it_and_streams_the_
     streamed = list(correcting.stream(text, clip, overlap=False))
     plain_chunks = list(plain.stream(text, clip, overlap=False))
     assert len(streamed) >= 3 and len(plain_chunks) > 3  # the sine vocoder streams frame blocks
-    np.testing.assert_allclose(np.concatenate([chunk.item(0) for chunk in streamed]), corrected_audio.item(0), atol=1e-6)
+    joined = np.concatenate([chunk.item(0) for chunk in streamed])
+    np.testing.assert_allclose(joined, corrected_audio.item(0), atol=1e-6)
 
 
 def test_run_mel_correction_on_the_command_line(dummy_registry, vcframe_cli, speech_like_wav, tmp_path) -> None:
@@ -202,3 +203,15 @@ def test_run_mel_correction_on_the_command_line(dummy_registry, vcframe_cli, spe
     one_line_error(result, "mel_correction")
     assert not out.exists()
 
+
+def test_the_default_strength_is_the_vocoder_checkpoints_and_a_setting_overrides_it() -> None:
+    from vcframe.checkpoints import find_entry
+
+    shipped = find_entry("vocoder/wavernn", "default")
+    assert shipped is not None and shipped.mel_correction  # the shipped WaveRNN runs corrected (its figures were)
+    assert f"with mel correction {shipped.mel_correction:g}" in shipped.status_line()
+    assert Pipeline(vocoder="wavernn", device="cpu").mel_correction == shipped.mel_correction
+    assert Pipeline(vocoder="wavernn", settings=Settings(mel_correction=0), device="cpu").mel_correction == 0
+    own_file = Settings(components={"vocoder": {"wavernn": {"checkpoint": "my_vocoder.pt"}}})
+    assert Pipeline(vocoder="wavernn", settings=own_file, device="cpu").mel_correction == 0  # no registry entry
+    assert Pipeline(vocoder="griffinlim", device="cpu").mel_correction == 0  # no weights, no entry

@@ -92,7 +92,7 @@ def models_list(
             entry.id,
             entry.component,
             styled_status(entry.status),
-            escape(entry.quality.summary()),
+            escape(entry.figures()),
             escape(source),
             size,
             here,

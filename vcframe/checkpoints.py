@@ -135,11 +135,15 @@ class CheckpointEntry(BaseModel):
         """A published file that ``vcframe models pull`` downloads (not one shipped in a package)."""
         return self.source.startswith(DOWNLOAD_PREFIXES)
 
-    def status_line(self) -> str:
-        """``"demo: 6.5 % words heard right, similarity 0.555 (c5c3eb9)"``: the status and its figures, and
-        ``", with mel correction 1"`` for weights measured and run with :mod:`vcframe.correction`."""
+    def figures(self) -> str:
+        """The quality figures (:meth:`Quality.summary`) and ``", with mel correction 1"`` for weights measured and
+        run with :mod:`vcframe.correction` (their ``mel_correction``)."""
         corrected = f", with mel correction {self.mel_correction:g}" if self.mel_correction else ""
-        return f"{self.status}: {self.quality.summary()}{corrected}"
+        return f"{self.quality.summary()}{corrected}"
+
+    def status_line(self) -> str:
+        """``"demo: 6.5 % words heard right, similarity 0.555 (c5c3eb9)"``: the status and its :meth:`figures`."""
+        return f"{self.status}: {self.figures()}"
 
 
 @functools.lru_cache(maxsize=1)

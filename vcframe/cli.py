@@ -800,7 +800,7 @@ def plugins_show(
                 f"registry:{entry.id}",
                 "yes" if entry.default else "",
                 styled_status(entry.status),
-                escape(entry.quality.summary()),
+                escape(entry.figures()),
                 str(entry.steps or ""),
                 entry.training_data,
                 entry.license,
