@@ -286,13 +286,20 @@ def test_a_hifigan_at_rtvcs_mel_fits_the_rtvc_tacotron(tmp_path) -> None:
     assert report.mel_mismatches() == []
 
 
-def test_run_with_the_shipped_demo_weights_says_they_are_a_demo(vcframe_cli, speech_like_wav, tmp_path) -> None:
+def test_run_with_the_shipped_weights_says_their_status_and_correction(vcframe_cli, speech_like_wav, tmp_path) -> None:
+    from vcframe.checkpoints import find_entry
+
+    shipped = find_entry("vocoder/hifigan", "default")
+    assert shipped is not None
     out = tmp_path / "out.wav"
     result = vcframe_cli(
-        "run", "--vocoder", "hifigan", "--reference", speech_like_wav(), "--text", "Hello.", "--out", out
+        "run", "--vocoder", "hifigan", "--reference", speech_like_wav(), "--text", "Hello.", "--out", out, "--metadata"
     )
     assert result.exit_code == 0, (result.stdout, result.stderr)
-    assert "hifigan [demo: " in result.stdout + result.stderr
+    assert f"hifigan [{shipped.status_line()}]" in result.stdout + result.stderr
+    assert json.loads((tmp_path / "out.wav.json").read_text()).get("mel_correction", {}).get("strength") == (
+        shipped.mel_correction
+    )
     assert soundfile.info(str(out)).samplerate == RTVC_SYNTHESIZER_MEL.sample_rate
 
 
