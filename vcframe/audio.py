@@ -22,6 +22,7 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile
@@ -326,6 +327,21 @@ def deemphasis(samples: np.ndarray, coefficient: float) -> np.ndarray:
     return filtered.reshape(-1)[: signal.shape[-1]]
 
 
+def _frame_arguments(spec: MelSpec) -> dict[str, Any]:
+    return {"n_fft": spec.n_fft, "hop_length": spec.hop_length, "win_length": spec.win_length, "center": spec.center}
+
+
+def spec_stft(signal: np.ndarray, spec: MelSpec) -> np.ndarray:
+    """:func:`stft` of 1-D ``signal`` (already pre-emphasised and padded as ``spec`` asks, if it does) with
+    ``spec``'s FFT size, hop, window length, centring and pad mode: the STFT :func:`linear_spectrogram` takes."""
+    return stft(signal, pad_mode=spec.pad_mode, **_frame_arguments(spec))
+
+
+def spec_istft(spectrum: np.ndarray, spec: MelSpec, length: int) -> np.ndarray:
+    """:func:`istft` of a :func:`spec_stft` spectrum back to ``length`` samples."""
+    return istft(spectrum, length=length, **_frame_arguments(spec))
+
+
 def linear_spectrogram(samples: np.ndarray, spec: MelSpec) -> np.ndarray:
     """``|STFT| ** magnitude_power`` of the (pre-emphasised, padded) 1-D samples: (1 + n_fft/2, frames).
 
@@ -336,14 +352,7 @@ def linear_spectrogram(samples: np.ndarray, spec: MelSpec) -> np.ndarray:
     signal = preemphasis(samples, spec.preemphasis) if spec.preemphasis else samples
     if spec.pad_length and not spec.center:
         signal = np.pad(signal, (spec.pad_length, spec.pad_length), mode=spec.pad_mode)
-    spectrum = stft(
-        signal,
-        n_fft=spec.n_fft,
-        hop_length=spec.hop_length,
-        win_length=spec.win_length,
-        center=spec.center,
-        pad_mode=spec.pad_mode,
-    )
+    spectrum = spec_stft(signal, spec)
     if spec.magnitude_epsilon:
         magnitude: np.ndarray = np.sqrt(spectrum.real**2 + spectrum.imag**2 + np.float32(spec.magnitude_epsilon))
     else:

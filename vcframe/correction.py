@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vcframe.audio import istft, mel_basis, mel_spectrogram, mel_values_to_amplitude, stft
+from vcframe.audio import mel_basis, mel_spectrogram, mel_values_to_amplitude, spec_istft, spec_stft
 from vcframe.datasets import band_smoothing
 from vcframe.errors import InputError
 from vcframe.specs import MelSpec
@@ -153,26 +153,12 @@ def _correction_passes(
         if smoothing is not None:
             gains = smoothing @ gains
         padded = np.pad(signal, (pad, pad), mode=spec.pad_mode) if pad else signal
-        spectrum = stft(
-            padded,
-            n_fft=spec.n_fft,
-            hop_length=spec.hop_length,
-            win_length=spec.win_length,
-            center=spec.center,
-            pad_mode=spec.pad_mode,
-        )
+        spectrum = spec_stft(padded, spec)
         if spectrum.shape[1] > frames:  # the output's frames past the mel's keep the last gain
             gains = np.pad(gains, ((0, 0), (0, spectrum.shape[1] - frames)), mode="edge")
         bin_gains = spread @ gains[:, : spectrum.shape[1]]
         spectrum = spectrum * np.power(10.0, strength * bin_gains / 20.0)
-        rebuilt = istft(
-            spectrum,
-            n_fft=spec.n_fft,
-            hop_length=spec.hop_length,
-            win_length=spec.win_length,
-            center=spec.center,
-            length=padded.shape[0],
-        )
+        rebuilt = spec_istft(spectrum, spec, padded.shape[0])
         signal = rebuilt[pad : pad + signal.shape[0]] if pad else rebuilt
     return signal, differences[0]
 
