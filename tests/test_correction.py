@@ -127,6 +127,18 @@ def test_a_streamed_output_corrected_chunk_by_chunk_equals_the_whole_one_correct
     assert stream.finish().shape == (0,)
 
 
+@pytest.mark.parametrize("spec", [SPEC, HIFIGAN_MEL], ids=["rtvc", "hifigan"])
+def test_an_output_shorter_than_one_window_is_corrected_too(spec) -> None:
+    clean = voiced(0.5, spec.sample_rate)[: spec.n_fft // 2]  # a few frames, as a one-syllable sentence may give
+    mel = mel_spectrogram(clean, spec)
+    corrected, report = correct_to_mel(tilted(clean), mel, spec)
+    assert corrected.shape == clean.shape and np.isfinite(corrected).all()
+    assert report.after_db < report.before_db
+    stream = StreamingCorrection(mel, spec)
+    streamed = np.concatenate([stream.push(tilted(clean)), stream.finish()])
+    np.testing.assert_allclose(streamed, corrected, atol=1e-5)
+
+
 def test_every_bin_takes_its_bands_and_the_bins_outside_the_filters_their_nearest() -> None:
     weights = bin_weights(SPEC)
     assert weights.shape == (SPEC.n_fft // 2 + 1, SPEC.n_mels)
@@ -140,7 +152,7 @@ def test_every_bin_takes_its_bands_and_the_bins_outside_the_filters_their_neares
     [
         (lambda: correct_to_mel(np.zeros(4000), np.zeros((80, 21)), SPEC, strength=1.5), "between 0 and 1"),
         (lambda: correct_to_mel(np.zeros(4000), np.zeros((40, 21)), SPEC), "the spec has 80 bands"),
-        (lambda: correct_to_mel(np.zeros(400), np.zeros((80, 3)), SPEC), "at least n_fft=800 samples"),
+        (lambda: correct_to_mel(np.zeros((2, 4000)), np.zeros((80, 21)), SPEC), "one waveform"),
         (lambda: correct_to_mel(np.zeros(4000), np.zeros((80, 21)), SPEC, iterations=0), "at least 1"),
         (
             lambda: correct_to_mel(

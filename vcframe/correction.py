@@ -125,8 +125,8 @@ def _checked_target(
     mel = np.asarray(mel)
     if mel.ndim != 2 or mel.shape[0] != spec.n_mels:
         raise InputError(f"the mel has shape {tuple(mel.shape)}; the spec has {spec.n_mels} bands")
-    if signal.ndim != 1 or signal.shape[0] < spec.n_fft:
-        raise InputError(f"mel correction needs at least n_fft={spec.n_fft} samples, got {signal.shape[-1]}")
+    if signal.ndim != 1:
+        raise InputError(f"mel correction takes one waveform (1-D samples), got shape {tuple(signal.shape)}")
     return _decibels(mel, spec)
 
 
@@ -143,6 +143,9 @@ def _correction_passes(
     smoothing = band_smoothing(spec.n_mels, smoothing_bands) if smoothing_bands > 0 else None
     spread = bin_weights(spec)
     pad = _padding(spec)
+    length = signal.shape[0]
+    if length < spec.n_fft:  # an output shorter than one window (a word of a few frames): zeros after it, cut off
+        signal = np.pad(signal, (0, spec.n_fft - length))
     differences: list[float] = []
     for _ in range(iterations):
         output_db = _decibels(mel_spectrogram(signal, spec), spec)
@@ -160,7 +163,7 @@ def _correction_passes(
         spectrum = spectrum * np.power(10.0, strength * bin_gains / 20.0)
         rebuilt = spec_istft(spectrum, spec, padded.shape[0])
         signal = rebuilt[pad : pad + signal.shape[0]] if pad else rebuilt
-    return signal, differences[0]
+    return signal[:length], differences[0]
 
 
 class StreamingCorrection:
@@ -209,8 +212,6 @@ class StreamingCorrection:
         start = max(0, self._emitted - self.context) // hop * hop
         stop = self._signal.shape[0] if last else min(self._signal.shape[0], end + self.context)
         window = self._signal[start:stop]
-        if window.shape[0] < self._spec.n_fft:  # a whole output this short is refused by correct_to_mel
-            raise InputError(f"mel correction needs at least n_fft={self._spec.n_fft} samples, got {window.shape[0]}")
         corrected, _ = _correction_passes(window, self._target_db[:, start // hop :], self._spec, *self._options)
         final = corrected[self._emitted - start : end - start].astype(np.float32)
         self._emitted = end
