@@ -332,14 +332,19 @@ def _frame_arguments(spec: MelSpec) -> dict[str, Any]:
 
 
 def spec_stft(signal: np.ndarray, spec: MelSpec) -> np.ndarray:
-    """:func:`stft` of 1-D ``signal`` (already pre-emphasised and padded as ``spec`` asks, if it does) with
-    ``spec``'s FFT size, hop, window length, centring and pad mode: the STFT :func:`linear_spectrogram` takes."""
+    """:func:`stft` of 1-D ``signal`` (pre-emphasised already, if ``spec`` asks for it) as ``spec`` frames it: first
+    padded by ``spec.pad_length`` on each side with ``spec.pad_mode`` when frames are not centred, then ``spec``'s
+    FFT size, hop, window length, centring and pad mode. The STFT :func:`linear_spectrogram` takes."""
+    if spec.pad_length and not spec.center:
+        signal = np.pad(signal, (spec.pad_length, spec.pad_length), mode=spec.pad_mode)
     return stft(signal, pad_mode=spec.pad_mode, **_frame_arguments(spec))
 
 
 def spec_istft(spectrum: np.ndarray, spec: MelSpec, length: int) -> np.ndarray:
-    """:func:`istft` of a :func:`spec_stft` spectrum back to ``length`` samples."""
-    return istft(spectrum, length=length, **_frame_arguments(spec))
+    """:func:`istft` of a :func:`spec_stft` spectrum back to the ``length`` samples it was taken from (the padding
+    :func:`spec_stft` added cut off)."""
+    pad = spec.pad_length if spec.pad_length and not spec.center else 0
+    return istft(spectrum, length=length + 2 * pad, **_frame_arguments(spec))[pad : pad + length]
 
 
 def linear_spectrogram(samples: np.ndarray, spec: MelSpec) -> np.ndarray:
@@ -350,8 +355,6 @@ def linear_spectrogram(samples: np.ndarray, spec: MelSpec) -> np.ndarray:
     ``spec.magnitude_epsilon`` the magnitude is ``sqrt(re**2 + im**2 + epsilon)``.
     """
     signal = preemphasis(samples, spec.preemphasis) if spec.preemphasis else samples
-    if spec.pad_length and not spec.center:
-        signal = np.pad(signal, (spec.pad_length, spec.pad_length), mode=spec.pad_mode)
     spectrum = spec_stft(signal, spec)
     if spec.magnitude_epsilon:
         magnitude: np.ndarray = np.sqrt(spectrum.real**2 + spectrum.imag**2 + np.float32(spec.magnitude_epsilon))

@@ -63,19 +63,14 @@ def bin_weights(spec: MelSpec) -> np.ndarray:
     covered = np.flatnonzero(totals > 0)
     if covered.size == 0:
         raise InputError(f"the mel spec's filters cover no STFT bin (fmin {spec.fmin}, fmax {spec.fmax})")
+    # below the first covered bin searchsorted gives 0 (that bin), above the last it is clipped to the last
     nearest = covered[np.clip(np.searchsorted(covered, np.arange(basis.shape[0])), 0, covered.size - 1)]
-    below = np.arange(basis.shape[0]) < covered[0]
-    nearest[below] = covered[0]
     weights = basis[nearest] / totals[nearest, None]
     return np.asarray(weights)
 
 
 def _decibels(mel_values: np.ndarray, spec: MelSpec) -> np.ndarray:
     return np.asarray(20.0 * np.log10(np.maximum(mel_values_to_amplitude(mel_values, spec), 1e-12)))
-
-
-def _padding(spec: MelSpec) -> int:
-    return spec.pad_length if spec.pad_length and not spec.center else 0
 
 
 def correct_to_mel(
@@ -103,7 +98,9 @@ def correct_to_mel(
     output's last hop) keep the gain of the mel's last frame.
     """
     signal = np.asarray(samples, dtype=np.float64)
-    target_db = _checked_target(signal, mel, spec, strength, smoothing_bands, iterations)
+    if signal.ndim != 1:
+        raise InputError(f"mel correction takes one waveform (1-D samples), got shape {tuple(signal.shape)}")
+    target_db = _checked_target(mel, spec, strength, smoothing_bands, iterations)
     signal, before = _correction_passes(signal, target_db, spec, strength, smoothing_bands, iterations)
     final_db = _decibels(mel_spectrogram(signal, spec), spec)
     frames = min(final_db.shape[1], target_db.shape[1])
@@ -112,7 +109,7 @@ def correct_to_mel(
 
 
 def _checked_target(
-    signal: np.ndarray, mel: np.ndarray, spec: MelSpec, strength: float, smoothing_bands: float, iterations: int
+    mel: np.ndarray, spec: MelSpec, strength: float, smoothing_bands: float, iterations: int
 ) -> np.ndarray:
     """The mel in decibels after the checks every correction makes (InputError naming the values)."""
     check_log_mel(spec)
@@ -125,8 +122,6 @@ def _checked_target(
     mel = np.asarray(mel)
     if mel.ndim != 2 or mel.shape[0] != spec.n_mels:
         raise InputError(f"the mel has shape {tuple(mel.shape)}; the spec has {spec.n_mels} bands")
-    if signal.ndim != 1:
-        raise InputError(f"mel correction takes one waveform (1-D samples), got shape {tuple(signal.shape)}")
     return _decibels(mel, spec)
 
 
@@ -142,7 +137,6 @@ def _correction_passes(
     the corrected signal and the mean absolute mel difference before, in decibels."""
     smoothing = band_smoothing(spec.n_mels, smoothing_bands) if smoothing_bands > 0 else None
     spread = bin_weights(spec)
-    pad = _padding(spec)
     length = signal.shape[0]
     if length < spec.n_fft:  # an output shorter than one window (a word of a few frames): zeros after it, cut off
         signal = np.pad(signal, (0, spec.n_fft - length))
@@ -155,14 +149,12 @@ def _correction_passes(
         gains = np.clip(difference, -MAX_CUT_DB, MAX_BOOST_DB)
         if smoothing is not None:
             gains = smoothing @ gains
-        padded = np.pad(signal, (pad, pad), mode=spec.pad_mode) if pad else signal
-        spectrum = spec_stft(padded, spec)
+        spectrum = spec_stft(signal, spec)
         if spectrum.shape[1] > frames:  # the output's frames past the mel's keep the last gain
             gains = np.pad(gains, ((0, 0), (0, spectrum.shape[1] - frames)), mode="edge")
         bin_gains = spread @ gains[:, : spectrum.shape[1]]
         spectrum = spectrum * np.power(10.0, strength * bin_gains / 20.0)
-        rebuilt = spec_istft(spectrum, spec, padded.shape[0])
-        signal = rebuilt[pad : pad + signal.shape[0]] if pad else rebuilt
+        signal = spec_istft(spectrum, spec, signal.shape[0])
     return signal[:length], differences[0]
 
 
@@ -188,7 +180,7 @@ class StreamingCorrection:
         smoothing_bands: float = SMOOTHING_BANDS,
         iterations: int = ITERATIONS,
     ) -> None:
-        self._target_db = _checked_target(np.zeros(spec.n_fft), mel, spec, strength, smoothing_bands, iterations)
+        self._target_db = _checked_target(mel, spec, strength, smoothing_bands, iterations)
         self._spec = spec
         self._options = (strength, smoothing_bands, iterations)
         #: samples a final sample needs on each side: one analysis window and a hop per pass
@@ -250,10 +242,9 @@ def correct_waveform(
     corrected: list[np.ndarray] = []
     reports: list[CorrectionReport] = []
     for index in range(waveform.batch_size):
-        frames = mel.frames[index, :, : int(mel.lengths[index])].detach().float().cpu().numpy()
         samples, report = correct_to_mel(
             waveform.item(index),
-            frames,
+            mel.item(index),
             mel.spec,
             strength=strength,
             smoothing_bands=smoothing_bands,

@@ -636,17 +636,17 @@ class Pipeline:
     def vocode(self, mel: Mel, *, seed: int | None = None) -> Waveform:
         """The vocoder's waveform (on the CPU) for ``mel``, mel-corrected as a run's is when the
         ``mel_correction`` setting is on (:mod:`vcframe.correction`): the vocoder stage of :meth:`clone` alone."""
-        waveform = self.vocoder.vocode(mel, seed=seed).to("cpu")
-        return self._corrected(waveform, mel, {"before_db": [], "after_db": []})
+        return self._corrected(self.vocoder.vocode(mel, seed=seed).to("cpu"), mel)
 
-    def _corrected(self, waveform: Waveform, mel: Mel, record: dict[str, Any]) -> Waveform:
+    def _corrected(self, waveform: Waveform, mel: Mel, record: dict[str, Any] | None = None) -> Waveform:
         """``waveform``, the vocoder's output for ``mel``, mel-corrected at the ``mel_correction`` setting's
         strength (:mod:`vcframe.correction`); each item's mel distance before and after goes into ``record``."""
         if not self.mel_correction:
             return waveform
         corrected, reports = correct_waveform(waveform.to("cpu"), mel.to("cpu"), self.mel_correction)
-        record["before_db"] += [round(report.before_db, 3) for report in reports]
-        record["after_db"] += [round(report.after_db, 3) for report in reports]
+        if record is not None:
+            record["before_db"] += [round(report.before_db, 3) for report in reports]
+            record["after_db"] += [round(report.after_db, 3) for report in reports]
         return corrected
 
     def _corrected_stream(self, chunks: Iterator[Waveform], mel: Mel) -> Iterator[Waveform]:

@@ -133,7 +133,7 @@ def main() -> None:
     parser.add_argument("--commit", help="commit the figures were measured at")
     parser.add_argument("--measured", default="not measured yet", help="how the figures were measured (command, items)")
     args = parser.parse_args()
-    if args.mel_correction is not None and TARGETS[args.kind]["component"] == "synthesizer/tacotron":
+    if args.mel_correction is not None and args.kind == "synthesizer":
         parser.error("--mel-correction is for vocoder weights")
     target = TARGETS[args.kind]
     quality = {
