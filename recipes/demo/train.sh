@@ -23,6 +23,9 @@
 #   MEL_SMOOTHING=2.5 recipes/demo/train.sh hifigan   # input mels smoothed across frequency (half the segments,
 #                                      # sigma up to 2.5 bands): robustness to the synthesizer's smooth mels
 #                                      # (train.sh vocoder takes MEL_SMOOTHING too)
+#   recipes/demo/train.sh free-mels    # the shipped Tacotron's own mels of the 251 real train-clean-100 voices (4 training
+#                                      # sentences each, spectrum-matched; no audio): $RUNS/free_mels, then
+#   UNPAIRED_MELS=$RUNS/free_mels recipes/demo/train.sh hifigan   # a step on them after each GAN step (UNPAIRED_WEIGHT=1)
 #   recipes/demo/train.sh export       # safetensors exports of the runs into $RUNS/export/
 #   recipes/demo/train.sh many-corpus  # the synthesizer's many-voice corpus, all of it (recipe version 4: 154 voices,
 #                                      # 23.7 h; about 3.5 h of one core, resumable), prepared and re-weighted, then:
@@ -49,6 +52,8 @@ PREP=${PREP:-${CORPUS}_prep}
 TACO_RUN=${TACO_RUN:-$RUNS/taco}
 VCFRAME=${VCFRAME:-.venv/bin/vcframe}
 PYTHON=${PYTHON:-.venv/bin/python}
+# HiFi-GAN's unpaired steps on synthesizer mels without audio, when UNPAIRED_MELS names them (train.sh free-mels)
+unpaired_flags() { [ -n "${UNPAIRED_MELS:-}" ] && echo "--unpaired-mels $UNPAIRED_MELS --unpaired-weight ${UNPAIRED_WEIGHT:-1}" || true; }
 resume_flag() { [ -f "$1/checkpoint.pt" ] && echo "--resume" || true; }
 # a run folder without a checkpoint starts from the weights $2 when that is set (runs do not outlive a session)
 init_flag() { [ ! -f "$1/checkpoint.pt" ] && [ -n "$2" ] && echo "--init $2" || true; }
@@ -207,7 +212,11 @@ hifigan)
         --precision auto --mel-cache "$MEL_CACHE" --threads "${THREADS:-1}" --stft-weight "${STFT_WEIGHT:-25}" \
         --frame-sync-weight "${FRAME_SYNC_WEIGHT:-10}" \
         --mel-smoothing "${MEL_SMOOTHING:-0}" --mel-smoothing-probability "${MEL_SMOOTHING_PROBABILITY:-0.5}" \
-        $(resume_flag "$RUNS/hifigan") $(init_flag "$RUNS/hifigan" "${HIFIGAN_INIT:-}") ;;
+        $(unpaired_flags) $(resume_flag "$RUNS/hifigan") $(init_flag "$RUNS/hifigan" "${HIFIGAN_INIT:-}") ;;
+free-mels)
+    # synthesizer mels without audio for the vocoders' unpaired steps (recipes/demo/free_mels.py; resumable)
+    $PYTHON recipes/demo/free_mels.py "${SHARED:-../shared}/data" --out "$RUNS/free_mels" \
+        --per-speaker "${FREE_MELS_PER_SPEAKER:-4}" --threads "${THREADS:-1}" ;;
 export)
     mkdir -p "$RUNS/export"
     $VCFRAME train synthesizer export --run-dir "$TACO_RUN" --out "$RUNS/export/tacotron-demo.safetensors" \

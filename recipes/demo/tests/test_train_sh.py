@@ -1,4 +1,5 @@
-"""train.sh's corpus and GTA-list steps (many-corpus, real-seg, real-var, gta-seg, hifigan-gta-real) with their
+"""train.sh's corpus and GTA-list steps (many-corpus, real-seg, real-var, gta-seg, hifigan-gta-real, free-mels) and
+HiFi-GAN's unpaired flags, with their
 programs replaced by stand-ins that log their arguments and make the folders the real ones would: the order of the
 steps, the links of the combined corpus and its held-out folders, the re-weighted views, and a second run that
 resumes instead of failing."""
@@ -22,8 +23,10 @@ from pathlib import Path
 with open(os.environ["STAND_IN_LOG"], "a") as log:
     log.write(" ".join(Path(arg).name if arg.endswith(".py") else arg for arg in sys.argv[1:]) + "\\n")
 args = sys.argv[1:]
-out = Path(args[args.index("--out") + 1])
-if args[0].endswith("make_corpus.py"):
+out = Path(args[args.index("--out") + 1]) if "--out" in args else None  # fit has none
+if out is None:
+    pass
+elif args[0].endswith("make_corpus.py"):
     voices = {{"many": ["espeak-a", "flite-b"], "many_v3": ["espeak-c"], "many_v4": ["festival-d"]}}[out.name]
     for voice in voices:
         (out / voice).mkdir(parents=True, exist_ok=True)
@@ -159,3 +162,14 @@ def test_hifigan_gta_real_lists_the_pairs_repeated_beside_train_txt(tmp_path: Pa
     mix = f"--out {data}/{folder}_mix.txt --source {data}/train.txt --source {data}/{folder}_pairs.txt"
     assert calls[1].endswith(mix)
     assert len(calls) == 2
+
+
+@pytest.mark.skipif(shutil.which("sh") is None or shutil.which("nice") is None, reason="needs a POSIX sh and nice")
+def test_free_mels_and_hifigan_unpaired_flags(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    calls = _stand_in_runner(tmp_path, "free-mels", RUNS=str(runs), FREE_MELS_PER_SPEAKER="2")()
+    assert calls == [f"free_mels.py ../shared/data --out {runs}/free_mels --per-speaker 2 --threads 1"]
+    (plain,) = _stand_in_runner(tmp_path, "hifigan", RUNS=str(runs))()
+    assert plain.startswith("train vocoder --plugin hifigan fit") and "--unpaired" not in plain
+    (unpaired,) = _stand_in_runner(tmp_path, "hifigan", RUNS=str(runs), UNPAIRED_MELS=f"{runs}/free_mels")()
+    assert f"--unpaired-mels {runs}/free_mels --unpaired-weight 1" in unpaired

@@ -223,7 +223,9 @@ def test_stft_weight_change_on_resume_is_recorded(corpus, tmp_path):
     output = run(fit_arguments(corpus, run_dir, "--max-steps", "4", "--resume", "--stft-weight", "2.5"))
     assert "STFT loss weight changed" not in output  # the same weight again: nothing to record
     checkpoint = load_checkpoint(run_dir / "checkpoint.pt")
-    assert checkpoint["loss_changes"] == [{"step": 2, "stft_weight": 2.5, "frame_sync_weight": 0.0}]
+    assert checkpoint["loss_changes"] == [
+        {"step": 2, "stft_weight": 2.5, "frame_sync_weight": 0.0, "unpaired_weight": 0.0}
+    ]
     assert json.loads((run_dir / "config.json").read_text())["loss_changes"] == checkpoint["loss_changes"]
     logged = records(run_dir / "log.jsonl")
     assert "stft_sc" not in logged[1] and logged[2]["stft_sc"] > 0 and logged[3]["stft_mag"] > 0
@@ -238,6 +240,7 @@ def test_stft_weight_change_on_resume_is_recorded(corpus, tmp_path):
         "step": 4,
         "stft_weight": 0.0,
         "frame_sync_weight": 4.0,
+        "unpaired_weight": 0.0,
     }
     assert records(run_dir / "log.jsonl")[4]["frame_sync"] >= 0
 
@@ -246,11 +249,13 @@ def test_record_loss_weights_reads_records_older_than_a_loss():
     from vcframe_hifigan.train import record_loss_weights
 
     old = [{"step": 800, "stft_weight": 25.0}]  # a checkpoint from before --frame-sync-weight existed
-    same, notes = record_loss_weights(old, {"stft_weight": 25.0, "frame_sync_weight": 0.0}, 900)
+    same, notes = record_loss_weights(old, {"stft_weight": 25.0, "frame_sync_weight": 0.0, "unpaired_weight": 0.0}, 900)
     assert same == old and notes == []
-    changed, notes = record_loss_weights(old, {"stft_weight": 25.0, "frame_sync_weight": 10.0}, 900)
+    changed, notes = record_loss_weights(
+        old, {"stft_weight": 25.0, "frame_sync_weight": 10.0, "unpaired_weight": 0.0}, 900
+    )
     assert notes == ["the frame-sync loss weight changed at step 900: 0 -> 10"]
-    assert changed == [*old, {"step": 900, "stft_weight": 25.0, "frame_sync_weight": 10.0}]
+    assert changed == [*old, {"step": 900, "stft_weight": 25.0, "frame_sync_weight": 10.0, "unpaired_weight": 0.0}]
 
 
 def test_frame_sync_ratio_tells_a_frame_rate_buzz_from_noise_and_speech_like_tones():
@@ -292,6 +297,82 @@ def test_frame_sync_weight_adds_its_loss_to_the_generator_objective():
     assert "frame_sync" not in plain(mels, audio)  # off by default: the original recipe
     with pytest.raises(ValueError, match="needs the hop_length, got 0"):
         dataclasses.replace(plain, frame_sync_weight=1.0)
+
+
+def test_unpaired_step_fits_the_output_to_the_mel_given_and_trains_the_discriminators():
+    """GANStep.unpaired: the losses it reports make its objective, it moves the generator and the discriminators,
+    and repeated on one batch it brings the output's mel (the input spec's) toward the mel given."""
+    plain, _, audio = tiny_step("fp32")
+    step = dataclasses.replace(plain, input_front_end=MelFrontEnd(RTVC_SYNTHESIZER_MEL), unpaired_weight=2.0)
+    mels = step.input_front_end(audio)[..., :16].detach()  # a mel some audio has: the generator can reach it
+    generator_before = [parameter.detach().clone() for parameter in step.generator.parameters()]
+    mpd_before = [parameter.detach().clone() for parameter in step.mpd.parameters()]
+    losses = step.unpaired(mels, audio)
+    assert sorted(losses) == sorted(
+        f"unpaired_{name}" for name in ("disc", "disc_f", "disc_s", "mel", "gen_f", "gen_s", "gen")
+    )
+    objective = 2.0 * sum(float(losses[f"unpaired_{name}"]) for name in ("mel", "gen_f", "gen_s"))
+    assert float(losses["unpaired_gen"]) == pytest.approx(objective, rel=1e-6)
+    assert any(not torch.equal(a, b) for a, b in zip(generator_before, step.generator.parameters(), strict=True))
+    assert any(not torch.equal(a, b) for a, b in zip(mpd_before, step.mpd.parameters(), strict=True))
+    for group in step.optim_g.param_groups:
+        group["lr"] = 2e-3
+    first = float(losses["unpaired_mel"])
+    for _ in range(20):
+        last = float(step.unpaired(mels, audio)["unpaired_mel"])
+    assert last < 0.8 * first, (first, last)
+    with pytest.raises(ValueError, match="needs the input_front_end, got None"):
+        dataclasses.replace(plain, unpaired_weight=1.0)
+    with pytest.raises(ValueError, match="unpaired steps need"):
+        plain.unpaired(mels, audio)
+
+
+def write_unpaired_mels(corpus: Path, folder: Path) -> Path:
+    """The corpus clips' mels, scaled, as synthesizer mels without audio ((80, T) .npy, as free_mels.py writes)."""
+    from vcframe.audio import mel_spectrogram
+    from vcframe.datasets import find_clips, load_training_audio
+
+    folder.mkdir()
+    for clip in find_clips(corpus):
+        mel = mel_spectrogram(load_training_audio(clip, 16000), RTVC_SYNTHESIZER_MEL) * 0.9
+        np.save(folder / f"{clip.speaker}_{clip.audio.stem}.npy", mel)
+    return folder
+
+
+def test_unpaired_mels_resume_exactly_and_are_recorded(corpus, tmp_path):
+    """--unpaired-mels: a step on them after each GAN step, exact on resume, logged, recorded when it changes."""
+    unpaired = ("--unpaired-mels", str(write_unpaired_mels(corpus, tmp_path / "free")), "--unpaired-weight", "1")
+    plain, straight, resumed = tmp_path / "plain", tmp_path / "straight", tmp_path / "resumed"
+    run(fit_arguments(corpus, plain, "--max-steps", "3"))
+    output = run(fit_arguments(corpus, straight, "--max-steps", "3", *unpaired))
+    assert "unpaired mels: 7 unpaired mels" in output
+    run(fit_arguments(corpus, resumed, "--max-steps", "2", *unpaired))
+    output = run(fit_arguments(corpus, resumed, "--max-steps", "3", "--resume", *unpaired))
+    assert "unpaired mels changed" not in output and "unpaired-mel loss weight changed" not in output
+    first, second = load_checkpoint(straight / "checkpoint.pt"), load_checkpoint(resumed / "checkpoint.pt")
+    for key in (*STATES, "optim_g"):
+        if key == "optim_g":
+            pairs = zip(first[key]["state"].values(), second[key]["state"].values(), strict=True)
+            assert max(compare_states(one, other) for one, other in pairs) == 0.0, key
+        else:
+            assert compare_states(first[key], second[key]) == 0.0, key
+    assert compare_states(first["generator"], load_checkpoint(plain / "checkpoint.pt")["generator"]) > 0
+    logged = records(straight / "log.jsonl")
+    assert "unpaired_mel" not in logged[0] and logged[1]["unpaired_mel"] > 0  # step 1: the warm-up, no GAN yet
+    config = json.loads((straight / "config.json").read_text())
+    assert config["unpaired_mels"].startswith("7 unpaired mels") and config["unpaired_weight"] == 1.0
+    assert first["loss_changes"] == [{"step": 0, "stft_weight": 0.0, "frame_sync_weight": 0.0, "unpaired_weight": 1.0}]
+    output = run(fit_arguments(corpus, resumed, "--max-steps", "4", "--resume"))  # turned off at step 3
+    assert "the unpaired mels changed at step 3: none" in output
+    assert "the unpaired-mel loss weight changed at step 3: 1 -> 0" in output
+    checkpoint = load_checkpoint(resumed / "checkpoint.pt")
+    assert checkpoint["data_changes"][-1] == {"step": 3, "unpaired": None}
+    assert "unpaired_mel" not in records(resumed / "log.jsonl")[-1]
+    np.save(tmp_path / "free" / "wrong.npy", np.zeros((40, 20), np.float32))
+    result = CliRunner().invoke(app, fit_arguments(corpus, tmp_path / "bad", "--max-steps", "1", *unpaired))
+    assert result.exit_code != 0 and "wrong.npy' has shape (40, 20); the trained mel has 80 bands" in str(
+        result.exception
+    )
 
 
 def test_mel_smoothing_changes_the_inputs_resumes_exactly_and_is_recorded(corpus, tmp_path):
@@ -421,6 +502,7 @@ def test_a_run_from_exported_weights_records_them_and_counts_their_steps(corpus,
         (["--batch-size", "8"], "7 usable clips cannot fill a batch of 8"),
         (["--segment-frames", "500"], "none of the 7 clips"),
         (["--precision", "fp16"], "--precision must be auto, fp32 or bf16"),
+        (["--unpaired-weight", "1"], "--unpaired-mels and --unpaired-weight go together"),
     ],
 )
 def test_bad_input_is_one_line(corpus, tmp_path, extra, message):

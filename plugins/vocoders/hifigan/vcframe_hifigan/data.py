@@ -181,3 +181,85 @@ def collate(
     mels = np.stack(windows)
     audio = np.stack([clips[clip].audio[start * hop : (start + segment_frames) * hop] for clip, start in picks])
     return torch.from_numpy(mels), torch.from_numpy(audio).unsqueeze(1)
+
+
+#: Tag of the unpaired batches' random stream (:func:`unpaired_picks`), apart from the epochs' streams.
+UNPAIRED_STREAM = 0x756E70
+
+
+@dataclass
+class UnpairedMels:
+    """Synthesizer mels without audio (``recipes/demo/free_mels.py``), for ``fit --unpaired-mels``.
+
+    Attributes:
+        mels: (n_mels, T) float32 arrays, each with at least a segment's frames.
+        description: a one-line summary (count, frames, sources).
+        fingerprint: sha256 of the file list, to notice a resumed run whose unpaired mels changed.
+    """
+
+    mels: list[np.ndarray]
+    description: str
+    fingerprint: str
+
+
+def load_unpaired_mels(
+    sources: Sequence[str | os.PathLike[str]], spec: MelSpec, *, min_frames: int = 1
+) -> UnpairedMels:
+    """Every ``.npy`` mel of ``sources`` (a folder, searched recursively, or one ``.npy`` file), sorted by path;
+    mels with fewer than ``min_frames`` frames are left out. InputError for a mel that is not (spec.n_mels, T) or
+    not finite, a source that does not exist, or no usable mel."""
+    from pathlib import Path
+
+    paths: list[Path] = []
+    for source in sources:
+        path = Path(source)
+        if path.is_dir():
+            paths += sorted(path.rglob("*.npy"))
+        elif path.is_file() and path.suffix == ".npy":
+            paths.append(path)
+        else:
+            raise InputError(
+                f"{str(path)!r} is neither a folder nor a .npy mel",
+                hint="give the folder recipes/demo/free_mels.py wrote",
+            )
+    mels: list[np.ndarray] = []
+    for path in paths:
+        mel = np.load(path, allow_pickle=False)
+        if mel.ndim != 2 or mel.shape[0] != spec.n_mels:
+            raise InputError(
+                f"{str(path)!r} has shape {tuple(mel.shape)}; the trained mel has {spec.n_mels} bands",
+                hint="make the unpaired mels with a synthesizer of the trained mel spec",
+            )
+        if not np.isfinite(mel).all():
+            raise InputError(f"{str(path)!r} holds values that are not finite", hint="make it again")
+        if mel.shape[1] >= min_frames:
+            mels.append(np.ascontiguousarray(mel, np.float32))
+    if not mels:
+        raise InputError(
+            f"none of the {len(paths)} mels of {', '.join(map(str, sources))} has {min_frames} frames",
+            hint="synthesize longer sentences or use a shorter --segment-frames",
+        )
+    frames = sum(mel.shape[1] for mel in mels)
+    seconds = frames * spec.hop_length / spec.sample_rate
+    description = f"{len(mels)} unpaired mels, {seconds / 3600:.2f} h, from {', '.join(map(str, sources))}" + (
+        f" ({len(paths) - len(mels)} shorter than a segment left out)" if len(mels) < len(paths) else ""
+    )
+    digest = hashlib.sha256("\n".join(str(path) for path in paths).encode()).hexdigest()
+    return UnpairedMels(mels, description, digest)
+
+
+def unpaired_picks(
+    frames: Sequence[int], batch_size: int, segment_frames: int, seed: int, step: int
+) -> list[tuple[int, int]]:
+    """The unpaired batch of ``step``: ``batch_size`` (mel index, start frame) pairs drawn with replacement from a
+    generator seeded by (seed, :data:`UNPAIRED_STREAM`, step), so a resumed run draws what the uninterrupted run
+    would have."""
+    rng = np.random.default_rng([seed, UNPAIRED_STREAM, step])
+    chosen = rng.integers(0, len(frames), batch_size)
+    starts = rng.integers(0, [frames[index] - segment_frames + 1 for index in chosen])
+    return [(int(index), int(start)) for index, start in zip(chosen, starts, strict=True)]
+
+
+def collate_unpaired(mels: Sequence[np.ndarray], picks: Sequence[tuple[int, int]], segment_frames: int) -> torch.Tensor:
+    """(B, n_mels, segment_frames) windows of ``mels`` at ``picks``."""
+    return torch.from_numpy(np.stack([mels[index][:, start : start + segment_frames] for index, start in picks]))

@@ -48,7 +48,15 @@ from vcframe.cpu import limit_threads, resolve_precision
 from vcframe.datasets import MelCache, MelSmoothing, manifest_command, record_smoothing
 from vcframe.errors import CheckpointError, ConfigError, InputError
 from vcframe.specs import HIFIGAN_MEL, RTVC_SYNTHESIZER_MEL, MelSpec
-from vcframe_hifigan.data import EpochSegments, TrainingClip, collate, load_clips
+from vcframe_hifigan.data import (
+    EpochSegments,
+    TrainingClip,
+    collate,
+    collate_unpaired,
+    load_clips,
+    load_unpaired_mels,
+    unpaired_picks,
+)
 from vcframe_hifigan.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
 from vcframe_hifigan.generator import Generator
 from vcframe_hifigan.losses import (
@@ -118,6 +126,8 @@ class GANStep:
         frame_sync_weight: weight of the frame-rate periodicity loss added to the generator's
             (:func:`vcframe_hifigan.losses.frame_sync_loss`; 0: the original recipe); needs ``hop_length``.
         hop_length: samples per mel frame of the trained mel.
+        input_front_end: the trained (input) mel, differentiable: what :meth:`unpaired` measures the output with.
+        unpaired_weight: factor on the generator's losses in :meth:`unpaired` (0: no unpaired steps).
     """
 
     generator: Generator
@@ -135,10 +145,14 @@ class GANStep:
     device_type: str = field(default="cpu")
     frame_sync_weight: float = 0.0
     hop_length: int = 0
+    input_front_end: MelFrontEnd | None = None
+    unpaired_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.frame_sync_weight and self.hop_length < 1:
             raise ValueError(f"frame_sync_weight {self.frame_sync_weight} needs the hop_length, got {self.hop_length}")
+        if self.unpaired_weight and self.input_front_end is None:
+            raise ValueError(f"unpaired_weight {self.unpaired_weight} needs the input_front_end, got None")
 
     def _autocast(self, enabled: bool) -> contextlib.AbstractContextManager[Any]:
         if enabled and self.precision == "bf16":
@@ -165,17 +179,7 @@ class GANStep:
         generated_mel = self.loss_front_end(generated)
         losses: dict[str, torch.Tensor] = {}
         if adversarial:
-            mpd, msd = self.train_mpd or self.mpd, self.train_msd or self.msd
-            self.optim_d.zero_grad(set_to_none=True)
-            detached = generated.detach()
-            with self._autocast(True):
-                mpd_real, mpd_generated, _, _ = mpd(audio, detached)
-                msd_real, msd_generated, _, _ = msd(audio, detached)
-            losses["disc_f"] = discriminator_loss(_floats(mpd_real), _floats(mpd_generated))[0]
-            losses["disc_s"] = discriminator_loss(_floats(msd_real), _floats(msd_generated))[0]
-            losses["disc"] = losses["disc_s"] + losses["disc_f"]
-            (losses["disc"] * weight).backward()
-            self.optim_d.step()
+            losses.update(self._update_discriminators(audio, generated, weight))
         self.optim_g.zero_grad(set_to_none=True)
         losses["mel"] = mel_loss(target_mel, generated_mel)
         total = losses["mel"]
@@ -200,9 +204,68 @@ class GANStep:
         self.optim_g.step()
         return {name: value.detach() for name, value in losses.items()}
 
+    def _update_discriminators(
+        self, audio: torch.Tensor, generated: torch.Tensor, weight: float, prefix: str = ""
+    ) -> dict[str, torch.Tensor]:
+        """One step of both discriminators on real ``audio`` against ``generated`` (detached); their losses."""
+        mpd, msd = self.train_mpd or self.mpd, self.train_msd or self.msd
+        self.optim_d.zero_grad(set_to_none=True)
+        detached = generated.detach()
+        with self._autocast(True):
+            mpd_real, mpd_generated, _, _ = mpd(audio, detached)
+            msd_real, msd_generated, _, _ = msd(audio, detached)
+        losses = {
+            f"{prefix}disc_f": discriminator_loss(_floats(mpd_real), _floats(mpd_generated))[0],
+            f"{prefix}disc_s": discriminator_loss(_floats(msd_real), _floats(msd_generated))[0],
+        }
+        losses[f"{prefix}disc"] = losses[f"{prefix}disc_s"] + losses[f"{prefix}disc_f"]
+        (losses[f"{prefix}disc"] * weight).backward()
+        self.optim_d.step()
+        return losses
+
+    def unpaired(self, mels: torch.Tensor, audio: torch.Tensor, *, weight: float = 1.0) -> dict[str, torch.Tensor]:
+        """A step on synthesizer mels that come without audio (``fit --unpaired-mels``; not in the original).
+
+        The discriminators learn to tell real ``audio`` (any real segments of the same shape: the paired batch's)
+        from the generator's output for ``mels``; the generator learns, with ``unpaired_weight`` on each term,
+        that its output's mel (the trained mel, measured by ``input_front_end``) must be ``mels``
+        (``unpaired_mel``: 45 x the mean absolute difference in the mel's own units) and that the discriminators
+        must take it for real (``unpaired_gen_f`` + ``unpaired_gen_s``). Feature matching needs the real audio of
+        the same mel, so it is left out. Returns the losses (0-d), prefixed ``unpaired_``.
+
+        Args:
+            mels: (B, n_mels, F) synthesizer mels of the trained spec.
+            audio: (B, 1, F * hop) real segments for the discriminators.
+            weight: factor on every loss before ``backward`` (a distributed shard's weight, 1.0 alone).
+        """
+        if self.input_front_end is None or not self.unpaired_weight:
+            raise ValueError("unpaired steps need an input_front_end and an unpaired_weight above 0")
+        generator = self.train_generator or self.generator
+        with self._autocast(self.bf16_generator):
+            generated = generator(mels)
+        generated = generated.float()
+        losses = self._update_discriminators(audio, generated, weight, prefix="unpaired_")
+        self.optim_g.zero_grad(set_to_none=True)
+        frames = mels.shape[-1]
+        losses["unpaired_mel"] = mel_loss(mels, self.input_front_end(generated)[..., :frames])
+        with frozen(self.mpd, self.msd), self._autocast(True):
+            _, mpd_generated, _, _ = self.mpd(audio, generated)
+            _, msd_generated, _, _ = self.msd(audio, generated)
+        losses["unpaired_gen_f"] = generator_loss(_floats(mpd_generated))[0]
+        losses["unpaired_gen_s"] = generator_loss(_floats(msd_generated))[0]
+        total = self.unpaired_weight * (losses["unpaired_mel"] + losses["unpaired_gen_f"] + losses["unpaired_gen_s"])
+        losses["unpaired_gen"] = total
+        (total * weight).backward()
+        self.optim_g.step()
+        return {name: value.detach() for name, value in losses.items()}
+
 
 #: The generator's added loss weights (``fit`` options, 0 = the original recipe) and what a change is called.
-LOSS_WEIGHTS = {"stft_weight": "the STFT loss weight", "frame_sync_weight": "the frame-sync loss weight"}
+LOSS_WEIGHTS = {
+    "stft_weight": "the STFT loss weight",
+    "frame_sync_weight": "the frame-sync loss weight",
+    "unpaired_weight": "the unpaired-mel loss weight",
+}
 
 
 def record_loss_weights(
@@ -386,6 +449,21 @@ def fit(
     mel_smoothing_probability: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="The share of segments --mel-smoothing smooths.")
     ] = 0.5,
+    unpaired_mels: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Synthesizer mels without audio (a folder of .npy, e.g. from recipes/demo/free_mels.py; "
+            "repeatable): each GAN step adds a step on a batch of them (needs --unpaired-weight). Not in the original."
+        ),
+    ] = None,
+    unpaired_weight: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Weight of the unpaired step's generator losses (its output's mel must be the mel given; the "
+            "discriminators must take it for real). Changes on --resume are recorded in the checkpoint.",
+        ),
+    ] = 0.0,
     threads: Annotated[int, typer.Option(min=0, help="torch CPU threads (0: torch's default).")] = 1,
     seed: Annotated[int, typer.Option(help="Seed of the initial weights, the clip order and the segments.")] = 1234,
     init: Annotated[
@@ -442,6 +520,12 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
     batch_size, segment_frames, seed = settings["batch_size"], settings["segment_frames"], settings["seed"]
     if batch_size < session.world_size:
         raise ConfigError(f"--batch-size {batch_size} is smaller than the {session.world_size} processes")
+    if bool(args["unpaired_mels"]) != bool(args["unpaired_weight"]):
+        raise ConfigError(
+            "--unpaired-mels and --unpaired-weight go together: "
+            f"got {len(args['unpaired_mels'] or [])} unpaired source(s) and weight {args['unpaired_weight']}",
+            hint="give both (e.g. --unpaired-mels DIR --unpaired-weight 1) or neither",
+        )
     target = session.device
     precision = resolve_precision(args["precision"], target)
     torch.manual_seed(seed)  # the networks first: a bad size or --init is refused before the data loads
@@ -459,6 +543,11 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
     mel_cache = MelCache(args["mel_cache"] or run_dir / "mel_cache")
     clips, description, fingerprint = load_clips(args["data"], spec, min_frames=segment_frames, mel_cache=mel_cache)
     session.echo(f"training data: {description} ({mel_cache.describe()})")
+    unpaired = (
+        load_unpaired_mels(args["unpaired_mels"], spec, min_frames=segment_frames) if args["unpaired_mels"] else None
+    )
+    if unpaired is not None:
+        session.echo(f"unpaired mels: {unpaired.description}")
     held_out = [held_out_clips(path, spec, args["valid_clips"]) for path in args["valid_data"] or []]
     optim_g = torch.optim.AdamW(generator.parameters(), LEARNING_RATE, betas=ADAM_BETAS, weight_decay=WEIGHT_DECAY)
     optim_d = torch.optim.AdamW(
@@ -488,6 +577,9 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
                 epoch, batch_in_epoch = epoch + 1, 0
             data_changes.append({"step": step, "epoch": epoch, "data": description})
             session.echo(f"the training data changed at step {step}: epoch {epoch} starts over the new clips")
+        if saved.get("unpaired_fingerprint") != (unpaired.fingerprint if unpaired else None):
+            data_changes.append({"step": step, "unpaired": unpaired.description if unpaired else None})
+            session.echo(f"the unpaired mels changed at step {step}: {unpaired.description if unpaired else 'none'}")
         loss_changes, notes = record_loss_weights(saved.get("loss_changes", []), loss_weights, step)
         for note in notes:
             session.echo(note)
@@ -513,6 +605,7 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
         "loss_changes": loss_changes,
         **smoothing,
         "smoothing_changes": smoothing_changes,
+        "unpaired_mels": unpaired.description if unpaired else None,
         **({"init": initialised_from} if initialised_from else {}),
         "parameters": {name: sum(p.numel() for p in m.parameters()) for name, m in _networks(generator, mpd, msd)},
     }
@@ -544,6 +637,8 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
         target.type,
         args["frame_sync_weight"],
         spec.hop_length,
+        MelFrontEnd(spec).to(target) if unpaired else None,
+        args["unpaired_weight"],
     )
     networks = torch.nn.ModuleDict(dict(_networks(generator, mpd, msd)))  # every replica's digest covers all three
     clock = TrainingClock(saved)
@@ -568,6 +663,8 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
             "data_changes": data_changes,
             "loss_changes": loss_changes,
             "smoothing_changes": smoothing_changes,
+            "unpaired_data": unpaired.description if unpaired else None,
+            "unpaired_fingerprint": unpaired.fingerprint if unpaired else None,
             **({"init": initialised_from} if initialised_from else {}),
             "rng": states,
             "train_seconds": clock.seconds(),
@@ -580,6 +677,7 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
         MelSmoothing(args["mel_smoothing"], args["mel_smoothing_probability"], seed) if args["mel_smoothing"] else None
     )
     sharded = ShardedBatchSampler(segments, session)
+    unpaired_frames = [mel.shape[1] for mel in unpaired.mels] if unpaired else []
     log = open(run_dir / "log.jsonl", "a") if session.is_main else None  # noqa: SIM115 - closed in finally
     valid_log = open(run_dir / "valid.jsonl", "a") if session.is_main and held_out else None  # noqa: SIM115
     sample_clip = held_out[0].clips[0] if held_out else clips[0]
@@ -596,6 +694,10 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
                 mels, audio = collate(clips, shard.items, segment_frames, hop, mel_smoothing)
                 adversarial = step >= args["adversarial_start"]
                 losses = gan(mels.to(target), audio.to(target), adversarial=adversarial, weight=shard.weight)
+                if unpaired is not None and adversarial:
+                    picks = unpaired_picks(unpaired_frames, len(shard.batch), segment_frames, seed, step)
+                    unpaired_batch = collate_unpaired(unpaired.mels, picks[shard.start : shard.stop], segment_frames)
+                    losses |= gan.unpaired(unpaired_batch.to(target), audio.to(target), weight=shard.weight)
                 step, batch_in_epoch = step + 1, shard.index + 1
                 if step % args["log_every"] == 0 or step == limit:
                     means = session.weighted_mean(losses, len(shard))
