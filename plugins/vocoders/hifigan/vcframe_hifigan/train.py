@@ -231,7 +231,10 @@ class GANStep:
         that its output's mel (the trained mel, measured by ``input_front_end``) must be ``mels``
         (``unpaired_mel``: 45 x the mean absolute difference in the mel's own units) and that the discriminators
         must take it for real (``unpaired_gen_f`` + ``unpaired_gen_s``). Feature matching needs the real audio of
-        the same mel, so it is left out. Returns the losses (0-d), prefixed ``unpaired_``.
+        the same mel, so it is left out. The output's mel frame t is compared with the given frame t, the
+        convention of the paired segments (frame t stands for samples from ``hop * t``); the first and last frames
+        of a segment see the output's edge padding, as a whole utterance's do in :mod:`vcframe.correction`.
+        Returns the losses (0-d), prefixed ``unpaired_``.
 
         Args:
             mels: (B, n_mels, F) synthesizer mels of the trained spec.
