@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
 import tempfile
 from pathlib import Path
@@ -44,12 +43,11 @@ def training_sentences() -> list[str]:
     held-out sentences (the sentence file repeats a few: 7 of the training pool's 7,154 are held-out texts)."""
     recipe = load("make_corpus")
     scratch = tempfile.gettempdir()
-    plan = recipe.make_plan(recipe.build_parser().parse_args(["--out", scratch, "--eval-out", scratch]))
-    held_out = {text for _, text in plan.eval_sentences}
-    args = recipe.build_parser().parse_args(["--out", scratch, "--eval-out", scratch])
-    sentences = recipe.read_sentences(Path(args.texts), args.min_chars, args.max_chars)
-    random.Random(args.seed).shuffle(sentences)  # make_plan's order: its first --eval-sentences are held out
-    return [text for _, text in sentences[args.eval_sentences :] if text not in held_out]
+    held_out, train_pool = recipe.split_sentences(
+        recipe.build_parser().parse_args(["--out", scratch, "--eval-out", scratch])
+    )
+    held_out_texts = {text for _, text in held_out}
+    return [text for _, text in train_pool if text not in held_out_texts]
 
 
 def speaker_clips(shared: Path, split: str) -> list[tuple[str, Path]]:
@@ -102,17 +100,15 @@ def main(argv: list[str] | None = None) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         embedding = pipeline.embed([clip])
         reference = load_audio(clip)
-        spectra: dict[str, np.ndarray] = {}
+        spectrum: np.ndarray | None = None  # the clip's, at the synthesizer's mel spec (one per run)
         for turn, path in enumerate(wanted):
             if path.is_file():
                 continue
             text = sentences[(rank * args.per_speaker + turn) % len(sentences)]
             (mel,) = pipeline.synthesize([text], embedding, seed=args.seed + rank * 1000 + turn)
-            key = mel.spec.model_dump_json()
-            if key not in spectra:
-                spectra[key] = clips_spectrum([reference], mel.spec)
             if strength:
-                mel, _ = match_spectrum(mel, spectra[key], strength)
+                spectrum = clips_spectrum([reference], mel.spec) if spectrum is None else spectrum
+                mel, _ = match_spectrum(mel, spectrum, strength)
             frames = mel.frames[0, :, : int(mel.lengths[0])].numpy().astype(np.float32)
             with atomic_write(path.with_suffix(".txt"), "w") as stream:
                 stream.write(text + "\n")

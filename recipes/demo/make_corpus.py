@@ -857,6 +857,19 @@ def seen_out_of(args: argparse.Namespace) -> Path:
     return Path(args.seen_out) if args.seen_out else Path(str(args.out).rstrip("/") + "_seen")
 
 
+def split_sentences(args: argparse.Namespace) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+    """The usable sentences shuffled with ``--seed``: the first ``--eval-sentences`` (held out) and the rest (the
+    training pool), as (line index, text) pairs."""
+    sentences = read_sentences(Path(args.texts), args.min_chars, args.max_chars)
+    random.Random(args.seed).shuffle(sentences)
+    if len(sentences) <= args.eval_sentences:
+        raise SystemExit(
+            f"only {len(sentences)} sentences fit {args.min_chars}..{args.max_chars} characters, not "
+            f"enough for --eval-sentences {args.eval_sentences} plus training"
+        )
+    return sentences[: args.eval_sentences], sentences[args.eval_sentences :]
+
+
 def make_plan(args: argparse.Namespace) -> Plan:
     """Deterministic from the arguments: which speaker reads which sentence.
 
@@ -887,14 +900,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
         train_speakers = train_speakers[: args.num_speakers]
     if not train_speakers:
         raise SystemExit("no training speakers selected")
-    sentences = read_sentences(Path(args.texts), args.min_chars, args.max_chars)
-    random.Random(args.seed).shuffle(sentences)
-    if len(sentences) <= args.eval_sentences:
-        raise SystemExit(
-            f"only {len(sentences)} sentences fit {args.min_chars}..{args.max_chars} characters, not "
-            f"enough for --eval-sentences {args.eval_sentences} plus training"
-        )
-    eval_sentences, train_pool = sentences[: args.eval_sentences], sentences[args.eval_sentences :]
+    eval_sentences, train_pool = split_sentences(args)
     out, eval_out = Path(args.out), Path(args.eval_out)
     utterances = []
     for rank, speaker in enumerate(train_speakers):

@@ -23,6 +23,7 @@ import hashlib
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -208,8 +209,6 @@ def load_unpaired_mels(
     """Every ``.npy`` mel of ``sources`` (a folder, searched recursively, or one ``.npy`` file), sorted by path;
     mels with fewer than ``min_frames`` frames are left out. InputError for a mel that is not (spec.n_mels, T) or
     not finite, a source that does not exist, or no usable mel."""
-    from pathlib import Path
-
     paths: list[Path] = []
     for source in sources:
         path = Path(source)
