@@ -40,6 +40,8 @@
 #   CORPUS=/work/corpus/demo15 PREP=/work/corpus/demo15rv_prep TACO_RUN=... \
 #       TACO_INIT=plugins/synthesizers/tacotron/vcframe_tacotron/weights/tacotron-demo.safetensors \
 #       TACO_SCHEDULE="4,2e-4,20000,16;4,1e-4,80000,16" recipes/demo/train.sh synthesizer
+#   TACO_ANCHOR=100 ... recipes/demo/train.sh synthesizer   # the same, each weight pulled back toward TACO_INIT's
+#                                      # (fit --anchor-decay: 1 % a step at lr 1e-4)
 #
 # Paths: CORPUS (default /work/corpus/demo), RUNS (default /work/runs), SHARED (default ../shared), MEL_CACHE (default
 # $RUNS/mel_cache: the vocoders' ground-truth mels, computed once). THREADS (default 1) torch threads, MAX_STEPS caps
@@ -53,6 +55,8 @@ TACO_RUN=${TACO_RUN:-$RUNS/taco}
 VCFRAME=${VCFRAME:-.venv/bin/vcframe}
 PYTHON=${PYTHON:-.venv/bin/python}
 # HiFi-GAN's unpaired steps on synthesizer mels without audio, when UNPAIRED_MELS names them (train.sh free-mels)
+# the synthesizer pulled back toward its TACO_INIT weights after each step (fit --anchor-decay), when TACO_ANCHOR says
+anchor_flags() { [ -n "${TACO_ANCHOR:-}" ] && echo "--anchor-decay $TACO_ANCHOR" || true; }
 unpaired_flags() { [ -n "${UNPAIRED_MELS:-}" ] && echo "--unpaired-mels $UNPAIRED_MELS --unpaired-weight ${UNPAIRED_WEIGHT:-1}" || true; }
 resume_flag() { [ -f "$1/checkpoint.pt" ] && echo "--resume" || true; }
 # a run folder without a checkpoint starts from the weights $2 when that is set (runs do not outlive a session)
@@ -141,7 +145,7 @@ synthesizer)
         --max-steps "${MAX_STEPS:-40000}" --checkpoint-every 100 --eval-every 500 --log-every 10 \
         $(valid_flags) --valid-every 500 \
         --precision "${PRECISION:-auto}" --threads "${THREADS:-1}" $(resume_flag "$TACO_RUN") \
-        $(init_flag "$TACO_RUN" "${TACO_INIT:-}") ;;
+        $(init_flag "$TACO_RUN" "${TACO_INIT:-}") $(anchor_flags) ;;
 gta)
     # from the synthesizer run when this machine has one, else from the shipped weights (runs do not outlive a session)
     if [ -f "$TACO_RUN/checkpoint.pt" ]; then source_flag="--run-dir $TACO_RUN"; else source_flag="--checkpoint default"; fi

@@ -173,3 +173,13 @@ def test_free_mels_and_hifigan_unpaired_flags(tmp_path: Path) -> None:
     assert plain.startswith("train vocoder --plugin hifigan fit") and "--unpaired" not in plain
     (unpaired,) = _stand_in_runner(tmp_path, "hifigan", RUNS=str(runs), UNPAIRED_MELS=f"{runs}/free_mels")()
     assert f"--unpaired-mels {runs}/free_mels --unpaired-weight 1" in unpaired
+
+
+@pytest.mark.skipif(shutil.which("sh") is None, reason="needs a POSIX sh")
+def test_synthesizer_anchor_flag(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    init = "plugins/synthesizers/tacotron/vcframe_tacotron/weights/tacotron-demo.safetensors"
+    (plain,) = _stand_in_runner(tmp_path, "synthesizer", RUNS=str(runs), TACO_INIT=init)()
+    assert plain.startswith("train synthesizer fit") and f"--init {init}" in plain and "--anchor" not in plain
+    (anchored,) = _stand_in_runner(tmp_path, "synthesizer", RUNS=str(runs), TACO_INIT=init, TACO_ANCHOR="100")()
+    assert anchored.endswith(f"--init {init} --anchor-decay 100")

@@ -434,3 +434,58 @@ def test_train_only_voice_trains_the_decoder_after_attention_and_keeps_text_and_
         outside[block] = False
         assert torch.equal(trained[name][:, outside], start[name][:, outside]), name
         assert not torch.equal(trained[name][:, block], start[name][:, block]), name
+
+
+def _distance(state: dict[str, torch.Tensor], start: dict[str, torch.Tensor], keys: list[str]) -> float:
+    total = sum(float(((state[key].float() - start[key].float()) ** 2).sum()) for key in keys)
+    return (total / sum(start[key].numel() for key in keys)) ** 0.5
+
+
+def test_anchor_decay_pulls_the_weights_back_to_the_init_weights(prepared: Path, tmp_path: Path) -> None:
+    """--anchor-decay D: after each step every trained weight moves lr x D of the way back to its --init value.
+    lr x D = 1 undoes every step exactly; a smaller D keeps the weights nearer their start than the same steps
+    without it (logged as anchor_rms); the anchor is saved, so --resume is exact; the value is kept on --resume
+    unless given, and a change is recorded; without --init, or on resuming a run that has no anchor, it is refused."""
+    start, init = _one_step_weights(prepared, tmp_path)
+    schedule = "2,1e-3,100,2"
+    free = tmp_path / "free"
+    _fit(prepared, free, "--max-steps", "3", "--init", str(init), schedule=schedule)
+    undone = tmp_path / "undone"
+    output = _fit(
+        prepared, undone, "--max-steps", "3", "--init", str(init), "--anchor-decay", "1000", schedule=schedule
+    )
+    assert "anchored to the --init weights: decay 1000" in output
+    for key, value in start.items():
+        if value.is_floating_point() and not key.endswith(("running_mean", "running_var")):
+            assert torch.equal(_checkpoint(undone)["model_state"][key], value), key
+    anchored = tmp_path / "anchored"
+    _fit(prepared, anchored, "--max-steps", "3", "--init", str(init), "--anchor-decay", "300", schedule=schedule)
+    saved = _checkpoint(anchored)
+    assert saved["train"]["anchor_decay"] == 300
+    for key, value in saved["anchor_state"].items():
+        assert torch.equal(value, start[key].float()), key
+    weights = list(saved["anchor_state"])  # the parameters (batch-norm statistics are buffers: not anchored)
+    free_distance = _distance(_checkpoint(free)["model_state"], start, weights)
+    anchored_distance = _distance(saved["model_state"], start, weights)
+    assert 0 < anchored_distance < 0.9 * free_distance
+    log = [json.loads(line) for line in (anchored / "log.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in log] == [1, 2, 3] and all(row["anchor_rms"] > 0 for row in log)
+
+    # exact resume: 1 step, then resumed (the decay kept from the checkpoint) to 3
+    resumed = tmp_path / "resumed"
+    _fit(prepared, resumed, "--max-steps", "1", "--init", str(init), "--anchor-decay", "300", schedule=schedule)
+    output = _fit(prepared, resumed, "--max-steps", "3", "--resume", schedule=schedule)
+    assert "anchored to the --init weights: decay 300" in output and "anchor decay changed" not in output
+    for key, value in saved["model_state"].items():
+        assert torch.equal(_checkpoint(resumed)["model_state"][key], value), key
+    output = _fit(prepared, resumed, "--max-steps", "4", "--resume", "--anchor-decay", "100", schedule=schedule)
+    assert "anchor decay changed at step 3: 300.0 -> 100.0" in output
+    assert _checkpoint(resumed)["train"]["anchor_decay_changes"] == [{"step": 3, "old": 300, "new": 100}]
+
+    base = ["fit", "--data", str(prepared), "--preset", "tiny", "--schedule", schedule]
+    result = RUNNER.invoke(app, [*base, "--run-dir", str(tmp_path / "no_init"), "--anchor-decay", "10"])
+    assert result.exit_code != 0
+    assert "pulls the weights toward the --init weights, and none were given" in str(result.exception)
+    result = RUNNER.invoke(app, [*base, "--run-dir", str(free), "--resume", "--anchor-decay", "10", "--max-steps", "4"])
+    assert result.exit_code != 0
+    assert "this run started without an anchor" in str(result.exception)

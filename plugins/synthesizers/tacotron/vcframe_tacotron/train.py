@@ -417,6 +417,40 @@ def restrict_training(network: torch.nn.Module, train_only: str) -> int:
     return trainable
 
 
+def anchor_state(network: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A float32 copy of the trainable weights: where ``--anchor-decay`` pulls them back to."""
+    return {
+        name: parameter.detach().float().clone()
+        for name, parameter in network.named_parameters()
+        if parameter.requires_grad
+    }
+
+
+@torch.no_grad()
+def pull_toward_anchor(network: torch.nn.Module, anchor: dict[str, torch.Tensor], fraction: float) -> None:
+    """Move every anchored weight ``fraction`` of the way back to its anchor value (``w += fraction * (a - w)``):
+    decoupled from the loss and from Adam's scaling, as AdamW's weight decay is (which pulls toward zero). With the
+    step's ``fraction = lr * decay``, a weight that Adam pushes the same way at every step (each step moves it about
+    ``lr``) settles about ``1 / decay`` from its anchor; weights the loss does not keep pushing drift back. Frozen
+    weights equal their anchor and stay. ``fraction`` must be in [0, 1]."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ConfigError(f"the anchor pull per step (lr x anchor decay) must be in [0, 1], got {fraction}")
+    for name, parameter in network.named_parameters():
+        if name in anchor:
+            parameter.lerp_(anchor[name].to(parameter.device, parameter.dtype), fraction)
+
+
+@torch.no_grad()
+def anchor_distance(network: torch.nn.Module, anchor: dict[str, torch.Tensor]) -> float:
+    """Root mean square difference of the anchored weights from their anchor values (logged as ``anchor_rms``)."""
+    total, count = 0.0, 0
+    for name, parameter in network.named_parameters():
+        if name in anchor:
+            total += float(((parameter.float() - anchor[name].to(parameter.device)) ** 2).sum())
+            count += parameter.numel()
+    return math.sqrt(total / max(count, 1))
+
+
 def training_precision(requested: str, device: torch.device) -> str:
     """``fp32`` or ``bf16`` for ``fit --precision``: on a CPU :func:`vcframe.cpu.resolve_precision` (``auto``:
     bf16 where the CPU computes it natively, AMX or AVX-512 BF16); on CUDA ``auto`` is fp32 (the gain was measured
@@ -649,6 +683,16 @@ def fit(
             "and attention frozen). Kept on --resume."
         ),
     ] = "all",
+    anchor_decay: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="After each step pull every trained weight back toward its --init value by lr x this of the "
+            "difference (decoupled, as AdamW's decay pulls toward zero): a weight the loss keeps pushing one way "
+            "settles about 1/this from its start, so new voices can be learned while the rest of what the --init "
+            "weights know stays (0 = off; needs --init). Kept on --resume unless given; a change is recorded.",
+        ),
+    ] = None,
 ) -> None:
     """Teacher-forced training with RTVC's loss, schedule, clipping; atomic checkpoints; exact --resume.
 
@@ -689,6 +733,7 @@ def _fit(
     threads: int,
     device: str,
     train_only: str,
+    anchor_decay: float | None = None,
 ) -> None:
     if threads:
         torch.set_num_threads(threads)
@@ -708,6 +753,14 @@ def _fit(
         preset, overrides = saved["train"]["preset"], saved["train"]["overrides"]
         seed, masking = saved["train"]["seed"], saved["train"]["masking"]
         train_only = saved["train"].get("train_only", "all")
+        if anchor_decay is None:
+            anchor_decay = saved["train"].get("anchor_decay", 0.0)
+        if anchor_decay and "anchor_state" not in saved:
+            raise ConfigError(
+                f"--anchor-decay {anchor_decay}: this run started without an anchor (no --init and --anchor-decay "
+                "at its start), so there is nothing to pull toward",
+                hint="start a new run with --init WEIGHTS --anchor-decay D",
+            )
         # an explicit --schedule replaces the saved one from the checkpoint's step on; without one it is kept
         if given_stages is not None:
             change = apply_schedule_on_resume(saved, given_stages)
@@ -732,6 +785,22 @@ def _fit(
     target = session.device
     network.to(target)
     trainable = restrict_training(network, train_only)
+    anchor_decay = anchor_decay or 0.0
+    anchor: dict[str, torch.Tensor] | None = None
+    if saved is not None and "anchor_state" in saved:
+        anchor = saved["anchor_state"]
+    elif anchor_decay:
+        if init is None:
+            raise ConfigError(
+                f"--anchor-decay {anchor_decay} pulls the weights toward the --init weights, and none were given",
+                hint="add --init WEIGHTS (the shipped checkpoint, say), or drop --anchor-decay",
+            )
+        anchor = anchor_state(network)
+    if anchor_decay:
+        session.echo(
+            f"anchored to the --init weights: decay {anchor_decay:g} (a weight the loss keeps pushing one way "
+            f"settles about {1 / anchor_decay:.3g} from its start)"
+        )
     if train_only != "all":
         what = "the speaker path" if train_only == "speaker" else "the speaker path and the decoder after attention"
         session.echo(f"training only {what}: {trainable:,} weights")
@@ -757,12 +826,16 @@ def _fit(
     }
     if train_only != "all":
         train_info["train_only"] = train_only
+    if anchor is not None:
+        train_info["anchor_decay"] = anchor_decay
     if saved is not None and "schedule_changes" in saved["train"]:
         train_info["schedule_changes"] = saved["train"]["schedule_changes"]
     if saved is not None:
         # runs from before --precision trained in float32
         note_change(saved["train"], train_info, "precision", "fp32", step, session.echo)
         note_change(saved["train"], train_info, "data", None, step, session.echo, "training data")
+        if anchor is not None:
+            note_change(saved["train"], train_info, "anchor_decay", None, step, session.echo, "anchor decay")
     bf16_parts = " (the CBHGs' convolutions and highways in bfloat16)" if precision == "bf16" else ""
     session.echo(f"precision {precision}{bf16_parts}, {torch.get_num_threads()} thread(s)")
     if session.is_main:
@@ -787,6 +860,7 @@ def _fit(
             "train": train_info,
             "config": config.model_dump(mode="json"),
             "train_seconds": clock.seconds(),
+            **({"anchor_state": anchor} if anchor is not None else {}),
             **session.checkpoint_extras(states, network),
         }
         session.on_main(save_torch, payload, path)
@@ -841,6 +915,8 @@ def _fit(
                 losses, grad_norm = result.losses, result.grad_norm
                 if not result.stepped:
                     session.echo(f"step {step + 1}: gradient is NaN, batch skipped")
+                elif anchor is not None and anchor_decay:
+                    pull_toward_anchor(network, anchor, lr * anchor_decay)
                 step += 1
                 batch_in_epoch = shard.index + 1
                 if step % log_every == 0 or step == limit:
@@ -858,6 +934,8 @@ def _fit(
                         **{k: round(means[k], 5) for k in losses},
                         "grad_norm": round(float(grad_norm), 4),
                     }
+                    if anchor is not None:
+                        record["anchor_rms"] = round(anchor_distance(network, anchor), 6)
                     if log is not None:
                         log.write(json.dumps(record) + "\n")
                         log.flush()
