@@ -489,3 +489,8 @@ def test_anchor_decay_pulls_the_weights_back_to_the_init_weights(prepared: Path,
     result = RUNNER.invoke(app, [*base, "--run-dir", str(free), "--resume", "--anchor-decay", "10", "--max-steps", "4"])
     assert result.exit_code != 0
     assert "this run started without an anchor" in str(result.exception)
+    result = RUNNER.invoke(
+        app, [*base, "--run-dir", str(tmp_path / "big"), "--init", str(init), "--anchor-decay", "2000"]
+    )
+    assert result.exit_code != 0
+    assert "lr x decay 2 > 1" in str(result.exception)

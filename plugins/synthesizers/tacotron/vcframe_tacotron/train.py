@@ -787,8 +787,15 @@ def _fit(
     trainable = restrict_training(network, train_only)
     anchor_decay = anchor_decay or 0.0
     anchor: dict[str, torch.Tensor] | None = None
+    if anchor_decay and max(stage[1] for stage in stages) * anchor_decay > 1:
+        top = max(stage[1] for stage in stages)
+        raise ConfigError(
+            f"--anchor-decay {anchor_decay:g} with the schedule's largest lr {top:g} would pull a weight more than all "
+            f"the way back each step (lr x decay {top * anchor_decay:g} > 1)",
+            hint=f"give --anchor-decay at most {1 / top:g}",
+        )
     if saved is not None and "anchor_state" in saved:
-        anchor = saved["anchor_state"]
+        anchor = {name: value.to(target) for name, value in saved["anchor_state"].items()}
     elif anchor_decay:
         if init is None:
             raise ConfigError(
