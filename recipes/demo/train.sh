@@ -54,9 +54,9 @@ PREP=${PREP:-${CORPUS}_prep}
 TACO_RUN=${TACO_RUN:-$RUNS/taco}
 VCFRAME=${VCFRAME:-.venv/bin/vcframe}
 PYTHON=${PYTHON:-.venv/bin/python}
-# HiFi-GAN's unpaired steps on synthesizer mels without audio, when UNPAIRED_MELS names them (train.sh free-mels)
 # the synthesizer pulled back toward its TACO_INIT weights after each step (fit --anchor-decay), when TACO_ANCHOR says
 anchor_flags() { [ -n "${TACO_ANCHOR:-}" ] && echo "--anchor-decay $TACO_ANCHOR" || true; }
+# HiFi-GAN's unpaired steps on synthesizer mels without audio, when UNPAIRED_MELS names them (train.sh free-mels)
 unpaired_flags() { [ -n "${UNPAIRED_MELS:-}" ] && echo "--unpaired-mels $UNPAIRED_MELS --unpaired-weight ${UNPAIRED_WEIGHT:-1}" || true; }
 resume_flag() { [ -f "$1/checkpoint.pt" ] && echo "--resume" || true; }
 # a run folder without a checkpoint starts from the weights $2 when that is set (runs do not outlive a session)

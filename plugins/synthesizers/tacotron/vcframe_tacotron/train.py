@@ -418,7 +418,7 @@ def restrict_training(network: torch.nn.Module, train_only: str) -> int:
 
 
 def anchor_state(network: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """A float32 copy of the trainable weights: where ``--anchor-decay`` pulls them back to."""
+    """A float32 copy of the trainable weights, on their device: where ``--anchor-decay`` pulls them back to."""
     return {
         name: parameter.detach().float().clone()
         for name, parameter in network.named_parameters()
@@ -437,7 +437,7 @@ def pull_toward_anchor(network: torch.nn.Module, anchor: dict[str, torch.Tensor]
         raise ConfigError(f"the anchor pull per step (lr x anchor decay) must be in [0, 1], got {fraction}")
     for name, parameter in network.named_parameters():
         if name in anchor:
-            parameter.lerp_(anchor[name].to(parameter.device, parameter.dtype), fraction)
+            parameter.lerp_(anchor[name], fraction)
 
 
 @torch.no_grad()
@@ -446,7 +446,7 @@ def anchor_distance(network: torch.nn.Module, anchor: dict[str, torch.Tensor]) -
     total, count = 0.0, 0
     for name, parameter in network.named_parameters():
         if name in anchor:
-            total += float(((parameter.float() - anchor[name].to(parameter.device)) ** 2).sum())
+            total += float(((parameter - anchor[name]) ** 2).sum())
             count += parameter.numel()
     return math.sqrt(total / max(count, 1))
 
@@ -787,8 +787,8 @@ def _fit(
     trainable = restrict_training(network, train_only)
     anchor_decay = anchor_decay or 0.0
     anchor: dict[str, torch.Tensor] | None = None
-    if anchor_decay and max(stage[1] for stage in stages) * anchor_decay > 1:
-        top = max(stage[1] for stage in stages)
+    top = max(stage[1] for stage in stages)
+    if anchor_decay and top * anchor_decay > 1:
         raise ConfigError(
             f"--anchor-decay {anchor_decay:g} with the schedule's largest lr {top:g} would pull a weight more than all "
             f"the way back each step (lr x decay {top * anchor_decay:g} > 1)",
