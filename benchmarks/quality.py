@@ -33,6 +33,12 @@ Run by hand (minutes per system on 2 cores):
   voices), recognised otherwise (all of them with ``--adapt-recognised``). Each adaptation's record (steps,
   seconds, losses, transcript) is in results.json. ``--adapt-target output`` fits the synthesizer's output layer
   instead of the embedding (``SpeakerAdaptation(target="output")``) as system ``<vocoder>+adaptout<N>``.
+* ``--trained-voices CORPUS``: also clone voices the synthesizer trained on, the training-split speakers of a demo
+  corpus folder (``recipes/demo/make_corpus.py``'s; ``--trained N`` of them): the reference is each voice's first
+  clip and the second recording its second. ``--train-clean N``: also the first N LibriSpeech train-clean-100
+  voices of ../shared/data (one clip each, no second recording; the default Tacotron's speaker map was fitted on
+  phrases of 202 of them, its decoder on none). With the benchmark's unseen voices this says where similarity is
+  lost: in a voice the synthesizer never heard, or in synthesis itself.
 * Spectrum matching (``vcframe.spectrum``, the ``match_spectrum`` setting) is on by default (strength 1), as in
   ``vcframe run``; ``--match-spectrum S`` (repeatable) also runs each system at strength S as system
   ``<vocoder>+match<S>`` (``--match-spectrum 0``: without it, as before commit 307ca9b). Since it moves the
@@ -110,6 +116,40 @@ def real_voice_clips(shared: Path) -> list[tuple[str, list[Path]]]:
     if ljspeech:
         voices.append(("ljspeech", ljspeech))
     return voices
+
+
+def trained_voice_clips(corpus: Path) -> list[tuple[str, list[Path]]]:
+    """(speaker, clips sorted by name) of each training-split speaker of a demo corpus folder, in the order of its
+    ``speakers.json``; speakers with fewer than two clips are left out (no second recording)."""
+    speakers_file = corpus / "speakers.json"
+    if not speakers_file.is_file():
+        raise SystemExit(f"error: {corpus} has no speakers.json: give a folder made by recipes/demo/make_corpus.py")
+    speakers = json.loads(speakers_file.read_text(encoding="utf-8"))
+    voices = []
+    for speaker, details in speakers.items():
+        clips = sorted((corpus / speaker).glob("*.wav"))
+        if details.get("split") == "train" and len(clips) >= 2:
+            voices.append((speaker, clips))
+    if not voices:
+        raise SystemExit(f"error: {corpus} lists no training speaker with two clips or more")
+    return voices
+
+
+def _text_beside(clip: Path) -> str | None:
+    """The transcript a corpus keeps beside a clip (``<clip>.txt``), if any."""
+    text_file = clip.with_suffix(".txt")
+    return text_file.read_text(encoding="utf-8").strip() or None if text_file.is_file() else None
+
+
+def train_clean_clips(shared: Path, count: int) -> list[tuple[str, Path]]:
+    """(``librispeech-<speaker>``, clip) of the first ``count`` LibriSpeech train-clean-100 speakers, sorted."""
+    folder = shared / "data" / "librispeech" / "LibriSpeech" / "train-clean-100"
+    voices = []
+    for speaker in sorted(folder.iterdir()) if folder.is_dir() else []:
+        clips = sorted(speaker.rglob("*.flac"))
+        if clips:
+            voices.append((f"librispeech-{speaker.name}", clips[0]))
+    return voices[:count]
 
 
 def known_transcripts(shared: Path) -> dict[Path, str]:
@@ -728,6 +768,20 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=8, help="held-out sentences per voice")
     parser.add_argument("--real", type=int, default=6, help="real clips from ../shared/data (0 = none)")
     parser.add_argument("--synthetic", type=int, default=None, help="sample voices (default: all; 0 = none)")
+    parser.add_argument(
+        "--trained-voices",
+        type=Path,
+        metavar="CORPUS",
+        help="also clone the training voices of this demo corpus folder (group 'synthetic trained')",
+    )
+    parser.add_argument("--trained", type=int, default=None, help="how many --trained-voices (default: all)")
+    parser.add_argument(
+        "--train-clean",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also clone N LibriSpeech train-clean-100 voices (group 'real train-clean-100')",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--shared", type=Path, default=Path(os.environ.get("VCFRAME_SHARED", ROOT.parent / "shared")))
@@ -835,12 +889,22 @@ def main() -> None:
     ]
     real = real_voice_clips(args.shared)[: args.real]
     voices += [("real", name, clips[0], transcripts.get(clips[0])) for name, clips in real]
+    second_recordings = {name: clips[1] for name, clips in real if len(clips) > 1}
+    if args.trained_voices is not None:
+        trained = trained_voice_clips(args.trained_voices)[: args.trained]
+        voices += [
+            ("synthetic trained", name, clips[0], None if args.adapt_recognised else _text_beside(clips[0]))
+            for name, clips in trained
+        ]
+        second_recordings.update({name: clips[1] for name, clips in trained})
+    voices += [
+        ("real train-clean-100", name, clip, None) for name, clip in train_clean_clips(args.shared, args.train_clean)
+    ]
     judge = SpeakerJudge("ge2e")
     from vcframe.config import default_bundle
 
     vocoders = args.vocoder or [default_bundle()["vocoder"]]
     rows: list[dict[str, Any]] = []
-    second_recordings = {name: clips[1] for name, clips in real if len(clips) > 1}
 
     def measure(vocoder: str, **variant: Any) -> list[dict[str, Any]]:
         return run_system(vocoder, voices, sentences, args, args.out, judge, second_clips=second_recordings, **variant)
