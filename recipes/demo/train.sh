@@ -26,6 +26,7 @@
 #   recipes/demo/train.sh free-mels    # the shipped Tacotron's own mels of the 251 real train-clean-100 voices (4 training
 #                                      # sentences each, spectrum-matched; no audio): $RUNS/free_mels, then
 #   UNPAIRED_MELS=$RUNS/free_mels recipes/demo/train.sh hifigan   # a step on them after each GAN step (UNPAIRED_WEIGHT=1)
+#   UNPAIRED_FRAME_SYNC_WEIGHT=10 UNPAIRED_MELS=... recipes/demo/train.sh hifigan   # ... with the frame-sync loss in it
 #   recipes/demo/train.sh export       # safetensors exports of the runs into $RUNS/export/
 #   recipes/demo/train.sh many-corpus  # the synthesizer's many-voice corpus, all of it (recipe version 4: 154 voices,
 #                                      # 23.7 h; about 3.5 h of one core, resumable), prepared and re-weighted, then:
@@ -57,7 +58,9 @@ PYTHON=${PYTHON:-.venv/bin/python}
 # the synthesizer pulled back toward its TACO_INIT weights after each step (fit --anchor-decay), when TACO_ANCHOR says
 anchor_flags() { [ -n "${TACO_ANCHOR:-}" ] && echo "--anchor-decay $TACO_ANCHOR" || true; }
 # HiFi-GAN's unpaired steps on synthesizer mels without audio, when UNPAIRED_MELS names them (train.sh free-mels)
-unpaired_flags() { [ -n "${UNPAIRED_MELS:-}" ] && echo "--unpaired-mels $UNPAIRED_MELS --unpaired-weight ${UNPAIRED_WEIGHT:-1}" || true; }
+unpaired_flags() { [ -n "${UNPAIRED_MELS:-}" ] && echo "--unpaired-mels $UNPAIRED_MELS --unpaired-weight ${UNPAIRED_WEIGHT:-1}$(unpaired_sync_flag)" || true; }
+# the frame-sync loss in the unpaired steps too (UNPAIRED_FRAME_SYNC_WEIGHT; with UNPAIRED_MELS only)
+unpaired_sync_flag() { [ -n "${UNPAIRED_FRAME_SYNC_WEIGHT:-}" ] && echo " --unpaired-frame-sync-weight $UNPAIRED_FRAME_SYNC_WEIGHT" || true; }
 resume_flag() { [ -f "$1/checkpoint.pt" ] && echo "--resume" || true; }
 # a run folder without a checkpoint starts from the weights $2 when that is set (runs do not outlive a session)
 init_flag() { [ ! -f "$1/checkpoint.pt" ] && [ -n "$2" ] && echo "--init $2" || true; }

@@ -173,6 +173,13 @@ def test_free_mels_and_hifigan_unpaired_flags(tmp_path: Path) -> None:
     assert plain.startswith("train vocoder --plugin hifigan fit") and "--unpaired" not in plain
     (unpaired,) = _stand_in_runner(tmp_path, "hifigan", RUNS=str(runs), UNPAIRED_MELS=f"{runs}/free_mels")()
     assert f"--unpaired-mels {runs}/free_mels --unpaired-weight 1" in unpaired
+    assert "--unpaired-frame-sync-weight" not in unpaired
+    (synced,) = _stand_in_runner(
+        tmp_path, "hifigan", RUNS=str(runs), UNPAIRED_MELS=f"{runs}/free_mels", UNPAIRED_FRAME_SYNC_WEIGHT="10"
+    )()
+    assert f"--unpaired-mels {runs}/free_mels --unpaired-weight 1 --unpaired-frame-sync-weight 10" in synced
+    (alone,) = _stand_in_runner(tmp_path, "hifigan", RUNS=str(runs), UNPAIRED_FRAME_SYNC_WEIGHT="10")()
+    assert "--unpaired" not in alone  # no unpaired steps, nothing for it to act in
 
 
 @pytest.mark.skipif(shutil.which("sh") is None, reason="needs a POSIX sh")

@@ -224,7 +224,13 @@ def test_stft_weight_change_on_resume_is_recorded(corpus, tmp_path):
     assert "STFT loss weight changed" not in output  # the same weight again: nothing to record
     checkpoint = load_checkpoint(run_dir / "checkpoint.pt")
     assert checkpoint["loss_changes"] == [
-        {"step": 2, "stft_weight": 2.5, "frame_sync_weight": 0.0, "unpaired_weight": 0.0}
+        {
+            "step": 2,
+            "stft_weight": 2.5,
+            "frame_sync_weight": 0.0,
+            "unpaired_weight": 0.0,
+            "unpaired_frame_sync_weight": 0.0,
+        }
     ]
     assert json.loads((run_dir / "config.json").read_text())["loss_changes"] == checkpoint["loss_changes"]
     logged = records(run_dir / "log.jsonl")
@@ -241,6 +247,7 @@ def test_stft_weight_change_on_resume_is_recorded(corpus, tmp_path):
         "stft_weight": 0.0,
         "frame_sync_weight": 4.0,
         "unpaired_weight": 0.0,
+        "unpaired_frame_sync_weight": 0.0,
     }
     assert records(run_dir / "log.jsonl")[4]["frame_sync"] >= 0
 
@@ -327,6 +334,32 @@ def test_unpaired_step_fits_the_output_to_the_mel_given_and_trains_the_discrimin
         plain.unpaired(mels, audio)
 
 
+def test_unpaired_frame_sync_weight_adds_the_loss_inside_the_unpaired_objective():
+    """unpaired_frame_sync_weight: the frame-sync loss of the output for the unpaired mels against the batch's
+    real segments joins the unpaired objective (scaled by unpaired_weight); a buzzing output pays, and the
+    weight needs the hop length and unpaired steps."""
+    from vcframe_hifigan.losses import frame_sync_loss
+
+    plain, _, audio = tiny_step("fp32")
+    step = dataclasses.replace(
+        plain, input_front_end=MelFrontEnd(RTVC_SYNTHESIZER_MEL), unpaired_weight=2.0, hop_length=200
+    )
+    mels = step.input_front_end(audio)[..., :16].detach()
+    assert "unpaired_frame_sync" not in step.unpaired(mels, audio)  # off unless asked for
+    step = dataclasses.replace(step, unpaired_frame_sync_weight=3.0)
+    losses = step.unpaired(mels, audio)
+    names = ("mel", "gen_f", "gen_s")
+    objective = 2.0 * (sum(float(losses[f"unpaired_{n}"]) for n in names) + 3.0 * float(losses["unpaired_frame_sync"]))
+    assert float(losses["unpaired_gen"]) == pytest.approx(objective, rel=1e-6)
+    hop = 200
+    buzz = torch.sin(2 * torch.pi * torch.arange(audio.shape[-1]) / hop).reshape(1, 1, -1).repeat(audio.shape[0], 1, 1)
+    assert float(frame_sync_loss(audio, buzz, hop)) > 1.0  # what the term charges an output locked to the frame rate
+    with pytest.raises(ValueError, match="needs the hop_length and an unpaired_weight, got 200 and 0.0"):
+        dataclasses.replace(plain, hop_length=200, unpaired_frame_sync_weight=1.0)
+    with pytest.raises(ValueError, match="needs the hop_length and an unpaired_weight, got 0 and 2.0"):
+        dataclasses.replace(step, hop_length=0)
+
+
 def write_unpaired_mels(corpus: Path, folder: Path) -> Path:
     """The corpus clips' mels, scaled, as synthesizer mels without audio ((80, T) .npy, as free_mels.py writes)."""
     from vcframe.audio import mel_spectrogram
@@ -361,7 +394,15 @@ def test_unpaired_mels_resume_exactly_and_are_recorded(corpus, tmp_path):
     assert "unpaired_mel" not in logged[0] and logged[1]["unpaired_mel"] > 0  # step 1: the warm-up, no GAN yet
     config = json.loads((straight / "config.json").read_text())
     assert config["unpaired_mels"].startswith("7 unpaired mels") and config["unpaired_weight"] == 1.0
-    assert first["loss_changes"] == [{"step": 0, "stft_weight": 0.0, "frame_sync_weight": 0.0, "unpaired_weight": 1.0}]
+    assert first["loss_changes"] == [
+        {
+            "step": 0,
+            "stft_weight": 0.0,
+            "frame_sync_weight": 0.0,
+            "unpaired_weight": 1.0,
+            "unpaired_frame_sync_weight": 0.0,
+        }
+    ]
     output = run(fit_arguments(corpus, resumed, "--max-steps", "4", "--resume"))  # turned off at step 3
     assert "the unpaired mels changed at step 3: none" in output
     assert "the unpaired-mel loss weight changed at step 3: 1 -> 0" in output
@@ -503,6 +544,7 @@ def test_a_run_from_exported_weights_records_them_and_counts_their_steps(corpus,
         (["--segment-frames", "500"], "none of the 7 clips"),
         (["--precision", "fp16"], "--precision must be auto, fp32 or bf16"),
         (["--unpaired-weight", "1"], "--unpaired-mels and --unpaired-weight go together"),
+        (["--unpaired-frame-sync-weight", "2"], "--unpaired-frame-sync-weight 2 acts in the unpaired steps"),
     ],
 )
 def test_bad_input_is_one_line(corpus, tmp_path, extra, message):

@@ -128,6 +128,9 @@ class GANStep:
         hop_length: samples per mel frame of the trained mel.
         input_front_end: the trained (input) mel, differentiable: what :meth:`unpaired` measures the output with.
         unpaired_weight: factor on the generator's losses in :meth:`unpaired` (0: no unpaired steps).
+        unpaired_frame_sync_weight: weight of the frame-sync loss in :meth:`unpaired` (inside ``unpaired_weight``;
+            0: none), the output for the synthesizer's mels against the real segments of the batch; needs
+            ``hop_length`` and ``unpaired_weight``.
     """
 
     generator: Generator
@@ -147,12 +150,18 @@ class GANStep:
     hop_length: int = 0
     input_front_end: MelFrontEnd | None = None
     unpaired_weight: float = 0.0
+    unpaired_frame_sync_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.frame_sync_weight and self.hop_length < 1:
             raise ValueError(f"frame_sync_weight {self.frame_sync_weight} needs the hop_length, got {self.hop_length}")
         if self.unpaired_weight and self.input_front_end is None:
             raise ValueError(f"unpaired_weight {self.unpaired_weight} needs the input_front_end, got None")
+        if self.unpaired_frame_sync_weight and (self.hop_length < 1 or not self.unpaired_weight):
+            raise ValueError(
+                f"unpaired_frame_sync_weight {self.unpaired_frame_sync_weight} needs the hop_length and an "
+                f"unpaired_weight, got {self.hop_length} and {self.unpaired_weight}"
+            )
 
     def _autocast(self, enabled: bool) -> contextlib.AbstractContextManager[Any]:
         if enabled and self.precision == "bf16":
@@ -230,10 +239,13 @@ class GANStep:
         from the generator's output for ``mels``; the generator learns, with ``unpaired_weight`` on each term,
         that its output's mel (the trained mel, measured by ``input_front_end``) must be ``mels``
         (``unpaired_mel``: 45 x the mean absolute difference in the mel's own units) and that the discriminators
-        must take it for real (``unpaired_gen_f`` + ``unpaired_gen_s``). Feature matching needs the real audio of
-        the same mel, so it is left out. The output's mel frame t is compared with the given frame t, the
-        convention of the paired segments (frame t stands for samples from ``hop * t``); the first and last frames
-        of a segment see the output's edge padding, as a whole utterance's do in :mod:`vcframe.correction`.
+        must take it for real (``unpaired_gen_f`` + ``unpaired_gen_s``), and with ``unpaired_frame_sync_weight``
+        that it repeats once per mel frame no more than the real segments of ``audio`` do (``unpaired_frame_sync``:
+        :func:`~vcframe_hifigan.losses.frame_sync_loss` against them, a speech-like bound: no real audio of these
+        mels exists). Feature matching needs the real audio of the same mel, so it is left out. The output's mel
+        frame t is compared with the given frame t, the convention of the paired segments (frame t stands for
+        samples from ``hop * t``); the first and last frames of a segment see the output's edge padding, as a whole
+        utterance's do in :mod:`vcframe.correction`.
         Returns the losses (0-d), prefixed ``unpaired_``.
 
         Args:
@@ -256,7 +268,11 @@ class GANStep:
             _, msd_generated, _, _ = self.msd(audio, generated)
         losses["unpaired_gen_f"] = generator_loss(_floats(mpd_generated))[0]
         losses["unpaired_gen_s"] = generator_loss(_floats(msd_generated))[0]
-        total = self.unpaired_weight * (losses["unpaired_mel"] + losses["unpaired_gen_f"] + losses["unpaired_gen_s"])
+        objective = losses["unpaired_mel"] + losses["unpaired_gen_f"] + losses["unpaired_gen_s"]
+        if self.unpaired_frame_sync_weight:
+            losses["unpaired_frame_sync"] = frame_sync_loss(audio, generated, self.hop_length)
+            objective = objective + self.unpaired_frame_sync_weight * losses["unpaired_frame_sync"]
+        total = self.unpaired_weight * objective
         losses["unpaired_gen"] = total
         (total * weight).backward()
         self.optim_g.step()
@@ -268,6 +284,7 @@ LOSS_WEIGHTS = {
     "stft_weight": "the STFT loss weight",
     "frame_sync_weight": "the frame-sync loss weight",
     "unpaired_weight": "the unpaired-mel loss weight",
+    "unpaired_frame_sync_weight": "the unpaired frame-sync loss weight",
 }
 
 
@@ -467,6 +484,15 @@ def fit(
             "discriminators must take it for real). Changes on --resume are recorded in the checkpoint.",
         ),
     ] = 0.0,
+    unpaired_frame_sync_weight: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="In the unpaired step, add the frame-sync loss with this weight (inside --unpaired-weight): the "
+            "output for synthesizer mels may repeat once per mel frame no more than the batch's real segments do. "
+            "Needs --unpaired-mels. Changes on --resume are recorded in the checkpoint.",
+        ),
+    ] = 0.0,
     threads: Annotated[int, typer.Option(min=0, help="torch CPU threads (0: torch's default).")] = 1,
     seed: Annotated[int, typer.Option(help="Seed of the initial weights, the clip order and the segments.")] = 1234,
     init: Annotated[
@@ -528,6 +554,12 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
             "--unpaired-mels and --unpaired-weight go together: "
             f"got {len(args['unpaired_mels'] or [])} unpaired source(s) and weight {args['unpaired_weight']}",
             hint="give both (e.g. --unpaired-mels DIR --unpaired-weight 1) or neither",
+        )
+    if args["unpaired_frame_sync_weight"] and not args["unpaired_mels"]:
+        raise ConfigError(
+            f"--unpaired-frame-sync-weight {args['unpaired_frame_sync_weight']:g} acts in the unpaired steps, "
+            "and there are none",
+            hint="add --unpaired-mels DIR --unpaired-weight W, or drop --unpaired-frame-sync-weight",
         )
     target = session.device
     precision = resolve_precision(args["precision"], target)
@@ -642,6 +674,7 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
         spec.hop_length,
         MelFrontEnd(spec).to(target) if unpaired else None,
         args["unpaired_weight"],
+        args["unpaired_frame_sync_weight"],
     )
     networks = torch.nn.ModuleDict(dict(_networks(generator, mpd, msd)))  # every replica's digest covers all three
     clock = TrainingClock(saved)
