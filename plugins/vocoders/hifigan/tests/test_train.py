@@ -256,13 +256,17 @@ def test_record_loss_weights_reads_records_older_than_a_loss():
     from vcframe_hifigan.train import record_loss_weights
 
     old = [{"step": 800, "stft_weight": 25.0}]  # a checkpoint from before --frame-sync-weight existed
-    same, notes = record_loss_weights(old, {"stft_weight": 25.0, "frame_sync_weight": 0.0, "unpaired_weight": 0.0}, 900)
+    unchanged = {
+        "stft_weight": 25.0,
+        "frame_sync_weight": 0.0,
+        "unpaired_weight": 0.0,
+        "unpaired_frame_sync_weight": 0.0,
+    }
+    same, notes = record_loss_weights(old, unchanged, 900)
     assert same == old and notes == []
-    changed, notes = record_loss_weights(
-        old, {"stft_weight": 25.0, "frame_sync_weight": 10.0, "unpaired_weight": 0.0}, 900
-    )
+    changed, notes = record_loss_weights(old, {**unchanged, "frame_sync_weight": 10.0}, 900)
     assert notes == ["the frame-sync loss weight changed at step 900: 0 -> 10"]
-    assert changed == [*old, {"step": 900, "stft_weight": 25.0, "frame_sync_weight": 10.0, "unpaired_weight": 0.0}]
+    assert changed == [*old, {"step": 900, **unchanged, "frame_sync_weight": 10.0}]
 
 
 def test_frame_sync_ratio_tells_a_frame_rate_buzz_from_noise_and_speech_like_tones():
