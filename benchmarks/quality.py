@@ -138,7 +138,9 @@ def trained_voice_clips(corpus: Path) -> list[tuple[str, list[Path]]]:
 def _text_beside(clip: Path) -> str | None:
     """The transcript a corpus keeps beside a clip (``<clip>.txt``), if any."""
     text_file = clip.with_suffix(".txt")
-    return text_file.read_text(encoding="utf-8").strip() or None if text_file.is_file() else None
+    if not text_file.is_file():
+        return None
+    return text_file.read_text(encoding="utf-8").strip() or None
 
 
 def train_clean_clips(shared: Path, count: int) -> list[tuple[str, Path]]:
