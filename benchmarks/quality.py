@@ -144,14 +144,18 @@ def _text_beside(clip: Path) -> str | None:
 
 
 def train_clean_clips(shared: Path, count: int) -> list[tuple[str, Path]]:
-    """(``librispeech-<speaker>``, clip) of the first ``count`` LibriSpeech train-clean-100 speakers, sorted."""
-    folder = shared / "data" / "librispeech" / "LibriSpeech" / "train-clean-100"
-    voices = []
-    for speaker in sorted(folder.iterdir()) if folder.is_dir() else []:
-        clips = sorted(speaker.rglob("*.flac"))
-        if clips:
-            voices.append((f"librispeech-{speaker.name}", clips[0]))
-    return voices[:count]
+    """(``librispeech-<speaker>``, clip) of the first ``count`` LibriSpeech train-clean-100 speakers, sorted: the
+    first clip of each LibriSpeech speaker among the shared recordings' training clips
+    (:func:`vcframe.datasets.real_speech_clips`)."""
+    if count < 1:
+        return []
+    from vcframe.datasets import real_speech_clips
+
+    first: dict[str, Path] = {}
+    for clip in real_speech_clips(shared / "data")[0]:
+        if clip.speaker.startswith("librispeech-"):
+            first.setdefault(clip.speaker, clip.audio)
+    return sorted(first.items())[:count]
 
 
 def known_transcripts(shared: Path) -> dict[Path, str]:
