@@ -72,7 +72,7 @@ import torch
 from vcframe.adaptation import AdaptationTarget, SpeakerAdaptation
 from vcframe.audio import load_audio, mel_spectrogram, save_audio, stft
 from vcframe.config import load_settings
-from vcframe.datasets import HUMAN_YARDSTICK_CLIPS
+from vcframe.datasets import HUMAN_YARDSTICK_CLIPS, real_speech_clips
 from vcframe.metrics.asr import default_recognizer, word_error_rate, word_errors
 from vcframe.metrics.frame_rate import frame_rate_lines
 from vcframe.metrics.pitch import PitchErrors, compare_f0_tracks, pitch_errors, track_f0
@@ -149,8 +149,6 @@ def train_clean_clips(shared: Path, count: int) -> list[tuple[str, Path]]:
     (:func:`vcframe.datasets.real_speech_clips`)."""
     if count < 1:
         return []
-    from vcframe.datasets import real_speech_clips
-
     first: dict[str, Path] = {}
     for clip in real_speech_clips(shared / "data")[0]:
         if clip.speaker.startswith("librispeech-"):
