@@ -27,6 +27,7 @@
 #                                      # sentences each, spectrum-matched; no audio): $RUNS/free_mels, then
 #   UNPAIRED_MELS=$RUNS/free_mels recipes/demo/train.sh hifigan   # a step on them after each GAN step (UNPAIRED_WEIGHT=1)
 #   UNPAIRED_FRAME_SYNC_WEIGHT=10 UNPAIRED_MELS=... recipes/demo/train.sh hifigan   # ... with the frame-sync loss in it
+#   GENERATOR_LR=1e-4 recipes/demo/train.sh hifigan   # the generator's learning rate (DISCRIMINATOR_LR: theirs)
 #   recipes/demo/train.sh export       # safetensors exports of the runs into $RUNS/export/
 #   recipes/demo/train.sh many-corpus  # the synthesizer's many-voice corpus, all of it (recipe version 4: 154 voices,
 #                                      # 23.7 h; about 3.5 h of one core, resumable), prepared and re-weighted, then:
@@ -61,6 +62,12 @@ anchor_flags() { [ -n "${TACO_ANCHOR:-}" ] && echo "--anchor-decay $TACO_ANCHOR"
 unpaired_flags() { [ -n "${UNPAIRED_MELS:-}" ] && echo "--unpaired-mels $UNPAIRED_MELS --unpaired-weight ${UNPAIRED_WEIGHT:-1}$(unpaired_sync_flag)" || true; }
 # the frame-sync loss in the unpaired steps too (UNPAIRED_FRAME_SYNC_WEIGHT; with UNPAIRED_MELS only)
 unpaired_sync_flag() { [ -n "${UNPAIRED_FRAME_SYNC_WEIGHT:-}" ] && echo " --unpaired-frame-sync-weight $UNPAIRED_FRAME_SYNC_WEIGHT" || true; }
+# HiFi-GAN's learning rates when GENERATOR_LR / DISCRIMINATOR_LR say (default: the original's 2e-4, the run's own on resume)
+lr_flags() {
+    [ -n "${GENERATOR_LR:-}" ] && printf -- '--generator-lr %s ' "$GENERATOR_LR"
+    [ -n "${DISCRIMINATOR_LR:-}" ] && printf -- '--discriminator-lr %s ' "$DISCRIMINATOR_LR"
+    true
+}
 resume_flag() { [ -f "$1/checkpoint.pt" ] && echo "--resume" || true; }
 # a run folder without a checkpoint starts from the weights $2 when that is set (runs do not outlive a session)
 init_flag() { [ ! -f "$1/checkpoint.pt" ] && [ -n "$2" ] && echo "--init $2" || true; }
@@ -219,7 +226,7 @@ hifigan)
         --precision auto --mel-cache "$MEL_CACHE" --threads "${THREADS:-1}" --stft-weight "${STFT_WEIGHT:-25}" \
         --frame-sync-weight "${FRAME_SYNC_WEIGHT:-10}" \
         --mel-smoothing "${MEL_SMOOTHING:-0}" --mel-smoothing-probability "${MEL_SMOOTHING_PROBABILITY:-0.5}" \
-        $(unpaired_flags) $(resume_flag "$RUNS/hifigan") $(init_flag "$RUNS/hifigan" "${HIFIGAN_INIT:-}") ;;
+        $(unpaired_flags) $(lr_flags) $(resume_flag "$RUNS/hifigan") $(init_flag "$RUNS/hifigan" "${HIFIGAN_INIT:-}") ;;
 free-mels)
     # synthesizer mels without audio for the vocoders' unpaired steps (recipes/demo/free_mels.py; resumable)
     $PYTHON recipes/demo/free_mels.py "${SHARED:-../shared}/data" --out "$RUNS/free_mels" \

@@ -182,6 +182,17 @@ def test_free_mels_and_hifigan_unpaired_flags(tmp_path: Path) -> None:
     assert "--unpaired" not in alone  # no unpaired steps, nothing for it to act in
 
 
+@pytest.mark.skipif(shutil.which("sh") is None or shutil.which("nice") is None, reason="needs a POSIX sh and nice")
+def test_hifigan_learning_rate_flags(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    (plain,) = _stand_in_runner(tmp_path, "hifigan", RUNS=str(runs))()
+    assert "-lr" not in plain  # the trainer's defaults: the original's 2e-4, or the run's own on resume
+    (generator,) = _stand_in_runner(tmp_path, "hifigan", RUNS=str(runs), GENERATOR_LR="1e-4")()
+    assert "--generator-lr 1e-4" in generator and "--discriminator-lr" not in generator
+    (both,) = _stand_in_runner(tmp_path, "hifigan", RUNS=str(runs), GENERATOR_LR="1e-4", DISCRIMINATOR_LR="5e-5")()
+    assert "--generator-lr 1e-4 --discriminator-lr 5e-5" in both
+
+
 @pytest.mark.skipif(shutil.which("sh") is None, reason="needs a POSIX sh")
 def test_synthesizer_anchor_flag(tmp_path: Path) -> None:
     runs = tmp_path / "runs"

@@ -252,6 +252,46 @@ def test_stft_weight_change_on_resume_is_recorded(corpus, tmp_path):
     assert records(run_dir / "log.jsonl")[4]["frame_sync"] >= 0
 
 
+def test_learning_rates_set_a_new_run_and_a_change_on_resume_keeps_the_decay(corpus, tmp_path):
+    """--generator-lr / --discriminator-lr: the base rates of a new run; on --resume a new rate is recorded and
+    scales the decayed rate (here past one epoch: 3 batches), the same rate again changes nothing."""
+    run_dir = tmp_path / "run"
+    run(fit_arguments(corpus, run_dir, "--max-steps", "4", "--generator-lr", "5e-5"))
+    checkpoint = load_checkpoint(run_dir / "checkpoint.pt")
+    assert checkpoint["lr_changes"] == [{"step": 0, "generator_lr": 5e-5, "discriminator_lr": 2e-4}]
+    assert [group["lr"] for group in checkpoint["optim_g"]["param_groups"]] == [pytest.approx(5e-5 * 0.999)]
+    assert [group["lr"] for group in checkpoint["optim_d"]["param_groups"]] == [pytest.approx(2e-4 * 0.999)]
+    assert [r["lr"] for r in records(run_dir / "log.jsonl")] == [5e-5, 5e-5, 5e-5, pytest.approx(5e-5 * 0.999)]
+    output = run(fit_arguments(corpus, run_dir, "--max-steps", "5", "--resume"))  # no flag: the run's own rates
+    assert "learning rate changed" not in output
+    assert records(run_dir / "log.jsonl")[-1]["lr"] == pytest.approx(5e-5 * 0.999)
+    output = run(fit_arguments(corpus, run_dir, "--max-steps", "6", "--resume", "--discriminator-lr", "1e-4"))
+    assert "the discriminators' learning rate changed at step 5: 0.0002 -> 0.0001" in output
+    assert "generator's learning rate changed" not in output
+    checkpoint = load_checkpoint(run_dir / "checkpoint.pt")
+    assert checkpoint["lr_changes"][-1] == {"step": 5, "generator_lr": 5e-5, "discriminator_lr": 1e-4}
+    assert checkpoint["optim_d"]["param_groups"][0]["lr"] == pytest.approx(1e-4 * 0.999**2)  # 2 epochs done
+    assert checkpoint["sched_d"]["base_lrs"] == [1e-4]
+    assert json.loads((run_dir / "config.json").read_text())["lr_changes"] == checkpoint["lr_changes"]
+    run(["export", "--run-dir", str(run_dir), "--out", str(tmp_path / "g.safetensors")])
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "g.safetensors"), "pt") as exported:  # the shipped file says how it was trained
+        assert json.loads(exported.metadata()["lr_changes"]) == checkpoint["lr_changes"]
+
+
+def test_record_learning_rates_reads_runs_older_than_the_option():
+    from vcframe_hifigan.train import record_learning_rates
+
+    assert record_learning_rates([], {}, 900) == ([], {"generator_lr": 2e-4, "discriminator_lr": 2e-4}, [])
+    changes, rates, notes = record_learning_rates([], {"generator_lr": 1e-4, "discriminator_lr": None}, 900)
+    assert changes == [{"step": 900, "generator_lr": 1e-4, "discriminator_lr": 2e-4}] and rates == {
+        "generator_lr": 1e-4,
+        "discriminator_lr": 2e-4,
+    }
+    assert notes == ["the generator's learning rate changed at step 900: 0.0002 -> 0.0001"]
+
+
 def test_record_loss_weights_reads_records_older_than_a_loss():
     from vcframe_hifigan.train import record_loss_weights
 
@@ -549,6 +589,7 @@ def test_a_run_from_exported_weights_records_them_and_counts_their_steps(corpus,
         (["--precision", "fp16"], "--precision must be auto, fp32 or bf16"),
         (["--unpaired-weight", "1"], "--unpaired-mels and --unpaired-weight go together"),
         (["--unpaired-frame-sync-weight", "2"], "--unpaired-frame-sync-weight 2 acts in the unpaired steps"),
+        (["--generator-lr", "0"], "--generator-lr must be above 0, got 0"),
     ],
 )
 def test_bad_input_is_one_line(corpus, tmp_path, extra, message):

@@ -12,8 +12,9 @@ discriminators on (y, y_hat.detach()), then the generator through the just-updat
 adds knobs, all defaulting to the original: the segment length, the batch size, the discriminators' width, a
 generator-only warm-up on the mel loss (``--adversarial-start``, as ParallelWaveGAN does), bfloat16 autocast of
 the discriminators (``--precision``; the generator too with ``--bf16-generator``), the thread count, Parallel
-WaveGAN's STFT loss (``--stft-weight``) and input mels smoothed across frequency (``--mel-smoothing``, for the
-synthesizer's smooth mels: :class:`vcframe.datasets.MelSmoothing`).
+WaveGAN's STFT loss (``--stft-weight``), input mels smoothed across frequency (``--mel-smoothing``, for the
+synthesizer's smooth mels: :class:`vcframe.datasets.MelSmoothing`) and each side's learning rate
+(``--generator-lr``, ``--discriminator-lr``: a gentler fine-tune of trained weights).
 
 Two exactness choices: a step's generator pass runs the discriminators with their parameters frozen (the same
 generator gradient as the original, which also computes discriminator gradients it then discards), and the
@@ -305,6 +306,48 @@ def record_loss_weights(
     return changes, notes
 
 
+#: The learning rates a run records (``lr_changes``): the rate before the per-epoch decay, per optimiser.
+LEARNING_RATES = {
+    "generator_lr": "the generator's learning rate",
+    "discriminator_lr": "the discriminators' learning rate",
+}
+
+
+def record_learning_rates(
+    changes: Sequence[dict[str, Any]], requested: dict[str, float | None], step: int
+) -> tuple[list[dict[str, Any]], dict[str, float], list[str]]:
+    """The base learning rates (before the per-epoch decay) from ``step`` on.
+
+    ``changes`` is the checkpoint's ``lr_changes`` (empty for a new run, or a run that predates them: the original's
+    :data:`LEARNING_RATE` for both); ``requested`` the ``--generator-lr`` / ``--discriminator-lr`` given (None: keep
+    the run's rate; the original's for a new run). Returns the changes with an entry for ``step`` when a rate moves
+    (always one at step 0 of a new run), the rates that hold from ``step`` on, and a line per changed rate."""
+    changes = list(changes)
+    previous = {name: float(changes[-1][name]) if changes else LEARNING_RATE for name in LEARNING_RATES}
+    rates = {name: previous[name] if requested.get(name) is None else float(requested[name]) for name in LEARNING_RATES}
+    notes = [
+        f"{what} changed at step {step}: {previous[name]:g} -> {rates[name]:g}"
+        for name, what in LEARNING_RATES.items()
+        if rates[name] != previous[name]
+    ]
+    if notes or (not changes and step == 0):
+        changes.append({"step": step, **rates})
+    return changes, rates, notes
+
+
+def rescale_learning_rate(
+    optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.ExponentialLR, old: float, new: float
+) -> None:
+    """Move ``optimizer``'s base rate from ``old`` to ``new``, keeping the per-epoch decay it has had so far (the
+    current rate is multiplied by ``new / old``); the scheduler decays from there."""
+    if new == old:
+        return
+    for group in optimizer.param_groups:
+        group["lr"] = group["lr"] * new / old
+        group["initial_lr"] = new
+    scheduler.base_lrs = [new for _ in scheduler.base_lrs]
+
+
 # -- generator sizes ----------------------------------------------------------------------------------------
 
 
@@ -493,6 +536,22 @@ def fit(
             "Needs --unpaired-mels. Changes on --resume are recorded in the checkpoint.",
         ),
     ] = 0.0,
+    generator_lr: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="The generator's learning rate before the per-epoch decay (default: the original's 2e-4 for a new "
+            "run, the run's own on --resume). A change on --resume is recorded in the checkpoint and keeps the "
+            "decay so far.",
+        ),
+    ] = None,
+    discriminator_lr: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="The same for both discriminators (default: 2e-4 for a new run, the run's own on --resume).",
+        ),
+    ] = None,
     threads: Annotated[int, typer.Option(min=0, help="torch CPU threads (0: torch's default).")] = 1,
     seed: Annotated[int, typer.Option(help="Seed of the initial weights, the clip order and the segments.")] = 1234,
     init: Annotated[
@@ -561,6 +620,10 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
             "and there are none",
             hint="add --unpaired-mels DIR --unpaired-weight W, or drop --unpaired-frame-sync-weight",
         )
+    for name in LEARNING_RATES:
+        if args[name] is not None and args[name] <= 0:
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} must be above 0, got {args[name]:g}", hint=f"e.g. {flag} 1e-4, or leave it out")
     target = session.device
     precision = resolve_precision(args["precision"], target)
     torch.manual_seed(seed)  # the networks first: a bad size or --init is refused before the data loads
@@ -590,6 +653,7 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
     )
     sched_g = torch.optim.lr_scheduler.ExponentialLR(optim_g, gamma=LR_DECAY)
     sched_d = torch.optim.lr_scheduler.ExponentialLR(optim_d, gamma=LR_DECAY)
+    requested_rates = {name: args[name] for name in LEARNING_RATES}
     step, epoch, batch_in_epoch = 0, 0, 0
     data_changes: list[dict[str, Any]] = []
     loss_changes: list[dict[str, Any]] = []
@@ -623,11 +687,24 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
         )
         if note:
             session.echo(note)
+        old_rates = record_learning_rates(saved.get("lr_changes", []), {}, step)[1]
+        lr_changes, rates, notes = record_learning_rates(saved.get("lr_changes", []), requested_rates, step)
+        for (name, optimizer), scheduler in zip(
+            (("generator_lr", optim_g), ("discriminator_lr", optim_d)), (sched_g, sched_d), strict=True
+        ):
+            rescale_learning_rate(optimizer, scheduler, old_rates[name], rates[name])
+        for note in notes:
+            session.echo(note)
         session.echo(f"resumed at step {step} (epoch {epoch}, batch {batch_in_epoch})")
     else:
         if any(loss_weights.values()):
             loss_changes.append({"step": 0, **loss_weights})
         smoothing_changes, _ = record_smoothing([], args["mel_smoothing"], args["mel_smoothing_probability"], 0)
+        lr_changes, rates, _ = record_learning_rates([], requested_rates, 0)
+        for (name, optimizer), scheduler in zip(
+            (("generator_lr", optim_g), ("discriminator_lr", optim_d)), (sched_g, sched_d), strict=True
+        ):
+            rescale_learning_rate(optimizer, scheduler, LEARNING_RATE, rates[name])
     for note in session.on_main(prepare_run_folder, run_dir, step, ["log.jsonl", "valid.jsonl"]) or []:
         session.echo(note)
     config_record = {
@@ -640,6 +717,8 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
         "loss_changes": loss_changes,
         **smoothing,
         "smoothing_changes": smoothing_changes,
+        **rates,
+        "lr_changes": lr_changes,
         "unpaired_mels": unpaired.description if unpaired else None,
         **({"init": initialised_from} if initialised_from else {}),
         "parameters": {name: sum(p.numel() for p in m.parameters()) for name, m in _networks(generator, mpd, msd)},
@@ -699,6 +778,7 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
             "data_changes": data_changes,
             "loss_changes": loss_changes,
             "smoothing_changes": smoothing_changes,
+            "lr_changes": lr_changes,
             "unpaired_data": unpaired.description if unpaired else None,
             "unpaired_fingerprint": unpaired.fingerprint if unpaired else None,
             **({"init": initialised_from} if initialised_from else {}),
@@ -874,7 +954,7 @@ def export(
             license=license,
             discriminator_width=saved["train"]["disc_width"],
             **lineage.metadata,
-            **{key: saved[key] for key in ("loss_changes", "smoothing_changes") if saved.get(key)},
+            **{key: saved[key] for key in ("loss_changes", "smoothing_changes", "lr_changes") if saved.get(key)},
         )
         typer.echo(f"wrote {out} (step {step}{lineage.note}, {generator.config.describe()})")
     if original_dir is not None:
@@ -915,7 +995,7 @@ def _export_original(saved: dict[str, Any], generator: Generator, spec: MelSpec,
         "fmax": spec.fmax,
         "fmax_for_loss": None,
         "batch_size": train["batch_size"],
-        "learning_rate": LEARNING_RATE,
+        "learning_rate": record_learning_rates(saved.get("lr_changes", []), {}, int(saved["step"]))[1]["generator_lr"],
         "adam_b1": ADAM_BETAS[0],
         "adam_b2": ADAM_BETAS[1],
         "lr_decay": LR_DECAY,
