@@ -87,3 +87,51 @@ def test_weighted_mean_with_exported_weights_first(tmp_path: Path) -> None:
         with pytest.raises(SystemExit, match=refusal):
             average.main([str(exported), str(tuned), "--weights", *weights, "--out", str(tmp_path / "other")])
     assert not (tmp_path / "other").exists()
+
+
+def test_hifigan_generators_are_averaged_and_export_reads_the_result(tmp_path: Path) -> None:
+    """A real (tiny) HiFi-GAN run: its checkpoints keep the weights as ``generator``; the mean of two goes into the
+    result, the discriminators and optimisers come from the last, and the trainer's export reads it."""
+    from typer.testing import CliRunner
+    from vcframe_hifigan.train import app
+
+    from vcframe.testing import write_tone_corpus
+
+    corpus = write_tone_corpus(tmp_path / "tones", ["a", "b"])
+    run_dir = tmp_path / "run"
+    tiny = [
+        "-o",
+        "upsample_rates=[8,5,5]",
+        "-o",
+        "upsample_kernel_sizes=[16,11,11]",
+        "-o",
+        "upsample_initial_channel=8",
+    ]
+    fit = ["fit", "--data", str(corpus), "--run-dir", str(run_dir), *tiny, "--disc-width", "0.125", "--batch-size", "2"]
+    fit += ["--segment-frames", "8", "--max-steps", "2", "--checkpoint-every", "1", "--backup-every", "1"]
+    fit += ["--sample-every", "0", "--precision", "fp32", "--threads", "1"]
+    result = CliRunner().invoke(app, fit, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    first, second = run_dir / "checkpoint_0000001.pt", run_dir / "checkpoint_0000002.pt"
+    assert average.main([str(first), str(second), "--out", str(tmp_path / "avg")]) == 0
+    averaged = torch.load(tmp_path / "avg" / "checkpoint.pt", weights_only=False)
+    one, two = (torch.load(path, weights_only=False) for path in (first, second))
+    assert "model_state" not in averaged and averaged["step"] == 2
+    name = next(key for key, value in one["generator"].items() if value.is_floating_point() and value.numel() > 1)
+    assert not torch.equal(one["generator"][name], two["generator"][name])  # one step apart: the weights moved
+    mean = (one["generator"][name] + two["generator"][name]) / 2
+    assert torch.allclose(averaged["generator"][name], mean)
+    assert all(torch.equal(averaged["mpd"][key], two["mpd"][key]) for key in two["mpd"])
+    out = tmp_path / "avg.safetensors"
+    result = CliRunner().invoke(app, ["export", "--run-dir", str(tmp_path / "avg"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.stat().st_size > 0
+
+
+def test_a_checkpoint_without_model_weights_is_refused(tmp_path: Path) -> None:
+    one = _checkpoint(tmp_path / "a" / "checkpoint.pt", 1.0, 1)
+    other = tmp_path / "b" / "checkpoint.pt"
+    other.parent.mkdir()
+    torch.save({"weights": {"linear.weight": torch.zeros(2, 3)}, "step": 2}, other)
+    with pytest.raises(SystemExit, match="'model_state' or 'generator'"):
+        average.main([str(one), str(other), "--out", str(tmp_path / "avg")])
