@@ -20,6 +20,8 @@
 #   GTA_REAL=$RUNS/gta_seg recipes/demo/train.sh hifigan-gta-real   # train.txt + those pairs: gta_seg_mix.txt
 #   HIFIGAN_INIT=plugins/vocoders/hifigan/vcframe_hifigan/weights/hifigan-demo.safetensors ADVERSARIAL_START=0 \
 #       recipes/demo/train.sh hifigan  # a new session (runs do not persist): from the shipped generator, fresh discriminators
+#   HIFIGAN_INIT_DISCRIMINATORS=DIR/do_00000400 HIFIGAN_INIT=... recipes/demo/train.sh hifigan   # ... with discriminators
+#                                      # a run already trained (its export --original-dir): no fresh-discriminator dip
 #   MEL_SMOOTHING=2.5 recipes/demo/train.sh hifigan   # input mels smoothed across frequency (half the segments,
 #                                      # sigma up to 2.5 bands): robustness to the synthesizer's smooth mels
 #                                      # (train.sh vocoder takes MEL_SMOOTHING too)
@@ -71,6 +73,11 @@ lr_flags() {
 resume_flag() { [ -f "$1/checkpoint.pt" ] && echo "--resume" || true; }
 # a run folder without a checkpoint starts from the weights $2 when that is set (runs do not outlive a session)
 init_flag() { [ ! -f "$1/checkpoint.pt" ] && [ -n "$2" ] && echo "--init $2" || true; }
+# ... and, for HiFi-GAN, discriminators already trained (an original do_ file: export --original-dir of a run)
+init_discriminators_flag() {
+    [ ! -f "$RUNS/hifigan/checkpoint.pt" ] && [ -n "${HIFIGAN_INIT_DISCRIMINATORS:-}" ] \
+        && echo "--init-discriminators $HIFIGAN_INIT_DISCRIMINATORS" || true
+}
 # the ground-truth mels both vocoder trainers compute at RTVC's mel, kept between starts
 MEL_CACHE=${MEL_CACHE:-$RUNS/mel_cache}
 # the held-out folders make_corpus.py writes beside the corpus: unseen voices, unseen sentences in seen voices
@@ -226,7 +233,8 @@ hifigan)
         --precision auto --mel-cache "$MEL_CACHE" --threads "${THREADS:-1}" --stft-weight "${STFT_WEIGHT:-25}" \
         --frame-sync-weight "${FRAME_SYNC_WEIGHT:-10}" \
         --mel-smoothing "${MEL_SMOOTHING:-0}" --mel-smoothing-probability "${MEL_SMOOTHING_PROBABILITY:-0.5}" \
-        $(unpaired_flags) $(lr_flags) $(resume_flag "$RUNS/hifigan") $(init_flag "$RUNS/hifigan" "${HIFIGAN_INIT:-}") ;;
+        $(unpaired_flags) $(lr_flags) $(resume_flag "$RUNS/hifigan") $(init_flag "$RUNS/hifigan" "${HIFIGAN_INIT:-}") \
+        $(init_discriminators_flag) ;;
 free-mels)
     # synthesizer mels without audio for the vocoders' unpaired steps (recipes/demo/free_mels.py; resumable)
     $PYTHON recipes/demo/free_mels.py "${SHARED:-../shared}/data" --out "$RUNS/free_mels" \

@@ -193,6 +193,18 @@ def test_hifigan_learning_rate_flags(tmp_path: Path) -> None:
     assert "--generator-lr 1e-4 --discriminator-lr 5e-5" in both
 
 
+@pytest.mark.skipif(shutil.which("sh") is None or shutil.which("nice") is None, reason="needs a POSIX sh and nice")
+def test_hifigan_init_discriminators_only_starts_a_new_run(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    variables = {"RUNS": str(runs), "HIFIGAN_INIT": "g.safetensors", "HIFIGAN_INIT_DISCRIMINATORS": "d/do_00000400"}
+    (new,) = _stand_in_runner(tmp_path, "hifigan", **variables)()
+    assert new.endswith("--init g.safetensors --init-discriminators d/do_00000400")
+    (runs / "hifigan").mkdir(parents=True)
+    (runs / "hifigan" / "checkpoint.pt").write_bytes(b"")
+    (resumed,) = _stand_in_runner(tmp_path, "hifigan", **variables)()
+    assert resumed.endswith("--resume") and "--init" not in resumed  # the checkpoint keeps its own record
+
+
 @pytest.mark.skipif(shutil.which("sh") is None, reason="needs a POSIX sh")
 def test_synthesizer_anchor_flag(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
