@@ -689,10 +689,6 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
             session.echo(note)
         old_rates = record_learning_rates(saved.get("lr_changes", []), {}, step)[1]
         lr_changes, rates, notes = record_learning_rates(saved.get("lr_changes", []), requested_rates, step)
-        for (name, optimizer), scheduler in zip(
-            (("generator_lr", optim_g), ("discriminator_lr", optim_d)), (sched_g, sched_d), strict=True
-        ):
-            rescale_learning_rate(optimizer, scheduler, old_rates[name], rates[name])
         for note in notes:
             session.echo(note)
         session.echo(f"resumed at step {step} (epoch {epoch}, batch {batch_in_epoch})")
@@ -701,10 +697,12 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
             loss_changes.append({"step": 0, **loss_weights})
         smoothing_changes, _ = record_smoothing([], args["mel_smoothing"], args["mel_smoothing_probability"], 0)
         lr_changes, rates, _ = record_learning_rates([], requested_rates, 0)
-        for (name, optimizer), scheduler in zip(
-            (("generator_lr", optim_g), ("discriminator_lr", optim_d)), (sched_g, sched_d), strict=True
-        ):
-            rescale_learning_rate(optimizer, scheduler, LEARNING_RATE, rates[name])
+        old_rates = dict.fromkeys(LEARNING_RATES, LEARNING_RATE)  # the optimisers were made at the original's rate
+    for name, (optimizer, scheduler) in {
+        "generator_lr": (optim_g, sched_g),
+        "discriminator_lr": (optim_d, sched_d),
+    }.items():
+        rescale_learning_rate(optimizer, scheduler, old_rates[name], rates[name])
     for note in session.on_main(prepare_run_folder, run_dir, step, ["log.jsonl", "valid.jsonl"]) or []:
         session.echo(note)
     config_record = {
