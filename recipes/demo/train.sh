@@ -71,13 +71,9 @@ lr_flags() {
     true
 }
 resume_flag() { [ -f "$1/checkpoint.pt" ] && echo "--resume" || true; }
-# a run folder without a checkpoint starts from the weights $2 when that is set (runs do not outlive a session)
-init_flag() { [ ! -f "$1/checkpoint.pt" ] && [ -n "$2" ] && echo "--init $2" || true; }
-# ... and, for HiFi-GAN, discriminators already trained (an original do_ file: export --original-dir of a run)
-init_discriminators_flag() {
-    [ ! -f "$RUNS/hifigan/checkpoint.pt" ] && [ -n "${HIFIGAN_INIT_DISCRIMINATORS:-}" ] \
-        && echo "--init-discriminators $HIFIGAN_INIT_DISCRIMINATORS" || true
-}
+# a run folder without a checkpoint starts from the weights $2 when that is set (runs do not outlive a session);
+# $3 names the flag (default --init; HiFi-GAN's trained discriminators: --init-discriminators)
+init_flag() { [ ! -f "$1/checkpoint.pt" ] && [ -n "$2" ] && echo "${3:---init} $2" || true; }
 # the ground-truth mels both vocoder trainers compute at RTVC's mel, kept between starts
 MEL_CACHE=${MEL_CACHE:-$RUNS/mel_cache}
 # the held-out folders make_corpus.py writes beside the corpus: unseen voices, unseen sentences in seen voices
@@ -234,7 +230,7 @@ hifigan)
         --frame-sync-weight "${FRAME_SYNC_WEIGHT:-10}" \
         --mel-smoothing "${MEL_SMOOTHING:-0}" --mel-smoothing-probability "${MEL_SMOOTHING_PROBABILITY:-0.5}" \
         $(unpaired_flags) $(lr_flags) $(resume_flag "$RUNS/hifigan") $(init_flag "$RUNS/hifigan" "${HIFIGAN_INIT:-}") \
-        $(init_discriminators_flag) ;;
+        $(init_flag "$RUNS/hifigan" "${HIFIGAN_INIT_DISCRIMINATORS:-}" --init-discriminators) ;;
 free-mels)
     # synthesizer mels without audio for the vocoders' unpaired steps (recipes/demo/free_mels.py; resumable)
     $PYTHON recipes/demo/free_mels.py "${SHARED:-../shared}/data" --out "$RUNS/free_mels" \

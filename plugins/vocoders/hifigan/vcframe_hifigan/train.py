@@ -313,6 +313,11 @@ LEARNING_RATES = {
 }
 
 
+def run_learning_rates(changes: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """The base learning rates a run's ``lr_changes`` end with (none recorded: the original's for both)."""
+    return {name: float(changes[-1][name]) if changes else LEARNING_RATE for name in LEARNING_RATES}
+
+
 def record_learning_rates(
     changes: Sequence[dict[str, Any]], requested: dict[str, float | None], step: int
 ) -> tuple[list[dict[str, Any]], dict[str, float], list[str]]:
@@ -323,7 +328,7 @@ def record_learning_rates(
     the run's rate; the original's for a new run). Returns the changes with an entry for ``step`` when a rate moves
     (always one at step 0 of a new run), the rates that hold from ``step`` on, and a line per changed rate."""
     changes = list(changes)
-    previous = {name: float(changes[-1][name]) if changes else LEARNING_RATE for name in LEARNING_RATES}
+    previous = run_learning_rates(changes)
     rates = {name: previous[name] if requested.get(name) is None else float(requested[name]) for name in LEARNING_RATES}
     notes = [
         f"{what} changed at step {step}: {previous[name]:g} -> {rates[name]:g}"
@@ -687,7 +692,7 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
         )
         if note:
             session.echo(note)
-        old_rates = record_learning_rates(saved.get("lr_changes", []), {}, step)[1]
+        old_rates = run_learning_rates(saved.get("lr_changes", []))
         lr_changes, rates, notes = record_learning_rates(saved.get("lr_changes", []), requested_rates, step)
         for note in notes:
             session.echo(note)
@@ -697,7 +702,7 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
             loss_changes.append({"step": 0, **loss_weights})
         smoothing_changes, _ = record_smoothing([], args["mel_smoothing"], args["mel_smoothing_probability"], 0)
         lr_changes, rates, _ = record_learning_rates([], requested_rates, 0)
-        old_rates = dict.fromkeys(LEARNING_RATES, LEARNING_RATE)  # the optimisers were made at the original's rate
+        old_rates = run_learning_rates([])  # the optimisers were made at the original's rate
     for name, (optimizer, scheduler) in {
         "generator_lr": (optim_g, sched_g),
         "discriminator_lr": (optim_d, sched_d),
@@ -993,7 +998,7 @@ def _export_original(saved: dict[str, Any], generator: Generator, spec: MelSpec,
         "fmax": spec.fmax,
         "fmax_for_loss": None,
         "batch_size": train["batch_size"],
-        "learning_rate": record_learning_rates(saved.get("lr_changes", []), {}, int(saved["step"]))[1]["generator_lr"],
+        "learning_rate": run_learning_rates(saved.get("lr_changes", []))["generator_lr"],
         "adam_b1": ADAM_BETAS[0],
         "adam_b2": ADAM_BETAS[1],
         "lr_decay": LR_DECAY,
