@@ -75,7 +75,7 @@ from vcframe.config import load_settings
 from vcframe.datasets import HUMAN_YARDSTICK_CLIPS, real_speech_clips
 from vcframe.metrics.asr import default_recognizer, word_error_rate, word_errors
 from vcframe.metrics.frame_rate import frame_rate_lines
-from vcframe.metrics.pitch import PitchErrors, compare_f0_tracks, pitch_errors, track_f0
+from vcframe.metrics.pitch import PitchErrors, compare_f0_tracks, pitch_errors, track_f0, voiced_share
 from vcframe.metrics.speaker import SpeakerJudge
 from vcframe.pipeline import Pipeline
 from vcframe.types import Mel
@@ -632,6 +632,7 @@ def run_system(
                     "adaptation": adaptation,
                     "spectrum_match": waveform.metadata.get("spectrum_match"),
                     "frame_rate_lines_db": buzz_db(waveform.item(0), waveform.sample_rate, hop_length),
+                    "voiced_share": voiced_share(waveform),
                 }
             )
             print(
@@ -673,12 +674,13 @@ def table(rows: list[dict[str, Any]]) -> str:
     """Per system and voice group: WER, the share of reference words heard right (WER alone rewards an
     output the recogniser hears nothing in over one where it hears wrong words), similarity to the reference and
     to the speaker's second recording (real voices; "-" where none was measured), RTF, and the vocoder's buzz at
-    its frame rate (median over items of :func:`~vcframe.metrics.frame_rate.frame_rate_lines`, dB; "-" in runs
-    from before it was measured)."""
+    its frame rate (median over items of :func:`~vcframe.metrics.frame_rate.frame_rate_lines`, dB) and the
+    share of the output's sounding frames that are voiced (mean over items of
+    :func:`~vcframe.metrics.pitch.voiced_share`); "-" for the last two in runs from before they were measured."""
     lines = [
         "| system | voices | items | WER mean | WER median | words heard right | similarity mean "
-        "| similarity to a second recording | RTF mean | frame-rate lines |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| similarity to a second recording | RTF mean | frame-rate lines | voiced frames |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     keys = sorted({(row["system"], row["group"]) for row in rows})
     for system, group in keys:
@@ -690,10 +692,12 @@ def table(rows: list[dict[str, Any]]) -> str:
         second_similarities = [r["second_similarity"] for r in chosen if r.get("second_similarity") is not None]
         second = f"{statistics.mean(second_similarities):.3f}" if second_similarities else "-"
         buzz = [r["frame_rate_lines_db"] for r in chosen if r.get("frame_rate_lines_db") is not None]
+        voiced = [r["voiced_share"] for r in chosen if r.get("voiced_share") is not None]
         lines.append(
             f"| {system} | {group} | {len(chosen)} | {statistics.mean(wer):.3f} | {statistics.median(wer):.3f} "
             f"| {heard_right:.1%} | {similarity:.3f} | {second} | {rtf:.2f} "
-            f"| {f'{statistics.median(buzz):+.1f} dB' if buzz else '-'} |"
+            f"| {f'{statistics.median(buzz):+.1f} dB' if buzz else '-'} "
+            f"| {f'{statistics.mean(voiced):.1%}' if voiced else '-'} |"
         )
     return "\n".join(lines)
 

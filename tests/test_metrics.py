@@ -18,7 +18,7 @@ from vcframe.errors import InputError, PluginError
 from vcframe.metrics import MetricInputs, MetricResult
 from vcframe.metrics.asr import normalize_transcript, word_error_rate, word_errors
 from vcframe.metrics.mcd import mel_cepstral_distortion
-from vcframe.metrics.pitch import PitchErrorMetric, pitch_errors
+from vcframe.metrics.pitch import PitchErrorMetric, VoicedShareMetric, pitch_errors, voiced_share
 from vcframe.metrics.registry import MetricRegistry, use_metric_registry
 from vcframe.metrics.resources import PeakMemoryMetric, RealTimeFactorMetric, StageMeter
 from vcframe.metrics.speaker import cosine_similarity
@@ -253,6 +253,45 @@ def test_f0_frame_error_metric_is_builtin_and_scores_two_files(speech_like_wav) 
     assert unaligned.note is not None and "copy synthesis" in unaligned.note and "1.50 s" in unaligned.note
 
 
+def test_voiced_share_counts_voiced_frames_among_sounding_ones() -> None:
+    tone = _harmonic_tone(150.0)
+    noise = 0.1 * np.random.default_rng(0).standard_normal(tone.size).astype(np.float32)
+    assert voiced_share(tone, TONE_RATE) > 0.95
+    assert voiced_share(noise, TONE_RATE) < 0.1
+    # half periodic, half aperiodic at the same level: about half
+    half = np.concatenate([tone, 0.3 * noise / np.abs(noise).max()])
+    assert 0.35 < voiced_share(half, TONE_RATE) < 0.65
+    # pauses (and hiss 50 dB down in them) do not count: the tone between them is still voiced throughout
+    pause = 1e-3 * noise[: TONE_RATE // 2]
+    assert voiced_share(np.concatenate([pause, tone, pause]), TONE_RATE) > 0.9
+    assert voiced_share(np.zeros(TONE_RATE, dtype=np.float32), TONE_RATE) is None
+    # a Waveform at another rate is resampled to 16 kHz first
+    from vcframe.audio import resample
+    from vcframe.types import Waveform
+
+    assert voiced_share(Waveform.from_numpy(resample(tone, TONE_RATE, 22050), 22050)) > 0.95
+
+
+def test_voiced_share_metric_is_builtin_and_needs_no_recording(speech_like_wav) -> None:
+    from vcframe.audio import load_audio
+    from vcframe.metrics.registry import build_metric
+
+    spec = MetricRegistry.from_entry_points().get("voiced_share")
+    assert spec.needs == frozenset({"generated"}) and spec.higher_is_better is None
+    metric = build_metric(spec, None, None)
+    assert isinstance(metric, VoicedShareMetric)
+    tone = speech_like_wav("tone.wav", seconds=1.0, f0=120.0)
+    result = metric.compute(MetricInputs(text="", generated=load_audio(tone)))
+    assert result.values["voiced_share"] is not None and result.values["voiced_share"] > 0.8
+    from vcframe.types import Waveform
+
+    silent = metric.compute(MetricInputs(text="", generated=Waveform.from_numpy(np.zeros(16000), 16000)))
+    assert silent.values == {"voiced_share": None} and silent.note == "silent output"
+    short = metric.compute(MetricInputs(text="", generated=Waveform.from_numpy(np.ones(100) * 0.1, 16000)))
+    assert short.values == {"voiced_share": None} and short.note is not None and "shorter" in short.note
+    assert metric.compute(MetricInputs(text="")).note == "no output"
+
+
 # -- resources ----------------------------------------------------------------------------------------
 
 
@@ -378,7 +417,7 @@ def _metric(site: Path, distribution: str, name: str, module: str, api: str = "1
 def test_builtin_metrics_are_discovered() -> None:
     registry = MetricRegistry.from_entry_points()
     names = {row.name for row in registry if row.ok and row.distribution == "vcframe-core"}
-    assert names == {"speaker_similarity", "wer", "mcd", "f0_frame_error", "rtf", "peak_memory"}
+    assert names == {"speaker_similarity", "wer", "mcd", "f0_frame_error", "voiced_share", "rtf", "peak_memory"}
     assert [column.name for column in registry.get("wer").columns] == ["wer", "words_right", "transcript"]
 
 

@@ -8,7 +8,8 @@ Reusable functions (import them directly; heavy dependencies load on first use):
   recogniser needs ``pip install 'vcframe-core[asr]'``)
 * :func:`mel_cepstral_distortion`, :func:`mel_cepstrum` (``vcframe.metrics.mcd``)
 * :func:`pitch_errors`, :func:`track_f0`, :func:`compare_f0_tracks`, :class:`PitchErrors` (``vcframe.metrics.pitch``):
-  F0 frame, gross pitch and voicing errors against a frame-aligned recording (copy synthesis)
+  F0 frame, gross pitch and voicing errors against a frame-aligned recording (copy synthesis); :func:`voiced_share`
+  (same module): the share of an output's sounding frames that are voiced, no recording needed
 * :class:`StageMeter` (``vcframe.metrics.resources``): seconds and peak memory of each pipeline stage
 * :func:`mean_confidence_interval`, :func:`paired_ratio_difference` (``vcframe.metrics.stats``)
 
@@ -48,6 +49,7 @@ _LAZY = {
     "compare_f0_tracks": "vcframe.metrics.pitch",
     "pitch_errors": "vcframe.metrics.pitch",
     "track_f0": "vcframe.metrics.pitch",
+    "voiced_share": "vcframe.metrics.pitch",
     "StageMeter": "vcframe.metrics.resources",
     "MeanInterval": "vcframe.metrics.stats",
     "mean_confidence_interval": "vcframe.metrics.stats",
@@ -66,7 +68,7 @@ if TYPE_CHECKING:
     )
     from vcframe.metrics.context import MetricContext
     from vcframe.metrics.mcd import mel_cepstral_distortion, mel_cepstrum
-    from vcframe.metrics.pitch import PitchErrors, compare_f0_tracks, pitch_errors, track_f0
+    from vcframe.metrics.pitch import PitchErrors, compare_f0_tracks, pitch_errors, track_f0, voiced_share
     from vcframe.metrics.registry import (
         MetricRegistry,
         MetricRow,
@@ -113,6 +115,7 @@ __all__ = [
     "speaker_similarity",
     "track_f0",
     "use_metric_registry",
+    "voiced_share",
     "word_error_rate",
     "word_errors",
 ]

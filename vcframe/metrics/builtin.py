@@ -88,6 +88,21 @@ F0_FRAME_ERROR = MetricSpec(
     license="MIT",
 )
 
+VOICED_SHARE = MetricSpec(
+    name="voiced_share",
+    api_version=API_VERSION,
+    summary="Share of the output's sounding 10 ms frames that pyin calls voiced (no recording needed)",
+    description=(
+        "share of the output's sounding frames (RMS within 35 dB of its loudest) that pyin calls voiced; compare "
+        "systems on the same texts: lower = breathier, aperiodic where speech is voiced"
+    ),
+    needs=frozenset({"generated"}),
+    higher_is_better=None,
+    unit="",
+    factory="vcframe.metrics.pitch:VoicedShareMetric",
+    license="MIT",
+)
+
 REAL_TIME_FACTOR = MetricSpec(
     name="rtf",
     api_version=API_VERSION,
@@ -138,6 +153,7 @@ BUILTIN_METRICS = (
     WORD_ERROR_RATE,
     MEL_CEPSTRAL_DISTORTION,
     F0_FRAME_ERROR,
+    VOICED_SHARE,
     REAL_TIME_FACTOR,
     PEAK_MEMORY,
 )

@@ -51,6 +51,11 @@ CENTS_PER_OCTAVE = 1200.0
 #: one frame): copy synthesis keeps the length to within a mel frame, text-to-speech does not.
 ALIGNED_TOLERANCE = 0.02
 
+#: A frame is *sounding* for :func:`voiced_share` when its RMS is within this many decibels of the loudest frame's:
+#: vowels and voiced consonants (within about 20 dB of the peak) and unvoiced fricatives (20-30 dB below it) count,
+#: pauses and the hiss a vocoder may leave in them do not.
+SOUNDING_RANGE_DB = 35.0
+
 #: An F0 track: (f0 in Hz per frame, 0 where unvoiced; voiced flag per frame), both of shape (frames,).
 F0Track = tuple[np.ndarray, np.ndarray]
 
@@ -123,6 +128,29 @@ def pitch_errors(reference: Any, generated: Any, *, sample_rate: int | None = No
     return compare_f0_tracks(track_f0(reference, sample_rate), track_f0(generated, sample_rate))
 
 
+def voiced_share(audio: Any, sample_rate: int | None = None) -> float | None:
+    """Share of the sounding 10 ms frames of ``audio`` (RMS within :data:`SOUNDING_RANGE_DB` of the loudest frame's)
+    that pyin calls voiced, tracked as :func:`track_f0` does; None when no frame sounds (digital silence).
+
+    Needs no recording, so it applies to text-to-speech output. It is a comparison, not a score: systems read the
+    same texts, a vocoder that turns voiced speech breathy or noisy (aperiodic where the mel asked for harmonics)
+    scores below one that keeps it periodic, and one that buzzes through fricatives scores above it."""
+    import librosa
+
+    samples = mono_samples(audio, sample_rate, PITCH_SAMPLE_RATE, array_name="an audio array")
+    _, voiced = track_f0(samples, PITCH_SAMPLE_RATE)
+    rms = librosa.feature.rms(
+        y=samples.astype(np.float32), frame_length=FRAME_LENGTH, hop_length=HOP_LENGTH, center=True, pad_mode="constant"
+    )[0]
+    frames = min(rms.size, voiced.size)
+    rms, voiced = rms[:frames], voiced[:frames]
+    loudest = float(rms.max()) if frames else 0.0
+    if loudest <= 0.0:
+        return None
+    sounding = rms >= loudest * 10.0 ** (-SOUNDING_RANGE_DB / 20.0)
+    return float(np.count_nonzero(voiced & sounding) / np.count_nonzero(sounding))
+
+
 class PitchErrorMetric:
     """The ``f0_frame_error`` metric: F0 errors of the output against the item's ground-truth recording, frame by
     frame (meaningful for copy synthesis, where the output is aligned with the recording)."""
@@ -145,3 +173,19 @@ class PitchErrorMetric:
         errors = pitch_errors(truth, generated, sample_rate=PITCH_SAMPLE_RATE)
         values = (errors.f0_frame_error, errors.gross_pitch_error, errors.voicing_error, errors.rmse_cents)
         return MetricResult(dict(zip(columns, values, strict=True)))
+
+
+class VoicedShareMetric:
+    """The ``voiced_share`` metric: :func:`voiced_share` of the output (no recording needed)."""
+
+    def __init__(self, config: NoOptions, context: Any) -> None:
+        self.config = config
+
+    def compute(self, inputs: MetricInputs) -> MetricResult:
+        if inputs.generated is None:
+            return MetricResult({"voiced_share": None}, note="no output")
+        samples = mono_samples(inputs.generated, None, PITCH_SAMPLE_RATE, array_name="the output")
+        if samples.size < FRAME_LENGTH:
+            return MetricResult({"voiced_share": None}, note=f"output shorter than one {FRAME_LENGTH}-sample frame")
+        share = voiced_share(samples, PITCH_SAMPLE_RATE)
+        return MetricResult({"voiced_share": share}, note=None if share is not None else "silent output")
