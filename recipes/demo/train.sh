@@ -30,6 +30,8 @@
 #   UNPAIRED_MELS=$RUNS/free_mels recipes/demo/train.sh hifigan   # a step on them after each GAN step (UNPAIRED_WEIGHT=1)
 #   UNPAIRED_FRAME_SYNC_WEIGHT=10 UNPAIRED_MELS=... recipes/demo/train.sh hifigan   # ... with the frame-sync loss in it
 #   GENERATOR_LR=1e-4 recipes/demo/train.sh hifigan   # the generator's learning rate (DISCRIMINATOR_LR: theirs)
+#   SMOOTHED_TARGETS=1 MEL_SMOOTHING=2.5 recipes/demo/train.sh hifigan   # smoothed segments' mel loss on smoothed
+#                                      # mels, their STFT loss left out (fit --smoothed-targets)
 #   recipes/demo/train.sh export       # safetensors exports of the runs into $RUNS/export/
 #   recipes/demo/train.sh many-corpus  # the synthesizer's many-voice corpus, all of it (recipe version 4: 154 voices,
 #                                      # 23.7 h; about 3.5 h of one core, resumable), prepared and re-weighted, then:
@@ -229,7 +231,7 @@ hifigan)
         --precision auto --mel-cache "$MEL_CACHE" --threads "${THREADS:-1}" --stft-weight "${STFT_WEIGHT:-25}" \
         --frame-sync-weight "${FRAME_SYNC_WEIGHT:-10}" \
         --mel-smoothing "${MEL_SMOOTHING:-0}" --mel-smoothing-probability "${MEL_SMOOTHING_PROBABILITY:-0.5}" \
-        $(unpaired_flags) $(lr_flags) $(resume_flag "$RUNS/hifigan") $(init_flag "$RUNS/hifigan" "${HIFIGAN_INIT:-}") \
+        --smoothed-targets "${SMOOTHED_TARGETS:-0}" $(unpaired_flags) $(lr_flags) $(resume_flag "$RUNS/hifigan") $(init_flag "$RUNS/hifigan" "${HIFIGAN_INIT:-}") \
         $(init_flag "$RUNS/hifigan" "${HIFIGAN_INIT_DISCRIMINATORS:-}" --init-discriminators) ;;
 free-mels)
     # synthesizer mels without audio for the vocoders' unpaired steps (recipes/demo/free_mels.py; resumable)

@@ -230,6 +230,7 @@ def test_stft_weight_change_on_resume_is_recorded(corpus, tmp_path):
             "frame_sync_weight": 0.0,
             "unpaired_weight": 0.0,
             "unpaired_frame_sync_weight": 0.0,
+            "smoothed_targets": 0.0,
         }
     ]
     assert json.loads((run_dir / "config.json").read_text())["loss_changes"] == checkpoint["loss_changes"]
@@ -248,6 +249,7 @@ def test_stft_weight_change_on_resume_is_recorded(corpus, tmp_path):
         "frame_sync_weight": 4.0,
         "unpaired_weight": 0.0,
         "unpaired_frame_sync_weight": 0.0,
+        "smoothed_targets": 0.0,
     }
     assert records(run_dir / "log.jsonl")[4]["frame_sync"] >= 0
 
@@ -301,6 +303,7 @@ def test_record_loss_weights_reads_records_older_than_a_loss():
         "frame_sync_weight": 0.0,
         "unpaired_weight": 0.0,
         "unpaired_frame_sync_weight": 0.0,
+        "smoothed_targets": 0.0,
     }
     same, notes = record_loss_weights(old, unchanged, 900)
     assert same == old and notes == []
@@ -445,6 +448,7 @@ def test_unpaired_mels_resume_exactly_and_are_recorded(corpus, tmp_path):
             "frame_sync_weight": 0.0,
             "unpaired_weight": 1.0,
             "unpaired_frame_sync_weight": 0.0,
+            "smoothed_targets": 0.0,
         }
     ]
     output = run(fit_arguments(corpus, resumed, "--max-steps", "4", "--resume"))  # turned off at step 3
@@ -485,6 +489,107 @@ def test_mel_smoothing_changes_the_inputs_resumes_exactly_and_is_recorded(corpus
 
     with safe_open(str(tmp_path / "g.safetensors"), "pt") as exported:
         assert json.loads(exported.metadata()["smoothing_changes"]) == checkpoint["smoothing_changes"]
+
+
+def test_smoothed_target_mel_loss_binds_the_envelope_and_not_the_fine_structure():
+    from vcframe_hifigan.losses import mel_loss, smoothed_target_mel_loss
+
+    from vcframe.datasets import band_smoothing
+
+    rng = np.random.default_rng(5)
+    target = torch.from_numpy(rng.standard_normal((3, 80, 6)).astype(np.float32))
+    ripple = torch.from_numpy(np.tile(np.where(np.arange(80) % 2 == 0, 0.5, -0.5), (6, 1)).T.astype(np.float32))
+    rippled = target + ripple  # the same envelope, other fine structure (alternating bands +-0.5)
+    sigmas = torch.tensor([0.0, 2.0, 1.5])
+    sharp = mel_loss(target, rippled)
+    assert float(sharp) == pytest.approx(45 * 0.5, rel=1e-5)
+    assert float(smoothed_target_mel_loss(target, rippled, sigmas, 0.0)) == float(sharp)
+    assert float(smoothed_target_mel_loss(target, rippled, torch.zeros(3), 1.0)) == float(sharp)
+    full = smoothed_target_mel_loss(target, rippled, sigmas, 1.0)
+    # by definition: segment 0 (not smoothed) sharp, segments 1 and 2 on band-smoothed mels
+    expected = [0.5] + [float(np.abs(band_smoothing(80, sigma) @ ripple.numpy()).mean()) for sigma in (2.0, 1.5)]
+    assert float(full) == pytest.approx(45 * np.mean(expected), rel=1e-5)
+    assert float(full) < 0.4 * float(sharp)  # the ripple averages out across bands
+    half = smoothed_target_mel_loss(target, rippled, sigmas, 0.5)
+    assert float(half) == pytest.approx((float(sharp) + float(full)) / 2, rel=1e-5)
+    shifted = target + 0.5  # a wrong envelope costs as much either way
+    assert float(smoothed_target_mel_loss(target, shifted, sigmas, 1.0)) == pytest.approx(45 * 0.5, rel=1e-5)
+    with pytest.raises(ValueError, match=r"share must be in \[0, 1\], got 1.5"):
+        smoothed_target_mel_loss(target, rippled, sigmas, 1.5)
+    with pytest.raises(ValueError, match=r"\(2,\) sigmas for a batch of 3 mels"):
+        smoothed_target_mel_loss(target, rippled, sigmas[:2], 1.0)
+
+
+def test_smoothing_sigmas_are_the_draws_collate_smoothed_by(corpus):
+    from vcframe_hifigan.data import collate, load_clips, smoothing_sigmas
+
+    from vcframe.datasets import MelSmoothing, band_smoothing
+
+    clips, _, _ = load_clips([corpus], RTVC_SYNTHESIZER_MEL, min_frames=8)
+    picks = [(clip, start) for clip in range(len(clips)) for start in (0, 4)]
+    smoothing = MelSmoothing(3.0, 0.5, seed=7)
+    mels, _ = collate(clips, picks, 8, 200, smoothing)
+    sigmas = smoothing_sigmas(clips, picks, smoothing)
+    assert sigmas.shape == (len(picks),) and 0 < int((sigmas > 0).sum()) < len(picks)
+    for index, (clip, start) in enumerate(picks):
+        window = clips[clip].mel[:, start : start + 8]
+        sigma = float(sigmas[index])
+        expected = band_smoothing(80, sigma) @ window if sigma > 0 else window
+        np.testing.assert_allclose(mels[index].numpy(), expected, rtol=1e-5, atol=1e-5)
+    assert float(smoothing_sigmas(clips, picks, None).abs().sum()) == 0.0
+
+
+def test_smoothed_targets_leave_smoothed_segments_out_of_the_stft_loss():
+    step, mels, audio = tiny_step("fp32")
+    step.stft_weight = 1.0
+    state = {name: value.clone() for name, value in step.generator.state_dict().items()}
+    plain = step(mels, audio, adversarial=False)
+    step.generator.load_state_dict(state)
+    step.smoothed_targets = 1.0
+    # segment 0 smoothed: its STFT loss is left out, segment 1's weighs its half of the batch
+    sigmas = torch.tensor([2.0, 0.0])
+    shared = step(mels, audio, adversarial=False, sigmas=sigmas)
+    step.generator.load_state_dict(state)
+    from vcframe_hifigan.losses import stft_loss
+
+    with torch.no_grad():
+        generated = step.generator(mels)
+    second = stft_loss(audio[1:], generated[1:])
+    assert float(shared["stft_sc"]) == pytest.approx(0.5 * float(second[0]), rel=1e-4)
+    assert float(shared["stft_mag"]) == pytest.approx(0.5 * float(second[1]), rel=1e-4)
+    assert float(shared["mel"]) != float(plain["mel"])
+    unsmoothed = step(mels, audio, adversarial=False, sigmas=torch.zeros(2))  # nothing smoothed: the original
+    assert float(unsmoothed["stft_sc"]) == pytest.approx(float(plain["stft_sc"]), rel=1e-5)
+    with pytest.raises(ValueError, match=r"\(3,\) smoothing sigmas for a batch of 2 segments"):
+        step(mels, audio, adversarial=False, sigmas=torch.ones(3))
+
+
+def test_smoothed_targets_train_record_and_refuse_without_smoothing(corpus, tmp_path):
+    smooth = ("--mel-smoothing", "2.5", "--mel-smoothing-probability", "1.0")
+    plain, shared = tmp_path / "plain", tmp_path / "shared"
+    run(fit_arguments(corpus, plain, "--max-steps", "2", "--stft-weight", "1", *smooth))
+    run(fit_arguments(corpus, shared, "--max-steps", "2", "--stft-weight", "1", "--smoothed-targets", "1", *smooth))
+    assert (
+        compare_states(
+            load_checkpoint(plain / "checkpoint.pt")["generator"],
+            load_checkpoint(shared / "checkpoint.pt")["generator"],
+        )
+        > 0
+    )
+    checkpoint = load_checkpoint(shared / "checkpoint.pt")
+    assert checkpoint["loss_changes"][-1]["smoothed_targets"] == 1.0
+    assert json.loads((shared / "config.json").read_text())["smoothed_targets"] == 1.0
+    assert records(shared / "log.jsonl")[-1]["stft_sc"] == 0.0  # every segment smoothed: no STFT loss left
+    assert records(plain / "log.jsonl")[-1]["stft_sc"] > 0
+    output = run(fit_arguments(corpus, shared, "--max-steps", "3", "--resume", "--stft-weight", "1", *smooth))
+    assert "the smoothed-target share changed at step 2: 1 -> 0" in output
+    result = CliRunner().invoke(
+        app, fit_arguments(corpus, tmp_path / "bad", "--max-steps", "1", "--smoothed-targets", "1")
+    )
+    assert result.exit_code != 0
+    assert "--smoothed-targets 1 acts on the segments --mel-smoothing smooths, and it smooths none" in str(
+        result.exception
+    )
 
 
 def test_auto_precision_falls_back_to_fp32_without_native_bf16(monkeypatch):

@@ -184,6 +184,17 @@ def collate(
     return torch.from_numpy(mels), torch.from_numpy(audio).unsqueeze(1)
 
 
+def smoothing_sigmas(
+    clips: Sequence[TrainingClip], picks: Sequence[tuple[int, int]], smoothing: MelSmoothing | None
+) -> torch.Tensor:
+    """(B,) the Gaussian sigma, in mel bands, :func:`collate` smoothed each segment of ``picks`` by (the same
+    draw: it depends on the segment only); 0 for segments left as they are, given (GTA) mels among them."""
+    return torch.tensor(
+        [0.0 if smoothing is None or clips[clip].given_mel else smoothing.sigma(clip, start) for clip, start in picks],
+        dtype=torch.float32,
+    )
+
+
 #: Tag of the unpaired batches' random stream (:func:`unpaired_picks`), apart from the epochs' streams.
 UNPAIRED_STREAM = 0x756E70
 

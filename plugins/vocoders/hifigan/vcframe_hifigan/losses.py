@@ -22,6 +22,9 @@ Not in the original, off unless a trainer asks for it (``fit --stft-weight``):
   one repeats once per mel frame. A generator without a noise input turns a steady mel into exactly periodic
   audio, a buzz at the frame rate ``sample_rate / hop_length`` (:mod:`vcframe.metrics.frame_rate`); no loss of
   the original sees it (the MPD's periods are 2-11 samples, a frame is 200 or 256).
+* :func:`smoothed_target_mel_loss` (``fit --smoothed-targets``): the mel loss of a segment whose input mel was
+  smoothed across bands (``fit --mel-smoothing``) taken, for a share of its weight, between the two loss mels
+  smoothed the same way.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+
+from vcframe.datasets import band_smoothing
 
 #: Weight of the feature-matching loss (applied inside :func:`feature_loss`).
 FEATURE_WEIGHT = 2.0
@@ -126,6 +131,41 @@ def mel_loss(target_mel: torch.Tensor, generated_mel: torch.Tensor) -> torch.Ten
             f"the target mel has shape {tuple(target_mel.shape)} but the generated one {tuple(generated_mel.shape)}"
         )
     return torch.nn.functional.l1_loss(target_mel, generated_mel) * MEL_WEIGHT
+
+
+def smoothed_target_mel_loss(
+    target_mel: torch.Tensor, generated_mel: torch.Tensor, sigmas: torch.Tensor, share: float
+) -> torch.Tensor:
+    """:func:`mel_loss` where a segment whose input mel was smoothed across bands is held, for ``share`` of its
+    weight, to what its input can tell: both loss mels smoothed across bands by that segment's Gaussian.
+
+    Per segment i, ``45 * ((1 - s_i) mean|t_i - g_i| + s_i mean|M_i t_i - M_i g_i|)`` with ``s_i = share`` where
+    ``sigmas[i] > 0`` (else 0) and ``M_i`` :func:`vcframe.datasets.band_smoothing` of ``sigmas[i]`` bands; the
+    mean over segments (0-d). ``share`` 0 is :func:`mel_loss`. The smoothed input leaves the harmonics' places
+    uncertain; against the sharp target the L1-best output fills the space between where they might be with
+    noise (breathy, unvoiced speech), against the smoothed one the envelope binds and the discriminators decide.
+
+    Args:
+        target_mel, generated_mel: (B, n_mels, T) loss mels.
+        sigmas: (B,) the Gaussian sigma, in bands, each segment's input was smoothed by (0: left as it is).
+        share: in [0, 1].
+    """
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"the smoothed-target share must be in [0, 1], got {share}")
+    if sigmas.shape != target_mel.shape[:1]:
+        raise ValueError(f"{tuple(sigmas.shape)} sigmas for a batch of {target_mel.shape[0]} mels")
+    sharp = (target_mel - generated_mel).abs().mean(dim=(1, 2))
+    if not share or not bool((sigmas > 0).any()):
+        return mel_loss(target_mel, generated_mel)
+    smoothed = torch.zeros_like(sharp)
+    bands = target_mel.shape[1]
+    for index in torch.nonzero(sigmas > 0).flatten().tolist():
+        matrix = torch.as_tensor(
+            band_smoothing(bands, float(sigmas[index])), dtype=target_mel.dtype, device=target_mel.device
+        )
+        smoothed[index] = (matrix @ (target_mel[index] - generated_mel[index])).abs().mean()
+    shares = (sigmas > 0).to(device=sharp.device, dtype=sharp.dtype) * share
+    return ((1.0 - shares) * sharp + shares * smoothed).mean() * MEL_WEIGHT
 
 
 def stft_loss(

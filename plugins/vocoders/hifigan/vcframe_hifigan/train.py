@@ -56,6 +56,7 @@ from vcframe_hifigan.data import (
     collate_unpaired,
     load_clips,
     load_unpaired_mels,
+    smoothing_sigmas,
     unpaired_picks,
 )
 from vcframe_hifigan.discriminators import MultiPeriodDiscriminator, MultiScaleDiscriminator
@@ -66,6 +67,7 @@ from vcframe_hifigan.losses import (
     frame_sync_loss,
     generator_loss,
     mel_loss,
+    smoothed_target_mel_loss,
     stft_loss,
 )
 from vcframe_hifigan.melspec import MelFrontEnd, loss_mel_spec
@@ -132,6 +134,10 @@ class GANStep:
         unpaired_frame_sync_weight: weight of the frame-sync loss in :meth:`unpaired` (inside ``unpaired_weight``;
             0: none), the output for the synthesizer's mels against the real segments of the batch; needs
             ``hop_length`` and ``unpaired_weight``.
+        smoothed_targets: for segments whose input mel was smoothed (``sigmas`` > 0 in :meth:`__call__`), the
+            share of their mel loss taken between loss mels smoothed the same way
+            (:func:`vcframe_hifigan.losses.smoothed_target_mel_loss`) and of their STFT loss left out (0: the
+            original's sharp targets for every segment).
     """
 
     generator: Generator
@@ -152,6 +158,7 @@ class GANStep:
     input_front_end: MelFrontEnd | None = None
     unpaired_weight: float = 0.0
     unpaired_frame_sync_weight: float = 0.0
+    smoothed_targets: float = 0.0
 
     def __post_init__(self) -> None:
         if self.frame_sync_weight and self.hop_length < 1:
@@ -170,7 +177,13 @@ class GANStep:
         return contextlib.nullcontext()
 
     def __call__(
-        self, mels: torch.Tensor, audio: torch.Tensor, *, adversarial: bool = True, weight: float = 1.0
+        self,
+        mels: torch.Tensor,
+        audio: torch.Tensor,
+        *,
+        adversarial: bool = True,
+        weight: float = 1.0,
+        sigmas: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Update the discriminators (if ``adversarial``), then the generator; returns the step's losses (0-d).
 
@@ -179,6 +192,8 @@ class GANStep:
             audio: (B, 1, F * hop) the real segments.
             adversarial: False: the generator learns from the mel loss alone and the discriminators rest.
             weight: factor on every loss before ``backward`` (a distributed shard's weight, 1.0 alone).
+            sigmas: (B,) the band smoothing each input mel had (:func:`vcframe_hifigan.data.smoothing_sigmas`;
+                None or 0: none), for ``smoothed_targets``.
         """
         generator = self.train_generator or self.generator
         with self._autocast(self.bf16_generator):
@@ -191,7 +206,12 @@ class GANStep:
         if adversarial:
             losses.update(self._update_discriminators(audio, generated, weight))
         self.optim_g.zero_grad(set_to_none=True)
-        losses["mel"] = mel_loss(target_mel, generated_mel)
+        smoothed = self._smoothed(sigmas, mels.shape[0])
+        losses["mel"] = (
+            smoothed_target_mel_loss(target_mel, generated_mel, smoothed, self.smoothed_targets)
+            if smoothed is not None
+            else mel_loss(target_mel, generated_mel)
+        )
         total = losses["mel"]
         if adversarial:
             # the discriminators as just updated, frozen: only the generator's gradient is computed
@@ -204,7 +224,7 @@ class GANStep:
             losses["gen_s"] = generator_loss(_floats(msd_generated))[0]
             total = losses["gen_s"] + losses["gen_f"] + losses["fm_s"] + losses["fm_f"] + losses["mel"]
         if self.stft_weight:
-            losses["stft_sc"], losses["stft_mag"] = stft_loss(audio, generated)
+            losses["stft_sc"], losses["stft_mag"] = self._stft_losses(audio, generated, smoothed)
             total = total + self.stft_weight * (losses["stft_sc"] + losses["stft_mag"])
         if self.frame_sync_weight:
             losses["frame_sync"] = frame_sync_loss(audio, generated, self.hop_length)
@@ -213,6 +233,33 @@ class GANStep:
         (total * weight).backward()
         self.optim_g.step()
         return {name: value.detach() for name, value in losses.items()}
+
+    def _smoothed(self, sigmas: torch.Tensor | None, batch: int) -> torch.Tensor | None:
+        """``sigmas`` (on the CPU) where ``smoothed_targets`` applies to this batch, else None."""
+        if not self.smoothed_targets or sigmas is None:
+            return None
+        sigmas = sigmas.detach().to("cpu", torch.float32)
+        if sigmas.shape != (batch,):
+            raise ValueError(f"{tuple(sigmas.shape)} smoothing sigmas for a batch of {batch} segments")
+        return sigmas if bool((sigmas > 0).any()) else None
+
+    def _stft_losses(
+        self, audio: torch.Tensor, generated: torch.Tensor, smoothed: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The STFT loss's two terms; with ``smoothed`` sigmas, the smoothed segments' share weighs
+        ``1 - smoothed_targets`` (each group's loss times its share of the batch)."""
+        if smoothed is None:
+            return stft_loss(audio, generated)
+        convergence = torch.zeros((), device=audio.device)
+        magnitude = torch.zeros((), device=audio.device)
+        is_smoothed = (smoothed > 0).to(audio.device)
+        for members, factor in ((~is_smoothed, 1.0), (is_smoothed, 1.0 - self.smoothed_targets)):
+            if factor and bool(members.any()):
+                share = factor * float(members.float().mean())
+                group_convergence, group_magnitude = stft_loss(audio[members], generated[members])
+                convergence = convergence + share * group_convergence
+                magnitude = magnitude + share * group_magnitude
+        return convergence, magnitude
 
     def _update_discriminators(
         self, audio: torch.Tensor, generated: torch.Tensor, weight: float, prefix: str = ""
@@ -286,6 +333,7 @@ LOSS_WEIGHTS = {
     "frame_sync_weight": "the frame-sync loss weight",
     "unpaired_weight": "the unpaired-mel loss weight",
     "unpaired_frame_sync_weight": "the unpaired frame-sync loss weight",
+    "smoothed_targets": "the smoothed-target share",
 }
 
 
@@ -517,6 +565,16 @@ def fit(
     mel_smoothing_probability: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="The share of segments --mel-smoothing smooths.")
     ] = 0.5,
+    smoothed_targets: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="For segments whose input --mel-smoothing smoothed: this share of their mel loss compares the "
+            "output's and the recording's loss mels smoothed the same way, and of their STFT loss is left out "
+            "(0: the recording's sharp mel, as the original; 1: all smoothed). Changes on --resume are recorded.",
+        ),
+    ] = 0.0,
     unpaired_mels: Annotated[
         list[Path] | None,
         typer.Option(
@@ -624,6 +682,13 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
             f"--unpaired-frame-sync-weight {args['unpaired_frame_sync_weight']:g} acts in the unpaired steps, "
             "and there are none",
             hint="add --unpaired-mels DIR --unpaired-weight W, or drop --unpaired-frame-sync-weight",
+        )
+    if args["smoothed_targets"] and not (args["mel_smoothing"] and args["mel_smoothing_probability"]):
+        raise ConfigError(
+            f"--smoothed-targets {args['smoothed_targets']:g} acts on the segments --mel-smoothing smooths, "
+            f"and it smooths none (--mel-smoothing {args['mel_smoothing']:g}, --mel-smoothing-probability "
+            f"{args['mel_smoothing_probability']:g})",
+            hint="add --mel-smoothing SIGMA (e.g. 2.5), or drop --smoothed-targets",
         )
     for name in LEARNING_RATES:
         if args[name] is not None and args[name] <= 0:
@@ -757,6 +822,7 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
         MelFrontEnd(spec).to(target) if unpaired else None,
         args["unpaired_weight"],
         args["unpaired_frame_sync_weight"],
+        args["smoothed_targets"],
     )
     networks = torch.nn.ModuleDict(dict(_networks(generator, mpd, msd)))  # every replica's digest covers all three
     clock = TrainingClock(saved)
@@ -811,8 +877,11 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
                     break
                 session.fault_point(step + 1)
                 mels, audio = collate(clips, shard.items, segment_frames, hop, mel_smoothing)
+                sigmas = smoothing_sigmas(clips, shard.items, mel_smoothing) if args["smoothed_targets"] else None
                 adversarial = step >= args["adversarial_start"]
-                losses = gan(mels.to(target), audio.to(target), adversarial=adversarial, weight=shard.weight)
+                losses = gan(
+                    mels.to(target), audio.to(target), adversarial=adversarial, weight=shard.weight, sigmas=sigmas
+                )
                 if unpaired is not None and adversarial:
                     picks = unpaired_picks(unpaired_frames, len(shard.batch), segment_frames, seed, step)
                     unpaired_batch = collate_unpaired(unpaired.mels, picks[shard.start : shard.stop], segment_frames)
