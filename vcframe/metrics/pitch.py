@@ -19,6 +19,10 @@ How it is computed (:func:`track_f0`, :func:`compare_f0_tracks`):
    * the median and root mean square of ``|1200 log2(f0_gen / f0_ref)|`` (cents) over the frames voiced in both.
 
    GPE and the cents figures are None when no frame is voiced in both.
+
+:func:`voiced_share` needs no recording, so it applies to text-to-speech output too: the share of an output's
+sounding frames (RMS within :data:`SOUNDING_RANGE_DB` of its loudest) that the same tracker calls voiced, for
+comparing systems on the same texts (a vocoder that renders voiced speech breathy scores lower).
 """
 
 from __future__ import annotations
@@ -134,7 +138,8 @@ def voiced_share(audio: Any, sample_rate: int | None = None) -> float | None:
 
     Needs no recording, so it applies to text-to-speech output. It is a comparison, not a score: systems read the
     same texts, a vocoder that turns voiced speech breathy or noisy (aperiodic where the mel asked for harmonics)
-    scores below one that keeps it periodic, and one that buzzes through fricatives scores above it."""
+    scores below one that keeps it periodic, and one that buzzes through fricatives scores above it. InputError
+    for audio shorter than one 64 ms frame, as :func:`track_f0`."""
     import librosa
 
     samples = mono_samples(audio, sample_rate, PITCH_SAMPLE_RATE, array_name="an audio array")
