@@ -78,7 +78,7 @@ from vcframe.metrics.frame_rate import frame_rate_lines
 from vcframe.metrics.pitch import PitchErrors, compare_f0_tracks, pitch_errors, track_f0, voiced_share
 from vcframe.metrics.speaker import SpeakerJudge
 from vcframe.pipeline import Pipeline
-from vcframe.types import Mel
+from vcframe.types import SPEAKER_EMBEDDING_KEY, Mel
 from vcframe.voices import sample_voices
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -195,7 +195,7 @@ def voice_yardsticks(
             spec = pipeline.vocoder.input_spec
             samples = load_audio(reference, sample_rate=spec.sample_rate).item(0)
             path = scratch / f"{vocoder}_resynthesis_{name}.wav"
-            mel = Mel.from_numpy([mel_spectrogram(samples, spec)], spec)
+            mel = with_voice(Mel.from_numpy([mel_spectrogram(samples, spec)], spec), pipeline, reference)
             output = pipeline.vocoder.vocode(mel, seed=args.seed)
             save_audio(output, path)
             similarity[vocoder] = judge.similarity(reference, path)
@@ -320,9 +320,17 @@ def yardstick_setup(
     def items() -> Iterator[tuple[int, str, np.ndarray, Mel]]:
         for index, (wav, text) in enumerate(clips):
             samples = load_audio(wav, sample_rate=spec.sample_rate).item(0)
-            yield index, text, samples, Mel.from_numpy([mel_spectrogram(samples, spec)], spec)
+            mel = Mel.from_numpy([mel_spectrogram(samples, spec)], spec)
+            yield index, text, samples, with_voice(mel, pipeline, wav)
 
     return pipeline, default_recognizer(), items()
+
+
+def with_voice(mel: Mel, pipeline: Pipeline, recording: Path) -> Mel:
+    """``mel`` (a recording's own) with the recording's speaker embedding in its metadata, as a run's mels carry
+    the reference's (:data:`~vcframe.types.SPEAKER_EMBEDDING_KEY`): a vocoder that reads the voice resynthesises
+    with the information it has when it clones; the others ignore it."""
+    return dataclasses.replace(mel, metadata={**mel.metadata, SPEAKER_EMBEDDING_KEY: pipeline.embed([recording])})
 
 
 #: The pitch errors the vocoder yardstick averages over its clips (fields of PitchErrors).
@@ -484,8 +492,9 @@ def smooth_yardstick(
         for sigma in sigmas:
             smoothed = gaussian_filter1d(frames, sigma, axis=0, mode="nearest") if sigma > 0 else frames
             roughness[sigma].append(mel_roughness(smoothed))
+            smoothed_mel = Mel.from_numpy([smoothed.astype(np.float32)], spec)
             output = pipeline.vocoder.vocode(
-                Mel.from_numpy([smoothed.astype(np.float32)], spec), seed=args.seed + index
+                dataclasses.replace(smoothed_mel, metadata=mel.metadata), seed=args.seed + index
             )
             path = scratch / f"smooth_{vocoder}_{sigma:g}_{index}.wav"
             save_audio(output, path)

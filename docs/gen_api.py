@@ -37,7 +37,7 @@ SECTIONS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
         "Typed tensors",
         "vcframe.types",
         "What components receive and return: batch-first tensors with per-item lengths and their metadata.",
-        ("Waveform", "Mel", "SpeakerEmbedding"),
+        ("Waveform", "Mel", "SPEAKER_EMBEDDING_KEY", "SpeakerEmbedding"),
     ),
     (
         "Specs",

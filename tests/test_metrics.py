@@ -314,16 +314,22 @@ def test_rtf_and_peak_memory_from_measurements() -> None:
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="per-stage peaks need Linux /proc")
 def test_stage_meter_charges_time_and_memory_to_the_stage() -> None:
+    import gc
     import time
 
-    meter = StageMeter()
-    with meter:
-        time.sleep(0.05)  # embed
-        meter("synthesize", 0, 1)
-        block = np.ones(60 * 1024 * 1024 // 8)  # 60 MiB touched
-        del block
-        meter("vocode", 0, 1)
-        time.sleep(0.02)
+    gc.collect()  # in a long test run, garbage collected mid-stage would lower the resident set under the block
+    gc.disable()
+    try:
+        meter = StageMeter()
+        with meter:
+            time.sleep(0.05)  # embed
+            meter("synthesize", 0, 1)
+            block = np.ones(60 * 1024 * 1024 // 8)  # 60 MiB touched
+            del block
+            meter("vocode", 0, 1)
+            time.sleep(0.02)
+    finally:
+        gc.enable()
     stages = meter.measurements
     assert list(stages) == ["embed", "synthesize", "vocode"]
     assert stages["embed"]["seconds"] >= 0.05 and stages["vocode"]["seconds"] >= 0.02

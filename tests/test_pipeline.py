@@ -26,6 +26,23 @@ def test_clone_returns_audio_with_metadata(pipeline, speech_like_wav) -> None:
     assert waveform.metadata["bridged"] == []
 
 
+def test_synthesized_mels_carry_the_embedding_they_were_made_for(pipeline, speech_like_wav) -> None:
+    """Each mel of a run names its speaker embedding (SPEAKER_EMBEDDING_KEY), for vocoders that read the voice:
+    the single embedding for every sentence, or one row each of an embedding per sentence."""
+    from vcframe.types import SPEAKER_EMBEDDING_KEY
+
+    embedding = pipeline.embed([speech_like_wav()])
+    mels = pipeline.synthesize(["One.", "Two."], embedding)
+    assert [mel.metadata[SPEAKER_EMBEDDING_KEY] for mel in mels] == [embedding, embedding]
+    pipeline.clone("Hello there.", speech_like_wav(), seed=3)
+    assert pipeline.last_mels[0].metadata[SPEAKER_EMBEDDING_KEY].vector.shape == (1, embedding.spec.dim)
+    pair = embedding.repeat(2)
+    pair = type(pair)(pair.vector * torch.tensor([[1.0], [-1.0]]), pair.spec)
+    first, second = pipeline.synthesize(["One.", "Two."], pair)
+    assert torch.equal(first.metadata[SPEAKER_EMBEDDING_KEY].vector, pair.vector[:1])
+    assert torch.equal(second.metadata[SPEAKER_EMBEDDING_KEY].vector, pair.vector[1:])
+
+
 def test_long_text_is_split_and_joined_with_pauses(pipeline, speech_like_wav) -> None:
     sentences = ["First one here.", "Second sentence.", "Third!"]
     waveform = pipeline.clone(" ".join(sentences), speech_like_wav(), seed=1)

@@ -61,7 +61,7 @@ from vcframe.spectrum import (
     stored_spectrum,
 )
 from vcframe.text import speakable_text, split_sentences
-from vcframe.types import Mel, SpeakerEmbedding, Waveform
+from vcframe.types import SPEAKER_EMBEDDING_KEY, Mel, SpeakerEmbedding, Waveform
 from vcframe.voices import Voice, VoiceStore, resolve_reference, voice_embedding
 
 Reference = str | os.PathLike[str] | Waveform
@@ -519,7 +519,7 @@ class Pipeline:
                 mel = self.synthesizer.synthesize(list(texts[start : start + size]), embedding, seed=batch_seed)
             if self._mel_adapter is not None:
                 mel = self._mel_adapter(mel)
-            mels.extend(mel.select(index) for index in range(mel.batch_size))
+            mels.extend(_with_speaker(mel.select(index), embedding, index) for index in range(mel.batch_size))
         return mels
 
     def _synthesis(
@@ -881,3 +881,11 @@ def _silence(seconds: float, sample_rate: int) -> Waveform:
 def load_voice_embedding(path: str | Path) -> SpeakerEmbedding:
     """A saved embedding (``vcframe embed --out``)."""
     return SpeakerEmbedding.load(str(path))
+
+
+def _with_speaker(mel: Mel, embedding: SpeakerEmbedding, index: int) -> Mel:
+    """``mel`` (item ``index`` of a synthesized batch) with the embedding it was synthesized for in its metadata
+    (:data:`~vcframe.types.SPEAKER_EMBEDDING_KEY`: row ``index`` of one embedding per item, else the single one),
+    for vocoders that read the voice beside the mel."""
+    speaker = embedding.select(index) if embedding.batch_size > 1 else embedding
+    return replace(mel, metadata={**mel.metadata, SPEAKER_EMBEDDING_KEY: speaker})

@@ -122,6 +122,11 @@ class Waveform:
         return Waveform.from_numpy(np.concatenate(pieces), rate, **merged)
 
 
+#: Key of :attr:`Mel.metadata` holding the speaker embedding a synthesizer's mel was made for (a
+#: :class:`SpeakerEmbedding`), which a speaker-conditioned vocoder reads; mels without it are vocoded unconditioned.
+SPEAKER_EMBEDDING_KEY = "speaker_embedding"
+
+
 @dataclass(frozen=True, eq=False)
 class Mel:
     """A batch of mel spectrograms with the settings that made them.
@@ -132,7 +137,9 @@ class Mel:
         spec: the MelSpec that produced the values.
         lengths: (B,) int64 valid frames per item, each in [0, T]; default None: T for every item.
         alignment: optional (B, decoder_steps, text_length) attention weights of the synthesizer (default None).
-        metadata: free-form information (e.g. adapters applied); default empty.
+        metadata: free-form information (e.g. adapters applied); default empty. Under
+            :data:`SPEAKER_EMBEDDING_KEY` the pipeline puts the :class:`SpeakerEmbedding` the mel was synthesized
+            for ((1, D), or (B, D) one per item), for vocoders that read the voice beside the mel.
 
     The constructor checks the shapes, the dtype and the lengths (ValueError naming both values). From numpy,
     use :meth:`from_numpy`, which pads with ``spec.silence_value``.

@@ -32,6 +32,8 @@
 #   GENERATOR_LR=1e-4 recipes/demo/train.sh hifigan   # the generator's learning rate (DISCRIMINATOR_LR: theirs)
 #   SMOOTHED_TARGETS=1 MEL_SMOOTHING=2.5 recipes/demo/train.sh hifigan   # smoothed segments' mel loss on smoothed
 #                                      # mels, their STFT loss left out (fit --smoothed-targets)
+#   recipes/demo/train.sh speaker-embeddings   # a GE2E embedding per training and free-mels voice, then:
+#   SPEAKER_EMBEDDINGS=$RUNS/speaker_embeddings.npz recipes/demo/train.sh hifigan   # the generator reads the voice too
 #   recipes/demo/train.sh export       # safetensors exports of the runs into $RUNS/export/
 #   recipes/demo/train.sh many-corpus  # the synthesizer's many-voice corpus, all of it (recipe version 4: 154 voices,
 #                                      # 23.7 h; about 3.5 h of one core, resumable), prepared and re-weighted, then:
@@ -231,9 +233,15 @@ hifigan)
         --precision auto --mel-cache "$MEL_CACHE" --threads "${THREADS:-1}" --stft-weight "${STFT_WEIGHT:-25}" \
         --frame-sync-weight "${FRAME_SYNC_WEIGHT:-10}" \
         --mel-smoothing "${MEL_SMOOTHING:-0}" --mel-smoothing-probability "${MEL_SMOOTHING_PROBABILITY:-0.5}" \
-        --smoothed-targets "${SMOOTHED_TARGETS:-0}" \
+        --smoothed-targets "${SMOOTHED_TARGETS:-0}" ${SPEAKER_EMBEDDINGS:+--speaker-embeddings "$SPEAKER_EMBEDDINGS"} \
         $(unpaired_flags) $(lr_flags) $(resume_flag "$RUNS/hifigan") $(init_flag "$RUNS/hifigan" "${HIFIGAN_INIT:-}") \
         $(init_flag "$RUNS/hifigan" "${HIFIGAN_INIT_DISCRIMINATORS:-}" --init-discriminators) ;;
+speaker-embeddings)
+    # one GE2E embedding per training voice (and per free-mels voice) for a speaker-conditioned HiFi-GAN
+    # (SPEAKER_EMBEDDINGS=$RUNS/speaker_embeddings.npz sh recipes/demo/train.sh hifigan); about a minute
+    $PYTHON recipes/demo/speaker_embeddings.py "${HIFIGAN_DATA:-$RUNS/hifigan_data/train.txt}" \
+        $([ -d "$RUNS/free_mels" ] && echo --unpaired-mels "$RUNS/free_mels") \
+        --out "$RUNS/speaker_embeddings.npz" --threads "${THREADS:-1}" ;;
 free-mels)
     # synthesizer mels without audio for the vocoders' unpaired steps (recipes/demo/free_mels.py; resumable)
     $PYTHON recipes/demo/free_mels.py "${SHARED:-../shared}/data" --out "$RUNS/free_mels" \

@@ -201,9 +201,9 @@ def test_vocoding_uses_the_configured_threads_and_restores_them(monkeypatch) -> 
     seen: list[int] = []
     packed_call = PackedGenerator.__call__
 
-    def spy(self: PackedGenerator, mel: torch.Tensor) -> torch.Tensor:
+    def spy(self: PackedGenerator, mel: torch.Tensor, speaker_embedding: torch.Tensor | None = None) -> torch.Tensor:
         seen.append(torch.get_num_threads())
-        return packed_call(self, mel)
+        return packed_call(self, mel, speaker_embedding)
 
     monkeypatch.setattr(PackedGenerator, "__call__", spy)
     before = torch.get_num_threads()

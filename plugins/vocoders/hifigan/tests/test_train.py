@@ -712,3 +712,84 @@ def test_cli_dispatch_and_export_errors(corpus, tmp_path):
         vcframe_app, ["train", "vocoder", "--plugin", "hifigan", "export", "--run-dir", str(tmp_path)]
     )
     assert result.exit_code == 2 and "nothing to export" in result.output
+
+
+def write_speaker_embeddings(path: Path, voices: list[str], dim: int = 6) -> Path:
+    """An .npz as recipes/demo/speaker_embeddings.py writes it: a unit vector per voice and the space's name."""
+    rng = np.random.default_rng(1)
+    vectors = {voice: rng.standard_normal(dim).astype(np.float32) for voice in voices}
+    np.savez(path, __space__=np.array("test/voices"), **{k: v / np.linalg.norm(v) for k, v in vectors.items()})
+    return path
+
+
+def test_speaker_embeddings_condition_the_generator_resume_exactly_and_export(corpus, tmp_path):
+    """--speaker-embeddings: the generator reads each segment's voice (paired and unpaired), from unconditioned
+    --init weights the same function at first; exact on resume (which needs the file again), recorded, exported with
+    its space; the vocoder reads the embedding the mel comes with."""
+    from vcframe_hifigan.model import HiFiGANVocoder
+    from vcframe_hifigan.spec import HiFiGANConfig
+
+    from vcframe.checkpoints import load_state
+    from vcframe.specs import EmbeddingSpec
+    from vcframe.types import SPEAKER_EMBEDDING_KEY, Mel, SpeakerEmbedding
+
+    embeddings = write_speaker_embeddings(tmp_path / "voices.npz", ["alice", "bob"])
+    free = tmp_path / "free"
+    free.mkdir()
+    for voice in ("alice", "bob"):  # free_mels.py's layout: a folder per voice
+        write_unpaired_mels(corpus / voice, free / voice)
+    conditioned = ("--speaker-embeddings", str(embeddings), "--unpaired-mels", str(free), "--unpaired-weight", "1")
+    plain, straight, resumed = tmp_path / "plain", tmp_path / "straight", tmp_path / "resumed"
+    run(fit_arguments(corpus, plain, "--max-steps", "2"))
+    exported = tmp_path / "plain.safetensors"
+    run(["export", "--run-dir", str(plain), "--out", str(exported)])
+    init = ("--init", str(exported))
+    output = run(fit_arguments(corpus, straight, "--max-steps", "3", *init, *conditioned))
+    assert "speaker embeddings: test/voices, 6 values, 2 training voices" in output
+    assert "speaker_embedding_dim 6" in output
+    run(fit_arguments(corpus, resumed, "--max-steps", "2", *init, *conditioned))
+    output = run(fit_arguments(corpus, resumed, "--max-steps", "3", "--resume", *conditioned))
+    first, second = load_checkpoint(straight / "checkpoint.pt"), load_checkpoint(resumed / "checkpoint.pt")
+    for key in STATES:
+        assert compare_states(first[key], second[key]) == 0.0, key
+    state = first["generator"]
+    assert state["speaker_projection.weight"].shape == (16, 6) and state["speaker_projection.weight"].abs().max() > 0
+    with np.load(embeddings) as archive:  # the mean of the training voices', for mels that come without one
+        mean = (archive["alice"] + archive["bob"]) / 2
+    assert torch.allclose(state["speaker_embedding_mean"], torch.from_numpy(mean))
+    assert (
+        first["speaker_embeddings"]["space"] == "test/voices"
+        and first["train"]["generator"]["speaker_embedding_dim"] == 6
+    )
+    assert json.loads((straight / "config.json").read_text())["speaker_embeddings"]["path"] == str(embeddings)
+    out = tmp_path / "voices.safetensors"
+    run(["export", "--run-dir", str(straight), "--out", str(out)])
+    _, metadata = load_state(out)
+    assert metadata["speaker_embedding_space"] == "test/voices" and metadata["config"]["speaker_embedding_dim"] == 6
+    vocoder = HiFiGANVocoder(HiFiGANConfig(checkpoint=str(out), precision="float32"))
+    frames = torch.zeros(1, 80, 6) - 4.0
+    with np.load(embeddings) as archive:
+        voice = torch.from_numpy(archive["bob"]).unsqueeze(0)
+    mel = Mel(
+        frames,
+        RTVC_SYNTHESIZER_MEL,
+        metadata={SPEAKER_EMBEDDING_KEY: SpeakerEmbedding(voice, EmbeddingSpec(space="test/voices", dim=6))},
+    )
+    with torch.no_grad():
+        assert torch.allclose(vocoder.vocode(mel).samples, vocoder.network(frames, voice)[:, 0], atol=1e-5)
+    # refusals: a conditioned run resumed without its file, a voice the file lacks, an unreadable file
+    result = CliRunner().invoke(app, fit_arguments(corpus, resumed, "--max-steps", "4", "--resume"))
+    assert "reads speaker embeddings of 6 values (0: none) but --speaker-embeddings gives none" in str(result.exception)
+    only_alice = write_speaker_embeddings(tmp_path / "alice.npz", ["alice"])
+    result = CliRunner().invoke(
+        app, fit_arguments(corpus, tmp_path / "bad", "--max-steps", "1", "--speaker-embeddings", str(only_alice))
+    )
+    assert "the speaker embeddings have no voice 'bob' of the training data" in str(result.exception)
+    (tmp_path / "broken.npz").write_bytes(b"not an archive")
+    result = CliRunner().invoke(
+        app,
+        fit_arguments(
+            corpus, tmp_path / "bad2", "--max-steps", "1", "--speaker-embeddings", str(tmp_path / "broken.npz")
+        ),
+    )
+    assert "cannot read speaker embeddings" in str(result.exception)

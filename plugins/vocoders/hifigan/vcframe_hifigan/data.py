@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -207,11 +207,73 @@ class UnpairedMels:
         mels: (n_mels, T) float32 arrays, each with at least a segment's frames.
         description: a one-line summary (count, frames, sources).
         fingerprint: sha256 of the file list, to notice a resumed run whose unpaired mels changed.
+        speakers: each mel's voice: the name of the folder it is in (free_mels.py's ``<out>/<speaker>/``).
     """
 
     mels: list[np.ndarray]
     description: str
     fingerprint: str
+    speakers: list[str] = field(default_factory=list)
+
+
+#: The key of a speaker-embeddings file that names the embedding space (not a voice).
+SPACE_KEY = "__space__"
+
+
+@dataclass
+class SpeakerVectors:
+    """Speaker embeddings by voice, for ``fit --speaker-embeddings`` (``recipes/demo/speaker_embeddings.py``).
+
+    Attributes:
+        vectors: voice name -> (dim,) float32 embedding.
+        space: the embedding space (e.g. ``ge2e/rtvc``), recorded in the export for the vocoder to check.
+        fingerprint: sha256 of the file's contents.
+    """
+
+    vectors: dict[str, np.ndarray]
+    space: str
+    fingerprint: str
+
+    @property
+    def dim(self) -> int:
+        return int(next(iter(self.vectors.values())).shape[0])
+
+    def rows(self, speakers: Sequence[str], what: str) -> torch.Tensor:
+        """(len(speakers), dim) float32: each voice's embedding; InputError naming the first voice the file lacks
+        (``what`` says whose voices they are)."""
+        missing = sorted({speaker for speaker in speakers if speaker not in self.vectors})
+        if missing:
+            raise InputError(
+                f"the speaker embeddings have no voice {missing[0]!r} of the {what} ({len(missing)} missing)",
+                hint="make them from the same sources (recipes/demo/speaker_embeddings.py)",
+            )
+        return torch.from_numpy(np.stack([self.vectors[speaker] for speaker in speakers]).astype(np.float32))
+
+    def mean(self, speakers: Sequence[str]) -> torch.Tensor:
+        """(dim,) the mean embedding of the distinct ``speakers``: what the generator reads without one."""
+        return self.rows(sorted(set(speakers)), "training data").mean(dim=0)
+
+
+def load_speaker_vectors(path: str | os.PathLike[str]) -> SpeakerVectors:
+    """A speaker-embeddings ``.npz`` (voice -> (dim,) vector, and :data:`SPACE_KEY`); InputError (one line) for a
+    missing or unreadable file, no space, no voice, or vectors of differing sizes or not finite."""
+    path = Path(path)
+    hint = "make it with recipes/demo/speaker_embeddings.py"
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (OSError, ValueError) as error:
+        raise InputError(f"cannot read speaker embeddings {str(path)!r}: {error}", hint=hint) from error
+    space = str(arrays.pop(SPACE_KEY, "")).strip()
+    if not space or not arrays:
+        raise InputError(f"{str(path)!r} holds no {'voices' if space else 'embedding space'}", hint=hint)
+    sizes = {array.shape for array in arrays.values()}
+    if len(sizes) != 1 or len(next(iter(sizes))) != 1 or next(iter(sizes))[0] < 1:
+        raise InputError(f"{str(path)!r} holds vectors of shapes {sorted(sizes)}, not one (dim,) size", hint=hint)
+    if not all(np.isfinite(array).all() for array in arrays.values()):
+        raise InputError(f"{str(path)!r} holds values that are not finite", hint=hint)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return SpeakerVectors({name: array.astype(np.float32) for name, array in arrays.items()}, space, digest)
 
 
 def load_unpaired_mels(
@@ -233,6 +295,7 @@ def load_unpaired_mels(
                 hint="give the folder recipes/demo/free_mels.py wrote",
             )
     mels: list[np.ndarray] = []
+    speakers: list[str] = []
     for path in paths:
         mel = np.load(path, allow_pickle=False)
         if mel.ndim != 2 or mel.shape[0] != spec.n_mels:
@@ -244,6 +307,7 @@ def load_unpaired_mels(
             raise InputError(f"{str(path)!r} holds values that are not finite", hint="make it again")
         if mel.shape[1] >= min_frames:
             mels.append(np.ascontiguousarray(mel, np.float32))
+            speakers.append(path.parent.name)
     if not mels:
         raise InputError(
             f"none of the {len(paths)} mels of {', '.join(map(str, sources))} has {min_frames} frames",
@@ -255,7 +319,7 @@ def load_unpaired_mels(
         f" ({len(paths) - len(mels)} shorter than a segment left out)" if len(mels) < len(paths) else ""
     )
     digest = hashlib.sha256("\n".join(str(path) for path in paths).encode()).hexdigest()
-    return UnpairedMels(mels, description, digest)
+    return UnpairedMels(mels, description, digest, speakers)
 
 
 def unpaired_picks(

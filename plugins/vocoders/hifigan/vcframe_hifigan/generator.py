@@ -105,7 +105,15 @@ class Generator(nn.Module):
     Shape: ``forward(mel (B, num_mels, T)) -> (B, 1, T * hop_length)``, where hop_length is the product of
     ``upsample_rates``; output samples ``[hop t, hop (t + 1))`` belong to frame t. The channels halve at every
     stage: ``upsample_initial_channel / 2**i`` after stage i.
+
+    Speaker conditioning (not in the original): with ``config.speaker_embedding_dim`` D > 0 the generator also
+    reads a speaker embedding (B, D) or (D,), and ``speaker_projection`` (a D -> C0 linear map, zero at
+    construction: the function is then the unconditioned one) adds its image to conv_pre's output at every frame.
+    Without an embedding it reads ``speaker_embedding_mean``, a buffer the trainer sets to the mean of its voices'.
     """
+
+    speaker_projection: nn.Linear  # with speaker_embedding_dim > 0 only
+    speaker_embedding_mean: torch.Tensor  # the same (a buffer)
 
     def __init__(self, config: GeneratorConfig, *, weight_norm: bool = True) -> None:
         super().__init__()
@@ -125,6 +133,11 @@ class Generator(nn.Module):
             ):
                 self.resblocks.append(block(channels, kernel_size, dilations))
         self.conv_post = nn.Conv1d(channels, 1, 7, 1, padding=3)
+        if config.speaker_embedding_dim:
+            self.speaker_projection = nn.Linear(config.speaker_embedding_dim, config.upsample_initial_channel)
+            nn.init.zeros_(self.speaker_projection.weight)
+            nn.init.zeros_(self.speaker_projection.bias)
+            self.register_buffer("speaker_embedding_mean", torch.zeros(config.speaker_embedding_dim))
         if weight_norm:
             self.apply_weight_norm()
 
@@ -153,14 +166,43 @@ class Generator(nn.Module):
             if parametrize.is_parametrized(conv, "weight"):
                 parametrize.remove_parametrizations(conv, "weight", leave_parametrized=True)
 
-    def forward(self, mel: torch.Tensor, *, record: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-        """(B, num_mels, T) -> (B, 1, T * hop_length).
+    def speaker_offset(self, speaker_embedding: torch.Tensor | None, batch: int) -> torch.Tensor | None:
+        """(B, C0, 1): what speaker conditioning adds to conv_pre's output for ``speaker_embedding`` ((B, D), (1, D)
+        or (D,); None: ``speaker_embedding_mean``), or None for a generator without it, which refuses an embedding
+        (ValueError)."""
+        dim = self.config.speaker_embedding_dim
+        if not dim:
+            if speaker_embedding is not None:
+                raise ValueError("this generator reads no speaker embedding (speaker_embedding_dim 0), got one")
+            return None
+        vectors = self.speaker_embedding_mean if speaker_embedding is None else speaker_embedding
+        vectors = vectors.reshape(1, -1) if vectors.dim() == 1 else vectors
+        if vectors.dim() != 2 or vectors.shape[1] != dim or vectors.shape[0] not in (1, batch):
+            raise ValueError(
+                f"speaker embedding of shape {tuple(vectors.shape)} for a batch of {batch}: expected ({batch}, {dim}), "
+                f"(1, {dim}) or ({dim},)"
+            )
+        projection = self.speaker_projection
+        offset: torch.Tensor = projection(vectors.to(projection.weight.dtype).to(projection.weight.device))
+        return offset.expand(batch, -1).unsqueeze(-1)
+
+    def forward(
+        self,
+        mel: torch.Tensor,
+        speaker_embedding: torch.Tensor | None = None,
+        *,
+        record: dict[str, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """(B, num_mels, T) -> (B, 1, T * hop_length); ``speaker_embedding`` as :meth:`speaker_offset` takes it.
 
         ``record``, when given, receives the intermediate outputs under the fixture names (SPEC fixtures
         section 5): ``conv_pre``, ``ups.i`` (after the activation and the transposed convolution),
         ``resblock.j`` (every resblock), ``mrf.i`` (stage i's fused output) and ``conv_post`` (before tanh).
         """
         x = self.conv_pre(mel)
+        offset = self.speaker_offset(speaker_embedding, mel.shape[0])
+        if offset is not None:
+            x = x + offset
         if record is not None:
             record["conv_pre"] = x
         for stage, upsample in enumerate(self.ups):

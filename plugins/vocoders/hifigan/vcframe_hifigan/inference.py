@@ -17,6 +17,7 @@ the CPU computes it natively. Measured speed-ups are in the README (Speed).
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -101,7 +102,8 @@ class PackedGenerator:
         dtype (default torch.float32): float32 (equal to the generator within about 1e-7) or bfloat16 (every
             layer but ``conv_post`` in bfloat16; the waveform moves by up to a few 1e-3).
 
-    Shape: ``__call__(mel (B, num_mels, T) float) -> (B, T * hop_length) float32``.
+    Shape: ``__call__(mel (B, num_mels, T) float, speaker_embedding (B, D) / (1, D) / (D,) or None) -> (B, T *
+    hop_length) float32``; the embedding as :meth:`Generator.speaker_offset` takes it (a conditioned generator).
     The weights are copied, so later changes to ``generator`` are not seen.
     """
 
@@ -112,6 +114,7 @@ class PackedGenerator:
             raise ValueError(f"PackedGenerator computes in float32 or bfloat16, got {dtype}")
         self.dtype = dtype
         self.hop_length = generator.hop_length
+        self.speaker_embedding_dim = generator.config.speaker_embedding_dim
         self.num_kernels = generator.num_kernels
         self.conv_pre = PackedConv.from_module(generator.conv_pre, dtype)
         self.ups = [PackedConv.from_module(upsample, dtype) for upsample in generator.ups]
@@ -130,6 +133,9 @@ class PackedGenerator:
             else:
                 raise ValueError(f"expected ResBlock1 or ResBlock2, got {type(block).__name__}")
         self.conv_post = PackedConv.from_module(generator.conv_post, torch.float32)
+        #: a copy of the generator's speaker projection (a small float32 linear map) and mean; None without them
+        self._speaker_source = copy.deepcopy(generator.speaker_projection) if self.speaker_embedding_dim else None
+        self._speaker_mean = generator.speaker_embedding_mean.detach().clone() if self.speaker_embedding_dim else None
 
     def _resblock(self, index: int, block_input: torch.Tensor, activated: torch.Tensor, valid: int) -> torch.Tensor:
         """Resblock ``index`` on ``block_input``, whose LeakyReLU (``activated``) the stage computed once."""
@@ -141,11 +147,32 @@ class PackedGenerator:
             x = residual.add_(x)  # residual + x, as the generator adds them
         return x
 
+    def speaker_offset(self, speaker_embedding: torch.Tensor | None, batch: int) -> torch.Tensor | None:
+        """(B, C0, 1, 1) in the compute dtype: what conditioning adds after conv_pre (see
+        :meth:`Generator.speaker_offset`); None without conditioning (an embedding is then refused)."""
+        if self._speaker_source is None or self._speaker_mean is None:
+            if speaker_embedding is not None:
+                raise ValueError("this generator reads no speaker embedding (speaker_embedding_dim 0), got one")
+            return None
+        vectors = self._speaker_mean if speaker_embedding is None else speaker_embedding.to(torch.float32)
+        vectors = vectors.reshape(1, -1) if vectors.dim() == 1 else vectors
+        dim = self.speaker_embedding_dim
+        if vectors.dim() != 2 or vectors.shape[1] != dim or vectors.shape[0] not in (1, batch):
+            raise ValueError(
+                f"speaker embedding of shape {tuple(vectors.shape)} for a batch of {batch}: expected ({batch}, {dim}), "
+                f"(1, {dim}) or ({dim},)"
+            )
+        offset: torch.Tensor = self._speaker_source(vectors).expand(batch, -1)
+        return offset.to(self.dtype)[:, :, None, None]
+
     @torch.inference_mode()
-    def __call__(self, mel: torch.Tensor) -> torch.Tensor:
+    def __call__(self, mel: torch.Tensor, speaker_embedding: torch.Tensor | None = None) -> torch.Tensor:
         frames = mel.shape[-1]
         padded = F.pad(mel.to(self.dtype), (0, padded_frames(frames) - frames)).unsqueeze(2)
         x = self.conv_pre.conv(padded.contiguous(memory_format=torch.channels_last), frames)
+        offset = self.speaker_offset(speaker_embedding, mel.shape[0])
+        if offset is not None:
+            x = zero_tail(x.add_(offset), frames)
         valid = frames
         for stage, upsample in enumerate(self.ups):
             valid *= upsample.stride

@@ -22,7 +22,7 @@ from vcframe.cpu import cpu_has_bf16
 from vcframe.errors import CheckpointError, InputError
 from vcframe.interfaces import BaseVocoder, stream_chunks
 from vcframe.specs import MelSpec
-from vcframe.types import Mel, Waveform
+from vcframe.types import SPEAKER_EMBEDDING_KEY, Mel, SpeakerEmbedding, Waveform
 from vcframe_hifigan.generator import Generator, receptive_field_frames, to_module_state, to_original_layout
 from vcframe_hifigan.inference import PackedGenerator, packed_available
 from vcframe_hifigan.spec import (
@@ -95,17 +95,30 @@ def describe_state(state: Mapping[str, torch.Tensor]) -> str:
         for block in blocks[:per_stage]
         if f"resblocks.{block}.{first}.0.weight" in shapes
     ]
+    speaker = shapes.get("speaker_projection.weight")
     return (
         f"a generator with num_mels {conv_pre[1]}, upsample_initial_channel {conv_pre[0]}, upsample_kernel_sizes "
         f"{kernels}, resblock '{resblock}', resblock_kernel_sizes {block_kernels}"
+        + (f", speaker_embedding_dim {speaker[1]}" if speaker else "")
     )
 
 
-def load_generator_state(network: Generator, state: Mapping[str, torch.Tensor], source: str) -> None:
+#: State keys of speaker conditioning (:class:`~vcframe_hifigan.generator.Generator`), which a conditioned run
+#: started from unconditioned weights (``fit --init ... --speaker-embeddings``) begins without.
+SPEAKER_KEYS = ("speaker_projection.weight", "speaker_projection.bias", "speaker_embedding_mean")
+
+
+def load_generator_state(
+    network: Generator, state: Mapping[str, torch.Tensor], source: str, *, add_speaker: bool = False
+) -> None:
     """Load an original, folded or parametrized state dict into ``network``, refusing (in one line, naming the
-    config the weights fit) missing or unexpected keys and shape mismatches."""
+    config the weights fit) missing or unexpected keys and shape mismatches. With ``add_speaker``, a conditioned
+    ``network`` may take unconditioned weights: its :data:`SPEAKER_KEYS` keep their values (zero: the same
+    function)."""
     converted = to_module_state(state, weight_norm=network.has_weight_norm)
     own = network.state_dict()
+    if add_speaker and not any(key in converted for key in SPEAKER_KEYS):
+        converted.update({key: own[key] for key in SPEAKER_KEYS if key in own})
     mismatched = sorted(set(own) ^ set(converted)) or [
         key for key, value in own.items() if tuple(converted[key].shape) != tuple(value.shape)
     ]
@@ -252,24 +265,59 @@ class HiFiGANVocoder(BaseVocoder):
             return self.config.stream_context_frames
         return receptive_field_frames(self.network.config)
 
-    def _generate(self, frames: torch.Tensor) -> torch.Tensor:
-        """(B, n_mels, T) -> (B, T * hop) float32, without autograd, on the configured threads and precision."""
+    @property
+    def speaker_embedding_space(self) -> str | None:
+        """The embedding space a speaker-conditioned generator was trained on (its checkpoint's
+        ``speaker_embedding_space``, e.g. ``ge2e/rtvc``), or None for a generator that reads no embedding."""
+        if not self.network.config.speaker_embedding_dim:
+            return None
+        return str(self.checkpoint_metadata.get("speaker_embedding_space") or "unrecorded")
+
+    def speaker_vectors(self, mel: Mel) -> torch.Tensor | None:
+        """(B, D) or (1, D): the embedding a conditioned generator reads for ``mel`` (its metadata's
+        :data:`~vcframe.types.SPEAKER_EMBEDDING_KEY`, as the pipeline puts it there), or None: no conditioning,
+        or no embedding given (the generator then reads the mean of its training voices). An embedding of
+        another space or size, or of another batch size, is an InputError naming both."""
+        space = self.speaker_embedding_space
+        embedding = mel.metadata.get(SPEAKER_EMBEDDING_KEY)
+        if space is None or embedding is None:
+            return None
+        if not isinstance(embedding, SpeakerEmbedding):
+            raise InputError(
+                f"mel metadata {SPEAKER_EMBEDDING_KEY!r} must be a SpeakerEmbedding, got {type(embedding).__name__}"
+            )
+        dim = self.network.config.speaker_embedding_dim
+        if (embedding.spec.space, embedding.spec.dim) != (space, dim):
+            raise InputError(
+                f"this HiFi-GAN reads {space} speaker embeddings of {dim} values, but the mel comes with a "
+                f"{embedding.spec.space} embedding of {embedding.spec.dim}",
+                hint="use the speaker encoder it was trained with (e.g. --encoder ge2e), or an unconditioned vocoder",
+            )
+        if embedding.batch_size not in (1, mel.batch_size):
+            raise InputError(f"{embedding.batch_size} speaker embeddings for a batch of {mel.batch_size} mels")
+        return embedding.vector.to(self.device, torch.float32)
+
+    def _generate(self, frames: torch.Tensor, speaker: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, n_mels, T) -> (B, T * hop) float32, without autograd, on the configured threads and precision;
+        ``speaker`` as :meth:`speaker_vectors` gives it."""
         packed = self.packed
         with torch_threads(self.config.threads), torch.inference_mode():
             if packed is not None:
-                return packed(frames.to(torch.float32))
+                return packed(frames.to(torch.float32), speaker)
             bfloat16 = self.dtype == torch.bfloat16  # the fallback: autocast around the plain generator
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bfloat16):
-                audio: torch.Tensor = self.network(frames.to(torch.float32))
+                audio: torch.Tensor = self.network(frames.to(torch.float32), speaker)
         return audio[:, 0].to(torch.float32)
 
     def _vocode(self, mel: Mel, seed: int | None) -> Waveform:
         hop = self.network.hop_length
         lengths = [int(length) for length in mel.lengths.tolist()]
+        speaker = self.speaker_vectors(mel)
         samples = torch.zeros(mel.batch_size, max(lengths) * hop, device=self.device)
         for length in sorted(set(lengths)):
             indices = [index for index, item_length in enumerate(lengths) if item_length == length]
-            samples[indices, : length * hop] = self._generate(mel.frames[indices, :, :length])
+            rows = speaker if speaker is None or speaker.shape[0] == 1 else speaker[indices]
+            samples[indices, : length * hop] = self._generate(mel.frames[indices, :, :length], rows)
         return Waveform(samples, mel.spec.sample_rate, torch.tensor(lengths, device=self.device) * hop)
 
     def vocode_stream(self, mel: Mel, *, seed: int | None = None) -> Iterator[Waveform]:
@@ -283,8 +331,9 @@ class HiFiGANVocoder(BaseVocoder):
         if mel.batch_size != 1:
             raise InputError(f"vocode_stream takes one mel at a time, got a batch of {mel.batch_size}")
         hop, context = self.network.hop_length, self.context_frames
+        speaker = self.speaker_vectors(mel)
         total = int(mel.lengths[0])
         for start, end in stream_chunks(total, self.config.stream_first_chunk_frames, self.config.stream_chunk_frames):
             first, last = max(0, start - context), min(total, end + context)
-            audio = self._generate(mel.frames[:, :, first:last])
+            audio = self._generate(mel.frames[:, :, first:last], speaker)
             yield Waveform(audio[:, (start - first) * hop : (end - first) * hop], mel.spec.sample_rate)

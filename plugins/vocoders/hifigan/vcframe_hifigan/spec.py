@@ -46,6 +46,12 @@ class GeneratorConfig(BaseModel):
         min_length=1, description="Dilations of each MRF resblock, one tuple per kernel."
     )
     num_mels: int = Field(80, gt=0, description="Mel bands the generator reads (conv_pre's input channels).")
+    speaker_embedding_dim: int = Field(
+        0,
+        ge=0,
+        description="Length of the speaker embedding the generator reads beside the mel (0: none, the original; "
+        "not in the original config.json). A linear map of it is added to conv_pre's output.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> GeneratorConfig:
@@ -97,6 +103,7 @@ class GeneratorConfig(BaseModel):
             resblock="1" if values["resblock"] == "1" else "2",
             resblock_dilation_sizes=tuple(tuple(d) for d in values["resblock_dilation_sizes"]),
             num_mels=int(values.get("num_mels", 80)),
+            speaker_embedding_dim=int(values.get("speaker_embedding_dim", 0)),
             **{name: values[name] for name in names},
         )
 
@@ -110,6 +117,7 @@ class GeneratorConfig(BaseModel):
             "resblock_kernel_sizes": list(self.resblock_kernel_sizes),
             "resblock_dilation_sizes": [list(d) for d in self.resblock_dilation_sizes],
             "num_mels": self.num_mels,
+            **({"speaker_embedding_dim": self.speaker_embedding_dim} if self.speaker_embedding_dim else {}),
         }
 
     def describe(self) -> str:
@@ -117,11 +125,12 @@ class GeneratorConfig(BaseModel):
         for name, preset in PRESETS.items():
             if preset == self:
                 return name.upper()
+        speaker = f", speaker_embedding_dim {self.speaker_embedding_dim}" if self.speaker_embedding_dim else ""
         return (
             f"resblock {self.resblock}, upsample_rates {list(self.upsample_rates)}, upsample_kernel_sizes "
             f"{list(self.upsample_kernel_sizes)}, upsample_initial_channel {self.upsample_initial_channel}, "
             f"resblock_kernel_sizes {list(self.resblock_kernel_sizes)}, resblock_dilation_sizes "
-            f"{[list(d) for d in self.resblock_dilation_sizes]}"
+            f"{[list(d) for d in self.resblock_dilation_sizes]}{speaker}"
         )
 
 

@@ -55,6 +55,7 @@ from vcframe_hifigan.data import (
     collate,
     collate_unpaired,
     load_clips,
+    load_speaker_vectors,
     load_unpaired_mels,
     smoothing_sigmas,
     unpaired_picks,
@@ -184,6 +185,7 @@ class GANStep:
         adversarial: bool = True,
         weight: float = 1.0,
         sigmas: torch.Tensor | None = None,
+        speakers: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Update the discriminators (if ``adversarial``), then the generator; returns the step's losses (0-d).
 
@@ -194,10 +196,11 @@ class GANStep:
             weight: factor on every loss before ``backward`` (a distributed shard's weight, 1.0 alone).
             sigmas: (B,) the band smoothing each input mel had (:func:`vcframe_hifigan.data.smoothing_sigmas`;
                 None or 0: none), for ``smoothed_targets``.
+            speakers: (B, D) each segment's speaker embedding, for a speaker-conditioned generator (None: none).
         """
         generator = self.train_generator or self.generator
         with self._autocast(self.bf16_generator):
-            generated = generator(mels)
+            generated = generator(mels, speakers)
         generated = generated.float()
         with torch.no_grad():
             target_mel = self.loss_front_end(audio)
@@ -280,7 +283,9 @@ class GANStep:
         self.optim_d.step()
         return losses
 
-    def unpaired(self, mels: torch.Tensor, audio: torch.Tensor, *, weight: float = 1.0) -> dict[str, torch.Tensor]:
+    def unpaired(
+        self, mels: torch.Tensor, audio: torch.Tensor, *, weight: float = 1.0, speakers: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         """A step on synthesizer mels that come without audio (``fit --unpaired-mels``; not in the original).
 
         The discriminators learn to tell real ``audio`` (any real segments of the same shape: the paired batch's)
@@ -300,12 +305,13 @@ class GANStep:
             mels: (B, n_mels, F) synthesizer mels of the trained spec.
             audio: (B, 1, F * hop) real segments for the discriminators.
             weight: factor on every loss before ``backward`` (a distributed shard's weight, 1.0 alone).
+            speakers: (B, D) the speaker embedding of each mel's voice, for a conditioned generator (None: none).
         """
         if self.input_front_end is None or not self.unpaired_weight:
             raise ValueError("unpaired steps need an input_front_end and an unpaired_weight above 0")
         generator = self.train_generator or self.generator
         with self._autocast(self.bf16_generator):
-            generated = generator(mels)
+            generated = generator(mels, speakers)
         generated = generated.float()
         losses = self._update_discriminators(audio, generated, weight, prefix="unpaired_")
         self.optim_g.zero_grad(set_to_none=True)
@@ -624,6 +630,15 @@ def fit(
     init_discriminators: Annotated[
         Path | None, typer.Option(help="... and discriminator weights (an original do_XXXXXXXX file).")
     ] = None,
+    speaker_embeddings: Annotated[
+        Path | None,
+        typer.Option(
+            help="Condition the generator on the voice: an .npz of speaker embeddings by voice "
+            "(recipes/demo/speaker_embeddings.py) covering every training and unpaired voice. A new run gets "
+            "speaker_embedding_dim from it (from --init weights without conditioning: a zero map, the same "
+            "function); a conditioned run needs it again on --resume. Not in the original.",
+        ),
+    ] = None,
     resume: Annotated[bool, typer.Option(help="Continue exactly from run_dir/checkpoint.pt.")] = False,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")] = "cpu",
 ) -> None:
@@ -666,8 +681,17 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
             ).to_original(),
             **{name: args[name] for name in ("batch_size", "segment_frames", "disc_width", "seed")},
         }
+    speaker_vectors = load_speaker_vectors(args["speaker_embeddings"]) if args["speaker_embeddings"] else None
+    if saved is None and speaker_vectors is not None:
+        settings["generator"] = {**settings["generator"], "speaker_embedding_dim": speaker_vectors.dim}
     spec = MelSpec.model_validate(settings["mel"])
     sizes = GeneratorConfig.from_original(settings["generator"])
+    if (speaker_vectors.dim if speaker_vectors else 0) != sizes.speaker_embedding_dim:
+        raise ConfigError(
+            f"the run's generator reads speaker embeddings of {sizes.speaker_embedding_dim} values (0: none) but "
+            f"--speaker-embeddings gives {speaker_vectors.dim if speaker_vectors else 'none'}",
+            hint="give the run's own speaker-embeddings file again on --resume, or none for an unconditioned run",
+        )
     batch_size, segment_frames, seed = settings["batch_size"], settings["segment_frames"], settings["seed"]
     if batch_size < session.world_size:
         raise ConfigError(f"--batch-size {batch_size} is smaller than the {session.world_size} processes")
@@ -716,6 +740,27 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
     )
     if unpaired is not None:
         session.echo(f"unpaired mels: {unpaired.description}")
+    speaker_rows: torch.Tensor | None = None
+    unpaired_rows: torch.Tensor | None = None
+    if speaker_vectors is not None:
+        speaker_rows = speaker_vectors.rows([clip.speaker for clip in clips], "training data").to(target)
+        unpaired_rows = speaker_vectors.rows(unpaired.speakers, "unpaired mels").to(target) if unpaired else None
+        session.echo(
+            f"speaker embeddings: {speaker_vectors.space}, {speaker_vectors.dim} values, "
+            f"{len({clip.speaker for clip in clips})} training voices"
+        )
+        if saved is None:  # without an embedding the generator reads the mean of its training voices'
+            with torch.no_grad():
+                generator.speaker_embedding_mean.copy_(speaker_vectors.mean([clip.speaker for clip in clips]))
+    speaker_record = (
+        {
+            "path": str(args["speaker_embeddings"]),
+            "space": speaker_vectors.space,
+            "fingerprint": speaker_vectors.fingerprint,
+        }
+        if speaker_vectors is not None
+        else None
+    )
     held_out = [held_out_clips(path, spec, args["valid_clips"]) for path in args["valid_data"] or []]
     optim_g = torch.optim.AdamW(generator.parameters(), LEARNING_RATE, betas=ADAM_BETAS, weight_decay=WEIGHT_DECAY)
     optim_d = torch.optim.AdamW(
@@ -788,6 +833,7 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
         **rates,
         "lr_changes": lr_changes,
         "unpaired_mels": unpaired.description if unpaired else None,
+        "speaker_embeddings": speaker_record,
         **({"init": initialised_from} if initialised_from else {}),
         "parameters": {name: sum(p.numel() for p in m.parameters()) for name, m in _networks(generator, mpd, msd)},
     }
@@ -850,6 +896,7 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
             "lr_changes": lr_changes,
             "unpaired_data": unpaired.description if unpaired else None,
             "unpaired_fingerprint": unpaired.fingerprint if unpaired else None,
+            "speaker_embeddings": speaker_record,
             **({"init": initialised_from} if initialised_from else {}),
             "rng": states,
             "train_seconds": clock.seconds(),
@@ -879,13 +926,24 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
                 mels, audio = collate(clips, shard.items, segment_frames, hop, mel_smoothing)
                 sigmas = smoothing_sigmas(clips, shard.items, mel_smoothing) if args["smoothed_targets"] else None
                 adversarial = step >= args["adversarial_start"]
+                speakers = None if speaker_rows is None else speaker_rows[[clip for clip, _ in shard.items]]
                 losses = gan(
-                    mels.to(target), audio.to(target), adversarial=adversarial, weight=shard.weight, sigmas=sigmas
+                    mels.to(target),
+                    audio.to(target),
+                    adversarial=adversarial,
+                    weight=shard.weight,
+                    sigmas=sigmas,
+                    speakers=speakers,
                 )
                 if unpaired is not None and adversarial:
-                    picks = unpaired_picks(unpaired_frames, len(shard.batch), segment_frames, seed, step)
-                    unpaired_batch = collate_unpaired(unpaired.mels, picks[shard.start : shard.stop], segment_frames)
-                    losses |= gan.unpaired(unpaired_batch.to(target), audio.to(target), weight=shard.weight)
+                    picks = unpaired_picks(unpaired_frames, len(shard.batch), segment_frames, seed, step)[
+                        shard.start : shard.stop
+                    ]
+                    unpaired_batch = collate_unpaired(unpaired.mels, picks, segment_frames)
+                    unpaired_speakers = None if unpaired_rows is None else unpaired_rows[[index for index, _ in picks]]
+                    losses |= gan.unpaired(
+                        unpaired_batch.to(target), audio.to(target), weight=shard.weight, speakers=unpaired_speakers
+                    )
                 step, batch_in_epoch = step + 1, shard.index + 1
                 if step % args["log_every"] == 0 or step == limit:
                     means = session.weighted_mean(losses, len(shard))
@@ -956,7 +1014,7 @@ def _initialise(
     record: dict[str, Any] | None = None
     if init is not None:
         state, metadata = load_state(init, state_keys=(ORIGINAL_STATE_KEY,))
-        load_generator_state(generator, state, str(init))
+        load_generator_state(generator, state, str(init), add_speaker=True)
         steps = int(metadata.get("steps", 0) or 0)
         record = {"source": init_source(init, init.name, steps), "steps": steps, "discriminators": None}
     if init_discriminators is not None:
@@ -1027,6 +1085,11 @@ def export(
             discriminator_width=saved["train"]["disc_width"],
             **lineage.metadata,
             **{key: saved[key] for key in ("loss_changes", "smoothing_changes", "lr_changes") if saved.get(key)},
+            **(
+                {"speaker_embedding_space": saved["speaker_embeddings"]["space"]}
+                if saved.get("speaker_embeddings")
+                else {}
+            ),
         )
         typer.echo(f"wrote {out} (step {step}{lineage.note}, {generator.config.describe()})")
     if original_dir is not None:
