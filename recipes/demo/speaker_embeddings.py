@@ -34,10 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--encoder", default=None, help="speaker encoder (default: the default bundle's)")
     parser.add_argument("--clips", type=int, default=8, help="clips per voice (default 8)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("-o", "--option", action="append", default=[], help="settings KEY=VALUE, as vcframe run's")
     args = parser.parse_args(argv)
     if args.clips < 1:
         raise SystemExit(f"--clips must be at least 1, got {args.clips}")
 
+    from vcframe.config import load_settings
     from vcframe.datasets import find_clips
     from vcframe.pipeline import Pipeline
 
@@ -46,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         for clip in find_clips(source):
             if clip.audio not in by_speaker[clip.speaker] and len(by_speaker[clip.speaker]) < args.clips:
                 by_speaker[clip.speaker].append(clip.audio)
-    pipeline = Pipeline(encoder=args.encoder, device="cpu", threads=args.threads)
+    pipeline = Pipeline(encoder=args.encoder, device="cpu", settings=load_settings(args.option), threads=args.threads)
     vectors: dict[str, np.ndarray] = {}
     space = ""
     for rank, (speaker, clips) in enumerate(sorted(by_speaker.items())):

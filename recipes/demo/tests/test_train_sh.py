@@ -1,4 +1,5 @@
-"""train.sh's corpus and GTA-list steps (many-corpus, real-seg, real-var, gta-seg, hifigan-gta-real, free-mels) and
+"""train.sh's corpus and GTA-list steps (many-corpus, real-seg, real-var, gta-seg, hifigan-gta-real, free-mels,
+speaker-embeddings) and
 HiFi-GAN's unpaired flags, with their
 programs replaced by stand-ins that log their arguments and make the folders the real ones would: the order of the
 steps, the links of the combined corpus and its held-out folders, the re-weighted views, and a second run that
@@ -213,3 +214,18 @@ def test_synthesizer_anchor_flag(tmp_path: Path) -> None:
     assert plain.startswith("train synthesizer fit") and f"--init {init}" in plain and "--anchor" not in plain
     (anchored,) = _stand_in_runner(tmp_path, "synthesizer", RUNS=str(runs), TACO_INIT=init, TACO_ANCHOR="100")()
     assert anchored.endswith(f"--init {init} --anchor-decay 100")
+
+
+@pytest.mark.skipif(shutil.which("sh") is None or shutil.which("nice") is None, reason="needs a POSIX sh and nice")
+def test_speaker_embeddings_and_the_hifigan_flag(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    (runs / "free_mels").mkdir(parents=True)
+    calls = _stand_in_runner(tmp_path, "speaker-embeddings", RUNS=str(runs))()
+    assert calls == [
+        f"speaker_embeddings.py {runs}/hifigan_data/train.txt --unpaired-mels {runs}/free_mels "
+        f"--out {runs}/speaker_embeddings.npz --threads 1"
+    ]
+    (plain,) = _stand_in_runner(tmp_path, "hifigan", RUNS=str(runs))()
+    assert "--speaker-embeddings" not in plain
+    (voiced,) = _stand_in_runner(tmp_path, "hifigan", RUNS=str(runs), SPEAKER_EMBEDDINGS=f"{runs}/voices.npz")()
+    assert f"--speaker-embeddings {runs}/voices.npz" in voiced

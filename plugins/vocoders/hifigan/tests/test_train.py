@@ -754,9 +754,11 @@ def test_speaker_embeddings_condition_the_generator_resume_exactly_and_export(co
         assert compare_states(first[key], second[key]) == 0.0, key
     state = first["generator"]
     assert state["speaker_projection.weight"].shape == (16, 6) and state["speaker_projection.weight"].abs().max() > 0
-    with np.load(embeddings) as archive:  # the mean of the training voices', for mels that come without one
-        mean = (archive["alice"] + archive["bob"]) / 2
+    with np.load(embeddings) as archive:  # the training voices' mean (read without an embedding) and spread
+        voices = np.stack([archive["alice"], archive["bob"]])
+    mean = voices.mean(axis=0)
     assert torch.allclose(state["speaker_embedding_mean"], torch.from_numpy(mean))
+    assert float(state["speaker_embedding_scale"]) == pytest.approx(float(np.sqrt(np.mean((voices - mean) ** 2))))
     assert (
         first["speaker_embeddings"]["space"] == "test/voices"
         and first["train"]["generator"]["speaker_embedding_dim"] == 6

@@ -249,9 +249,13 @@ class SpeakerVectors:
             )
         return torch.from_numpy(np.stack([self.vectors[speaker] for speaker in speakers]).astype(np.float32))
 
-    def mean(self, speakers: Sequence[str]) -> torch.Tensor:
-        """(dim,) the mean embedding of the distinct ``speakers``: what the generator reads without one."""
-        return self.rows(sorted(set(speakers)), "training data").mean(dim=0)
+    def standardisation(self, speakers: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean (dim,), scale ()) of the distinct ``speakers``' embeddings: their mean (what the generator reads
+        without one) and the root mean square of their deviations from it over every entry (1 for a single voice)."""
+        rows = self.rows(sorted(set(speakers)), "training data")
+        mean = rows.mean(dim=0)
+        scale = (rows - mean).square().mean().sqrt()
+        return mean, scale if float(scale) > 0 else torch.ones(())
 
 
 def load_speaker_vectors(path: str | os.PathLike[str]) -> SpeakerVectors:

@@ -107,13 +107,17 @@ class Generator(nn.Module):
     stage: ``upsample_initial_channel / 2**i`` after stage i.
 
     Speaker conditioning (not in the original): with ``config.speaker_embedding_dim`` D > 0 the generator also
-    reads a speaker embedding (B, D) or (D,), and ``speaker_projection`` (a D -> C0 linear map, zero at
+    reads a speaker embedding v (B, D) or (D,), standardised as ``(v - speaker_embedding_mean) /
+    speaker_embedding_scale`` (buffers the trainer sets from its voices: their mean, and the root mean square of
+    their deviations from it, so that the entries a voice differs by are of order 1, as the mel's are, and the
+    map learns at the rate of the layers around it), and ``speaker_projection`` (a D -> C0 linear map, zero at
     construction: the function is then the unconditioned one) adds its image to conv_pre's output at every frame.
-    Without an embedding it reads ``speaker_embedding_mean``, a buffer the trainer sets to the mean of its voices'.
+    Without an embedding it reads the mean.
     """
 
     speaker_projection: nn.Linear  # with speaker_embedding_dim > 0 only
-    speaker_embedding_mean: torch.Tensor  # the same (a buffer)
+    speaker_embedding_mean: torch.Tensor  # the same (buffers)
+    speaker_embedding_scale: torch.Tensor
 
     def __init__(self, config: GeneratorConfig, *, weight_norm: bool = True) -> None:
         super().__init__()
@@ -138,6 +142,7 @@ class Generator(nn.Module):
             nn.init.zeros_(self.speaker_projection.weight)
             nn.init.zeros_(self.speaker_projection.bias)
             self.register_buffer("speaker_embedding_mean", torch.zeros(config.speaker_embedding_dim))
+            self.register_buffer("speaker_embedding_scale", torch.ones(()))
         if weight_norm:
             self.apply_weight_norm()
 
@@ -182,9 +187,9 @@ class Generator(nn.Module):
                 f"speaker embedding of shape {tuple(vectors.shape)} for a batch of {batch}: expected ({batch}, {dim}), "
                 f"(1, {dim}) or ({dim},)"
             )
-        projection = self.speaker_projection
-        offset: torch.Tensor = projection(vectors.to(projection.weight.dtype).to(projection.weight.device))
-        return offset.expand(batch, -1).unsqueeze(-1)
+        return speaker_offset(
+            self.speaker_projection, self.speaker_embedding_mean, self.speaker_embedding_scale, vectors, batch
+        )
 
     def forward(
         self,
@@ -231,6 +236,17 @@ class Generator(nn.Module):
         Streaming with this many context frames gives the same samples as one call on the whole mel.
         """
         return receptive_field_frames(self.config)
+
+
+def speaker_offset(
+    projection: nn.Linear, mean: torch.Tensor, scale: torch.Tensor, vectors: torch.Tensor, batch: int
+) -> torch.Tensor:
+    """(B, C0, 1): ``projection((vectors - mean) / scale)`` for (B, D) or (1, D) ``vectors``, in the projection's
+    dtype and device (see :class:`Generator`, speaker conditioning)."""
+    weight = projection.weight
+    standardised = (vectors.to(weight.device, weight.dtype) - mean.to(weight.dtype)) / scale.to(weight.dtype)
+    offset: torch.Tensor = projection(standardised)
+    return offset.expand(batch, -1).unsqueeze(-1)
 
 
 def receptive_field_frames(config: GeneratorConfig) -> int:

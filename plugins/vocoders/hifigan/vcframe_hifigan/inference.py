@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vcframe_hifigan.generator import FINAL_LRELU_SLOPE, LRELU_SLOPE, Generator, ResBlock1, ResBlock2
+from vcframe_hifigan.generator import FINAL_LRELU_SLOPE, LRELU_SLOPE, Generator, ResBlock1, ResBlock2, speaker_offset
 
 
 def packed_available() -> bool:
@@ -136,6 +136,7 @@ class PackedGenerator:
         #: a copy of the generator's speaker projection (a small float32 linear map) and mean; None without them
         self._speaker_source = copy.deepcopy(generator.speaker_projection) if self.speaker_embedding_dim else None
         self._speaker_mean = generator.speaker_embedding_mean.detach().clone() if self.speaker_embedding_dim else None
+        self._speaker_scale = generator.speaker_embedding_scale.detach().clone() if self.speaker_embedding_dim else None
 
     def _resblock(self, index: int, block_input: torch.Tensor, activated: torch.Tensor, valid: int) -> torch.Tensor:
         """Resblock ``index`` on ``block_input``, whose LeakyReLU (``activated``) the stage computed once."""
@@ -150,7 +151,7 @@ class PackedGenerator:
     def speaker_offset(self, speaker_embedding: torch.Tensor | None, batch: int) -> torch.Tensor | None:
         """(B, C0, 1, 1) in the compute dtype: what conditioning adds after conv_pre (see
         :meth:`Generator.speaker_offset`); None without conditioning (an embedding is then refused)."""
-        if self._speaker_source is None or self._speaker_mean is None:
+        if self._speaker_source is None or self._speaker_mean is None or self._speaker_scale is None:
             if speaker_embedding is not None:
                 raise ValueError("this generator reads no speaker embedding (speaker_embedding_dim 0), got one")
             return None
@@ -162,8 +163,8 @@ class PackedGenerator:
                 f"speaker embedding of shape {tuple(vectors.shape)} for a batch of {batch}: expected ({batch}, {dim}), "
                 f"(1, {dim}) or ({dim},)"
             )
-        offset: torch.Tensor = self._speaker_source(vectors).expand(batch, -1)
-        return offset.to(self.dtype)[:, :, None, None]
+        offset = speaker_offset(self._speaker_source, self._speaker_mean, self._speaker_scale, vectors, batch)
+        return offset.to(self.dtype).unsqueeze(-1)
 
     @torch.inference_mode()
     def __call__(self, mel: torch.Tensor, speaker_embedding: torch.Tensor | None = None) -> torch.Tensor:

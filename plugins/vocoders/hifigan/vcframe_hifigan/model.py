@@ -105,7 +105,12 @@ def describe_state(state: Mapping[str, torch.Tensor]) -> str:
 
 #: State keys of speaker conditioning (:class:`~vcframe_hifigan.generator.Generator`), which a conditioned run
 #: started from unconditioned weights (``fit --init ... --speaker-embeddings``) begins without.
-SPEAKER_KEYS = ("speaker_projection.weight", "speaker_projection.bias", "speaker_embedding_mean")
+SPEAKER_KEYS = (
+    "speaker_projection.weight",
+    "speaker_projection.bias",
+    "speaker_embedding_mean",
+    "speaker_embedding_scale",
+)
 
 
 def load_generator_state(

@@ -749,9 +749,11 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
             f"speaker embeddings: {speaker_vectors.space}, {speaker_vectors.dim} values, "
             f"{len({clip.speaker for clip in clips})} training voices"
         )
-        if saved is None:  # without an embedding the generator reads the mean of its training voices'
+        if saved is None:  # the generator standardises embeddings by its training voices' (see Generator)
+            mean, scale = speaker_vectors.standardisation([clip.speaker for clip in clips])
             with torch.no_grad():
-                generator.speaker_embedding_mean.copy_(speaker_vectors.mean([clip.speaker for clip in clips]))
+                generator.speaker_embedding_mean.copy_(mean)
+                generator.speaker_embedding_scale.copy_(scale)
     speaker_record = (
         {
             "path": str(args["speaker_embeddings"]),
