@@ -759,6 +759,8 @@ def test_speaker_embeddings_condition_the_generator_resume_exactly_and_export(co
     mean = voices.mean(axis=0)
     assert torch.allclose(state["speaker_embedding_mean"], torch.from_numpy(mean))
     assert float(state["speaker_embedding_scale"]) == pytest.approx(float(np.sqrt(np.mean((voices - mean) ** 2))))
+    groups = first["optim_g"]["param_groups"]  # the new map learns at --speaker-lr-factor (10) times the rate
+    assert len(groups) == 2 and len(groups[1]["params"]) == 2 and groups[1]["lr"] == pytest.approx(10 * groups[0]["lr"])
     assert (
         first["speaker_embeddings"]["space"] == "test/voices"
         and first["train"]["generator"]["speaker_embedding_dim"] == 6

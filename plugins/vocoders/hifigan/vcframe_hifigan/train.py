@@ -401,10 +401,21 @@ def rescale_learning_rate(
     current rate is multiplied by ``new / old``); the scheduler decays from there."""
     if new == old:
         return
-    for group in optimizer.param_groups:
+    for group in optimizer.param_groups:  # each group keeps its factor on the base rate (generator_parameter_groups)
         group["lr"] = group["lr"] * new / old
-        group["initial_lr"] = new
-    scheduler.base_lrs = [new for _ in scheduler.base_lrs]
+        group["initial_lr"] = new * (group["initial_lr"] / old)  # exactly ``new`` for the base group
+    scheduler.base_lrs = [new * (rate / old) for rate in scheduler.base_lrs]
+
+
+def generator_parameter_groups(generator: Generator, speaker_lr_factor: float) -> list[dict[str, Any]]:
+    """The generator optimiser's parameter groups: every parameter at the base rate, and for a speaker-conditioned
+    generator its speaker projection in a second group at ``speaker_lr_factor`` times that rate (``fit
+    --speaker-lr-factor``: a new map on trained weights)."""
+    if not generator.config.speaker_embedding_dim:
+        return [{"params": list(generator.parameters())}]
+    speaker = list(generator.speaker_projection.parameters())
+    others = [parameter for parameter in generator.parameters() if all(parameter is not p for p in speaker)]
+    return [{"params": others}, {"params": speaker, "lr": LEARNING_RATE * speaker_lr_factor}]
 
 
 # -- generator sizes ----------------------------------------------------------------------------------------
@@ -639,6 +650,14 @@ def fit(
             "function); a conditioned run needs it again on --resume. Not in the original.",
         ),
     ] = None,
+    speaker_lr_factor: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="With --speaker-embeddings, the speaker projection learns at this many times the generator's "
+            "rate (a new run; a resumed run keeps its own).",
+        ),
+    ] = 10.0,
     resume: Annotated[bool, typer.Option(help="Continue exactly from run_dir/checkpoint.pt.")] = False,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")] = "cpu",
 ) -> None:
@@ -684,6 +703,7 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
     speaker_vectors = load_speaker_vectors(args["speaker_embeddings"]) if args["speaker_embeddings"] else None
     if saved is None and speaker_vectors is not None:
         settings["generator"] = {**settings["generator"], "speaker_embedding_dim": speaker_vectors.dim}
+        settings["speaker_lr_factor"] = args["speaker_lr_factor"]
     spec = MelSpec.model_validate(settings["mel"])
     sizes = GeneratorConfig.from_original(settings["generator"])
     if (speaker_vectors.dim if speaker_vectors else 0) != sizes.speaker_embedding_dim:
@@ -764,7 +784,12 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
         else None
     )
     held_out = [held_out_clips(path, spec, args["valid_clips"]) for path in args["valid_data"] or []]
-    optim_g = torch.optim.AdamW(generator.parameters(), LEARNING_RATE, betas=ADAM_BETAS, weight_decay=WEIGHT_DECAY)
+    optim_g = torch.optim.AdamW(
+        generator_parameter_groups(generator, float(settings.get("speaker_lr_factor", 1.0))),
+        LEARNING_RATE,
+        betas=ADAM_BETAS,
+        weight_decay=WEIGHT_DECAY,
+    )
     optim_d = torch.optim.AdamW(
         [*msd.parameters(), *mpd.parameters()], LEARNING_RATE, betas=ADAM_BETAS, weight_decay=WEIGHT_DECAY
     )
