@@ -175,21 +175,10 @@ class Generator(nn.Module):
         """(B, C0, 1): what speaker conditioning adds to conv_pre's output for ``speaker_embedding`` ((B, D), (1, D)
         or (D,); None: ``speaker_embedding_mean``), or None for a generator without it, which refuses an embedding
         (ValueError)."""
-        dim = self.config.speaker_embedding_dim
-        if not dim:
-            if speaker_embedding is not None:
-                raise ValueError("this generator reads no speaker embedding (speaker_embedding_dim 0), got one")
-            return None
-        vectors = self.speaker_embedding_mean if speaker_embedding is None else speaker_embedding
-        vectors = vectors.reshape(1, -1) if vectors.dim() == 1 else vectors
-        if vectors.dim() != 2 or vectors.shape[1] != dim or vectors.shape[0] not in (1, batch):
-            raise ValueError(
-                f"speaker embedding of shape {tuple(vectors.shape)} for a batch of {batch}: expected ({batch}, {dim}), "
-                f"(1, {dim}) or ({dim},)"
-            )
-        return speaker_offset(
-            self.speaker_projection, self.speaker_embedding_mean, self.speaker_embedding_scale, vectors, batch
-        )
+        if not self.config.speaker_embedding_dim:
+            return speaker_offset(None, speaker_embedding, batch)
+        conditioning = (self.speaker_projection, self.speaker_embedding_mean, self.speaker_embedding_scale)
+        return speaker_offset(conditioning, speaker_embedding, batch)
 
     def forward(
         self,
@@ -239,10 +228,27 @@ class Generator(nn.Module):
 
 
 def speaker_offset(
-    projection: nn.Linear, mean: torch.Tensor, scale: torch.Tensor, vectors: torch.Tensor, batch: int
-) -> torch.Tensor:
-    """(B, C0, 1): ``projection((vectors - mean) / scale)`` for (B, D) or (1, D) ``vectors``, in the projection's
-    dtype and device (see :class:`Generator`, speaker conditioning)."""
+    conditioning: tuple[nn.Linear, torch.Tensor, torch.Tensor] | None,
+    speaker_embedding: torch.Tensor | None,
+    batch: int,
+) -> torch.Tensor | None:
+    """(B, C0, 1): ``projection((v - mean) / scale)`` for ``conditioning`` = (projection, mean, scale) and the
+    embedding v ((B, D), (1, D) or (D,); None: the mean), in the projection's dtype and device (see
+    :class:`Generator`, speaker conditioning). None without conditioning, which refuses an embedding; a shape that
+    fits neither the batch nor D is refused naming both (ValueError)."""
+    if conditioning is None:
+        if speaker_embedding is not None:
+            raise ValueError("this generator reads no speaker embedding (speaker_embedding_dim 0), got one")
+        return None
+    projection, mean, scale = conditioning
+    dim = projection.in_features
+    vectors = mean if speaker_embedding is None else speaker_embedding
+    vectors = vectors.reshape(1, -1) if vectors.dim() == 1 else vectors
+    if vectors.dim() != 2 or vectors.shape[1] != dim or vectors.shape[0] not in (1, batch):
+        raise ValueError(
+            f"speaker embedding of shape {tuple(vectors.shape)} for a batch of {batch}: expected ({batch}, {dim}), "
+            f"(1, {dim}) or ({dim},)"
+        )
     weight = projection.weight
     standardised = (vectors.to(weight.device, weight.dtype) - mean.to(weight.dtype)) / scale.to(weight.dtype)
     offset: torch.Tensor = projection(standardised)

@@ -133,10 +133,16 @@ class PackedGenerator:
             else:
                 raise ValueError(f"expected ResBlock1 or ResBlock2, got {type(block).__name__}")
         self.conv_post = PackedConv.from_module(generator.conv_post, torch.float32)
-        #: a copy of the generator's speaker projection (a small float32 linear map) and mean; None without them
-        self._speaker_source = copy.deepcopy(generator.speaker_projection) if self.speaker_embedding_dim else None
-        self._speaker_mean = generator.speaker_embedding_mean.detach().clone() if self.speaker_embedding_dim else None
-        self._speaker_scale = generator.speaker_embedding_scale.detach().clone() if self.speaker_embedding_dim else None
+        #: copies of the generator's speaker projection (a small float32 linear map), mean and scale; None without
+        self._speaker: tuple[nn.Linear, torch.Tensor, torch.Tensor] | None = (
+            (
+                copy.deepcopy(generator.speaker_projection),
+                generator.speaker_embedding_mean.detach().clone(),
+                generator.speaker_embedding_scale.detach().clone(),
+            )
+            if self.speaker_embedding_dim
+            else None
+        )
 
     def _resblock(self, index: int, block_input: torch.Tensor, activated: torch.Tensor, valid: int) -> torch.Tensor:
         """Resblock ``index`` on ``block_input``, whose LeakyReLU (``activated``) the stage computed once."""
@@ -151,20 +157,8 @@ class PackedGenerator:
     def speaker_offset(self, speaker_embedding: torch.Tensor | None, batch: int) -> torch.Tensor | None:
         """(B, C0, 1, 1) in the compute dtype: what conditioning adds after conv_pre (see
         :meth:`Generator.speaker_offset`); None without conditioning (an embedding is then refused)."""
-        if self._speaker_source is None or self._speaker_mean is None or self._speaker_scale is None:
-            if speaker_embedding is not None:
-                raise ValueError("this generator reads no speaker embedding (speaker_embedding_dim 0), got one")
-            return None
-        vectors = self._speaker_mean if speaker_embedding is None else speaker_embedding.to(torch.float32)
-        vectors = vectors.reshape(1, -1) if vectors.dim() == 1 else vectors
-        dim = self.speaker_embedding_dim
-        if vectors.dim() != 2 or vectors.shape[1] != dim or vectors.shape[0] not in (1, batch):
-            raise ValueError(
-                f"speaker embedding of shape {tuple(vectors.shape)} for a batch of {batch}: expected ({batch}, {dim}), "
-                f"(1, {dim}) or ({dim},)"
-            )
-        offset = speaker_offset(self._speaker_source, self._speaker_mean, self._speaker_scale, vectors, batch)
-        return offset.to(self.dtype).unsqueeze(-1)
+        offset = speaker_offset(self._speaker, speaker_embedding, batch)
+        return None if offset is None else offset.to(self.dtype).unsqueeze(-1)
 
     @torch.inference_mode()
     def __call__(self, mel: torch.Tensor, speaker_embedding: torch.Tensor | None = None) -> torch.Tensor:
