@@ -123,7 +123,8 @@ class Waveform:
 
 
 #: Key of :attr:`Mel.metadata` holding the speaker embedding a synthesizer's mel was made for (a
-#: :class:`SpeakerEmbedding`), which a speaker-conditioned vocoder reads; mels without it are vocoded unconditioned.
+#: :class:`SpeakerEmbedding`), which a speaker-conditioned vocoder reads; for a mel without it such a vocoder takes
+#: its own default (the HiFi-GAN: the mean of its training voices).
 SPEAKER_EMBEDDING_KEY = "speaker_embedding"
 
 
