@@ -78,7 +78,7 @@ from vcframe.metrics.frame_rate import frame_rate_lines
 from vcframe.metrics.pitch import PitchErrors, compare_f0_tracks, pitch_errors, track_f0, voiced_share
 from vcframe.metrics.speaker import SpeakerJudge
 from vcframe.pipeline import Pipeline
-from vcframe.types import SPEAKER_EMBEDDING_KEY, Mel
+from vcframe.types import SPEAKER_EMBEDDING_KEY, Mel, SpeakerEmbedding
 from vcframe.voices import sample_voices
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -191,11 +191,12 @@ def voice_yardsticks(
         similarity = {}
         pitch = {}
         buzz: dict[str, float | None] = {}
+        voice = pipelines["griffinlim"].embed([reference])  # every system's encoder is the default bundle's
         for vocoder, pipeline in pipelines.items():
             spec = pipeline.vocoder.input_spec
             samples = load_audio(reference, sample_rate=spec.sample_rate).item(0)
             path = scratch / f"{vocoder}_resynthesis_{name}.wav"
-            mel = with_voice(Mel.from_numpy([mel_spectrogram(samples, spec)], spec), pipeline, reference)
+            mel = with_voice(Mel.from_numpy([mel_spectrogram(samples, spec)], spec), voice)
             output = pipeline.vocoder.vocode(mel, seed=args.seed)
             save_audio(output, path)
             similarity[vocoder] = judge.similarity(reference, path)
@@ -321,16 +322,16 @@ def yardstick_setup(
         for index, (wav, text) in enumerate(clips):
             samples = load_audio(wav, sample_rate=spec.sample_rate).item(0)
             mel = Mel.from_numpy([mel_spectrogram(samples, spec)], spec)
-            yield index, text, samples, with_voice(mel, pipeline, wav)
+            yield index, text, samples, with_voice(mel, pipeline.embed([wav]))
 
     return pipeline, default_recognizer(), items()
 
 
-def with_voice(mel: Mel, pipeline: Pipeline, recording: Path) -> Mel:
-    """``mel`` (a recording's own) with the recording's speaker embedding in its metadata, as a run's mels carry
-    the reference's (:data:`~vcframe.types.SPEAKER_EMBEDDING_KEY`): a vocoder that reads the voice resynthesises
-    with the information it has when it clones; the others ignore it."""
-    return dataclasses.replace(mel, metadata={**mel.metadata, SPEAKER_EMBEDDING_KEY: pipeline.embed([recording])})
+def with_voice(mel: Mel, voice: SpeakerEmbedding) -> Mel:
+    """``mel`` (a recording's own) with the recording's speaker embedding ``voice`` in its metadata, as a run's mels
+    carry the reference's (:data:`~vcframe.types.SPEAKER_EMBEDDING_KEY`): a vocoder that reads the voice
+    resynthesises with the information it has when it clones; the others ignore it."""
+    return dataclasses.replace(mel, metadata={**mel.metadata, SPEAKER_EMBEDDING_KEY: voice})
 
 
 #: The pitch errors the vocoder yardstick averages over its clips (fields of PitchErrors).

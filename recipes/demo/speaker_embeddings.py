@@ -3,15 +3,16 @@
     python recipes/demo/speaker_embeddings.py /work/runs/hifigan_data/train.txt \
         --unpaired-mels /work/runs/free_mels --out /work/runs/speaker_embeddings.npz
 
-A speaker-conditioned generator (``-o speaker_embedding_dim=256``) reads, beside the mel, the embedding of the
-voice it speaks in: at inference the reference's, which the pipeline passes with the synthesizer's mel. For
-training, this writes one embedding per voice of the training sources (folders or manifests, as ``fit --data``
-takes them): the default bundle's encoder (``--encoder``) on up to ``--clips`` of the voice's clips (the first
-ones, in the sources' order), as ``vcframe embed`` makes a voice from several clips. ``--unpaired-mels`` folders
-(``recipes/demo/free_mels.py``: ``<out>/<speaker>/...``) name LibriSpeech speakers by their number, so each of
-their subfolders gets the embedding of ``librispeech-<number>`` under its own name too, which must be a training
-voice. The file is an ``.npz`` of ``(dim,)`` float32 vectors keyed by speaker, written atomically, with
-``__space__`` (the embedding spec's space, e.g. ``ge2e/rtvc``), which the trainer records.
+A speaker-conditioned generator (``fit --speaker-embeddings`` with this file gives it the embedding's size) reads,
+beside the mel, the embedding of the voice it speaks in: at inference the reference's, which the pipeline passes
+with the synthesizer's mel. For training, this writes one embedding per voice of the training sources (folders or
+manifests, as ``fit --data`` takes them): the default bundle's encoder (``--encoder``) on up to ``--clips`` of the
+voice's clips (the first ones, in the sources' order), as ``vcframe embed`` makes a voice from several clips.
+``--unpaired-mels`` folders (``recipes/demo/free_mels.py``: ``<out>/<speaker>/...``) name LibriSpeech speakers by
+their number, so each of their subfolders gets the embedding of ``librispeech-<number>`` under its own name too,
+which must be a training voice. The file is an ``.npz`` of ``(dim,)`` float32 vectors keyed by speaker, written
+atomically, with ``__space__`` (``vcframe_hifigan.data.SPACE_KEY``: the embedding spec's space, e.g. ``ge2e/rtvc``),
+which the trainer records.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.clips < 1:
         raise SystemExit(f"--clips must be at least 1, got {args.clips}")
 
+    from vcframe_hifigan.data import SPACE_KEY
+
     from vcframe.config import load_settings
     from vcframe.datasets import find_clips
     from vcframe.pipeline import Pipeline
@@ -64,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             vectors[voice] = vectors[source]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(args.out, "wb") as stream:
-        np.savez(stream, __space__=np.array(space), **vectors)
+        np.savez(stream, **{SPACE_KEY: np.array(space)}, **vectors)
     print(f"{len(vectors)} embeddings ({space}) -> {args.out}")
     return 0
 

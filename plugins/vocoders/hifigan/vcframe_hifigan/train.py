@@ -763,14 +763,15 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
     speaker_rows: torch.Tensor | None = None
     unpaired_rows: torch.Tensor | None = None
     if speaker_vectors is not None:
-        speaker_rows = speaker_vectors.rows([clip.speaker for clip in clips], "training data").to(target)
+        voices = [clip.speaker for clip in clips]
+        speaker_rows = speaker_vectors.rows(voices, "training data").to(target)
         unpaired_rows = speaker_vectors.rows(unpaired.speakers, "unpaired mels").to(target) if unpaired else None
         session.echo(
             f"speaker embeddings: {speaker_vectors.space}, {speaker_vectors.dim} values, "
-            f"{len({clip.speaker for clip in clips})} training voices"
+            f"{len(set(voices))} training voices"
         )
         if saved is None:  # the generator standardises embeddings by its training voices' (see Generator)
-            mean, scale = speaker_vectors.standardisation([clip.speaker for clip in clips])
+            mean, scale = speaker_vectors.standardisation(voices)
             with torch.no_grad():
                 generator.speaker_embedding_mean.copy_(mean)
                 generator.speaker_embedding_scale.copy_(scale)
