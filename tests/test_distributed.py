@@ -3,6 +3,7 @@ trainer's test_distributed.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
@@ -11,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from vcframe.distributed import TrainingClock, shard_bounds
+from vcframe import distributed
+from vcframe.distributed import TrainingClock, TrainingSession, shard_bounds
 
 
 def test_training_clock_starts_from_the_checkpoint() -> None:
@@ -73,3 +75,21 @@ def _process_state(pid: int) -> str:
     except OSError:
         return ""
     return stat.rsplit(")", 1)[1].split()[0]
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_ranks_leave_the_group_together_after_a_normal_end(monkeypatch: pytest.MonkeyPatch, fails: bool) -> None:
+    """A finished job's ranks meet at a barrier before the group is destroyed (no rank tears its connections down
+    while a peer still uses them); after an error there is none (the peer may be gone), and the group is still
+    destroyed."""
+    calls: list[str] = []
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(distributed.dist, "barrier", lambda: calls.append("barrier"))
+    monkeypatch.setattr(distributed.dist, "destroy_process_group", lambda: calls.append("destroy"))
+    session = TrainingSession(rank=1, world_size=2, backend="gloo")
+    monkeypatch.setattr(distributed, "start_session", lambda device: session)
+    with pytest.raises(RuntimeError, match="a failed step") if fails else contextlib.nullcontext():
+        with distributed.training_session("cpu"):
+            if fails:
+                raise RuntimeError("a failed step")
+    assert calls == (["destroy"] if fails else ["barrier", "destroy"]) and session.backend is None

@@ -566,12 +566,17 @@ class TrainingSession:
 
     # -- shutdown ----------------------------------------------------------------------------------------
 
-    def close(self) -> None:
+    def close(self, *, finished: bool = False) -> None:
         """Drop the DDP wrappers, collect garbage, then destroy the process group (the order avoids gloo aborts
-        at exit)."""
+        at exit). ``finished``: every rank ended its work normally, so they first meet at a barrier and leave the
+        group together; a rank that tears its connections down while a peer's are still in use (rank 0 still
+        writing the last checkpoint) can abort that peer at exit ("terminate called without an active
+        exception"). After an error there is no barrier: a peer may be gone, and torchrun stops the others."""
         self._wrapped.clear()
         gc.collect()
         if self.distributed and dist.is_initialized():
+            if finished:
+                dist.barrier()
             dist.destroy_process_group()
         self.backend = None
 
@@ -619,15 +624,17 @@ def training_session(device: str | torch.device | None = "cpu") -> Iterator[Trai
     before the session closes.
     """
     session = start_session(device)
+    finished = False
     try:
         yield session
+        finished = True
     except BaseException as error:
         # the traceback's frames hold the training loop's locals (the DDP model): release them first
         if error.__traceback__ is not None:
             traceback.clear_frames(error.__traceback__)
         raise
     finally:
-        session.close()
+        session.close(finished=finished)
 
 
 def run_fit(fit: Callable[..., T], device: str | torch.device | None, arguments: Mapping[str, Any]) -> T:
