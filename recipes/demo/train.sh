@@ -234,6 +234,7 @@ hifigan)
         --frame-sync-weight "${FRAME_SYNC_WEIGHT:-10}" \
         --mel-smoothing "${MEL_SMOOTHING:-0}" --mel-smoothing-probability "${MEL_SMOOTHING_PROBABILITY:-0.5}" \
         --smoothed-targets "${SMOOTHED_TARGETS:-0}" ${SPEAKER_EMBEDDINGS:+--speaker-embeddings "$SPEAKER_EMBEDDINGS"} ${SPEAKER_LR_FACTOR:+--speaker-lr-factor "$SPEAKER_LR_FACTOR"} \
+        ${SPEAKER_LOSS_WEIGHT:+--speaker-loss-weight "$SPEAKER_LOSS_WEIGHT"} \
         $(unpaired_flags) $(lr_flags) $(resume_flag "$RUNS/hifigan") $(init_flag "$RUNS/hifigan" "${HIFIGAN_INIT:-}") \
         $(init_flag "$RUNS/hifigan" "${HIFIGAN_INIT_DISCRIMINATORS:-}" --init-discriminators) ;;
 speaker-embeddings)

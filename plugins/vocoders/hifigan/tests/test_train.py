@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -231,6 +232,7 @@ def test_stft_weight_change_on_resume_is_recorded(corpus, tmp_path):
             "unpaired_weight": 0.0,
             "unpaired_frame_sync_weight": 0.0,
             "smoothed_targets": 0.0,
+            "speaker_loss_weight": 0.0,
         }
     ]
     assert json.loads((run_dir / "config.json").read_text())["loss_changes"] == checkpoint["loss_changes"]
@@ -250,6 +252,7 @@ def test_stft_weight_change_on_resume_is_recorded(corpus, tmp_path):
         "unpaired_weight": 0.0,
         "unpaired_frame_sync_weight": 0.0,
         "smoothed_targets": 0.0,
+        "speaker_loss_weight": 0.0,
     }
     assert records(run_dir / "log.jsonl")[4]["frame_sync"] >= 0
 
@@ -304,6 +307,7 @@ def test_record_loss_weights_reads_records_older_than_a_loss():
         "unpaired_weight": 0.0,
         "unpaired_frame_sync_weight": 0.0,
         "smoothed_targets": 0.0,
+        "speaker_loss_weight": 0.0,
     }
     same, notes = record_loss_weights(old, unchanged, 900)
     assert same == old and notes == []
@@ -449,6 +453,7 @@ def test_unpaired_mels_resume_exactly_and_are_recorded(corpus, tmp_path):
             "unpaired_weight": 1.0,
             "unpaired_frame_sync_weight": 0.0,
             "smoothed_targets": 0.0,
+            "speaker_loss_weight": 0.0,
         }
     ]
     output = run(fit_arguments(corpus, resumed, "--max-steps", "4", "--resume"))  # turned off at step 3
@@ -714,11 +719,11 @@ def test_cli_dispatch_and_export_errors(corpus, tmp_path):
     assert result.exit_code == 2 and "nothing to export" in result.output
 
 
-def write_speaker_embeddings(path: Path, voices: list[str], dim: int = 6) -> Path:
+def write_speaker_embeddings(path: Path, voices: list[str], dim: int = 6, space: str = "test/voices") -> Path:
     """An .npz as recipes/demo/speaker_embeddings.py writes it: a unit vector per voice and the space's name."""
     rng = np.random.default_rng(1)
     vectors = {voice: rng.standard_normal(dim).astype(np.float32) for voice in voices}
-    np.savez(path, __space__=np.array("test/voices"), **{k: v / np.linalg.norm(v) for k, v in vectors.items()})
+    np.savez(path, __space__=np.array(space), **{k: v / np.linalg.norm(v) for k, v in vectors.items()})
     return path
 
 
@@ -797,3 +802,57 @@ def test_speaker_embeddings_condition_the_generator_resume_exactly_and_export(co
         ),
     )
     assert "cannot read speaker embeddings" in str(result.exception)
+
+
+def test_the_speaker_identity_loss_trains_resumes_exactly_and_is_recorded(corpus, tmp_path):
+    """--speaker-loss-weight: GE2E's softmax loss of the output over the training voices joins the paired and the
+    unpaired step (logged beside the real segments' own loss), exact on resume, recorded with the encoder's
+    weights; refused without speaker embeddings or with embeddings of another space."""
+    embeddings = write_speaker_embeddings(tmp_path / "voices.npz", ["alice", "bob"], dim=256, space="ge2e/rtvc")
+    free = tmp_path / "free"
+    free.mkdir()
+    for voice in ("alice", "bob"):
+        write_unpaired_mels(corpus / voice, free / voice)
+    conditioned = ("--speaker-embeddings", str(embeddings), "--unpaired-mels", str(free), "--unpaired-weight", "1")
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    output = run(fit_arguments(corpus, straight, "--max-steps", "3", *conditioned, "--speaker-loss-weight", "2"))
+    assert "speaker-identity loss: 2 voices (chance 0.69), encoder default (ge2e/rtvc)" in output
+    run(fit_arguments(corpus, resumed, "--max-steps", "2", *conditioned, "--speaker-loss-weight", "2"))
+    run(fit_arguments(corpus, resumed, "--max-steps", "3", "--resume", *conditioned, "--speaker-loss-weight", "2"))
+    first, second = load_checkpoint(straight / "checkpoint.pt"), load_checkpoint(resumed / "checkpoint.pt")
+    for key in STATES:
+        assert compare_states(first[key], second[key]) == 0.0, key
+    assert not any(key.startswith("lstm") for key in first["generator"])  # the frozen encoder is not saved
+    records = [json.loads(line) for line in (straight / "log.jsonl").read_text().splitlines()]
+    for name in ("speaker", "speaker_accuracy", "speaker_real", "unpaired_speaker", "unpaired_speaker_accuracy"):
+        # the unpaired steps start with the adversarial ones (--adversarial-start 1: from the second step)
+        assert all(math.isfinite(record[name]) for record in records[1:]), name
+    assert all(0.0 <= record["speaker_accuracy"] <= 1.0 for record in records)
+    record = json.loads((straight / "config.json").read_text())
+    assert record["speaker_loss_weight"] == 2.0 and record["loss_changes"][0]["speaker_loss_weight"] == 2.0
+    assert record["speaker_loss"]["space"] == "ge2e/rtvc" and record["speaker_loss"]["voices"] == 2
+    assert len(record["speaker_loss"]["sha256"]) == 64 and first["speaker_loss"] == record["speaker_loss"]
+    # a weight change on resume is recorded; 0 turns the loss off
+    output = run(fit_arguments(corpus, resumed, "--max-steps", "4", "--resume", *conditioned))
+    assert "the speaker-identity loss weight changed at step 3: 2 -> 0" in output
+    assert "speaker" not in json.loads((resumed / "log.jsonl").read_text().splitlines()[-1])
+    # refusals, one line each
+    result = CliRunner().invoke(
+        app, fit_arguments(corpus, tmp_path / "bad", "--max-steps", "1", "--speaker-loss-weight", "1")
+    )
+    assert "tells the training voices apart, and there are no speaker embeddings" in str(result.exception)
+    other = write_speaker_embeddings(tmp_path / "other.npz", ["alice", "bob"], dim=256)
+    result = CliRunner().invoke(
+        app,
+        fit_arguments(
+            corpus,
+            tmp_path / "bad2",
+            "--max-steps",
+            "1",
+            "--speaker-embeddings",
+            str(other),
+            "--speaker-loss-weight",
+            "1",
+        ),
+    )
+    assert "encoder makes 'ge2e/rtvc' embeddings and --speaker-embeddings holds 'test/voices'" in str(result.exception)

@@ -48,9 +48,10 @@ from vcframe.config import parse_json_options
 from vcframe.cpu import limit_threads, resolve_precision
 from vcframe.datasets import MelCache, MelSmoothing, manifest_command, record_smoothing
 from vcframe.errors import CheckpointError, ConfigError, InputError
-from vcframe.specs import HIFIGAN_MEL, RTVC_SYNTHESIZER_MEL, MelSpec
+from vcframe.specs import HIFIGAN_MEL, RTVC_ENCODER_MEL, RTVC_SYNTHESIZER_MEL, MelSpec
 from vcframe_hifigan.data import (
     EpochSegments,
+    SpeakerVectors,
     TrainingClip,
     collate,
     collate_unpaired,
@@ -72,6 +73,7 @@ from vcframe_hifigan.losses import (
     stft_loss,
 )
 from vcframe_hifigan.melspec import MelFrontEnd, loss_mel_spec
+from vcframe_hifigan.speaker_loss import SpeakerIdentityLoss, chance_loss, load_ge2e_network
 from vcframe_hifigan.spec import PRESETS, SIZE_FIELDS, GeneratorConfig, HiFiGANConfig, check_fits
 
 if TYPE_CHECKING:
@@ -139,6 +141,10 @@ class GANStep:
             share of their mel loss taken between loss mels smoothed the same way
             (:func:`vcframe_hifigan.losses.smoothed_target_mel_loss`) and of their STFT loss left out (0: the
             original's sharp targets for every segment).
+        speaker_loss: the speaker-identity loss (:class:`vcframe_hifigan.speaker_loss.SpeakerIdentityLoss`), for
+            ``speaker_loss_weight``.
+        speaker_loss_weight: its weight in the generator's losses, in the paired and (inside ``unpaired_weight``)
+            the unpaired step (0: none); the steps then need each segment's ``voices``.
     """
 
     generator: Generator
@@ -160,8 +166,12 @@ class GANStep:
     unpaired_weight: float = 0.0
     unpaired_frame_sync_weight: float = 0.0
     smoothed_targets: float = 0.0
+    speaker_loss: SpeakerIdentityLoss | None = None
+    speaker_loss_weight: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.speaker_loss_weight and self.speaker_loss is None:
+            raise ValueError(f"speaker_loss_weight {self.speaker_loss_weight} needs the speaker_loss, got None")
         if self.frame_sync_weight and self.hop_length < 1:
             raise ValueError(f"frame_sync_weight {self.frame_sync_weight} needs the hop_length, got {self.hop_length}")
         if self.unpaired_weight and self.input_front_end is None:
@@ -186,8 +196,11 @@ class GANStep:
         weight: float = 1.0,
         sigmas: torch.Tensor | None = None,
         speakers: torch.Tensor | None = None,
+        voices: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Update the discriminators (if ``adversarial``), then the generator; returns the step's losses (0-d).
+        """Update the discriminators (if ``adversarial``), then the generator; returns the step's losses (0-d)
+        (with ``speaker_loss_weight`` also ``speaker_accuracy`` and the loss of the real segments,
+        ``speaker_real``: what the encoder itself achieves on them).
 
         Args:
             mels: (B, n_mels, F) generator input.
@@ -197,6 +210,8 @@ class GANStep:
             sigmas: (B,) the band smoothing each input mel had (:func:`vcframe_hifigan.data.smoothing_sigmas`;
                 None or 0: none), for ``smoothed_targets``.
             speakers: (B, D) each segment's speaker embedding, for a speaker-conditioned generator (None: none).
+            voices: (B,) each segment's voice, an index into the ``speaker_loss``'s voices (for
+                ``speaker_loss_weight``).
         """
         generator = self.train_generator or self.generator
         with self._autocast(self.bf16_generator):
@@ -232,10 +247,27 @@ class GANStep:
         if self.frame_sync_weight:
             losses["frame_sync"] = frame_sync_loss(audio, generated, self.hop_length)
             total = total + self.frame_sync_weight * losses["frame_sync"]
+        if self.speaker_loss_weight:
+            losses.update(self._speaker_losses(generated, voices, audio))
+            total = total + self.speaker_loss_weight * losses["speaker"]
         losses["gen"] = total
         (total * weight).backward()
         self.optim_g.step()
         return {name: value.detach() for name, value in losses.items()}
+
+    def _speaker_losses(
+        self, generated: torch.Tensor, voices: torch.Tensor | None, audio: torch.Tensor | None = None, prefix: str = ""
+    ) -> dict[str, torch.Tensor]:
+        """The speaker-identity loss of ``generated`` and its accuracy (and with ``audio``, the real segments' loss
+        under ``torch.no_grad``), named with ``prefix``."""
+        if self.speaker_loss is None or voices is None:
+            raise ValueError("speaker_loss_weight needs the speaker_loss and each segment's voices")
+        losses: dict[str, torch.Tensor] = {}
+        losses[f"{prefix}speaker"], losses[f"{prefix}speaker_accuracy"] = self.speaker_loss(generated, voices)
+        if audio is not None:
+            with torch.no_grad():
+                losses[f"{prefix}speaker_real"] = self.speaker_loss(audio, voices)[0]
+        return losses
 
     def _smoothed(self, sigmas: torch.Tensor | None, batch: int) -> torch.Tensor | None:
         """``sigmas`` (on the CPU) where ``smoothed_targets`` applies to this batch, else None."""
@@ -284,7 +316,13 @@ class GANStep:
         return losses
 
     def unpaired(
-        self, mels: torch.Tensor, audio: torch.Tensor, *, weight: float = 1.0, speakers: torch.Tensor | None = None
+        self,
+        mels: torch.Tensor,
+        audio: torch.Tensor,
+        *,
+        weight: float = 1.0,
+        speakers: torch.Tensor | None = None,
+        voices: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """A step on synthesizer mels that come without audio (``fit --unpaired-mels``; not in the original).
 
@@ -295,10 +333,11 @@ class GANStep:
         must take it for real (``unpaired_gen_f`` + ``unpaired_gen_s``), and with ``unpaired_frame_sync_weight``
         that it repeats once per mel frame no more than the real segments of ``audio`` do (``unpaired_frame_sync``:
         :func:`~vcframe_hifigan.losses.frame_sync_loss` against them, a speech-like bound: no real audio of these
-        mels exists). Feature matching needs the real audio of the same mel, so it is left out. The output's mel
-        frame t is compared with the given frame t, the convention of the paired segments (frame t stands for
-        samples from ``hop * t``); the first and last frames of a segment see the output's edge padding, as a whole
-        utterance's do in :mod:`vcframe.correction`.
+        mels exists), and with ``speaker_loss_weight`` that the speaker encoder takes it for its voice
+        (``unpaired_speaker``). Feature matching needs the real audio of the same mel, so it is left out. The
+        output's mel frame t is compared with the given frame t, the convention of the paired segments (frame t
+        stands for samples from ``hop * t``); the first and last frames of a segment see the output's edge padding,
+        as a whole utterance's do in :mod:`vcframe.correction`.
         Returns the losses (0-d), prefixed ``unpaired_``.
 
         Args:
@@ -306,6 +345,7 @@ class GANStep:
             audio: (B, 1, F * hop) real segments for the discriminators.
             weight: factor on every loss before ``backward`` (a distributed shard's weight, 1.0 alone).
             speakers: (B, D) the speaker embedding of each mel's voice, for a conditioned generator (None: none).
+            voices: (B,) each mel's voice, an index into the ``speaker_loss``'s voices (``speaker_loss_weight``).
         """
         if self.input_front_end is None or not self.unpaired_weight:
             raise ValueError("unpaired steps need an input_front_end and an unpaired_weight above 0")
@@ -326,6 +366,9 @@ class GANStep:
         if self.unpaired_frame_sync_weight:
             losses["unpaired_frame_sync"] = frame_sync_loss(audio, generated, self.hop_length)
             objective = objective + self.unpaired_frame_sync_weight * losses["unpaired_frame_sync"]
+        if self.speaker_loss_weight:
+            losses.update(self._speaker_losses(generated, voices, prefix="unpaired_"))
+            objective = objective + self.speaker_loss_weight * losses["unpaired_speaker"]
         total = self.unpaired_weight * objective
         losses["unpaired_gen"] = total
         (total * weight).backward()
@@ -340,6 +383,7 @@ LOSS_WEIGHTS = {
     "unpaired_weight": "the unpaired-mel loss weight",
     "unpaired_frame_sync_weight": "the unpaired frame-sync loss weight",
     "smoothed_targets": "the smoothed-target share",
+    "speaker_loss_weight": "the speaker-identity loss weight",
 }
 
 
@@ -658,6 +702,22 @@ def fit(
             "rate (a new run; a resumed run keeps its own).",
         ),
     ] = 10.0,
+    speaker_loss_weight: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Add the speaker-identity loss with this weight (paired and unpaired steps): GE2E's softmax loss of "
+            "each output segment against every training voice of --speaker-embeddings (needed), the encoder frozen. "
+            "Needs the vcframe-ge2e plugin. Not in the original (0); changes on --resume are recorded.",
+        ),
+    ] = 0.0,
+    speaker_loss_encoder: Annotated[
+        str,
+        typer.Option(
+            help="The GE2E weights the speaker-identity loss embeds with ('default': the pretrained resemblyzer "
+            "weights; 'registry:<id>' or a path); their embedding space must be the --speaker-embeddings'.",
+        ),
+    ] = "default",
     resume: Annotated[bool, typer.Option(help="Continue exactly from run_dir/checkpoint.pt.")] = False,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:N or auto.")] = "cpu",
 ) -> None:
@@ -734,6 +794,12 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
             f"{args['mel_smoothing_probability']:g})",
             hint="add --mel-smoothing SIGMA (e.g. 2.5), or drop --smoothed-targets",
         )
+    if args["speaker_loss_weight"] and speaker_vectors is None:
+        raise ConfigError(
+            f"--speaker-loss-weight {args['speaker_loss_weight']:g} tells the training voices apart, and there are "
+            "no speaker embeddings",
+            hint="add --speaker-embeddings FILE.npz (recipes/demo/speaker_embeddings.py), or drop the loss",
+        )
     for name in LEARNING_RATES:
         if args[name] is not None and args[name] <= 0:
             flag = "--" + name.replace("_", "-")
@@ -784,6 +850,24 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
         if speaker_vectors is not None
         else None
     )
+    speaker_loss: SpeakerIdentityLoss | None = None
+    clip_voices: torch.Tensor | None = None
+    unpaired_voices: torch.Tensor | None = None
+    speaker_loss_record: dict[str, Any] | None = None
+    if args["speaker_loss_weight"] and speaker_vectors is not None:
+        table = sorted({clip.speaker for clip in clips} | set(unpaired.speakers if unpaired else []))
+        speaker_loss, speaker_loss_record = _speaker_loss(
+            args["speaker_loss_encoder"], speaker_vectors, table, spec, target
+        )
+        index = {voice: position for position, voice in enumerate(table)}
+        clip_voices = torch.tensor([index[clip.speaker] for clip in clips], device=target)
+        if unpaired is not None:
+            unpaired_voices = torch.tensor([index[voice] for voice in unpaired.speakers], device=target)
+        speaker_loss_record["voices"] = len(table)
+        session.echo(
+            f"speaker-identity loss: {len(table)} voices (chance {chance_loss(len(table)):.2f}), encoder "
+            f"{speaker_loss_record['checkpoint']} ({speaker_loss_record['space']})"
+        )
     held_out = [held_out_clips(path, spec, args["valid_clips"]) for path in args["valid_data"] or []]
     optim_g = torch.optim.AdamW(
         generator_parameter_groups(generator, float(settings.get("speaker_lr_factor", 1.0))),
@@ -862,6 +946,7 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
         "lr_changes": lr_changes,
         "unpaired_mels": unpaired.description if unpaired else None,
         "speaker_embeddings": speaker_record,
+        "speaker_loss": speaker_loss_record,
         **({"init": initialised_from} if initialised_from else {}),
         "parameters": {name: sum(p.numel() for p in m.parameters()) for name, m in _networks(generator, mpd, msd)},
     }
@@ -897,6 +982,8 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
         args["unpaired_weight"],
         args["unpaired_frame_sync_weight"],
         args["smoothed_targets"],
+        speaker_loss,
+        args["speaker_loss_weight"],
     )
     networks = torch.nn.ModuleDict(dict(_networks(generator, mpd, msd)))  # every replica's digest covers all three
     clock = TrainingClock(saved)
@@ -925,6 +1012,7 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
             "unpaired_data": unpaired.description if unpaired else None,
             "unpaired_fingerprint": unpaired.fingerprint if unpaired else None,
             "speaker_embeddings": speaker_record,
+            "speaker_loss": speaker_loss_record,
             **({"init": initialised_from} if initialised_from else {}),
             "rng": states,
             "train_seconds": clock.seconds(),
@@ -954,7 +1042,8 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
                 mels, audio = collate(clips, shard.items, segment_frames, hop, mel_smoothing)
                 sigmas = smoothing_sigmas(clips, shard.items, mel_smoothing) if args["smoothed_targets"] else None
                 adversarial = step >= args["adversarial_start"]
-                speakers = None if speaker_rows is None else speaker_rows[[clip for clip, _ in shard.items]]
+                members = [clip for clip, _ in shard.items]
+                speakers = None if speaker_rows is None else speaker_rows[members]
                 losses = gan(
                     mels.to(target),
                     audio.to(target),
@@ -962,15 +1051,20 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
                     weight=shard.weight,
                     sigmas=sigmas,
                     speakers=speakers,
+                    voices=None if clip_voices is None else clip_voices[members],
                 )
                 if unpaired is not None and adversarial:
                     picks = unpaired_picks(unpaired_frames, len(shard.batch), segment_frames, seed, step)[
                         shard.start : shard.stop
                     ]
                     unpaired_batch = collate_unpaired(unpaired.mels, picks, segment_frames)
-                    unpaired_speakers = None if unpaired_rows is None else unpaired_rows[[index for index, _ in picks]]
+                    chosen = [index for index, _ in picks]
                     losses |= gan.unpaired(
-                        unpaired_batch.to(target), audio.to(target), weight=shard.weight, speakers=unpaired_speakers
+                        unpaired_batch.to(target),
+                        audio.to(target),
+                        weight=shard.weight,
+                        speakers=None if unpaired_rows is None else unpaired_rows[chosen],
+                        voices=None if unpaired_voices is None else unpaired_voices[chosen],
                     )
                 step, batch_in_epoch = step + 1, shard.index + 1
                 if step % args["log_every"] == 0 or step == limit:
@@ -1015,6 +1109,43 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
                 stream.close()
     save(checkpoint_path)
     session.echo(f"stopped at step {step}; checkpoint {checkpoint_path}")
+
+
+def _speaker_loss(
+    reference: str, speaker_vectors: SpeakerVectors, table: list[str], spec: MelSpec, target: torch.device
+) -> tuple[SpeakerIdentityLoss, dict[str, Any]]:
+    """The speaker-identity loss over the voices ``table`` names, with the GE2E weights ``reference``, and its
+    record; ConfigError (one line) without the vcframe-ge2e plugin, for another embedding space than the speaker
+    embeddings', a mel not at 16 kHz or fewer than two voices."""
+    if spec.sample_rate != RTVC_ENCODER_MEL.sample_rate:
+        raise ConfigError(
+            f"the speaker-identity loss embeds {RTVC_ENCODER_MEL.sample_rate} Hz audio (GE2E's) and this run's "
+            f"generator makes {spec.sample_rate} Hz",
+            hint="train at the RTVC mel (--mel rtvc), or drop --speaker-loss-weight",
+        )
+    if len(table) < 2:
+        raise ConfigError(
+            f"the speaker-identity loss tells voices apart and the training data has {len(table)}",
+            hint="train on several voices, or drop --speaker-loss-weight",
+        )
+    try:
+        encoder, record = load_ge2e_network(reference, target)
+    except ImportError as error:
+        raise ConfigError(
+            f"--speaker-loss-weight needs the vcframe-ge2e plugin ({error})",
+            hint="pip install 'vcframe-hifigan[speaker-loss]' (or ./plugins/encoders/ge2e[pretrained])",
+        ) from error
+    if record["space"] != speaker_vectors.space:
+        raise ConfigError(
+            f"the speaker-identity loss's encoder makes {record['space']!r} embeddings and --speaker-embeddings "
+            f"holds {speaker_vectors.space!r}",
+            hint="make the speaker embeddings with the same encoder (recipes/demo/speaker_embeddings.py)",
+        )
+    try:
+        loss = SpeakerIdentityLoss(encoder, speaker_vectors.rows(table, "training data"), spec.sample_rate)
+    except ValueError as error:
+        raise ConfigError(f"the speaker-identity loss: {error}", hint="check --speaker-embeddings") from error
+    return loss.to(target), record
 
 
 def _networks(
