@@ -229,3 +229,8 @@ def test_speaker_embeddings_and_the_hifigan_flag(tmp_path: Path) -> None:
     assert "--speaker-embeddings" not in plain
     (voiced,) = _stand_in_runner(tmp_path, "hifigan", RUNS=str(runs), SPEAKER_EMBEDDINGS=f"{runs}/voices.npz")()
     assert f"--speaker-embeddings {runs}/voices.npz" in voiced
+    assert "--speaker-loss-weight" not in voiced
+    (judged,) = _stand_in_runner(
+        tmp_path, "hifigan", RUNS=str(runs), SPEAKER_EMBEDDINGS=f"{runs}/voices.npz", SPEAKER_LOSS_WEIGHT="2"
+    )()
+    assert f"--speaker-embeddings {runs}/voices.npz --speaker-loss-weight 2" in judged
