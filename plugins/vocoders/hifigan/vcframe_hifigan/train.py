@@ -14,7 +14,9 @@ generator-only warm-up on the mel loss (``--adversarial-start``, as ParallelWave
 the discriminators (``--precision``; the generator too with ``--bf16-generator``), the thread count, Parallel
 WaveGAN's STFT loss (``--stft-weight``), input mels smoothed across frequency (``--mel-smoothing``, for the
 synthesizer's smooth mels: :class:`vcframe.datasets.MelSmoothing`) and each side's learning rate
-(``--generator-lr``, ``--discriminator-lr``: a gentler fine-tune of trained weights).
+(``--generator-lr``, ``--discriminator-lr``: a gentler fine-tune of trained weights), the voice beside the mel
+(``--speaker-embeddings``) and a loss that asks for it (``--speaker-loss-weight``:
+:mod:`vcframe_hifigan.speaker_loss`).
 
 Two exactness choices: a step's generator pass runs the discriminators with their parameters frozen (the same
 generator gradient as the original, which also computes discriminator gradients it then discards), and the
