@@ -13,7 +13,7 @@ adds knobs, all defaulting to the original: the segment length, the batch size, 
 generator-only warm-up on the mel loss (``--adversarial-start``, as ParallelWaveGAN does), bfloat16 autocast of
 the discriminators (``--precision``; the generator too with ``--bf16-generator``), the thread count, Parallel
 WaveGAN's STFT loss (``--stft-weight``), input mels smoothed across frequency (``--mel-smoothing``, for the
-synthesizer's smooth mels: :class:`vcframe.datasets.MelSmoothing`) and each side's learning rate
+synthesizer's smooth mels: :class:`vcframe.datasets.MelSmoothing`), each side's learning rate
 (``--generator-lr``, ``--discriminator-lr``: a gentler fine-tune of trained weights), the voice beside the mel
 (``--speaker-embeddings``) and a loss that asks for it (``--speaker-loss-weight``:
 :mod:`vcframe_hifigan.speaker_loss`).
