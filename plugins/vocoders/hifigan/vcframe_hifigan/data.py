@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vcframe.checkpoints import sha256_of
 from vcframe.datasets import (
     AudioClip,
     MelCache,
@@ -276,7 +277,7 @@ def load_speaker_vectors(path: str | os.PathLike[str]) -> SpeakerVectors:
         raise InputError(f"{str(path)!r} holds vectors of shapes {sorted(sizes)}, not one (dim,) size", hint=hint)
     if not all(np.isfinite(array).all() for array in arrays.values()):
         raise InputError(f"{str(path)!r} holds values that are not finite", hint=hint)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = sha256_of(path)
     return SpeakerVectors({name: array.astype(np.float32) for name, array in arrays.items()}, space, digest)
 
 

@@ -20,13 +20,13 @@ embedding says nothing about the voice.
 
 from __future__ import annotations
 
-import hashlib
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vcframe.checkpoints import sha256_of
 from vcframe.specs import RTVC_ENCODER_MEL
 from vcframe_hifigan.melspec import MelFrontEnd
 
@@ -137,7 +137,7 @@ def load_ge2e_network(checkpoint: str, device: torch.device) -> tuple[nn.Module,
     record = {
         "checkpoint": checkpoint,
         "path": str(path),
-        "sha256": hashlib.sha256(path.read_bytes()).hexdigest() if path is not None else "",
+        "sha256": sha256_of(path) if path is not None else "",
         "space": component.config.embedding_space,
     }
     return component.network, record
