@@ -21,6 +21,8 @@ embedding says nothing about the voice.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -84,9 +86,11 @@ class SpeakerIdentityLoss(nn.Module):
     def encoder(self) -> nn.Module:
         return self._encoder[0]
 
-    def _apply(self, fn, recurse=True):  # type: ignore[no-untyped-def] - keep the encoder on the loss's device
-        self._encoder[0] = self._encoder[0]._apply(fn)
-        return super()._apply(fn, recurse)
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> SpeakerIdentityLoss:
+        """``.to(...)`` and the like move the encoder too (it is not a submodule); torch's ``_apply`` is untyped."""
+        self._encoder[0] = self._encoder[0]._apply(fn)  # type: ignore[no-untyped-call]
+        super()._apply(fn, recurse)  # type: ignore[no-untyped-call]
+        return self
 
     def embed(self, waveform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, D) embeddings of each segment scaled to ``target_dbfs`` (gradients flow to ``waveform``), and the
@@ -113,8 +117,9 @@ class SpeakerIdentityLoss(nn.Module):
         if not bool(loud.any()):
             zero = embeddings.sum() * 0.0  # keeps the graph: backward() works on a batch of pauses
             return zero, torch.zeros((), device=waveform.device)
-        encoder = self.encoder
-        logits = encoder.similarity_weight * embeddings[loud] @ self.voices.T + encoder.similarity_bias
+        scale = cast(torch.Tensor, self.encoder.similarity_weight)  # GE2E's w and b (nn.Module attributes are untyped)
+        bias = cast(torch.Tensor, self.encoder.similarity_bias)
+        logits = scale * embeddings[loud] @ self.voices.T + bias
         loss = F.cross_entropy(logits, voice[loud])
         accuracy = (logits.detach().argmax(dim=1) == voice[loud]).float().mean()
         return loss, accuracy
