@@ -34,6 +34,8 @@
 #                                      # mels, their STFT loss left out (fit --smoothed-targets)
 #   recipes/demo/train.sh speaker-embeddings   # a GE2E embedding per training and free-mels voice, then:
 #   SPEAKER_EMBEDDINGS=$RUNS/speaker_embeddings.npz recipes/demo/train.sh hifigan   # the generator reads the voice too
+#   PERIODICITY_WEIGHT=20 recipes/demo/train.sh hifigan   # the periodicity loss (fit --periodicity-weight): voiced
+#                                      # where the recording is, at its pitch period
 #   recipes/demo/train.sh export       # safetensors exports of the runs into $RUNS/export/
 #   recipes/demo/train.sh many-corpus  # the synthesizer's many-voice corpus, all of it (recipe version 4: 154 voices,
 #                                      # 23.7 h; about 3.5 h of one core, resumable), prepared and re-weighted, then:
@@ -234,7 +236,7 @@ hifigan)
         --frame-sync-weight "${FRAME_SYNC_WEIGHT:-10}" \
         --mel-smoothing "${MEL_SMOOTHING:-0}" --mel-smoothing-probability "${MEL_SMOOTHING_PROBABILITY:-0.5}" \
         --smoothed-targets "${SMOOTHED_TARGETS:-0}" ${SPEAKER_EMBEDDINGS:+--speaker-embeddings "$SPEAKER_EMBEDDINGS"} ${SPEAKER_LR_FACTOR:+--speaker-lr-factor "$SPEAKER_LR_FACTOR"} \
-        ${SPEAKER_LOSS_WEIGHT:+--speaker-loss-weight "$SPEAKER_LOSS_WEIGHT"} \
+        ${SPEAKER_LOSS_WEIGHT:+--speaker-loss-weight "$SPEAKER_LOSS_WEIGHT"} ${PERIODICITY_WEIGHT:+--periodicity-weight "$PERIODICITY_WEIGHT"} \
         $(unpaired_flags) $(lr_flags) $(resume_flag "$RUNS/hifigan") $(init_flag "$RUNS/hifigan" "${HIFIGAN_INIT:-}") \
         $(init_flag "$RUNS/hifigan" "${HIFIGAN_INIT_DISCRIMINATORS:-}" --init-discriminators) ;;
 speaker-embeddings)

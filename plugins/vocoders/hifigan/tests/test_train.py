@@ -233,6 +233,7 @@ def test_stft_weight_change_on_resume_is_recorded(corpus, tmp_path):
             "unpaired_frame_sync_weight": 0.0,
             "smoothed_targets": 0.0,
             "speaker_loss_weight": 0.0,
+            "periodicity_weight": 0.0,
         }
     ]
     assert json.loads((run_dir / "config.json").read_text())["loss_changes"] == checkpoint["loss_changes"]
@@ -253,8 +254,17 @@ def test_stft_weight_change_on_resume_is_recorded(corpus, tmp_path):
         "unpaired_frame_sync_weight": 0.0,
         "smoothed_targets": 0.0,
         "speaker_loss_weight": 0.0,
+        "periodicity_weight": 0.0,
     }
     assert records(run_dir / "log.jsonl")[4]["frame_sync"] >= 0
+    output = run(fit_arguments(corpus, run_dir, "--max-steps", "6", "--resume", "--periodicity-weight", "3"))
+    assert "the periodicity loss weight changed at step 5: 0 -> 3" in output
+    assert load_checkpoint(run_dir / "checkpoint.pt")["loss_changes"][-1]["periodicity_weight"] == 3.0
+    assert records(run_dir / "log.jsonl")[5]["periodicity"] > 0
+    short = fit_arguments(corpus, tmp_path / "short", "--max-steps", "1", "--periodicity-weight", "3")
+    result = CliRunner().invoke(app, [*short, "--segment-frames", "3"])
+    assert result.exit_code != 0 and not (tmp_path / "short" / "checkpoint.pt").exists()
+    assert "compares frames of 800 samples, longer than a segment of 3 frames (600 samples)" in str(result.exception)
 
 
 def test_learning_rates_set_a_new_run_and_a_change_on_resume_keeps_the_decay(corpus, tmp_path):
@@ -308,6 +318,7 @@ def test_record_loss_weights_reads_records_older_than_a_loss():
         "unpaired_frame_sync_weight": 0.0,
         "smoothed_targets": 0.0,
         "speaker_loss_weight": 0.0,
+        "periodicity_weight": 0.0,
     }
     same, notes = record_loss_weights(old, unchanged, 900)
     assert same == old and notes == []
@@ -355,6 +366,31 @@ def test_frame_sync_weight_adds_its_loss_to_the_generator_objective():
     assert "frame_sync" not in plain(mels, audio)  # off by default: the original recipe
     with pytest.raises(ValueError, match="needs the hop_length, got 0"):
         dataclasses.replace(plain, frame_sync_weight=1.0)
+
+
+def test_periodicity_weight_adds_its_loss_and_smoothed_segments_match_the_strength_only():
+    """periodicity_weight: the periodicity loss joins the paired objective, logged as ``periodicity``; segments
+    with ``sigmas`` > 0 (input smoothed across bands) are charged by the strength of their periodicity only."""
+    from vcframe_hifigan.losses import periodicity_loss
+
+    step, mels, audio = tiny_step("fp32")
+    step.periodicity_weight, step.hop_length, step.sample_rate = 4.0, 200, 16000
+    sigmas = torch.tensor([0.0, 1.5])
+    losses = step(mels, audio, sigmas=sigmas)
+    original = sum(float(losses[name]) for name in ("gen_s", "gen_f", "fm_s", "fm_f", "mel"))
+    assert float(losses["gen"]) == pytest.approx(original + 4.0 * float(losses["periodicity"]), rel=1e-6)
+    assert float(losses["periodicity"]) > 0
+    plain, _, _ = tiny_step("fp32")
+    assert "periodicity" not in plain(mels, audio)  # off by default: the original recipe
+    with pytest.raises(ValueError, match="needs the hop_length and the sample_rate, got 200 and 0"):
+        dataclasses.replace(plain, periodicity_weight=1.0, hop_length=200)
+    # what the sigmas select: the same pair charged as a pitch-known and as a smoothed segment
+    time = torch.arange(3200) / 16000
+    real = torch.sin(2 * torch.pi * 150 * time)[None, None]
+    octave_up = torch.sin(2 * torch.pi * 300 * time)[None, None]  # as periodic, at half the period
+    known = float(periodicity_loss(real, octave_up, 16000, 200, torch.tensor([True])))
+    smoothed = float(periodicity_loss(real, octave_up, 16000, 200, torch.tensor([False])))
+    assert known > 0.3 and smoothed < 0.02, (known, smoothed)
 
 
 def test_unpaired_step_fits_the_output_to_the_mel_given_and_trains_the_discriminators():
@@ -454,6 +490,7 @@ def test_unpaired_mels_resume_exactly_and_are_recorded(corpus, tmp_path):
             "unpaired_frame_sync_weight": 0.0,
             "smoothed_targets": 0.0,
             "speaker_loss_weight": 0.0,
+            "periodicity_weight": 0.0,
         }
     ]
     output = run(fit_arguments(corpus, resumed, "--max-steps", "4", "--resume"))  # turned off at step 3

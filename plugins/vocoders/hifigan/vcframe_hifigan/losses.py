@@ -25,6 +25,10 @@ Not in the original, off unless a trainer asks for it (``fit --stft-weight``):
 * :func:`smoothed_target_mel_loss` (``fit --smoothed-targets``): the mel loss of a segment whose input mel was
   smoothed across bands (``fit --mel-smoothing``) taken, for a share of its weight, between the two loss mels
   smoothed the same way.
+* :func:`periodicity_loss` (``fit --periodicity-weight``): the frame-wise normalised autocorrelation of the
+  generated segment against the real one's over the lags of a voice's pitch period (60-500 Hz). The mel and
+  STFT losses see magnitudes only; a generator can match them with voiced sounds that a pitch tracker finds
+  unvoiced (aperiodic, breathy), the demo generator's largest F0 error.
 """
 
 from __future__ import annotations
@@ -46,6 +50,16 @@ STFT_RESOLUTIONS: tuple[tuple[int, int, int], ...] = ((1024, 120, 600), (2048, 2
 
 #: Floor of the squared magnitude in :func:`stft_loss` (Parallel WaveGAN's 1e-7), so the log stays finite.
 STFT_POWER_FLOOR = 1e-7
+
+#: Lowest and highest pitch (Hz) whose periods :func:`periodicity_loss` compares.
+PERIODICITY_F0_RANGE = (60.0, 500.0)
+
+#: Frames more than this many dB below a real segment's loudest frame are left out of :func:`periodicity_loss`
+#: (pauses have no pitch to keep).
+PERIODICITY_RANGE_DB = 40.0
+
+#: Floor of a frame's energy in :func:`normalised_autocorrelation`, so silence gives a finite curve.
+PERIODICITY_FLOOR = 1e-8
 
 #: Floor of both energies in :func:`frame_sync_ratio`, so that a silent segment gives a finite log (ratio 1).
 FRAME_SYNC_FLOOR = 1e-8
@@ -253,6 +267,84 @@ def frame_sync_loss(target: torch.Tensor, generated: torch.Tensor, hop_length: i
     with torch.no_grad():
         real = frame_sync_ratio(target, hop_length)
     return torch.relu(frame_sync_ratio(generated, hop_length) - real).mean()
+
+
+def periodicity_window(sample_rate: int) -> int:
+    """Samples in one frame of :func:`normalised_autocorrelation`: three periods of the lowest pitch compared."""
+    return int(round(3 * sample_rate / PERIODICITY_F0_RANGE[0]))
+
+
+def normalised_autocorrelation(
+    audio: torch.Tensor, sample_rate: int, hop_length: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each frame's autocorrelation over the pitch lags of :data:`PERIODICITY_F0_RANGE`, normalised (Boersma 1993):
+    ``r(tau) = ac(tau) / ac(0) / w(tau)``, ``ac`` of the Hann-windowed frame and ``w`` the window's own normalised
+    autocorrelation (which undoes the window's taper), so a periodic frame gives ~1 at its period and noise ~0.
+
+    Frames are three periods of the lowest pitch long and ``hop_length`` apart. Returns ``(curves, energies)``:
+    (B, frames, lags) and each frame's windowed energy ``ac(0)``, (B, frames).
+
+    Args:
+        audio: (B, L) or (B, 1, L) waveforms.
+        sample_rate: their rate in Hz.
+        hop_length: samples between frames.
+    """
+    lowest, highest = PERIODICITY_F0_RANGE
+    window_length = periodicity_window(sample_rate)
+    shortest, longest = int(sample_rate // highest), int(round(sample_rate / lowest))
+    audio = audio.reshape(audio.shape[0], -1)
+    if audio.shape[-1] < window_length or hop_length < 1:
+        raise ValueError(
+            f"a segment of {audio.shape[-1]} samples is shorter than one periodicity frame of {window_length} "
+            f"samples (three periods of {lowest:g} Hz at {sample_rate} Hz), or hop_length {hop_length} < 1"
+        )
+    window = torch.hann_window(window_length, periodic=False, dtype=audio.dtype, device=audio.device)
+    n_fft = 1 << (window_length + longest).bit_length()  # no circular wrap up to the longest lag
+    frames = audio.unfold(-1, window_length, hop_length) * window
+    power = torch.fft.rfft(frames, n=n_fft).abs().pow(2)
+    autocorrelation = torch.fft.irfft(power, n=n_fft)[..., : longest + 1]
+    window_curve = torch.fft.irfft(torch.fft.rfft(window, n=n_fft).abs().pow(2), n=n_fft)[: longest + 1]
+    energies = autocorrelation[..., 0]
+    curves = autocorrelation[..., shortest:] / energies.clamp_min(PERIODICITY_FLOOR).unsqueeze(-1)
+    return curves / (window_curve[shortest:] / window_curve[0]), energies
+
+
+def periodicity_loss(
+    target: torch.Tensor,
+    generated: torch.Tensor,
+    sample_rate: int,
+    hop_length: int,
+    pitch_known: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The generated segments' periodicity against the real ones', frame by frame (0-d), r =
+    :func:`normalised_autocorrelation`: for a segment whose input tells its pitch, mean |r_generated(tau) -
+    r_real(tau)| over the pitch lags (the same periodicity at the same period); for one whose input does not
+    (``pitch_known`` False: a mel smoothed across bands has lost its harmonics), |max r_generated - max r_real|
+    (as periodic, at whatever period). Averaged over the real segments' sounding frames (those within
+    :data:`PERIODICITY_RANGE_DB` of the segment's loudest); a silent batch gives 0.
+
+    Args:
+        target: (B, L) or (B, 1, L) real segments.
+        generated: the generator's segments, same shape.
+        sample_rate: their rate in Hz.
+        hop_length: samples between the compared frames (the mel's hop).
+        pitch_known: (B,) bool, whether each segment's input kept its pitch (None: every one did).
+    """
+    _check_waveforms(target, generated)
+    with torch.no_grad():
+        real, energies = normalised_autocorrelation(target, sample_rate, hop_length)
+        loudest = energies.amax(dim=-1, keepdim=True)
+        sounding = (energies > loudest * 10 ** (-PERIODICITY_RANGE_DB / 10)) & (energies > PERIODICITY_FLOOR)
+    curves, _ = normalised_autocorrelation(generated, sample_rate, hop_length)
+    frame_errors = (curves - real).abs().mean(dim=-1)
+    if pitch_known is not None:
+        if pitch_known.shape != (target.shape[0],):
+            raise ValueError(f"pitch_known has shape {tuple(pitch_known.shape)}, expected ({target.shape[0]},)")
+        strength_errors = (curves.amax(dim=-1) - real.amax(dim=-1)).abs()
+        known = pitch_known.to(device=frame_errors.device, dtype=torch.bool).unsqueeze(-1)
+        frame_errors = torch.where(known, frame_errors, strength_errors)
+    weights = sounding.to(frame_errors.dtype)
+    return (frame_errors * weights).sum() / weights.sum().clamp_min(1.0)
 
 
 def _check_waveforms(target: torch.Tensor, generated: torch.Tensor) -> None:

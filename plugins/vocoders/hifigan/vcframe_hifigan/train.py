@@ -71,6 +71,8 @@ from vcframe_hifigan.losses import (
     frame_sync_loss,
     generator_loss,
     mel_loss,
+    periodicity_loss,
+    periodicity_window,
     smoothed_target_mel_loss,
     stft_loss,
 )
@@ -147,6 +149,10 @@ class GANStep:
             ``speaker_loss_weight``.
         speaker_loss_weight: its weight in the generator's losses, in the paired and (inside ``unpaired_weight``)
             the unpaired step (0: none); the steps then need each segment's ``voices``.
+        periodicity_weight: weight of the periodicity loss added to the generator's in the paired step
+            (:func:`vcframe_hifigan.losses.periodicity_loss`, at ``sample_rate`` and ``hop_length``; segments whose
+            input mel was smoothed (``sigmas`` > 0) match the real periodicity's strength only; 0: none).
+        sample_rate: the trained mel's sample rate (for ``periodicity_weight``).
     """
 
     generator: Generator
@@ -170,8 +176,15 @@ class GANStep:
     smoothed_targets: float = 0.0
     speaker_loss: SpeakerIdentityLoss | None = None
     speaker_loss_weight: float = 0.0
+    periodicity_weight: float = 0.0
+    sample_rate: int = 0
 
     def __post_init__(self) -> None:
+        if self.periodicity_weight and (self.hop_length < 1 or self.sample_rate < 1):
+            raise ValueError(
+                f"periodicity_weight {self.periodicity_weight} needs the hop_length and the sample_rate, got "
+                f"{self.hop_length} and {self.sample_rate}"
+            )
         if self.speaker_loss_weight and self.speaker_loss is None:
             raise ValueError(f"speaker_loss_weight {self.speaker_loss_weight} needs the speaker_loss, got None")
         if self.frame_sync_weight and self.hop_length < 1:
@@ -252,6 +265,10 @@ class GANStep:
         if self.speaker_loss_weight:
             losses.update(self._speaker_losses(generated, voices, audio))
             total = total + self.speaker_loss_weight * losses["speaker"]
+        if self.periodicity_weight:
+            pitch_known = None if sigmas is None else sigmas.detach().to(generated.device) <= 0
+            losses["periodicity"] = periodicity_loss(audio, generated, self.sample_rate, self.hop_length, pitch_known)
+            total = total + self.periodicity_weight * losses["periodicity"]
         losses["gen"] = total
         (total * weight).backward()
         self.optim_g.step()
@@ -386,6 +403,7 @@ LOSS_WEIGHTS = {
     "unpaired_frame_sync_weight": "the unpaired frame-sync loss weight",
     "smoothed_targets": "the smoothed-target share",
     "speaker_loss_weight": "the speaker-identity loss weight",
+    "periodicity_weight": "the periodicity loss weight",
 }
 
 
@@ -617,6 +635,16 @@ def fit(
             "recorded in the checkpoint.",
         ),
     ] = 0.0,
+    periodicity_weight: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Add a loss on the output's periodicity (frame-wise normalised autocorrelation over 60-500 Hz "
+            "pitch periods) against the real segment's, with this weight: voiced where the recording is voiced, "
+            "at its period (segments smoothed by --mel-smoothing: as periodic, at any period). Not in the original "
+            "(0). Changes on --resume are recorded in the checkpoint.",
+        ),
+    ] = 0.0,
     mel_smoothing: Annotated[
         float,
         typer.Option(
@@ -788,6 +816,12 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
             f"--unpaired-frame-sync-weight {args['unpaired_frame_sync_weight']:g} acts in the unpaired steps, "
             "and there are none",
             hint="add --unpaired-mels DIR --unpaired-weight W, or drop --unpaired-frame-sync-weight",
+        )
+    if args["periodicity_weight"] and segment_frames * spec.hop_length < periodicity_window(spec.sample_rate):
+        raise ConfigError(
+            f"--periodicity-weight compares frames of {periodicity_window(spec.sample_rate)} samples, longer than "
+            f"a segment of {segment_frames} frames ({segment_frames * spec.hop_length} samples)",
+            hint="raise --segment-frames, or drop --periodicity-weight",
         )
     if args["smoothed_targets"] and not (args["mel_smoothing"] and args["mel_smoothing_probability"]):
         raise ConfigError(
@@ -986,6 +1020,8 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
         args["smoothed_targets"],
         speaker_loss,
         args["speaker_loss_weight"],
+        args["periodicity_weight"],
+        spec.sample_rate,
     )
     networks = torch.nn.ModuleDict(dict(_networks(generator, mpd, msd)))  # every replica's digest covers all three
     clock = TrainingClock(saved)
@@ -1042,7 +1078,11 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
                     break
                 session.fault_point(step + 1)
                 mels, audio = collate(clips, shard.items, segment_frames, hop, mel_smoothing)
-                sigmas = smoothing_sigmas(clips, shard.items, mel_smoothing) if args["smoothed_targets"] else None
+                sigmas = (
+                    smoothing_sigmas(clips, shard.items, mel_smoothing)
+                    if args["smoothed_targets"] or args["periodicity_weight"]
+                    else None
+                )
                 adversarial = step >= args["adversarial_start"]
                 members = [clip for clip, _ in shard.items]
                 speakers = None if speaker_rows is None else speaker_rows[members]
