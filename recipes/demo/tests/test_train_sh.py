@@ -234,3 +234,6 @@ def test_speaker_embeddings_and_the_hifigan_flag(tmp_path: Path) -> None:
         tmp_path, "hifigan", RUNS=str(runs), SPEAKER_EMBEDDINGS=f"{runs}/voices.npz", SPEAKER_LOSS_WEIGHT="2"
     )()
     assert f"--speaker-embeddings {runs}/voices.npz --speaker-loss-weight 2" in judged
+    assert "--periodicity-weight" not in judged
+    (periodic,) = _stand_in_runner(tmp_path, "hifigan", RUNS=str(runs), PERIODICITY_WEIGHT="20")()
+    assert "--periodicity-weight 20" in periodic
