@@ -34,6 +34,8 @@
 #                                      # mels, their STFT loss left out (fit --smoothed-targets)
 #   recipes/demo/train.sh speaker-embeddings   # a GE2E embedding per training and free-mels voice, then:
 #   SPEAKER_EMBEDDINGS=$RUNS/speaker_embeddings.npz recipes/demo/train.sh hifigan   # the generator reads the voice too
+#   UNPAIRED_SPEAKER_LOSS_WEIGHT=0 SPEAKER_LOSS_WEIGHT=2 ... recipes/demo/train.sh hifigan   # the speaker loss in the
+#                                      # paired steps only (its unpaired-step weight; default: SPEAKER_LOSS_WEIGHT's)
 #   PERIODICITY_WEIGHT=20 recipes/demo/train.sh hifigan   # the periodicity loss (fit --periodicity-weight): voiced
 #                                      # where the recording is, at its pitch period
 #   recipes/demo/train.sh export       # safetensors exports of the runs into $RUNS/export/
@@ -236,7 +238,7 @@ hifigan)
         --frame-sync-weight "${FRAME_SYNC_WEIGHT:-10}" \
         --mel-smoothing "${MEL_SMOOTHING:-0}" --mel-smoothing-probability "${MEL_SMOOTHING_PROBABILITY:-0.5}" \
         --smoothed-targets "${SMOOTHED_TARGETS:-0}" ${SPEAKER_EMBEDDINGS:+--speaker-embeddings "$SPEAKER_EMBEDDINGS"} ${SPEAKER_LR_FACTOR:+--speaker-lr-factor "$SPEAKER_LR_FACTOR"} \
-        ${SPEAKER_LOSS_WEIGHT:+--speaker-loss-weight "$SPEAKER_LOSS_WEIGHT"} ${PERIODICITY_WEIGHT:+--periodicity-weight "$PERIODICITY_WEIGHT"} \
+        ${SPEAKER_LOSS_WEIGHT:+--speaker-loss-weight "$SPEAKER_LOSS_WEIGHT"} ${UNPAIRED_SPEAKER_LOSS_WEIGHT:+--unpaired-speaker-loss-weight "$UNPAIRED_SPEAKER_LOSS_WEIGHT"} ${PERIODICITY_WEIGHT:+--periodicity-weight "$PERIODICITY_WEIGHT"} \
         $(unpaired_flags) $(lr_flags) $(resume_flag "$RUNS/hifigan") $(init_flag "$RUNS/hifigan" "${HIFIGAN_INIT:-}") \
         $(init_flag "$RUNS/hifigan" "${HIFIGAN_INIT_DISCRIMINATORS:-}" --init-discriminators) ;;
 speaker-embeddings)

@@ -237,3 +237,7 @@ def test_speaker_embeddings_and_the_hifigan_flag(tmp_path: Path) -> None:
     assert "--periodicity-weight" not in judged
     (periodic,) = _stand_in_runner(tmp_path, "hifigan", RUNS=str(runs), PERIODICITY_WEIGHT="20")()
     assert "--periodicity-weight 20" in periodic
+    (paired_only,) = _stand_in_runner(
+        tmp_path, "hifigan", RUNS=str(runs), SPEAKER_LOSS_WEIGHT="2", UNPAIRED_SPEAKER_LOSS_WEIGHT="0"
+    )()
+    assert "--speaker-loss-weight 2 --unpaired-speaker-loss-weight 0" in paired_only

@@ -234,6 +234,7 @@ def test_stft_weight_change_on_resume_is_recorded(corpus, tmp_path):
             "smoothed_targets": 0.0,
             "speaker_loss_weight": 0.0,
             "periodicity_weight": 0.0,
+            "unpaired_speaker_loss_weight": 0.0,
         }
     ]
     assert json.loads((run_dir / "config.json").read_text())["loss_changes"] == checkpoint["loss_changes"]
@@ -255,6 +256,7 @@ def test_stft_weight_change_on_resume_is_recorded(corpus, tmp_path):
         "smoothed_targets": 0.0,
         "speaker_loss_weight": 0.0,
         "periodicity_weight": 0.0,
+        "unpaired_speaker_loss_weight": 0.0,
     }
     assert records(run_dir / "log.jsonl")[4]["frame_sync"] >= 0
     output = run(fit_arguments(corpus, run_dir, "--max-steps", "6", "--resume", "--periodicity-weight", "3"))
@@ -319,9 +321,17 @@ def test_record_loss_weights_reads_records_older_than_a_loss():
         "smoothed_targets": 0.0,
         "speaker_loss_weight": 0.0,
         "periodicity_weight": 0.0,
+        "unpaired_speaker_loss_weight": 0.0,
     }
     same, notes = record_loss_weights(old, unchanged, 900)
     assert same == old and notes == []
+    # a record from before --unpaired-speaker-loss-weight: the unpaired step had the paired weight
+    speaking = [{"step": 800, **unchanged, "speaker_loss_weight": 2.0}]
+    del speaking[0]["unpaired_speaker_loss_weight"]
+    same, notes = record_loss_weights(
+        speaking, {**unchanged, "speaker_loss_weight": 2.0, "unpaired_speaker_loss_weight": 2.0}, 900
+    )
+    assert same == speaking and notes == []
     changed, notes = record_loss_weights(old, {**unchanged, "frame_sync_weight": 10.0}, 900)
     assert notes == ["the frame-sync loss weight changed at step 900: 0 -> 10"]
     assert changed == [*old, {"step": 900, **unchanged, "frame_sync_weight": 10.0}]
@@ -491,6 +501,7 @@ def test_unpaired_mels_resume_exactly_and_are_recorded(corpus, tmp_path):
             "smoothed_targets": 0.0,
             "speaker_loss_weight": 0.0,
             "periodicity_weight": 0.0,
+            "unpaired_speaker_loss_weight": 0.0,
         }
     ]
     output = run(fit_arguments(corpus, resumed, "--max-steps", "4", "--resume"))  # turned off at step 3
@@ -869,10 +880,32 @@ def test_the_speaker_identity_loss_trains_resumes_exactly_and_is_recorded(corpus
     assert record["speaker_loss_weight"] == 2.0 and record["loss_changes"][0]["speaker_loss_weight"] == 2.0
     assert record["speaker_loss"]["space"] == "ge2e/rtvc" and record["speaker_loss"]["voices"] == 2
     assert len(record["speaker_loss"]["sha256"]) == 64 and first["speaker_loss"] == record["speaker_loss"]
+    assert record["loss_changes"][0]["unpaired_speaker_loss_weight"] == 2.0  # by default the paired weight
+    # the unpaired step's own weight: 0 keeps the loss in the paired step only
+    paired_only = ("--speaker-loss-weight", "2", "--unpaired-speaker-loss-weight", "0")
+    output = run(fit_arguments(corpus, resumed, "--max-steps", "4", "--resume", *conditioned, *paired_only))
+    assert "the unpaired speaker-identity loss weight changed at step 3: 2 -> 0" in output
+    assert "the speaker-identity loss weight changed" not in output
+    last = json.loads((resumed / "log.jsonl").read_text().splitlines()[-1])
+    assert math.isfinite(last["speaker"]) and "unpaired_speaker" not in last and "unpaired_mel" in last
     # a weight change on resume is recorded; 0 turns the loss off
-    output = run(fit_arguments(corpus, resumed, "--max-steps", "4", "--resume", *conditioned))
-    assert "the speaker-identity loss weight changed at step 3: 2 -> 0" in output
+    output = run(fit_arguments(corpus, resumed, "--max-steps", "5", "--resume", *conditioned))
+    assert "the speaker-identity loss weight changed at step 4: 2 -> 0" in output
     assert "speaker" not in json.loads((resumed / "log.jsonl").read_text().splitlines()[-1])
+    result = CliRunner().invoke(
+        app,
+        fit_arguments(
+            corpus,
+            tmp_path / "bad0",
+            "--max-steps",
+            "1",
+            "--speaker-embeddings",
+            str(embeddings),
+            "--unpaired-speaker-loss-weight",
+            "1",
+        ),
+    )
+    assert "--unpaired-speaker-loss-weight 1 acts in the unpaired steps, and there are none" in str(result.exception)
     # refusals, one line each
     result = CliRunner().invoke(
         app, fit_arguments(corpus, tmp_path / "bad", "--max-steps", "1", "--speaker-loss-weight", "1")

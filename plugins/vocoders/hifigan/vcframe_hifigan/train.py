@@ -149,6 +149,7 @@ class GANStep:
             ``speaker_loss_weight``.
         speaker_loss_weight: its weight in the generator's losses, in the paired and (inside ``unpaired_weight``)
             the unpaired step (0: none); the steps then need each segment's ``voices``.
+        unpaired_speaker_loss_weight: its weight in the unpaired step instead (None: ``speaker_loss_weight``).
         periodicity_weight: weight of the periodicity loss added to the generator's in the paired step
             (:func:`vcframe_hifigan.losses.periodicity_loss`, at ``sample_rate`` and ``hop_length``; segments whose
             input mel was smoothed (``sigmas`` > 0) match the real periodicity's strength only; 0: none).
@@ -178,8 +179,20 @@ class GANStep:
     speaker_loss_weight: float = 0.0
     periodicity_weight: float = 0.0
     sample_rate: int = 0
+    unpaired_speaker_loss_weight: float | None = None
+
+    @property
+    def unpaired_speaker_weight(self) -> float:
+        """The speaker-identity loss's weight in :meth:`unpaired`."""
+        if self.unpaired_speaker_loss_weight is None:
+            return self.speaker_loss_weight
+        return self.unpaired_speaker_loss_weight
 
     def __post_init__(self) -> None:
+        if self.unpaired_speaker_weight and self.speaker_loss is None:
+            raise ValueError(
+                f"unpaired_speaker_loss_weight {self.unpaired_speaker_weight} needs the speaker_loss, got None"
+            )
         if self.periodicity_weight and (self.hop_length < 1 or self.sample_rate < 1):
             raise ValueError(
                 f"periodicity_weight {self.periodicity_weight} needs the hop_length and the sample_rate, got "
@@ -364,7 +377,8 @@ class GANStep:
             audio: (B, 1, F * hop) real segments for the discriminators.
             weight: factor on every loss before ``backward`` (a distributed shard's weight, 1.0 alone).
             speakers: (B, D) the speaker embedding of each mel's voice, for a conditioned generator (None: none).
-            voices: (B,) each mel's voice, an index into the ``speaker_loss``'s voices (``speaker_loss_weight``).
+            voices: (B,) each mel's voice, an index into the ``speaker_loss``'s voices (for the speaker-identity
+                loss: ``unpaired_speaker_weight``).
         """
         if self.input_front_end is None or not self.unpaired_weight:
             raise ValueError("unpaired steps need an input_front_end and an unpaired_weight above 0")
@@ -385,9 +399,9 @@ class GANStep:
         if self.unpaired_frame_sync_weight:
             losses["unpaired_frame_sync"] = frame_sync_loss(audio, generated, self.hop_length)
             objective = objective + self.unpaired_frame_sync_weight * losses["unpaired_frame_sync"]
-        if self.speaker_loss_weight:
+        if self.unpaired_speaker_weight:
             losses.update(self._speaker_losses(generated, voices, prefix="unpaired_"))
-            objective = objective + self.speaker_loss_weight * losses["unpaired_speaker"]
+            objective = objective + self.unpaired_speaker_weight * losses["unpaired_speaker"]
         total = self.unpaired_weight * objective
         losses["unpaired_gen"] = total
         (total * weight).backward()
@@ -404,16 +418,24 @@ LOSS_WEIGHTS = {
     "smoothed_targets": "the smoothed-target share",
     "speaker_loss_weight": "the speaker-identity loss weight",
     "periodicity_weight": "the periodicity loss weight",
+    "unpaired_speaker_loss_weight": "the unpaired speaker-identity loss weight",
 }
+
+#: Loss weights recorded after others existed: a record without one had the weight named here.
+LOSS_WEIGHT_FALLBACKS = {"unpaired_speaker_loss_weight": "speaker_loss_weight"}
 
 
 def record_loss_weights(
     changes: Sequence[dict[str, Any]], weights: dict[str, float], step: int
 ) -> tuple[list[dict[str, Any]], list[str]]:
     """``changes`` (the checkpoint's ``loss_changes``) with an entry for ``step`` if ``weights`` differ from the
-    last recorded ones (a missing key: 0, as in runs that predate that loss), and a line per changed weight."""
+    last recorded ones (a missing key: 0, as in runs that predate that loss, or its
+    :data:`LOSS_WEIGHT_FALLBACKS` weight), and a line per changed weight."""
     changes = list(changes)
-    previous = {name: float(changes[-1].get(name, 0.0)) if changes else 0.0 for name in LOSS_WEIGHTS}
+    last = changes[-1] if changes else {}
+    previous = {
+        name: float(last.get(name, last.get(LOSS_WEIGHT_FALLBACKS.get(name, name), 0.0))) for name in LOSS_WEIGHTS
+    }
     notes = [
         f"{what} changed at step {step}: {previous[name]:g} -> {weights[name]:g}"
         for name, what in LOSS_WEIGHTS.items()
@@ -741,6 +763,15 @@ def fit(
             "Needs the vcframe-ge2e plugin. Not in the original (0); changes on --resume are recorded.",
         ),
     ] = 0.0,
+    unpaired_speaker_loss_weight: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="The speaker-identity loss's weight in the unpaired steps instead of --speaker-loss-weight's "
+            "(needs --unpaired-mels and --speaker-embeddings; 0: the paired steps only). Changes on --resume are "
+            "recorded.",
+        ),
+    ] = None,
     speaker_loss_encoder: Annotated[
         str,
         typer.Option(
@@ -830,6 +861,20 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
             f"{args['mel_smoothing_probability']:g})",
             hint="add --mel-smoothing SIGMA (e.g. 2.5), or drop --smoothed-targets",
         )
+    if args["unpaired_speaker_loss_weight"] is None:
+        args["unpaired_speaker_loss_weight"] = args["speaker_loss_weight"]
+    elif args["unpaired_speaker_loss_weight"] and not args["unpaired_mels"]:
+        raise ConfigError(
+            f"--unpaired-speaker-loss-weight {args['unpaired_speaker_loss_weight']:g} acts in the unpaired steps, "
+            "and there are none",
+            hint="add --unpaired-mels DIR --unpaired-weight W, or drop --unpaired-speaker-loss-weight",
+        )
+    if args["unpaired_speaker_loss_weight"] and not args["speaker_loss_weight"] and speaker_vectors is None:
+        raise ConfigError(
+            f"--unpaired-speaker-loss-weight {args['unpaired_speaker_loss_weight']:g} tells the voices apart, and "
+            "there are no speaker embeddings",
+            hint="add --speaker-embeddings FILE.npz (recipes/demo/speaker_embeddings.py), or drop the loss",
+        )
     if args["speaker_loss_weight"] and speaker_vectors is None:
         raise ConfigError(
             f"--speaker-loss-weight {args['speaker_loss_weight']:g} tells the training voices apart, and there are "
@@ -890,7 +935,7 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
     clip_voices: torch.Tensor | None = None
     unpaired_voices: torch.Tensor | None = None
     speaker_loss_record: dict[str, Any] | None = None
-    if args["speaker_loss_weight"] and speaker_vectors is not None:
+    if (args["speaker_loss_weight"] or args["unpaired_speaker_loss_weight"]) and speaker_vectors is not None:
         table = sorted({clip.speaker for clip in clips} | set(unpaired.speakers if unpaired else []))
         speaker_loss, speaker_loss_record = _speaker_loss(
             args["speaker_loss_encoder"], speaker_vectors, table, spec, target
@@ -1022,6 +1067,7 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
         args["speaker_loss_weight"],
         args["periodicity_weight"],
         spec.sample_rate,
+        args["unpaired_speaker_loss_weight"],
     )
     networks = torch.nn.ModuleDict(dict(_networks(generator, mpd, msd)))  # every replica's digest covers all three
     clock = TrainingClock(saved)
