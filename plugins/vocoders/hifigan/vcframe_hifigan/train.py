@@ -869,16 +869,13 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
             "and there are none",
             hint="add --unpaired-mels DIR --unpaired-weight W, or drop --unpaired-speaker-loss-weight",
         )
-    if args["unpaired_speaker_loss_weight"] and not args["speaker_loss_weight"] and speaker_vectors is None:
+    speaker_option = next(
+        (name for name in ("speaker_loss_weight", "unpaired_speaker_loss_weight") if args[name]), None
+    )
+    if speaker_option is not None and speaker_vectors is None:
         raise ConfigError(
-            f"--unpaired-speaker-loss-weight {args['unpaired_speaker_loss_weight']:g} tells the voices apart, and "
+            f"--{speaker_option.replace('_', '-')} {args[speaker_option]:g} tells the training voices apart, and "
             "there are no speaker embeddings",
-            hint="add --speaker-embeddings FILE.npz (recipes/demo/speaker_embeddings.py), or drop the loss",
-        )
-    if args["speaker_loss_weight"] and speaker_vectors is None:
-        raise ConfigError(
-            f"--speaker-loss-weight {args['speaker_loss_weight']:g} tells the training voices apart, and there are "
-            "no speaker embeddings",
             hint="add --speaker-embeddings FILE.npz (recipes/demo/speaker_embeddings.py), or drop the loss",
         )
     for name in LEARNING_RATES:
@@ -935,7 +932,7 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
     clip_voices: torch.Tensor | None = None
     unpaired_voices: torch.Tensor | None = None
     speaker_loss_record: dict[str, Any] | None = None
-    if (args["speaker_loss_weight"] or args["unpaired_speaker_loss_weight"]) and speaker_vectors is not None:
+    if speaker_option is not None and speaker_vectors is not None:
         table = sorted({clip.speaker for clip in clips} | set(unpaired.speakers if unpaired else []))
         speaker_loss, speaker_loss_record = _speaker_loss(
             args["speaker_loss_encoder"], speaker_vectors, table, spec, target
