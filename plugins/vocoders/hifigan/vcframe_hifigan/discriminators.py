@@ -17,6 +17,7 @@ training checkpoint (UNIVERSAL_V1's, for instance) load with ``load_state_dict``
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -70,7 +71,9 @@ class _WeightNorm:
 
     def _split_weight(self) -> None:
         module: nn.Module = self  # type: ignore[assignment]
-        weight = module.weight.detach()
+        weight = module.weight
+        assert isinstance(weight, torch.Tensor)
+        weight = weight.detach()
         del module.weight  # re-registered as g and v, after the bias (the original's state-dict order)
         module.weight_g = nn.Parameter(torch.norm_except_dim(weight, 2, 0))
         module.weight_v = nn.Parameter(weight.clone())
@@ -84,24 +87,26 @@ class WeightNormConv1d(_WeightNorm, nn.Conv1d):
     """``torch.nn.utils.weight_norm(nn.Conv1d(...))`` without the deprecated hook: same arguments as
     ``nn.Conv1d``; parameters ``bias`` (out,), ``weight_g`` (out, 1, 1), ``weight_v`` (out, in/groups, kernel)."""
 
-    def __init__(self, *args: int, **kwargs: int) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._split_weight()
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(input, self.folded_weight(), self.bias)
+        output: torch.Tensor = self._conv_forward(input, self.folded_weight(), self.bias)
+        return output
 
 
 class WeightNormConv2d(_WeightNorm, nn.Conv2d):
     """``torch.nn.utils.weight_norm(nn.Conv2d(...))``: parameters ``bias``, ``weight_g`` (out, 1, 1, 1) and
     ``weight_v`` (out, in/groups, kh, kw)."""
 
-    def __init__(self, *args: int | tuple[int, int], **kwargs: int | tuple[int, int]) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._split_weight()
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        return self._conv_forward(input, self.folded_weight(), self.bias)
+        output: torch.Tensor = self._conv_forward(input, self.folded_weight(), self.bias)
+        return output
 
 
 def scaled_channels(channels: int, width: float) -> int:

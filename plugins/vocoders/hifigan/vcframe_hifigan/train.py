@@ -34,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-import sys
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -283,7 +282,7 @@ class GANStep:
             losses["periodicity"] = periodicity_loss(audio, generated, self.sample_rate, self.hop_length, pitch_known)
             total = total + self.periodicity_weight * losses["periodicity"]
         losses["gen"] = total
-        (total * weight).backward()
+        torch.autograd.backward(total * weight)
         self.optim_g.step()
         return {name: value.detach() for name, value in losses.items()}
 
@@ -343,7 +342,7 @@ class GANStep:
             f"{prefix}disc_s": discriminator_loss(_floats(msd_real), _floats(msd_generated))[0],
         }
         losses[f"{prefix}disc"] = losses[f"{prefix}disc_s"] + losses[f"{prefix}disc_f"]
-        (losses[f"{prefix}disc"] * weight).backward()
+        torch.autograd.backward(losses[f"{prefix}disc"] * weight)
         self.optim_d.step()
         return losses
 
@@ -404,7 +403,7 @@ class GANStep:
             objective = objective + self.unpaired_speaker_weight * losses["unpaired_speaker"]
         total = self.unpaired_weight * objective
         losses["unpaired_gen"] = total
-        (total * weight).backward()
+        torch.autograd.backward(total * weight)
         self.optim_g.step()
         return {name: value.detach() for name, value in losses.items()}
 
@@ -469,7 +468,11 @@ def record_learning_rates(
     (always one at step 0 of a new run), the rates that hold from ``step`` on, and a line per changed rate."""
     changes = list(changes)
     previous = run_learning_rates(changes)
-    rates = {name: previous[name] if requested.get(name) is None else float(requested[name]) for name in LEARNING_RATES}
+    rates = {name: previous[name] for name in LEARNING_RATES}
+    for name in LEARNING_RATES:
+        rate = requested.get(name)
+        if rate is not None:
+            rates[name] = float(rate)
     notes = [
         f"{what} changed at step {step}: {previous[name]:g} -> {rates[name]:g}"
         for name, what in LEARNING_RATES.items()
@@ -987,11 +990,11 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
         loss_changes, notes = record_loss_weights(saved.get("loss_changes", []), loss_weights, step)
         for note in notes:
             session.echo(note)
-        smoothing_changes, note = record_smoothing(
+        smoothing_changes, smoothing_note = record_smoothing(
             saved.get("smoothing_changes", []), args["mel_smoothing"], args["mel_smoothing_probability"], step
         )
-        if note:
-            session.echo(note)
+        if smoothing_note:
+            session.echo(smoothing_note)
         old_rates = run_learning_rates(saved.get("lr_changes", []))
         lr_changes, rates, notes = record_learning_rates(saved.get("lr_changes", []), requested_rates, step)
         for note in notes:
@@ -1154,7 +1157,7 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
                 step, batch_in_epoch = step + 1, shard.index + 1
                 if step % args["log_every"] == 0 or step == limit:
                     means = session.weighted_mean(losses, len(shard))
-                    record = {
+                    record: dict[str, Any] = {
                         "step": step,
                         "epoch": epoch,
                         "lr": float(f"{optim_g.param_groups[0]['lr']:.6g}"),
@@ -1189,9 +1192,9 @@ def _fit(session: TrainingSession, **arguments: Any) -> None:
                     sched_d.step()
                 epoch, batch_in_epoch = epoch + 1, 0
     finally:
-        for stream in (log, valid_log):
-            if stream is not None:
-                stream.close()
+        for open_log in (log, valid_log):
+            if open_log is not None:
+                open_log.close()
     save(checkpoint_path)
     session.echo(f"stopped at step {step}; checkpoint {checkpoint_path}")
 
@@ -1390,4 +1393,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
