@@ -19,6 +19,7 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -185,10 +186,11 @@ class SpeakerBatchSampler:
         self.frames = frames
         self.rng = np.random.default_rng(seed)
 
-    def state(self) -> dict:
-        return self.rng.bit_generator.state
+    def state(self) -> dict[str, Any]:
+        # numpy's stub says Mapping; every bit generator's state getter builds a new dict
+        return cast(dict[str, Any], self.rng.bit_generator.state)
 
-    def set_state(self, state: dict) -> None:
+    def set_state(self, state: dict[str, Any]) -> None:
         self.rng.bit_generator.state = state
 
     def next_plan(self) -> list[tuple[Path, int | None]]:

@@ -27,9 +27,10 @@ def embed_mels(
     windows = [mel_partials(mel, frames, frames // 2) for mel in mels]
     counts = [len(w) for w in windows]
     with torch.no_grad():
-        partials = network(torch.from_numpy(np.concatenate(windows)).to(device)).cpu()
-    means = torch.stack([chunk.mean(dim=0) for chunk in partials.split(counts)])
-    return means / means.norm(dim=1, keepdim=True)
+        partials: torch.Tensor = network(torch.from_numpy(np.concatenate(windows)).to(device)).cpu()
+    means = torch.stack([chunk.mean(dim=0) for chunk in torch.split(partials, counts)])
+    embeddings: torch.Tensor = means / means.norm(dim=1, keepdim=True)
+    return embeddings
 
 
 def enrol_test_pairs(

@@ -54,5 +54,6 @@ class SpeakerEncoderNet(nn.Module):
                 raise ValueError(f"lengths must be ({mels.shape[0]},), got {tuple(lengths.shape)}")
             packed = pack_padded_sequence(mels, lengths.cpu(), batch_first=True, enforce_sorted=False)
             _, (hidden, _) = self.lstm(packed)
-        embeds_raw = self.relu(self.linear(hidden[-1]))
-        return embeds_raw / (torch.norm(embeds_raw, dim=1, keepdim=True) + 1e-5)
+        embeds_raw: torch.Tensor = self.relu(self.linear(hidden[-1]))
+        embeds: torch.Tensor = embeds_raw / (torch.norm(embeds_raw, dim=1, keepdim=True) + 1e-5)
+        return embeds

@@ -44,7 +44,8 @@ def normalize_volume(wav: np.ndarray, target_dbfs: float = -30.0, *, increase_on
     dbfs_change = target_dbfs - 10 * np.log10(power)
     if dbfs_change < 0 and increase_only:
         return wav
-    return wav * (10 ** (dbfs_change / 20))
+    louder: np.ndarray = wav * (10 ** (dbfs_change / 20))
+    return louder
 
 
 class _WebrtcVad:
@@ -56,7 +57,7 @@ class _WebrtcVad:
     """
 
     def __init__(self, mode: int) -> None:
-        import _webrtcvad  # type: ignore[import-not-found]
+        import _webrtcvad
 
         self._extension = _webrtcvad
         self._handle = _webrtcvad.create()
@@ -106,7 +107,8 @@ def energy_voice_flags(wav: np.ndarray) -> np.ndarray:
     """A voiced/unvoiced decision per 30 ms window from its level alone (the fallback without webrtcvad)."""
     windows = wav.reshape(-1, VAD_WINDOW).astype(np.float64)
     level = 10 * np.log10(np.mean(windows**2, axis=1) + 1e-12)
-    return (level > level.max() - ENERGY_RANGE_DB) & (level > ENERGY_FLOOR_DBFS)
+    voiced: np.ndarray = (level > level.max() - ENERGY_RANGE_DB) & (level > ENERGY_FLOOR_DBFS)
+    return voiced
 
 
 def spectral_flatness(wav: np.ndarray) -> np.ndarray:

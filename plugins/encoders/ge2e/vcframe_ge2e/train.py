@@ -55,7 +55,9 @@ def preprocess(
 
 def rng_states(sampler: SpeakerBatchSampler) -> dict[str, Any]:
     """Every random stream the run uses, in types that ``torch.load(weights_only=True)`` accepts."""
-    numpy_state = np.random.get_state()
+    # the legacy (MT19937) state is a tuple; numpy's stub types the argument-less call as the dict form
+    numpy_state = np.random.get_state(legacy=True)
+    assert isinstance(numpy_state, tuple)
     return {
         "torch": torch.get_rng_state(),
         "numpy": [numpy_state[0], torch.from_numpy(numpy_state[1].astype(np.int64)), *numpy_state[2:]],
@@ -74,7 +76,7 @@ def restore_rng_states(states: dict[str, Any], sampler: SpeakerBatchSampler) -> 
 
 
 def make_config(preset: str, hidden_size: int | None, num_layers: int | None) -> GE2EConfig:
-    return GE2EConfig(preset=preset, hidden_size=hidden_size, num_layers=num_layers, checkpoint=None)  # type: ignore[arg-type]
+    return GE2EConfig(preset=preset, hidden_size=hidden_size, num_layers=num_layers, checkpoint=None)
 
 
 @app.command()
@@ -182,10 +184,11 @@ def _fit(
         load_weights(network, init_from)
     elif checkpoint_path.exists():
         raise typer.BadParameter(f"{checkpoint_path} exists: pass --resume to continue, or use another --run-dir")
-    device = session.device
-    network.to(device)
+    training_device = session.device
+    network.to(training_device)
     optimizer = torch.optim.Adam(network.parameters(), lr=lr)
     if resume:
+        assert saved is not None
         optimizer.load_state_dict(saved["optimizer_state"])
         restore_rng_states(session.rng_state_of(saved), sampler)
         step, history = int(saved["step"]), list(saved["history"])
@@ -218,15 +221,17 @@ def _fit(
     while step < max_steps:
         session.fault_point(step + 1)
         shard = next(batches)
-        batch = torch.from_numpy(sampler.load(shard.items)).to(device)
+        batch = torch.from_numpy(sampler.load(shard.items)).to(training_device)
         # every rank embeds its share; the loss needs every speaker's embeddings (gathered with gradients)
         embeds = session.gather_rows(model(batch)).view(speakers_per_batch, utterances_per_speaker, -1)
         loss, sim = ge2e_loss(embeds, network.similarity_weight, network.similarity_bias)
         optimizer.zero_grad()
-        loss.backward()
+        torch.autograd.backward(loss)
         # RTVC's do_gradient_ops: the similarity scale and bias learn 100x slower; clip the global norm at 3
-        network.similarity_weight.grad *= 0.01  # type: ignore[operator]
-        network.similarity_bias.grad *= 0.01  # type: ignore[operator]
+        weight_grad, bias_grad = network.similarity_weight.grad, network.similarity_bias.grad
+        assert weight_grad is not None and bias_grad is not None
+        weight_grad *= 0.01
+        bias_grad *= 0.01
         torch.nn.utils.clip_grad_norm_(params, 3.0)
         optimizer.step()
         step += 1
@@ -237,7 +242,7 @@ def _fit(
         }
         if session.is_main and eval_every and (step % eval_every == 0 or step == max_steps) and val_mels:
             network.eval()
-            eer, enrol, test = evaluate_speakers(network, val_mels, device)
+            eer, enrol, test = evaluate_speakers(network, val_mels, training_device)
             network.train()
             record["val_eer"] = round(eer, 5)
             speakers = np.arange(len(val_mels))
