@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TypedDict
 
 import numpy as np
 import torch
@@ -27,6 +28,15 @@ QUIET_PEAK = 0.1
 #: (RTVC mel, power 1.2, seeds 0-28): 1.57-2.70, median 2.05. At 2.3 the streamed output peaks at 0.66-1.14 of
 #: ``peak_normalize`` (-3.6 to +1.1 dB from the whole output's level; above 1 on 4 of the 29, where it clips).
 STREAM_CREST_FACTOR = 2.3
+
+
+class _STFTSettings(TypedDict):
+    """The keyword arguments that :func:`griffin_lim` passes to both ``stft`` and ``istft``."""
+
+    n_fft: int
+    hop_length: int
+    win_length: int
+    center: bool
 
 
 class GriffinLimVocoder(BaseVocoder):
@@ -126,7 +136,8 @@ class GriffinLimVocoder(BaseVocoder):
         if spec.magnitude_power != 1:
             amplitude = amplitude ** (1.0 / spec.magnitude_power)
         linear = np.maximum(1e-10, self._inverse_basis @ amplitude)
-        return linear**self.config.power
+        magnitude: np.ndarray = linear**self.config.power
+        return magnitude
 
     def _recovered_length(self, frames: int) -> tuple[int, int]:
         """(samples Griffin-Lim recovers from ``frames`` frames, index of the first output sample among them).
@@ -177,8 +188,12 @@ def griffin_lim(
         n_iter: iterations. momentum: the "fast" extrapolation weight (0 is plain Griffin-Lim).
         rng: draws the initial phase. length: samples of the returned signal.
     """
-    settings = {"n_fft": spec.n_fft, "hop_length": spec.hop_length, "win_length": spec.win_length}
-    settings["center"] = spec.center
+    settings: _STFTSettings = {
+        "n_fft": spec.n_fft,
+        "hop_length": spec.hop_length,
+        "win_length": spec.win_length,
+        "center": spec.center,
+    }
     eps = np.finfo(np.complex128).tiny
     phases = 2 * np.pi * rng.random(size=magnitude.shape)
     angles = (np.cos(phases) + 1j * np.sin(phases)) * magnitude
