@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from typing import cast
 
 from vcframe.text import CLEANERS
 
@@ -93,4 +94,4 @@ def get_frontend(name: str) -> CharacterFrontend:
         found = None
     if found is None:
         raise ConfigError(f"no text frontend named {name!r}", hint=f"known here: {', '.join(FRONTENDS)}")
-    return found
+    return cast(CharacterFrontend, found)

@@ -84,7 +84,7 @@ class Linear:
             return torch.addmm(self.bias, x, self.weight)
         x = x.to(torch.bfloat16)
         if self.packed:
-            product = torch.ops.mkldnn._linear_pointwise(x, self.weight, None, "none", [], "")
+            product: torch.Tensor = torch.ops.mkldnn._linear_pointwise(x, self.weight, None, "none", [], "")
         else:
             product = F.linear(x, self.weight)
         return product.float() + self.bias

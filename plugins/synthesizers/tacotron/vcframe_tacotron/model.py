@@ -272,7 +272,8 @@ class TacotronSynthesizer(BaseSynthesizer):
         buffers = {name: tensor for name, tensor in state.items() if name not in left_out}
         digest = _state_sha256(buffers)
         digest.update(parameters_digest)
-        return digest.hexdigest()
+        hex_digest: str = digest.hexdigest()
+        return hex_digest
 
     def check_output_adapter(self, embedding: SpeakerEmbedding) -> None:
         """A one-line InputError unless the output adapter ``embedding`` carries (if any) fits these weights: made

@@ -141,7 +141,8 @@ class SpeakerEmbedder:
         from vcframe.audio import load_audio
 
         waveform = load_audio(utterance.audio, sample_rate=self.sample_rate)
-        return self.encoder.embed(waveform).vector[0].detach().cpu().numpy().astype(np.float32)
+        embedding: np.ndarray = self.encoder.embed(waveform).vector[0].detach().cpu().numpy().astype(np.float32)
+        return embedding
 
 
 _WORKER: dict[str, Any] = {}

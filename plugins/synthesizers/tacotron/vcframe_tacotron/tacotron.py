@@ -72,7 +72,8 @@ class BatchNormConv(nn.Module):
         x = self.conv(x)
         if self.relu:
             x = F.relu(x)
-        return self.bnorm(x)
+        normalized: torch.Tensor = self.bnorm(x)
+        return normalized
 
 
 class CBHG(nn.Module):
@@ -252,6 +253,8 @@ class Decoder(nn.Module):
         max_r (int, default 20): the mel projection gives ``n_mels * max_r`` values, viewed (B, n_mels, max_r)
         (mel-major, RTVC's layout); the first ``r`` (buffer, int32) frames are used.
     """
+
+    r: torch.Tensor  # buffer registered in __init__ (declared for the type checker)
 
     def __init__(
         self,
@@ -436,6 +439,10 @@ class Tacotron(nn.Module):
     Shapes: chars (B, L) int64 (0 = pad), mels (B, n_mels, T), speaker_embedding (B, speaker_embedding_size).
     """
 
+    # buffers registered in __init__ (declared for the type checker)
+    step: torch.Tensor
+    stop_threshold: torch.Tensor
+
     def __init__(
         self,
         embed_dims: int = 512,
@@ -526,7 +533,7 @@ class Tacotron(nn.Module):
         self.step += 1
         batch, _, steps = mels.shape
         clean = text_lengths is not None
-        mask = length_mask(text_lengths, chars.size(1)) if clean else chars != 0
+        mask = length_mask(text_lengths, chars.size(1)) if text_lengths is not None else chars != 0
         encoder_seq, encoder_seq_proj = self.encode(chars, speaker_embedding, p, text_lengths, cbhg_dtype)
         r = self.r
         # step t (every r-th frame) reads the frame before it; the first step reads a zero "go" frame
@@ -579,7 +586,7 @@ class Tacotron(nn.Module):
         try:
             batch = chars.size(0)
             clean = text_lengths is not None
-            mask = length_mask(text_lengths, chars.size(1)) if clean else chars != 0
+            mask = length_mask(text_lengths, chars.size(1)) if text_lengths is not None else chars != 0
             encoder_seq, encoder_seq_proj = self.encode(chars, speaker_embedding, p, text_lengths)
             state = self.decoder.initial_state(encoder_seq)
             prenet_in = encoder_seq.new_zeros(batch, self.n_mels)

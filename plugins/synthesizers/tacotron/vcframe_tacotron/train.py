@@ -35,6 +35,7 @@ from vcframe_tacotron.spec import PRESETS, TacotronConfig
 
 if TYPE_CHECKING:
     from vcframe.distributed import TrainingSession
+    from vcframe_tacotron.tacotron import Tacotron
 
 app = typer.Typer(help="Train the Tacotron synthesizer.", no_args_is_help=True, add_completion=False)
 
@@ -366,7 +367,7 @@ VOICE_MODULES = (
 )
 
 
-def speaker_path_columns(network: torch.nn.Module) -> dict[str, slice]:
+def speaker_path_columns(network: Tacotron) -> dict[str, slice]:
     """The weights that read the speaker embedding, each with the slice of its input columns that does.
 
     The embedding enters the Tacotron only by concatenation: to the encoder outputs (``encoder_proj``, the attention
@@ -385,7 +386,7 @@ def speaker_path_columns(network: torch.nn.Module) -> dict[str, slice]:
     }
 
 
-def restrict_training(network: torch.nn.Module, train_only: str) -> int:
+def restrict_training(network: Tacotron, train_only: str) -> int:
     """Freeze what ``train_only`` leaves out: "all" trains every weight; "speaker" only the columns of
     ``speaker_path_columns`` (other parameters get ``requires_grad=False``; the four weights' other columns get a
     zero gradient, so Adam never moves them; the batch norms of frozen modules still normalise by batch, as in
@@ -412,7 +413,8 @@ def restrict_training(network: torch.nn.Module, train_only: str) -> int:
         weight = parameters[name]
         mask = torch.zeros_like(weight)
         mask[:, kept] = 1.0
-        weight.register_hook(lambda gradient, mask=mask: gradient * mask)
+        # torch leaves Tensor.register_hook unannotated
+        weight.register_hook(lambda gradient, mask=mask: gradient * mask)  # type: ignore[no-untyped-call]
         trainable += int(mask.sum())
     return trainable
 
@@ -475,7 +477,7 @@ class StepResult:
 
 def training_step(
     model: torch.nn.Module,
-    network: torch.nn.Module,
+    network: Tacotron,
     optimizer: torch.optim.Optimizer,
     batch: dict[str, torch.Tensor],
     *,
@@ -537,7 +539,7 @@ def training_step(
         share = losses["guided_loss"] * world_size if world_size != 1 else losses["guided_loss"]
         loss = loss + guided_weight * share
     optimizer.zero_grad()
-    loss.backward()
+    torch.autograd.backward(loss)
     grad_norm = torch.nn.utils.clip_grad_norm_(network.parameters(), clip)
     stepped = not math.isnan(float(grad_norm))
     if stepped:
@@ -930,8 +932,9 @@ def _fit(
                     values = {k: v.detach() for k, v in losses.items() if k != "guided_loss"}
                     means = session.weighted_mean(values, len(shard))
                     if "guided_loss" in losses:  # each rank holds its share of the global value: sum them
-                        guided = losses["guided_loss"].detach() * session.world_size
-                        means["guided_loss"] = session.weighted_mean({"guided_loss": guided}, 1.0)["guided_loss"]
+                        guided_times_ranks = losses["guided_loss"].detach() * session.world_size
+                        summed = session.weighted_mean({"guided_loss": guided_times_ranks}, 1.0)
+                        means["guided_loss"] = summed["guided_loss"]
                     record = {
                         "step": step,
                         "epoch": epoch,
