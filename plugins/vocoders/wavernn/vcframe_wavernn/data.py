@@ -87,7 +87,8 @@ def collate(
 def max_offset(item: VocoderItem, seq_len: int, hop: int, pad: int) -> int:
     """RTVC's exclusive upper bound of the random mel offset (``frames - 2 - (mel_win + 2 pad)``)."""
     mel_win = seq_len // hop + 2 * pad
-    return item.mel.shape[1] - 2 - (mel_win + 2 * pad)
+    upper_bound: int = item.mel.shape[1] - 2 - (mel_win + 2 * pad)
+    return upper_bound
 
 
 def load_items(

@@ -57,7 +57,7 @@ def _state_dtype(projection: torch.Tensor) -> torch.dtype:
 
 class _SequenceGRU(torch.autograd.Function):
     @staticmethod
-    def forward(  # type: ignore[override]
+    def forward(
         ctx: Any,
         projection: torch.Tensor,
         hidden: torch.Tensor,
@@ -82,7 +82,7 @@ class _SequenceGRU(torch.autograd.Function):
         return output
 
     @staticmethod
-    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad_output: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         weight_hh, *saved = ctx.saved_tensors
         with torch.autocast("cpu", enabled=False):
             if ctx.kernel is not None:
@@ -302,12 +302,16 @@ def gru_sequence(
         raise ValueError(f"gru_sequence runs on the CPU, got a tensor on {projection.device}")
     kernel = None if projection.dtype == torch.float64 else training_kernel(engine)
     hidden = hidden.reshape(projection.shape[1], -1)
-    return _SequenceGRU.apply(projection, hidden, weight_hh, bias_ih, bias_hh, matmul_dtype, kernel)
+    # torch leaves Function.apply unannotated
+    states: torch.Tensor = _SequenceGRU.apply(  # type: ignore[no-untyped-call]
+        projection, hidden, weight_hh, bias_ih, bias_hh, matmul_dtype, kernel
+    )
+    return states
 
 
 class _CrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, logits: torch.Tensor, labels: torch.Tensor, kernel: ModuleType) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: Any, logits: torch.Tensor, labels: torch.Tensor, kernel: ModuleType) -> torch.Tensor:
         logits = logits.detach().contiguous()
         log_normaliser = torch.empty(logits.shape[0])
         total = kernel.cross_entropy_forward(logits, labels, log_normaliser)
@@ -316,7 +320,7 @@ class _CrossEntropy(torch.autograd.Function):
         return torch.tensor(total / logits.shape[0], dtype=torch.float32)
 
     @staticmethod
-    def backward(ctx: Any, grad_loss: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+    def backward(ctx: Any, grad_loss: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         logits, labels, log_normaliser = ctx.saved_tensors
         grad_logits = torch.empty_like(logits)
         scale = float(grad_loss) / logits.shape[0]
@@ -344,4 +348,6 @@ def cross_entropy(logits: torch.Tensor, labels: torch.Tensor, *, engine: Engine 
         kernel = training_kernel(engine)
     if kernel is None:
         return F.cross_entropy(flat_logits if logits.dtype == torch.float64 else flat_logits.float(), flat_labels)
-    return _CrossEntropy.apply(flat_logits, flat_labels.contiguous(), kernel)
+    # torch leaves Function.apply unannotated
+    loss: torch.Tensor = _CrossEntropy.apply(flat_logits, flat_labels.contiguous(), kernel)  # type: ignore[no-untyped-call]
+    return loss

@@ -24,13 +24,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy.signal import lfilter
 
-from vcframe_wavernn.network import WaveRNN
+from vcframe_wavernn.network import WaveRNN, gru_parameters
 from vcframe_wavernn.signal import (
     crossfade_windows,
     decode_mu_law,
@@ -39,6 +40,9 @@ from vcframe_wavernn.signal import (
     rtvc_fade_out,
     xfade_and_unfold,
 )
+
+if TYPE_CHECKING:
+    from vcframe_wavernn.kernel import PackedMatrix
 
 
 def draw_rtvc_gru_cell_numbers(network: WaveRNN, generator: torch.Generator | None = None) -> None:
@@ -89,6 +93,8 @@ class _Assembler:
         self.preemphasis = preemphasis
         self.quirks = quirks
         self.hop_length = hop_length
+        self.fade_in: np.ndarray | None
+        self.fade_out: np.ndarray | None
         self.fade_in, self.fade_out = crossfade_windows(self.overlap) if self.overlap else (None, None)
         self.zi = np.zeros(1)
         self.emitted = 0  # unfolded positions already passed through
@@ -112,6 +118,7 @@ class _Assembler:
                 continue
             piece = folds[index, lo - fold_start : hi - fold_start].numpy().astype(np.float64)
             if self.overlap:
+                assert self.fade_in is not None and self.fade_out is not None  # made with the overlap
                 local = np.arange(lo - fold_start, hi - fold_start)
                 head = local < self.overlap
                 piece[head] *= self.fade_in[local[head]]
@@ -220,17 +227,18 @@ class Generator:
             self.w_sample = i_weight[:, 0].contiguous()
             self.i_rest = i_weight[:, 1:].t().contiguous()
             self.i_bias = net.I.bias.detach().float()
-            self.wih1_t = net.rnn1.weight_ih_l0.detach().t().contiguous()
-            self.bih1 = net.rnn1.bias_ih_l0.detach()
-            self.v_sample = (net.rnn1.weight_ih_l0.detach() @ self.w_sample).contiguous()
-            self.whh1_t = net.rnn1.weight_hh_l0.detach().t().contiguous()
-            self.bhh1 = net.rnn1.bias_hh_l0.detach().contiguous()
-            wih2 = net.rnn2.weight_ih_l0.detach()
+            rnn1, rnn2 = gru_parameters(net.rnn1), gru_parameters(net.rnn2)
+            self.wih1_t = rnn1.weight_ih.detach().t().contiguous()
+            self.bih1 = rnn1.bias_ih.detach()
+            self.v_sample = (rnn1.weight_ih.detach() @ self.w_sample).contiguous()
+            self.whh1_t = rnn1.weight_hh.detach().t().contiguous()
+            self.bhh1 = rnn1.bias_hh.detach().contiguous()
+            wih2 = rnn2.weight_ih.detach()
             self.wih2_t = wih2[:, :rnn].t().contiguous()
             self.wih2_aux_t = wih2[:, rnn:].t().contiguous()
-            self.bih2 = net.rnn2.bias_ih_l0.detach()
-            self.whh2_t = net.rnn2.weight_hh_l0.detach().t().contiguous()
-            self.bhh2 = net.rnn2.bias_hh_l0.detach().contiguous()
+            self.bih2 = rnn2.bias_ih.detach()
+            self.whh2_t = rnn2.weight_hh.detach().t().contiguous()
+            self.bhh2 = rnn2.bias_hh.detach().contiguous()
             fc1 = net.fc1.weight.detach()
             self.fc1_t, self.fc1_aux_t, self.fc1_b = (
                 fc1[:, :rnn].t().contiguous(),
@@ -314,7 +322,18 @@ class Generator:
         finally:
             net.train(was_training)
 
-    def _run(self, mels, batched, target, overlap, sampler, generators, preemphasis, quirks, rtvc_rng):
+    def _run(
+        self,
+        mels: list[torch.Tensor],
+        batched: bool,
+        target: int,
+        overlap: int,
+        sampler: str,
+        generators: list[torch.Generator | None],
+        preemphasis: float,
+        quirks: bool,
+        rtvc_rng: bool,
+    ) -> Iterator[list[np.ndarray]]:
         net = self.network
         hop = net.hop_length
         pad_value = 0.0 if quirks else -1.0
@@ -377,7 +396,15 @@ class Generator:
                 chunks.append(assembler.advance(item_folds, stop))
             yield chunks
 
-    def _folded_conditioning(self, mels, plans, batched, target, overlap, pad_value) -> tuple[torch.Tensor, ...]:
+    def _folded_conditioning(
+        self,
+        mels: list[torch.Tensor],
+        plans: list[ItemPlan],
+        batched: bool,
+        target: int,
+        overlap: int,
+        pad_value: float,
+    ) -> tuple[torch.Tensor, ...]:
         """The upsampled mel and the four aux slices of every fold, (F, L, .) each (RTVC's folding)."""
         length = plans[0].fold_length
         folded_m, folded_a = [], []
@@ -425,7 +452,9 @@ class Generator:
         base = max(pad, reach) - reach
         return extended[base : base + frames + 2 * reach]
 
-    def _precompute(self, m, a1, a2, a3, a4) -> tuple[torch.Tensor, ...]:
+    def _precompute(
+        self, m: torch.Tensor, a1: torch.Tensor, a2: torch.Tensor, a3: torch.Tensor, a4: torch.Tensor
+    ) -> tuple[torch.Tensor, ...]:
         """Block-wide products, laid out (steps, folds, features) for the step loop."""
 
         def steps_first(t: torch.Tensor) -> torch.Tensor:
@@ -439,7 +468,19 @@ class Generator:
         pre_a4 = torch.addmm(self.fc2_b, a4.flatten(0, 1), self.fc2_aux_t)
         return pre_i, pre_g1, pre_a2, pre_a3, pre_a4
 
-    def _steps(self, pre, noise, sampler, x, h1, h2, out, steps, forced=None, logits_out=None) -> None:
+    def _steps(
+        self,
+        pre: tuple[torch.Tensor, ...],
+        noise: torch.Tensor,
+        sampler: str,
+        x: torch.Tensor,
+        h1: torch.Tensor,
+        h2: torch.Tensor,
+        out: torch.Tensor,
+        steps: int,
+        forced: torch.Tensor | None = None,
+        logits_out: torch.Tensor | None = None,
+    ) -> None:
         """Run ``steps`` steps from the block's conditioning ``pre``; state ``x, h1, h2`` in place.
 
         ``pre``: the five precomputed products of :meth:`_precompute`, or (C++ kernel only) the four frame tables of
@@ -516,7 +557,9 @@ class Generator:
             x.copy_(self.table[index])
             out[k] = x
 
-    def _product(self, bias: torch.Tensor, rows: torch.Tensor, matrix, result: torch.Tensor | None = None):
+    def _product(
+        self, bias: torch.Tensor, rows: torch.Tensor, matrix: PackedMatrix, result: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """``bias + rows @ W`` as the kernel computes it at this precision (the PyTorch loop's products)."""
         if self.precision != "int8":
             if result is None:
@@ -525,6 +568,7 @@ class Generator:
         from vcframe_wavernn.kernel import quantize_rows
 
         integers, scales = quantize_rows(rows)
+        assert matrix.dequantized_scale is not None  # int8 weights carry their column scales
         product = (integers @ matrix.dequantized) * scales * matrix.dequantized_scale + bias
         if result is None:
             return product
@@ -668,12 +712,13 @@ def reference_generate(
         if argmax:
             index = posterior.argmax(-1)
         else:
-            index = torch.distributions.Categorical(posterior).sample()
+            # torch leaves Distribution.sample unannotated
+            index = torch.distributions.Categorical(posterior).sample()  # type: ignore[no-untyped-call]
         sample = 2 * index.float() / (net.n_classes - 1.0) - 1.0
         output.append(sample)
         x = sample.unsqueeze(-1)
     stacked = torch.stack(output).transpose(0, 1).cpu().numpy().astype(np.float64)
-    result = xfade_and_unfold(stacked, target, overlap) if batched else stacked[0]
+    result: np.ndarray = xfade_and_unfold(stacked, target, overlap) if batched else stacked[0]
     result = decode_mu_law(result, net.n_classes)
     result = lfilter([1], [1, -preemphasis], result)
     fade_out = np.linspace(1, 0, 20 * net.hop_length)
@@ -684,10 +729,11 @@ def reference_generate(
 
 def _gru_cell(gru: torch.nn.GRU) -> torch.nn.GRUCell:
     cell = torch.nn.GRUCell(gru.input_size, gru.hidden_size)
-    cell.weight_hh.data = gru.weight_hh_l0.data
-    cell.weight_ih.data = gru.weight_ih_l0.data
-    cell.bias_hh.data = gru.bias_hh_l0.data
-    cell.bias_ih.data = gru.bias_ih_l0.data
+    parameters = gru_parameters(gru)
+    cell.weight_hh.data = parameters.weight_hh.data
+    cell.weight_ih.data = parameters.weight_ih.data
+    cell.bias_hh.data = parameters.bias_hh.data
+    cell.bias_ih.data = parameters.bias_ih.data
     return cell
 
 

@@ -1514,7 +1514,8 @@ def load_kernel(verbose: bool = False) -> ModuleType | None:
             build_dir = _cache_dir() / key
             build_dir.mkdir(parents=True, exist_ok=True)
             with _build_guard(build_dir):
-                module = load_inline(
+                # torch leaves load_inline unannotated
+                module = load_inline(  # type: ignore[no-untyped-call]
                     name=f"vcframe_wavernn_kernel_{key}",
                     cpp_sources=[CPP_SOURCE + TRAINING_SOURCE + GENERATION_SOURCE],
                     functions=[

@@ -6,6 +6,8 @@ Parameter names equal RTVC's (``upsample.*``, ``I``, ``rnn1``, ``rnn2``, ``fc1..
 
 from __future__ import annotations
 
+from typing import NamedTuple, cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -13,6 +15,26 @@ from torch.profiler import record_function
 
 from vcframe_wavernn.fused import Engine, gru_sequence
 from vcframe_wavernn.upsample import UpsampleNetwork
+
+
+class GRUParameters(NamedTuple):
+    """A one-layer ``nn.GRU``'s ``weight_ih_l0``, ``weight_hh_l0``, ``bias_ih_l0`` and ``bias_hh_l0``, typed (the
+    module registers them by name, which a type checker reads as ``Tensor | Module``)."""
+
+    weight_ih: torch.Tensor
+    weight_hh: torch.Tensor
+    bias_ih: torch.Tensor
+    bias_hh: torch.Tensor
+
+
+def gru_parameters(gru: nn.GRU) -> GRUParameters:
+    """``gru``'s first-layer parameters: the module's own Parameter objects, not copies."""
+    return GRUParameters(
+        cast(torch.Tensor, gru.weight_ih_l0),
+        cast(torch.Tensor, gru.weight_hh_l0),
+        cast(torch.Tensor, gru.bias_ih_l0),
+        cast(torch.Tensor, gru.bias_hh_l0),
+    )
 
 
 class WaveRNN(nn.Module):
@@ -71,7 +93,8 @@ class WaveRNN(nn.Module):
         self.fc1 = nn.Linear(rnn_dims + self.aux_dims, fc_dims)
         self.fc2 = nn.Linear(fc_dims + self.aux_dims, fc_dims)
         self.fc3 = nn.Linear(fc_dims, self.n_classes)
-        self.step = nn.Parameter(torch.zeros(1, dtype=torch.long), requires_grad=False)
+        # RTVC's step counter; typed as the Tensor that ``+=`` returns (in place: it stays this Parameter)
+        self.step: torch.Tensor = nn.Parameter(torch.zeros(1, dtype=torch.long), requires_grad=False)
 
     def split_aux(self, aux: torch.Tensor) -> list[torch.Tensor]:
         """(B, S, 4 * aux_dims) -> four (B, S, aux_dims) slices feeding I, rnn2, fc1 and fc2."""
@@ -100,7 +123,8 @@ class WaveRNN(nn.Module):
         hidden = hidden + residual
         hidden = F.relu(self.fc1(torch.cat([hidden, a3], dim=2)))
         hidden = F.relu(self.fc2(torch.cat([hidden, a4], dim=2)))
-        return self.fc3(hidden)
+        logits: torch.Tensor = self.fc3(hidden)
+        return logits
 
     def _fused_forward(self, samples: torch.Tensor, mel: torch.Tensor, engine: Engine) -> torch.Tensor:
         """The training forward (``fused=True``): the same function, arranged for speed on the CPU.
@@ -149,20 +173,21 @@ class WaveRNN(nn.Module):
 
         def recurrent(projection: torch.Tensor, gru: torch.nn.GRU) -> torch.Tensor:
             """``gru`` over the whole sequence from a zero state, given its input projection (S, B, 3 rnn)."""
+            parameters = gru_parameters(gru)
             return gru_sequence(
                 projection,
                 zeros,
-                gru.weight_hh_l0,
-                gru.bias_ih_l0,
-                gru.bias_hh_l0,
+                parameters.weight_hh,
+                parameters.bias_ih,
+                parameters.bias_hh,
                 matmul_dtype=matmul_dtype,
                 engine=engine,
             )
 
         with record_function("wavernn.gru1"):
-            hidden = hidden + recurrent(F.linear(hidden, self.rnn1.weight_ih_l0), self.rnn1)
+            hidden = hidden + recurrent(F.linear(hidden, gru_parameters(self.rnn1).weight_ih), self.rnn1)
         with record_function("wavernn.gru2"):
-            weight = self.rnn2.weight_ih_l0  # columns: rnn1's output | a2
+            weight = gru_parameters(self.rnn2).weight_ih  # columns: rnn1's output | a2
             projection = per_frame(F.linear(hidden, weight[:, :rnn]), F.linear(a2, weight[:, rnn:]))
             hidden = hidden + recurrent(projection, self.rnn2)
         with record_function("wavernn.output"):
@@ -170,7 +195,8 @@ class WaveRNN(nn.Module):
             hidden = F.relu(per_frame(F.linear(hidden, weight[:, :rnn]), F.linear(a3, weight[:, rnn:], self.fc1.bias)))
             weight, fc = self.fc2.weight, self.fc_dims
             hidden = F.relu(per_frame(F.linear(hidden, weight[:, :fc]), F.linear(a4, weight[:, fc:], self.fc2.bias)))
-            return self.fc3(hidden).transpose(0, 1)
+            logits: torch.Tensor = self.fc3(hidden)
+            return logits.transpose(0, 1)
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad)

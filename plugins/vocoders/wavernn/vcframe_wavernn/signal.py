@@ -14,13 +14,15 @@ def encode_mu_law(samples: np.ndarray, mu: int) -> np.ndarray:
     """Float samples in [-1, 1] -> int64 labels in [0, mu - 1] (RTVC: ``mu = 2**bits``)."""
     mu = mu - 1
     companded = np.sign(samples) * np.log(1 + mu * np.abs(samples)) / np.log(1 + mu)
-    return np.floor((companded + 1) / 2 * mu + 0.5).astype(np.int64)
+    labels: np.ndarray = np.floor((companded + 1) / 2 * mu + 0.5).astype(np.int64)
+    return labels
 
 
 def decode_mu_law(values: np.ndarray, mu: int) -> np.ndarray:
     """Companded values in [-1, 1] -> linear samples, exactly RTVC's ``decode_mu_law(y, mu, False)``."""
     mu = mu - 1
-    return np.sign(values) / mu * ((1 + mu) ** np.abs(values) - 1)
+    samples: np.ndarray = np.sign(values) / mu * ((1 + mu) ** np.abs(values) - 1)
+    return samples
 
 
 def label_to_float(labels: torch.Tensor, n_classes: int) -> torch.Tensor:

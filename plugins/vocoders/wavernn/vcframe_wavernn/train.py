@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import random
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -36,6 +35,7 @@ from vcframe_wavernn.spec import SPEC, WaveRNNConfig
 
 if TYPE_CHECKING:
     from vcframe.distributed import TrainingSession
+    from vcframe_wavernn.network import WaveRNN
 
 #: Adam learning rate of a new run when --lr is not given (RTVC's).
 DEFAULT_LR = 1e-4
@@ -98,7 +98,7 @@ class SegmentSampler:
             yield [(int(i), offset) for i, offset in zip(indices, offsets, strict=True)]
 
 
-def _write_sample(network, item: VocoderItem, path: Path, seconds: float, seed: int) -> None:
+def _write_sample(network: WaveRNN, item: VocoderItem, path: Path, seconds: float, seed: int) -> None:
     from vcframe.audio import save_audio
     from vcframe.specs import RTVC_SYNTHESIZER_MEL
     from vcframe.types import Waveform
@@ -157,7 +157,7 @@ def training_step(
         else:  # RTVC's: classes on dim 1 of a 4-D input
             loss = F.cross_entropy(logits.float().transpose(1, 2).unsqueeze(-1), labels.unsqueeze(-1))
     optimizer.zero_grad()
-    (loss * weight if weight != 1.0 else loss).backward()
+    torch.autograd.backward(loss * weight if weight != 1.0 else loss)
     with record_function("wavernn.optimizer"):
         optimizer.step()
     return loss.detach()
@@ -494,4 +494,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

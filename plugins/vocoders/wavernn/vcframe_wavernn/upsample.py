@@ -29,7 +29,8 @@ class ResBlock(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         hidden = F.relu(self.batch_norm1(self.conv1(features)))
-        return self.batch_norm2(self.conv2(hidden)) + features
+        output: torch.Tensor = self.batch_norm2(self.conv2(hidden)) + features
+        return output
 
 
 class MelResNet(nn.Module):
@@ -56,7 +57,8 @@ class MelResNet(nn.Module):
         features = F.relu(self.batch_norm(self.conv_in(mel)))
         for layer in self.layers:
             features = layer(features)
-        return self.conv_out(features)
+        output: torch.Tensor = self.conv_out(features)
+        return output
 
 
 class Stretch2d(nn.Module):
@@ -130,7 +132,9 @@ class UpsampleNetwork(nn.Module):
         stages to unit impulses: one small batch of ``frames`` rows instead of ``batch * n_mels`` (the single-
         channel convolutions are slow to differentiate at that size). Differentiable in the smoothing kernels.
         """
-        impulses = torch.eye(frames, dtype=self.up_layers[1].weight.dtype, device=self.up_layers[1].weight.device)
+        smoothing = self.up_layers[1]
+        assert isinstance(smoothing, nn.Conv2d)
+        impulses = torch.eye(frames, dtype=smoothing.weight.dtype, device=smoothing.weight.device)
         upsampled = impulses.view(frames, 1, 1, frames)
         for layer in self.up_layers:
             upsampled = layer(upsampled)
