@@ -3,7 +3,7 @@
 
 Commands: ``manifest`` (a list of training audio, shared with the WaveRNN trainer: :mod:`vcframe.datasets`),
 ``fit`` (the original recipe with exact ``--resume``), ``export`` (safetensors for the vocoder, or the original's
-``g_``/``do_`` files).
+``g_``/``do_`` files), ``widen`` (a wider generator that starts as the same function: :mod:`vcframe_hifigan.widen`).
 
 The recipe is jik876/hifi-gan's (SPEC.md section 8): MPD + MSD, least-squares adversarial losses, feature
 matching x2, mel L1 x45 on the loss mel (fmax = sr/2), AdamW (lr 2e-4, betas 0.8/0.99, weight decay 0.01) for
@@ -1342,6 +1342,37 @@ def export(
     if original_dir is not None:
         _export_original(saved, generator, spec, original_dir)
         typer.echo(f"wrote g_{step:08d}, do_{step:08d} and config.json into {original_dir}")
+
+
+@app.command()
+def widen(
+    init: Annotated[Path, typer.Option(help="Generator weights to widen (a vcframe-hifigan .safetensors).")],
+    out: Annotated[Path, typer.Option(help="Output .safetensors: the wider generator, computing the same function.")],
+    factor: Annotated[int, typer.Option(min=2, help="Channel multiplier at every stage.")] = 2,
+    seed: Annotated[int, typer.Option(help="Seed of the random shares that tell the channel copies apart.")] = 0,
+) -> None:
+    """Write a generator FACTOR times wider than --init that starts as the same function (``vcframe_hifigan.widen``),
+    to go on training with more capacity: ``fit --init OUT -o upsample_initial_channel=C0*FACTOR``. The file keeps
+    --init's mel spec, steps, training data and licence, and records ``widened`` (source, factor, seed)."""
+    from vcframe.checkpoints import load_state
+    from vcframe_hifigan.model import ORIGINAL_STATE_KEY, load_generator_state, save_generator
+    from vcframe_hifigan.spec import CHECKPOINT_FORMAT
+    from vcframe_hifigan.widen import widen_generator
+
+    state, metadata = load_state(init, state_keys=(ORIGINAL_STATE_KEY,))
+    if metadata.get("format") != CHECKPOINT_FORMAT:
+        raise InputError(
+            f"{str(init)!r} is not a vcframe-hifigan safetensors file (it records no generator sizes or mel spec)",
+            hint="load it in a run (fit --init) and export that, or widen an exported .safetensors",
+        )
+    config = GeneratorConfig.model_validate(metadata["config"])
+    spec = MelSpec.model_validate(metadata["mel_spec"])
+    network = Generator(config, weight_norm=False)
+    load_generator_state(network, state, str(init))
+    wide = widen_generator(network, factor, seed=seed)
+    kept = {key: metadata[key] for key in ("steps", "training_data", "license") if key in metadata}
+    save_generator(wide, spec, out, **kept, widened={"source": str(init), "factor": factor, "seed": seed})
+    typer.echo(f"wrote {out} ({wide.config.describe()}; from {config.describe()}, the same function)")
 
 
 def _export_original(saved: dict[str, Any], generator: Generator, spec: MelSpec, folder: Path) -> None:
