@@ -7,7 +7,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 from vcframe_hifigan.generator import Generator
-from vcframe_hifigan.spec import GeneratorConfig
+from vcframe_hifigan.spec import PRESETS, GeneratorConfig
 from vcframe_hifigan.train import app
 from vcframe_hifigan.widen import widen_generator, widen_state, widened_config
 
@@ -15,13 +15,8 @@ from vcframe.checkpoints import load_state
 from vcframe.errors import InputError
 
 #: V3's layout at hop 200 (the demo's), 16 channels: small enough for a test.
-TINY = GeneratorConfig(
-    resblock="2",
-    upsample_rates=(8, 5, 5),
-    upsample_kernel_sizes=(16, 11, 11),
-    upsample_initial_channel=16,
-    resblock_kernel_sizes=(3, 5, 7),
-    resblock_dilation_sizes=((1, 2), (2, 6), (3, 12)),
+TINY = PRESETS["v3"].model_copy(
+    update={"upsample_rates": (8, 5, 5), "upsample_kernel_sizes": (16, 11, 11), "upsample_initial_channel": 16}
 )
 
 

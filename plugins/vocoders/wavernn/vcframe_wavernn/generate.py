@@ -318,83 +318,67 @@ class Generator:
         was_training = net.training
         net.eval()
         try:
-            yield from self._run(mels, batched, target, overlap, sampler, generators, preemphasis, quirks, rtvc_rng)
+            hop = net.hop_length
+            pad_value = 0.0 if quirks else -1.0
+            item_steps = [int(mel.shape[-1]) * hop for mel in mels]
+            length = target + 2 * overlap if batched else max(item_steps)  # steps of every fold
+            plans: list[ItemPlan] = []
+            for mel, steps in zip(mels, item_steps, strict=True):
+                frames = int(mel.shape[-1])
+                if batched:  # RTVC's fold_with_overlap
+                    num_folds, stride = _fold_count(steps, target, overlap), target + overlap
+                    unfolded = num_folds * stride + overlap
+                else:
+                    num_folds, stride, unfolded = 1, length, steps
+                first = sum(p.num_folds for p in plans)
+                plans.append(ItemPlan(first, num_folds, length, stride, unfolded, frames * hop, (frames - 1) * hop))
+            total_folds = sum(p.num_folds for p in plans)
+            if self.frame_tables:
+                mel_table, aux_table, fold_info = self._frame_tables([mel.float() for mel in mels], plans, pad_value)
+            else:
+                cond_m, a1, a2, a3, a4 = self._folded_conditioning(mels, plans, batched, target, overlap, pad_value)
+            assemblers = [_Assembler(p, overlap, batched, net.n_classes, preemphasis, quirks, hop) for p in plans]
+            if sampler == "sample" and rtvc_rng:
+                for generator in generators:
+                    draw_rtvc_gru_cell_numbers(net, generator)
+            rnn = net.rnn_dims
+            x = torch.zeros(total_folds)
+            h1 = torch.zeros(total_folds, rnn)
+            h2 = torch.zeros(total_folds, rnn)
+            samples = torch.zeros(total_folds, length)
+            # precomputed products take (R + 6R + 2H) floats per fold and step: keep a block under ~64 MB
+            per_step = total_folds * (7 * rnn + 2 * net.fc_dims + net.n_classes)
+            block = max(1, min(self.block_steps, length, (16 << 20) // per_step))
+            if sampler == "inverse_cdf":
+                noise = torch.empty(block, total_folds, dtype=torch.float64)
+            else:
+                noise = torch.empty(block, total_folds, net.n_classes if sampler == "sample" else 0)
+            for start, stop in block_bounds(length, block, self.first_block_steps):
+                steps = stop - start
+                if self.frame_tables:
+                    block_info = fold_info.clone()
+                    block_info[:, 2] += start
+                    pre: tuple[torch.Tensor, ...] = (mel_table, aux_table, self.mel_taps, block_info)
+                else:
+                    span = slice(start, stop)
+                    pre = self._precompute(cond_m[:, span], a1[:, span], a2[:, span], a3[:, span], a4[:, span])
+                # one call per item and block draws the same numbers as one per step: step by step, fold by fold
+                for plan, generator in zip(plans, generators, strict=True):
+                    rows = noise[:steps, plan.first_fold : plan.first_fold + plan.num_folds]
+                    if sampler == "sample":
+                        rows.exponential_(1, generator=generator)
+                    elif sampler == "inverse_cdf":
+                        rows.uniform_(generator=generator)
+                out = torch.empty(steps, total_folds)
+                self._steps(pre, noise, sampler, x, h1, h2, out, steps)
+                samples[:, start:stop] = out.t()
+                chunks = []
+                for plan, assembler in zip(plans, assemblers, strict=True):
+                    item_folds = samples[plan.first_fold : plan.first_fold + plan.num_folds]
+                    chunks.append(assembler.advance(item_folds, stop))
+                yield chunks
         finally:
             net.train(was_training)
-
-    def _run(
-        self,
-        mels: list[torch.Tensor],
-        batched: bool,
-        target: int,
-        overlap: int,
-        sampler: str,
-        generators: list[torch.Generator | None],
-        preemphasis: float,
-        quirks: bool,
-        rtvc_rng: bool,
-    ) -> Iterator[list[np.ndarray]]:
-        net = self.network
-        hop = net.hop_length
-        pad_value = 0.0 if quirks else -1.0
-        item_steps = [int(mel.shape[-1]) * hop for mel in mels]
-        length = target + 2 * overlap if batched else max(item_steps)  # steps of every fold
-        plans: list[ItemPlan] = []
-        for mel, steps in zip(mels, item_steps, strict=True):
-            frames = int(mel.shape[-1])
-            if batched:  # RTVC's fold_with_overlap
-                num_folds, stride = _fold_count(steps, target, overlap), target + overlap
-                unfolded = num_folds * stride + overlap
-            else:
-                num_folds, stride, unfolded = 1, length, steps
-            first = sum(p.num_folds for p in plans)
-            plans.append(ItemPlan(first, num_folds, length, stride, unfolded, frames * hop, (frames - 1) * hop))
-        total_folds = sum(p.num_folds for p in plans)
-        if self.frame_tables:
-            mel_table, aux_table, fold_info = self._frame_tables([mel.float() for mel in mels], plans, pad_value)
-        else:
-            cond_m, a1, a2, a3, a4 = self._folded_conditioning(mels, plans, batched, target, overlap, pad_value)
-        assemblers = [_Assembler(p, overlap, batched, net.n_classes, preemphasis, quirks, hop) for p in plans]
-        if sampler == "sample" and rtvc_rng:
-            for generator in generators:
-                draw_rtvc_gru_cell_numbers(net, generator)
-        rnn = net.rnn_dims
-        x = torch.zeros(total_folds)
-        h1 = torch.zeros(total_folds, rnn)
-        h2 = torch.zeros(total_folds, rnn)
-        samples = torch.zeros(total_folds, length)
-        # precomputed products take (R + 6R + 2H) floats per fold and step: keep a block under ~64 MB
-        per_step = total_folds * (7 * rnn + 2 * net.fc_dims + net.n_classes)
-        block = max(1, min(self.block_steps, length, (16 << 20) // per_step))
-        if sampler == "inverse_cdf":
-            noise = torch.empty(block, total_folds, dtype=torch.float64)
-        else:
-            noise = torch.empty(block, total_folds, net.n_classes if sampler == "sample" else 0)
-        for start, stop in block_bounds(length, block, self.first_block_steps):
-            steps = stop - start
-            if self.frame_tables:
-                block_info = fold_info.clone()
-                block_info[:, 2] += start
-                pre: tuple[torch.Tensor, ...] = (mel_table, aux_table, self.mel_taps, block_info)
-            else:
-                pre = self._precompute(
-                    cond_m[:, start:stop], a1[:, start:stop], a2[:, start:stop], a3[:, start:stop], a4[:, start:stop]
-                )
-            # one call per item and block draws the same numbers as one per step: step by step, fold by fold
-            for plan, generator in zip(plans, generators, strict=True):
-                rows = noise[:steps, plan.first_fold : plan.first_fold + plan.num_folds]
-                if sampler == "sample":
-                    rows.exponential_(1, generator=generator)
-                elif sampler == "inverse_cdf":
-                    rows.uniform_(generator=generator)
-            out = torch.empty(steps, total_folds)
-            self._steps(pre, noise, sampler, x, h1, h2, out, steps)
-            samples[:, start:stop] = out.t()
-            chunks = []
-            for plan, assembler in zip(plans, assemblers, strict=True):
-                item_folds = samples[plan.first_fold : plan.first_fold + plan.num_folds]
-                chunks.append(assembler.advance(item_folds, stop))
-            yield chunks
 
     def _folded_conditioning(
         self,
