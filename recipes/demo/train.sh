@@ -38,6 +38,8 @@
 #                                      # paired steps only (its unpaired-step weight; default: SPEAKER_LOSS_WEIGHT's)
 #   PERIODICITY_WEIGHT=20 recipes/demo/train.sh hifigan   # the periodicity loss (fit --periodicity-weight): voiced
 #                                      # where the recording is, at its pitch period
+#   HIFIGAN_CHANNELS=256 HIFIGAN_INIT=$RUNS/hifigan_wide256.safetensors recipes/demo/train.sh hifigan   # a generator
+#                                      # twice as wide, from the shipped one widened (train widen: the same function)
 #   recipes/demo/train.sh export       # safetensors exports of the runs into $RUNS/export/
 #   recipes/demo/train.sh many-corpus  # the synthesizer's many-voice corpus, all of it (recipe version 4: 154 voices,
 #                                      # 23.7 h; about 3.5 h of one core, resumable), prepared and re-weighted, then:
