@@ -468,11 +468,7 @@ def record_learning_rates(
     (always one at step 0 of a new run), the rates that hold from ``step`` on, and a line per changed rate."""
     changes = list(changes)
     previous = run_learning_rates(changes)
-    rates = {name: previous[name] for name in LEARNING_RATES}
-    for name in LEARNING_RATES:
-        rate = requested.get(name)
-        if rate is not None:
-            rates[name] = float(rate)
+    rates = {name: previous[name] if (rate := requested.get(name)) is None else float(rate) for name in LEARNING_RATES}
     notes = [
         f"{what} changed at step {step}: {previous[name]:g} -> {rates[name]:g}"
         for name, what in LEARNING_RATES.items()

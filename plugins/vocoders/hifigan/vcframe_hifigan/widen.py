@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import torch
 
-from vcframe_hifigan.generator import Generator
+from vcframe_hifigan.generator import Generator, to_module_state
 from vcframe_hifigan.spec import GeneratorConfig
 
 #: Default spread of the random shares around an even split (0.5: each share between half and 1.5 times 1/factor
@@ -96,17 +96,9 @@ def widen_generator(network: Generator, factor: int = 2, *, seed: int = 0, sprea
         seed (default 0): seed of the random shares.
         spread (default :data:`SHARE_SPREAD`): how far the shares stray from an even split, in [0, 1).
     """
-    config = widened_config(network.config, factor)
-    folded = Generator(network.config, weight_norm=False)
-    source = {key: value.detach().clone() for key, value in network.state_dict().items()}
-    if network.has_weight_norm:
-        copy = Generator(network.config)
-        copy.load_state_dict(source)
-        copy.remove_weight_norm()
-        source = copy.state_dict()
-    folded.load_state_dict(source)
-    wide = Generator(config, weight_norm=False)
-    wide.load_state_dict(widen_state(folded.state_dict(), factor, seed=seed, spread=spread))
+    wide = Generator(widened_config(network.config, factor), weight_norm=False)
+    folded = to_module_state(network.state_dict(), weight_norm=False)
+    wide.load_state_dict(widen_state(folded, factor, seed=seed, spread=spread))
     if network.has_weight_norm:
         wide.apply_weight_norm()
     return wide
