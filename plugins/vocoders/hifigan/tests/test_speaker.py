@@ -158,3 +158,16 @@ def test_an_unconditioned_vocoder_ignores_the_embedding(tmp_path) -> None:
     )
     assert vocoder.speaker_embedding_space is None
     assert torch.equal(vocoder.vocode(with_voice).samples, vocoder.vocode(Mel(frames, RTVC_SYNTHESIZER_MEL)).samples)
+
+
+def test_folded_conditioned_weights_load_into_a_weight_normalised_generator() -> None:
+    """What ``fit --init EXPORTED`` does with a conditioned export: the convolutions unfold into weight norm and
+    the speaker projection (a Linear) keeps its plain weight; the function is unchanged."""
+    folded = _conditioned()
+    trainable = Generator(_sizes(), weight_norm=True)
+    load_generator_state(trainable, folded.state_dict(), "exported.safetensors")
+    assert "speaker_projection.weight" in trainable.state_dict()
+    assert not any(key.startswith("speaker_projection.parametrizations") for key in trainable.state_dict())
+    mel, vectors = _mel(), _vectors(2)
+    with torch.no_grad():
+        assert torch.allclose(trainable.eval()(mel, vectors), folded(mel, vectors), atol=1e-5)

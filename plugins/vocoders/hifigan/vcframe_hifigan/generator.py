@@ -280,7 +280,9 @@ def to_module_state(state: Mapping[str, torch.Tensor], *, weight_norm: bool) -> 
     (``weight_norm=True``: parametrization keys) or without (``False``: folded ``weight`` keys) weight norm.
 
     Folding computes ``torch._weight_norm(v, g, 0)``, exactly what ``remove_weight_norm`` computes, so a
-    folded checkpoint gives the same output as the original's inference path.
+    folded checkpoint gives the same output as the original's inference path. Unfolding splits only the
+    convolutions' (3-D) ``weight`` keys: a speaker-conditioned generator's ``speaker_projection`` (a Linear,
+    never weight-normalised) keeps its plain ``weight``.
     """
     converted: dict[str, torch.Tensor] = {}
     for key, tensor in state.items():
@@ -297,7 +299,8 @@ def to_module_state(state: Mapping[str, torch.Tensor], *, weight_norm: bool) -> 
             else:
                 converted[f"{module}.weight"] = torch._weight_norm(tensor, gain, 0)
             continue
-        if key.endswith(".weight") and weight_norm:
+        if key.endswith(".weight") and weight_norm and tensor.dim() == 3:
+            # convolutions only (every one is weight-normalised); the speaker projection is a plain Linear
             module = key.removesuffix(".weight")
             converted[f"{module}.{_WN_GAIN}"] = torch.linalg.vector_norm(
                 tensor, dim=tuple(range(1, tensor.dim())), keepdim=True
