@@ -6,7 +6,8 @@ Run by hand (minutes per system on 2 cores):
 
 * Voices: the predefined sample voices (synthetic speakers held out of the demo training corpus) and real
   clips from ../shared/data (one utterance of each LibriSpeech test-other speaker, one LJSpeech clip).
-* Sentences: the demo corpus recipe's held-out sentences (never in training), first ``--sentences`` of them.
+* Sentences: the demo corpus recipe's held-out sentences (never in training), ``--sentences`` of them from
+  ``--first-sentence`` (default 0; a later start gives fresh items to confirm a choice made on the usual ones).
 * For every system (the default bundle with each ``--vocoder``) and every (voice, sentence): ``Pipeline.clone``
   with a fixed seed; word error rate of the pocketsphinx transcript (``vcframe.metrics``, text normalised);
   speaker similarity = cosine between GE2E embeddings of the reference clip and the output; real-time factor
@@ -95,11 +96,18 @@ def load_recipe() -> Any:
     return module
 
 
-def held_out_sentences(recipe: Any, count: int) -> list[str]:
+def held_out_sentences(recipe: Any, count: int, *, first: int = 0) -> list[str]:
+    """``count`` of the recipe's held-out sentences from position ``first`` (0: the ones every table uses; a later
+    ``first`` gives a fresh set, e.g. to confirm on other items what was chosen on the usual ones)."""
     scratch = tempfile.gettempdir()
     args = recipe.build_parser().parse_args(["--out", scratch, "--eval-out", scratch])
     plan = recipe.make_plan(args)
-    return [text for _, text in plan.eval_sentences[:count]]
+    if first < 0 or first + count > len(plan.eval_sentences):
+        raise SystemExit(
+            f"error: sentences {first} to {first + count - 1} asked, but the recipe holds out "
+            f"{len(plan.eval_sentences)}: lower --first-sentence or --sentences"
+        )
+    return [text for _, text in plan.eval_sentences[first : first + count]]
 
 
 def real_voice_clips(shared: Path) -> list[tuple[str, list[Path]]]:
@@ -519,7 +527,7 @@ def synthesizer_roughness(args: argparse.Namespace) -> dict[str, Any]:
     """The band and frame roughness of the default synthesizer's mels (the run's options) for ``args.real`` real
     voices x ``args.sentences`` held-out sentences: which sigma of ``smooth_yardstick`` they resemble."""
     pipeline = Pipeline(device="cpu", settings=load_settings(args.option or []), threads=torch.get_num_threads())
-    sentences = held_out_sentences(load_recipe(), args.sentences)
+    sentences = held_out_sentences(load_recipe(), args.sentences, first=args.first_sentence)
     synthesized = []
     for _, clips in real_voice_clips(args.shared)[: args.real]:
         embedding = pipeline.embed([clips[0]])
@@ -615,7 +623,7 @@ def run_system(
             adapted = pipeline.adapt_embedding(clip, adaptation_asked, embedding=embedding, transcript=transcript)
             embedding, adaptation = adapted.embedding, adapted.summary()
             print(f"{system} {name}: adapted {adaptation}", flush=True)
-        for index, text in enumerate(sentences):
+        for index, text in enumerate(sentences, start=args.first_sentence):
             started = time.perf_counter()
             # the clip is read for spectrum matching only (on by default): the embedding given wins over it
             waveform = pipeline.clone(text, clip, embedding=embedding, seed=args.seed + index)
@@ -784,6 +792,13 @@ def main() -> None:
     parser.add_argument("--synthesizer", default=None)
     parser.add_argument("-o", "--option", action="append", help="KEY=VALUE as in vcframe run -o")
     parser.add_argument("--sentences", type=int, default=8, help="held-out sentences per voice")
+    parser.add_argument(
+        "--first-sentence",
+        type=int,
+        default=0,
+        metavar="K",
+        help="start at held-out sentence K (default 0; e.g. 20 with --sentences 20: a fresh set of items)",
+    )
     parser.add_argument("--real", type=int, default=6, help="real clips from ../shared/data (0 = none)")
     parser.add_argument("--synthetic", type=int, default=None, help="sample voices (default: all; 0 = none)")
     parser.add_argument(
@@ -895,7 +910,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     recipe = load_recipe()
-    sentences = held_out_sentences(recipe, args.sentences)
+    sentences = held_out_sentences(recipe, args.sentences, first=args.first_sentence)
     if args.adapt < 0:
         parser.error("--adapt takes a number of steps >= 0")
     if args.adapt_target != "embedding" and not args.adapt:
