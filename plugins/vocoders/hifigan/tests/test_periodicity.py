@@ -74,7 +74,7 @@ def test_a_gradient_step_brings_a_noisy_output_closer_to_the_recordings_periodic
     before.backward()
     assert generated.grad is not None
     after = periodicity_loss(real, (generated - 20.0 * generated.grad).detach(), RATE, HOP)
-    assert float(after) < float(before), (float(before), float(after))
+    assert float(after) < float(before.detach()), (float(before.detach()), float(after))
 
 
 def test_bad_shapes_are_refused_naming_both_values():
